@@ -1,0 +1,5 @@
+"""``python -m lfsreg``."""
+
+from .cli import main
+
+main()

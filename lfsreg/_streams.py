@@ -1,0 +1,88 @@
+"""Verifying readers and atomic file writes shared by every transport."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from .compression import Reader
+from .digest import CHUNK, Digest, HashingReader
+from .errors import DigestMismatchError
+
+
+class VerifiedReader:
+    """Reads ``source`` while hashing; ``finish()`` drains it and checks digest and size.
+
+    Consumers that stop at a known size (tar writers) must call ``finish()``; it also finishes
+    ``inner`` (the compressed stream under a decompressing reader) so both layers of a layer
+    (LFS oid and diff_id) are checked. Reading past ``size`` bytes is an error, so a source
+    that is longer than declared is caught without buffering it.
+    """
+
+    def __init__(
+        self,
+        source: Reader,
+        expected: Digest,
+        size: int | None,
+        what: str,
+        inner: VerifiedReader | None = None,
+    ) -> None:
+        self._hashing = HashingReader(source, limit=None)  # type: ignore[arg-type]
+        self.expected = expected
+        self.size = size
+        self.what = what
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes; raise :class:`DigestMismatchError` once past ``size``."""
+        data = self._hashing.read(n)
+        if self.size is not None and self._hashing.count > self.size:
+            raise DigestMismatchError(f"{self.what}: longer than the declared {self.size} bytes")
+        return data
+
+    @property
+    def count(self) -> int:
+        """Bytes read so far."""
+        return self._hashing.count
+
+    def finish(self) -> None:
+        """Drain the rest and verify; raise :class:`DigestMismatchError` on any mismatch."""
+        while self.read(CHUNK):
+            pass
+        self._hashing.verify(self.expected, self.size, self.what)
+        if self._inner is not None:
+            self._inner.finish()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Write a file under a temporary name beside ``path`` and rename it into place.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def copy_stream(src: Reader, dst: BinaryIO, *, chunk: int = CHUNK) -> int:
+    """Copy ``src`` to ``dst`` in chunks; return the number of bytes copied."""
+    total = 0
+    while True:
+        data = src.read(chunk)
+        if not data:
+            return total
+        dst.write(data)
+        total += len(data)

@@ -1,0 +1,234 @@
+"""The public API: a :class:`Registry` you push to, pull from and list.
+
+The CLI is a thin shell over this module; Python programs embed it the same way::
+
+    reg = lfsreg.Registry("/srv/images.git")
+    reg.push(["docker-archive:app.tar"], tags=["acme/app:1.0"])
+    reg.pull(["acme/app:1.0"], "docker-archive:/tmp/app.tar")
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .digest import Digest
+from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
+from .git.store import GitStore
+from .lfs.store import LfsStore, LocalLfsStore
+from .manifest import Index, parse_config, parse_manifest
+from .ops.pull import pull_images
+from .ops.push import PushItem, PushOptions, PushResult, push_images
+from .progress import ProgressCallback, no_progress
+from .reference import ImageRef, validate_name, validate_tag
+from .registry import layout
+from .registry.transaction import Publisher
+from .registry.view import RegistryView
+from .transports import open_source, parse_source, parse_target, select
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    """One tag: the image name, the tag, and the manifest or index digest it points at."""
+
+    name: str
+    tag: str
+    digest: Digest
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    """A row of ``lfsreg images``: sizes are of the stored (compressed) blobs."""
+
+    name: str
+    tag: str
+    digest: Digest
+    image_id: Digest | None
+    created: str | None
+    size: int
+    platforms: tuple[str, ...]
+
+
+class Registry:
+    """An lfsreg registry at ``location`` (a path to a bare git repository)."""
+
+    def __init__(self, location: str) -> None:
+        if "://" in location:
+            raise UsageError(f"{location}: remote registries are not supported yet; use a local path")
+        self.location = location
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _git(self, *, create: bool) -> GitStore:
+        if create and not os.path.exists(self.location):
+            return GitStore.init(self.location)
+        if create and os.path.isdir(self.location) and not os.listdir(self.location):
+            return GitStore.init(self.location)
+        return GitStore.open(self.location)
+
+    def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
+        git = self._git(create=create)
+        return Publisher(git, self.location), LocalLfsStore(self.location)
+
+    def view(self) -> RegistryView:
+        """The registry as of its current commit."""
+        publisher, _ = self._publisher()
+        return publisher.view()
+
+    # -- commands -------------------------------------------------------------------------
+    def init(self) -> str:
+        """Create an empty registry (a bare repository whose first commit has the format marker)."""
+        if os.path.exists(self.location) and (not os.path.isdir(self.location) or os.listdir(self.location)):
+            git = GitStore.open(self.location)
+            view = RegistryView(git.snapshot(git.head()), self.location)
+            if not view.empty:
+                raise UsageError(f"{self.location}: already a registry")
+        publisher, _ = self._publisher(create=True)
+        commit = publisher.publish(lambda view: {}, "init lfsreg registry")
+        return commit or ""
+
+    def push(
+        self,
+        sources: Sequence[str],
+        *,
+        tags: Sequence[str] = (),
+        compression: str = "zstd",
+        level: int | None = None,
+        jobs: int = 2,
+        progress: ProgressCallback = no_progress,
+        spool_dir: str | None = None,
+    ) -> PushResult:
+        """Push every image the ``sources`` select, in one commit.
+
+        Args:
+            sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…).
+            tags: ``NAME:TAG`` names replacing the sources' own; needs exactly one selected image.
+            compression: ``zstd``, ``gzip`` or ``none`` for layers that arrive uncompressed.
+            level: compression level (``None``: zstd 3, gzip 6).
+            jobs: layers processed at once.
+            progress: receives :class:`lfsreg.progress.ProgressEvent`s.
+            spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+        """
+        refs = [parse_source(s) for s in sources]
+        renames = [ImageRef.parse(t, default_tag="latest") for t in tags]
+        opened = []
+        try:
+            items: list[PushItem] = []
+            for ref in refs:
+                source = open_source(ref, spool_dir=spool_dir)
+                opened.append(source)
+                for root in select(source, ref):
+                    items.append(PushItem(source, root.descriptor, tuple(_split_name(n) for n in root.names)))
+            if renames:
+                if len(items) != 1:
+                    raise UsageError(f"--tag names one image, but the sources hold {len(items)}")
+                items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
+            for item in items:
+                if not item.targets:
+                    raise UsageError(
+                        f"{item.source.label}: image {item.root.digest.short} has no name",
+                        hint="give it one with --tag NAME:TAG",
+                    )
+            publisher, lfs = self._publisher(create=True)
+            options = PushOptions(compression, level, jobs, progress)
+            return push_images(publisher, lfs, items, options)
+        finally:
+            for source in opened:
+                source.close()
+
+    def pull(
+        self,
+        images: Sequence[str],
+        dest: str,
+        *,
+        platform: str | None = None,
+        progress: ProgressCallback = no_progress,
+    ) -> list[tuple[ImageRef, Digest]]:
+        """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything."""
+        refs = [ImageRef.parse(i) for i in images]
+        target = parse_target(dest)
+        publisher, lfs = self._publisher()
+        view = publisher.view()
+        _require_content(view)
+        return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
+
+    def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
+        """Tags of ``name`` (or of every image), filtered by glob patterns."""
+        view = self.view()
+        names = [validate_name(name)] if name else list(view.names())
+        out = []
+        for n in names:
+            for tag, digest in view.tags(n):
+                if not tag_globs or any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                    out.append(TagInfo(n, tag, digest))
+        if name and not out and not view.tags(name):
+            raise ImageNotFound(f"{self.location}: no image named {name}")
+        return out
+
+    def images(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> list[ImageSummary]:
+        """One summary per tag, like ``docker images``."""
+        view = self.view()
+        cache: dict[Digest, ImageSummary] = {}
+        out = []
+        for name in view.names():
+            if image_globs and not any(fnmatch.fnmatchcase(name, g) for g in image_globs):
+                continue
+            for tag, digest in view.tags(name):
+                if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                    continue
+                base = cache.get(digest) or cache.setdefault(digest, _summary(view, digest))
+                out.append(ImageSummary(name, tag, digest, base.image_id, base.created, base.size, base.platforms))
+        return out
+
+    def inspect(self, image: str) -> dict[str, object]:
+        """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict."""
+        from .inspect import inspect_image
+
+        ref = ImageRef.parse(image)
+        view = self.view()
+        return inspect_image(view, ref, view.resolve(ref))
+
+    def remove(self, images: Sequence[str]) -> list[str]:
+        """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway)."""
+        refs = [ImageRef.parse(i) for i in images]
+        if any(r.tag is None for r in refs):
+            raise UsageError("rm takes NAME:TAG references (untagging a digest makes no sense)")
+        publisher, _ = self._publisher()
+        view = publisher.view()
+        for ref in refs:
+            view.resolve(ref)  # raises ImageNotFound before anything is written
+        paths = [layout.tag_path(r.name, validate_tag(r.tag or "")) for r in refs]
+        publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
+        return [str(r) for r in refs]
+
+
+def _split_name(text: str) -> tuple[str, str]:
+    ref = ImageRef.parse(text, default_tag="latest")
+    return ref.name, ref.tag or "latest"
+
+
+def _require_content(view: RegistryView) -> None:
+    if view.empty:
+        raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
+
+
+def _summary(view: RegistryView, digest: Digest) -> ImageSummary:
+    data = view.blob(digest)
+    parsed = parse_manifest(data, str(digest))
+    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in parsed.manifests] if isinstance(parsed, Index) else [parsed]
+    size = len(data)
+    image_id = created = None
+    platforms = []
+    for m in manifests:
+        if isinstance(m, Index):
+            continue
+        config = parse_config(view.blob(m.config.digest), str(m.config.digest))
+        image_id = image_id or m.config.digest
+        created = created or config.created
+        platforms.append(config.platform)
+        size += m.config.size + sum(layer.size for layer in m.layers)
+    return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))
+
+
+__all__ = ["ImageSummary", "NotARegistryError", "Registry", "TagInfo"]

@@ -1,0 +1,57 @@
+"""The ``lfsreg`` command: a thin shell over :mod:`lfsreg.api`. The only package importing click."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+
+from .. import __version__
+from ..errors import LfsregError
+from .commands import register
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lfsreg")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+def cli(verbose: bool) -> None:
+    """A Docker/OCI image registry in a git repository, layers in Git LFS.
+
+    REPO is a path to a local registry (a bare git repository).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+register(cli)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; map library errors to one line on stderr and an exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="lfsreg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("lfsreg: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE)
+    except LfsregError as exc:
+        click.echo(f"lfsreg: error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("lfsreg: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"lfsreg: error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_OK)

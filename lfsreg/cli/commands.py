@@ -1,0 +1,136 @@
+"""One thin command per :class:`lfsreg.Registry` method."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from ..api import Registry
+from ..compression import ALGORITHMS, DEFAULT
+from .render import ProgressBars, emit_json, human_size, table
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+
+
+@click.command()
+@click.argument("repo")
+def init(repo: str) -> None:
+    """Create an empty registry at REPO."""
+    commit = Registry(repo).init()
+    click.echo(f"initialised lfsreg registry in {repo} ({commit[:12]})")
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--tag", "-t", "tags", multiple=True, metavar="NAME:TAG", help="Name the (single) pushed image; repeatable.")
+@click.option("--compression", type=click.Choice(ALGORITHMS), default=DEFAULT, show_default=True,
+              help="How to store layers that arrive uncompressed.")
+@click.option("--compression-level", "level", type=int, default=None, help="zstd 1-19 (default 3) or gzip 1-9 (default 6).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression: str, level: int | None, jobs: int, fmt: str) -> None:
+    """Push images from SOURCES (docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF])."""
+    bars = ProgressBars("push")
+    try:
+        result = Registry(repo).push(list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=bars)
+    finally:
+        bars.close()
+    if fmt == "json":
+        emit_json({**asdict(result), "images": [{**asdict(i), "digest": str(i.digest)} for i in result.images]})
+        return
+    for image in result.images:
+        click.echo(f"{image.name}:{image.tag}: {image.digest}")
+    click.echo(
+        f"{result.layers_uploaded} layer(s) stored ({human_size(result.bytes_uploaded)}), {result.layers_reused} already present"
+        + ("" if result.commit else "; registry unchanged")
+    )
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("images", nargs=-1, required=True)
+@click.option("-o", "--output", "dest", required=True, metavar="DEST", help="docker-archive:PATH, oci:DIR[:REF] or oci-archive:PATH[:REF]")
+@click.option("--platform", default=None, metavar="OS/ARCH", help="Platform to take from a multi-platform image (docker-archive).")
+def pull(repo: str, images: tuple[str, ...], dest: str, platform: str | None) -> None:
+    """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
+    bars = ProgressBars("pull")
+    try:
+        pulled = Registry(repo).pull(list(images), dest, platform=platform, progress=bars)
+    finally:
+        bars.close()
+    for ref, digest in pulled:
+        click.echo(f"{ref}: {digest}")
+
+
+@click.command()
+@click.argument("repo")
+@click.option("--image", "image_globs", multiple=True, metavar="GLOB")
+@click.option("--tag", "tag_globs", multiple=True, metavar="GLOB")
+@FORMAT
+def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], fmt: str) -> None:
+    """List images like `docker images`."""
+    rows = Registry(repo).images(image_globs, tag_globs)
+    if fmt == "json":
+        emit_json([{**asdict(r), "digest": str(r.digest), "image_id": str(r.image_id) if r.image_id else None} for r in rows])
+        return
+    table(
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        [[r.name, r.tag, r.image_id.short if r.image_id else "", _when(r.created), human_size(r.size)] for r in rows],
+    )
+
+
+def _when(created: str | None) -> str:
+    return (created or "")[:19].replace("T", " ")
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("name", required=False)
+@click.option("--tag", "tag_globs", multiple=True, metavar="GLOB")
+@FORMAT
+def tags(repo: str, name: str | None, tag_globs: tuple[str, ...], fmt: str) -> None:
+    """List tags (of NAME, or of every image)."""
+    rows = Registry(repo).tags(name, tag_globs)
+    if fmt == "json":
+        emit_json([{"name": r.name, "tag": r.tag, "digest": str(r.digest)} for r in rows])
+        return
+    table(["REPOSITORY", "TAG", "DIGEST"], [[r.name, r.tag, str(r.digest)] for r in rows])
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("image")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def inspect(repo: str, image: str, fmt: str) -> None:
+    """Show the manifest, platforms, config and layers of IMAGE."""
+    info = Registry(repo).inspect(image)
+    if fmt == "json":
+        emit_json(info)
+        return
+    for key in ("name", "tag", "digest", "mediaType", "platforms", "imageID", "created", "size"):
+        if info.get(key) is not None:
+            value = info[key]
+            click.echo(f"{key + ':':12} {', '.join(value) if isinstance(value, list) else value}")
+    for image_info in info.get("images", [info]):  # type: ignore[union-attr]
+        if "images" in info:
+            click.echo(f"{image_info['platform']}: {image_info['manifest']}")
+        for layer in image_info.get("layers", []):
+            click.echo(f"  {layer['digest']}  {layer['compression'] or '?':5}  {human_size(layer['size']):>8}")
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("images", nargs=-1, required=True)
+def rm(repo: str, images: tuple[str, ...]) -> None:
+    """Untag IMAGES (NAME:TAG)."""
+    for ref in Registry(repo).remove(list(images)):
+        click.echo(f"untagged {ref}")
+
+
+def register(group: click.Group) -> None:
+    """Add every command to ``group``."""
+    for command in (init, push, pull, images, tags, inspect, rm):
+        group.add_command(command)
+

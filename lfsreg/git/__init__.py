@@ -1,0 +1,1 @@
+"""Git access through dulwich: the only package that imports it."""

@@ -1,0 +1,64 @@
+"""``inspect``: what one image is made of, as a JSON-ready dict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import mediatypes as mt
+from .digest import Digest
+from .manifest import Index, Manifest, parse_config, parse_manifest
+from .reference import ImageRef
+from .registry.view import RegistryView
+
+
+def _image(view: RegistryView, manifest: Manifest) -> dict[str, Any]:
+    config_bytes = view.blob(manifest.config.digest)
+    config = parse_config(config_bytes, str(manifest.config.digest))
+    raw = json.loads(config_bytes)
+    inner = raw.get("config") or {}
+    layers = []
+    for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=False):
+        stored = view.stored_layer(diff_id)
+        layers.append(
+            {
+                "digest": str(layer.digest),
+                "mediaType": layer.media_type,
+                "compression": mt.layer_compression(layer.media_type),
+                "size": layer.size,
+                "diffID": str(diff_id),
+                "uncompressedSize": stored.uncompressed_size if stored else None,
+            }
+        )
+    return {
+        "manifest": str(manifest.digest),
+        "mediaType": manifest.media_type,
+        "imageID": str(manifest.config.digest),
+        "platform": config.platform,
+        "created": config.created,
+        "author": raw.get("author"),
+        "config": {k: inner.get(k) for k in ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "Labels", "ExposedPorts") if inner.get(k)},
+        "size": manifest.config.size + sum(layer.size for layer in manifest.layers),
+        "layers": layers,
+    }
+
+
+def inspect_image(view: RegistryView, ref: ImageRef, digest: Digest) -> dict[str, Any]:
+    """Describe the image ``ref`` (resolved to ``digest``); an index lists every platform."""
+    parsed = parse_manifest(view.blob(digest), str(ref))
+    out: dict[str, Any] = {"name": ref.name, "tag": ref.tag, "digest": str(digest), "mediaType": parsed.media_type}
+    if isinstance(parsed, Index):
+        images = []
+        for child in parsed.manifests:
+            sub = parse_manifest(view.blob(child.digest), str(child.digest))
+            if isinstance(sub, Manifest):
+                entry = _image(view, sub)
+                entry["platform"] = child.platform() or entry["platform"]
+                images.append(entry)
+        out["platforms"] = [i["platform"] for i in images]
+        out["images"] = images
+    else:
+        image = _image(view, parsed)
+        out["platforms"] = [image["platform"]]
+        out.update(image)
+    return out

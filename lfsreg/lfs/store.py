@@ -1,0 +1,101 @@
+"""The LFS store protocol and its local implementation.
+
+A local registry keeps LFS objects where stock git-lfs keeps them for a local remote:
+``<bare repo>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, with temporary files in
+``<bare repo>/lfs/tmp``. Objects appear only by atomic rename, complete and verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+from ..errors import BlobNotFound
+from ..formats.lfs_pointer import LfsObject
+from ..progress import ProgressCallback, ProgressEvent, no_progress
+
+
+class LfsStore(Protocol):
+    """Where a registry's layer blobs live.
+
+    Call order for a push: ``staging()`` files are written and verified by the caller, then
+    ``upload()`` makes them durable in the store; only after it returns may a ref point at them.
+    """
+
+    label: str
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """The objects the store does not hold (complete, with the right size)."""
+        ...
+
+    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+        """A temporary file (handle, path) to write an object into before ``upload``."""
+        ...
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Store each staged file as its object; the staged files are consumed."""
+        ...
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        """Open an object for reading (raw, unverified); :class:`BlobNotFound` if absent."""
+        ...
+
+
+class LocalLfsStore:
+    """LFS objects inside a local bare repository, laid out as git-lfs does."""
+
+    def __init__(self, git_dir: str) -> None:
+        self.root = os.path.join(git_dir, "lfs")
+        self.label = git_dir
+
+    def path(self, obj: LfsObject) -> str:
+        """The file that holds ``obj``."""
+        return os.path.join(self.root, "objects", obj.oid[0:2], obj.oid[2:4], obj.oid)
+
+    def _present(self, obj: LfsObject) -> bool:
+        try:
+            return os.path.getsize(self.path(obj)) == obj.size
+        except OSError:
+            return False
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """Objects with no file of the right size."""
+        return [o for o in objects if not self._present(o)]
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
+        """A temporary file under ``lfs/tmp`` (same file system, so upload is a rename)."""
+        tmpdir = os.path.join(self.root, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="lfsreg-", dir=tmpdir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f, path
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Rename each staged file into place (an existing complete object wins)."""
+        for obj, staged in items:
+            if os.path.getsize(staged) != obj.size:
+                raise BlobNotFound(f"staged file for sha256:{obj.oid} has the wrong size")
+            target = self.path(obj)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.chmod(staged, 0o644)
+            os.replace(staged, target)
+            progress(ProgressEvent(f"sha256:{obj.oid}", "stored", obj.size, 0, True))
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        """Open the object's file."""
+        try:
+            return open(self.path(obj), "rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(
+                f"{self.label}: LFS object sha256:{obj.oid} ({obj.size} bytes) is missing",
+                hint="push the image again, or run `git lfs push --all` from a clone that has it",
+            ) from exc

@@ -1,0 +1,178 @@
+"""Manifests, indexes, configs and descriptors, kept beside their exact bytes.
+
+Digests are always computed over the bytes as stored; parsed objects are views used to walk
+an image, never re-serialised in place of the original. ``Descriptor.raw`` keeps the original
+JSON object so a rewritten manifest preserves fields lfsreg does not know (annotations, urls…).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import mediatypes as mt
+from .digest import Digest
+from .errors import InvalidImageError
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A content descriptor: media type, digest and size of a blob (OCI descriptor.md)."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_json(cls, obj: Any, what: str) -> Descriptor:
+        """Parse a descriptor object; raise :class:`InvalidImageError` naming ``what`` if malformed."""
+        if not isinstance(obj, dict):
+            raise InvalidImageError(f"{what}: descriptor is not a JSON object")
+        try:
+            digest = Digest.parse(str(obj["digest"]))
+            size = obj["size"]
+            media_type = obj.get("mediaType", "")
+        except (KeyError, ValueError) as exc:
+            raise InvalidImageError(f"{what}: malformed descriptor ({exc})") from exc
+        if not isinstance(size, int) or size < 0 or not isinstance(media_type, str):
+            raise InvalidImageError(f"{what}: malformed descriptor size or mediaType")
+        return cls(media_type, digest, size, dict(obj))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the descriptor as a JSON object, keeping unknown fields of the original."""
+        out = dict(self.raw)
+        out.update({"mediaType": self.media_type, "digest": str(self.digest), "size": self.size})
+        return out
+
+    def platform(self) -> str | None:
+        """``os/arch[/variant]`` from the descriptor's platform, if it has one."""
+        p = self.raw.get("platform")
+        if not isinstance(p, dict):
+            return None
+        parts = [str(p.get("os", "")), str(p.get("architecture", ""))]
+        if p.get("variant"):
+            parts.append(str(p["variant"]))
+        return "/".join(parts)
+
+
+def load_json(data: bytes, what: str) -> dict[str, Any]:
+    """Decode a JSON object or raise :class:`InvalidImageError` naming ``what``."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidImageError(f"{what}: not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise InvalidImageError(f"{what}: expected a JSON object")
+    return obj
+
+
+def sniff_media_type(obj: dict[str, Any]) -> str:
+    """The media type of a manifest-like JSON object, from ``mediaType`` or its shape."""
+    declared = obj.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if "manifests" in obj:
+        return mt.OCI_INDEX
+    return mt.OCI_MANIFEST
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """An image manifest: config descriptor plus layers, base first."""
+
+    data: bytes
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    obj: dict[str, Any] = field(compare=False)
+
+    @property
+    def digest(self) -> Digest:
+        """Digest of the stored bytes."""
+        return Digest.of_bytes(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """An image index / manifest list: descriptors of manifests (or nested indexes)."""
+
+    data: bytes
+    media_type: str
+    manifests: tuple[Descriptor, ...]
+    obj: dict[str, Any] = field(compare=False)
+
+    @property
+    def digest(self) -> Digest:
+        """Digest of the stored bytes."""
+        return Digest.of_bytes(self.data)
+
+
+def parse_manifest(data: bytes, what: str) -> Manifest | Index:
+    """Parse manifest or index bytes (kept verbatim in the result)."""
+    obj = load_json(data, what)
+    media_type = sniff_media_type(obj)
+    if mt.is_index(media_type):
+        items = obj.get("manifests") or []
+        if not isinstance(items, list):
+            raise InvalidImageError(f"{what}: 'manifests' is not a list")
+        descs = tuple(Descriptor.from_json(d, f"{what} manifests[{i}]") for i, d in enumerate(items))
+        return Index(data, media_type, descs, obj)
+    if mt.is_manifest(media_type):
+        layers = obj.get("layers")
+        if not isinstance(layers, list):
+            raise InvalidImageError(f"{what}: 'layers' is not a list")
+        config = Descriptor.from_json(obj.get("config"), f"{what} config")
+        descs = tuple(Descriptor.from_json(d, f"{what} layers[{i}]") for i, d in enumerate(layers))
+        return Manifest(data, media_type, config, descs, obj)
+    raise InvalidImageError(f"{what}: unsupported media type {media_type!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """The parts of an image config lfsreg uses; ``data`` holds the exact bytes."""
+
+    data: bytes
+    diff_ids: tuple[Digest, ...]
+    created: str | None
+    os: str
+    architecture: str
+    variant: str | None
+
+    @property
+    def digest(self) -> Digest:
+        """The image ID: the digest of the config bytes."""
+        return Digest.of_bytes(self.data)
+
+    @property
+    def platform(self) -> str:
+        """``os/arch[/variant]``."""
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+def parse_config(data: bytes, what: str) -> ImageConfig:
+    """Parse an image config; raise :class:`InvalidImageError` if ``rootfs.diff_ids`` is missing."""
+    obj = load_json(data, what)
+    rootfs = obj.get("rootfs")
+    ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(ids, list):
+        raise InvalidImageError(f"{what}: missing rootfs.diff_ids")
+    try:
+        diff_ids = tuple(Digest.parse(str(d)) for d in ids)
+    except ValueError as exc:
+        raise InvalidImageError(f"{what}: bad diff_id ({exc})") from exc
+    created = obj.get("created")
+    return ImageConfig(
+        data,
+        diff_ids,
+        created if isinstance(created, str) else None,
+        str(obj.get("os") or ""),
+        str(obj.get("architecture") or ""),
+        str(obj["variant"]) if obj.get("variant") else None,
+    )
+
+
+def dump_json(obj: Any) -> bytes:
+    """Serialise a document lfsreg creates (compact, stable key order as given)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

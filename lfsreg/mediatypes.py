@@ -1,0 +1,50 @@
+"""OCI and Docker media types, and what they say about a blob."""
+
+from __future__ import annotations
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
+OCI_LAYER_ZSTD = OCI_LAYER + "+zstd"
+OCI_LAYOUT = "application/vnd.oci.layout.header.v1+json"
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+
+# compression names used throughout lfsreg: "gzip", "zstd" or "none"
+_LAYER_COMPRESSION = {
+    OCI_LAYER: "none",
+    DOCKER_LAYER: "none",
+    OCI_LAYER_GZIP: "gzip",
+    DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_FOREIGN_GZIP: "gzip",
+    OCI_LAYER_ZSTD: "zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
+}
+OCI_LAYER_FOR = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+
+
+def is_index(media_type: str) -> bool:
+    """True for an OCI image index or a Docker manifest list."""
+    return media_type in INDEXES
+
+
+def is_manifest(media_type: str) -> bool:
+    """True for an OCI image manifest or a Docker schema 2 manifest."""
+    return media_type in MANIFESTS
+
+
+def layer_compression(media_type: str) -> str | None:
+    """Return ``"none"``, ``"gzip"`` or ``"zstd"`` for a layer media type, else ``None``."""
+    return _LAYER_COMPRESSION.get(media_type)

@@ -1,0 +1,1 @@
+"""Operations across transports: push into and pull out of a registry."""

@@ -1,0 +1,159 @@
+"""Storing one layer: reuse, copy or compress it into a staged LFS object, verifying as it goes.
+
+Every path reads the source once and hashes each byte stream once: the source digest (or
+diff_id) while reading, the stored digest while writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .. import mediatypes as mt
+from .._streams import VerifiedReader
+from ..compression import FeedDecompressor, compressor
+from ..digest import CHUNK, Digest
+from ..errors import DigestMismatchError, InvalidImageError
+from ..formats.lfs_pointer import LfsObject
+from ..manifest import Descriptor
+from ..progress import ProgressCallback, ProgressEvent
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLayer:
+    """The outcome for one source layer.
+
+    Attributes:
+        desc: the layer as the registry stores it (what the pushed manifest references).
+        diff_id: its uncompressed digest.
+        uncompressed_size: bytes after decompression, when known.
+        staged: path of a staged file to upload, or ``None`` when the registry already has it.
+    """
+
+    desc: Descriptor
+    diff_id: Digest
+    uncompressed_size: int | None
+    staged: str | None
+
+    @property
+    def lfs_object(self) -> LfsObject:
+        """The LFS object holding the stored bytes."""
+        return LfsObject.of(self.desc.digest, self.desc.size)
+
+
+class _HashingWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self._out.write(data)
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    @property
+    def digest(self) -> Digest:
+        return Digest("sha256", self._hash.hexdigest())
+
+
+class _Progress:
+    def __init__(self, callback: ProgressCallback, key: str, total: int) -> None:
+        self._callback = callback
+        self._key = key
+        self._total = total
+        callback(ProgressEvent(key, "push", total))
+
+    def step(self, n: int) -> None:
+        self._callback(ProgressEvent(self._key, "push", self._total, n))
+
+    def done(self) -> None:
+        self._callback(ProgressEvent(self._key, "push", self._total, 0, True))
+
+
+Staging = Callable[[], AbstractContextManager[tuple[BinaryIO, str]]]
+
+
+def _pump(src: VerifiedReader, write: Callable[[bytes], object], progress: _Progress) -> None:
+    while True:
+        data = src.read(CHUNK)
+        if not data:
+            return
+        write(data)
+        progress.step(len(data))
+
+
+def store_uncompressed(
+    raw: BinaryIO,
+    desc: Descriptor,
+    algorithm: str,
+    level: int | None,
+    staging: Staging,
+    progress: ProgressCallback,
+    what: str,
+) -> StoredLayer:
+    """Store an uncompressed layer (digest == diff_id), compressed with ``algorithm`` (or not)."""
+    bar = _Progress(progress, str(desc.digest), desc.size)
+    src = VerifiedReader(raw, desc.digest, desc.size, what)
+    with staging() as (out, path):
+        if algorithm == "none":
+            writer = _HashingWriter(out)
+            _pump(src, writer.write, bar)
+            src.finish()
+            stored = Descriptor(mt.OCI_LAYER, desc.digest, writer.count)
+        else:
+            writer = _HashingWriter(out)
+            comp = compressor(algorithm, writer, level)  # type: ignore[arg-type]
+            _pump(src, comp.write, bar)
+            src.finish()
+            comp.finish()
+            stored = Descriptor(mt.OCI_LAYER_FOR[algorithm], writer.digest, writer.count)
+        out.flush()
+    bar.done()
+    return StoredLayer(stored, desc.digest, desc.size, path)
+
+
+def store_compressed(
+    raw: BinaryIO,
+    desc: Descriptor,
+    algorithm: str,
+    diff_id: Digest,
+    staging: Staging,
+    progress: ProgressCallback,
+    what: str,
+) -> StoredLayer:
+    """Store a compressed layer byte for byte, checking its digest and its diff_id."""
+    bar = _Progress(progress, str(desc.digest), desc.size)
+    src = VerifiedReader(raw, desc.digest, desc.size, what)
+    feed = FeedDecompressor(algorithm)
+    plain = hashlib.sha256()
+    usize = 0
+    with staging() as (out, path):
+
+        def write(data: bytes) -> None:
+            nonlocal usize
+            out.write(data)
+            try:
+                chunk = feed.feed(data)
+            except Exception as exc:  # zlib.error, zstandard.ZstdError: both untyped in stubs
+                raise InvalidImageError(f"{what}: corrupt {algorithm} data ({exc})") from exc
+            plain.update(chunk)
+            usize += len(chunk)
+
+        _pump(src, write, bar)
+        src.finish()
+        if not feed.complete():
+            raise InvalidImageError(f"{what}: {algorithm} stream is truncated")
+        got = Digest("sha256", plain.hexdigest())
+        if got != diff_id:
+            raise DigestMismatchError(f"{what}: uncompressed content is {got}, the config says {diff_id}")
+        out.flush()
+    bar.done()
+    return StoredLayer(desc, diff_id, usize, path)

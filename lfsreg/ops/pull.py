@@ -1,0 +1,220 @@
+"""Pulling images out of a registry into a docker-archive, an OCI layout or an OCI archive.
+
+Every byte is verified on the way out: manifests and configs against their digests, layers
+against their LFS oid and size and, after decompression, against the config's diff_ids. The
+output appears only when everything checked out (written under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import platform as _platform
+from dataclasses import dataclass
+
+from .. import mediatypes as mt
+from .._streams import VerifiedReader
+from ..compression import FeedDecompressor, decompressing_reader
+from ..digest import CHUNK, Digest
+from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
+from ..formats.writer import ArchiveImage, Blob, DirSink, LayoutImage, Sink, TarSink, write_docker_archive, write_oci_layout
+from ..lfs.store import LfsStore
+from ..manifest import Descriptor, Index, Manifest, parse_config, parse_manifest
+from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..reference import ImageRef
+from ..registry.view import RegistryView
+
+OUTPUTS = ("docker-archive", "oci", "oci-archive")
+
+
+@dataclass(frozen=True, slots=True)
+class PullTarget:
+    """Where pulled images go: ``kind`` is one of :data:`OUTPUTS`; ``ref`` names an OCI image."""
+
+    kind: str
+    path: str
+    ref: str | None = None
+
+
+def host_platform() -> str:
+    """``linux/<arch>`` of this machine, in OCI architecture names."""
+    machine = _platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+class _Reader:
+    """Opens registry blobs as verifying readers, reporting progress."""
+
+    def __init__(self, view: RegistryView, lfs: LfsStore, progress: ProgressCallback) -> None:
+        self.view = view
+        self.lfs = lfs
+        self.progress = progress
+
+    def metadata(self, desc: Descriptor) -> Blob:
+        data = self.view.blob(desc.digest)
+        return Blob(desc, lambda: VerifiedReader(io.BytesIO(data), desc.digest, desc.size, f"blob {desc.digest}"))
+
+    def _layer_stream(self, desc: Descriptor) -> VerifiedReader:
+        obj = self.view.layer_object(desc)
+        return VerifiedReader(_Counting(self.lfs.open(obj), self.progress, str(desc.digest), obj.size),
+                              desc.digest, desc.size, f"layer {desc.digest}")
+
+    def stored_layer(self, desc: Descriptor, diff_id: Digest) -> Blob:
+        """The layer as stored; its diff_id is checked too, by decompressing alongside."""
+        compression = mt.layer_compression(desc.media_type) or "none"
+
+        def opener() -> VerifiedReader:
+            return _DiffChecked(self._layer_stream(desc), compression, diff_id)
+
+        return Blob(desc, opener)
+
+    def plain_layer(self, desc: Descriptor, diff_id: Digest) -> Blob:
+        """The layer decompressed to a plain tar (digest == diff_id), for ``docker load``."""
+        compression = mt.layer_compression(desc.media_type) or "none"
+        if compression == "none":
+            return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: self._layer_stream(desc))
+        size = self._uncompressed_size(desc, diff_id, compression)
+
+        def opener() -> VerifiedReader:
+            inner = self._layer_stream(desc)
+            return VerifiedReader(decompressing_reader(compression, inner), diff_id, size, f"layer {diff_id}", inner)  # type: ignore[arg-type]
+
+        return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
+
+    def _uncompressed_size(self, desc: Descriptor, diff_id: Digest, compression: str) -> int:
+        stored = self.view.stored_layer(diff_id)
+        if stored is not None and stored.uncompressed_size is not None:
+            return stored.uncompressed_size
+        # Layers pushed by other tools carry no record: measure by decompressing once.
+        reader = decompressing_reader(compression, self._layer_stream(desc))  # type: ignore[arg-type]
+        total = 0
+        while chunk := reader.read(CHUNK):
+            total += len(chunk)
+        return total
+
+
+class _Counting:
+    def __init__(self, raw: object, progress: ProgressCallback, key: str, total: int) -> None:
+        self._raw = raw
+        self._progress = progress
+        self._key = key
+        self._total = total
+        progress(ProgressEvent(key, "pull", total))
+
+    def read(self, n: int = -1) -> bytes:
+        if self._raw is None:
+            return b""
+        data: bytes = self._raw.read(n)  # type: ignore[attr-defined]
+        if data:
+            self._progress(ProgressEvent(self._key, "pull", self._total, len(data)))
+        else:
+            self._progress(ProgressEvent(self._key, "pull", self._total, 0, True))
+            self._raw.close()  # type: ignore[attr-defined]
+            self._raw = None
+        return data
+
+
+class _DiffChecked(VerifiedReader):
+    """Passes stored bytes through unchanged while checking their decompressed digest."""
+
+    def __init__(self, inner: VerifiedReader, compression: str, diff_id: Digest) -> None:
+        self._inner_stream = inner
+        self._feed = FeedDecompressor(compression)
+        self._plain = hashlib.sha256()
+        self._diff_id = diff_id
+        super().__init__(inner, inner.expected, inner.size, inner.what)
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        if data:
+            try:
+                self._plain.update(self._feed.feed(data))
+            except Exception as exc:  # zlib.error / zstandard.ZstdError
+                raise InvalidImageError(f"{self.what}: corrupt compressed data ({exc})") from exc
+        return data
+
+    def finish(self) -> None:
+        super().finish()
+        self._inner_stream.finish()
+        got = Digest("sha256", self._plain.hexdigest())
+        if not self._feed.complete() or got != self._diff_id:
+            raise DigestMismatchError(f"{self.what}: uncompressed content is {got}, the config says {self._diff_id}")
+
+
+def _select(index: Index, wanted: str, what: str) -> Descriptor:
+    for child in index.manifests:
+        if child.platform() == wanted or (child.platform() or "").startswith(wanted + "/"):
+            return child
+    have = ", ".join(p for p in (c.platform() for c in index.manifests) if p) or "none"
+    raise ImageNotFound(f"{what}: no image for platform {wanted} (has: {have})", hint="choose one with --platform")
+
+
+def _collect(reader: _Reader, desc: Descriptor, out: list[Blob], what: str) -> None:
+    """All blobs under ``desc`` (children first, the root last)."""
+    blob = reader.metadata(desc)
+    parsed = parse_manifest(reader.view.blob(desc.digest), what)
+    if isinstance(parsed, Index):
+        for child in parsed.manifests:
+            _collect(reader, child, out, what)
+    else:
+        config = parse_config(reader.view.blob(parsed.config.digest), what)
+        if len(config.diff_ids) != len(parsed.layers):
+            raise InvalidImageError(f"{what}: manifest and config disagree on the number of layers")
+        out.append(reader.metadata(parsed.config))
+        out.extend(reader.stored_layer(layer, d) for layer, d in zip(parsed.layers, config.diff_ids, strict=True))
+    out.append(blob)
+
+
+def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str | None) -> ArchiveImage:
+    what = str(ref)
+    parsed = parse_manifest(reader.view.blob(digest), what)
+    if isinstance(parsed, Index):
+        child = _select(parsed, platform or host_platform(), what) if len(parsed.manifests) != 1 or platform else parsed.manifests[0]
+        parsed = parse_manifest(reader.view.blob(child.digest), what)
+        if isinstance(parsed, Index):
+            raise InvalidImageError(f"{what}: nested indexes cannot be written to a docker-archive")
+    assert isinstance(parsed, Manifest)
+    config = parse_config(reader.view.blob(parsed.config.digest), what)
+    if len(config.diff_ids) != len(parsed.layers):
+        raise InvalidImageError(f"{what}: manifest and config disagree on the number of layers")
+    layers = tuple(reader.plain_layer(layer, d) for layer, d in zip(parsed.layers, config.diff_ids, strict=True))
+    names = ((ref.name, ref.tag),) if ref.tag else ()
+    return ArchiveImage(reader.metadata(parsed.config), layers, names)
+
+
+def pull_images(
+    view: RegistryView,
+    lfs: LfsStore,
+    refs: list[ImageRef],
+    target: PullTarget,
+    *,
+    platform: str | None = None,
+    progress: ProgressCallback = no_progress,
+) -> list[tuple[ImageRef, Digest]]:
+    """Write the images ``refs`` name to ``target``; return each ref with its resolved digest."""
+    if target.kind not in OUTPUTS:
+        raise UsageError(f"unknown output {target.kind!r}: use one of {', '.join(OUTPUTS)}")
+    if target.ref and len(refs) != 1:
+        raise UsageError(f"{target.kind}:{target.path}:{target.ref} names one image, but {len(refs)} were requested")
+    reader = _Reader(view, lfs, progress)
+    resolved = [(ref, view.resolve(ref)) for ref in refs]
+    sink: Sink = DirSink(target.path) if target.kind == "oci" else TarSink(target.path)
+    try:
+        if target.kind == "docker-archive":
+            write_docker_archive(sink, [_archive_image(reader, d, r, platform) for r, d in resolved])
+        else:
+            images = []
+            for ref, digest in resolved:
+                data = view.blob(digest)
+                root = Descriptor(parse_manifest(data, str(ref)).media_type, digest, len(data))
+                blobs: list[Blob] = []
+                _collect(reader, root, blobs, str(ref))
+                tag = target.ref or ref.tag
+                images.append(LayoutImage(root, tuple(blobs), ((ref.name, tag),)))
+            write_oci_layout(sink, images)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return resolved

@@ -1,0 +1,262 @@
+"""Pushing images into a registry: the one orchestrator for every source.
+
+Order of writes (c/image's ImageDestination protocol): layers are staged and verified, then
+uploaded to the LFS store and checked present, and only then is one commit published that
+adds manifests, configs, layer pointers and tags. A failure anywhere before the publish
+leaves the registry's branch exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .. import mediatypes as mt
+from ..compression import check_algorithm
+from ..digest import Digest
+from ..errors import BlobNotFound, InvalidImageError
+from ..formats import lfs_pointer
+from ..image import ImageSource
+from ..lfs.store import LfsStore
+from ..manifest import Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
+from ..progress import ProgressCallback, no_progress
+from ..registry import layout
+from ..registry.transaction import Publisher
+from ..registry.view import RegistryView
+from .layers import StoredLayer, store_compressed, store_uncompressed
+
+log = logging.getLogger(__name__)
+MAX_METADATA = 16 << 20
+_OCI_EQUIVALENT = {mt.DOCKER_LAYER: mt.OCI_LAYER, mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP, mt.DOCKER_CONFIG: mt.OCI_CONFIG}
+
+
+@dataclass(frozen=True, slots=True)
+class PushItem:
+    """One image (manifest or index) from a source, and the ``(name, tag)`` pairs to give it."""
+
+    source: ImageSource
+    root: Descriptor
+    targets: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PushedImage:
+    """A tag the push set."""
+
+    name: str
+    tag: str
+    digest: Digest
+    media_type: str
+
+
+@dataclass(slots=True)
+class PushResult:
+    """What a push did: the tags it set, the commit, and the layer traffic."""
+
+    images: list[PushedImage] = field(default_factory=list)
+    commit: str | None = None
+    layers_uploaded: int = 0
+    bytes_uploaded: int = 0
+    layers_reused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    """How to store layers. ``jobs`` layers are processed at once."""
+
+    compression: str = "zstd"
+    level: int | None = None
+    jobs: int = 2
+    progress: ProgressCallback = no_progress
+
+
+@dataclass(slots=True)
+class _Node:
+    source: ImageSource
+    desc: Descriptor
+    parsed: Manifest | Index
+    children: list[_Node] = field(default_factory=list)
+    config: bytes = b""
+    diff_ids: tuple[Digest, ...] = ()
+
+
+class _Push:
+    def __init__(self, view: RegistryView, lfs: LfsStore, options: PushOptions) -> None:
+        self.view = view
+        self.lfs = lfs
+        self.options = options
+        self.blobs: dict[Digest, bytes] = {}
+        self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest]] = {}
+        self.layers: dict[Digest, StoredLayer] = {}
+
+    def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
+        if desc.size > MAX_METADATA:
+            raise InvalidImageError(f"{what}: {desc.digest} is too large ({desc.size} bytes) for a manifest or config")
+        with source.open_blob(desc) as f:
+            data = f.read(desc.size + 1)
+        if len(data) != desc.size or Digest.of_bytes(data) != desc.digest:
+            raise InvalidImageError(f"{what}: {desc.digest} does not match its content ({len(data)} bytes read)")
+        return data
+
+    def walk(self, source: ImageSource, desc: Descriptor, depth: int = 0) -> _Node:
+        what = source.label
+        if depth > 4:
+            raise InvalidImageError(f"{what}: indexes nested too deeply")
+        data = self._read(source, desc, what)
+        parsed = parse_manifest(data, f"{what}: {desc.digest}")
+        node = _Node(source, desc, parsed)
+        if isinstance(parsed, Index):
+            node.children = [self.walk(source, child, depth + 1) for child in parsed.manifests]
+            return node
+        node.config = self._read(source, parsed.config, what)
+        config = parse_config(node.config, f"{what}: config {parsed.config.digest}")
+        if len(config.diff_ids) != len(parsed.layers):
+            raise InvalidImageError(f"{what}: manifest {desc.digest} has {len(parsed.layers)} layers, its config {len(config.diff_ids)}")
+        node.diff_ids = config.diff_ids
+        for layer, diff_id in zip(parsed.layers, config.diff_ids, strict=True):
+            self.jobs.setdefault(layer.digest, (source, layer, diff_id))
+        return node
+
+    def _reuse(self, desc: Descriptor, diff_id: Digest) -> StoredLayer | None:
+        compression = mt.layer_compression(desc.media_type)
+        if compression == "none":
+            stored = self.view.stored_layer(diff_id)
+            if stored is not None:
+                return StoredLayer(stored.desc, diff_id, stored.uncompressed_size, None)
+        if self.view.has_layer(desc.digest):
+            return StoredLayer(desc, diff_id, desc.size if compression == "none" else None, None)
+        return None
+
+    def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest) -> StoredLayer:
+        reused = self._reuse(desc, diff_id)
+        if reused is not None and not self.lfs.missing([reused.lfs_object]):
+            return reused
+        what = f"{source.label}: layer {desc.digest}"
+        compression = mt.layer_compression(desc.media_type)
+        if compression is None:
+            raise InvalidImageError(f"{what}: unsupported layer media type {desc.media_type!r}")
+        if compression == "none" and desc.digest != diff_id:
+            raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
+        opts = self.options
+        with source.open_blob(desc) as raw:
+            if compression == "none":
+                return store_uncompressed(raw, desc, opts.compression, opts.level, self.lfs.staging, opts.progress, what)
+            return store_compressed(raw, desc, compression, diff_id, self.lfs.staging, opts.progress, what)
+
+    def store_layers(self) -> None:
+        with ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="lfsreg-layer") as pool:
+            ordered = sorted(self.jobs.items(), key=lambda kv: -kv[1][1].size)
+            futures = {d: pool.submit(self._store, *job) for d, job in ordered}
+            try:
+                for digest, future in futures.items():
+                    self.layers[digest] = future.result()
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                wait(list(futures.values()))
+                for future in futures.values():
+                    if not future.cancelled() and future.exception() is None:
+                        layer = future.result()
+                        self.layers[layer.desc.digest] = layer
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        """Remove staged files that were not uploaded."""
+        for layer in self.layers.values():
+            if layer.staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(layer.staged)
+
+    def finish(self, node: _Node) -> Descriptor:
+        """Final descriptor of ``node``, rewriting its document if any layer or child changed."""
+        if isinstance(node.parsed, Index):
+            children = [self.finish(c) for c in node.children]
+            if all(c.digest == o.digest for c, o in zip(children, node.parsed.manifests, strict=True)):
+                return self._keep(node)
+            obj = dict(node.parsed.obj)
+            obj["manifests"] = [
+                {**o.raw, "mediaType": c.media_type, "digest": str(c.digest), "size": c.size}
+                for c, o in zip(children, node.parsed.manifests, strict=True)
+            ]
+            if any(c.media_type == mt.OCI_MANIFEST for c in children):
+                obj["mediaType"] = mt.OCI_INDEX
+            return self._add(obj, node)
+        manifest = node.parsed
+        self.blobs[manifest.config.digest] = node.config
+        stored = [self.layers[layer.digest].desc for layer in manifest.layers]
+        if all(s == o for s, o in zip(stored, manifest.layers, strict=True)):
+            return self._keep(node)
+        obj = dict(manifest.obj)
+        obj["schemaVersion"] = 2
+        obj["mediaType"] = mt.OCI_MANIFEST
+        config = manifest.config
+        obj["config"] = {**config.raw, "mediaType": _OCI_EQUIVALENT.get(config.media_type, config.media_type)}
+        obj["layers"] = [
+            {**o.raw, "mediaType": _OCI_EQUIVALENT.get(s.media_type, s.media_type), "digest": str(s.digest), "size": s.size}
+            for s, o in zip(stored, manifest.layers, strict=True)
+        ]
+        return self._add(obj, node)
+
+    def _keep(self, node: _Node) -> Descriptor:
+        self.blobs[node.desc.digest] = node.parsed.data
+        return Descriptor(node.parsed.media_type, node.desc.digest, node.desc.size, node.desc.raw)
+
+    def _add(self, obj: dict[str, object], node: _Node) -> Descriptor:
+        data = dump_json(obj)
+        digest = Digest.of_bytes(data)
+        self.blobs[digest] = data
+        return Descriptor(str(obj["mediaType"]), digest, len(data), node.desc.raw)
+
+
+def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: RegistryView) -> dict[str, bytes | None]:
+    changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in push.blobs.items()}
+    for layer in push.layers.values():
+        changes[layout.layer_path(layer.desc.digest)] = lfs_pointer.encode(layer.lfs_object)
+        if layer.staged is not None and view.stored_layer(layer.diff_id) is None:
+            record = {**layer.desc.to_json(), "uncompressedSize": layer.uncompressed_size}
+            changes[layout.diffid_path(layer.diff_id)] = json.dumps(record, indent=1).encode() + b"\n"
+    for (name, tag), digest in tags.items():
+        changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
+    return changes
+
+
+def push_images(publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
+    """Push ``items`` in one commit; see the module docstring for the order of writes."""
+    check_algorithm(options.compression)
+    push = _Push(publisher.view(), lfs, options)
+    nodes = [(item, push.walk(item.source, item.root)) for item in items]
+    push.store_layers()
+    try:
+        return _publish(push, publisher, lfs, items, nodes, options)
+    finally:
+        push.discard()
+
+
+def _publish(
+    push: _Push, publisher: Publisher, lfs: LfsStore, items: list[PushItem], nodes: list[tuple[PushItem, _Node]], options: PushOptions
+) -> PushResult:
+    result = PushResult()
+    tags: dict[tuple[str, str], Digest] = {}
+    for item, node in nodes:
+        final = push.finish(node)
+        for name, tag in item.targets:
+            tags[(name, tag)] = final.digest
+            result.images.append(PushedImage(name, tag, final.digest, final.media_type))
+    staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
+    lfs.upload(staged, options.progress)  # type: ignore[arg-type]
+    missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
+    if missing:
+        raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")
+    result.layers_uploaded = len(staged)
+    result.bytes_uploaded = sum(obj.size for obj, _ in staged)
+    result.layers_reused = len(push.layers) - len(staged)
+    names = ", ".join(f"{n}:{t}" for n, t in tags)
+    body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
+    result.commit = publisher.publish(lambda view: _changes(push, tags, view), f"push {names}\n\n{body}\n")
+    return result

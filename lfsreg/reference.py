@@ -1,0 +1,81 @@
+"""Image names, tags and references, validated by the distribution-spec grammar.
+
+A validated name or tag is safe to use as a path inside the registry tree: every path
+component starts with ``[a-z0-9]`` (so never ``.``, ``..`` or ``_tags``) and contains no
+separator other than ``/`` between components.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .digest import Digest
+from .errors import InvalidReference
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN = r"(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+|[a-zA-Z0-9-]+:[0-9]+|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+:[0-9]+)"
+NAME_RE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+MAX_NAME = 255
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid repository name; else raise :class:`InvalidReference`."""
+    if len(name) > MAX_NAME or not NAME_RE.fullmatch(name):
+        raise InvalidReference(
+            f"invalid image name {name!r}: use lowercase letters, digits and separators "
+            "(. _ __ -), components joined by '/'"
+        )
+    return name
+
+
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if it is a valid tag; else raise :class:`InvalidReference`."""
+    if not TAG_RE.fullmatch(tag):
+        raise InvalidReference(
+            f"invalid tag {tag!r}: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
+        )
+    return tag
+
+
+def familiar(name: str) -> str:
+    """Strip Docker Hub's implicit prefixes: ``docker.io/library/alpine`` -> ``alpine``."""
+    for hub in ("docker.io/", "index.docker.io/"):
+        if name.startswith(hub):
+            name = name[len(hub):]
+            if name.startswith("library/") and name.count("/") == 1:
+                name = name[len("library/"):]
+            break
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """``NAME:TAG`` or ``NAME@sha256:…``: exactly one of ``tag`` and ``digest`` is set."""
+
+    name: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, default_tag: str | None = None) -> ImageRef:
+        """Parse and validate an image reference.
+
+        Args:
+            text: ``NAME:TAG``, ``NAME@sha256:<hex>`` or, with ``default_tag``, a bare ``NAME``.
+            default_tag: the tag to assume when ``text`` names none (``None`` = a tag is required).
+        """
+        name, at, digest = text.partition("@")
+        if at:
+            return cls(validate_name(name), digest=Digest.parse(digest))
+        slash = text.rfind("/")
+        colon = text.rfind(":")
+        if colon > slash:
+            return cls(validate_name(text[:colon]), tag=validate_tag(text[colon + 1:]))
+        if default_tag is None:
+            raise InvalidReference(f"invalid image reference {text!r}: expected NAME:TAG or NAME@sha256:<hex>")
+        return cls(validate_name(text), tag=default_tag)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.digest}" if self.digest else f"{self.name}:{self.tag}"

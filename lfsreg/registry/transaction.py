@@ -1,0 +1,63 @@
+"""Publishing changes to the registry: one commit, compare-and-swap, rebase and retry."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from ..errors import ConcurrentUpdateError
+from ..git.store import GitStore
+from . import layout
+from .view import RegistryView
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 50
+
+# Given the view at the current tip, return the path changes to apply (bytes = write, None = delete).
+ChangeBuilder = Callable[[RegistryView], Mapping[str, bytes | None]]
+
+
+class Publisher:
+    """Where a registry's commits go: read the tip, write objects, move the branch atomically.
+
+    A local registry publishes into its own repository; remote ones (later) push to a host.
+    """
+
+    def __init__(self, git: GitStore, label: str) -> None:
+        self.git = git
+        self.label = label
+
+    def view(self) -> RegistryView:
+        """The registry at the current tip."""
+        return RegistryView(self.git.snapshot(self.git.head()), self.label)
+
+    def publish(self, build: ChangeBuilder, message: str) -> str | None:
+        """Commit ``build(view)`` on top of the current tip; retry from the new tip if it moved.
+
+        ``build`` is called again on every retry with the new tip, so changes that depend on
+        the current state (deleting a tag that still exists) are recomputed; content-addressed
+        paths are identical for every pusher, so re-applying them is safe. Returns the new
+        commit id, or ``None`` when there was nothing to change.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            head = self.git.head()
+            view = RegistryView(self.git.snapshot(head), self.label)
+            changes = dict(build(view))
+            if view.empty or view.snapshot.read(layout.GITATTRIBUTES) is None:
+                changes.setdefault(layout.MARKER, layout.MARKER_BYTES)
+                changes.setdefault(layout.GITATTRIBUTES, layout.GITATTRIBUTES_BYTES)
+            changes = {p: c for p, c in changes.items() if c is None or view.snapshot.read(p) != c}
+            changes = {p: c for p, c in changes.items() if c is not None or view.snapshot.exists(p)}
+            if not changes:
+                return None
+            ids = {p: (self.git.write_blob(c) if c is not None else None) for p, c in changes.items()}
+            commit = self.git.make_commit(head, ids, message)
+            if self.git.compare_and_swap(head, commit):
+                log.debug("published %s on %s after %d attempt(s)", commit, head, attempt + 1)
+                return commit
+            delay = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
+            log.debug("%s moved under us; re-applying on the new tip in %.3f s", self.label, delay)
+            time.sleep(delay)
+        raise ConcurrentUpdateError(f"{self.label}: the registry kept changing; gave up after {MAX_ATTEMPTS} attempts")

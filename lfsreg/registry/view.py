@@ -1,0 +1,145 @@
+"""Reading the registry format from one git snapshot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..digest import Digest
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidReference, NotARegistryError
+from ..formats import lfs_pointer
+from ..formats.lfs_pointer import LfsObject
+from ..git.store import Snapshot
+from ..manifest import Descriptor
+from ..reference import ImageRef, validate_name
+from . import layout
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLayer:
+    """A layer blob the registry holds for an uncompressed digest (a ``diffids/`` record)."""
+
+    desc: Descriptor
+    uncompressed_size: int | None
+
+
+class RegistryView:
+    """The registry as of one commit. Cheap to create; caches nothing across commits."""
+
+    def __init__(self, snapshot: Snapshot, label: str) -> None:
+        self.snapshot = snapshot
+        self.label = label
+        if snapshot.commit is not None:
+            marker = snapshot.read(layout.MARKER)
+            if marker is None:
+                raise NotARegistryError(
+                    f"{label}: not an lfsreg registry (no {layout.MARKER} in its main branch)",
+                    hint="use an empty repository or one created by `lfsreg init`",
+                )
+            try:
+                version = json.loads(marker).get("version")
+            except (ValueError, AttributeError):
+                version = None
+            if not isinstance(version, int) or version > layout.FORMAT_VERSION:
+                raise NotARegistryError(
+                    f"{label}: registry format version {version!r} is not supported by this lfsreg",
+                    hint="upgrade lfsreg",
+                )
+
+    @property
+    def empty(self) -> bool:
+        """True before the first commit."""
+        return self.snapshot.commit is None
+
+    def resolve(self, ref: ImageRef) -> Digest:
+        """The manifest or index digest ``ref`` names; :class:`ImageNotFound` if none."""
+        if ref.digest is not None:
+            if not self.has_blob(ref.digest):
+                raise ImageNotFound(f"{self.label}: no manifest {ref.digest} for {ref.name}")
+            return ref.digest
+        assert ref.tag is not None
+        data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
+        if data is None:
+            known = self.tags(ref.name)
+            hint = (
+                f"tags of {ref.name}: {', '.join(t for t, _ in known[:10])}"
+                if known
+                else f"list images with: lfsreg images {self.label}"
+            )
+            raise ImageNotFound(f"{self.label}: no image {ref}", hint=hint)
+        try:
+            return Digest.parse(data.decode().strip())
+        except (UnicodeDecodeError, InvalidReference) as exc:
+            raise NotARegistryError(f"{self.label}: tag file for {ref} is corrupt") from exc
+
+    def has_blob(self, digest: Digest) -> bool:
+        """True if a manifest, index or config with this digest is stored."""
+        return self.snapshot.exists(layout.blob_path(digest))
+
+    def blob(self, digest: Digest) -> bytes:
+        """The verified bytes of a manifest, index or config."""
+        data = self.snapshot.read(layout.blob_path(digest))
+        if data is None:
+            raise BlobNotFound(f"{self.label}: blob {digest} is missing")
+        if Digest.of_bytes(data) != digest:
+            raise DigestMismatchError(f"{self.label}: stored blob {digest} does not match its digest")
+        return data
+
+    def has_layer(self, digest: Digest) -> bool:
+        """True if a pointer for this layer blob is in the tree."""
+        return self.snapshot.exists(layout.layer_path(digest))
+
+    def layer_object(self, desc: Descriptor) -> LfsObject:
+        """The LFS object of a layer, checked against its pointer file in the tree."""
+        data = self.snapshot.read(layout.layer_path(desc.digest))
+        if data is None:
+            raise BlobNotFound(f"{self.label}: layer {desc.digest} has no pointer in the registry")
+        obj = lfs_pointer.decode(data)
+        if obj is None or obj.oid != desc.digest.hex or obj.size != desc.size:
+            raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
+        return obj
+
+    def stored_layer(self, diff_id: Digest) -> StoredLayer | None:
+        """The stored blob for an uncompressed layer digest, if the registry holds one."""
+        data = self.snapshot.read(layout.diffid_path(diff_id))
+        if data is None:
+            return None
+        try:
+            obj = json.loads(data)
+            desc = Descriptor.from_json(obj, f"{self.label}: {layout.diffid_path(diff_id)}")
+        except (ValueError, TypeError):
+            return None  # a damaged record only costs deduplication
+        usize = obj.get("uncompressedSize")
+        if not self.has_layer(desc.digest):
+            return None
+        return StoredLayer(desc, usize if isinstance(usize, int) else None)
+
+    def names(self) -> Iterator[str]:
+        """Every image name with at least one tag directory, sorted."""
+        found: list[str] = []
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            base = f"{layout.REPOSITORIES}/{prefix}" if prefix else layout.REPOSITORIES
+            for entry, is_dir, _ in self.snapshot.listdir(base):
+                if not is_dir:
+                    continue
+                if entry == layout.TAGS_DIR:
+                    found.append(prefix)
+                else:
+                    stack.append(f"{prefix}/{entry}" if prefix else entry)
+        return iter(sorted(found))
+
+    def tags(self, name: str) -> list[tuple[str, Digest]]:
+        """``(tag, digest)`` pairs of an image name, sorted by tag."""
+        validate_name(name)
+        out = []
+        for tag, is_dir, sha in self.snapshot.listdir(layout.tags_dir(name)):
+            if is_dir:
+                continue
+            try:
+                out.append((tag, Digest.parse(self.snapshot.blob(sha).decode().strip())))
+            except (UnicodeDecodeError, InvalidReference):
+                continue
+        return sorted(out)
