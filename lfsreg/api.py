@@ -10,22 +10,21 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .digest import Digest
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
-from .git.store import GitStore
-from .lfs.store import LfsStore, LocalLfsStore
+from .lfs.store import LfsStore
 from .manifest import Index, parse_config, parse_manifest
-from .ops.pull import pull_images
+from .ops.pull import IMAGE_CONFIGS, pull_images
 from .ops.push import PushItem, PushOptions, PushResult, push_images
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, validate_name, validate_tag
 from .registry import layout
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
+from .remotes import open_location
 from .transports import open_source, parse_source, parse_target, select
 
 
@@ -52,24 +51,19 @@ class ImageSummary:
 
 
 class Registry:
-    """An lfsreg registry at ``location`` (a path to a bare git repository)."""
+    """An lfsreg registry at ``location``: a path to a bare git repository, or a ``file://`` URL.
+
+    A path is read and written in place. A URL is treated as a remote: git objects are fetched
+    into a mirror and pushed back, and layers are copied through the local cache
+    (``$XDG_CACHE_HOME/lfsreg``), so a second pull of the same layers transfers nothing.
+    """
 
     def __init__(self, location: str) -> None:
-        if "://" in location:
-            raise UsageError(f"{location}: remote registries are not supported yet; use a local path")
         self.location = location
 
     # -- plumbing -------------------------------------------------------------------------
-    def _git(self, *, create: bool) -> GitStore:
-        if create and not os.path.exists(self.location):
-            return GitStore.init(self.location)
-        if create and os.path.isdir(self.location) and not os.listdir(self.location):
-            return GitStore.init(self.location)
-        return GitStore.open(self.location)
-
     def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
-        git = self._git(create=create)
-        return Publisher(git, self.location), LocalLfsStore(self.location)
+        return open_location(self.location, create=create)
 
     def view(self) -> RegistryView:
         """The registry as of its current commit."""
@@ -79,12 +73,9 @@ class Registry:
     # -- commands -------------------------------------------------------------------------
     def init(self) -> str:
         """Create an empty registry (a bare repository whose first commit has the format marker)."""
-        if os.path.exists(self.location) and (not os.path.isdir(self.location) or os.listdir(self.location)):
-            git = GitStore.open(self.location)
-            view = RegistryView(git.snapshot(git.head()), self.location)
-            if not view.empty:
-                raise UsageError(f"{self.location}: already a registry")
         publisher, _ = self._publisher(create=True)
+        if not publisher.view().empty:
+            raise UsageError(f"{self.location}: already a registry")
         commit = publisher.publish(lambda view: {}, "init lfsreg registry")
         return commit or ""
 
@@ -223,11 +214,12 @@ def _summary(view: RegistryView, digest: Digest) -> ImageSummary:
     for m in manifests:
         if isinstance(m, Index):
             continue
-        config = parse_config(view.blob(m.config.digest), str(m.config.digest))
         image_id = image_id or m.config.digest
-        created = created or config.created
-        platforms.append(config.platform)
         size += m.config.size + sum(layer.size for layer in m.layers)
+        if m.config.media_type in IMAGE_CONFIGS:
+            config = parse_config(view.blob(m.config.digest), str(m.config.digest))
+            created = created or config.created
+            platforms.append(config.platform)
     return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))
 
 

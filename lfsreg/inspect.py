@@ -8,11 +8,21 @@ from typing import Any
 from . import mediatypes as mt
 from .digest import Digest
 from .manifest import Index, Manifest, parse_config, parse_manifest
+from .ops.pull import IMAGE_CONFIGS
 from .reference import ImageRef
 from .registry.view import RegistryView
 
 
 def _image(view: RegistryView, manifest: Manifest) -> dict[str, Any]:
+    if manifest.config.media_type not in IMAGE_CONFIGS:
+        return {
+            "manifest": str(manifest.digest),
+            "mediaType": manifest.media_type,
+            "artifactType": manifest.obj.get("artifactType") or manifest.config.media_type,
+            "platform": None,
+            "size": manifest.config.size + sum(layer.size for layer in manifest.layers),
+            "layers": [{"digest": str(x.digest), "mediaType": x.media_type, "size": x.size, "compression": None} for x in manifest.layers],
+        }
     config_bytes = view.blob(manifest.config.digest)
     config = parse_config(config_bytes, str(manifest.config.digest))
     raw = json.loads(config_bytes)
@@ -55,10 +65,10 @@ def inspect_image(view: RegistryView, ref: ImageRef, digest: Digest) -> dict[str
                 entry = _image(view, sub)
                 entry["platform"] = child.platform() or entry["platform"]
                 images.append(entry)
-        out["platforms"] = [i["platform"] for i in images]
+        out["platforms"] = [i["platform"] for i in images if i["platform"]]
         out["images"] = images
     else:
         image = _image(view, parsed)
-        out["platforms"] = [image["platform"]]
+        out["platforms"] = [image["platform"]] if image["platform"] else []
         out.update(image)
     return out

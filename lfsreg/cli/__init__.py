@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("lfsreg: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
-        click.echo(f"lfsreg: error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+        click.echo(f"lfsreg: error: {str(exc.filename) + ': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except Exception as exc:  # a bug: one line by default, the traceback with -v
+        logging.getLogger("lfsreg").debug("internal error", exc_info=True)
+        click.echo(f"lfsreg: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: run again with -v for details, and report it", err=True)
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_OK)

@@ -39,6 +39,10 @@ class LfsStore(Protocol):
         """Store each staged file as its object; the staged files are consumed."""
         ...
 
+    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
+        """Make ``objects`` readable locally (download into the cache); a no-op for local stores."""
+        ...
+
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open an object for reading (raw, unverified); :class:`BlobNotFound` if absent."""
         ...
@@ -89,6 +93,9 @@ class LocalLfsStore:
             os.chmod(staged, 0o644)
             os.replace(staged, target)
             progress(ProgressEvent(f"sha256:{obj.oid}", "stored", obj.size, 0, True))
+
+    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
+        """Nothing to fetch: the objects are already on this disk."""
 
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the object's file."""

@@ -28,13 +28,13 @@ class StoredLayer:
 
     Attributes:
         desc: the layer as the registry stores it (what the pushed manifest references).
-        diff_id: its uncompressed digest.
+        diff_id: its uncompressed digest (``None`` for an artifact's blobs).
         uncompressed_size: bytes after decompression, when known.
         staged: path of a staged file to upload, or ``None`` when the registry already has it.
     """
 
     desc: Descriptor
-    diff_id: Digest
+    diff_id: Digest | None
     uncompressed_size: int | None
     staged: str | None
 
@@ -157,3 +157,15 @@ def store_compressed(
         out.flush()
     bar.done()
     return StoredLayer(desc, diff_id, usize, path)
+
+
+def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> StoredLayer:
+    """Store an artifact blob byte for byte, checking its digest and size."""
+    bar = _Progress(progress, str(desc.digest), desc.size)
+    src = VerifiedReader(raw, desc.digest, desc.size, what)
+    with staging() as (out, path):
+        _pump(src, out.write, bar)
+        src.finish()
+        out.flush()
+    bar.done()
+    return StoredLayer(desc, None, None, path)

@@ -25,6 +25,7 @@ from ..reference import ImageRef
 from ..registry.view import RegistryView
 
 OUTPUTS = ("docker-archive", "oci", "oci-archive")
+IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG, ""})
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +51,31 @@ class _Reader:
         self.view = view
         self.lfs = lfs
         self.progress = progress
+        self.objects: dict[str, LfsObject] = {}  # every layer object the output will read
+
+    def prefetch(self) -> None:
+        """Bring every layer the output needs into local reach (a remote store's cache)."""
+        self.lfs.fetch(sorted(self.objects.values(), key=lambda o: -o.size), self.progress)
 
     def metadata(self, desc: Descriptor) -> Blob:
         data = self.view.blob(desc.digest)
         return Blob(desc, lambda: VerifiedReader(io.BytesIO(data), desc.digest, desc.size, f"blob {desc.digest}"))
+
+    def _want(self, desc: Descriptor) -> None:
+        obj = self.view.layer_object(desc)
+        self.objects[obj.oid] = obj
 
     def _layer_stream(self, desc: Descriptor) -> VerifiedReader:
         obj = self.view.layer_object(desc)
         return VerifiedReader(_Counting(self.lfs.open(obj), self.progress, str(desc.digest), obj.size),
                               desc.digest, desc.size, f"layer {desc.digest}")
 
-    def stored_layer(self, desc: Descriptor, diff_id: Digest) -> Blob:
-        """The layer as stored; its diff_id is checked too, by decompressing alongside."""
+    def stored_layer(self, desc: Descriptor, diff_id: Digest | None) -> Blob:
+        """The layer as stored; its diff_id (if any) is checked too, by decompressing alongside."""
+        self._want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
+        if diff_id is None:
+            return Blob(desc, lambda: self._layer_stream(desc))
 
         def opener() -> VerifiedReader:
             return _DiffChecked(self._layer_stream(desc), compression, diff_id)
@@ -71,6 +84,7 @@ class _Reader:
 
     def plain_layer(self, desc: Descriptor, diff_id: Digest) -> Blob:
         """The layer decompressed to a plain tar (digest == diff_id), for ``docker load``."""
+        self._want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
         if compression == "none":
             return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: self._layer_stream(desc))
@@ -87,6 +101,7 @@ class _Reader:
         if stored is not None and stored.uncompressed_size is not None:
             return stored.uncompressed_size
         # Layers pushed by other tools carry no record: measure by decompressing once.
+        self.lfs.fetch([self.view.layer_object(desc)], self.progress)
         reader = decompressing_reader(compression, self._layer_stream(desc))  # type: ignore[arg-type]
         total = 0
         while chunk := reader.read(CHUNK):
@@ -157,6 +172,9 @@ def _collect(reader: _Reader, desc: Descriptor, out: list[Blob], what: str) -> N
     if isinstance(parsed, Index):
         for child in parsed.manifests:
             _collect(reader, child, out, what)
+    elif parsed.config.media_type not in IMAGE_CONFIGS:  # an artifact: blobs as stored
+        out.append(reader.metadata(parsed.config))
+        out.extend(reader.stored_layer(layer, None) for layer in parsed.layers)
     else:
         config = parse_config(reader.view.blob(parsed.config.digest), what)
         if len(config.diff_ids) != len(parsed.layers):
@@ -175,6 +193,8 @@ def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str
         if isinstance(parsed, Index):
             raise InvalidImageError(f"{what}: nested indexes cannot be written to a docker-archive")
     assert isinstance(parsed, Manifest)
+    if parsed.config.media_type not in IMAGE_CONFIGS:
+        raise UsageError(f"{what}: not a container image (config {parsed.config.media_type}); pull it to oci: instead")
     config = parse_config(reader.view.blob(parsed.config.digest), what)
     if len(config.diff_ids) != len(parsed.layers):
         raise InvalidImageError(f"{what}: manifest and config disagree on the number of layers")
@@ -202,7 +222,9 @@ def pull_images(
     sink: Sink = DirSink(target.path) if target.kind == "oci" else TarSink(target.path)
     try:
         if target.kind == "docker-archive":
-            write_docker_archive(sink, [_archive_image(reader, d, r, platform) for r, d in resolved])
+            archive_images = [_archive_image(reader, d, r, platform) for r, d in resolved]
+            reader.prefetch()
+            write_docker_archive(sink, archive_images)
         else:
             images = []
             for ref, digest in resolved:
@@ -212,6 +234,7 @@ def pull_images(
                 _collect(reader, root, blobs, str(ref))
                 tag = target.ref or ref.tag
                 images.append(LayoutImage(root, tuple(blobs), ((ref.name, tag),)))
+            reader.prefetch()
             write_oci_layout(sink, images)
         sink.commit()
     except BaseException:

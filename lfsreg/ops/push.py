@@ -28,7 +28,8 @@ from ..progress import ProgressCallback, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
-from .layers import StoredLayer, store_compressed, store_uncompressed
+from .layers import StoredLayer, store_compressed, store_uncompressed, store_verbatim
+from .pull import IMAGE_CONFIGS
 
 log = logging.getLogger(__name__)
 MAX_METADATA = 16 << 20
@@ -91,7 +92,7 @@ class _Push:
         self.lfs = lfs
         self.options = options
         self.blobs: dict[Digest, bytes] = {}
-        self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest]] = {}
+        self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest | None]] = {}
         self.layers: dict[Digest, StoredLayer] = {}
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
@@ -114,6 +115,11 @@ class _Push:
             node.children = [self.walk(source, child, depth + 1) for child in parsed.manifests]
             return node
         node.config = self._read(source, parsed.config, what)
+        if parsed.config.media_type not in IMAGE_CONFIGS:
+            # An OCI artifact (a Helm chart, a signature…): blobs are stored verbatim, no diff_ids.
+            for layer in parsed.layers:
+                self.jobs.setdefault(layer.digest, (source, layer, None))
+            return node
         config = parse_config(node.config, f"{what}: config {parsed.config.digest}")
         if len(config.diff_ids) != len(parsed.layers):
             raise InvalidImageError(f"{what}: manifest {desc.digest} has {len(parsed.layers)} layers, its config {len(config.diff_ids)}")
@@ -122,9 +128,9 @@ class _Push:
             self.jobs.setdefault(layer.digest, (source, layer, diff_id))
         return node
 
-    def _reuse(self, desc: Descriptor, diff_id: Digest) -> StoredLayer | None:
+    def _reuse(self, desc: Descriptor, diff_id: Digest | None) -> StoredLayer | None:
         compression = mt.layer_compression(desc.media_type)
-        if compression == "none":
+        if compression == "none" and diff_id is not None:
             stored = self.view.stored_layer(diff_id)
             if stored is not None:
                 return StoredLayer(stored.desc, diff_id, stored.uncompressed_size, None)
@@ -132,17 +138,20 @@ class _Push:
             return StoredLayer(desc, diff_id, desc.size if compression == "none" else None, None)
         return None
 
-    def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest) -> StoredLayer:
+    def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest | None) -> StoredLayer:
         reused = self._reuse(desc, diff_id)
         if reused is not None and not self.lfs.missing([reused.lfs_object]):
             return reused
         what = f"{source.label}: layer {desc.digest}"
+        opts = self.options
+        if diff_id is None:
+            with source.open_blob(desc) as raw:
+                return store_verbatim(raw, desc, self.lfs.staging, opts.progress, what)
         compression = mt.layer_compression(desc.media_type)
         if compression is None:
             raise InvalidImageError(f"{what}: unsupported layer media type {desc.media_type!r}")
         if compression == "none" and desc.digest != diff_id:
             raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
-        opts = self.options
         with source.open_blob(desc) as raw:
             if compression == "none":
                 return store_uncompressed(raw, desc, opts.compression, opts.level, self.lfs.staging, opts.progress, what)
@@ -218,7 +227,7 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
     changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in push.blobs.items()}
     for layer in push.layers.values():
         changes[layout.layer_path(layer.desc.digest)] = lfs_pointer.encode(layer.lfs_object)
-        if layer.staged is not None and view.stored_layer(layer.diff_id) is None:
+        if layer.staged is not None and layer.diff_id is not None and view.stored_layer(layer.diff_id) is None:
             record = {**layer.desc.to_json(), "uncompressedSize": layer.uncompressed_size}
             changes[layout.diffid_path(layer.diff_id)] = json.dumps(record, indent=1).encode() + b"\n"
     for (name, tag), digest in tags.items():

@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from ..errors import ConcurrentUpdateError
 from ..git.store import GitStore
@@ -19,19 +20,37 @@ MAX_ATTEMPTS = 50
 ChangeBuilder = Callable[[RegistryView], Mapping[str, bytes | None]]
 
 
-class Publisher:
-    """Where a registry's commits go: read the tip, write objects, move the branch atomically.
+class Backend(Protocol):
+    """Where a registry's commits live.
 
-    A local registry publishes into its own repository; remote ones (later) push to a host.
+    ``git`` is the object store commits are read from and built in (the repository itself for
+    a local registry, a mirror for a remote one); ``tip()`` returns the current tip (fetching
+    it into ``git`` first for a remote); ``swap(old, new)`` moves ``main`` atomically and
+    returns ``False`` if it no longer pointed at ``old``.
     """
 
-    def __init__(self, git: GitStore, label: str) -> None:
-        self.git = git
-        self.label = label
+    git: GitStore
+    label: str
+
+    def tip(self) -> str | None:
+        """The current commit of ``main`` (``None`` before the first commit)."""
+        ...
+
+    def swap(self, old: str | None, new: str) -> bool:
+        """Compare-and-swap ``main`` from ``old`` to ``new``."""
+        ...
+
+
+class Publisher:
+    """Reads the registry at its tip and publishes change sets onto it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.label = backend.label
 
     def view(self) -> RegistryView:
         """The registry at the current tip."""
-        return RegistryView(self.git.snapshot(self.git.head()), self.label)
+        return RegistryView(self.backend.git.snapshot(self.backend.tip()), self.label)
 
     def publish(self, build: ChangeBuilder, message: str) -> str | None:
         """Commit ``build(view)`` on top of the current tip; retry from the new tip if it moved.
@@ -41,9 +60,10 @@ class Publisher:
         paths are identical for every pusher, so re-applying them is safe. Returns the new
         commit id, or ``None`` when there was nothing to change.
         """
+        git = self.backend.git
         for attempt in range(MAX_ATTEMPTS):
-            head = self.git.head()
-            view = RegistryView(self.git.snapshot(head), self.label)
+            head = self.backend.tip()
+            view = RegistryView(git.snapshot(head), self.label)
             changes = dict(build(view))
             if view.empty or view.snapshot.read(layout.GITATTRIBUTES) is None:
                 changes.setdefault(layout.MARKER, layout.MARKER_BYTES)
@@ -52,9 +72,9 @@ class Publisher:
             changes = {p: c for p, c in changes.items() if c is not None or view.snapshot.exists(p)}
             if not changes:
                 return None
-            ids = {p: (self.git.write_blob(c) if c is not None else None) for p, c in changes.items()}
-            commit = self.git.make_commit(head, ids, message)
-            if self.git.compare_and_swap(head, commit):
+            ids = {p: (git.write_blob(c) if c is not None else None) for p, c in changes.items()}
+            commit = git.make_commit(head, ids, message)
+            if self.backend.swap(head, commit):
                 log.debug("published %s on %s after %d attempt(s)", commit, head, attempt + 1)
                 return commit
             delay = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())

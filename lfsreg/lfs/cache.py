@@ -1,0 +1,81 @@
+"""The local content-addressed cache of LFS objects (``$XDG_CACHE_HOME/lfsreg/lfs``).
+
+Entries appear only by atomic rename after their hash was checked, and are re-hashed before
+use: a corrupted entry is deleted and fetched again, never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..digest import CHUNK
+from ..formats.lfs_pointer import LfsObject
+
+
+def cache_root() -> str:
+    """``$XDG_CACHE_HOME/lfsreg`` (default ``~/.cache/lfsreg``), or ``$LFSREG_CACHE`` if set."""
+    explicit = os.environ.get("LFSREG_CACHE")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lfsreg")
+
+
+class ObjectCache:
+    """LFS objects laid out as git-lfs does: ``objects/<oid[0:2]>/<oid[2:4]>/<oid>``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, obj: LfsObject) -> str:
+        """The cache file for ``obj``."""
+        return os.path.join(self.root, "objects", obj.oid[0:2], obj.oid[2:4], obj.oid)
+
+    def valid(self, obj: LfsObject) -> bool:
+        """True if the entry exists and hashes to its oid; a corrupt entry is removed."""
+        path = self.path(obj)
+        try:
+            if os.path.getsize(path) != obj.size:
+                os.unlink(path)
+                return False
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except FileNotFoundError:
+            return False
+        if h.hexdigest() != obj.oid:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
+        """A temporary file in the cache (removed on error)."""
+        tmpdir = os.path.join(self.root, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="lfsreg-", dir=tmpdir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f, path
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+
+    def adopt(self, obj: LfsObject, staged: str) -> None:
+        """Move a verified staged file into place."""
+        target = self.path(obj)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.chmod(staged, 0o644)
+        os.replace(staged, target)
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        """Open an entry (callers verify what they read)."""
+        return open(self.path(obj), "rb")
