@@ -13,6 +13,7 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .credentials import strip_userinfo
 from .digest import Digest
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
 from .lfs.store import LfsStore
@@ -24,7 +25,7 @@ from .reference import ImageRef, validate_name, validate_tag
 from .registry import layout
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
-from .remotes import open_location
+from .remotes import RemoteOptions, open_location
 from .transports import open_source, parse_source, parse_target, select
 
 
@@ -58,12 +59,14 @@ class Registry:
     (``$XDG_CACHE_HOME/lfsreg``), so a second pull of the same layers transfers nothing.
     """
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, options: RemoteOptions | None = None) -> None:
         self.location = location
+        self.options = options
+        self.label = strip_userinfo(location)
 
     # -- plumbing -------------------------------------------------------------------------
     def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
-        return open_location(self.location, create=create)
+        return open_location(self.location, create=create, options=self.options)
 
     def view(self) -> RegistryView:
         """The registry as of its current commit."""
@@ -75,7 +78,7 @@ class Registry:
         """Create an empty registry (a bare repository whose first commit has the format marker)."""
         publisher, _ = self._publisher(create=True)
         if not publisher.view().empty:
-            raise UsageError(f"{self.location}: already a registry")
+            raise UsageError(f"{self.label}: already a registry")
         commit = publisher.publish(lambda view: {}, "init lfsreg registry")
         return commit or ""
 
@@ -154,7 +157,7 @@ class Registry:
                 if not tag_globs or any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
                     out.append(TagInfo(n, tag, digest))
         if name and not out and not view.tags(name):
-            raise ImageNotFound(f"{self.location}: no image named {name}")
+            raise ImageNotFound(f"{self.label}: no image named {name}")
         return out
 
     def images(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> list[ImageSummary]:
@@ -223,4 +226,4 @@ def _summary(view: RegistryView, digest: Digest) -> ImageSummary:
     return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))
 
 
-__all__ = ["ImageSummary", "NotARegistryError", "Registry", "TagInfo"]
+__all__ = ["ImageSummary", "NotARegistryError", "Registry", "RemoteOptions", "TagInfo"]

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .credentials import candidates, strip_userinfo
 from .errors import UsageError
 from .git.remote import GitRemote
 from .git.store import GitStore
+from .lfs.api import endpoint_for
 from .lfs.cache import ObjectCache, cache_root
 from .lfs.filestore import FileRemoteLfsStore
+from .lfs.http import HttpLfsStore, HttpSettings
+from .lfs.queue import RetryPolicy
 from .lfs.store import LfsStore, LocalLfsStore
 from .registry.transaction import Publisher
 
@@ -62,11 +68,62 @@ def _mirror_dir(url: str) -> str:
     return os.path.join(cache_root(), "mirrors", f"{key}.git")
 
 
-def open_location(location: str, *, create: bool) -> tuple[Publisher, LfsStore]:
-    """The publisher and LFS store for ``location`` (a path, or a ``file://`` URL).
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Settings for remote registries; every field also has an environment variable.
+
+    Attributes:
+        lfs_url: LFS endpoint override (``LFSREG_LFS_URL``); else ``lfs.url`` in the registry's
+            ``.lfsconfig``; else ``<remote>.git/info/lfs``.
+        ca_bundle: CA certificates for TLS (``LFSREG_CA_BUNDLE``).
+        verify_tls: ``False`` only for testing against self-signed servers.
+        transfers: concurrent LFS transfers (git-lfs's default is 8).
+        policy: retry policy of the LFS transfer queue.
+    """
+
+    lfs_url: str | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    transfers: int = 8
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class LazyLfsStore:
+    """An LFS store created on first use (its endpoint may come from the fetched ``.lfsconfig``)."""
+
+    def __init__(self, factory: Callable[[], LfsStore], label: str) -> None:
+        self._factory = factory
+        self._store: LfsStore | None = None
+        self.label = label
+
+    def __getattr__(self, name: str) -> Any:
+        if self._store is None:
+            self._store = self._factory()
+            self.label = self._store.label
+        return getattr(self._store, name)
+
+
+def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
+    clean = strip_userinfo(location)
+    creds = list(candidates(location))
+    remote = GitRemote(clean, _mirror_dir(clean), clean, credentials=creds, ca_bundle=options.ca_bundle, verify_tls=options.verify_tls)
+
+    def lfs() -> LfsStore:
+        endpoint = options.lfs_url or os.environ.get("LFSREG_LFS_URL") or remote.lfs_url() or endpoint_for(clean)
+        same_host = urlsplit(strip_userinfo(endpoint)).netloc == urlsplit(clean).netloc
+        lfs_creds = ([remote.credential] if remote.credential else []) + creds if same_host else list(candidates(endpoint))
+        settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+        return HttpLfsStore(endpoint, lfs_creds, ObjectCache(os.path.join(cache_root(), "lfs")), settings)
+
+    return Publisher(RemoteBackend(remote, clean)), LazyLfsStore(lfs, clean)  # type: ignore[return-value]
+
+
+def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:
+    """The publisher and LFS store for ``location``: a path, or a ``file://``/``http(s)://`` URL.
 
     ``create`` makes a missing or empty local directory a new repository (the first push).
     """
+    options = options or RemoteOptions(ca_bundle=os.environ.get("LFSREG_CA_BUNDLE"))
     if "://" not in location:
         if create and (not os.path.exists(location) or (os.path.isdir(location) and not os.listdir(location))):
             git = GitStore.init(location)
@@ -82,4 +139,6 @@ def open_location(location: str, *, create: bool) -> tuple[Publisher, LfsStore]:
         remote = GitRemote(location, _mirror_dir(location), location)
         cache = ObjectCache(os.path.join(cache_root(), "lfs"))
         return Publisher(RemoteBackend(remote, location)), FileRemoteLfsStore(path, cache, location)
-    raise UsageError(f"{location}: {parts.scheme}:// registries are not supported yet; use a path or a file:// URL")
+    if parts.scheme in ("http", "https"):
+        return _http(location, options)
+    raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http:// or https://")

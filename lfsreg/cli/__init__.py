@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import LfsregError
+from ..remotes import RemoteOptions
 from .commands import register
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -18,11 +19,21 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lfsreg")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
-def cli(verbose: bool) -> None:
+@click.option("--lfs-url", envvar="LFSREG_LFS_URL", metavar="URL", help="LFS endpoint (default: from .lfsconfig, else REPO.git/info/lfs).")
+@click.option("--ca-bundle", envvar="LFSREG_CA_BUNDLE", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
+              help="CA certificates for HTTPS.")
+@click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, lfs_url: str | None, ca_bundle: str | None, transfers: int) -> None:
     """A Docker/OCI image registry in a git repository, layers in Git LFS.
 
-    REPO is a path to a local registry (a bare git repository).
+    REPO is a path to a local registry (a bare git repository), or a URL: https://host/org/images.git
+    (credentials from LFSREG_USERNAME/LFSREG_PASSWORD or LFSREG_TOKEN, the URL, ~/.netrc or
+    ~/.git-credentials) or file:///path.
     """
+    if not verbose:
+        logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings are noise to users
+    ctx.obj = RemoteOptions(lfs_url=lfs_url, ca_bundle=ca_bundle, transfers=transfers)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

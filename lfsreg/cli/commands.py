@@ -10,6 +10,11 @@ from ..api import Registry
 from ..compression import ALGORITHMS, DEFAULT
 from .render import ProgressBars, emit_json, human_size, table
 
+
+def _registry(repo: str) -> Registry:
+    return Registry(repo, options=click.get_current_context().obj)
+
+
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
@@ -17,7 +22,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 @click.argument("repo")
 def init(repo: str) -> None:
     """Create an empty registry at REPO."""
-    commit = Registry(repo).init()
+    commit = _registry(repo).init()
     click.echo(f"initialised lfsreg registry in {repo} ({commit[:12]})")
 
 
@@ -34,7 +39,7 @@ def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression
     """Push images from SOURCES (docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF])."""
     bars = ProgressBars("push")
     try:
-        result = Registry(repo).push(list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=bars)
+        result = _registry(repo).push(list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=bars)
     finally:
         bars.close()
     if fmt == "json":
@@ -57,7 +62,7 @@ def pull(repo: str, images: tuple[str, ...], dest: str, platform: str | None) ->
     """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
     bars = ProgressBars("pull")
     try:
-        pulled = Registry(repo).pull(list(images), dest, platform=platform, progress=bars)
+        pulled = _registry(repo).pull(list(images), dest, platform=platform, progress=bars)
     finally:
         bars.close()
     for ref, digest in pulled:
@@ -71,7 +76,7 @@ def pull(repo: str, images: tuple[str, ...], dest: str, platform: str | None) ->
 @FORMAT
 def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], fmt: str) -> None:
     """List images like `docker images`."""
-    rows = Registry(repo).images(image_globs, tag_globs)
+    rows = _registry(repo).images(image_globs, tag_globs)
     if fmt == "json":
         emit_json([{**asdict(r), "digest": str(r.digest), "image_id": str(r.image_id) if r.image_id else None} for r in rows])
         return
@@ -92,7 +97,7 @@ def _when(created: str | None) -> str:
 @FORMAT
 def tags(repo: str, name: str | None, tag_globs: tuple[str, ...], fmt: str) -> None:
     """List tags (of NAME, or of every image)."""
-    rows = Registry(repo).tags(name, tag_globs)
+    rows = _registry(repo).tags(name, tag_globs)
     if fmt == "json":
         emit_json([{"name": r.name, "tag": r.tag, "digest": str(r.digest)} for r in rows])
         return
@@ -105,7 +110,7 @@ def tags(repo: str, name: str | None, tag_globs: tuple[str, ...], fmt: str) -> N
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def inspect(repo: str, image: str, fmt: str) -> None:
     """Show the manifest, platforms, config and layers of IMAGE."""
-    info = Registry(repo).inspect(image)
+    info = _registry(repo).inspect(image)
     if fmt == "json":
         emit_json(info)
         return
@@ -125,7 +130,7 @@ def inspect(repo: str, image: str, fmt: str) -> None:
 @click.argument("images", nargs=-1, required=True)
 def rm(repo: str, images: tuple[str, ...]) -> None:
     """Untag IMAGES (NAME:TAG)."""
-    for ref in Registry(repo).remove(list(images)):
+    for ref in _registry(repo).remove(list(images)):
         click.echo(f"untagged {ref}")
 
 

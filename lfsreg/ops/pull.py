@@ -17,6 +17,7 @@ from .._streams import VerifiedReader
 from ..compression import FeedDecompressor, decompressing_reader
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
+from ..formats.lfs_pointer import LfsObject
 from ..formats.writer import ArchiveImage, Blob, DirSink, LayoutImage, Sink, TarSink, write_docker_archive, write_oci_layout
 from ..lfs.store import LfsStore
 from ..manifest import Descriptor, Index, Manifest, parse_config, parse_manifest

@@ -94,6 +94,7 @@ class _Push:
         self.blobs: dict[Digest, bytes] = {}
         self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest | None]] = {}
         self.layers: dict[Digest, StoredLayer] = {}
+        self.reusable: dict[Digest, StoredLayer] = {}
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
         if desc.size > MAX_METADATA:
@@ -139,8 +140,8 @@ class _Push:
         return None
 
     def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest | None) -> StoredLayer:
-        reused = self._reuse(desc, diff_id)
-        if reused is not None and not self.lfs.missing([reused.lfs_object]):
+        reused = self.reusable.get(desc.digest)
+        if reused is not None:
             return reused
         what = f"{source.label}: layer {desc.digest}"
         opts = self.options
@@ -157,7 +158,14 @@ class _Push:
                 return store_uncompressed(raw, desc, opts.compression, opts.level, self.lfs.staging, opts.progress, what)
             return store_compressed(raw, desc, compression, diff_id, self.lfs.staging, opts.progress, what)
 
+    def find_reusable(self) -> None:
+        """Layers the registry already holds (per its tree, confirmed by one LFS query)."""
+        candidates = {d: r for d, (_, desc, diff_id) in self.jobs.items() if (r := self._reuse(desc, diff_id)) is not None}
+        missing = {o.oid for o in self.lfs.missing([r.lfs_object for r in candidates.values()])}
+        self.reusable = {d: r for d, r in candidates.items() if r.lfs_object.oid not in missing}
+
     def store_layers(self) -> None:
+        self.find_reusable()
         with ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="lfsreg-layer") as pool:
             ordered = sorted(self.jobs.items(), key=lambda kv: -kv[1][1].size)
             futures = {d: pool.submit(self._store, *job) for d, job in ordered}

@@ -1,0 +1,241 @@
+"""The Git LFS batch API (git-lfs ``docs/api/batch.md``): requests, validated responses, errors.
+
+Only this module, :mod:`lfsreg.lfs.transfer` and :mod:`lfsreg.lfs.http` talk HTTP to LFS
+servers. Responses are checked field by field; anything malformed is an error naming the
+field, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from ..credentials import Credential, strip_userinfo
+from ..errors import LfsregError, NotFoundError
+from ..formats.lfs_pointer import LfsObject
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/vnd.git-lfs+json"
+EXPIRY_MARGIN = 5.0  # seconds: an action expiring sooner is re-requested (git-lfs objectExpirationToTransfer)
+MAX_ERROR_BODY = 64 << 10
+_OID = re.compile(r"[0-9a-f]{64}")
+
+
+class LfsError(LfsregError):
+    """An LFS server refused a request; ``status`` is the HTTP status (0 for a network error)."""
+
+    def __init__(self, message: str, *, status: int = 0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class RetriableError(LfsError):
+    """A failure worth retrying (5xx, 429, connection errors); ``retry_after`` is the server's wish."""
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class AuthError(LfsError):
+    """401: the credentials were missing or refused."""
+
+
+class ExpiredActionError(RetriableError):
+    """An action expired (or is about to): ask the batch API for a new one."""
+
+
+def endpoint_for(remote_url: str) -> str:
+    """The default LFS endpoint of a git remote (``<remote>.git/info/lfs``; git-lfs server-discovery.md)."""
+    base = remote_url.rstrip("/")
+    return base + "/info/lfs" if base.endswith(".git") else base + ".git/info/lfs"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_from_response(resp: requests.Response, what: str) -> LfsError:
+    """Classify a non-2xx response (git-lfs ``lfshttp/errors.go``), with the server's message."""
+    message = ""
+    try:
+        body = resp.raw.read(MAX_ERROR_BODY, decode_content=True) if resp.raw is not None else b""
+        obj = json.loads(body) if body else {}
+        if isinstance(obj, dict):
+            message = str(obj.get("message") or "")
+    except (ValueError, OSError, requests.RequestException):
+        message = ""
+    status = resp.status_code
+    detail = f"{what}: HTTP {status}" + (f": {message}" if message else "")
+    if status == 401:
+        return AuthError(detail, status=status)
+    if status in (429, 509) or status in (408, 500, 502, 503, 504) or status >= 520:
+        return RetriableError(detail, status=status, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+    if status == 403:
+        return LfsError(detail, status=status, hint="the credentials can read but not write this repository, or not read it at all")
+    if status == 404:
+        return NotFoundError(detail, hint="check the registry URL and that the credentials can see the repository")
+    return LfsError(detail, status=status)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action of a batch response: where to send the bytes, and with which headers."""
+
+    href: str
+    header: dict[str, str] = field(repr=False)
+    expires: float | None  # wall-clock epoch seconds, or None
+
+    def expired(self, now: float | None = None) -> bool:
+        """True if the action expires within :data:`EXPIRY_MARGIN` seconds."""
+        return self.expires is not None and (now or time.time()) + EXPIRY_MARGIN >= self.expires
+
+    @property
+    def safe_href(self) -> str:
+        """The href without query or userinfo, for messages."""
+        parts = urlsplit(strip_userinfo(self.href))
+        return parts._replace(query="", fragment="").geturl()
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """The server's answer for one object."""
+
+    obj: LfsObject
+    actions: dict[str, Action]
+    error: tuple[int, str] | None = None
+
+
+def _action(obj: Any, requested_at: float, what: str) -> Action:
+    if not isinstance(obj, dict) or not isinstance(obj.get("href"), str):
+        raise LfsError(f"{what}: action without an href")
+    href = obj["href"]
+    if urlsplit(href).scheme not in ("http", "https"):
+        raise LfsError(f"{what}: action href is not an http(s) URL")
+    header = obj.get("header") or {}
+    if not isinstance(header, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in header.items()):
+        raise LfsError(f"{what}: action header is not a map of strings")
+    expires: float | None = None
+    expires_in = obj.get("expires_in")
+    if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in != 0:
+        # 0 means "not given", as in git-lfs (tq/api.go); negative means already expired.
+        expires = requested_at + expires_in
+    elif isinstance(obj.get("expires_at"), str) and obj["expires_at"]:
+        try:
+            expires = datetime.fromisoformat(obj["expires_at"].replace("Z", "+00:00")).timestamp()
+        except ValueError as exc:
+            raise LfsError(f"{what}: bad expires_at {obj['expires_at']!r}") from exc
+    return Action(href, dict(header), expires)
+
+
+def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], requested_at: float, what: str) -> list[BatchItem]:
+    """Validate a batch response body; return one item per requested object."""
+    if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
+        raise LfsError(f"{what}: response has no 'objects' list")
+    if data.get("transfer") not in (None, "basic"):
+        raise LfsError(f"{what}: server chose transfer adapter {data.get('transfer')!r}; only 'basic' is supported")
+    if data.get("hash_algo") not in (None, "sha256"):
+        raise LfsError(f"{what}: server uses hash algorithm {data.get('hash_algo')!r}, not sha256")
+    wanted = {o.oid: o for o in requested}
+    items: dict[str, BatchItem] = {}
+    for i, entry in enumerate(data["objects"]):
+        where = f"{what}: objects[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("oid"), str) or not _OID.fullmatch(entry["oid"]):
+            raise LfsError(f"{where}: missing or malformed oid")
+        obj = wanted.get(entry["oid"])
+        if obj is None:
+            raise LfsError(f"{where}: the server answered for an object that was not requested")
+        error = entry.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise LfsError(f"{where}: malformed error")
+            items[obj.oid] = BatchItem(obj, {}, (int(error.get("code") or 0), str(error.get("message") or "")))
+            continue
+        raw_actions = entry.get("actions") or {}
+        if not isinstance(raw_actions, dict):
+            raise LfsError(f"{where}: 'actions' is not an object")
+        actions = {
+            name: _action(a, requested_at, f"{where} {name}") for name, a in raw_actions.items() if name in ("download", "upload", "verify")
+        }
+        if operation == "download" and "download" not in actions:
+            raise LfsError(f"{where}: neither a download action nor an error")
+        items[obj.oid] = BatchItem(obj, actions)
+    missing = [o for o in requested if o.oid not in items]
+    if missing:
+        raise LfsError(f"{what}: the server did not answer for {len(missing)} object(s), e.g. sha256:{missing[0].oid}")
+    return [items[o.oid] for o in requested]
+
+
+class BatchClient:
+    """Calls ``<endpoint>/objects/batch`` with HTTP Basic credentials for the endpoint's host only."""
+
+    def __init__(self, endpoint: str, session: requests.Session, credentials: Sequence[Credential], *, timeout: float = 60.0) -> None:
+        self.endpoint = strip_userinfo(endpoint).rstrip("/")
+        self._session = session
+        self._credentials = list(credentials)
+        self._current = 0
+        self._timeout = timeout
+
+    @property
+    def label(self) -> str:
+        """The endpoint, safe to show."""
+        return self.endpoint
+
+    def batch(self, operation: str, objects: Sequence[LfsObject], *, ref: str | None = None) -> list[BatchItem]:
+        """One batch call (at most 100 objects); raises :class:`LfsError` subclasses on failure."""
+        body = {
+            "operation": operation,
+            "transfers": ["basic"],
+            "objects": [{"oid": o.oid, "size": o.size} for o in objects],
+            "hash_algo": "sha256",
+        }
+        if ref:
+            body["ref"] = {"name": ref}
+        url = self.endpoint + "/objects/batch"
+        headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE, "Accept-Encoding": "identity"}
+        what = f"LFS batch {operation} at {self.endpoint}"
+        while True:
+            cred = self._credentials[self._current] if self._current < len(self._credentials) else None
+            requested_at = time.time()
+            try:
+                resp = self._session.post(
+                    url, data=json.dumps(body), headers=headers, timeout=self._timeout,
+                    auth=(cred.username, cred.password) if cred else None, allow_redirects=True,
+                )
+            except requests.RequestException as exc:
+                raise RetriableError(f"{what}: {type(exc).__name__}") from None
+            if resp.status_code == 401 and self._current < len(self._credentials):
+                log.debug("%s: 401 with %s credentials; trying the next source", what, cred.source if cred else "no")
+                self._current += 1
+                resp.close()
+                continue
+            if resp.status_code != 200:
+                err = error_from_response(resp, what)
+                if isinstance(err, AuthError):
+                    err.hint = "set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), or add the host to ~/.netrc"
+                raise err
+            try:
+                data = resp.json()
+            except ValueError as exc:
+                raise LfsError(f"{what}: response is not JSON") from exc
+            return parse_batch(data, operation, objects, requested_at, what)
