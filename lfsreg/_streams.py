@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
+
+import zstandard
 
 from .compression import Reader
 from .digest import CHUNK, Digest, HashingReader
@@ -37,8 +40,17 @@ class VerifiedReader:
         self._inner = inner
 
     def read(self, n: int = -1) -> bytes:
-        """Read up to ``n`` bytes; raise :class:`DigestMismatchError` once past ``size``."""
-        data = self._hashing.read(n)
+        """Read up to ``n`` bytes; raise :class:`DigestMismatchError` once past ``size``.
+
+        A decompressor below that fails (bad CRC, truncated frame) is reported the same way,
+        naming this stream: the stored bytes are not what the digest promised.
+        """
+        try:
+            data = self._hashing.read(n)
+        except DigestMismatchError:
+            raise
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            raise DigestMismatchError(f"{self.what}: corrupt data ({exc})") from exc
         if self.size is not None and self._hashing.count > self.size:
             raise DigestMismatchError(f"{self.what}: longer than the declared {self.size} bytes")
         return data

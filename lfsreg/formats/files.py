@@ -159,7 +159,11 @@ class TarFiles:
         self._path = self._spooled or path
         self._members: dict[str, _Member] = {}
         self._links: dict[str, str] = {}
-        self._index()
+        try:
+            self._index()
+        except BaseException:
+            self.close()
+            raise
 
     def _spool(self, path: str, algorithm: str, spool_dir: str | None) -> str:
         fd, tmp = tempfile.mkstemp(prefix="lfsreg-spool-", suffix=".tar", dir=spool_dir)

@@ -7,7 +7,10 @@ compare-and-swap under git's own ``.lock`` protocol, which stock git honours too
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 
@@ -127,10 +130,24 @@ class GitStore:
 
     @classmethod
     def init(cls, path: str) -> GitStore:
-        """Create a new bare repository whose HEAD is ``main``."""
-        os.makedirs(path, exist_ok=True)
-        repo = Repo.init_bare(path, default_branch=b"main")
-        return cls(repo, path)
+        """Create a new bare repository whose HEAD is ``main``, or open the one that won a race.
+
+        The repository is built beside ``path`` and renamed into place (``rename(2)`` also
+        replaces an empty directory), so concurrent first pushes never see half a repository.
+        """
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".lfsreg-init-", dir=parent)
+        try:
+            Repo.init_bare(tmp, default_branch=b"main").close()
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls.open(path)
 
     def head(self) -> str | None:
         """The commit ``main`` points at, or ``None`` in an empty repository."""
