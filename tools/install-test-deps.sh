@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# Install the Debian packages that lfsreg's test suite (and tools/make_fixtures.sh) need.
+# Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, and
+# the giftless LFS server's venv that tests/peers.py starts.
 #
 # usage: tools/install-test-deps.sh [EXTRA_DEB_PACKAGE...]
 #
 # Idempotent and fast: one dpkg-query call decides what is missing; when everything is
-# present it exits without touching apt (~0.1 s).  Missing packages are installed with
+# present it does not touch apt.  Missing packages are installed with
 # `apt-get install --no-install-recommends`; `apt-get update` runs only when that install
 # fails (e.g. no package lists yet on a fresh machine), then the install is retried once.
+# The giftless venv is (re)built only when its marker file differs from
+# tools/peers/giftless-requirements.txt.  With everything present the script takes ~0.1 s;
+# from scratch ~15 s here (apt ~5 s with package lists present, +apt-get update on a fresh
+# machine; venv ~10 s: all wheels, nothing compiles).
+#
+# Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
+# ~/.cache/lfsreg-peers); tests/peers.py looks in the same places:
+#   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
 #
 # Must run as root (or with passwordless sudo).  It never touches git configuration: the
 # tests isolate git config themselves (tests/gitenv.py), so whatever /root/.gitconfig holds
@@ -23,18 +32,34 @@ CORE_PKGS=(
   zstd           # zstd layers
   busybox-static # a static /bin/busybox for tiny runnable images
 )
-# Peers added by later issues go here (one per line with a comment), e.g.:
-#   nginx fcgiwrap   - git http-backend over HTTP
+# Peers the tests start on 127.0.0.1 (tests/peers.py).  More later, e.g.:
 #   openssh-server   - SSH remotes
-#   apache2-utils    - htpasswd for basic-auth peers
 #   docker-registry  - a reference OCI distribution registry
 #   podman           - pull/push/run against lfsreg
+# Note: nginx's package would start a distro nginx on :80 where no /usr/sbin/policy-rc.d
+# forbids it (the CI image has one); the tests never use it -- they run their own nginx.
 PEER_PKGS=(
+  nginx          # front of the git smart-HTTP peer: basic auth, git http-backend, LFS proxy
+  fcgiwrap       # runs stock `git http-backend` (CGI) for nginx
+  apache2-utils  # htpasswd: the basic-auth user file for nginx
 )
 # --------------------------------------------------------------------------------------------
 
 PKGS=("${CORE_PKGS[@]}" "${PEER_PKGS[@]}" "$@")
+HERE=$(cd "$(dirname "$0")" && pwd)
 
+SUDO=()
+need_root() {  # need_root WHAT: set SUDO (or fail) before a privileged step
+  [ "$(id -u)" -eq 0 ] && return 0
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+  else
+    echo "install-test-deps: need root to install: $1" >&2
+    exit 1
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------
 missing=()
 # db:Status-Abbrev is "ii " for an installed package; unknown packages print nothing.
 status=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PKGS[@]}" 2>/dev/null || true)
@@ -44,29 +69,44 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo -n)
-  else
-    echo "install-test-deps: need root to install: ${missing[*]}" >&2
-    exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root "${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_install() {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends "${missing[@]}"
+  }
+  echo "install-test-deps: installing ${missing[*]}" >&2
+  if ! apt_install; then
+    echo "install-test-deps: install failed; running apt-get update and retrying" >&2
+    "${SUDO[@]}" apt-get update -q
+    apt_install
   fi
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-apt_install() {
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
-
-echo "install-test-deps: installing ${missing[*]}" >&2
-if ! apt_install; then
-  echo "install-test-deps: install failed; running apt-get update and retrying" >&2
-  "${SUDO[@]}" apt-get update -q
-  apt_install
+# --- giftless venv (the LFS server behind the git smart-HTTP peer) -----------------------------
+# Rebuilt from scratch whenever the requirements file changes: the marker is a copy of the
+# requirements file it was built from, written last (an interrupted build is redone).
+if [ "$(id -u)" -eq 0 ]; then
+  PEERS_DIR=${LFSREG_PEERS:-/opt/lfsreg-peers}
+else
+  PEERS_DIR=${LFSREG_PEERS:-${XDG_CACHE_HOME:-$HOME/.cache}/lfsreg-peers}
 fi
+GIFTLESS_REQ=$HERE/peers/giftless-requirements.txt
+GIFTLESS_VENV=$PEERS_DIR/venv-giftless
+GIFTLESS_MARKER=$GIFTLESS_VENV/.lfsreg-requirements.txt
+if cmp -s "$GIFTLESS_REQ" "$GIFTLESS_MARKER" && [ -x "$GIFTLESS_VENV/bin/uwsgi" ]; then
+  exit 0
+fi
+echo "install-test-deps: building $GIFTLESS_VENV" >&2
+PY=${LFSREG_PEERS_PYTHON:-python3}
+rm -rf "$GIFTLESS_VENV"
+mkdir -p "$PEERS_DIR"
+"$PY" -m venv "$GIFTLESS_VENV"
+"$GIFTLESS_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+  -r "$GIFTLESS_REQ"
+# smoke: the app imports with its config machinery, and uWSGI is there
+"$GIFTLESS_VENV/bin/python" -c 'import giftless.app, jwt, flask' >/dev/null
+"$GIFTLESS_VENV/bin/uwsgi" --version >/dev/null
+cp "$GIFTLESS_REQ" "$GIFTLESS_MARKER"
+echo "install-test-deps: giftless venv ready in $GIFTLESS_VENV" >&2

@@ -1,0 +1,409 @@
+"""Shared helpers for lfsreg's tests: sample locations, independent image readers, CLI runner.
+
+Everything here reads images with the standard library (``tarfile``, ``json``, ``hashlib``,
+``gzip``) and ``zstandard`` only -- never with lfsreg's own parsers -- so a test compares
+lfsreg's output with what an independent reader sees.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import zstandard
+from dulwich.errors import NotGitRepository
+from dulwich.repo import Repo
+
+pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers.py)
+
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS.parent / "fixtures"
+FORMATS = Path(__file__).resolve().parents[2] / "shared" / "FORMATS"
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+LAYER_TYPE_FOR = {
+    "none": "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+REF_NAME = "org.opencontainers.image.ref.name"
+CLI_TIMEOUT = 120
+
+
+# -- locating samples --------------------------------------------------------------------------
+def _missing(what: str) -> None:
+    msg = f"{what} not found"
+    if "CI" in os.environ:
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def formats(name: str) -> Path:
+    """A sample from ../shared/FORMATS (skip outside CI / fail in CI when it is missing)."""
+    if not FORMATS.is_dir():
+        _missing(f"sample directory {FORMATS}")
+    path = FORMATS / name
+    if not path.exists():
+        _missing(f"sample {path}")
+    return path
+
+
+def fixture(name: str) -> Path:
+    """A file or directory under fixtures/ (skip outside CI / fail in CI when it is missing)."""
+    path = FIXTURES / name
+    if not path.exists():
+        _missing(f"fixture {path}")
+    return path
+
+
+def sample(kind: str, name: str) -> Path:
+    """``kind`` is ``"formats"`` or ``"fixtures"``."""
+    return formats(name) if kind == "formats" else fixture(name)
+
+
+# -- hashing and compression -------------------------------------------------------------------
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def compression_of(data: bytes) -> str:
+    if data.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if data.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return "none"
+
+
+def decompress(data: bytes) -> bytes:
+    kind = compression_of(data)
+    if kind == "gzip":
+        return gzip.decompress(data)
+    if kind == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    return data
+
+
+def assert_plain_tar(data: bytes, what: str) -> None:
+    """``data`` is an uncompressed tar that Python's tarfile reads to the end."""
+    assert compression_of(data) == "none", f"{what}: compressed, expected a plain tar"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        tar.getmembers()
+
+
+# -- reading trees of files (directories and tars) ---------------------------------------------
+class DirTree:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+
+class TarTree:
+    """All regular members of a (possibly gzip-compressed) tar, links resolved inside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.files: dict[str, bytes] = {}
+        self.links: dict[str, str] = {}
+        self.raw_names: list[str] = []
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar.getmembers():
+                self.raw_names.append(m.name)
+                name = posixpath.normpath(m.name)
+                if m.isfile():
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    self.files[name] = f.read()
+                elif m.issym():
+                    self.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+                elif m.islnk():
+                    self.links[name] = posixpath.normpath(m.linkname)
+
+    def _resolve(self, name: str) -> str | None:
+        name = posixpath.normpath(name)
+        for _ in range(16):
+            if name in self.files:
+                return name
+            if name not in self.links:
+                return None
+            name = self.links[name]
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    def exists(self, name: str) -> bool:
+        return self._resolve(name) is not None
+
+    def read(self, name: str) -> bytes:
+        resolved = self._resolve(name)
+        if resolved is None:
+            raise KeyError(name)
+        return self.files[resolved]
+
+
+def open_tree(path: Path) -> DirTree | TarTree:
+    return DirTree(path) if Path(path).is_dir() else TarTree(path)
+
+
+# -- docker-archive ------------------------------------------------------------------------------
+@dataclass
+class ArchiveEntry:
+    config: bytes
+    repo_tags: list[str] | None
+    layers: list[bytes]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return json.loads(self.config)["rootfs"]["diff_ids"]
+
+
+def read_docker_archive(path: Path) -> list[ArchiveEntry]:
+    """Follow ``manifest.json`` as ``docker load`` does."""
+    tree = open_tree(path)
+    doc = json.loads(tree.read("manifest.json"))
+    return [ArchiveEntry(tree.read(e["Config"]), e.get("RepoTags"), [tree.read(p) for p in e["Layers"]]) for e in doc]
+
+
+def check_docker_archive_output(path: Path) -> list[ArchiveEntry]:
+    """Read a docker-archive lfsreg wrote and check what ``docker load`` relies on."""
+    tree = TarTree(path)
+    for name in tree.raw_names:
+        assert not name.startswith("/") and ".." not in name.split("/"), f"unsafe member {name!r}"
+    entries = read_docker_archive(path)
+    for entry in entries:
+        diff_ids = entry.diff_ids
+        assert len(entry.layers) == len(diff_ids)
+        for i, (layer, diff_id) in enumerate(zip(entry.layers, diff_ids, strict=True)):
+            assert_plain_tar(layer, f"{path}: layer {i}")
+            assert sha256(layer) == diff_id, f"{path}: layer {i} does not hash to its diff_id"
+    return entries
+
+
+# -- OCI layouts ---------------------------------------------------------------------------------
+def media_type_of(doc: dict) -> str:
+    """A manifest's media type from its ``mediaType`` or, when absent, its shape."""
+    declared = doc.get("mediaType")
+    if declared:
+        return declared
+    return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+
+
+@dataclass
+class FlatImage:
+    """One image (manifest) under a root, with its config and layer blobs."""
+
+    manifest_digest: str
+    manifest: dict
+    platform: str | None
+    config: bytes
+    layers: list[tuple[dict, bytes]] = field(default_factory=list)
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return json.loads(self.config).get("rootfs", {}).get("diff_ids", [])
+
+
+class Layout:
+    """An OCI image layout (directory or tar), read independently of lfsreg."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tree = open_tree(path)
+        self.index = json.loads(self.tree.read("index.json"))
+
+    @property
+    def entries(self) -> list[dict]:
+        return self.index.get("manifests") or []
+
+    def entry(self, ref: str) -> dict:
+        found = [e for e in self.entries if (e.get("annotations") or {}).get(REF_NAME) == ref]
+        assert len(found) == 1, f"{self.path}: {len(found)} index.json entries with ref {ref!r}: {self.entries}"
+        return found[0]
+
+    def blob(self, digest: str) -> bytes:
+        algorithm, hexdigest = digest.split(":")
+        return self.tree.read(f"blobs/{algorithm}/{hexdigest}")
+
+    def json_blob(self, digest: str) -> dict:
+        return json.loads(self.blob(digest))
+
+    def flatten(self, digest: str, platform: str | None = None) -> list[FlatImage]:
+        """Every manifest under ``digest`` (itself, or an index's children, depth first)."""
+        doc = self.json_blob(digest)
+        if media_type_of(doc) in INDEX_TYPES:
+            out = []
+            for child in doc.get("manifests") or []:
+                p = child.get("platform")
+                out += self.flatten(child["digest"], f"{p['os']}/{p['architecture']}" if p else None)
+            return out
+        image = FlatImage(digest, doc, platform, self.blob(doc["config"]["digest"]))
+        image.layers = [(d, self.blob(d["digest"])) for d in doc.get("layers") or []]
+        return [image]
+
+
+def _check_blob(layout: Layout, desc: dict) -> bytes:
+    digest = desc["digest"]
+    assert layout.tree.exists(f"blobs/{digest.replace(':', '/')}"), f"{layout.path}: referenced blob {digest} is missing"
+    data = layout.blob(digest)
+    assert len(data) == desc["size"], f"{layout.path}: blob {digest} has {len(data)} bytes, descriptor says {desc['size']}"
+    assert sha256(data) == digest
+    return data
+
+
+def _check_manifest(layout: Layout, desc: dict, seen: set[str]) -> None:
+    """Check a manifest or index descriptor and, recursively, everything it references."""
+    data = _check_blob(layout, desc)
+    if desc["digest"] in seen:
+        return
+    seen.add(desc["digest"])
+    doc = json.loads(data)
+    if media_type_of(doc) in INDEX_TYPES:
+        for child in doc.get("manifests") or []:
+            _check_manifest(layout, child, seen)
+        return
+    _check_blob(layout, doc["config"])
+    for layer in doc.get("layers") or []:
+        _check_blob(layout, layer)
+
+
+def verify_layout(path: Path) -> Layout:
+    """Every blob matches its name; every referenced blob exists with the right size."""
+    layout = Layout(path)
+    assert json.loads(layout.tree.read("oci-layout")) == {"imageLayoutVersion": "1.0.0"}
+    for name in layout.tree.names():
+        if name.startswith("blobs/"):
+            _, algorithm, hexdigest = name.split("/")
+            assert algorithm == "sha256"
+            assert sha256(layout.tree.read(name)) == f"sha256:{hexdigest}", f"{path}: blob {name} does not match its name"
+    seen: set[str] = set()
+    for entry in layout.entries:
+        _check_manifest(layout, entry, seen)
+    return layout
+
+
+# -- registry snapshots ----------------------------------------------------------------------------
+def main_ref(repo: Path) -> bytes | None:
+    try:
+        return Repo(str(repo)).refs[b"refs/heads/main"]
+    except (KeyError, NotGitRepository):
+        return None
+
+
+def commit_count(repo: Path) -> int:
+    r = Repo(str(repo))
+    head = main_ref(repo)
+    return 0 if head is None else sum(1 for _ in r.get_walker(include=[head]))
+
+
+def snapshot(repo: Path) -> tuple[bytes | None, dict[str, str]]:
+    """``refs/heads/main`` and the sha256 of every file under the repository."""
+    files = {}
+    for p in sorted(Path(repo).rglob("*")):
+        if p.is_file() or p.is_symlink():
+            files[p.relative_to(repo).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return main_ref(repo), files
+
+
+def lfs_objects(repo: Path) -> list[Path]:
+    root = Path(repo) / "lfs" / "objects"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def tree_files(repo: Path, prefix: str) -> dict[str, bytes]:
+    """Files under ``prefix`` in the tree of ``main`` (path -> content)."""
+    r = Repo(str(repo))
+    head = main_ref(repo)
+    out: dict[str, bytes] = {}
+    if head is None:
+        return out
+    for entry in r.object_store.iter_tree_contents(r[head].tree):
+        path = entry.path.decode()
+        if path.startswith(prefix):
+            out[path] = r[entry.sha].as_raw_string()
+    return out
+
+
+# -- names ----------------------------------------------------------------------------------------
+def familiar(ref: str) -> tuple[str, str]:
+    """``docker.io/library/x`` -> ``("x", "latest")``: how a RepoTags entry names an image."""
+    name, tag = ref, "latest"
+    if ":" in ref.rsplit("/", 1)[-1]:
+        name, tag = ref.rsplit(":", 1)
+    for hub in ("docker.io/", "index.docker.io/"):
+        if name.startswith(hub):
+            name = name[len(hub):]
+            if name.startswith("library/") and name.count("/") == 1:
+                name = name[len("library/"):]
+    return name, tag
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+def run_cli(*args: object, env: dict | None = None, cwd: Path | None = None, python: str = sys.executable):
+    """Run ``python -m lfsreg ARGS`` and capture text output."""
+    return subprocess.run(
+        [python, "-m", "lfsreg", *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+
+def describe(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, describe(proc)
+    assert "Traceback" not in proc.stderr, describe(proc)
+
+
+def assert_error(proc: subprocess.CompletedProcess, code: int | tuple[int, ...], *needles: str | tuple[str, ...]) -> str:
+    """Exit ``code``; stderr is one ``lfsreg: error:`` line (+ optional ``hint:``) naming every needle.
+
+    A tuple needle is satisfied by any one of its strings.
+    """
+    assert proc.returncode in (code if isinstance(code, tuple) else (code,)), describe(proc)
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, describe(proc)
+    lines = proc.stderr.splitlines()
+    assert 1 <= len(lines) <= 2, describe(proc)
+    assert lines[0].startswith("lfsreg: error: "), describe(proc)
+    if len(lines) == 2:
+        assert lines[1].startswith("hint: "), describe(proc)
+    for needle in needles:
+        options = needle if isinstance(needle, tuple) else (needle,)
+        assert any(n in lines[0] for n in options), f"none of {options!r} named in the error line\n{describe(proc)}"
+    return lines[0]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """Path of a registry created by ``lfsreg init`` (in-process)."""
+    import lfsreg
+
+    path = tmp_path / "reg.git"
+    lfsreg.Registry(str(path)).init()
+    return path
