@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import zlib
@@ -11,7 +12,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from .compression import Reader
+from .compression import FeedDecompressor, Reader
 from .digest import CHUNK, Digest, HashingReader
 from .errors import DigestMismatchError
 
@@ -32,12 +33,14 @@ class VerifiedReader:
         size: int | None,
         what: str,
         inner: VerifiedReader | None = None,
+        tap: DiffIdCheck | None = None,
     ) -> None:
         self._hashing = HashingReader(source, limit=None)  # type: ignore[arg-type]
         self.expected = expected
         self.size = size
         self.what = what
         self._inner = inner
+        self._tap = tap
 
     def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes; raise :class:`DigestMismatchError` once past ``size``.
@@ -53,6 +56,8 @@ class VerifiedReader:
             raise DigestMismatchError(f"{self.what}: corrupt data ({exc})") from exc
         if self.size is not None and self._hashing.count > self.size:
             raise DigestMismatchError(f"{self.what}: longer than the declared {self.size} bytes")
+        if self._tap is not None and data:
+            self._tap.feed(data)
         return data
 
     @property
@@ -67,6 +72,40 @@ class VerifiedReader:
         self._hashing.verify(self.expected, self.size, self.what)
         if self._inner is not None:
             self._inner.finish()
+        if self._tap is not None:
+            self._tap.verify()
+
+
+class DiffIdCheck:
+    """Decompresses bytes fed to it on the side and checks the result against a diff_id.
+
+    Used where compressed bytes are passed on unchanged (stored as they came, or copied to an
+    OCI layout) but the uncompressed content must still match the image config.
+    """
+
+    def __init__(self, algorithm: str, diff_id: Digest, what: str) -> None:
+        self._feed = FeedDecompressor(algorithm)
+        self._hash = hashlib.sha256()
+        self.diff_id = diff_id
+        self.what = what
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Account for the next compressed chunk."""
+        try:
+            plain = self._feed.feed(data)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            raise DigestMismatchError(f"{self.what}: corrupt {self._feed.algorithm} data ({exc})") from exc
+        self._hash.update(plain)
+        self.size += len(plain)
+
+    def verify(self) -> None:
+        """Raise :class:`DigestMismatchError` unless the stream ended cleanly with the right digest."""
+        if not self._feed.complete():
+            raise DigestMismatchError(f"{self.what}: {self._feed.algorithm} stream is truncated")
+        got = Digest("sha256", self._hash.hexdigest())
+        if got != self.diff_id:
+            raise DigestMismatchError(f"{self.what}: uncompressed content is {got}, the config says {self.diff_id}")
 
 
 @contextlib.contextmanager

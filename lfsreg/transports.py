@@ -84,7 +84,10 @@ def open_source(ref: SourceRef, *, spool_dir: str | None = None) -> ImageSource:
 
 
 def select(source: ImageSource, ref: SourceRef) -> list[Root]:
-    """The roots ``ref`` selects: all tagged ones, one by name/ref, or one by ``@N``."""
+    """The roots ``ref`` selects: all tagged ones, one by name/ref, or one by ``@N``.
+
+    A docker-archive selector ``NAME:TAG`` yields the image with that one name only.
+    """
     roots = source.roots()
     if ref.selector is None:
         if ref.transport == "docker-archive":
@@ -100,6 +103,9 @@ def select(source: ImageSource, ref: SourceRef) -> list[Root]:
     if ref.transport == "docker-archive" and ":" not in wanted.rsplit("/", 1)[-1]:
         wanted += ":latest"
     found = [r for r in roots if wanted in r.names or ref.selector in r.refs]
+    if ref.transport == "docker-archive":
+        # Selecting one name of an image tags that name only, not its other names.
+        found = [Root(r.descriptor, (wanted,), r.refs) for r in found if wanted in r.names]
     if not found:
         have = sorted({n for r in roots for n in r.names + r.refs})
         raise ImageNotFound(f"{ref}: no image {ref.selector!r} in the source", hint=f"it has: {', '.join(have) or 'no names'}")

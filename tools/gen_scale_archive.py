@@ -98,9 +98,7 @@ def make_config(diff_id: str, index: int, name: str) -> bytes:
             "Labels": {"org.lfsreg.bench.index": str(index), "org.lfsreg.bench.name": name},
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [
-            {"created": "1970-01-01T00:00:00Z", "created_by": f"lfsreg-bench scale layer {index}"}
-        ],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"lfsreg-bench scale layer {index}"}],
     }
     return json.dumps(cfg, separators=(",", ":"), sort_keys=True).encode()
 

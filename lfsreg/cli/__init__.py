@@ -51,9 +51,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("lfsreg: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "lfsreg"
+        click.echo(f"lfsreg: error: {exc.format_message()}", err=True)
+        click.echo(f"hint: see '{command} --help'", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAILURE)
+        click.echo(f"lfsreg: error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_FAILURE)
     except LfsregError as exc:
         click.echo(f"lfsreg: error: {exc}", err=True)
         if exc.hint:

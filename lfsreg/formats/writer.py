@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from .. import mediatypes as mt
 from .._streams import VerifiedReader, atomic_output
 from ..digest import Digest
-from ..errors import InvalidImageError
+from ..errors import InvalidImageError, UsageError
 from ..manifest import Descriptor, dump_json
 from .oci_layout import LAYOUT_FILE, blob_path, index_document, index_entry
 
@@ -64,13 +64,35 @@ class Sink(Protocol):
         ...
 
 
+def make_parents(path: str) -> list[str]:
+    """Create the missing parent directories of ``path``; return them, deepest first."""
+    created: list[str] = []
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(created):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+    return created
+
+
+def remove_parents(created: list[str]) -> None:
+    """Undo :func:`make_parents` where the directories are still empty."""
+    for directory in created:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
 class TarSink:
     """Writes a tar archive to a temporary file and renames it over ``path`` on commit."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if os.path.isdir(path):
+            raise UsageError(f"{path}: is a directory; give the archive a file name")
+        self._created = make_parents(path)
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tar.tmp", dir=directory)
         self._file = os.fdopen(fd, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
@@ -121,6 +143,7 @@ class TarSink:
         self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
+        remove_parents(self._created)
 
 
 class DirSink:
@@ -129,9 +152,10 @@ class DirSink:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fresh = not os.path.exists(path)
+        self._created: list[str] = []
         if self._fresh:
             parent = os.path.dirname(os.path.abspath(path))
-            os.makedirs(parent, exist_ok=True)
+            self._created = make_parents(path)
             self._root = tempfile.mkdtemp(prefix=".lfsreg-", dir=parent)
         else:
             if not os.path.isdir(path):
@@ -174,6 +198,7 @@ class DirSink:
         """Remove a new directory; an existing layout keeps only complete, verified blobs."""
         if self._fresh:
             shutil.rmtree(self._root, ignore_errors=True)
+            remove_parents(self._created)
 
 
 def put_blob(sink: Sink, blob: Blob) -> None:

@@ -163,7 +163,9 @@ class GitRemote:
             return False
         status = (result.ref_status or {}).get(BRANCH)
         if status:
-            if any(word in status for word in ("non-fast-forward", "fetch first", "stale info", "failed to lock", "cannot lock")):
+            # receive-pack words a lost race in several ways ("failed to update ref", "stale
+            # info", "fetch first"…); whatever it said, if the branch moved it was a race.
+            if self.fetch_tip() != old:
                 return False
             raise PushRejectedError(f"{self.label}: the remote refused the update of main: {redact(status, self._secrets)}")
         self._repo.refs[MIRROR_REF] = new.encode()

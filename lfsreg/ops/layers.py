@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from .. import mediatypes as mt
-from .._streams import VerifiedReader
-from ..compression import FeedDecompressor, compressor
+from .._streams import DiffIdCheck, VerifiedReader
+from ..compression import compressor
 from ..digest import CHUNK, Digest
-from ..errors import DigestMismatchError, InvalidImageError
 from ..formats.lfs_pointer import LfsObject
 from ..manifest import Descriptor
 from ..progress import ProgressCallback, ProgressEvent
@@ -95,6 +94,7 @@ def store_uncompressed(
     desc: Descriptor,
     algorithm: str,
     level: int | None,
+    threads: int,
     staging: Staging,
     progress: ProgressCallback,
     what: str,
@@ -110,7 +110,7 @@ def store_uncompressed(
             stored = Descriptor(mt.OCI_LAYER, desc.digest, writer.count)
         else:
             writer = _HashingWriter(out)
-            comp = compressor(algorithm, writer, level)  # type: ignore[arg-type]
+            comp = compressor(algorithm, writer, level, threads)  # type: ignore[arg-type]
             _pump(src, comp.write, bar)
             src.finish()
             comp.finish()
@@ -131,32 +131,14 @@ def store_compressed(
 ) -> StoredLayer:
     """Store a compressed layer byte for byte, checking its digest and its diff_id."""
     bar = _Progress(progress, str(desc.digest), desc.size)
-    src = VerifiedReader(raw, desc.digest, desc.size, what)
-    feed = FeedDecompressor(algorithm)
-    plain = hashlib.sha256()
-    usize = 0
+    check = DiffIdCheck(algorithm, diff_id, what)
+    src = VerifiedReader(raw, desc.digest, desc.size, what, tap=check)
     with staging() as (out, path):
-
-        def write(data: bytes) -> None:
-            nonlocal usize
-            out.write(data)
-            try:
-                chunk = feed.feed(data)
-            except Exception as exc:  # zlib.error, zstandard.ZstdError: both untyped in stubs
-                raise InvalidImageError(f"{what}: corrupt {algorithm} data ({exc})") from exc
-            plain.update(chunk)
-            usize += len(chunk)
-
-        _pump(src, write, bar)
+        _pump(src, out.write, bar)
         src.finish()
-        if not feed.complete():
-            raise InvalidImageError(f"{what}: {algorithm} stream is truncated")
-        got = Digest("sha256", plain.hexdigest())
-        if got != diff_id:
-            raise DigestMismatchError(f"{what}: uncompressed content is {got}, the config says {diff_id}")
         out.flush()
     bar.done()
-    return StoredLayer(desc, diff_id, usize, path)
+    return StoredLayer(desc, diff_id, check.size, path)
 
 
 def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> StoredLayer:

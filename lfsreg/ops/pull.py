@@ -7,14 +7,13 @@ output appears only when everything checked out (written under a temporary name,
 
 from __future__ import annotations
 
-import hashlib
 import io
 import platform as _platform
 from dataclasses import dataclass
 
 from .. import mediatypes as mt
-from .._streams import VerifiedReader
-from ..compression import FeedDecompressor, decompressing_reader
+from .._streams import DiffIdCheck, VerifiedReader
+from ..compression import decompressing_reader
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
@@ -66,10 +65,10 @@ class _Reader:
         obj = self.view.layer_object(desc)
         self.objects[obj.oid] = obj
 
-    def _layer_stream(self, desc: Descriptor) -> VerifiedReader:
+    def _layer_stream(self, desc: Descriptor, tap: DiffIdCheck | None = None) -> VerifiedReader:
         obj = self.view.layer_object(desc)
-        return VerifiedReader(_Counting(self.lfs.open(obj), self.progress, str(desc.digest), obj.size),
-                              desc.digest, desc.size, f"layer {desc.digest}")
+        raw = _Counting(self.lfs.open(obj), self.progress, str(desc.digest), obj.size)
+        return VerifiedReader(raw, desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
 
     def stored_layer(self, desc: Descriptor, diff_id: Digest | None) -> Blob:
         """The layer as stored; its diff_id (if any) is checked too, by decompressing alongside."""
@@ -78,8 +77,13 @@ class _Reader:
         if diff_id is None:
             return Blob(desc, lambda: self._layer_stream(desc))
 
+        if compression == "none":
+            if desc.digest != diff_id:
+                raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {diff_id}")
+            return Blob(desc, lambda: self._layer_stream(desc))
+
         def opener() -> VerifiedReader:
-            return _DiffChecked(self._layer_stream(desc), compression, diff_id)
+            return self._layer_stream(desc, DiffIdCheck(compression, diff_id, f"layer {desc.digest}"))
 
         return Blob(desc, opener)
 
@@ -129,33 +133,6 @@ class _Counting:
             self._raw.close()  # type: ignore[attr-defined]
             self._raw = None
         return data
-
-
-class _DiffChecked(VerifiedReader):
-    """Passes stored bytes through unchanged while checking their decompressed digest."""
-
-    def __init__(self, inner: VerifiedReader, compression: str, diff_id: Digest) -> None:
-        self._inner_stream = inner
-        self._feed = FeedDecompressor(compression)
-        self._plain = hashlib.sha256()
-        self._diff_id = diff_id
-        super().__init__(inner, inner.expected, inner.size, inner.what)
-
-    def read(self, n: int = -1) -> bytes:
-        data = super().read(n)
-        if data:
-            try:
-                self._plain.update(self._feed.feed(data))
-            except Exception as exc:  # zlib.error / zstandard.ZstdError
-                raise InvalidImageError(f"{self.what}: corrupt compressed data ({exc})") from exc
-        return data
-
-    def finish(self) -> None:
-        super().finish()
-        self._inner_stream.finish()
-        got = Digest("sha256", self._plain.hexdigest())
-        if not self._feed.complete() or got != self._diff_id:
-            raise DigestMismatchError(f"{self.what}: uncompressed content is {got}, the config says {self._diff_id}")
 
 
 def _select(index: Index, wanted: str, what: str) -> Descriptor:

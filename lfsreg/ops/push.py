@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .. import mediatypes as mt
-from ..compression import check_algorithm
+from ..compression import check_algorithm, zstd_threads
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError
 from ..formats import lfs_pointer
@@ -155,7 +155,8 @@ class _Push:
             raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
         with source.open_blob(desc) as raw:
             if compression == "none":
-                return store_uncompressed(raw, desc, opts.compression, opts.level, self.lfs.staging, opts.progress, what)
+                threads = zstd_threads(min(opts.jobs, len(self.jobs)))
+                return store_uncompressed(raw, desc, opts.compression, opts.level, threads, self.lfs.staging, opts.progress, what)
             return store_compressed(raw, desc, compression, diff_id, self.lfs.staging, opts.progress, what)
 
     def find_reusable(self) -> None:
