@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from .. import mediatypes as mt
 from .._streams import DiffIdCheck, VerifiedReader
-from ..compression import compressor
+from ..compression import Reader, compressor
 from ..digest import CHUNK, Digest
 from ..formats.lfs_pointer import LfsObject
 from ..manifest import Descriptor
@@ -44,13 +44,14 @@ class StoredLayer:
 
 
 class _HashingWriter:
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, *, hashing: bool = True) -> None:
         self._out = out
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self.count = 0
 
     def write(self, data: bytes) -> int:
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self._out.write(data)
         self.count += len(data)
         return len(data)
@@ -60,10 +61,13 @@ class _HashingWriter:
 
     @property
     def digest(self) -> Digest:
+        assert self._hash is not None
         return Digest("sha256", self._hash.hexdigest())
 
 
-class _Progress:
+class LayerProgress:
+    """Progress events for one layer."""
+
     def __init__(self, callback: ProgressCallback, key: str, total: int) -> None:
         self._callback = callback
         self._key = key
@@ -71,16 +75,27 @@ class _Progress:
         callback(ProgressEvent(key, "push", total))
 
     def step(self, n: int) -> None:
+        """Report ``n`` more bytes."""
         self._callback(ProgressEvent(self._key, "push", self._total, n))
 
     def done(self) -> None:
+        """Report the layer finished."""
         self._callback(ProgressEvent(self._key, "push", self._total, 0, True))
 
 
 Staging = Callable[[], AbstractContextManager[tuple[BinaryIO, str]]]
 
 
-def _pump(src: VerifiedReader, write: Callable[[bytes], object], progress: _Progress) -> None:
+@dataclass(frozen=True, slots=True)
+class Compression:
+    """How to store plain layers: algorithm, level (``None``: default), zstd worker threads."""
+
+    algorithm: str
+    level: int | None = None
+    threads: int = 1
+
+
+def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress) -> None:
     while True:
         data = src.read(CHUNK)
         if not data:
@@ -89,35 +104,50 @@ def _pump(src: VerifiedReader, write: Callable[[bytes], object], progress: _Prog
         progress.step(len(data))
 
 
-def store_uncompressed(
-    raw: BinaryIO,
-    desc: Descriptor,
-    algorithm: str,
-    level: int | None,
-    threads: int,
+def stage_plain(
+    src: Reader,
+    finish: Callable[[], Digest],
+    compression: Compression,
     staging: Staging,
-    progress: ProgressCallback,
-    what: str,
-) -> StoredLayer:
-    """Store an uncompressed layer (digest == diff_id), compressed with ``algorithm`` (or not)."""
-    bar = _Progress(progress, str(desc.digest), desc.size)
-    src = VerifiedReader(raw, desc.digest, desc.size, what)
+    bar: LayerProgress,
+) -> tuple[Descriptor, Digest, str]:
+    """Stage a plain layer tar read from ``src``, compressed as asked.
+
+    ``finish`` is called after the last byte was read and before the staged file is kept: it
+    verifies (or computes) the diff_id and returns it; if it raises, the staged file is removed.
+    Returns the stored descriptor, the diff_id and the staged path.
+    """
     with staging() as (out, path):
-        if algorithm == "none":
-            writer = _HashingWriter(out)
-            _pump(src, writer.write, bar)
-            src.finish()
-            stored = Descriptor(mt.OCI_LAYER, desc.digest, writer.count)
+        if compression.algorithm == "none":
+            counter = _HashingWriter(out, hashing=False)
+            _pump(src, counter.write, bar)
+            diff_id = finish()
+            stored = Descriptor(mt.OCI_LAYER, diff_id, counter.count)
         else:
             writer = _HashingWriter(out)
-            comp = compressor(algorithm, writer, level, threads)  # type: ignore[arg-type]
+            comp = compressor(compression.algorithm, writer, compression.level, compression.threads)  # type: ignore[arg-type]
             _pump(src, comp.write, bar)
-            src.finish()
+            diff_id = finish()
             comp.finish()
-            stored = Descriptor(mt.OCI_LAYER_FOR[algorithm], writer.digest, writer.count)
+            stored = Descriptor(mt.OCI_LAYER_FOR[compression.algorithm], writer.digest, writer.count)
         out.flush()
+    return stored, diff_id, path
+
+
+def store_uncompressed(
+    raw: BinaryIO, desc: Descriptor, compression: Compression, staging: Staging, progress: ProgressCallback, what: str
+) -> StoredLayer:
+    """Store an uncompressed layer (digest == diff_id), compressed as asked (or not)."""
+    bar = LayerProgress(progress, str(desc.digest), desc.size)
+    src = VerifiedReader(raw, desc.digest, desc.size, what)
+
+    def finish() -> Digest:
+        src.finish()
+        return desc.digest
+
+    stored, diff_id, path = stage_plain(src, finish, compression, staging, bar)
     bar.done()
-    return StoredLayer(stored, desc.digest, desc.size, path)
+    return StoredLayer(stored, diff_id, desc.size, path)
 
 
 def store_compressed(
@@ -130,7 +160,7 @@ def store_compressed(
     what: str,
 ) -> StoredLayer:
     """Store a compressed layer byte for byte, checking its digest and its diff_id."""
-    bar = _Progress(progress, str(desc.digest), desc.size)
+    bar = LayerProgress(progress, str(desc.digest), desc.size)
     check = DiffIdCheck(algorithm, diff_id, what)
     src = VerifiedReader(raw, desc.digest, desc.size, what, tap=check)
     with staging() as (out, path):
@@ -143,7 +173,7 @@ def store_compressed(
 
 def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> StoredLayer:
     """Store an artifact blob byte for byte, checking its digest and size."""
-    bar = _Progress(progress, str(desc.digest), desc.size)
+    bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what)
     with staging() as (out, path):
         _pump(src, out.write, bar)

@@ -28,7 +28,7 @@ from ..progress import ProgressCallback, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
-from .layers import StoredLayer, store_compressed, store_uncompressed, store_verbatim
+from .layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
 from .pull import IMAGE_CONFIGS
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ class _Push:
             raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
         with source.open_blob(desc) as raw:
             if compression == "none":
-                threads = zstd_threads(min(opts.jobs, len(self.jobs)))
-                return store_uncompressed(raw, desc, opts.compression, opts.level, threads, self.lfs.staging, opts.progress, what)
+                compression = Compression(opts.compression, opts.level, zstd_threads(min(opts.jobs, len(self.jobs))))
+                return store_uncompressed(raw, desc, compression, self.lfs.staging, opts.progress, what)
             return store_compressed(raw, desc, compression, diff_id, self.lfs.staging, opts.progress, what)
 
     def find_reusable(self) -> None:
