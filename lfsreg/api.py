@@ -10,15 +10,20 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .credentials import strip_userinfo
 from .digest import Digest
+from .engine.client import EngineClient
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
 from .lfs.store import LfsStore
 from .manifest import Index, parse_config, parse_manifest
-from .ops.pull import IMAGE_CONFIGS, pull_images
+from .ops.engine import EnginePush
+from .ops.engine import load as engine_load
+from .ops.engine import prepare as engine_prepare
+from .ops.pull import IMAGE_CONFIGS, archive_images, pull_images
 from .ops.push import PushItem, PushOptions, PushResult, push_images
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, validate_name, validate_tag
@@ -26,7 +31,7 @@ from .registry import layout
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .remotes import RemoteOptions, open_location
-from .transports import open_source, parse_source, parse_target, select
+from .transports import DAEMON, open_source, parse_source, parse_target, select
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,8 @@ class Registry:
         """Push every image the ``sources`` select, in one commit.
 
         Args:
-            sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…).
+            sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
+                or images in the Docker engine (``NAME:TAG`` or ``docker-daemon:NAME:TAG``).
             tags: ``NAME:TAG`` names replacing the sources' own; needs exactly one selected image.
             compression: ``zstd``, ``gzip`` or ``none`` for layers that arrive uncompressed.
             level: compression level (``None``: zstd 3, gzip 6).
@@ -106,28 +112,41 @@ class Registry:
         """
         refs = [parse_source(s) for s in sources]
         renames = [ImageRef.parse(t, default_tag="latest") for t in tags]
+        daemon_refs = [ImageRef.parse(r.path) for r in refs if r.transport == DAEMON]
+        for text, ref in zip(sources, refs, strict=True):
+            if ref.transport == DAEMON and not text.startswith(DAEMON) and os.path.exists(text):
+                raise UsageError(f"{text!r} names a Docker engine image, but a file of that name exists",
+                                 hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}")
         opened = []
+        engine: EnginePush | None = None
         try:
             items: list[PushItem] = []
             for ref in refs:
+                if ref.transport == DAEMON:
+                    continue
                 source = open_source(ref, spool_dir=spool_dir)
                 opened.append(source)
                 for root in select(source, ref):
                     items.append(PushItem(source, root.descriptor, tuple(_split_name(n) for n in root.names)))
-            if renames:
-                if len(items) != 1:
-                    raise UsageError(f"--tag names one image, but the sources hold {len(items)}")
-                items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
+            if renames and len(items) + len(daemon_refs) != 1:
+                raise UsageError(f"--tag names one image, but the sources hold {len(items) + len(daemon_refs)}")
             for item in items:
-                if not item.targets:
+                if not item.targets and not renames:
                     raise UsageError(
                         f"{item.source.label}: image {item.root.digest.short} has no name",
                         hint="give it one with --tag NAME:TAG",
                     )
             publisher, lfs = self._publisher(create=True)
             options = PushOptions(compression, level, jobs, progress)
-            return push_images(publisher, lfs, items, options)
+            if daemon_refs:
+                engine = engine_prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
+                items += engine.items
+            if renames:
+                items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
+            return push_images(publisher, lfs, items, options, prestaged=engine.prestaged if engine else None)
         finally:
+            if engine is not None:
+                engine.discard()
             for source in opened:
                 source.close()
 
@@ -139,12 +158,22 @@ class Registry:
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
     ) -> list[tuple[ImageRef, Digest]]:
-        """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything."""
+        """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
+
+        ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
+        ``docker-daemon:`` to load the images straight into the Docker engine.
+        """
         refs = [ImageRef.parse(i) for i in images]
         target = parse_target(dest)
         publisher, lfs = self._publisher()
         view = publisher.view()
         _require_content(view)
+        if target.kind == DAEMON:
+            client = EngineClient()
+            client.ping()  # fail before fetching anything if the engine is not there
+            resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
+            engine_load(client, archive)
+            return resolved
         return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:

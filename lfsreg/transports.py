@@ -2,14 +2,15 @@
 
 Sources: ``docker-archive:PATH[:NAME:TAG|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``.
 Destinations of a pull: ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``.
-A bare ``NAME:TAG`` (an image in the local Docker engine) is reserved for a later release.
+Images in the local Docker engine: ``docker-daemon:NAME[:TAG]`` or a bare ``NAME[:TAG]`` as a
+source, ``docker-daemon:`` as a destination.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ImageNotFound, InvalidReference, UsageError
+from .errors import ImageNotFound, InvalidReference
 from .formats.docker_archive import DockerArchiveSource
 from .formats.files import open_files
 from .formats.oci_layout import OciLayoutSource
@@ -18,6 +19,7 @@ from .ops.pull import PullTarget
 from .reference import ImageRef, familiar
 
 SOURCES = ("docker-archive", "oci", "oci-archive")
+DAEMON = "docker-daemon"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +45,25 @@ def _is_image_ref(text: str) -> bool:
 def _split(text: str) -> tuple[str, str, str | None]:
     transport, sep, rest = text.partition(":")
     if not sep or transport not in SOURCES:
-        if transport in ("docker-daemon", "docker") or _is_image_ref(text):
-            raise UsageError(
-                f"{text!r}: reading images from a Docker engine is not supported yet",
-                hint="save it first: docker save NAME:TAG -o img.tar, then push docker-archive:img.tar",
-            )
-        raise InvalidReference(f"{text!r}: expected docker-archive:PATH, oci:DIR or oci-archive:PATH")
+        raise InvalidReference(f"{text!r}: expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker-daemon:NAME:TAG or NAME:TAG")
     path, sep, selector = rest.partition(":")
     if not path:
         raise InvalidReference(f"{text!r}: missing path after {transport}:")
     return transport, path, selector or None
 
 
+def daemon_ref(text: str) -> ImageRef:
+    """The image a ``docker-daemon:`` source (or bare reference) names, in the form the user wrote."""
+    return ImageRef.parse(familiar(text), default_tag="latest")
+
+
 def parse_source(text: str) -> SourceRef:
     """Parse a push source; raise :class:`InvalidReference` naming what is wrong."""
+    if text.startswith(DAEMON + ":"):
+        return SourceRef(DAEMON, str(daemon_ref(text[len(DAEMON) + 1 :])))
+    head = text.partition(":")[0]
+    if head not in SOURCES and _is_image_ref(text):
+        return SourceRef(DAEMON, str(daemon_ref(text)))
     transport, path, selector = _split(text)
     if transport == "docker-archive" and selector and not selector.startswith("@"):
         ImageRef.parse(familiar(selector), default_tag="latest")
@@ -64,7 +71,9 @@ def parse_source(text: str) -> SourceRef:
 
 
 def parse_target(text: str) -> PullTarget:
-    """Parse a pull destination (``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``)."""
+    """Parse a pull destination (``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``docker-daemon:``)."""
+    if text in (DAEMON, DAEMON + ":"):
+        return PullTarget(DAEMON, "")
     transport, path, selector = _split(text)
     if transport == "docker-archive" and selector:
         raise InvalidReference(f"{text!r}: a docker-archive output takes only a path; names come from the images")

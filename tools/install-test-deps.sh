@@ -42,6 +42,7 @@ PEER_PKGS=(
   nginx          # front of the git smart-HTTP peer: basic auth, git http-backend, LFS proxy
   fcgiwrap       # runs stock `git http-backend` (CGI) for nginx
   apache2-utils  # htpasswd: the basic-auth user file for nginx
+  podman         # a real Docker Engine API (podman system service) for the docker-daemon tests
 )
 # --------------------------------------------------------------------------------------------
 

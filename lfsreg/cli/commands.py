@@ -36,7 +36,11 @@ def init(repo: str) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression: str, level: int | None, jobs: int, fmt: str) -> None:
-    """Push images from SOURCES (docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF])."""
+    """Push images from SOURCES.
+
+    SOURCE is NAME:TAG (an image in the Docker engine), docker-archive:PATH[:NAME:TAG],
+    oci:DIR[:REF] or oci-archive:PATH[:REF].
+    """
     bars = ProgressBars("push")
     try:
         result = _registry(repo).push(list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=bars)
@@ -56,10 +60,15 @@ def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression
 @click.command()
 @click.argument("repo")
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", "dest", required=True, metavar="DEST", help="docker-archive:PATH, oci:DIR[:REF] or oci-archive:PATH[:REF]")
+@click.option("-o", "--output", "dest", metavar="DEST",
+              help="docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or docker-daemon:")
+@click.option("--load", is_flag=True, help="Load into the Docker engine (same as -o docker-daemon:).")
 @click.option("--platform", default=None, metavar="OS/ARCH", help="Platform to take from a multi-platform image (docker-archive).")
-def pull(repo: str, images: tuple[str, ...], dest: str, platform: str | None) -> None:
+def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None) -> None:
     """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
+    if load == bool(dest):
+        raise click.UsageError("give exactly one of -o DEST and --load")
+    dest = dest or "docker-daemon:"
     bars = ProgressBars("pull")
     try:
         pulled = _registry(repo).pull(list(images), dest, platform=platform, progress=bars)

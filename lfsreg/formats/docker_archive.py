@@ -9,8 +9,9 @@ manifest is synthesised from the config and the layer files, as skopeo does.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from .. import mediatypes as mt
 from ..compression import sniff
@@ -24,26 +25,25 @@ from .oci_layout import blob_path, read_index
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class ArchiveEntry:
+    """One image of ``manifest.json``: its config path, layer paths (base first) and names."""
+
     config_path: str
     layer_paths: tuple[str, ...]
     names: tuple[str, ...]
 
 
-def _entries(files: Files) -> list[_Entry]:
-    if not files.exists("manifest.json"):
-        raise InvalidImageError(f"{files.label}: not a docker-archive (no manifest.json)")
+def read_manifest_json(data: bytes, label: str) -> list[ArchiveEntry]:
+    """Parse a ``manifest.json``; raise :class:`InvalidImageError` naming what is wrong."""
     try:
-        import json
-
-        doc = json.loads(files.read_small("manifest.json"))
+        doc = json.loads(data)
     except ValueError as exc:
-        raise InvalidImageError(f"{files.label}: manifest.json is not valid JSON ({exc})") from exc
+        raise InvalidImageError(f"{label}: manifest.json is not valid JSON ({exc})") from exc
     if not isinstance(doc, list) or not doc:
-        raise InvalidImageError(f"{files.label}: manifest.json lists no images")
+        raise InvalidImageError(f"{label}: manifest.json lists no images")
     out = []
     for i, item in enumerate(doc):
-        what = f"{files.label}: manifest.json[{i}]"
+        what = f"{label}: manifest.json[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
             raise InvalidImageError(f"{what}: missing Config")
         layers = item.get("Layers") or []
@@ -52,8 +52,30 @@ def _entries(files: Files) -> list[_Entry]:
             raise InvalidImageError(f"{what}: Layers is not a list of paths")
         if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
             raise InvalidImageError(f"{what}: RepoTags is not a list of names")
-        out.append(_Entry(item["Config"], tuple(layers), tuple(familiar(t) for t in tags)))
+        out.append(ArchiveEntry(item["Config"], tuple(layers), tuple(familiar(t) for t in tags)))
     return out
+
+
+def _entries(files: Files) -> list[ArchiveEntry]:
+    if not files.exists("manifest.json"):
+        raise InvalidImageError(f"{files.label}: not a docker-archive (no manifest.json)")
+    return read_manifest_json(files.read_small("manifest.json"), files.label)
+
+
+def synthesize_manifest(config: bytes, layers: list[Descriptor]) -> bytes:
+    """The OCI manifest lfsreg writes for an image known only by its config and layer blobs.
+
+    Every source without a manifest of its own (a legacy ``docker save``, a Docker engine)
+    goes through here, so the same image always yields the same manifest.
+    """
+    return dump_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(Digest.of_bytes(config)), "size": len(config)},
+            "layers": [d.to_json() for d in layers],
+        }
+    )
 
 
 class DockerArchiveSource:
@@ -85,7 +107,7 @@ class DockerArchiveSource:
                 found[parsed.config.digest] = parsed
         return found
 
-    def _root(self, entry: _Entry, oci: dict[Digest, Manifest]) -> Root:
+    def _root(self, entry: ArchiveEntry, oci: dict[Digest, Manifest]) -> Root:
         what = f"{self.label}: {entry.config_path}"
         config_bytes = self.files.read_small(entry.config_path)
         config = parse_config(config_bytes, what)
@@ -103,13 +125,7 @@ class DockerArchiveSource:
             self._synthetic[existing.digest] = existing.data
             return Root(desc, entry.names)
         layers = [self._layer(path, diff_id) for path, diff_id in zip(entry.layer_paths, config.diff_ids, strict=True)]
-        manifest: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(config_digest), "size": len(config_bytes)},
-            "layers": [d.to_json() for d in layers],
-        }
-        data = dump_json(manifest)
+        data = synthesize_manifest(config_bytes, layers)
         digest = Digest.of_bytes(data)
         self._synthetic[digest] = data
         return Root(Descriptor(mt.OCI_MANIFEST, digest, len(data)), entry.names)

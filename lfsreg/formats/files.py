@@ -48,7 +48,7 @@ class Files(Protocol):
         ...
 
 
-def _safe(path: str, label: str, *, allow_dotdot: bool = False) -> str:
+def safe_path(path: str, label: str, *, allow_dotdot: bool = False) -> str:
     """Normalise a relative path; refuse absolute paths and any that could leave the root.
 
     Member names may not contain a ``..`` component at all; link targets (``allow_dotdot``)
@@ -73,7 +73,7 @@ class DirFiles:
         self.label = root
 
     def _path(self, path: str) -> str:
-        return os.path.join(self.root, _safe(path, self.label))
+        return os.path.join(self.root, safe_path(path, self.label))
 
     def exists(self, path: str) -> bool:
         """True if ``path`` is a regular file."""
@@ -183,21 +183,21 @@ class TarFiles:
         try:
             with tarfile.open(self._path, "r:") as tar:
                 for info in tar:
-                    name = _safe(info.name, self.label)
+                    name = safe_path(info.name, self.label)
                     if info.isfile():
                         if info.offset_data + info.size > total:
                             raise InvalidImageError(f"{self.label}: truncated (member {info.name} is cut short)")
                         self._members[name] = _Member(info.offset_data, info.size)
                     elif info.issym():
                         target = posixpath.join(posixpath.dirname(name), info.linkname)
-                        self._links[name] = _safe(target, self.label, allow_dotdot=True)
+                        self._links[name] = safe_path(target, self.label, allow_dotdot=True)
                     elif info.islnk():
-                        self._links[name] = _safe(info.linkname, self.label, allow_dotdot=True)
+                        self._links[name] = safe_path(info.linkname, self.label, allow_dotdot=True)
         except (tarfile.TarError, EOFError) as exc:
             raise InvalidImageError(f"{self.label}: not a valid tar archive ({exc})") from exc
 
     def _resolve(self, path: str) -> _Member | None:
-        name = _safe(path, self.label)
+        name = safe_path(path, self.label)
         for _ in range(16):
             if name in self._members:
                 return self._members[name]

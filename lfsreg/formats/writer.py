@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from .. import mediatypes as mt
 from .._streams import VerifiedReader, atomic_output
@@ -64,6 +64,14 @@ class Sink(Protocol):
         ...
 
 
+def _member(path: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(path)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    return info
+
+
 def make_parents(path: str) -> list[str]:
     """Create the missing parent directories of ``path``; return them, deepest first."""
     created: list[str] = []
@@ -98,12 +106,6 @@ class TarSink:
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
         self._written: set[str] = set()
 
-    def _info(self, path: str, size: int) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(path)
-        info.size = size
-        info.mode = 0o644
-        info.mtime = 0
-        return info
 
     def has(self, path: str) -> bool:
         """True if ``path`` was already written to this archive."""
@@ -112,7 +114,7 @@ class TarSink:
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
         """Add a member of ``size`` bytes from ``reader`` and verify it."""
         try:
-            self._tar.addfile(self._info(path, size), reader)  # type: ignore[arg-type]
+            self._tar.addfile(_member(path, size), reader)  # type: ignore[arg-type]
         except OSError as exc:
             if "unexpected end of data" in str(exc):
                 raise InvalidImageError(f"{reader.what}: shorter than the declared {size} bytes") from exc
@@ -122,7 +124,7 @@ class TarSink:
 
     def put_bytes(self, path: str, data: bytes) -> None:
         """Add a small member."""
-        self._tar.addfile(self._info(path, len(data)), io.BytesIO(data))
+        self._tar.addfile(_member(path, len(data)), io.BytesIO(data))
         self._written.add(path)
 
     def read_existing(self, path: str) -> bytes | None:
@@ -144,6 +146,45 @@ class TarSink:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
         remove_parents(self._created)
+
+
+class TarStreamSink:
+    """Writes a tar archive to a stream (a pipe to ``docker load``): nothing to rename or undo.
+
+    On failure the stream simply ends early, which makes the receiver reject the archive.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._tar = tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT)
+        self._written: set[str] = set()
+
+    def has(self, path: str) -> bool:
+        """True if ``path`` was already written."""
+        return path in self._written
+
+    def put(self, path: str, size: int, reader: VerifiedReader) -> None:
+        """Add a member of ``size`` bytes from ``reader`` and verify it."""
+        self._tar.addfile(_member(path, size), reader)  # type: ignore[arg-type]
+        reader.finish()
+        self._written.add(path)
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Add a small member."""
+        self._tar.addfile(_member(path, len(data)), io.BytesIO(data))
+        self._written.add(path)
+
+    def read_existing(self, path: str) -> bytes | None:
+        """A stream has no earlier content."""
+        return None
+
+    def commit(self) -> None:
+        """Write the end-of-archive marker."""
+        self._tar.close()
+
+    def abort(self) -> None:
+        """Leave the stream truncated (the caller closes it): no end marker, no buffered tail."""
+        self._tar.closed = True
+        self._tar.fileobj.closed = True  # tarfile's stream would flush its buffer when collected
 
 
 class DirSink:

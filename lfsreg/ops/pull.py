@@ -181,6 +181,42 @@ def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str
     return ArchiveImage(reader.metadata(parsed.config), layers, names)
 
 
+def archive_images(
+    view: RegistryView,
+    lfs: LfsStore,
+    refs: list[ImageRef],
+    *,
+    platform: str | None = None,
+    progress: ProgressCallback = no_progress,
+) -> tuple[list[tuple[ImageRef, Digest]], list[ArchiveImage]]:
+    """The images ``refs`` name, as ``docker load`` wants them (plain layers), layers fetched.
+
+    Blobs are read (and verified) only when a writer consumes the returned images.
+    """
+    reader = _Reader(view, lfs, progress)
+    resolved = [(ref, view.resolve(ref)) for ref in refs]
+    images = [_archive_image(reader, d, r, platform) for r, d in resolved]
+    reader.prefetch()
+    return resolved, images
+
+
+def layout_images(
+    view: RegistryView, lfs: LfsStore, refs: list[ImageRef], ref_name: str | None, progress: ProgressCallback
+) -> tuple[list[tuple[ImageRef, Digest]], list[LayoutImage]]:
+    """The images ``refs`` name as stored (indexes whole), for an OCI layout; layers fetched."""
+    reader = _Reader(view, lfs, progress)
+    resolved = [(ref, view.resolve(ref)) for ref in refs]
+    images = []
+    for ref, digest in resolved:
+        data = view.blob(digest)
+        root = Descriptor(parse_manifest(data, str(ref)).media_type, digest, len(data))
+        blobs: list[Blob] = []
+        _collect(reader, root, blobs, str(ref))
+        images.append(LayoutImage(root, tuple(blobs), ((ref.name, ref_name or ref.tag),)))
+    reader.prefetch()
+    return resolved, images
+
+
 def pull_images(
     view: RegistryView,
     lfs: LfsStore,
@@ -195,25 +231,17 @@ def pull_images(
         raise UsageError(f"unknown output {target.kind!r}: use one of {', '.join(OUTPUTS)}")
     if target.ref and len(refs) != 1:
         raise UsageError(f"{target.kind}:{target.path}:{target.ref} names one image, but {len(refs)} were requested")
-    reader = _Reader(view, lfs, progress)
-    resolved = [(ref, view.resolve(ref)) for ref in refs]
-    sink: Sink = DirSink(target.path) if target.kind == "oci" else TarSink(target.path)
+    if target.kind == "docker-archive":
+        resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
+        sink: Sink = TarSink(target.path)
+    else:
+        resolved, layout = layout_images(view, lfs, refs, target.ref, progress)
+        sink = DirSink(target.path) if target.kind == "oci" else TarSink(target.path)
     try:
         if target.kind == "docker-archive":
-            archive_images = [_archive_image(reader, d, r, platform) for r, d in resolved]
-            reader.prefetch()
-            write_docker_archive(sink, archive_images)
+            write_docker_archive(sink, archive)
         else:
-            images = []
-            for ref, digest in resolved:
-                data = view.blob(digest)
-                root = Descriptor(parse_manifest(data, str(ref)).media_type, digest, len(data))
-                blobs: list[Blob] = []
-                _collect(reader, root, blobs, str(ref))
-                tag = target.ref or ref.tag
-                images.append(LayoutImage(root, tuple(blobs), ((ref.name, tag),)))
-            reader.prefetch()
-            write_oci_layout(sink, images)
+            write_oci_layout(sink, layout)
         sink.commit()
     except BaseException:
         sink.abort()

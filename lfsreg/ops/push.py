@@ -87,7 +87,8 @@ class _Node:
 
 
 class _Push:
-    def __init__(self, view: RegistryView, lfs: LfsStore, options: PushOptions) -> None:
+    def __init__(self, view: RegistryView, lfs: LfsStore, options: PushOptions, prestaged: Mapping[Digest, StoredLayer]) -> None:
+        self.prestaged = dict(prestaged)
         self.view = view
         self.lfs = lfs
         self.options = options
@@ -140,9 +141,9 @@ class _Push:
         return None
 
     def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest | None) -> StoredLayer:
-        reused = self.reusable.get(desc.digest)
-        if reused is not None:
-            return reused
+        ready = self.prestaged.get(desc.digest) or self.reusable.get(desc.digest)
+        if ready is not None:
+            return ready
         what = f"{source.label}: layer {desc.digest}"
         opts = self.options
         if diff_id is None:
@@ -161,7 +162,9 @@ class _Push:
 
     def find_reusable(self) -> None:
         """Layers the registry already holds (per its tree, confirmed by one LFS query)."""
-        candidates = {d: r for d, (_, desc, diff_id) in self.jobs.items() if (r := self._reuse(desc, diff_id)) is not None}
+        candidates = {
+            d: r for d, (_, desc, diff_id) in self.jobs.items() if d not in self.prestaged and (r := self._reuse(desc, diff_id)) is not None
+        }
         missing = {o.oid for o in self.lfs.missing([r.lfs_object for r in candidates.values()])}
         self.reusable = {d: r for d, r in candidates.items() if r.lfs_object.oid not in missing}
 
@@ -244,10 +247,16 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
     return changes
 
 
-def push_images(publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
-    """Push ``items`` in one commit; see the module docstring for the order of writes."""
+def push_images(
+    publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions, prestaged: Mapping[Digest, StoredLayer] | None = None
+) -> PushResult:
+    """Push ``items`` in one commit; see the module docstring for the order of writes.
+
+    ``prestaged`` maps source layer digests to layers a streaming source already staged (and
+    verified); they are used as they are instead of being read from their source.
+    """
     check_algorithm(options.compression)
-    push = _Push(publisher.view(), lfs, options)
+    push = _Push(publisher.view(), lfs, options, prestaged or {})
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
     push.store_layers()
     try:
