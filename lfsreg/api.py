@@ -57,7 +57,9 @@ class ImageSummary:
 
 
 class Registry:
-    """An lfsreg registry at ``location``: a path to a bare git repository, or a ``file://`` URL.
+    """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
+
+    Use it as a context manager (or call :meth:`close`) to release the repository's files.
 
     A path is read and written in place. A URL is treated as a remote: git objects are fetched
     into a mirror and pushed back, and layers are copied through the local cache
@@ -68,10 +70,25 @@ class Registry:
         self.location = location
         self.options = options
         self.label = strip_userinfo(location)
+        self._opened: tuple[Publisher, LfsStore] | None = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the repository's files; the object can be used again afterwards."""
+        if self._opened is not None:
+            self._opened[0].close()
+            self._opened = None
 
     # -- plumbing -------------------------------------------------------------------------
     def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
-        return open_location(self.location, create=create, options=self.options)
+        if self._opened is None:
+            self._opened = open_location(self.location, create=create, options=self.options)
+        return self._opened
 
     def view(self) -> RegistryView:
         """The registry as of its current commit."""

@@ -330,8 +330,9 @@ CLICK_USAGE = [
 ]
 
 LFSREG_USAGE = [
-    pytest.param(lambda r, t: ["push", r, "nonsense"], "nonsense", id="source-without-transport"),
-    pytest.param(lambda r, t: ["push", r, "ftp:foo.tar"], "ftp:foo.tar", id="unknown-transport"),
+    # a bare NAME:TAG is an image in the Docker engine (tests/test_engine.py); these are neither
+    pytest.param(lambda r, t: ["push", r, "Not An Image"], "Not An Image", id="source-without-transport"),
+    pytest.param(lambda r, t: ["push", r, "ftp:/foo.tar"], "ftp:/foo.tar", id="unknown-transport"),
     pytest.param(lambda r, t: ["push", r, "docker-archive:"], "docker-archive:", id="source-without-path"),
     pytest.param(lambda r, t: ["pull", r, "acme/app", "-o", f"docker-archive:{t / 'x.tar'}"], "acme/app", id="pull-without-tag"),
     pytest.param(lambda r, t: ["pull", r, "acme/app:1.0", "-o", f"bogus:{t / 'x'}"], "bogus:", id="unknown-output"),

@@ -12,7 +12,8 @@ from .render import ProgressBars, emit_json, human_size, table
 
 
 def _registry(repo: str) -> Registry:
-    return Registry(repo, options=click.get_current_context().obj)
+    ctx = click.get_current_context()
+    return ctx.with_resource(Registry(repo, options=ctx.obj))
 
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -67,7 +68,7 @@ def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression
 def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None) -> None:
     """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
     if load == bool(dest):
-        raise click.UsageError("give exactly one of -o DEST and --load")
+        raise click.UsageError("give exactly one of -o/--output DEST and --load")
     dest = dest or "docker-daemon:"
     bars = ProgressBars("pull")
     try:

@@ -42,6 +42,7 @@ class Snapshot:
         self._repo = repo
         self.commit = commit
         self._trees: dict[bytes, Tree] = {}
+        self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
             obj = repo.object_store[commit.encode()]
@@ -78,11 +79,16 @@ class Snapshot:
         return self.blob(entry[1])
 
     def blob(self, sha: bytes) -> bytes:
-        """The content of a blob by its git object id."""
-        obj = self._repo.object_store[sha]
-        if not isinstance(obj, Blob):
-            raise NotFoundError(f"git object {sha.decode()} is not a blob")
-        return obj.as_raw_string()
+        """The content of a blob by its git object id (small ones are cached: many tag files share one)."""
+        data = self._blobs.get(sha)
+        if data is None:
+            obj = self._repo.object_store[sha]
+            if not isinstance(obj, Blob):
+                raise NotFoundError(f"git object {sha.decode()} is not a blob")
+            data = obj.as_raw_string()
+            if len(data) <= 4096:
+                self._blobs[sha] = data
+        return data
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -210,6 +216,25 @@ class GitStore:
         commit.message = message.encode()
         self._add(commit)
         return commit.id.decode()
+
+    def close(self) -> None:
+        """Release pack files (dulwich keeps them mapped until closed)."""
+        self._repo.close()
+
+    def maybe_pack(self, threshold: int = 6700) -> int:
+        """Pack loose objects once there are about ``threshold`` of them, as ``git gc --auto`` does.
+
+        Reads of a big registry from thousands of loose files are twice as slow as from a pack.
+        The count is estimated from one fan-out directory, like git's. Returns objects packed.
+        """
+        sample = os.path.join(self.path, "objects", "17")
+        try:
+            estimate = len(os.listdir(sample)) * 256
+        except FileNotFoundError:
+            return 0
+        if estimate <= threshold:
+            return 0
+        return int(self._repo.object_store.pack_loose_objects())
 
     def compare_and_swap(self, old: str | None, new: str) -> bool:
         """Move ``main`` from ``old`` to ``new`` atomically; ``False`` if it no longer is ``old``."""

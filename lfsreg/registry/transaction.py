@@ -48,6 +48,10 @@ class Publisher:
         self.backend = backend
         self.label = backend.label
 
+    def close(self) -> None:
+        """Release the git object store's files."""
+        self.backend.git.close()
+
     def view(self) -> RegistryView:
         """The registry at the current tip."""
         return RegistryView(self.backend.git.snapshot(self.backend.tip()), self.label)
