@@ -20,6 +20,12 @@ time and the peak RSS of its whole child tree, ``getrusage(RUSAGE_CHILDREN).ru_m
              into an empty one.
 6. report    table + ratios + targets (met / NOT met), optional JSON.
 
+With ``--https`` (``tools/bench_https.py``) steps 3-5 are replaced by the same jobs against the
+project's real test servers over HTTP (``tests/peers.py``: stock git http-backend behind nginx
+with HTTP Basic auth + giftless as the LFS server on the same base URL): git + git-lfs push /
+clone + ``git lfs pull`` vs ``lfsreg push URL`` / ``lfsreg pull URL`` (cold and warm cache),
+each on a fresh empty repo; see that module's docstring.
+
 Every step's failure is reported (exit status + stderr tail) and the run continues; the
 exit status is 1 if any step failed (2 for bad usage).
 
@@ -29,6 +35,7 @@ Examples::
     python tools/bench.py --size-mb 100 --scale-images 50   # quick smoke run
     python tools/bench.py --size-mb 60 --skip-lfsreg        # only generation, floor, git-lfs
     python tools/bench.py --lfsreg "lfsreg" --json results.json --reps 3
+    python tools/bench.py --https --size-mb 100              # over HTTP against the test servers
 
 Needs: git, git-lfs, tar, sha256sum, umoci, skopeo (``apt-get install -y skopeo umoci git-lfs``).
 Python 3.10+, standard library only.
@@ -354,9 +361,9 @@ def rmtree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def tool_version(cmd: list[str], env: dict[str, str] | None = None) -> str:
+def tool_version(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = PROJECT_ROOT) -> str:
     try:
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60, env=env, cwd=PROJECT_ROOT)
+        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unavailable ({e})"
     text = (p.stdout or p.stderr).strip().splitlines()
@@ -456,6 +463,8 @@ def verify_pulled_archive(path: Path, ref: str, expect: ArchiveImage, hash_layer
 
 
 class Bench:
+    title = "lfsreg benchmark"
+
     def __init__(self, args: argparse.Namespace, err: TextIO) -> None:
         self.a = args
         self.err = err
@@ -979,6 +988,62 @@ class Bench:
         if not a.keep:
             rmtree(base)
 
+    # ---- lfsreg from a commit ----------------------------------------------------------------
+    def use_lfsreg_rev(self) -> None:
+        """With ``--lfsreg-rev REV``: run lfsreg from ``git archive REV lfsreg`` (a snapshot under the workdir).
+
+        Keeps a run consistent while the working tree is being edited. On failure the lfsreg
+        steps are skipped and the failure is reported.
+        """
+        rev = self.a.lfsreg_rev
+        if not rev:
+            return
+        st = self.r.step("lfsreg.src", f"export lfsreg from {rev}", "setup")
+        p = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if p.returncode != 0:
+            self.r.note_failure(st, f"git rev-parse {rev} failed rc={p.returncode}", p.stderr[-2000:])
+            self.a.skip_lfsreg = True
+            return
+        sha = p.stdout.strip()
+        dest = self.work / "lfsreg-src" / sha[:12]
+        if not (dest / "lfsreg" / "__init__.py").is_file():
+            tmp = dest.with_name(dest.name + ".tmp")
+            rmtree(tmp)
+            tmp.mkdir(parents=True)
+            p = subprocess.run(
+                ["sh", "-c", 'git -C "$1" archive --format=tar "$2" lfsreg | tar -x -C "$3"', "sh", str(PROJECT_ROOT), sha, str(tmp)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if p.returncode != 0:
+                self.r.note_failure(st, f"git archive {sha} lfsreg failed rc={p.returncode}", p.stderr[-2000:])
+                self.a.skip_lfsreg = True
+                return
+            rmtree(dest)
+            os.replace(tmp, dest)
+        st.runs.append(Run(rc=0, seconds=0.0, maxrss_kb=None))
+        self.env["PYTHONPATH"] = str(dest)  # instead of the checkout: `python -m lfsreg` imports the snapshot
+        self.meta["lfsreg_rev"] = {"rev": rev, "commit": sha, "source": str(dest)}
+        self.r.log(f"lfsreg: running {rev} = {sha[:12]} from {dest}")
+
+    # ---- hooks for other modes (tools/bench_https.py) -----------------------------------------
+    def extra_checks(self) -> list[Check]:
+        """Checks listed before the generic ones (peak RSS, ...)."""
+        return []
+
+    def extra_report(self) -> list[str]:
+        """Report lines printed before the checks."""
+        return []
+
+    def extra_json(self) -> dict[str, Any]:
+        return {}
+
     # ---- driver --------------------------------------------------------------------------------
     def collect_meta(self) -> None:
         a = self.a
@@ -998,13 +1063,14 @@ class Bench:
                 "skopeo": tool_version(["skopeo", "--version"]),
                 "umoci": tool_version(["umoci", "--version"]),
                 "sha256sum": tool_version(["sha256sum", "--version"]),
-                "lfsreg": "skipped" if a.skip_lfsreg else tool_version(self.lfsreg("--version"), self.env),
+                "lfsreg": "skipped" if a.skip_lfsreg else tool_version(self.lfsreg("--version"), self.env, cwd=self.work),
             },
         )
 
     def run_all(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.use_lfsreg_rev()
         self.collect_meta()
         git_ok = self.setup_git_home()
         if not self.a.skip_big:
@@ -1070,7 +1136,7 @@ class Check:
 
 def build_checks(b: Bench) -> list[Check]:
     steps = b.r.steps
-    checks: list[Check] = []
+    checks: list[Check] = list(b.extra_checks())
 
     def sec(k: str) -> float | None:
         s = steps.get(k)
@@ -1154,13 +1220,16 @@ def render(b: Bench) -> str:
     arch = b.meta.get("archive", {})
     gen = b.meta.get("generated", {})
     lines.append("=" * 100)
-    lines.append("lfsreg benchmark")
+    lines.append(b.title)
     lines.append(
         f"  date {b.meta.get('date')}  host {b.meta.get('host')}  cpus {b.meta.get('cpus')}  "
         f"python {b.meta.get('python')}  reps {a.reps} (median)"
     )
     for k, v in b.meta.get("versions", {}).items():
         lines.append(f"  {k:10s} {v}")
+    if b.meta.get("lfsreg_rev"):
+        lr = b.meta["lfsreg_rev"]
+        lines.append(f"  lfsreg from {lr['rev']} = commit {lr['commit'][:12]} (snapshot {lr['source']})")
     if arch:
         lay = ", ".join(f"{x / MIB:.0f}" for x in arch.get("layer_bytes", []))
         lines.append(
@@ -1231,6 +1300,7 @@ def render(b: Bench) -> str:
             if kind in si:
                 lines.append(f"  output of {kind}: {si[kind]}")
         lines.append("")
+    lines.extend(b.extra_report())
     checks = build_checks(b)
     if checks:
         lines.append("ratios and targets")
@@ -1269,6 +1339,7 @@ def to_json(b: Bench) -> dict[str, Any]:
         ],
         "failures": [f.__dict__ for f in b.r.failures],
         "ok": not b.r.failures,
+        **b.extra_json(),
     }
 
 
@@ -1288,6 +1359,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--workdir", default="/tmp/lfsreg-bench", help="work dir (image cache, repos, logs)")
     ap.add_argument("--lfsreg", default=default_lfsreg(), help="command that runs the lfsreg CLI")
+    ap.add_argument(
+        "--lfsreg-rev",
+        metavar="REV",
+        help="run lfsreg from this commit of the checkout (git archive into --workdir, on PYTHONPATH), not the working tree",
+    )
     ap.add_argument("--size-mb", type=int, default=1024, help="target image size in MiB (sum of layer files)")
     ap.add_argument("--layers", type=int, default=5, choices=range(1, len(LAYER_SPECS) + 1), help="number of layers")
     ap.add_argument("--ref", default="bench/big:1", help="name:tag of the generated image")
@@ -1305,6 +1381,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-git", action="store_true", help="skip the git + git-lfs baseline")
     ap.add_argument("--skip-big", action="store_true", help="skip the big image (generate/floor/git/lfsreg)")
     ap.add_argument("--skip-scale", action="store_true", help="skip the scale part")
+    ap.add_argument(
+        "--https",
+        action="store_true",
+        help="instead of the local git/lfsreg/scale parts: push/pull over HTTP against the test servers (tests/peers.py)",
+    )
     ap.add_argument("--no-verify", action="store_true", help="don't hash-check pulled archives")
     ap.add_argument("--keep", action="store_true", help="keep repos/registries/clones of the last rep")
     ap.add_argument("--timeout", type=float, default=3600, help="per-command timeout, seconds")
@@ -1315,10 +1396,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def _import_https() -> Any:
+    try:
+        import bench_https as mod  # run as a script: tools/ is on sys.path
+    except ImportError:
+        from tools import bench_https as mod  # imported from the project root
+    return mod
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.https:
+        return int(_import_https().run(a))
+    return execute(Bench(a, sys.stderr))
+
+
+def execute(b: Bench) -> int:
+    """Run the benchmark ``b``, print and save the report; the exit status."""
+    a = b.a
     out: TextIO = sys.stderr if a.json == "-" else sys.stdout
-    b = Bench(a, sys.stderr)
     interrupted = False
     try:
         b.run_all()
