@@ -46,14 +46,18 @@ class ProgressBars:
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
         self._finished: set[str] = set()
-        self._last = 0.0
-        self._start = time.monotonic()
+        self._action: dict[str, str] = {}
+        self._start = self._last = time.monotonic()  # first draw after 0.1 s, once the job is announced
 
     def __call__(self, event: ProgressEvent) -> None:
         """Account for one event and redraw at most ten times a second."""
         if not self.enabled:
             return
         with self._lock:
+            # A key counts under the first action seen for it: after a layer was downloaded,
+            # reading it back from the cache is not more progress.
+            if self._action.setdefault(event.key, event.action) != event.action:
+                return
             if event.total is not None:
                 self._totals[event.key] = event.total
             self._done[event.key] = self._done.get(event.key, 0) + event.delta

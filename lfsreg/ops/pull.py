@@ -55,7 +55,10 @@ class _Reader:
 
     def prefetch(self) -> None:
         """Bring every layer the output needs into local reach (a remote store's cache)."""
-        self.lfs.fetch(sorted(self.objects.values(), key=lambda o: -o.size), self.progress)
+        objects = sorted(self.objects.values(), key=lambda o: -o.size)
+        self.lfs.fetch(objects, self.progress)
+        for obj in objects:  # announce the whole job to progress bars
+            self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size))
 
     def metadata(self, desc: Descriptor) -> Blob:
         data = self.view.blob(desc.digest)

@@ -24,7 +24,7 @@ from ..formats import lfs_pointer
 from ..image import ImageSource
 from ..lfs.store import LfsStore
 from ..manifest import Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
-from ..progress import ProgressCallback, no_progress
+from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
@@ -170,6 +170,9 @@ class _Push:
 
     def store_layers(self) -> None:
         self.find_reusable()
+        for digest, (_, desc, _) in self.jobs.items():  # announce the whole job to progress bars
+            if digest not in self.prestaged and digest not in self.reusable:
+                self.options.progress(ProgressEvent(str(desc.digest), "push", desc.size))
         with ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="lfsreg-layer") as pool:
             ordered = sorted(self.jobs.items(), key=lambda kv: -kv[1][1].size)
             futures = {d: pool.submit(self._store, *job) for d, job in ordered}
