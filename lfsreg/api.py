@@ -13,16 +13,13 @@ import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .credentials import strip_userinfo
 from .digest import Digest
-from .engine.client import EngineClient
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
 from .lfs.store import LfsStore
 from .manifest import Index, parse_config, parse_manifest
-from .ops.engine import EnginePush
-from .ops.engine import load as engine_load
-from .ops.engine import prepare as engine_prepare
 from .ops.pull import IMAGE_CONFIGS, archive_images, pull_images
 from .ops.push import PushItem, PushOptions, PushResult, push_images
 from .progress import ProgressCallback, no_progress
@@ -32,6 +29,9 @@ from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .remotes import RemoteOptions, open_location
 from .transports import DAEMON, open_source, parse_source, parse_target, select
+
+if TYPE_CHECKING:
+    from .ops.engine import EnginePush
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,10 @@ class Registry:
             publisher, lfs = self._publisher(create=True)
             options = PushOptions(compression, level, jobs, progress)
             if daemon_refs:
-                engine = engine_prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
+                from .engine.client import EngineClient  # requests is imported only when an engine is used
+                from .ops.engine import prepare
+
+                engine = prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
                 items += engine.items
             if renames:
                 items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
@@ -186,10 +189,13 @@ class Registry:
         view = publisher.view()
         _require_content(view)
         if target.kind == DAEMON:
+            from .engine.client import EngineClient
+            from .ops.engine import load
+
             client = EngineClient()
             client.ping()  # fail before fetching anything if the engine is not there
             resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-            engine_load(client, archive)
+            load(client, archive)
             return resolved
         return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
 
