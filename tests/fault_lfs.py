@@ -49,6 +49,7 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -364,7 +365,9 @@ class FaultLfsServer:
         action_expires_in: int = 3600,
         strict_media_types: bool = True,
         storage_dir: str | os.PathLike[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.credentials = credentials
         self.action_auth = action_auth
         self.action_expires_in = action_expires_in
@@ -395,6 +398,8 @@ class FaultLfsServer:
             return self
         self._stopping.clear()
         httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        if self.ssl_context is not None:  # HTTPS: the listening socket hands out TLS connections
+            httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True)
         httpd.lfs = self
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -435,8 +440,9 @@ class FaultLfsServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with an ``ssl_context``)."""
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def endpoint(self, repo: str = "repo", *, userinfo: str | None = None) -> str:
         """The LFS server URL of ``repo``: ``http://127.0.0.1:PORT/<repo>/info/lfs``.
@@ -445,7 +451,8 @@ class FaultLfsServer:
         ``lfs.url = http://user:password@host/...``.
         """
         auth = f"{userinfo}@" if userinfo else ""
-        return f"http://{auth}127.0.0.1:{self.port}/{repo.strip('/')}/info/lfs"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/{repo.strip('/')}/info/lfs"
 
     def batch_url(self, repo: str = "repo") -> str:
         """``<endpoint>/objects/batch``."""
