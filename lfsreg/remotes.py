@@ -24,6 +24,8 @@ from .lfs.http import HttpLfsStore, HttpSettings
 from .lfs.queue import RetryPolicy
 from .lfs.store import LfsStore, LocalLfsStore
 from .registry.transaction import Publisher
+from .ssh.settings import SshSettings
+from .ssh.url import is_ssh_location, parse_ssh_url
 
 
 @dataclass
@@ -38,8 +40,11 @@ class LocalBackend:
         return self.git.head()
 
     def swap(self, old: str | None, new: str) -> bool:
-        """Compare-and-swap under git's lock protocol."""
-        return self.git.compare_and_swap(old, new)
+        """Compare-and-swap under git's lock protocol; pack loose objects now and then."""
+        if not self.git.compare_and_swap(old, new):
+            return False
+        self.git.maybe_pack()
+        return True
 
 
 @dataclass
@@ -79,6 +84,7 @@ class RemoteOptions:
         verify_tls: ``False`` only for testing against self-signed servers.
         transfers: concurrent LFS transfers (git-lfs's default is 8).
         policy: retry policy of the LFS transfer queue.
+        ssh: keys and host-key checking for SSH remotes (``LFSREG_SSH_*`` fill what is unset).
     """
 
     lfs_url: str | None = None
@@ -86,6 +92,7 @@ class RemoteOptions:
     verify_tls: bool = True
     transfers: int = 8
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    ssh: SshSettings = field(default_factory=SshSettings)
 
 
 class LazyLfsStore:
@@ -118,12 +125,34 @@ def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     return Publisher(RemoteBackend(remote, clean)), LazyLfsStore(lfs, clean)  # type: ignore[return-value]
 
 
-def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:
-    """The publisher and LFS store for ``location``: a path, or a ``file://``/``http(s)://`` URL.
+def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
+    """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
+    from .git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
+    from .lfs.ssh import SshLfsStore
+    from .ssh.connection import SshConnection
 
+    url = parse_ssh_url(location)
+    label = str(url)
+    connection = SshConnection(url, options.ssh)
+    remote = GitRemote(label, _mirror_dir(label), label, client_factory=ssh_client_factory(connection, url, label))
+
+    def lfs() -> LfsStore:
+        endpoint = options.lfs_url or os.environ.get("LFSREG_LFS_URL") or remote.lfs_url()
+        settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+        return SshLfsStore(connection, url, ObjectCache(os.path.join(cache_root(), "lfs")), settings, endpoint=endpoint, label=label)
+
+    return Publisher(RemoteBackend(remote, label)), LazyLfsStore(lfs, label)  # type: ignore[return-value]
+
+
+def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:
+    """The publisher and LFS store for ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
+
+    SSH locations are ``ssh://[user@]host[:port]/path`` and scp-like ``[user@]host:path``.
     ``create`` makes a missing or empty local directory a new repository (the first push).
     """
     options = options or RemoteOptions(ca_bundle=os.environ.get("LFSREG_CA_BUNDLE"))
+    if is_ssh_location(location):
+        return _ssh(location, options)
     if "://" not in location:
         if create and (not os.path.exists(location) or (os.path.isdir(location) and not os.listdir(location))):
             git = GitStore.init(location)
@@ -141,4 +170,4 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
         return Publisher(RemoteBackend(remote, location)), FileRemoteLfsStore(path, cache, location)
     if parts.scheme in ("http", "https"):
         return _http(location, options)
-    raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http:// or https://")
+    raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http(s):// or ssh://")

@@ -33,7 +33,6 @@ CORE_PKGS=(
   busybox-static # a static /bin/busybox for tiny runnable images
 )
 # Peers the tests start on 127.0.0.1 (tests/peers.py).  More later, e.g.:
-#   openssh-server   - SSH remotes
 #   docker-registry  - a reference OCI distribution registry
 #   podman           - pull/push/run against lfsreg
 # Note: nginx's package would start a distro nginx on :80 where no /usr/sbin/policy-rc.d
@@ -42,6 +41,8 @@ PEER_PKGS=(
   nginx          # front of the git smart-HTTP peer: basic auth, git http-backend, LFS proxy
   fcgiwrap       # runs stock `git http-backend` (CGI) for nginx
   apache2-utils  # htpasswd: the basic-auth user file for nginx
+  openssh-server # sshd for SSH remotes (tests/test_ssh.py); policy-rc.d keeps Debian's from starting
+  openssh-client # ssh-keygen for test keys, ssh for stock git + git-lfs interop over SSH (never lfsreg)
   podman         # a real Docker Engine API (podman system service) for the docker-daemon tests
 )
 # --------------------------------------------------------------------------------------------

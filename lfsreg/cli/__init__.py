@@ -11,7 +11,9 @@ import click
 from .. import __version__
 from ..errors import LfsregError
 from ..remotes import RemoteOptions
+from ..ssh.settings import SshSettings
 from .commands import register
+from .keygen import keygen
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -23,17 +25,27 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 @click.option("--ca-bundle", envvar="LFSREG_CA_BUNDLE", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
               help="CA certificates for HTTPS.")
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
+@click.option("--identity", metavar="KEY", help="SSH private key: a file, or the key itself (LFSREG_SSH_KEY). "
+              "Default: ssh-agent, then ~/.ssh/id_*.")
+@click.option("--known-hosts", metavar="FILE", help="SSH known_hosts file (LFSREG_SSH_KNOWN_HOSTS; default ~/.ssh/known_hosts).")
+@click.option("--accept-new-host-key", is_flag=True, help="Record the key of an SSH host seen for the first time "
+              "instead of refusing (LFSREG_SSH_ACCEPT_NEW=1). A changed key is always refused.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, lfs_url: str | None, ca_bundle: str | None, transfers: int) -> None:
+def cli(ctx: click.Context, verbose: bool, lfs_url: str | None, ca_bundle: str | None, transfers: int,
+        identity: str | None, known_hosts: str | None, accept_new_host_key: bool) -> None:
     """A Docker/OCI image registry in a git repository, layers in Git LFS.
 
     REPO is a path to a local registry (a bare git repository), or a URL: https://host/org/images.git
     (credentials from LFSREG_USERNAME/LFSREG_PASSWORD or LFSREG_TOKEN, the URL, ~/.netrc or
-    ~/.git-credentials) or file:///path.
+    ~/.git-credentials) or file:///path, or over SSH: git@host:org/images.git or
+    ssh://user@host:port/org/images.git (no ssh binary needed; see --identity).
     """
     if not verbose:
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings are noise to users
-    ctx.obj = RemoteOptions(lfs_url=lfs_url, ca_bundle=ca_bundle, transfers=transfers)
+    # paramiko logs tracebacks of its transport thread; lfsreg reports SSH failures itself
+    logging.getLogger("paramiko").setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    ssh = SshSettings(identity=identity, known_hosts=known_hosts, accept_new_host_key=accept_new_host_key)
+    ctx.obj = RemoteOptions(lfs_url=lfs_url, ca_bundle=ca_bundle, transfers=transfers, ssh=ssh)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -42,6 +54,7 @@ def cli(ctx: click.Context, verbose: bool, lfs_url: str | None, ca_bundle: str |
 
 
 register(cli)
+cli.add_command(keygen)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

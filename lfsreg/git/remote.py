@@ -63,12 +63,15 @@ class GitRemote:
     """The git side of a remote registry at ``url``, with a mirror under ``mirror_dir``.
 
     ``credentials`` are tried in order until the server accepts one (HTTP only); the working
-    one is kept for later requests. Messages never contain a credential.
+    one is kept for later requests. Messages never contain a credential. ``client_factory``
+    replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
     """
 
     def __init__(self, url: str, mirror_dir: str, label: str, *, credentials: Sequence[Credential] = (),
-                 ca_bundle: str | None = None, verify_tls: bool = True) -> None:
+                 ca_bundle: str | None = None, verify_tls: bool = True,
+                 client_factory: Callable[[], tuple[GitClient, str]] | None = None) -> None:
         self.url = url
+        self._client_factory = client_factory  # e.g. SSH on paramiko (lfsreg.git.ssh); else from the URL
         self.label = label
         self._credentials: list[Credential | None] = [*credentials] or [None]
         self._secrets = [c.password for c in credentials]
@@ -90,7 +93,9 @@ class GitRemote:
     def _call(self, op: Callable[[GitClient, str], T]) -> T:
         """Run ``op`` with a client, moving to the next credential on 401."""
         while True:
-            if self._client is None:
+            if self._client is None and self._client_factory is not None:
+                self._client, self._path = self._client_factory()
+            elif self._client is None:
                 cred = self._credentials[0]
                 self._client, self._path = get_transport_and_path(
                     self.url, config=self._config, username=cred.username if cred else None,

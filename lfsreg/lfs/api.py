@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -186,15 +186,27 @@ def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], reque
     return [items[o.oid] for o in requested]
 
 
-class BatchClient:
-    """Calls ``<endpoint>/objects/batch`` with HTTP Basic credentials for the endpoint's host only."""
+#: ``(operation, refresh) -> (endpoint, headers)``: per-operation authentication of the batch API,
+#: e.g. the ``href`` and ``header`` that ``git-lfs-authenticate`` returns over SSH (``refresh``:
+#: the last headers were refused, get new ones).
+HeaderSource = Callable[[str, bool], tuple[str, dict[str, str]]]
 
-    def __init__(self, endpoint: str, session: requests.Session, credentials: Sequence[Credential], *, timeout: float = 60.0) -> None:
+
+class BatchClient:
+    """Calls ``<endpoint>/objects/batch`` with HTTP Basic credentials for the endpoint's host only.
+
+    With a ``header_source`` the endpoint and headers come from it instead (no Basic
+    credentials are sent); a 401 asks it once for fresh headers.
+    """
+
+    def __init__(self, endpoint: str, session: requests.Session, credentials: Sequence[Credential], *, timeout: float = 60.0,
+                 header_source: HeaderSource | None = None) -> None:
         self.endpoint = strip_userinfo(endpoint).rstrip("/")
         self._session = session
         self._credentials = list(credentials)
         self._current = 0
         self._timeout = timeout
+        self._header_source = header_source
 
     @property
     def label(self) -> str:
@@ -214,24 +226,39 @@ class BatchClient:
         url = self.endpoint + "/objects/batch"
         headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE, "Accept-Encoding": "identity"}
         what = f"LFS batch {operation} at {self.endpoint}"
+        refreshed: bool | None = None if self._header_source is None else False
         while True:
             cred = self._credentials[self._current] if self._current < len(self._credentials) else None
+            extra: dict[str, str] = {}
+            if self._header_source is not None:
+                endpoint, extra = self._header_source(operation, bool(refreshed))
+                url, cred = strip_userinfo(endpoint).rstrip("/") + "/objects/batch", None
             requested_at = time.time()
             try:
                 resp = self._session.post(
-                    url, data=json.dumps(body), headers=headers, timeout=self._timeout,
+                    url, data=json.dumps(body), headers={**headers, **extra}, timeout=self._timeout,
                     auth=(cred.username, cred.password) if cred else None, allow_redirects=True,
                 )
+            except requests.exceptions.SSLError:
+                raise LfsError(f"{what}: the server's TLS certificate is not trusted",
+                               hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)") from None
             except requests.RequestException as exc:
                 raise RetriableError(f"{what}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and self._current < len(self._credentials):
+            if resp.status_code == 401 and refreshed is False:
+                log.debug("%s: 401 with the authenticated headers; asking for fresh ones", what)
+                refreshed = True
+                resp.close()
+                continue
+            if resp.status_code == 401 and refreshed is None and self._current < len(self._credentials):
                 log.debug("%s: 401 with %s credentials; trying the next source", what, cred.source if cred else "no")
                 self._current += 1
                 resp.close()
                 continue
             if resp.status_code != 200:
                 err = error_from_response(resp, what)
-                if isinstance(err, AuthError):
+                if isinstance(err, AuthError) and refreshed is not None:
+                    err.hint = "the LFS server refused the credentials the SSH server's git-lfs-authenticate handed out"
+                elif isinstance(err, AuthError):
                     err.hint = "set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), or add the host to ~/.netrc"
                 raise err
             try:

@@ -15,7 +15,7 @@ from ..credentials import Credential
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
-from .api import BatchClient
+from .api import BatchClient, HeaderSource
 from .cache import ObjectCache
 from .queue import RetryPolicy, TransferQueue
 
@@ -67,9 +67,9 @@ class HttpLfsStore:
     """:class:`lfsreg.lfs.store.LfsStore` over an LFS server: batch API, basic transfers, cache."""
 
     def __init__(self, endpoint: str, credentials: Sequence[Credential], cache: ObjectCache, settings: HttpSettings,
-                 *, ref: str | None = "refs/heads/main") -> None:
+                 *, ref: str | None = "refs/heads/main", header_source: HeaderSource | None = None) -> None:
         self.session = make_session(settings)
-        self.client = BatchClient(endpoint, self.session, credentials, timeout=settings.timeout)
+        self.client = BatchClient(endpoint, self.session, credentials, timeout=settings.timeout, header_source=header_source)
         self.queue = TransferQueue(self.client, self.session, jobs=settings.jobs, policy=settings.policy,
                                    timeout=settings.timeout, ref=ref)
         self.cache = cache

@@ -1,0 +1,75 @@
+"""``lfsreg keygen``: a deploy key for one registry repository, and where each git host wants it."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import click
+
+from ..keys import DEFAULT_COMMENT, write_keypair
+from ..ssh.url import is_ssh_location, parse_ssh_url
+
+DEFAULT_OUT = "lfsreg_deploy_key"
+
+
+def _owner_repo(repo: str | None) -> tuple[str, str]:
+    """``(host, owner/name)`` of a repository URL (ssh, scp-like or https); placeholders if none."""
+    if not repo:
+        return "HOST", "OWNER/REPO"
+    if is_ssh_location(repo):
+        url = parse_ssh_url(repo)
+        host, path = url.host, url.path
+    else:
+        parts = urlsplit(repo if "://" in repo else "https://" + repo)
+        host, path = parts.hostname or "HOST", parts.path
+    path = re.sub(r"\.git$", "", path.strip("/").removeprefix("~/")) or "OWNER/REPO"
+    return host, path
+
+
+def instructions(repo: str | None) -> list[str]:
+    """Where to add the public key as a deploy key with write access, per host (all four if unknown)."""
+    host, path = _owner_repo(repo)
+    owner = path.split("/")[0]
+    name = path.split("/")[-1]
+    places = {
+        "github": f"GitHub:    https://{host if host != 'HOST' else 'github.com'}/{path}/settings/keys/new  "
+                  "(Settings > Deploy keys > Add deploy key): paste the key, tick 'Allow write access'",
+        "gitlab": f"GitLab:    https://{host if host != 'HOST' else 'gitlab.com'}/{path}/-/settings/repository  "
+                  "(Settings > Repository > Deploy keys > Add new key): paste the key, tick 'Grant write permissions to this key'",
+        "gitea": f"Gitea:     https://{host}/{path}/settings/keys  "
+                 "(Settings > Deploy Keys > Add Deploy Key): paste the key, tick 'Enable Write Access'",
+        "bitbucket": f"Bitbucket: Data Center: repository {name} > Repository settings > Access keys > Add key, with write permission. "
+                     f"Cloud: repository access keys are read-only, so add the key to a bot account that has write access to "
+                     f"{owner}/{name} only (Personal settings > SSH keys, https://bitbucket.org/account/settings/ssh-keys/)",
+    }
+    known = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket", "codeberg.org": "gitea"}
+    if host in known:
+        return [places[known[host]]]
+    return list(places.values())
+
+
+@click.command()
+@click.option("--out", "-o", "out", default=DEFAULT_OUT, show_default=True, metavar="FILE",
+              help="Private key file (mode 0600); the public key goes to FILE.pub.")
+@click.option("--comment", "-C", default=DEFAULT_COMMENT, show_default=True, help="Comment at the end of the public key.")
+@click.option("--repo", metavar="URL", help="The registry repository, to print the exact page where the key goes.")
+@click.option("--force", is_flag=True, help="Replace FILE and FILE.pub if they exist.")
+def keygen(out: str, comment: str, repo: str | None, force: bool) -> None:
+    """Create an ed25519 SSH deploy key for one registry repository.
+
+    Add the public key to the repository as a deploy key WITH WRITE ACCESS, store the private
+    key (the content of FILE) as a CI secret given to lfsreg as LFSREG_SSH_KEY, then delete FILE.
+    """
+    pair = write_keypair(out, comment, force=force)
+    click.echo(f"private key: {pair.private_path} (mode 0600; keep it secret)")
+    click.echo(f"public key:  {pair.public_path} ({pair.fingerprint})")
+    click.echo("")
+    click.echo(pair.public_line)
+    click.echo("")
+    click.echo("Add the public key above as a deploy key with write access:")
+    for line in instructions(repo):
+        click.echo(f"  {line}")
+    click.echo("")
+    click.echo(f"Then store the content of {pair.private_path} as a CI secret named LFSREG_SSH_KEY (lfsreg reads the key "
+               "itself from that variable), and delete the file.")

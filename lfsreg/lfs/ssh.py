@@ -1,0 +1,199 @@
+"""Git LFS for SSH remotes, the way git-lfs does it (git-lfs ``docs/api/authentication.md``).
+
+The LFS server of an SSH remote is found by asking the SSH server: ``git-lfs-authenticate
+<path> upload|download`` prints JSON shaped like a batch action (``href``, ``header``,
+``expires_in``/``expires_at``); the batch API and transfers then run over HTTP(S) with that
+header. It runs on the operation's existing SSH connection, once per operation (and again
+when the header expires or is refused). Where the server lacks it, the pure-SSH protocol
+(``git-lfs-transfer``, :mod:`lfsreg.lfs.sshtransfer`) is used if offered, else the HTTPS
+endpoint git-lfs derives from the host (``https://host/path.git/info/lfs``) with the usual
+credentials. An explicit endpoint (``--lfs-url``, ``LFSREG_LFS_URL``, ``.lfsconfig``) wins over all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shlex
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from ..credentials import candidates, strip_userinfo
+from ..errors import BlobNotFound, LfsregError
+from ..formats.lfs_pointer import LfsObject
+from ..progress import ProgressCallback, no_progress
+from ..ssh.connection import SshConnection
+from ..ssh.errors import CommandMissing, command_failed
+from ..ssh.url import SshUrl
+from .api import EXPIRY_MARGIN
+from .cache import ObjectCache
+from .http import HttpLfsStore, HttpSettings
+from .store import LfsStore
+
+log = logging.getLogger(__name__)
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/~@+-]+$")
+
+
+@dataclass(frozen=True)
+class LfsAuthentication:
+    """What ``git-lfs-authenticate`` returned: where the batch API is and which headers it wants."""
+
+    href: str
+    header: dict[str, str] = field(repr=False)
+    expires: float | None  # epoch seconds, None: does not expire
+
+    def expired(self, now: float | None = None) -> bool:
+        """True if it expires within :data:`lfsreg.lfs.api.EXPIRY_MARGIN` seconds."""
+        return self.expires is not None and (now or time.time()) + EXPIRY_MARGIN >= self.expires
+
+
+def parse_authenticate(data: bytes, default_href: str, requested_at: float, label: str) -> LfsAuthentication:
+    """Validate ``git-lfs-authenticate`` output; ``href`` defaults to the derived HTTPS endpoint."""
+    what = f"{label}: git-lfs-authenticate"
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        raise LfsregError(f"{what} did not print JSON") from None
+    if not isinstance(obj, dict):
+        raise LfsregError(f"{what} did not print a JSON object")
+    href = obj.get("href") or default_href
+    if not isinstance(href, str) or urlsplit(href).scheme not in ("http", "https"):
+        raise LfsregError(f"{what}: href is not an http(s) URL")
+    header = obj.get("header") or {}
+    if not isinstance(header, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in header.items()):
+        raise LfsregError(f"{what}: header is not a map of strings")
+    expires: float | None = None
+    expires_in = obj.get("expires_in")
+    if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in != 0:
+        expires = requested_at + expires_in
+    elif isinstance(obj.get("expires_at"), str) and obj["expires_at"]:
+        try:
+            expires = datetime.fromisoformat(obj["expires_at"].replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise LfsregError(f"{what}: bad expires_at") from None
+    return LfsAuthentication(href.rstrip("/"), dict(header), expires)
+
+
+def remote_path_arg(path: str) -> str:
+    """The repository path as git-lfs passes it (unquoted), quoted only if the shell would split it."""
+    return path if _PLAIN_PATH.match(path) else shlex.quote(path)
+
+
+class SshAuthenticator:
+    """``git-lfs-authenticate`` on a connection, cached per operation; a :data:`lfsreg.lfs.api.HeaderSource`."""
+
+    def __init__(self, connection: SshConnection, url: SshUrl, label: str) -> None:
+        self._connection = connection
+        self._url = url
+        self._label = label
+        self._lock = threading.Lock()
+        self._cache: dict[str, LfsAuthentication] = {}
+        self.calls = 0
+
+    def authenticate(self, operation: str, *, refresh: bool = False) -> LfsAuthentication:
+        """The current authentication for ``operation`` (``upload`` or ``download``).
+
+        Raises:
+            CommandMissing: the server does not offer git-lfs-authenticate.
+            LfsregError: it failed (e.g. a read-only key asking to upload), one classified line.
+        """
+        with self._lock:
+            cached = self._cache.get(operation)
+            if cached is not None and not refresh and not cached.expired():
+                return cached
+            requested_at = time.time()
+            status, out, err = self._connection.run(f"git-lfs-authenticate {remote_path_arg(self._url.path)} {operation}")
+            self.calls += 1
+            if status != 0:
+                raise command_failed(self._label, "git-lfs-authenticate", status, err, writing=operation == "upload")
+            auth = parse_authenticate(out, self._url.https_lfs_endpoint(), requested_at, self._label)
+            self._cache[operation] = auth
+            shown = urlsplit(strip_userinfo(auth.href))._replace(query="", fragment="").geturl()
+            log.debug("%s: LFS endpoint %s from git-lfs-authenticate (%s)", self._label, shown, operation)
+            return auth
+
+    def __call__(self, operation: str, refresh: bool) -> tuple[str, dict[str, str]]:
+        """The batch API endpoint and headers for ``operation``."""
+        auth = self.authenticate(operation, refresh=refresh)
+        return auth.href, auth.header
+
+
+class SshLfsStore:
+    """:class:`lfsreg.lfs.store.LfsStore` of an SSH remote; picks its way to the LFS server on first use.
+
+    Objects are staged in and read from ``cache``, as for HTTP stores.
+    """
+
+    def __init__(self, connection: SshConnection, url: SshUrl, cache: ObjectCache, settings: HttpSettings, *,
+                 endpoint: str | None = None, label: str | None = None) -> None:
+        self._connection = connection
+        self._url = url
+        self._cache = cache
+        self._settings = settings
+        self._endpoint = endpoint
+        self.label = label or str(url)
+        self.authenticator = SshAuthenticator(connection, url, self.label)
+        self._store: LfsStore | None = None
+        self._lock = threading.Lock()
+
+    def _backend(self, operation: str) -> LfsStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self._choose(operation)
+            return self._store
+
+    def _choose(self, operation: str) -> LfsStore:
+        if self._endpoint:
+            return HttpLfsStore(self._endpoint, list(candidates(self._endpoint)), self._cache, self._settings)
+        try:
+            auth = self.authenticator.authenticate(operation)
+            return HttpLfsStore(auth.href, [], self._cache, self._settings, header_source=self.authenticator)
+        except CommandMissing as missing:
+            log.debug("%s", missing)
+        from .sshtransfer import SshTransferLfsStore, TransferMissing
+
+        transfer = SshTransferLfsStore(self._connection, self._url, self._cache, self.label, jobs=self._settings.jobs)
+        try:
+            transfer.probe(operation)
+            log.debug("%s: using git-lfs-transfer (pure SSH)", self.label)
+            return transfer
+        except TransferMissing as missing:
+            log.debug("%s", missing)
+        endpoint = self._url.https_lfs_endpoint()
+        log.debug("%s: no LFS over SSH; using %s", self.label, endpoint)
+        return HttpLfsStore(endpoint, list(candidates(endpoint)), self._cache, self._settings)
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """Objects the LFS server lacks."""
+        return self._backend("upload").missing(objects) if objects else []
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
+        """Stage in the cache, so an uploaded object is also cached."""
+        with self._cache.staging() as staged:
+            yield staged
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Upload what the server lacks; every staged file ends up in the cache."""
+        if items:
+            self._backend("upload").upload(items, progress)
+
+    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
+        """Download the objects that are not validly cached."""
+        todo = [o for o in objects if not self._cache.valid(o)]
+        if todo:
+            self._backend("download").fetch(todo, progress)
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        """Open the cached copy (call :meth:`fetch` first)."""
+        try:
+            return self._cache.open(obj)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} was not fetched") from exc

@@ -1,0 +1,210 @@
+"""One authenticated SSH connection (paramiko, in-process: no ``ssh`` binary), shared by git and LFS.
+
+Each connection costs a key exchange and an authentication (~0.5 s on a busy host), so one
+lfsreg operation opens at most one: ``git-upload-pack``, ``git-receive-pack`` and
+``git-lfs-authenticate`` each run on their own channel of it. The connection is opened on
+first use and closed when the object is collected (or at exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import weakref
+
+import paramiko
+
+from .errors import KEY_HINT, SshAuthError, SshError
+from .hostkeys import HostKeyChecker
+from .identity import identities
+from .settings import SshSettings
+from .url import SshUrl
+
+log = logging.getLogger(__name__)
+WINDOW = 16 << 20  # bytes in flight per channel: git packs and LFS objects stream without stalls
+KEEPALIVE = 30
+
+
+class Channel:
+    """A command running on the server: a byte stream both ways, plus stderr and the exit status."""
+
+    def __init__(self, chan: paramiko.Channel, command: str) -> None:
+        self._chan = chan
+        self.command = command
+        self.received = 0
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, fewer only at end of stream."""
+        parts = []
+        want = n
+        while want > 0:
+            data = self._chan.recv(min(want, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            want -= len(data)
+        out = b"".join(parts)
+        self.received += len(out)
+        return out
+
+    def recv(self, n: int) -> bytes:
+        """Up to ``n`` bytes as they arrive (``b""`` at end of stream)."""
+        data = self._chan.recv(n)
+        self.received += len(data)
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        self._chan.sendall(data)
+
+    def can_read(self) -> bool:
+        """True if data is waiting."""
+        return self._chan.recv_ready()
+
+    def close_stdin(self) -> None:
+        """Send EOF."""
+        self._chan.shutdown_write()
+
+    def stderr(self) -> bytes:
+        """Everything the command wrote on stderr (waits for the stream to end)."""
+        chunks = []
+        while True:
+            data = self._chan.recv_stderr(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def exit_status(self) -> int | None:
+        """The command's exit status (waits for it); ``None`` if the server sent none."""
+        status = self._chan.recv_exit_status()
+        return None if status == -1 else status
+
+    def close(self) -> None:
+        """Close the channel (the connection stays open)."""
+        self._chan.close()
+
+
+class SshConnection:
+    """A lazily opened, authenticated SSH connection to ``url``'s host."""
+
+    def __init__(self, url: SshUrl, settings: SshSettings) -> None:
+        self.url = url
+        self.settings = settings.resolve()
+        self.label = f"{url.host}" + (f":{url.port}" if url.port else "")
+        self._lock = threading.Lock()
+        self._transport: paramiko.Transport | None = None
+        self.connects = 0  # how many times a connection was opened (one per operation, normally)
+
+    def _open(self) -> paramiko.Transport:
+        url, settings = self.url, self.settings
+        port = url.port or 22
+        try:
+            sock = socket.create_connection((url.host, port), timeout=settings.timeout)
+        except OSError as exc:
+            raise SshError(f"{url.host}:{port}: cannot connect: {exc.strerror or exc}",
+                           hint="check the host and port in the URL, and the network") from None
+        # small requests (exec, EOF, pkt-lines) must not wait for delayed ACKs (Nagle): ~40 ms each
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = paramiko.Transport(sock, default_window_size=WINDOW)
+        transport.banner_timeout = settings.timeout
+        transport.auth_timeout = settings.timeout
+        try:
+            checker = HostKeyChecker(settings.known_hosts_file, settings.accept_new_host_key)
+            options = transport.get_security_options()
+            options.key_types = checker.preferred_algorithms(url.known_hosts_name, tuple(options.key_types))
+            try:
+                transport.start_client(timeout=settings.timeout)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SshError(f"{self.label}: SSH handshake failed: {exc or type(exc).__name__}",
+                               hint="is this an SSH server? check the port") from None
+            checker.check(url.known_hosts_name, transport.get_remote_server_key())
+            self._authenticate(transport)
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(KEEPALIVE)
+        self.connects += 1
+        log.debug("%s: connected and authenticated as %s", self.label, url.login)
+        weakref.finalize(self, transport.close)
+        return transport
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        user = self.url.login
+        tried: list[str] = []
+        for identity in identities(self.settings):
+            key = identity.load()
+            if key is None:
+                continue
+            tried.append(identity.source)
+            try:
+                transport.auth_publickey(user, key)
+            except paramiko.BadAuthenticationType:
+                raise SshAuthError(f"{self.label}: the server does not accept SSH keys for {user}", hint=KEY_HINT) from None
+            except paramiko.AuthenticationException:
+                log.debug("%s: key %s refused", self.label, identity.source)
+                if not transport.is_active():
+                    break
+                continue
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise SshError(f"{self.label}: connection lost during authentication: {exc or type(exc).__name__}") from None
+            if transport.is_authenticated():
+                return
+        if not tried:
+            raise SshAuthError(
+                f"{self.label}: no SSH key to offer",
+                hint="pass --identity FILE or set LFSREG_SSH_KEY (a key file, or the key itself); "
+                     "none was found in ~/.ssh and no ssh-agent is running",
+            )
+        raise SshAuthError(f"{self.label}: SSH authentication refused for user {user} (offered: {', '.join(tried)})", hint=KEY_HINT)
+
+    def transport(self) -> paramiko.Transport:
+        """The open connection (opened now if needed, or again if it dropped)."""
+        with self._lock:
+            if self._transport is None or not self._transport.is_active():
+                if self._transport is not None:
+                    log.debug("%s: connection dropped; reconnecting", self.label)
+                self._transport = self._open()
+            return self._transport
+
+    def exec(self, command: str, *, env: dict[str, str] | None = None) -> Channel:
+        """Start ``command`` on the server in a new channel of the connection.
+
+        A connection the server dropped while it sat idle (a long compression between a fetch
+        and a push) is reopened once.
+        """
+        for attempt in (1, 2):
+            transport = self.transport()
+            try:
+                chan = transport.open_session(timeout=self.settings.timeout)
+                for name, value in (env or {}).items():
+                    chan.set_environment_variable(name, value)  # servers without AcceptEnv ignore it
+                chan.exec_command(command)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                if attempt == 1 and not transport.is_active():
+                    log.debug("%s: connection lost (%s); reconnecting", self.label, exc)
+                    continue
+                raise SshError(f"{self.label}: cannot run {command.split()[0]}: {exc or type(exc).__name__}") from None
+            log.debug("%s: running %s", self.label, command)
+            return Channel(chan, command)
+        raise AssertionError("unreachable")
+
+    def run(self, command: str) -> tuple[int | None, bytes, bytes]:
+        """Run ``command`` to completion with empty stdin: ``(exit status, stdout, stderr)``."""
+        chan = self.exec(command)
+        try:
+            chan.close_stdin()
+            out = []
+            while data := chan.recv(65536):
+                out.append(data)
+            err = chan.stderr()
+            return chan.exit_status(), b"".join(out), err
+        finally:
+            chan.close()
+
+    def close(self) -> None:
+        """Close the connection (a later call reopens it)."""
+        with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None

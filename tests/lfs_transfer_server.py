@@ -1,0 +1,140 @@
+"""A minimal ``git-lfs-transfer`` server (git-lfs ``docs/proposals/ssh_adapter.md``), for tests only.
+
+``python lfs_transfer_server.py STORE upload|download`` speaks the pure-SSH LFS protocol on
+stdin/stdout (started by the sshd fixture's forced command): capabilities, ``version 1``,
+``batch``, ``put-object`` + ``verify-object`` (upload), ``get-object`` (download), ``quit``.
+Objects live in ``STORE/<oid>``; uploads are hashed and rejected (status 400) on mismatch.
+Stdlib only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import tempfile
+
+FLUSH, DELIM = b"0000", b"0001"
+_OID = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Conn:
+    def __init__(self) -> None:
+        self.rin = sys.stdin.buffer
+        self.out = sys.stdout.buffer
+
+    def read(self) -> bytes | None:
+        """A packet's payload; ``None`` for flush, ``b""`` for delim."""
+        head = self.rin.read(4)
+        if len(head) < 4:
+            raise EOFError
+        n = int(head, 16)
+        if n == 0:
+            return None
+        if n == 1:
+            return b""
+        return self.rin.read(n - 4)
+
+    def text(self, pkt: bytes) -> str:
+        return pkt.decode().rstrip("\n")
+
+    def send(self, *pkts: bytes | str) -> None:
+        out = []
+        for p in pkts:
+            if p in (FLUSH, DELIM):
+                out.append(p)
+            else:
+                data = p.encode() + b"\n" if isinstance(p, str) else p
+                out.append(b"%04x" % (len(data) + 4) + data)
+        self.out.write(b"".join(out))
+        self.out.flush()
+
+    def _lines(self) -> list[str]:
+        lines = []
+        while (pkt := self.read()) is not None:
+            lines.append(self.text(pkt))
+        return lines
+
+
+def main(store: str, operation: str) -> int:
+    os.makedirs(store, exist_ok=True)
+    c = Conn()
+    c.send("version=1", FLUSH)
+    first = c.read()
+    while c.read() is not None:  # arguments, none expected
+        pass
+    if first is None or c.text(first) != "version 1":
+        c.send("status 400", FLUSH)
+        return 1
+    c.send("status 200", FLUSH)
+    while True:
+        try:
+            first = c.read()
+        except EOFError:
+            return 0
+        if first is None:
+            continue
+        cmd = c.text(first)
+        args: list[str] = []
+        delim = False
+        while (pkt := c.read()) is not None:
+            if pkt == b"":
+                delim = True
+                break
+            args.append(c.text(pkt))
+        kv = dict(a.split("=", 1) for a in args if "=" in a)
+        if cmd == "quit":
+            c.send("status 200", FLUSH)
+            return 0
+        if cmd == "batch":
+            lines = c._lines() if delim else []
+            reply = []
+            for line in lines:
+                oid, size = line.split()[:2]
+                have = os.path.exists(os.path.join(store, oid)) and os.path.getsize(os.path.join(store, oid)) == int(size)
+                if operation == "upload":
+                    reply.append(f"{oid} {size} {'noop' if have else 'upload'}" + ("" if have else f" id={oid[:8]} token=t-{oid[:6]}"))
+                else:
+                    reply.append(f"{oid} {size} {'download' if have else 'noop'}")
+            c.send("status 200", "hash-algo=sha256", DELIM, *reply, FLUSH)
+        elif cmd.startswith("put-object ") and operation == "upload":
+            oid = cmd.split()[1]
+            size = int(kv.get("size", "-1"))
+            fd, tmp = tempfile.mkstemp(dir=store)
+            h, count = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as f:
+                while (pkt := c.read()) is not None:
+                    f.write(pkt)
+                    h.update(pkt)
+                    count += len(pkt)
+            if not _OID.match(oid) or h.hexdigest() != oid or count != size or kv.get("token") != f"t-{oid[:6]}":
+                os.unlink(tmp)
+                c.send("status 400", DELIM, "message object does not match its oid, size or token", FLUSH)
+            else:
+                os.replace(tmp, os.path.join(store, oid))
+                c.send("status 200", FLUSH)
+        elif cmd.startswith("verify-object ") and operation == "upload":
+            oid = cmd.split()[1]
+            path = os.path.join(store, oid)
+            ok = os.path.exists(path) and os.path.getsize(path) == int(kv.get("size", "-1"))
+            c.send("status 200" if ok else "status 404", FLUSH)
+        elif cmd.startswith("get-object ") and operation == "download":
+            oid = cmd.split()[1]
+            path = os.path.join(store, oid)
+            if not _OID.match(oid) or not os.path.exists(path):
+                c.send("status 404", DELIM, "message not found", FLUSH)
+                continue
+            c.send("status 200", f"size={os.path.getsize(path)}", DELIM)
+            with open(path, "rb") as f:
+                while chunk := f.read(65516):
+                    c.out.write(b"%04x" % (len(chunk) + 4) + chunk)
+            c.send(FLUSH)
+        else:
+            if delim:
+                c._lines()
+            c.send("status 405", DELIM, f"message {cmd.split()[0]} not allowed for {operation}", FLUSH)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,111 @@
+"""The library's imports point one way, and only the modules meant to talk to a system import its client.
+
+core values -> streams and codecs -> git / LFS / SSH / engine clients -> registry format
+-> transports and operations -> api -> cli.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "lfsreg"
+MODULES = sorted(p for p in PKG.rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = _name(path) if path.name == "__init__.py" else _name(path).rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if node.module:  # "from .. import x" imports the module x, not the package
+                out.add(mod)
+            out.update(f"{mod}.{alias.name}" for alias in node.names)
+    return out
+
+
+# Who may import a system's client library.
+ALLOWED = {
+    "click": ("lfsreg.cli",),
+    "dulwich": ("lfsreg.git",),
+    "requests": ("lfsreg.lfs", "lfsreg.engine"),
+    "urllib3": ("lfsreg.lfs", "lfsreg.engine"),
+    "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
+    "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
+}
+
+# Layers, lowest first: a module may import only from its own layer or lower ones.
+LAYERS = [
+    ("lfsreg.errors", "lfsreg.digest", "lfsreg.reference", "lfsreg.mediatypes", "lfsreg.manifest", "lfsreg.progress",
+     "lfsreg.credentials", "lfsreg.image"),
+    ("lfsreg.compression", "lfsreg._streams", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.engine"),
+    ("lfsreg.registry",),
+    ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.inspect"),
+    ("lfsreg.api",),
+    ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
+]
+
+
+def _layer(module: str) -> int:
+    best = (-1, -1)
+    for i, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best[1]:
+                best = (i, len(prefix))
+    assert best[0] >= 0, f"{module} is in no layer: add it to LAYERS"
+    return best[0]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p))
+def test_system_clients_are_imported_only_where_allowed(path):
+    name = _name(path)
+    for imported in _imports(path):
+        top = imported.split(".")[0]
+        if top in ALLOWED:
+            assert any(name == a or name.startswith(a + ".") for a in ALLOWED[top]), f"{name} imports {imported}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p))
+def test_imports_point_down(path):
+    name = _name(path)
+    mine = _layer(name)
+    for imported in _imports(path):
+        if not imported.startswith("lfsreg"):
+            continue
+        target = imported
+        while target not in {_name(p) for p in MODULES} and "." in target:
+            target = target.rsplit(".", 1)[0]  # "from .x import Name" -> the module x
+        assert _layer(target) <= mine, f"{name} (layer {mine}) imports {target} (layer {_layer(target)})"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if not _name(p).startswith("lfsreg.cli")], ids=lambda p: _name(p))
+def test_library_never_prints(path):
+    tree = ast.parse(path.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"]
+    assert not calls, f"{_name(path)} calls print(); log or emit progress events instead"
+
+
+def test_modules_stay_small():
+    big = {_name(p): n for p in MODULES if (n := len(p.read_text().splitlines())) > 450}
+    assert not big, f"modules over 450 lines: {big}"
