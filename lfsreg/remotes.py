@@ -17,11 +17,9 @@ from .credentials import candidates, strip_userinfo
 from .errors import UsageError
 from .git.remote import GitRemote
 from .git.store import GitStore
-from .lfs.api import endpoint_for
 from .lfs.cache import ObjectCache, cache_root
 from .lfs.filestore import FileRemoteLfsStore
-from .lfs.http import HttpLfsStore, HttpSettings
-from .lfs.queue import RetryPolicy
+from .lfs.retry import RetryPolicy
 from .lfs.store import LfsStore, LocalLfsStore
 from .registry.transaction import Publisher
 from .ssh.settings import SshSettings
@@ -39,6 +37,10 @@ class LocalBackend:
         """The branch's commit."""
         return self.git.head()
 
+    def close(self) -> None:
+        """Release the repository's files."""
+        self.git.close()
+
     def swap(self, old: str | None, new: str) -> bool:
         """Compare-and-swap under git's lock protocol; pack loose objects now and then."""
         if not self.git.compare_and_swap(old, new):
@@ -53,11 +55,18 @@ class RemoteBackend:
 
     remote: GitRemote
     label: str
+    on_close: Callable[[], None] | None = None  # e.g. an SSH connection shared with the LFS store
 
     @property
     def git(self) -> GitStore:
         """The local mirror."""
         return self.remote.mirror
+
+    def close(self) -> None:
+        """Release the mirror's files and the connection."""
+        self.remote.mirror.close()
+        if self.on_close is not None:
+            self.on_close()
 
     def tip(self) -> str | None:
         """Fetch and return the remote's tip."""
@@ -111,6 +120,9 @@ class LazyLfsStore:
 
 
 def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
+    from .lfs.api import endpoint_for  # requests is imported only for remote registries
+    from .lfs.http import HttpLfsStore, HttpSettings
+
     clean = strip_userinfo(location)
     creds = list(candidates(location))
     remote = GitRemote(clean, _mirror_dir(clean), clean, credentials=creds, ca_bundle=options.ca_bundle, verify_tls=options.verify_tls)
@@ -128,6 +140,7 @@ def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
 def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
     from .git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
+    from .lfs.http import HttpSettings
     from .lfs.ssh import SshLfsStore
     from .ssh.connection import SshConnection
 
@@ -141,7 +154,7 @@ def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
         settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
         return SshLfsStore(connection, url, ObjectCache(os.path.join(cache_root(), "lfs")), settings, endpoint=endpoint, label=label)
 
-    return Publisher(RemoteBackend(remote, label)), LazyLfsStore(lfs, label)  # type: ignore[return-value]
+    return Publisher(RemoteBackend(remote, label, connection.close)), LazyLfsStore(lfs, label)  # type: ignore[return-value]
 
 
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:

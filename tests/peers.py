@@ -397,10 +397,56 @@ def start_giftless(workdir: Path) -> Iterator[GiftlessServer]:
 
     port, procs = _started(start, healthy, "giftless")
     try:
-        yield GiftlessServer(url=f"http://{HOST}:{port}", port=port, storage=storage, config=config, log=log)
+        server = GiftlessServer(url=f"http://{HOST}:{port}", port=port, storage=storage, config=config, log=log)
+        _warm_up_giftless(server)
+        yield server
     finally:
         for p in procs:
             p.stop()
+
+
+def _warm_up_giftless(server: GiftlessServer, rounds: int = 6) -> None:
+    """Get every giftless worker past its first concurrent requests before tests use it.
+
+    giftless 0.6.2 sets up its authenticators lazily and not thread-safely: a uWSGI worker's
+    first concurrent object requests may be treated as anonymous and refused (403). Rounds
+    of 16 concurrent upload + verify, until two rounds in a row are all 200.
+    """
+    import hashlib
+    import threading
+
+    repo = "_peers/warmup"
+    (server.storage / repo).mkdir(parents=True, exist_ok=True)
+    clean = 0
+    for rnd in range(rounds):
+        objs = [(hashlib.sha256(d).hexdigest(), d) for d in (os.urandom(256) + f"{rnd}/{i}".encode() for i in range(16))]
+        status, body = http_request("POST", server.lfs_url(repo) + "/objects/batch",
+                                    body=lfs_batch_body("upload", [(o, len(d)) for o, d in objs]), headers=LFS_HEADERS, timeout=30)
+        if status != 200:
+            continue
+        actions = {o["oid"]: o.get("actions", {}) for o in json.loads(body)["objects"]}
+        statuses: list[int] = []
+
+        def put(oid: str, data: bytes, actions: dict = actions, statuses: list[int] = statuses) -> None:
+            a = actions.get(oid, {})
+            try:
+                if "upload" in a:
+                    statuses.append(http_request("PUT", a["upload"]["href"], body=data, headers=a["upload"].get("header", {}))[0])
+                if "verify" in a:
+                    verify = json.dumps({"oid": oid, "size": len(data)}).encode()
+                    headers = {**LFS_HEADERS, **a["verify"].get("header", {})}
+                    statuses.append(http_request("POST", a["verify"]["href"], body=verify, headers=headers)[0])
+            except OSError:
+                statuses.append(0)
+
+        threads = [threading.Thread(target=put, args=o) for o in objs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        clean = clean + 1 if set(statuses) == {200} else 0
+        if clean >= 2:
+            return
 
 
 # -- git smart HTTP (nginx + fcgiwrap + git http-backend) [+ giftless] ------------------------------
@@ -471,6 +517,10 @@ class GitHttpServer:
         env = _bare_git_env(self.workdir)
         run_git(["init", "-q", "--bare", "--initial-branch=main", repo.path], cwd=self.workdir, env=env)
         run_git(["config", "http.receivepack", "true"], cwd=repo.path, env=env)
+        if repo.lfs_storage is not None:
+            # giftless creates a repo's directory with check-then-mkdir: concurrent first
+            # uploads race on it (500 FileExistsError). A host's LFS store exists up front.
+            repo.lfs_storage.mkdir(parents=True, exist_ok=True)
         return repo
 
     def credential_line(self) -> str:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import requests
 
@@ -23,25 +22,9 @@ from ..progress import ProgressCallback, ProgressEvent, no_progress
 from . import transfer
 from .api import Action, BatchClient, BatchItem, ExpiredActionError, LfsError, RetriableError
 from .cache import ObjectCache
+from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. ``sleep`` is injectable so tests need not wait."""
-
-    max_retries: int = 8
-    base_delay: float = 0.25
-    max_delay: float = 10.0
-    max_retry_time: float = 300.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """The wait before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return retry_after
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
 
 
 class TransferError(LfsregError):

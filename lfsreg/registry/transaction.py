@@ -40,6 +40,10 @@ class Backend(Protocol):
         """Compare-and-swap ``main`` from ``old`` to ``new``."""
         ...
 
+    def close(self) -> None:
+        """Release files and connections."""
+        ...
+
 
 class Publisher:
     """Reads the registry at its tip and publishes change sets onto it."""
@@ -49,8 +53,8 @@ class Publisher:
         self.label = backend.label
 
     def close(self) -> None:
-        """Release the git object store's files."""
-        self.backend.git.close()
+        """Release the backend's files and connections."""
+        self.backend.close()
 
     def view(self) -> RegistryView:
         """The registry at the current tip."""

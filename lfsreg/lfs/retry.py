@@ -1,0 +1,24 @@
+"""How hard the LFS transfer queue tries (kept apart from the HTTP code so it imports nothing heavy)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``sleep`` is injectable so tests need not wait."""
+
+    max_retries: int = 8
+    base_delay: float = 0.25
+    max_delay: float = 10.0
+    max_retry_time: float = 300.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return retry_after
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
