@@ -92,23 +92,18 @@ def remove_parents(created: list[str]) -> None:
             os.rmdir(directory)
 
 
-class TarSink:
-    """Writes a tar archive to a temporary file and renames it over ``path`` on commit."""
+class TarStreamSink:
+    """Writes a tar archive to a stream (a pipe to ``docker load``): nothing to rename or undo.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        if os.path.isdir(path):
-            raise UsageError(f"{path}: is a directory; give the archive a file name")
-        self._created = make_parents(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, self._tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tar.tmp", dir=directory)
-        self._file = os.fdopen(fd, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT)
+    On failure the stream simply ends early, which makes the receiver reject the archive.
+    """
+
+    def __init__(self, stream: BinaryIO, *, mode: str = "w|") -> None:
+        self._tar = tarfile.open(fileobj=stream, mode=mode, format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
         self._written: set[str] = set()
 
-
     def has(self, path: str) -> bool:
-        """True if ``path`` was already written to this archive."""
+        """True if ``path`` was already written."""
         return path in self._written
 
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
@@ -132,59 +127,43 @@ class TarSink:
         return None
 
     def commit(self) -> None:
-        """Finish the archive and rename it into place."""
-        self._tar.close()
-        self._file.close()
-        os.chmod(self._tmp, 0o644)
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        """Discard the partial archive."""
-        with contextlib.suppress(Exception):
-            self._tar.close()
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
-        remove_parents(self._created)
-
-
-class TarStreamSink:
-    """Writes a tar archive to a stream (a pipe to ``docker load``): nothing to rename or undo.
-
-    On failure the stream simply ends early, which makes the receiver reject the archive.
-    """
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._tar = tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT)
-        self._written: set[str] = set()
-
-    def has(self, path: str) -> bool:
-        """True if ``path`` was already written."""
-        return path in self._written
-
-    def put(self, path: str, size: int, reader: VerifiedReader) -> None:
-        """Add a member of ``size`` bytes from ``reader`` and verify it."""
-        self._tar.addfile(_member(path, size), reader)  # type: ignore[arg-type]
-        reader.finish()
-        self._written.add(path)
-
-    def put_bytes(self, path: str, data: bytes) -> None:
-        """Add a small member."""
-        self._tar.addfile(_member(path, len(data)), io.BytesIO(data))
-        self._written.add(path)
-
-    def read_existing(self, path: str) -> bytes | None:
-        """A stream has no earlier content."""
-        return None
-
-    def commit(self) -> None:
         """Write the end-of-archive marker."""
         self._tar.close()
 
     def abort(self) -> None:
         """Leave the stream truncated (the caller closes it): no end marker, no buffered tail."""
         self._tar.closed = True
-        self._tar.fileobj.closed = True  # tarfile's stream would flush its buffer when collected
+        with contextlib.suppress(AttributeError):
+            self._tar.fileobj.closed = True  # a stream-mode tarfile would flush its buffer when collected
+
+
+class TarSink(TarStreamSink):
+    """Writes a tar archive to a temporary file and renames it over ``path`` on commit."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.isdir(path):
+            raise UsageError(f"{path}: is a directory; give the archive a file name")
+        self._created = make_parents(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, self._tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tar.tmp", dir=directory)
+        self._file = os.fdopen(fd, "wb")
+        super().__init__(self._file, mode="w")
+
+    def commit(self) -> None:
+        """Finish the archive and rename it into place."""
+        super().commit()
+        self._file.close()
+        os.chmod(self._tmp, 0o644)
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Discard the partial archive."""
+        super().abort()
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+        remove_parents(self._created)
 
 
 class DirSink:

@@ -126,7 +126,8 @@ class BatchItem:
     error: tuple[int, str] | None = None
 
 
-def _action(obj: Any, requested_at: float, what: str) -> Action:
+def parse_action(obj: Any, requested_at: float, what: str) -> Action:
+    """Validate one action object (href, header, expiry), from a batch response or ``git-lfs-authenticate``."""
     if not isinstance(obj, dict) or not isinstance(obj.get("href"), str):
         raise LfsError(f"{what}: action without an href")
     href = obj["href"]
@@ -175,7 +176,9 @@ def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], reque
         if not isinstance(raw_actions, dict):
             raise LfsError(f"{where}: 'actions' is not an object")
         actions = {
-            name: _action(a, requested_at, f"{where} {name}") for name, a in raw_actions.items() if name in ("download", "upload", "verify")
+            name: parse_action(a, requested_at, f"{where} {name}")
+            for name, a in raw_actions.items()
+            if name in ("download", "upload", "verify")
         }
         if operation == "download" and "download" not in actions:
             raise LfsError(f"{where}: neither a download action nor an error")

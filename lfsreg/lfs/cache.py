@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
 from typing import BinaryIO
 
+from .._streams import staged_file
 from ..digest import CHUNK
+from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 
 
@@ -55,19 +55,9 @@ class ObjectCache:
             return False
         return True
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
         """A temporary file in the cache (removed on error)."""
-        tmpdir = os.path.join(self.root, "tmp")
-        os.makedirs(tmpdir, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix="lfsreg-", dir=tmpdir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f, path
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            raise
+        return staged_file(os.path.join(self.root, "tmp"))
 
     def adopt(self, obj: LfsObject, staged: str) -> None:
         """Move a verified staged file into place."""
@@ -76,6 +66,9 @@ class ObjectCache:
         os.chmod(staged, 0o644)
         os.replace(staged, target)
 
-    def open(self, obj: LfsObject) -> BinaryIO:
-        """Open an entry (callers verify what they read)."""
-        return open(self.path(obj), "rb")
+    def open(self, obj: LfsObject, label: str = "cache") -> BinaryIO:
+        """Open an entry (callers verify what they read); :class:`BlobNotFound` if it was not fetched."""
+        try:
+            return open(self.path(obj), "rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(f"{label}: LFS object sha256:{obj.oid} was not fetched") from exc

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from ..digest import CHUNK
-from ..errors import BlobNotFound, DigestMismatchError
+from ..errors import DigestMismatchError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
 from .cache import ObjectCache
@@ -82,7 +82,4 @@ class FileRemoteLfsStore:
 
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the cached copy (call :meth:`fetch` first)."""
-        try:
-            return self._cache.open(obj)
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} was not fetched") from exc
+        return self._cache.open(obj, self.label)

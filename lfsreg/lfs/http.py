@@ -12,7 +12,6 @@ import requests
 from requests.utils import get_environ_proxies
 
 from ..credentials import Credential
-from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
 from .api import BatchClient, HeaderSource
@@ -100,7 +99,4 @@ class HttpLfsStore:
 
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the cached copy (call :meth:`fetch` first)."""
-        try:
-            return self.cache.open(obj)
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} was not fetched") from exc
+        return self.cache.open(obj, self.label)

@@ -21,18 +21,17 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from ..credentials import candidates, strip_userinfo
-from ..errors import BlobNotFound, LfsregError
+from ..errors import LfsregError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
 from ..ssh.connection import SshConnection
 from ..ssh.errors import CommandMissing, command_failed
 from ..ssh.url import SshUrl
-from .api import EXPIRY_MARGIN
+from .api import EXPIRY_MARGIN, parse_action
 from .cache import ObjectCache
 from .http import HttpLfsStore, HttpSettings
 from .store import LfsStore
@@ -63,22 +62,8 @@ def parse_authenticate(data: bytes, default_href: str, requested_at: float, labe
         raise LfsregError(f"{what} did not print JSON") from None
     if not isinstance(obj, dict):
         raise LfsregError(f"{what} did not print a JSON object")
-    href = obj.get("href") or default_href
-    if not isinstance(href, str) or urlsplit(href).scheme not in ("http", "https"):
-        raise LfsregError(f"{what}: href is not an http(s) URL")
-    header = obj.get("header") or {}
-    if not isinstance(header, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in header.items()):
-        raise LfsregError(f"{what}: header is not a map of strings")
-    expires: float | None = None
-    expires_in = obj.get("expires_in")
-    if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in != 0:
-        expires = requested_at + expires_in
-    elif isinstance(obj.get("expires_at"), str) and obj["expires_at"]:
-        try:
-            expires = datetime.fromisoformat(obj["expires_at"].replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise LfsregError(f"{what}: bad expires_at") from None
-    return LfsAuthentication(href.rstrip("/"), dict(header), expires)
+    action = parse_action({**obj, "href": obj.get("href") or default_href}, requested_at, what)
+    return LfsAuthentication(action.href.rstrip("/"), action.header, action.expires)
 
 
 def remote_path_arg(path: str) -> str:
@@ -193,7 +178,4 @@ class SshLfsStore:
 
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the cached copy (call :meth:`fetch` first)."""
-        try:
-            return self._cache.open(obj)
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} was not fetched") from exc
+        return self._cache.open(obj, self.label)

@@ -341,8 +341,5 @@ class SshTransferLfsStore:
 
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the cached copy."""
-        try:
-            return self._cache.open(obj)
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} was not fetched") from exc
+        return self._cache.open(obj, self.label)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import BinaryIO, Protocol
 
+from .._streams import staged_file
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
@@ -69,19 +69,9 @@ class LocalLfsStore:
         """Objects with no file of the right size."""
         return [o for o in objects if not self._present(o)]
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
         """A temporary file under ``lfs/tmp`` (same file system, so upload is a rename)."""
-        tmpdir = os.path.join(self.root, "tmp")
-        os.makedirs(tmpdir, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix="lfsreg-", dir=tmpdir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f, path
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            raise
+        return staged_file(os.path.join(self.root, "tmp"))
 
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
         """Rename each staged file into place (an existing complete object wins)."""
