@@ -28,7 +28,9 @@ pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers.py)
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS.parent / "fixtures"
-FORMATS = Path(__file__).resolve().parents[2] / "shared" / "FORMATS"
+# Real samples written by other tools live beside the checkout in ../shared/FORMATS (CI has
+# them there); LFSREG_FORMATS points elsewhere, e.g. for a clone made in another directory.
+FORMATS = Path(os.environ.get("LFSREG_FORMATS") or Path(__file__).resolve().parents[2] / "shared" / "FORMATS")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
