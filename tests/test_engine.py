@@ -145,3 +145,12 @@ def test_find_engine_rules(tmp_path):
     assert found in (Endpoint("unix", "/var/run/docker.sock"), Endpoint("unix", str(rootless)))
     if not Path("/var/run/docker.sock").exists():
         assert found == Endpoint("unix", str(rootless))
+
+
+def test_one_engine_image_under_two_names(engine_a, tmp_path):
+    engine_a.podman("tag", "acme/app:1.0", "acme/app:second")
+    reg = tmp_path / "r.git"
+    assert_ok(run_cli("push", reg, "acme/app:1.0", "acme/app:second", env=_env(engine_a)))
+    tags = json.loads(run_cli("tags", reg, "--format", "json").stdout)
+    assert {(t["name"], t["tag"]) for t in tags} == {("acme/app", "1.0"), ("acme/app", "second")}
+    assert len({t["digest"] for t in tags}) == 1

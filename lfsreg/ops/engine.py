@@ -91,30 +91,34 @@ class EnginePush:
             self.ingested.discard()
 
 
+def _targets(refs: list[ImageRef]) -> tuple[tuple[str, str], ...]:
+    return tuple(dict.fromkeys((r.name, r.tag or "latest") for r in refs))
+
+
 def prepare(client: EngineClient, refs: list[ImageRef], view: RegistryView, lfs: LfsStore, options: PushOptions) -> EnginePush:
     """Read ``refs`` from the engine: from the registry alone when it holds them, else by one save stream."""
     label = f"docker-daemon ({client.endpoint})"
     found = [(ref, *inspect(client, ref)) for ref in refs]
-    wanted: dict[Digest, tuple[ImageRef, list[Digest]]] = {}
+    wanted: dict[Digest, tuple[list[ImageRef], list[Digest]]] = {}  # one image may be asked for by several names
     present: set[Digest] = set()
     for ref, _, info in found:
         diff_ids = [Digest.parse(d) for d in (info.get("RootFS") or {}).get("Layers") or []]
-        wanted[Digest.parse(str(info.get("Id", "")))] = (ref, diff_ids)
+        wanted.setdefault(Digest.parse(str(info.get("Id", ""))), ([], diff_ids))[0].append(ref)
         present |= {d for d in diff_ids if view.stored_layer(d) is not None}
     if all(view.has_blob(config) and set(ids) <= present for config, (_, ids) in wanted.items()):
         # Everything is in the registry already: build the manifests from it, read no layer.
         items = []
-        for config, (ref, ids) in wanted.items():
+        for config, (refs_of, ids) in wanted.items():
             config_bytes = view.blob(config)
             layers = [Descriptor(mt.OCI_LAYER, d, view.stored_layer(d).uncompressed_size or 0) for d in ids]  # type: ignore[union-attr]
             data = synthesize_manifest(config_bytes, layers)
             root = Root(Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data)))
             source = MemorySource(label, root, {root.descriptor.digest: data, config: config_bytes})
-            items.append(PushItem(source, root.descriptor, ((ref.name, ref.tag or "latest"),)))
+            items.append(PushItem(source, root.descriptor, _targets(refs_of)))
         return EnginePush(items, {})
     # The engine spends a core producing the stream; one zstd worker keeps up and does not compete.
     compression = Compression(options.compression, options.level, 1)
-    stream = client.save([name for _, name, _ in found])
+    stream = client.save(sorted({name for _, name, _ in found}))
     try:
         got = ingest_stream(stream, label, present=present, compression=compression, staging=lfs.staging, progress=options.progress)
     finally:
@@ -127,14 +131,13 @@ def prepare(client: EngineClient, refs: list[ImageRef], view: RegistryView, lfs:
             if config not in wanted or config in seen:
                 continue
             seen.add(config)
-            ref = wanted[config][0]
             blobs = {root.descriptor.digest: data, **configs}
-            push.items.append(PushItem(MemorySource(label, root, blobs), root.descriptor, ((ref.name, ref.tag or "latest"),)))
+            push.items.append(PushItem(MemorySource(label, root, blobs), root.descriptor, _targets(wanted[config][0])))
             push.prestaged.update(staged)
     except BaseException:
         push.discard()
         raise
-    missing = [str(ref) for config, (ref, _) in wanted.items() if config not in seen]
+    missing = [str(ref) for config, (refs_of, _) in wanted.items() if config not in seen for ref in refs_of]
     if missing:
         push.discard()
         raise ImageNotFound(f"{label}: the engine's save stream did not contain {', '.join(missing)}")

@@ -57,10 +57,10 @@ class Ingested:
             name = self.links[name]
         raise InvalidImageError(f"{self.label}: link loop at {path}")
 
-    def discard(self, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        """Remove staged files not in ``keep`` (paths of staged layers)."""
+    def discard(self) -> None:
+        """Remove staged files that are still there (a push consumes the ones it uploads)."""
         for layer in self.staged.values():
-            if layer.staged and layer.staged not in keep:
+            if layer.staged:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(layer.staged)
 
