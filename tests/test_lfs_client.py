@@ -246,3 +246,13 @@ def test_verify_action_called_after_upload(server, tmp_path):
     server.script(obj.oid, "verify", [Fault.status(500)])
     store.upload([(obj, path)])
     assert server.attempts(obj.oid, "verify") == 2
+
+
+def test_404_on_a_transfer_href_is_reported_by_oid(server, tmp_path):
+    data = _data(700)
+    oid = server.add_object(data)
+    server.script(oid, "download", [Fault.status(404, message="gone from storage")])
+    store = _store(server, tmp_path)
+    with pytest.raises(TransferError) as info:
+        store.fetch([_obj(data)])
+    assert oid in str(info.value) and "404" in str(info.value)

@@ -75,7 +75,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def error_from_response(resp: requests.Response, what: str) -> LfsError:
+def error_from_response(resp: requests.Response, what: str) -> LfsregError:
     """Classify a non-2xx response (git-lfs ``lfshttp/errors.go``), with the server's message."""
     message = ""
     try:

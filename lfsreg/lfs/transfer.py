@@ -31,9 +31,10 @@ def _check(resp: requests.Response, what: str) -> None:
     if resp.status_code in (200, 201, 202, 204, 206):
         return
     err = error_from_response(resp, what)
-    if isinstance(err, AuthError) or err.status == 403:
+    status = getattr(err, "status", resp.status_code)  # a 404 is a NotFoundError, which has no status
+    if isinstance(err, AuthError) or status == 403:
         # Signed hrefs answer 401/403 once they expire: ask the batch API again.
-        raise ExpiredActionError(str(err), status=err.status)
+        raise ExpiredActionError(str(err), status=status)
     raise err
 
 

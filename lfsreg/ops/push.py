@@ -149,16 +149,16 @@ class _Push:
         if diff_id is None:
             with source.open_blob(desc) as raw:
                 return store_verbatim(raw, desc, self.lfs.staging, opts.progress, what)
-        compression = mt.layer_compression(desc.media_type)
-        if compression is None:
+        arrived = mt.layer_compression(desc.media_type)
+        if arrived is None:
             raise InvalidImageError(f"{what}: unsupported layer media type {desc.media_type!r}")
-        if compression == "none" and desc.digest != diff_id:
+        if arrived == "none" and desc.digest != diff_id:
             raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
         with source.open_blob(desc) as raw:
-            if compression == "none":
-                compression = Compression(opts.compression, opts.level, zstd_threads(min(opts.jobs, len(self.jobs))))
-                return store_uncompressed(raw, desc, compression, self.lfs.staging, opts.progress, what)
-            return store_compressed(raw, desc, compression, diff_id, self.lfs.staging, opts.progress, what)
+            if arrived == "none":
+                target = Compression(opts.compression, opts.level, zstd_threads(min(opts.jobs, len(self.jobs))))
+                return store_uncompressed(raw, desc, target, self.lfs.staging, opts.progress, what)
+            return store_compressed(raw, desc, arrived, diff_id, self.lfs.staging, opts.progress, what)
 
     def find_reusable(self) -> None:
         """Layers the registry already holds (per its tree, confirmed by one LFS query)."""

@@ -29,8 +29,12 @@ class Backend(Protocol):
     returns ``False`` if it no longer pointed at ``old``.
     """
 
-    git: GitStore
     label: str
+
+    @property
+    def git(self) -> GitStore:
+        """The object store commits are read from and built in."""
+        ...
 
     def tip(self) -> str | None:
         """The current commit of ``main`` (``None`` before the first commit)."""
