@@ -59,6 +59,15 @@ class TransferQueue:
         self.timeout = timeout
         self.ref = ref
 
+    def _back_off(self, exc: RetriableError, attempt: int, start: float) -> None:
+        """Wait before retry ``attempt``, or re-raise ``exc`` once retries or time run out."""
+        wait = self.policy.delay(attempt, exc.retry_after)
+        if attempt > self.policy.max_retries or time.monotonic() - start + wait > self.policy.max_retry_time:
+            raise exc
+        log.debug("%s; retry %d in %.2f s", exc, attempt, wait)
+        if wait:
+            self.policy.sleep(wait)
+
     # -- batch calls with retries -----------------------------------------------------------
     def _batch(self, operation: str, objects: Sequence[LfsObject]) -> list[BatchItem]:
         start = time.monotonic()
@@ -68,11 +77,7 @@ class TransferQueue:
                 return self.client.batch(operation, objects, ref=self.ref)
             except RetriableError as exc:
                 attempt += 1
-                wait = self.policy.delay(attempt, exc.retry_after)
-                if attempt > self.policy.max_retries or time.monotonic() - start + wait > self.policy.max_retry_time:
-                    raise
-                log.debug("%s; retry %d in %.2f s", exc, attempt, wait)
-                self.policy.sleep(wait)
+                self._back_off(exc, attempt, start)
 
     def batches(self, operation: str, objects: Sequence[LfsObject]) -> list[BatchItem]:
         """Batch-API answers for ``objects``, in batches of at most ``batch_size``."""
@@ -99,12 +104,7 @@ class TransferQueue:
                 return
             except RetriableError as exc:
                 attempt += 1
-                wait = self.policy.delay(attempt, exc.retry_after)
-                if attempt > self.policy.max_retries or time.monotonic() - start + wait > self.policy.max_retry_time:
-                    raise
-                log.debug("%s; retry %d in %.2f s", exc, attempt, wait)
-                if wait:
-                    self.policy.sleep(wait)
+                self._back_off(exc, attempt, start)
                 if isinstance(exc, ExpiredActionError):
                     fresh = self._batch(operation, [item.obj])[0]
                     if fresh.error:
