@@ -360,6 +360,31 @@ def familiar(ref: str) -> tuple[str, str]:
     return name, tag
 
 
+# Runs the CLI with an audit hook that kills the process the moment anything tries to start a
+# program (subprocess, os.system, exec*, posix_spawn, spawn*), so even an absolute path such as
+# /usr/bin/git is caught, not only a PATH lookup.
+NO_SPAWN = """
+import os, sys
+def hook(event, args):
+    if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"):
+        os.write(2, f"SPAWN ATTEMPT: {event} {args!r}\\n".encode())
+        os._exit(97)
+sys.addaudithook(hook)
+sys.argv = ["lfsreg", *sys.argv[1:]]
+from lfsreg.cli import main
+main()
+"""
+
+
+def python_only_path(tmp_path: Path) -> Path:
+    """A ``bin`` directory holding only a symlink to this interpreter (for a PATH without tools)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    python = bindir / "python"
+    python.symlink_to(sys.executable)
+    return python
+
+
 # -- the CLI ---------------------------------------------------------------------------------------
 def run_cli(*args: object, env: dict | None = None, cwd: Path | None = None, python: str = sys.executable):
     """Run ``python -m lfsreg ARGS`` and capture text output."""

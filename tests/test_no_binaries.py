@@ -4,47 +4,30 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import pytest
 from conftest import (
+    NO_SPAWN,
     Layout,
     assert_ok,
     check_docker_archive_output,
+    python_only_path,
     read_docker_archive,
     run_cli,
     sample,
     verify_layout,
 )
 
-# Runs the CLI with an audit hook that kills the process the moment anything tries to start a
-# program (subprocess, os.system, exec*, posix_spawn, spawn*), so even an absolute path such as
-# /usr/bin/git is caught, not only a PATH lookup.
-NO_SPAWN = """
-import os, sys
-def hook(event, args):
-    if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"):
-        os.write(2, f"SPAWN ATTEMPT: {event} {args!r}\\n".encode())
-        os._exit(97)
-sys.addaudithook(hook)
-sys.argv = ["lfsreg", *sys.argv[1:]]
-from lfsreg.cli import main
-main()
-"""
-
 
 @pytest.fixture
 def bare_env(tmp_path):
     """(python path, env): PATH holds only a directory with a symlink to this interpreter."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    python = bindir / "python"
-    python.symlink_to(sys.executable)
+    python = python_only_path(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = {"PATH": str(bindir), "HOME": str(home), "TMPDIR": str(tmp), "LC_ALL": "C.UTF-8"}
+    env = {"PATH": str(python.parent), "HOME": str(home), "TMPDIR": str(tmp), "LC_ALL": "C.UTF-8"}
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return str(python), env

@@ -12,12 +12,11 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_error, assert_ok, fixture, run_cli, verify_layout
+from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli, verify_layout
 from gitenv import isolated_git_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive, verify_oci_layout
 
@@ -337,30 +336,15 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
 
 
 # -- no binaries -----------------------------------------------------------------------------------
-NO_SPAWN = """
-import os, sys
-def hook(event, args):
-    if event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty"):
-        os.write(2, f"SPAWN ATTEMPT: {event} {args!r}\\n".encode())
-        os._exit(97)
-sys.addaudithook(hook)
-sys.argv = ["lfsreg", *sys.argv[1:]]
-from lfsreg.cli import main
-main()
-"""
-
-
 def test_ssh_remote_without_ssh_or_git_on_path(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "python").symlink_to(sys.executable)
-    env = _env(tmp_path, sshd_server, key, PATH=str(bindir), TMPDIR=str(tmp_path))
+    python = python_only_path(tmp_path)
+    env = _env(tmp_path, sshd_server, key, PATH=str(python.parent), TMPDIR=str(tmp_path))
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
 
     def run(*args):
-        proc = subprocess.run([str(bindir / "python"), "-c", NO_SPAWN, *(str(a) for a in args)],
+        proc = subprocess.run([str(python), "-c", NO_SPAWN, *(str(a) for a in args)],
                               capture_output=True, text=True, env=env, timeout=120, check=False)
         assert "SPAWN ATTEMPT" not in proc.stderr, proc.stderr
         assert_ok(proc)
