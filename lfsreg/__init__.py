@@ -7,15 +7,23 @@ import logging
 from .api import ImageSummary, Registry, TagInfo
 from .digest import Digest
 from .errors import (
+    AuthenticationError,
     BlobNotFound,
     ConcurrentUpdateError,
+    CorruptContentError,
     DigestMismatchError,
     ImageNotFound,
     InvalidImageError,
     InvalidReference,
     LfsregError,
+    LocalStorageError,
     NotARegistryError,
     NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RepositoryNotFound,
+    RetriableError,
+    UnreachableError,
     UsageError,
 )
 from .ops.push import PushResult
@@ -27,8 +35,10 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AuthenticationError",
     "BlobNotFound",
     "ConcurrentUpdateError",
+    "CorruptContentError",
     "Digest",
     "DigestMismatchError",
     "ImageNotFound",
@@ -37,12 +47,18 @@ __all__ = [
     "InvalidImageError",
     "InvalidReference",
     "LfsregError",
+    "LocalStorageError",
     "NotARegistryError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ProgressEvent",
+    "ProtocolError",
     "PushResult",
     "Registry",
+    "RepositoryNotFound",
+    "RetriableError",
     "TagInfo",
+    "UnreachableError",
     "UsageError",
     "__version__",
 ]

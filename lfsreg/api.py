@@ -132,8 +132,10 @@ class Registry:
         daemon_refs = [ImageRef.parse(r.path) for r in refs if r.transport == DAEMON]
         for text, ref in zip(sources, refs, strict=True):
             if ref.transport == DAEMON and not text.startswith(DAEMON) and os.path.exists(text):
-                raise UsageError(f"{text!r} names a Docker engine image, but a file of that name exists",
-                                 hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}")
+                raise UsageError(
+                    f"{text!r} names a Docker engine image, but a file of that name exists",
+                    hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}",
+                )
         opened = []
         engine: EnginePush | None = None
         try:

@@ -66,9 +66,7 @@ class _Compressor:
             # Each zstd worker buffers a few tens of MB: the caller bounds the count so that peak
             # memory stays flat whatever the core count. Output is the same for any count >= 1.
             params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, job_size=ZSTD_JOB_SIZE)
-            self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(
-                out, closefd=False, write_return_read=True
-            )
+            self._zstd = zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False, write_return_read=True)
         elif algorithm == "gzip":
             self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=level, mtime=0)
         else:

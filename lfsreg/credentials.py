@@ -111,8 +111,13 @@ def from_git_helper(url: str) -> Credential | None:
     query = f"protocol={scheme}\nhost={host}{':' + str(port) if port else ''}\npath={urlsplit(url).path.lstrip('/')}\n\n"
     try:
         out = subprocess.run(
-            ["git", "credential", "fill"], input=query, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False,
+            ["git", "credential", "fill"],
+            input=query,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

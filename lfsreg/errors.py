@@ -1,37 +1,53 @@
-"""The exception tree of lfsreg.
+"""The exception tree of lfsreg: one class per thing a caller does about a failure.
 
-Every error the library raises on purpose derives from :class:`LfsregError`. Classes also
-subclass the fitting builtin so callers can catch either::
+Every error the library raises on purpose derives from :class:`LfsregError` (never raised
+bare). Classes also subclass the fitting builtin, so callers can catch either::
 
-    LfsregError
-     ├── UsageError (ValueError)            bad input from the caller: names, tags, references
-     │    └── InvalidReference
-     ├── NotFoundError (LookupError)        an image, tag, blob or LFS object that is not there
-     │    ├── ImageNotFound
-     │    └── BlobNotFound
-     ├── InvalidImageError                  a source that is malformed, truncated or unsafe
-     ├── DigestMismatchError                content that does not hash to what it claims
-     ├── NotARegistryError                  a repository without the lfsreg format marker
-     └── ConcurrentUpdateError              a ref that kept moving until retries ran out
+    LfsregError                                  exit 1 unless said otherwise
+     ├── UsageError (ValueError)                 exit 2: fix the command or the call
+     │    └── InvalidReference                   a name, tag, digest or transport reference
+     ├── AuthenticationError (PermissionError)   give (other) credentials: missing, refused, 401
+     ├── PermissionDeniedError (PermissionError) ask for access: the credentials may not do this, 403
+     ├── NotFoundError (LookupError)             check the name: it is not there, 404
+     │    ├── RepositoryNotFound                 no repository at that location
+     │    ├── ImageNotFound                      no image or tag by that name
+     │    └── BlobNotFound                       a blob or LFS object the image needs
+     ├── RetriableError (ConnectionError)        try again later: 5xx, 429, a cut or a stall
+     │                                           (``status``, ``retry_after`` in seconds)
+     ├── UnreachableError (ConnectionError)      check the address, or start the service
+     ├── ProtocolError                           a peer broke its protocol: report it to its owner
+     ├── InvalidImageError (ValueError)          the input image or layout is malformed or unsafe
+     ├── CorruptContentError                     bytes that do not hash to what they claim
+     ├── LocalStorageError (OSError)             free space, or remove the stale lock it names
+     ├── NotARegistryError                       the repository holds no lfsreg registry
+     └── ConcurrentUpdateError                   the registry kept moving: run the command again
 
-Messages are one line, name the thing that is wrong and never contain credentials.
+:func:`error_for_status` is the one mapping from an HTTP status to this tree; the LFS API,
+smart HTTP and the Docker engine API all use it. Messages are one line, name the thing that
+is wrong and never contain credentials.
 """
 
 from __future__ import annotations
 
 
 class LfsregError(Exception):
-    """Base class of every error lfsreg raises on purpose.
+    """Base class of every error lfsreg raises on purpose; never raised itself.
 
     Attributes:
         hint: an optional next step for the user, shown by the CLI after the message.
+        exit_code: the process exit code the CLI uses for it.
     """
 
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        # Exception.__init__ directly: OSError-derived subclasses would read a second
+        # positional argument as a file name.
+        Exception.__init__(self, message)
         self.hint = hint
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class UsageError(LfsregError, ValueError):
@@ -44,8 +60,20 @@ class InvalidReference(UsageError):
     """An image name, tag, digest or transport reference does not parse."""
 
 
+class AuthenticationError(LfsregError, PermissionError):
+    """Credentials were missing, refused or unusable (HTTP 401, SSH authentication)."""
+
+
+class PermissionDeniedError(LfsregError, PermissionError):
+    """The credentials were accepted but may not do this (HTTP 403, a read-only deploy key)."""
+
+
 class NotFoundError(LfsregError, LookupError):
     """Something the caller named does not exist."""
+
+
+class RepositoryNotFound(NotFoundError):
+    """No repository at the location (or the credentials cannot see it)."""
 
 
 class ImageNotFound(NotFoundError):
@@ -56,12 +84,41 @@ class BlobNotFound(NotFoundError):
     """A blob or LFS object the image needs is missing."""
 
 
-class InvalidImageError(LfsregError):
-    """An image source is malformed, truncated or unsafe to read."""
+class RetriableError(LfsregError, ConnectionError):
+    """A transient failure worth retrying: 5xx, 429, a cut connection, a stalled response.
+
+    Attributes:
+        status: the HTTP status, or 0 when the connection failed.
+        retry_after: seconds the server asked us to wait, if it said.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.retry_after = retry_after
 
 
-class DigestMismatchError(LfsregError):
+class UnreachableError(LfsregError, ConnectionError):
+    """A service could not be reached at all (refused, no such host, no socket)."""
+
+
+class ProtocolError(LfsregError):
+    """A server or peer answered outside its protocol (malformed JSON, missing fields, bad framing)."""
+
+
+class InvalidImageError(LfsregError, ValueError):
+    """An image source or destination is malformed, truncated or unsafe to read."""
+
+
+class CorruptContentError(LfsregError):
     """Content does not match the digest or size it was declared with."""
+
+
+DigestMismatchError = CorruptContentError  # the name of earlier releases
+
+
+class LocalStorageError(LfsregError, OSError):
+    """This machine's disk or repository cannot be written: full, read-only, or a stale lock."""
 
 
 class NotARegistryError(LfsregError):
@@ -70,3 +127,30 @@ class NotARegistryError(LfsregError):
 
 class ConcurrentUpdateError(LfsregError):
     """The registry ref kept moving under us until the retries ran out."""
+
+
+_RETRIABLE = frozenset({408, 429, 500, 502, 503, 504, 509})
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    hint: str | None = None,
+) -> LfsregError:
+    """The error for an HTTP ``status`` (git-lfs ``lfshttp/errors.go``); ``message`` names the request.
+
+    401 → :class:`AuthenticationError`, 403 → :class:`PermissionDeniedError`, 404 and 410 →
+    :class:`NotFoundError`, 408/429/5xx (not 501, 505 or 507) → :class:`RetriableError`,
+    anything else → :class:`ProtocolError`. The caller adds the server's message to ``message``.
+    """
+    if status == 401:
+        return AuthenticationError(message, hint=hint or "check the credentials (LFSREG_USERNAME/LFSREG_TOKEN, netrc, or the URL)")
+    if status == 403:
+        return PermissionDeniedError(message, hint=hint or "the credentials can read but not write this repository, or not read it at all")
+    if status in (404, 410):
+        return NotFoundError(message, hint=hint or "check the URL and that the credentials can see the repository")
+    if status in _RETRIABLE or status >= 520:
+        return RetriableError(message, status=status, retry_after=retry_after, hint=hint)
+    return ProtocolError(message, hint=hint)

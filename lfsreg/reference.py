@@ -24,8 +24,7 @@ def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid repository name; else raise :class:`InvalidReference`."""
     if len(name) > MAX_NAME or not NAME_RE.fullmatch(name):
         raise InvalidReference(
-            f"invalid image name {name!r}: use lowercase letters, digits and separators "
-            "(. _ __ -), components joined by '/'"
+            f"invalid image name {name!r}: use lowercase letters, digits and separators (. _ __ -), components joined by '/'"
         )
     return name
 
@@ -33,9 +32,7 @@ def validate_name(name: str) -> str:
 def validate_tag(tag: str) -> str:
     """Return ``tag`` if it is a valid tag; else raise :class:`InvalidReference`."""
     if not TAG_RE.fullmatch(tag):
-        raise InvalidReference(
-            f"invalid tag {tag!r}: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
-        )
+        raise InvalidReference(f"invalid tag {tag!r}: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'")
     return tag
 
 
@@ -43,9 +40,9 @@ def familiar(name: str) -> str:
     """Strip Docker Hub's implicit prefixes: ``docker.io/library/alpine`` -> ``alpine``."""
     for hub in ("docker.io/", "index.docker.io/"):
         if name.startswith(hub):
-            name = name[len(hub):]
+            name = name[len(hub) :]
             if name.startswith("library/") and name.count("/") == 1:
-                name = name[len("library/"):]
+                name = name[len("library/") :]
             break
     return name
 
@@ -72,7 +69,7 @@ class ImageRef:
         slash = text.rfind("/")
         colon = text.rfind(":")
         if colon > slash:
-            return cls(validate_name(text[:colon]), tag=validate_tag(text[colon + 1:]))
+            return cls(validate_name(text[:colon]), tag=validate_tag(text[colon + 1 :]))
         if default_tag is None:
             raise InvalidReference(f"invalid image reference {text!r}: expected NAME:TAG or NAME@sha256:<hex>")
         return cls(validate_name(text), tag=default_tag)

@@ -354,9 +354,9 @@ def familiar(ref: str) -> tuple[str, str]:
         name, tag = ref.rsplit(":", 1)
     for hub in ("docker.io/", "index.docker.io/"):
         if name.startswith(hub):
-            name = name[len(hub):]
+            name = name[len(hub) :]
             if name.startswith("library/") and name.count("/") == 1:
-                name = name[len("library/"):]
+                name = name[len("library/") :]
     return name, tag
 
 

@@ -49,8 +49,21 @@ def start_engine(root: Path) -> Iterator[Engine]:
     podman = require_tool("podman")
     root.mkdir(parents=True, exist_ok=True)
     engine = Engine(root, Path(tempfile.mkdtemp(prefix="lfsreg-rr-", dir="/tmp")), root / "docker.sock", root / "podman.log")
-    argv = [podman, "--root", str(root / "root"), "--runroot", str(engine.runroot), "--storage-driver", "vfs",
-            "--log-level", "info", "system", "service", "--time=0", engine.docker_host]
+    argv = [
+        podman,
+        "--root",
+        str(root / "root"),
+        "--runroot",
+        str(engine.runroot),
+        "--storage-driver",
+        "vfs",
+        "--log-level",
+        "info",
+        "system",
+        "service",
+        "--time=0",
+        engine.docker_host,
+    ]
     with open(engine.log, "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -64,9 +64,7 @@ class GitCommandError(subprocess.CalledProcessError):
         text = super().__str__()
         for label, data in (("stderr", self.stderr), ("stdout", self.output)):
             if data:
-                shown = (
-                    data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-                )
+                shown = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
                 text += f"\n--- {label} ---\n{shown.rstrip()}"
         return text
 
@@ -89,18 +87,13 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    msg = (
-        f"required tool {name!r} not found on PATH"
-        " (install it with tools/install-test-deps.sh)"
-    )
+    msg = f"required tool {name!r} not found on PATH (install it with tools/install-test-deps.sh)"
     if "CI" in os.environ:
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
 
 
-def isolated_git_env(
-    tmp_path: str | os.PathLike[str], *, lfs: bool = True
-) -> dict[str, str]:
+def isolated_git_env(tmp_path: str | os.PathLike[str], *, lfs: bool = True) -> dict[str, str]:
     """Build an environment in which git and git-lfs see only a fresh, known config.
 
     Creates ``tmp_path/git-home`` as ``HOME`` with a global config file
@@ -190,7 +183,5 @@ def run_git(
         check=False,
     )
     if check and proc.returncode != 0:
-        raise GitCommandError(
-            proc.returncode, cmd, output=proc.stdout, stderr=proc.stderr
-        )
+        raise GitCommandError(proc.returncode, cmd, output=proc.stdout, stderr=proc.stderr)
     return proc

@@ -154,10 +154,7 @@ def read_docker_archive(path: str | os.PathLike[str]) -> list[DockerArchive]:
 
 def verify_docker_archive(path: str | os.PathLike[str]) -> list[PulledImage]:
     """Check a docker-archive; return its images."""
-    return [
-        PulledImage(", ".join(a.repo_tags) or None, None, a.config_digest, a.diff_ids, a.diff_ids)
-        for a in read_docker_archive(path)
-    ]
+    return [PulledImage(", ".join(a.repo_tags) or None, None, a.config_digest, a.diff_ids, a.diff_ids) for a in read_docker_archive(path)]
 
 
 def source_image(source: str) -> PulledImage:

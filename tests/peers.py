@@ -420,8 +420,13 @@ def _warm_up_giftless(server: GiftlessServer, rounds: int = 6) -> None:
     clean = 0
     for rnd in range(rounds):
         objs = [(hashlib.sha256(d).hexdigest(), d) for d in (os.urandom(256) + f"{rnd}/{i}".encode() for i in range(16))]
-        status, body = http_request("POST", server.lfs_url(repo) + "/objects/batch",
-                                    body=lfs_batch_body("upload", [(o, len(d)) for o, d in objs]), headers=LFS_HEADERS, timeout=30)
+        status, body = http_request(
+            "POST",
+            server.lfs_url(repo) + "/objects/batch",
+            body=lfs_batch_body("upload", [(o, len(d)) for o, d in objs]),
+            headers=LFS_HEADERS,
+            timeout=30,
+        )
         if status != 200:
             continue
         actions = {o["oid"]: o.get("actions", {}) for o in json.loads(body)["objects"]}
@@ -882,21 +887,42 @@ class SshServer:
             return f"{self.login}@{self.host}:{name}.git"
         return f"ssh://{self.login}@{self.host}:{self.port}/{name}.git"
 
-    def add_key(self, repo: PeerRepo | str, *, access: str = "rw", lfs: str = "authenticate", key_type: str = "ed25519",
-                passphrase: str = "", lfs_expires_in: int = 3600, name: str | None = None) -> SshKey:
+    def add_key(
+        self,
+        repo: PeerRepo | str,
+        *,
+        access: str = "rw",
+        lfs: str = "authenticate",
+        key_type: str = "ed25519",
+        passphrase: str = "",
+        lfs_expires_in: int = 3600,
+        name: str | None = None,
+    ) -> SshKey:
         """Make a key (``ssh-keygen``) and authorise it for ``repo`` only, like a deploy key."""
         name = name or f"key-{next(self._counter)}"
         keydir = self.workdir / "keys"
         keydir.mkdir(exist_ok=True)
         path = keydir / name
         bits = ["-b", "3072"] if key_type == "rsa" else ["-b", "256"] if key_type == "ecdsa" else []
-        subprocess.run([_tool("ssh-keygen"), "-q", "-t", key_type, *bits, "-N", passphrase, "-C", name, "-f", str(path)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [_tool("ssh-keygen"), "-q", "-t", key_type, *bits, "-N", passphrase, "-C", name, "-f", str(path)],
+            check=True,
+            capture_output=True,
+        )
         public = (keydir / f"{name}.pub").read_text().strip()
         return self.authorize(public, repo, access=access, lfs=lfs, lfs_expires_in=lfs_expires_in, name=name, path=path)
 
-    def authorize(self, public: str, repo: PeerRepo | str, *, access: str = "rw", lfs: str = "authenticate",
-                  lfs_expires_in: int = 3600, name: str | None = None, path: Path | None = None) -> SshKey:
+    def authorize(
+        self,
+        public: str,
+        repo: PeerRepo | str,
+        *,
+        access: str = "rw",
+        lfs: str = "authenticate",
+        lfs_expires_in: int = 3600,
+        name: str | None = None,
+        path: Path | None = None,
+    ) -> SshKey:
         """Authorise an existing public key line for ``repo`` only (see :meth:`add_key`)."""
         repo_name = (repo.name if isinstance(repo, PeerRepo) else _repo_path(repo)) + ".git"
         name = name or f"key-{next(self._counter)}"
@@ -916,8 +942,10 @@ class SshServer:
 
     def ssh_command(self, key: SshKey, known_hosts: Path | None = None) -> str:
         """A ``GIT_SSH_COMMAND`` for stock git + git-lfs with ``key`` (the ssh binary is fine in tests)."""
-        return (f"ssh -i {key.path} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts or self.known_hosts} "
-                "-o StrictHostKeyChecking=yes -o BatchMode=yes")
+        return (
+            f"ssh -i {key.path} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts or self.known_hosts} "
+            "-o StrictHostKeyChecking=yes -o BatchMode=yes"
+        )
 
     def logins(self) -> int:
         """How many connections authenticated so far (sshd's ``Accepted publickey`` lines)."""
@@ -978,8 +1006,7 @@ def start_sshd(workdir: Path, git: GitHttpServer) -> Iterator[SshServer]:
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[{HOST}]:{port} {host_public}\n")
     try:
-        yield SshServer(HOST, port, login, git, workdir, host_key, host_public, known_hosts, log,
-                        workdir / "git-shell.log", transfer_store)
+        yield SshServer(HOST, port, login, git, workdir, host_key, host_public, known_hosts, log, workdir / "git-shell.log", transfer_store)
     finally:
         for p in procs:
             p.stop()

@@ -187,9 +187,7 @@ def test_tags(listing):
     assert_ok(proc)
     rows = json.loads(proc.stdout)
     assert rows == sorted(rows, key=lambda r: r["tag"])
-    assert {(r["name"], r["tag"], r["digest"]) for r in rows} == {
-        ("acme/app", t, digests[("acme/app", t)]) for t in ("1.0", "latest")
-    }
+    assert {(r["name"], r["tag"], r["digest"]) for r in rows} == {("acme/app", t, digests[("acme/app", t)]) for t in ("1.0", "latest")}
 
     proc = run_cli("tags", repo, "acme/app", "--tag", "l*", "--format", "json")
     assert_ok(proc)
@@ -340,9 +338,7 @@ LFSREG_USAGE = [
     pytest.param(
         lambda r, t: ["pull", r, "acme/app:1.0", "-o", f"docker-archive:{t / 'x.tar'}:acme/x:1"], "docker-archive", id="archive-with-ref"
     ),
-    pytest.param(
-        lambda r, t: ["pull", r, "acme/app:1.0", "acme/tool:2.0", "-o", f"oci:{t / 'x'}:one"], "one", id="one-ref-two-images"
-    ),
+    pytest.param(lambda r, t: ["pull", r, "acme/app:1.0", "acme/tool:2.0", "-o", f"oci:{t / 'x'}:one"], "one", id="one-ref-two-images"),
     pytest.param(lambda r, t: ["rm", r, "acme/app@sha256:" + "a" * 64], "rm", id="rm-by-digest"),
     pytest.param(lambda r, t: ["pull", r, "acme/app@sha256:abc", "-o", f"oci:{t / 'x'}"], "sha256:abc", id="bad-digest"),
     pytest.param(

@@ -51,9 +51,7 @@ START_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
 
 
-def run_concurrently(
-    workdir: Path, argvs: list[list[str]], *, slow_git_init: float = 0.0
-) -> list[subprocess.CompletedProcess[str]]:
+def run_concurrently(workdir: Path, argvs: list[list[str]], *, slow_git_init: float = 0.0) -> list[subprocess.CompletedProcess[str]]:
     """Run ``lfsreg ARGV`` for every argv in its own process, all released at the same moment."""
     env = {**os.environ, "SLOW_GIT_INIT": str(slow_git_init)}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +134,7 @@ SOURCES = [
     f"oci:{FIXTURES / 'tool.oci'}:2.0",
     f"oci:{FIXTURES / 'app-zstd.oci'}:1.0",
 ]
+
 
 def prepare(kind: str, repo: Path, env: dict[str, str]) -> int:
     """Create the registry as ``kind`` says; return the number of commits it starts with."""

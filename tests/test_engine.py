@@ -100,9 +100,22 @@ def test_socket_without_permission(engine_a, tmp_path):
     os.chmod(engine_a.socket, 0o000)
     try:
         proc = subprocess.run(
-            [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "lfsreg",
-             "push", str(tmp_path / "r.git"), "acme/app:1.0"],
-            env=_env(engine_a, DOCKER_HOST=f"unix://{sock}"), capture_output=True, text=True, timeout=120, check=False,
+            [
+                setpriv,
+                "--inh-caps=-all",
+                "--bounding-set=-dac_override,-dac_read_search",
+                sys.executable,
+                "-m",
+                "lfsreg",
+                "push",
+                str(tmp_path / "r.git"),
+                "acme/app:1.0",
+            ],
+            env=_env(engine_a, DOCKER_HOST=f"unix://{sock}"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     finally:
         os.chmod(engine_a.socket, mode)

@@ -156,8 +156,9 @@ def test_failed_lfs_upload_leaves_remote_unchanged(git_http_server, git_http_rep
     before = _remote_main(git_http_repo)
     with FaultLfsServer() as lfs:
         lfs.set_read_only("repo", "batch")
-        proc = run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")),
-                       env={**env, "LFSREG_LFS_URL": lfs.endpoint()})
+        proc = run_cli(
+            "push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")), env={**env, "LFSREG_LFS_URL": lfs.endpoint()}
+        )
     assert_error(proc, 1, "403")
     assert _remote_main(git_http_repo) == before
 
@@ -168,9 +169,24 @@ def test_concurrent_https_pushers_all_land(git_http_server, git_http_repo, tmp_p
     procs = []
     for i in range(4):
         penv = _env(tmp_path / f"p{i}", **_creds(git_http_server))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")),
-             "--tag", f"acme/app:c{i}"], env=penv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lfsreg",
+                    "push",
+                    git_http_repo.url,
+                    "docker-archive:" + str(fixture("app.docker.tar")),
+                    "--tag",
+                    f"acme/app:c{i}",
+                ],
+                env=penv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=180)
         assert p.returncode == 0, err

@@ -137,9 +137,7 @@ def test_git_clone_of_lfsreg_registry(tmp_path: Path, mode: str) -> None:
     # L1 (gzip, from shared.oci) is one file although three images use it
     l1 = "1aad48f277db4877fdee4593524fc67123d63b9ca4c6e63dc9b7dc06a876c8a0"
     assert (work / "layers" / "sha256" / l1[:2] / l1).is_file()
-    users = [
-        t for t, d in tags.items() if l1 in (work / "blobs" / "sha256" / d[7:9] / d[7:]).read_text()
-    ]
+    users = [t for t, d in tags.items() if l1 in (work / "blobs" / "sha256" / d[7:9] / d[7:]).read_text()]
     assert sorted(users) == ["acme/app:1.0", "acme/base:1.0", "acme/tool:2.0"]
     # the checkout's files are the objects of lfsreg's commit
     assert git_out(["rev-parse", "HEAD"], work, env) == git_out(["rev-parse", "main"], repo, env)
@@ -278,9 +276,7 @@ def test_lfsreg_pushes_on_top_of_git_and_clone_pulls_it(tmp_path: Path) -> None:
 
     # lfsreg sees git's tip and commits on top of it (no lost update, no merge)
     result = json.loads(
-        lfsreg(
-            "push", repo, f"docker-archive:{FIXTURES / 'app.docker.tar'}", "--tag", "acme/app:after-git", "--format", "json"
-        ).stdout
+        lfsreg("push", repo, f"docker-archive:{FIXTURES / 'app.docker.tar'}", "--tag", "acme/app:after-git", "--format", "json").stdout
     )
     new_head = git_out(["rev-parse", "main"], repo, env).strip()
     assert result["commit"] == new_head

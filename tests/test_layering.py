@@ -56,8 +56,16 @@ ALLOWED = {
 
 # Layers, lowest first: a module may import only from its own layer or lower ones.
 LAYERS = [
-    ("lfsreg.errors", "lfsreg.digest", "lfsreg.reference", "lfsreg.mediatypes", "lfsreg.manifest", "lfsreg.progress",
-     "lfsreg.credentials", "lfsreg.image"),
+    (
+        "lfsreg.errors",
+        "lfsreg.digest",
+        "lfsreg.reference",
+        "lfsreg.mediatypes",
+        "lfsreg.manifest",
+        "lfsreg.progress",
+        "lfsreg.credentials",
+        "lfsreg.image",
+    ),
     ("lfsreg.compression", "lfsreg._streams", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.engine"),
     ("lfsreg.registry",),

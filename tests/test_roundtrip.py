@@ -377,9 +377,7 @@ def skopeo(tmp_path, *args, stdout_bytes=False):
     tmp = tmp_path / "skopeo-tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(tmp)}
-    proc = subprocess.run(
-        [exe, "--insecure-policy", *(str(a) for a in args)], capture_output=True, env=env, timeout=120, check=False
-    )
+    proc = subprocess.run([exe, "--insecure-policy", *(str(a) for a in args)], capture_output=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, f"skopeo {args} failed:\n{proc.stderr.decode(errors='replace')}"
     return proc.stdout if stdout_bytes else proc.stdout.decode()
 
@@ -559,8 +557,6 @@ def test_docker_archive_with_compressed_layers_keeps_them(tmp_path, registry, al
     reg.pull(["acme/app:1.0"], f"docker-archive:{tmp_path / 'out.tar'}")
     (out,) = check_docker_archive_output(tmp_path / "out.tar")
     assert out.config == entry.config
-
-
 
 
 @pytest.mark.parametrize(

@@ -297,8 +297,14 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
     assert _main(git_http_repo) is None
     cmds = [c for c in sshd_server.commands() if git_http_repo.name in c]
     assert any(c.startswith("git-lfs-authenticate") for c in cmds) and any(c.startswith("git-lfs-transfer") for c in cmds)
-    env = _env(tmp_path, sshd_server, key, LFSREG_LFS_URL=git_http_repo.lfs_url,
-               LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    env = _env(
+        tmp_path,
+        sshd_server,
+        key,
+        LFSREG_LFS_URL=git_http_repo.lfs_url,
+        LFSREG_USERNAME=git_http_server.user,
+        LFSREG_PASSWORD=git_http_server.password,
+    )
     assert_ok(run_cli("push", url, APP, env=env))  # an explicit endpoint, with the usual credentials
     assert _lfs_objects(git_http_repo)
 
@@ -344,8 +350,9 @@ def test_ssh_remote_without_ssh_or_git_on_path(sshd_server, git_http_repo, tmp_p
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
 
     def run(*args):
-        proc = subprocess.run([str(python), "-c", NO_SPAWN, *(str(a) for a in args)],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        proc = subprocess.run(
+            [str(python), "-c", NO_SPAWN, *(str(a) for a in args)], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
         assert "SPAWN ATTEMPT" not in proc.stderr, proc.stderr
         assert_ok(proc)
         return proc

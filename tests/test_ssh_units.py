@@ -90,8 +90,10 @@ def test_host_key_checker(tmp_path):
             HostKeyChecker(str(known), accept_new=accept_new, system_file=str(tmp_path / "none")).check("[h]:2222", other)
     # hashed names, wildcards, negation, revocation, garbage lines
     hashed = paramiko.HostKeys.hash_host("h2")
-    known.write_text(f"garbage\n@cert-authority * ssh-ed25519 AAAA==\n{hashed} {key.get_name()} {key.get_base64()}\n"
-                     f"*.corp,!bad.corp {key.get_name()} {key.get_base64()}\n@revoked * {other.get_name()} {other.get_base64()}\n")
+    known.write_text(
+        f"garbage\n@cert-authority * ssh-ed25519 AAAA==\n{hashed} {key.get_name()} {key.get_base64()}\n"
+        f"*.corp,!bad.corp {key.get_name()} {key.get_base64()}\n@revoked * {other.get_name()} {other.get_base64()}\n"
+    )
     checker.check("h2", key)
     checker.check("a.corp", key)
     with pytest.raises(HostKeyError, match="unknown"):
@@ -101,8 +103,10 @@ def test_host_key_checker(tmp_path):
 
 
 # -- keys ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [ed25519.Ed25519PrivateKey.generate, lambda: ec.generate_private_key(ec.SECP256R1()),
-                                  lambda: rsa.generate_private_key(65537, 2048)])
+@pytest.mark.parametrize(
+    "make",
+    [ed25519.Ed25519PrivateKey.generate, lambda: ec.generate_private_key(ec.SECP256R1()), lambda: rsa.generate_private_key(65537, 2048)],
+)
 def test_key_text_formats_and_passphrases(make):
     from lfsreg.ssh.identity import load_private_key, normalise_key_text
 
@@ -111,8 +115,9 @@ def test_key_text_formats_and_passphrases(make):
     loaded = load_private_key(text, None, "k")
     escaped = text.strip().replace("\n", "\\n")  # as some CI systems store multi-line secrets
     assert load_private_key(normalise_key_text(escaped), None, "k").get_base64() == loaded.get_base64()
-    pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.BestAvailableEncryption(b"s3cret-pass")).decode()
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"s3cret-pass")
+    ).decode()
     assert load_private_key(pkcs8, "s3cret-pass", "k").get_base64() == loaded.get_base64()
     with pytest.raises(LfsregError, match="encrypted") as info:
         load_private_key(pkcs8, None, "k")
@@ -145,7 +150,8 @@ def test_keygen_instructions_per_host():
 
     assert instructions("git@github.com:acme/images.git") == [
         "GitHub:    https://github.com/acme/images/settings/keys/new  (Settings > Deploy keys > Add deploy key): "
-        "paste the key, tick 'Allow write access'"]
+        "paste the key, tick 'Allow write access'"
+    ]
     (gitlab,) = instructions("ssh://git@gitlab.com/grp/sub/images.git")
     assert "https://gitlab.com/grp/sub/images/-/settings/repository" in gitlab and "Grant write permissions" in gitlab
     own = instructions("git@git.example.org:team/images.git")
@@ -179,8 +185,12 @@ def test_parse_git_lfs_authenticate():
     from lfsreg.lfs.ssh import parse_authenticate, remote_path_arg
 
     now = time.time()
-    auth = parse_authenticate(b'{"href": "https://lfs.example/o/r.git/info/lfs/", "header": {"Authorization": "RemoteAuth x"},'
-                              b' "expires_in": 60}', "https://d/info/lfs", now, "l")
+    auth = parse_authenticate(
+        b'{"href": "https://lfs.example/o/r.git/info/lfs/", "header": {"Authorization": "RemoteAuth x"}, "expires_in": 60}',
+        "https://d/info/lfs",
+        now,
+        "l",
+    )
     assert auth.href == "https://lfs.example/o/r.git/info/lfs" and auth.header == {"Authorization": "RemoteAuth x"}
     assert auth.expires == now + 60 and not auth.expired(now) and auth.expired(now + 56)
     assert "RemoteAuth" not in repr(auth)
@@ -213,8 +223,12 @@ def test_batch_client_uses_and_refreshes_authenticated_headers():
         (item,) = client.batch("download", [LfsObject(oid, 5)])
         assert "download" in item.actions
         assert calls == [("download", False), ("download", True)]
-        client = BatchClient("https://placeholder.invalid/x", requests.Session(), [],
-                             header_source=lambda op, refresh: (server.endpoint("team/repo.git"), {}))
+        client = BatchClient(
+            "https://placeholder.invalid/x",
+            requests.Session(),
+            [],
+            header_source=lambda op, refresh: (server.endpoint("team/repo.git"), {}),
+        )
         with pytest.raises(AuthError) as info:
             client.batch("download", [LfsObject(oid, 5)])
         assert "git-lfs-authenticate" in info.value.hint

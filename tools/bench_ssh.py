@@ -64,7 +64,8 @@ class SshBench(bench_https.HttpsBench):
         st.runs.append(bench.Run(rc=0, seconds=0.0, maxrss_kb=None))
         self.meta["versions"]["sshd"] = bench.tool_version(["ssh", "-V"])
         self.meta["versions"]["paramiko"] = bench.tool_version(
-            [sys.executable, "-c", "import paramiko; print('paramiko', paramiko.__version__)"])
+            [sys.executable, "-c", "import paramiko; print('paramiko', paramiko.__version__)"]
+        )
         self.r.log(f"sshd on {self.sshd.host}:{self.sshd.port} over {self.server.root}")
         return self.sshd
 
@@ -79,7 +80,8 @@ class SshBench(bench_https.HttpsBench):
         labels = {"push": "lfsreg push over {}", "pull": "lfsreg pull over {}, cold cache"}
         steps = {
             (proto, op): self.r.step(f"s.{comp}.{proto}.{op}", labels[op].format(proto.upper()), f"lfsreg {comp}", nbytes=nb, lfsreg=True)
-            for op in ("push", "pull") for proto in ("https", "ssh")
+            for op in ("push", "pull")
+            for proto in ("https", "ssh")
         }
         s_ver = self.r.step(f"s.{comp}.verify", "verify pulled archives (untimed)", f"lfsreg {comp}", indent=True)
         if self.image is None or self.image_info is None:
@@ -113,8 +115,9 @@ class SshBench(bench_https.HttpsBench):
                 key = self.sshd.add_key(repo)
                 url, env = self.sshd.url(repo), self.ssh_env(base / f"cache-{proto}-pull", key)
             before = self.sshd.logins()
-            if self.run_http(steps[(proto, "pull")], self.lfsreg("pull", url, self.a.ref, "-o", f"docker-archive:{out}"),
-                             cwd=base, env=env).ok:
+            if self.run_http(
+                steps[(proto, "pull")], self.lfsreg("pull", url, self.a.ref, "-o", f"docker-archive:{out}"), cwd=base, env=env
+            ).ok:
                 self._verify(s_ver, out)
             else:
                 ok = False
@@ -167,17 +170,26 @@ class SshBench(bench_https.HttpsBench):
                     checks.append(bench.Check(name, "-", tgt, None, "step failed/skipped"))
                 else:
                     checks.append(bench.Check(name, f"{n / d:.2f}x ({n:.2f}/{d:.2f} s)", tgt, n / d <= TARGET_SSH_VS_HTTPS))
-                pairs = [(a.seconds, b.seconds) for a, b in zip(self.r.steps[f"s.{comp}.ssh.{op}"].runs,
-                                                                 self.r.steps[f"s.{comp}.https.{op}"].runs, strict=False)
-                         if a.ok and b.ok and a.seconds and b.seconds]
+                pairs = [
+                    (a.seconds, b.seconds)
+                    for a, b in zip(self.r.steps[f"s.{comp}.ssh.{op}"].runs, self.r.steps[f"s.{comp}.https.{op}"].runs, strict=False)
+                    if a.ok and b.ok and a.seconds and b.seconds
+                ]
                 if len(pairs) >= 2:  # the second command of a pair tends to be slower: alternate, then pair up
                     mean = sum(a - b for a, b in pairs) / len(pairs)
-                    checks.append(bench.Check(f"lfsreg {op} ({comp}): mean of paired SSH - HTTP over {len(pairs)} reps",
-                                              f"{mean:+.2f} s", "info (use an even --reps)", None))
+                    checks.append(
+                        bench.Check(
+                            f"lfsreg {op} ({comp}): mean of paired SSH - HTTP over {len(pairs)} reps",
+                            f"{mean:+.2f} s",
+                            "info (use an even --reps)",
+                            None,
+                        )
+                    )
             n, d = self._sec(f"s.{comp}.ssh.images"), self._sec(f"s.{comp}.https.images")
             if n is not None and d is not None:
-                checks.append(bench.Check(f"fixed cost: lfsreg images ({comp} repo), SSH - HTTP", f"{n - d:+.2f} s ({n:.2f}/{d:.2f} s)",
-                                          "info", None))
+                checks.append(
+                    bench.Check(f"fixed cost: lfsreg images ({comp} repo), SSH - HTTP", f"{n - d:+.2f} s ({n:.2f}/{d:.2f} s)", "info", None)
+                )
             st = self.r.steps.get(f"s.{comp}.verify")
             if st is not None and st.attempted:
                 checks.append(bench.Check(f"pulled archives == pushed ({comp})", "ok" if st.ok else "MISMATCH", "identical", st.ok))
@@ -189,9 +201,11 @@ class SshBench(bench_https.HttpsBench):
     def extra_report(self) -> list[str]:
         lines = super().extra_report()
         if self.sshd is not None:
-            lines[1:1] = [f"  ssh   ssh://{self.sshd.login}@{self.sshd.host}:{self.sshd.port}/ORG/REPO.git: "
-                          f"{self.meta['versions'].get('sshd', 'OpenSSH')} sshd, deploy key per repo, forced command, "
-                          "git-lfs-authenticate -> the LFS URL above"]
+            lines[1:1] = [
+                f"  ssh   ssh://{self.sshd.login}@{self.sshd.host}:{self.sshd.port}/ORG/REPO.git: "
+                f"{self.meta['versions'].get('sshd', 'OpenSSH')} sshd, deploy key per repo, forced command, "
+                "git-lfs-authenticate -> the LFS URL above"
+            ]
         return lines
 
 

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 tools/install-test-deps.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check lfsreg tests tools
+python3 -m ruff format --check lfsreg tests tools
 set +e
 python3 -m pytest "$@"
 rc=$?

@@ -22,17 +22,35 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 @click.version_option(__version__, prog_name="lfsreg")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
 @click.option("--lfs-url", envvar="LFSREG_LFS_URL", metavar="URL", help="LFS endpoint (default: from .lfsconfig, else REPO.git/info/lfs).")
-@click.option("--ca-bundle", envvar="LFSREG_CA_BUNDLE", metavar="FILE", type=click.Path(exists=True, dir_okay=False),
-              help="CA certificates for HTTPS.")
+@click.option(
+    "--ca-bundle",
+    envvar="LFSREG_CA_BUNDLE",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificates for HTTPS.",
+)
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
-@click.option("--identity", metavar="KEY", help="SSH private key: a file, or the key itself (LFSREG_SSH_KEY). "
-              "Default: ssh-agent, then ~/.ssh/id_*.")
+@click.option(
+    "--identity", metavar="KEY", help="SSH private key: a file, or the key itself (LFSREG_SSH_KEY). Default: ssh-agent, then ~/.ssh/id_*."
+)
 @click.option("--known-hosts", metavar="FILE", help="SSH known_hosts file (LFSREG_SSH_KNOWN_HOSTS; default ~/.ssh/known_hosts).")
-@click.option("--accept-new-host-key", is_flag=True, help="Record the key of an SSH host seen for the first time "
-              "instead of refusing (LFSREG_SSH_ACCEPT_NEW=1). A changed key is always refused.")
+@click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Record the key of an SSH host seen for the first time "
+    "instead of refusing (LFSREG_SSH_ACCEPT_NEW=1). A changed key is always refused.",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, lfs_url: str | None, ca_bundle: str | None, transfers: int,
-        identity: str | None, known_hosts: str | None, accept_new_host_key: bool) -> None:
+def cli(
+    ctx: click.Context,
+    verbose: bool,
+    lfs_url: str | None,
+    ca_bundle: str | None,
+    transfers: int,
+    identity: str | None,
+    known_hosts: str | None,
+    accept_new_host_key: bool,
+) -> None:
     """A Docker/OCI image registry in a git repository, layers in Git LFS.
 
     REPO is a path to a local registry (a bare git repository), or a URL: https://host/org/images.git

@@ -31,8 +31,9 @@ def init(repo: str) -> None:
 @click.argument("repo")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--tag", "-t", "tags", multiple=True, metavar="NAME:TAG", help="Name the (single) pushed image; repeatable.")
-@click.option("--compression", type=click.Choice(ALGORITHMS), default=DEFAULT, show_default=True,
-              help="How to store layers that arrive uncompressed.")
+@click.option(
+    "--compression", type=click.Choice(ALGORITHMS), default=DEFAULT, show_default=True, help="How to store layers that arrive uncompressed."
+)
 @click.option("--compression-level", "level", type=int, default=None, help="zstd 1-19 (default 3) or gzip 1-9 (default 6).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -61,8 +62,7 @@ def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression
 @click.command()
 @click.argument("repo")
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", "dest", metavar="DEST",
-              help="docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or docker-daemon:")
+@click.option("-o", "--output", "dest", metavar="DEST", help="docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or docker-daemon:")
 @click.option("--load", is_flag=True, help="Load into the Docker engine (same as -o docker-daemon:).")
 @click.option("--platform", default=None, metavar="OS/ARCH", help="Platform to take from a multi-platform image (docker-archive).")
 def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None) -> None:
@@ -148,4 +148,3 @@ def register(group: click.Group) -> None:
     """Add every command to ``group``."""
     for command in (init, push, pull, images, tags, inspect, rm):
         group.add_command(command)
-

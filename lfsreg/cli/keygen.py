@@ -34,14 +34,14 @@ def instructions(repo: str | None) -> list[str]:
     name = path.split("/")[-1]
     places = {
         "github": f"GitHub:    https://{host if host != 'HOST' else 'github.com'}/{path}/settings/keys/new  "
-                  "(Settings > Deploy keys > Add deploy key): paste the key, tick 'Allow write access'",
+        "(Settings > Deploy keys > Add deploy key): paste the key, tick 'Allow write access'",
         "gitlab": f"GitLab:    https://{host if host != 'HOST' else 'gitlab.com'}/{path}/-/settings/repository  "
-                  "(Settings > Repository > Deploy keys > Add new key): paste the key, tick 'Grant write permissions to this key'",
+        "(Settings > Repository > Deploy keys > Add new key): paste the key, tick 'Grant write permissions to this key'",
         "gitea": f"Gitea:     https://{host}/{path}/settings/keys  "
-                 "(Settings > Deploy Keys > Add Deploy Key): paste the key, tick 'Enable Write Access'",
+        "(Settings > Deploy Keys > Add Deploy Key): paste the key, tick 'Enable Write Access'",
         "bitbucket": f"Bitbucket: Data Center: repository {name} > Repository settings > Access keys > Add key, with write permission. "
-                     f"Cloud: repository access keys are read-only, so add the key to a bot account that has write access to "
-                     f"{owner}/{name} only (Personal settings > SSH keys, https://bitbucket.org/account/settings/ssh-keys/)",
+        f"Cloud: repository access keys are read-only, so add the key to a bot account that has write access to "
+        f"{owner}/{name} only (Personal settings > SSH keys, https://bitbucket.org/account/settings/ssh-keys/)",
     }
     known = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket", "codeberg.org": "gitea"}
     if host in known:
@@ -50,8 +50,15 @@ def instructions(repo: str | None) -> list[str]:
 
 
 @click.command()
-@click.option("--out", "-o", "out", default=DEFAULT_OUT, show_default=True, metavar="FILE",
-              help="Private key file (mode 0600); the public key goes to FILE.pub.")
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    default=DEFAULT_OUT,
+    show_default=True,
+    metavar="FILE",
+    help="Private key file (mode 0600); the public key goes to FILE.pub.",
+)
 @click.option("--comment", "-C", default=DEFAULT_COMMENT, show_default=True, help="Comment at the end of the public key.")
 @click.option("--repo", metavar="URL", help="The registry repository, to print the exact page where the key goes.")
 @click.option("--force", is_flag=True, help="Replace FILE and FILE.pub if they exist.")
@@ -71,5 +78,7 @@ def keygen(out: str, comment: str, repo: str | None, force: bool) -> None:
     for line in instructions(repo):
         click.echo(f"  {line}")
     click.echo("")
-    click.echo(f"Then store the content of {pair.private_path} as a CI secret named LFSREG_SSH_KEY (lfsreg reads the key "
-               "itself from that variable), and delete the file.")
+    click.echo(
+        f"Then store the content of {pair.private_path} as a CI secret named LFSREG_SSH_KEY (lfsreg reads the key "
+        "itself from that variable), and delete the file."
+    )

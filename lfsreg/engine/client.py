@@ -49,11 +49,11 @@ def find_engine(environ: dict[str, str] | None = None) -> Endpoint:
     env = os.environ if environ is None else environ
     host = env.get("DOCKER_HOST", "")
     if host.startswith("unix://"):
-        return Endpoint("unix", host[len("unix://"):])
+        return Endpoint("unix", host[len("unix://") :])
     if host.startswith("tcp://"):
         tls = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
         certs = env.get("DOCKER_CERT_PATH") or os.path.join(os.path.expanduser("~"), ".docker")
-        address = ("https://" if tls else "http://") + host[len("tcp://"):]
+        address = ("https://" if tls else "http://") + host[len("tcp://") :]
         files = (os.path.join(certs, "ca.pem"), os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")) if tls else None
         return Endpoint("tcp", address, files)
     if host:
@@ -143,10 +143,14 @@ class EngineClient:
             cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
         text = str(exc)
         if isinstance(cause, PermissionError) or "Permission denied" in text:
-            return EngineError(f"permission denied on the Docker engine socket {where}",
-                               hint="add your user to the 'docker' group (then log in again), or run as root")
-        return EngineError(f"cannot connect to the Docker engine at {where}: is it running?",
-                           hint="start it (systemctl start docker, or podman system service), or point DOCKER_HOST at it")
+            return EngineError(
+                f"permission denied on the Docker engine socket {where}",
+                hint="add your user to the 'docker' group (then log in again), or run as root",
+            )
+        return EngineError(
+            f"cannot connect to the Docker engine at {where}: is it running?",
+            hint="start it (systemctl start docker, or podman system service), or point DOCKER_HOST at it",
+        )
 
     def _refused(self, resp: requests.Response) -> LfsregError:
         try:

@@ -112,9 +112,7 @@ class DockerArchiveSource:
         config_bytes = self.files.read_small(entry.config_path)
         config = parse_config(config_bytes, what)
         if len(config.diff_ids) != len(entry.layer_paths):
-            raise InvalidImageError(
-                f"{what}: config lists {len(config.diff_ids)} layers, manifest.json {len(entry.layer_paths)}"
-            )
+            raise InvalidImageError(f"{what}: config lists {len(config.diff_ids)} layers, manifest.json {len(entry.layer_paths)}")
         config_digest = Digest.of_bytes(config_bytes)
         self._paths[config_digest] = entry.config_path
         existing = oci.get(config_digest)

@@ -93,6 +93,4 @@ def index_entry(desc: Descriptor, name: str | None, tag: str | None) -> dict[str
 
 def index_document(entries: list[dict[str, Any]]) -> bytes:
     """The bytes of an ``index.json`` listing ``entries``."""
-    return json.dumps(
-        {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}, indent=2
-    ).encode() + b"\n"
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}, indent=2).encode() + b"\n"

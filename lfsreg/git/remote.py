@@ -67,9 +67,17 @@ class GitRemote:
     replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
     """
 
-    def __init__(self, url: str, mirror_dir: str, label: str, *, credentials: Sequence[Credential] = (),
-                 ca_bundle: str | None = None, verify_tls: bool = True,
-                 client_factory: Callable[[], tuple[GitClient, str]] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        mirror_dir: str,
+        label: str,
+        *,
+        credentials: Sequence[Credential] = (),
+        ca_bundle: str | None = None,
+        verify_tls: bool = True,
+        client_factory: Callable[[], tuple[GitClient, str]] | None = None,
+    ) -> None:
         self.url = url
         self._client_factory = client_factory  # e.g. SSH on paramiko (lfsreg.git.ssh); else from the URL
         self.label = label
@@ -98,15 +106,20 @@ class GitRemote:
             elif self._client is None:
                 cred = self._credentials[0]
                 self._client, self._path = get_transport_and_path(
-                    self.url, config=self._config, username=cred.username if cred else None,
+                    self.url,
+                    config=self._config,
+                    username=cred.username if cred else None,
                     password=cred.password if cred else None,
                 )
             try:
                 return op(self._client, self._path)
             except HTTPUnauthorized:
                 if len(self._credentials) > 1:
-                    log.debug("%s: credentials from %s refused; trying the next source", self.label,
-                              self._credentials[0].source if self._credentials[0] else "nowhere")
+                    log.debug(
+                        "%s: credentials from %s refused; trying the next source",
+                        self.label,
+                        self._credentials[0].source if self._credentials[0] else "nowhere",
+                    )
                     self._credentials.pop(0)
                     self._client = None
                     continue
@@ -115,8 +128,9 @@ class GitRemote:
                     hint="set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), put them in the URL, or add the host to ~/.netrc",
                 ) from None
             except NotGitRepository:
-                raise NotFoundError(f"{self.label}: repository not found",
-                                    hint="check the URL, and that your credentials can read it") from None
+                raise NotFoundError(
+                    f"{self.label}: repository not found", hint="check the URL, and that your credentials can read it"
+                ) from None
             except (GitProtocolError, HangupException, OSError) as exc:
                 text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._secrets)
                 raise LfsregError(f"{self.label}: git transport failed: {text}") from None

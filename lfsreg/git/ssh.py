@@ -58,9 +58,17 @@ class ChannelVendor(SSHVendor):
         self._connection = connection
         self._label = label
 
-    def run_command(self, host: str, command: bytes, username: str | None = None, port: int | None = None,
-                    password: str | None = None, key_filename: str | None = None, ssh_command: str | None = None,
-                    protocol_version: int | None = None) -> Any:
+    def run_command(
+        self,
+        host: str,
+        command: bytes,
+        username: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        ssh_command: str | None = None,
+        protocol_version: int | None = None,
+    ) -> Any:
         """Run ``command`` (e.g. ``git-upload-pack '/org/images.git'``) on the connection's host.
 
         ``host``/``username``/``port`` are the connection's own; key and command arguments that

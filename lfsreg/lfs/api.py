@@ -202,8 +202,15 @@ class BatchClient:
     credentials are sent); a 401 asks it once for fresh headers.
     """
 
-    def __init__(self, endpoint: str, session: requests.Session, credentials: Sequence[Credential], *, timeout: float = 60.0,
-                 header_source: HeaderSource | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        session: requests.Session,
+        credentials: Sequence[Credential],
+        *,
+        timeout: float = 60.0,
+        header_source: HeaderSource | None = None,
+    ) -> None:
         self.endpoint = strip_userinfo(endpoint).rstrip("/")
         self._session = session
         self._credentials = list(credentials)
@@ -239,12 +246,17 @@ class BatchClient:
             requested_at = time.time()
             try:
                 resp = self._session.post(
-                    url, data=json.dumps(body), headers={**headers, **extra}, timeout=self._timeout,
-                    auth=(cred.username, cred.password) if cred else None, allow_redirects=True,
+                    url,
+                    data=json.dumps(body),
+                    headers={**headers, **extra},
+                    timeout=self._timeout,
+                    auth=(cred.username, cred.password) if cred else None,
+                    allow_redirects=True,
                 )
             except requests.exceptions.SSLError:
-                raise LfsError(f"{what}: the server's TLS certificate is not trusted",
-                               hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)") from None
+                raise LfsError(
+                    f"{what}: the server's TLS certificate is not trusted", hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)"
+                ) from None
             except requests.RequestException as exc:
                 raise RetriableError(f"{what}: {type(exc).__name__}") from None
             if resp.status_code == 401 and refreshed is False:

@@ -65,12 +65,19 @@ def make_session(settings: HttpSettings) -> requests.Session:
 class HttpLfsStore:
     """:class:`lfsreg.lfs.store.LfsStore` over an LFS server: batch API, basic transfers, cache."""
 
-    def __init__(self, endpoint: str, credentials: Sequence[Credential], cache: ObjectCache, settings: HttpSettings,
-                 *, ref: str | None = "refs/heads/main", header_source: HeaderSource | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        credentials: Sequence[Credential],
+        cache: ObjectCache,
+        settings: HttpSettings,
+        *,
+        ref: str | None = "refs/heads/main",
+        header_source: HeaderSource | None = None,
+    ) -> None:
         self.session = make_session(settings)
         self.client = BatchClient(endpoint, self.session, credentials, timeout=settings.timeout, header_source=header_source)
-        self.queue = TransferQueue(self.client, self.session, jobs=settings.jobs, policy=settings.policy,
-                                   timeout=settings.timeout, ref=ref)
+        self.queue = TransferQueue(self.client, self.session, jobs=settings.jobs, policy=settings.policy, timeout=settings.timeout, ref=ref)
         self.cache = cache
         self.label = self.client.label
 

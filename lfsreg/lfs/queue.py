@@ -140,8 +140,14 @@ class TransferQueue:
             key = f"sha256:{item.obj.oid}"
             progress(ProgressEvent(key, "upload", item.obj.size))
             if "upload" in actions:
-                transfer.upload(self.session, item.obj, paths[item.obj.oid], actions["upload"],
-                                lambda n: progress(ProgressEvent(key, "upload", item.obj.size, n)), self.timeout)
+                transfer.upload(
+                    self.session,
+                    item.obj,
+                    paths[item.obj.oid],
+                    actions["upload"],
+                    lambda n: progress(ProgressEvent(key, "upload", item.obj.size, n)),
+                    self.timeout,
+                )
                 if "verify" in actions:
                     transfer.verify(self.session, item.obj, actions["verify"], self.timeout)
             progress(ProgressEvent(key, "upload", item.obj.size, 0, True))
@@ -154,8 +160,14 @@ class TransferQueue:
         def work(item: BatchItem, actions: dict[str, Action]) -> None:
             key = f"sha256:{item.obj.oid}"
             progress(ProgressEvent(key, "download", item.obj.size))
-            transfer.download(self.session, item.obj, actions["download"], cache,
-                              lambda n: progress(ProgressEvent(key, "download", item.obj.size, n)), self.timeout)
+            transfer.download(
+                self.session,
+                item.obj,
+                actions["download"],
+                cache,
+                lambda n: progress(ProgressEvent(key, "download", item.obj.size, n)),
+                self.timeout,
+            )
             progress(ProgressEvent(key, "download", item.obj.size, 0, True))
 
         self._all("download", self.batches("download", objects), work)

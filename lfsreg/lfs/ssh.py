@@ -116,8 +116,16 @@ class SshLfsStore:
     Objects are staged in and read from ``cache``, as for HTTP stores.
     """
 
-    def __init__(self, connection: SshConnection, url: SshUrl, cache: ObjectCache, settings: HttpSettings, *,
-                 endpoint: str | None = None, label: str | None = None) -> None:
+    def __init__(
+        self,
+        connection: SshConnection,
+        url: SshUrl,
+        cache: ObjectCache,
+        settings: HttpSettings,
+        *,
+        endpoint: str | None = None,
+        label: str | None = None,
+    ) -> None:
         self._connection = connection
         self._url = url
         self._cache = cache

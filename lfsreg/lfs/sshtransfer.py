@@ -57,8 +57,7 @@ class Session:
         except ProtocolError:
             if self._chan.received:
                 raise TransferMissing(f"{label}: git-lfs-transfer did not advertise its capabilities") from None
-            err = command_failed(label, "git-lfs-transfer", self._chan.exit_status(), self._chan.stderr(),
-                                 writing=operation == "upload")
+            err = command_failed(label, "git-lfs-transfer", self._chan.exit_status(), self._chan.stderr(), writing=operation == "upload")
             self._chan.close()
             if isinstance(err, CommandMissing):
                 raise TransferMissing(str(err)) from None
@@ -109,8 +108,13 @@ class Session:
             out.append(self._text(pkt))
         return out
 
-    def send(self, command: str, args: Sequence[str] = (), lines: Sequence[str] | None = None,
-             data: Callable[[Callable[[bytes], None]], None] | None = None) -> None:
+    def send(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        lines: Sequence[str] | None = None,
+        data: Callable[[Callable[[bytes], None]], None] | None = None,
+    ) -> None:
         """Send a request: command, arguments, then (after a delim) text lines or binary data."""
         out = [self._pkt(f"{command}\n".encode())] + [self._pkt(f"{a}\n".encode()) for a in args]
         if lines is not None or data is not None:
@@ -168,6 +172,7 @@ class Session:
 
     def put(self, obj: LfsObject, path: str, args: list[str], progress: Callable[[int], None]) -> None:
         """``put-object`` the file, then ``verify-object``."""
+
         def data(write: Callable[[bytes], None]) -> None:
             with open(path, "rb") as f:
                 while chunk := f.read(MAX_DATA):
@@ -215,8 +220,9 @@ class Session:
 class SshTransferLfsStore:
     """:class:`lfsreg.lfs.store.LfsStore` over ``git-lfs-transfer``, objects cached in ``cache``."""
 
-    def __init__(self, connection: SshConnection, url: SshUrl, cache: ObjectCache, label: str, *, jobs: int = 4,
-                 ref: str | None = "refs/heads/main") -> None:
+    def __init__(
+        self, connection: SshConnection, url: SshUrl, cache: ObjectCache, label: str, *, jobs: int = 4, ref: str | None = "refs/heads/main"
+    ) -> None:
         self._connection = connection
         self._path = url.path
         self._cache = cache
@@ -247,8 +253,13 @@ class SshTransferLfsStore:
         self._idle["upload"] = session
         return [o for o in objects if actions.get(o.oid, ("upload", []))[0] != "noop"]
 
-    def _parallel(self, operation: str, first: Session, work: Sequence[tuple[LfsObject, list[str]]],
-                  do: Callable[[Session, LfsObject, list[str]], None]) -> None:
+    def _parallel(
+        self,
+        operation: str,
+        first: Session,
+        work: Sequence[tuple[LfsObject, list[str]]],
+        do: Callable[[Session, LfsObject, list[str]], None],
+    ) -> None:
         todo: queue.SimpleQueue[tuple[LfsObject, list[str]]] = queue.SimpleQueue()
         for item in work:
             todo.put(item)
@@ -342,4 +353,3 @@ class SshTransferLfsStore:
     def open(self, obj: LfsObject) -> BinaryIO:
         """Open the cached copy."""
         return self._cache.open(obj, self.label)
-

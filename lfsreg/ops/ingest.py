@@ -83,8 +83,9 @@ def _stage_compressed(reader: BinaryIO, size: int, algorithm: str, staging: Stag
     return StoredLayer(desc, Digest("sha256", plain.hexdigest()), usize, path)
 
 
-def _stage_member(got: Ingested, reader: BinaryIO, name: str, size: int, compression: Compression, staging: Staging,
-                  progress: ProgressCallback) -> StoredLayer:
+def _stage_member(
+    got: Ingested, reader: BinaryIO, name: str, size: int, compression: Compression, staging: Staging, progress: ProgressCallback
+) -> StoredLayer:
     head = reader.read(4)
     rest = io.BufferedReader(_Prefixed(head, reader))  # type: ignore[arg-type]
     bar = LayerProgress(progress, name, size)
@@ -119,8 +120,9 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def ingest_stream(stream: BinaryIO, label: str, *, present: set[Digest], compression: Compression, staging: Staging,
-                  progress: ProgressCallback) -> Ingested:
+def ingest_stream(
+    stream: BinaryIO, label: str, *, present: set[Digest], compression: Compression, staging: Staging, progress: ProgressCallback
+) -> Ingested:
     """Read a ``docker save`` stream once, staging every layer the registry does not hold."""
     got = Ingested(label, present=set(present))
     try:
@@ -152,8 +154,12 @@ def ingest_stream(stream: BinaryIO, label: str, *, present: set[Digest], compres
     return got
 
 
-def images_of(got: Ingested, compression: Compression, staging: Staging, progress: ProgressCallback,
-              ) -> Iterator[tuple[Root, bytes, dict[Digest, StoredLayer], dict[Digest, bytes]]]:
+def images_of(
+    got: Ingested,
+    compression: Compression,
+    staging: Staging,
+    progress: ProgressCallback,
+) -> Iterator[tuple[Root, bytes, dict[Digest, StoredLayer], dict[Digest, bytes]]]:
     """Each image of the stream: its root, manifest bytes, staged layers and metadata blobs.
 
     Every layer is checked against its config's diff_id: a staged one by the hash taken while
@@ -167,8 +173,9 @@ def images_of(got: Ingested, compression: Compression, staging: Staging, progres
             raise InvalidImageError(f"{got.label}: missing config {entry.config_path}")
         config = parse_config(config_bytes, f"{got.label}: {entry.config_path}")
         if len(config.diff_ids) != len(entry.layer_paths):
-            raise InvalidImageError(f"{got.label}: {entry.config_path} lists {len(config.diff_ids)} layers, manifest.json "
-                                    f"{len(entry.layer_paths)}")
+            raise InvalidImageError(
+                f"{got.label}: {entry.config_path} lists {len(config.diff_ids)} layers, manifest.json {len(entry.layer_paths)}"
+            )
         layers: list[Descriptor] = []
         staged: dict[Digest, StoredLayer] = {}
         for path, diff_id in zip(entry.layer_paths, config.diff_ids, strict=True):
@@ -177,8 +184,15 @@ def images_of(got: Ingested, compression: Compression, staging: Staging, progres
                 layers.append(Descriptor(mt.OCI_LAYER, diff_id, len(got.files[member])))  # the registry has it
                 continue
             if member in got.files and member not in got.staged:  # a tiny layer kept in memory
-                got.staged[member] = _stage_member(got, io.BytesIO(got.files[member]), member, len(got.files[member]),  # type: ignore[arg-type]
-                                                   compression, staging, progress)
+                got.staged[member] = _stage_member(
+                    got,
+                    io.BytesIO(got.files[member]),
+                    member,
+                    len(got.files[member]),  # type: ignore[arg-type]
+                    compression,
+                    staging,
+                    progress,
+                )
             if member in got.staged:
                 layer = got.staged[member]
                 if layer.diff_id != diff_id:
@@ -195,4 +209,3 @@ def images_of(got: Ingested, compression: Compression, staging: Staging, progres
         data = synthesize_manifest(config_bytes, layers)
         root = Root(Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data)), entry.names)
         yield root, data, staged, {Digest.of_bytes(config_bytes): config_bytes}
-

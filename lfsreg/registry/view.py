@@ -63,9 +63,7 @@ class RegistryView:
         if data is None:
             known = self.tags(ref.name)
             hint = (
-                f"tags of {ref.name}: {', '.join(t for t, _ in known[:10])}"
-                if known
-                else f"list images with: lfsreg images {self.label}"
+                f"tags of {ref.name}: {', '.join(t for t, _ in known[:10])}" if known else f"list images with: lfsreg images {self.label}"
             )
             raise ImageNotFound(f"{self.label}: no image {ref}", hint=hint)
         try:

@@ -102,8 +102,9 @@ class SshConnection:
         try:
             sock = socket.create_connection((url.host, port), timeout=settings.timeout)
         except OSError as exc:
-            raise SshError(f"{url.host}:{port}: cannot connect: {exc.strerror or exc}",
-                           hint="check the host and port in the URL, and the network") from None
+            raise SshError(
+                f"{url.host}:{port}: cannot connect: {exc.strerror or exc}", hint="check the host and port in the URL, and the network"
+            ) from None
         # small requests (exec, EOF, pkt-lines) must not wait for delayed ACKs (Nagle): ~40 ms each
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock, default_window_size=WINDOW)
@@ -116,8 +117,9 @@ class SshConnection:
             try:
                 transport.start_client(timeout=settings.timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise SshError(f"{self.label}: SSH handshake failed: {exc or type(exc).__name__}",
-                               hint="is this an SSH server? check the port") from None
+                raise SshError(
+                    f"{self.label}: SSH handshake failed: {exc or type(exc).__name__}", hint="is this an SSH server? check the port"
+                ) from None
             checker.check(url.known_hosts_name, transport.get_remote_server_key())
             self._authenticate(transport)
         except BaseException:
@@ -154,7 +156,7 @@ class SshConnection:
             raise SshAuthError(
                 f"{self.label}: no SSH key to offer",
                 hint="pass --identity FILE or set LFSREG_SSH_KEY (a key file, or the key itself); "
-                     "none was found in ~/.ssh and no ssh-agent is running",
+                "none was found in ~/.ssh and no ssh-agent is running",
             )
         raise SshAuthError(f"{self.label}: SSH authentication refused for user {user} (offered: {', '.join(tried)})", hint=KEY_HINT)
 

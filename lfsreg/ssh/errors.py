@@ -13,8 +13,10 @@ import re
 
 from ..errors import LfsregError, NotFoundError
 
-KEY_HINT = "add the key's public half to the repository as a deploy key with write access (see `lfsreg keygen`), " \
-           "or choose the key with --identity / LFSREG_SSH_KEY"
+KEY_HINT = (
+    "add the key's public half to the repository as a deploy key with write access (see `lfsreg keygen`), "
+    "or choose the key with --identity / LFSREG_SSH_KEY"
+)
 
 
 class SshError(LfsregError):
@@ -78,7 +80,7 @@ def command_failed(label: str, command: str, status: int | None, stderr: bytes, 
         return SshPermissionError(
             f"{label}: permission denied: this key cannot write to the repository{quoted}",
             hint="give the deploy key write access (GitHub: 'Allow write access'; GitLab: 'Grant write permissions to this key'; "
-                 "Gitea: 'Enable Write Access'), or use a key that has it",
+            "Gitea: 'Enable Write Access'), or use a key that has it",
         )
     if _NOT_FOUND.search(said) or re.search(r"denied|forbidden|not allowed", said, re.I):
         return RepositoryNotFound(

@@ -121,14 +121,14 @@ class HostKeyChecker:
                 f"{name}: the SSH host key has CHANGED: the server sent {kind(key)} {key.fingerprint}, "
                 f"{path} has {kind(old)} {old.fingerprint}; refusing to connect",
                 hint=f"someone may be intercepting the connection; if the server's key really changed, "
-                     f"remove the line for {name} from {path} and connect again",
+                f"remove the line for {name} from {path} and connect again",
             )
         line = known_hosts_line(name, key)
         if not self.accept_new:
             raise HostKeyError(
                 f"{name}: unknown SSH host key, {kind(key)} key fingerprint {key.fingerprint}",
                 hint=f"if that is the server's fingerprint, add this line to {self.user_file}: {line} "
-                     "(or accept it on first use with --accept-new-host-key / LFSREG_SSH_ACCEPT_NEW=1)",
+                "(or accept it on first use with --accept-new-host-key / LFSREG_SSH_ACCEPT_NEW=1)",
             )
         self._record(line)
         log.warning("permanently added %s (%s %s) to %s", name, kind(key), key.fingerprint, self.user_file)
