@@ -80,9 +80,8 @@ class _Conn:
         if rule is None or self.armed or self.done or rule.request is None:
             return 0
         self.up_seen = (self.up_seen + data)[-65536:]
-        last = None
-        for last in re.finditer(rule.request, self.up_seen):
-            pass
+        matches = list(re.finditer(rule.request, self.up_seen))
+        last = matches[-1] if matches else None
         if last is None or not self.proxy._take():
             return 0
         self.armed = True

@@ -156,6 +156,11 @@ def test_pull_through_a_cut(stage, times, git_http_server, git_http_repo, isolat
     assert _main(git_http_repo) == before
 
 
+def _pull(url: str, options: RemoteOptions, out: Path) -> None:
+    with lfsreg.Registry(url, options=options) as reg:
+        reg.pull(["acme/app:1.0"], f"docker-archive:{out}")
+
+
 def test_cut_error_body_is_one_line(git_http_server, git_http_repo, isolated, monkeypatch):
     """A 401 whose body is cut (refs, then the LFS batch API) is still an authentication error."""
     _creds(monkeypatch, git_http_server)
@@ -165,14 +170,9 @@ def test_cut_error_body_is_one_line(git_http_server, git_http_repo, isolated, mo
         with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=5, request=request, body=True, times=None)) as proxy:
             monkeypatch.setenv("LFSREG_CACHE", str(isolated / "cache-err"))
             options = RemoteOptions(policy=FAST, lfs_url=proxy.url(git_http_repo.lfs_url) if request == BATCH else None)
-
-            def pull() -> None:
-                # for the batch API the git side must work: the right credentials in the URL
-                url = git_http_repo.auth_url if request == BATCH else proxy.url(git_http_repo.url)
-                with lfsreg.Registry(url, options=options) as reg:
-                    reg.pull(["acme/app:1.0"], f"docker-archive:{isolated / 'o.tar'}")
-
-            error = _outcome(pull)
+            # for the batch API the git side must work: the right credentials in the URL
+            url = git_http_repo.auth_url if request == BATCH else proxy.url(git_http_repo.url)
+            error = _outcome(lambda u=url, o=options: _pull(u, o, isolated / "o.tar"))
             assert error is not None and proxy.fired >= 1
 
 
@@ -180,7 +180,8 @@ def test_cut_through_the_cli_is_one_line(git_http_server, git_http_repo, isolate
     _creds(monkeypatch, git_http_server)
     _seed(git_http_server, git_http_repo, isolated, monkeypatch)
     before = _main(git_http_repo)
-    with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=20, request=BATCH, body=True, times=None)) as proxy:
+    # the refs exchange: the CLI's default retry policy would spend a minute on a batch API cut
+    with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=20, request=REFS, body=True, times=None)) as proxy:
         env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli-cache")}
         proc = run_cli("push", proxy.url(git_http_repo.url), BASE, "--tag", "acme/cli:1.0", env=env)
     assert proc.returncode == 1, proc.stderr
