@@ -120,7 +120,7 @@ class LazyLfsStore:
 
 
 def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
-    from .lfs.api import endpoint_for  # requests is imported only for remote registries
+    from .lfs.batch import endpoint_for  # requests is imported only for remote registries
     from .lfs.http import HttpLfsStore, HttpSettings
 
     clean = strip_userinfo(location)

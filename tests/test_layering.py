@@ -66,7 +66,7 @@ LAYERS = [
         "lfsreg.credentials",
         "lfsreg.image",
     ),
-    ("lfsreg.compression", "lfsreg._streams", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.compression", "lfsreg._streams", "lfsreg.staging", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.engine"),
     ("lfsreg.registry",),
     ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.inspect"),
