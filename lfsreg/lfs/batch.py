@@ -184,6 +184,15 @@ def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], reque
     return [items[o.oid] for o in requested]
 
 
+def decode_batch(raw: bytes, operation: str, requested: Sequence[LfsObject], requested_at: float, what: str) -> list[BatchItem]:
+    """Parse and validate a batch response body (:func:`parse_batch`); only :class:`ProtocolError` on bad input."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{what}: the response is not JSON") from None
+    return parse_batch(data, operation, requested, requested_at, what)
+
+
 #: ``(operation, refresh) -> (endpoint, headers)``: per-operation authentication of the batch API,
 #: e.g. the ``href`` and ``header`` that ``git-lfs-authenticate`` returns over SSH (``refresh``:
 #: the last headers were refused, get new ones).
@@ -283,8 +292,4 @@ class BatchClient:
                             err.hint = "set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), or add the host to ~/.netrc"
                         raise err
                     raw = read_bounded(resp, MAX_BATCH_BODY, what, deadline)
-            try:
-                data = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise ProtocolError(f"{what}: the response is not JSON") from None
-            return parse_batch(data, operation, objects, requested_at, what)
+            return decode_batch(raw, operation, objects, requested_at, what)
