@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..credentials import candidates, strip_userinfo
+from ..credentials import Credential, strip_userinfo
 from ..errors import ProtocolError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
 from ..ssh.connection import SshConnection
 from ..ssh.errors import CommandMissing, command_failed
 from ..ssh.url import SshUrl, remote_path_arg
-from .batch import EXPIRY_MARGIN, HeaderSource, parse_action
+from .batch import EXPIRY_MARGIN, parse_action
 from .cache import ObjectCache
 from .http import HttpSettings, http_queue
 from .queue import TransferQueue
@@ -109,13 +109,28 @@ class SshRemote:
     In order: an explicit endpoint; ``git-lfs-authenticate`` (HTTP with its headers); the
     pure-SSH ``git-lfs-transfer``; the HTTPS endpoint derived from the host. Whichever it is,
     the transfer queue drives it.
+
+    The caller decides which credentials each host gets: ``endpoint_credentials`` for
+    ``endpoint``, ``https_credentials`` for the HTTPS endpoint derived from the SSH host.
     """
 
-    def __init__(self, connection: SshConnection, url: SshUrl, settings: HttpSettings, *, endpoint: str | None, label: str) -> None:
+    def __init__(
+        self,
+        connection: SshConnection,
+        url: SshUrl,
+        settings: HttpSettings,
+        *,
+        endpoint: str | None,
+        endpoint_credentials: Sequence[Credential] = (),
+        https_credentials: Sequence[Credential] = (),
+        label: str,
+    ) -> None:
         self._connection = connection
         self._url = url
         self._settings = settings
         self._endpoint = endpoint
+        self._endpoint_credentials = list(endpoint_credentials)
+        self._https_credentials = list(https_credentials)
         self.label = label
         self.authenticator = SshAuthenticator(connection, url, label)
         self._queue: TransferQueue | None = None
@@ -127,16 +142,12 @@ class SshRemote:
                 self._queue = self._choose(operation)
             return self._queue
 
-    def _http(self, endpoint: str, header_source: HeaderSource | None = None) -> TransferQueue:
-        creds = [] if header_source is not None else list(candidates(endpoint))
-        return http_queue(endpoint, creds, self._settings, header_source=header_source)
-
     def _choose(self, operation: str) -> TransferQueue:
         if self._endpoint:
-            return self._http(self._endpoint)
+            return http_queue(self._endpoint, self._endpoint_credentials, self._settings)
         try:
             auth = self.authenticator.authenticate(operation)
-            return self._http(auth.href, self.authenticator)
+            return http_queue(auth.href, [], self._settings, header_source=self.authenticator)
         except CommandMissing as missing:
             log.debug("%s", missing)
         adapter = SshTransferAdapter(self._connection, self._url, self.label)
@@ -148,7 +159,7 @@ class SshRemote:
             log.debug("%s", missing)
         endpoint = self._url.https_lfs_endpoint()
         log.debug("%s: no LFS over SSH; using %s", self.label, endpoint)
-        return self._http(endpoint)
+        return http_queue(endpoint, self._https_credentials, self._settings)
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the LFS server lacks."""
@@ -174,9 +185,19 @@ class SshLfsStore(CachedLfsStore):
         settings: HttpSettings,
         *,
         endpoint: str | None = None,
+        endpoint_credentials: Sequence[Credential] = (),
+        https_credentials: Sequence[Credential] = (),
         label: str | None = None,
     ) -> None:
         label = label or str(url)
-        self.ssh = SshRemote(connection, url, settings, endpoint=endpoint, label=label)
+        self.ssh = SshRemote(
+            connection,
+            url,
+            settings,
+            endpoint=endpoint,
+            endpoint_credentials=endpoint_credentials,
+            https_credentials=https_credentials,
+            label=label,
+        )
         self.authenticator = self.ssh.authenticator
         super().__init__(self.ssh, cache, label)
