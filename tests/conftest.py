@@ -24,7 +24,7 @@ import zstandard
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
-pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers.py)
+pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers/)
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS.parent / "fixtures"

@@ -1,4 +1,4 @@
-"""The fault-injecting LFS server (tests/fault_lfs.py) does what its scripts say.
+"""The fault-injecting LFS server (tests/fault_lfs/) does what its scripts say.
 
 These tests drive the server with plain ``requests`` -- never with lfsreg's client -- so that
 lfsreg's own client tests can trust it; three more show that stock ``git-lfs`` accepts it as a

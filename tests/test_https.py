@@ -1,4 +1,4 @@
-"""Remote registries over HTTP(S) against real servers started on 127.0.0.1 (tests/peers.py):
+"""Remote registries over HTTP(S) against real servers started on 127.0.0.1 (tests/peers/):
 stock ``git http-backend`` behind nginx with basic auth, giftless on the same base URL (as
 GitHub serves both), and dulwich's lfs_server as a second, independent LFS server.
 """

@@ -1,4 +1,4 @@
-"""lfsreg's Git LFS client against the fault-injecting server (tests/fault_lfs.py).
+"""lfsreg's Git LFS client against the fault-injecting server (tests/fault_lfs/).
 
 The real LFS servers (giftless, dulwich) are exercised end to end elsewhere; this file pins
 down the client's behaviour under each failure the batch/basic-transfer specs describe.

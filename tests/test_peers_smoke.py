@@ -1,4 +1,4 @@
-"""The real servers of tests/peers.py are real and wired as documented, checked with stock clients only.
+"""The real servers of tests/peers/ are real and wired as documented, checked with stock clients only.
 
 * git + git-lfs push through the combined nginx (git http-backend + giftless) with basic auth
   from a credential store; the objects land in giftless's storage; a fresh clone + ``git lfs

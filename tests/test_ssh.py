@@ -1,4 +1,4 @@
-"""Remote registries over SSH against Debian's OpenSSH sshd started on 127.0.0.1 (tests/peers.py).
+"""Remote registries over SSH against Debian's OpenSSH sshd started on 127.0.0.1 (tests/peers/).
 
 The sshd serves the same bare repositories as the HTTPS tests; each key is a deploy key for
 one repository (a forced command allowing git-upload-pack, git-receive-pack unless read-only,

@@ -1,6 +1,6 @@
 """TLS for LFS endpoints: verified by default, a CA bundle option, a clear error otherwise.
 
-The endpoint is the fault-injecting LFS server (tests/fault_lfs.py) wrapped in TLS with a
+The endpoint is the fault-injecting LFS server (tests/fault_lfs/) wrapped in TLS with a
 certificate from a throwaway CA; the real servers of tests/test_https.py speak plain HTTP.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, and
-# the giftless LFS server's venv that tests/peers.py starts.
+# the giftless LFS server's venv that tests/peers/ starts.
 #
 # usage: tools/install-test-deps.sh [EXTRA_DEB_PACKAGE...]
 #
@@ -14,7 +14,7 @@
 # machine; venv ~10 s: all wheels, nothing compiles).
 #
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
-# ~/.cache/lfsreg-peers); tests/peers.py looks in the same places:
+# ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
 #   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
 #
 # Must run as root (or with passwordless sudo).  It never touches git configuration: the
@@ -32,7 +32,7 @@ CORE_PKGS=(
   zstd           # zstd layers
   busybox-static # a static /bin/busybox for tiny runnable images
 )
-# Peers the tests start on 127.0.0.1 (tests/peers.py).  More later, e.g.:
+# Peers the tests start on 127.0.0.1 (tests/peers/).  More later, e.g.:
 #   docker-registry  - a reference OCI distribution registry
 #   podman           - pull/push/run against lfsreg
 # Note: nginx's package would start a distro nginx on :80 where no /usr/sbin/policy-rc.d

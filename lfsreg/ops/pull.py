@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import io
 import platform as _platform
-from dataclasses import dataclass
 
 from .. import mediatypes as mt
-from .._streams import DiffIdCheck, VerifiedReader
 from ..compression import decompressing_reader
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
-from ..formats.writer import ArchiveImage, Blob, DirSink, LayoutImage, Sink, TarSink, write_docker_archive, write_oci_layout
+from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
 from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
+from ..transports import OUTPUTS, PullTarget
+from ..transports.sinks import ArchiveImage, Blob, DirSink, LayoutImage, Sink, TarSink, write_docker_archive, write_oci_layout
 
-OUTPUTS = ("docker-archive", "oci", "oci-archive")
 IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG, ""})
-
-
-@dataclass(frozen=True, slots=True)
-class PullTarget:
-    """Where pulled images go: ``kind`` is one of :data:`OUTPUTS`; ``ref`` names an OCI image."""
-
-    kind: str
-    path: str
-    ref: str | None = None
 
 
 def host_platform() -> str:

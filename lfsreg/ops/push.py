@@ -22,13 +22,13 @@ from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError
 from ..formats import lfs_pointer
 from ..image import ImageSource
+from ..layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
 from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
-from .layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
 from .pull import IMAGE_CONFIGS
 
 log = logging.getLogger(__name__)

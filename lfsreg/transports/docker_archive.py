@@ -17,11 +17,11 @@ from .. import mediatypes as mt
 from ..compression import sniff
 from ..digest import Digest, HashingReader
 from ..errors import InvalidImageError
+from ..formats.files import Files
+from ..formats.oci_layout import blob_path, read_index
 from ..image import Root
 from ..manifest import Descriptor, Manifest, dump_json, parse_config, parse_manifest
 from ..reference import familiar
-from .files import Files
-from .oci_layout import blob_path, read_index
 
 
 @dataclass(frozen=True, slots=True)

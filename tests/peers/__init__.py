@@ -1,0 +1,114 @@
+"""Real servers for the test suite, started on 127.0.0.1 (a pytest plugin: fixtures + helpers).
+
+(PYTEST_DONT_REWRITE: no asserts here; lets test modules import it before pytest does.)
+
+Use it from a test module or conftest with ``pytest_plugins = ["peers"]``; every name is
+importable from ``peers`` itself. One module per server (quirks worth knowing in each docstring):
+
+* :mod:`peers.git_http` -- ``git_http_server`` (session): GitHub-style git + LFS on one base URL
+  behind HTTP Basic auth (nginx + fcgiwrap + stock ``git http-backend`` over bare repos
+  ``http://127.0.0.1:PORT/ORG/REPO.git``, ``/ORG/REPO.git/info/lfs/...`` proxied to giftless);
+  ``git_http_repo`` (function): a fresh, empty bare repo on it.
+* :mod:`peers.giftless` -- ``giftless_server`` (session): giftless 0.6.2 (uWSGI), anonymous
+  read/write; the LFS endpoint of ``ORG/REPO`` is ``http://127.0.0.1:PORT/ORG/REPO.git/info/lfs``.
+* :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
+* :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
+  ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"none")`` makes a deploy key.
+* :mod:`peers.procs` (process groups, ports, tool lookup) and :mod:`peers.probes` (HTTP probes).
+
+The ``start_*`` context managers start private instances (e.g. for a test that needs its own
+user/password, or that stops a server on purpose). Each server runs as process groups of our
+own, logs under a pytest temp dir, is health-checked before it is handed out and stopped with
+SIGTERM (SIGKILL after 10 s). A missing tool (nginx, fcgiwrap, htpasswd, git http-backend, the
+giftless venv from ``tools/install-test-deps.sh``) skips the test, or fails it when ``CI`` is
+set (``gitenv.require_tool`` semantics). By hand: ``python3 tests/peers git-http [WORKDIR]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+
+from peers.dulwich_lfs import DulwichLfsServer, start_dulwich_lfs
+from peers.giftless import GIFTLESS_SECRET, GiftlessServer, giftless_venv, peers_dir, start_giftless
+from peers.git_http import DEFAULT_PASSWORD, DEFAULT_USER, GitHttpServer, PeerRepo, start_git_http, use_credential_store
+from peers.probes import EMPTY_OID, LFS_HEADERS, LFS_MEDIA_TYPE, http_request, lfs_batch_body
+from peers.procs import HOST, START_TIMEOUT, STOP_TIMEOUT, free_port, log_tail
+from peers.sshd import SshKey, SshServer, start_sshd
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "DEFAULT_USER",
+    "EMPTY_OID",
+    "GIFTLESS_SECRET",
+    "HOST",
+    "LFS_HEADERS",
+    "LFS_MEDIA_TYPE",
+    "START_TIMEOUT",
+    "STOP_TIMEOUT",
+    "DulwichLfsServer",
+    "GiftlessServer",
+    "GitHttpServer",
+    "PeerRepo",
+    "SshKey",
+    "SshServer",
+    "dulwich_lfs_server",
+    "free_port",
+    "giftless_server",
+    "giftless_venv",
+    "git_http_repo",
+    "git_http_server",
+    "http_request",
+    "lfs_batch_body",
+    "log_tail",
+    "peers_dir",
+    "sshd_server",
+    "start_dulwich_lfs",
+    "start_giftless",
+    "start_git_http",
+    "start_sshd",
+    "use_credential_store",
+]
+
+
+@pytest.fixture(scope="session")
+def giftless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiftlessServer]:
+    """giftless (anonymous read/write) for the whole session."""
+    with start_giftless(tmp_path_factory.mktemp("giftless")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def git_http_server(tmp_path_factory: pytest.TempPathFactory, giftless_server: GiftlessServer) -> Iterator[GitHttpServer]:
+    """git http-backend + giftless on one base URL, HTTP Basic auth (``user``/``password``)."""
+    with start_git_http(tmp_path_factory.mktemp("git-http"), lfs=giftless_server) as server:
+        yield server
+
+
+@pytest.fixture
+def git_http_repo(git_http_server: GitHttpServer, request: pytest.FixtureRequest) -> PeerRepo:
+    """A fresh, empty bare repo on ``git_http_server`` for this test."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", request.node.name)[:40].strip("-.") or "test"
+    n = 1
+    while git_http_server.repo(f"t/{base}-{n}").path.exists():
+        n += 1
+    return git_http_server.create_repo(f"t/{base}-{n}")
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer) -> Iterator[SshServer]:
+    """OpenSSH sshd over ``git_http_server``'s repos and LFS; add deploy keys with ``add_key``."""
+    with start_sshd(tmp_path_factory.mktemp("sshd"), git_http_server) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dulwich_lfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DulwichLfsServer]:
+    """dulwich.lfs_server for the whole session (no auth; endpoint = its root URL)."""
+    with start_dulwich_lfs(tmp_path_factory.mktemp("dulwich-lfs")) as server:
+        yield server
