@@ -99,3 +99,19 @@ def blob_path(digest: str) -> str:
 
 def tag_path(name: str, tag: str) -> str:
     return f"repositories/{name}/_tags/{tag}"
+
+
+def docker_archive_with(src: Path, dest: Path, replace: dict[str, bytes]) -> Path:
+    """A copy of the ``docker save`` tarball ``src`` with some members' contents replaced."""
+    import io
+    import tarfile
+
+    with tarfile.open(src) as tin, tarfile.open(dest, "w") as tout:
+        for info in tin:
+            if info.name in replace:
+                data = replace[info.name]
+                info.size = len(data)
+                tout.addfile(info, io.BytesIO(data))
+            else:
+                tout.addfile(info, tin.extractfile(info) if info.isfile() else None)
+    return dest
