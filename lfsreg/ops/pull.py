@@ -18,7 +18,7 @@ from ..formats.lfs_pointer import LfsObject
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
 from ..transports import OUTPUTS, PullTarget
@@ -46,9 +46,9 @@ class _Reader:
     def prefetch(self) -> None:
         """Bring every layer the output needs into local reach (a remote store's cache)."""
         objects = sorted(self.objects.values(), key=lambda o: -o.size)
-        self.lfs.fetch(objects, self.progress)
         for obj in objects:  # announce the whole job to progress bars
-            self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size))
+            self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size, phase=WAITING))
+        self.lfs.fetch(objects, self.progress)
 
     def metadata(self, desc: Descriptor) -> Blob:
         data = self.view.blob(desc.digest)

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import mediatypes as mt
 from ..compression import check_algorithm, zstd_threads
@@ -25,7 +25,7 @@ from ..image import ImageSource
 from ..layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
@@ -189,8 +189,8 @@ class _Push:
     def store_layers(self) -> None:
         self.find_reusable()
         for digest, (_, desc, _) in self.jobs.items():  # announce the whole job to progress bars
-            if digest not in self.prestaged and digest not in self.reusable:
-                self.options.progress(ProgressEvent(str(desc.digest), "push", desc.size))
+            phase = PRESENT if digest in self.reusable else WAITING
+            self.options.progress(ProgressEvent(str(desc.digest), "push", desc.size, phase=phase))
         with ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="lfsreg-layer") as pool:
             ordered = sorted(self.jobs.items(), key=lambda kv: -kv[1][1].size)
             futures = {d: pool.submit(self._store, *job) for d, job in ordered}
@@ -303,7 +303,9 @@ def _publish(
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
     staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
-    lfs.upload(staged, options.progress)  # type: ignore[arg-type]
+    # progress lines are keyed by the source's layer digest, also while the stored one uploads
+    source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
+    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))  # type: ignore[arg-type]
     missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
     if missing:
         raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")
