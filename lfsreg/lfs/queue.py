@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ..errors import BlobNotFound, LfsregError, ProtocolError, RetriableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..progress import PRESENT, VERIFYING, ProgressCallback, ProgressEvent, no_progress
 from .batch import BatchItem, ExpiredActionError
 from .cache import ObjectCache
 from .retry import RetryPolicy
@@ -47,7 +47,11 @@ class Adapter(Protocol):
         ...
 
     def upload(self, item: BatchItem, path: str, progress: Progress) -> None:
-        """Send the file at ``path`` with ``item.actions["upload"]``, then verify it if asked."""
+        """Send the file at ``path`` with ``item.actions["upload"]``."""
+        ...
+
+    def verify(self, item: BatchItem) -> None:
+        """Ask the server to confirm an upload (where the batch answer or protocol calls for it)."""
         ...
 
     def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
@@ -220,8 +224,14 @@ class TransferQueue:
         def work(item: BatchItem, step: Progress) -> None:
             if "upload" in item.actions:
                 self.adapter.upload(item, paths[item.obj.oid], step)
+                progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=VERIFYING))
+                self.adapter.verify(item)
 
-        self._all("upload", self.batches("upload", [o for o, _ in items]), work, progress)
+        batch = self.batches("upload", [o for o, _ in items])
+        for item in batch:
+            if item.error is None and not item.actions:  # the server holds it already
+                progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=PRESENT))
+        self._all("upload", batch, work, progress)
 
     def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
         """Download ``objects`` into ``cache`` (each verified before it appears there)."""

@@ -136,7 +136,7 @@ class Session:
         return parse_batch_lines(lines, {o.oid for o in objects}, self.label)
 
     def put(self, obj: LfsObject, path: str, args: list[str], progress: Progress) -> None:
-        """``put-object`` the file (reopened on every call), then ``verify-object``."""
+        """``put-object`` the file (reopened on every call)."""
 
         def data(write: Callable[[bytes], None]) -> None:
             with open(path, "rb") as f:
@@ -149,6 +149,9 @@ class Session:
         status, _, lines = self.response()
         if status != 200:
             raise _status_error(status, what, lines)
+
+    def verify(self, obj: LfsObject, args: list[str]) -> None:
+        """``verify-object``: the server confirms it holds the object."""
         status, _, lines = self.request(f"verify-object {obj.oid}", [f"size={obj.size}", *args])
         if status != 200:
             raise _status_error(status, f"{self.label}: verify of sha256:{obj.oid}", lines)
@@ -249,9 +252,14 @@ class SshTransferAdapter:
         return [f"{k}={v}" for k, v in action.header.items()]
 
     def upload(self, item: BatchItem, path: str, progress: Progress) -> None:
-        """``put-object`` + ``verify-object`` on a pooled session."""
+        """``put-object`` on a pooled session."""
         with self._session("upload") as session:
             session.put(item.obj, path, self._args(item.actions["upload"]), progress)
+
+    def verify(self, item: BatchItem) -> None:
+        """``verify-object`` (always: the protocol has no optional verify)."""
+        with self._session("upload") as session:
+            session.verify(item.obj, self._args(item.actions["upload"]))
 
     def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
         """``get-object`` into the cache, verified before it appears there."""

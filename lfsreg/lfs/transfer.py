@@ -20,7 +20,7 @@ import requests
 from ..digest import CHUNK
 from ..errors import AuthenticationError, CorruptContentError, PermissionDeniedError, RetriableError
 from ..formats.lfs_pointer import LfsObject
-from .batch import MAX_ERROR_BODY, MEDIA_TYPE, Action, BatchClient, BatchItem, ExpiredActionError, error_from_response
+from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
 from .deadline import READ_ERRORS, Deadline
 from .queue import Progress
@@ -95,7 +95,7 @@ class BasicAdapter:
         return self.client.batch(operation, objects, ref=ref)
 
     def upload(self, item: BatchItem, path: str, progress: Progress) -> None:
-        """PUT the file to the upload href, then POST the verify action if there is one."""
+        """PUT the file to the upload href."""
         obj, action = item.obj, item.actions["upload"]
         what = f"upload of sha256:{obj.oid} to {action.safe_href}"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(obj.size), **action.header}
@@ -111,11 +111,12 @@ class BasicAdapter:
                 deadline.watch(resp)
                 _check(resp, what)
                 _drain(resp)
-        if "verify" in item.actions:
-            self._verify(obj, item.actions["verify"])
 
-    def _verify(self, obj: LfsObject, action: Action) -> None:
-        """POST ``{oid, size}`` to the verify action (up to three attempts, as git-lfs does)."""
+    def verify(self, item: BatchItem) -> None:
+        """POST ``{oid, size}`` to the verify action if there is one (up to three attempts, as git-lfs does)."""
+        if "verify" not in item.actions:
+            return
+        obj, action = item.obj, item.actions["verify"]
         what = f"verify of sha256:{obj.oid} at {action.safe_href}"
         headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE, **action.header}
         last: RetriableError | None = None
