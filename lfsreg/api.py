@@ -31,7 +31,7 @@ from .remotes import RemoteOptions, open_location
 from .transports import DAEMON, open_source, parse_source, parse_target, select
 
 if TYPE_CHECKING:
-    from .ops.engine import EnginePush
+    from .transports.docker_daemon import EnginePush
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +158,8 @@ class Registry:
             publisher, lfs = self._publisher(create=True)
             options = PushOptions(compression, level, jobs, progress)
             if daemon_refs:
-                from .engine.client import EngineClient  # requests is imported only when an engine is used
-                from .ops.engine import prepare
+                from .transports.docker_daemon import prepare
+                from .transports.engine_client import EngineClient  # requests is imported only when an engine is used
 
                 engine = prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
                 items += engine.items
@@ -191,8 +191,8 @@ class Registry:
         view = publisher.view()
         _require_content(view)
         if target.kind == DAEMON:
-            from .engine.client import EngineClient
-            from .ops.engine import load
+            from .transports.docker_daemon import load
+            from .transports.engine_client import EngineClient
 
             client = EngineClient()
             client.ping()  # fail before fetching anything if the engine is not there
@@ -231,7 +231,7 @@ class Registry:
 
     def inspect(self, image: str) -> dict[str, object]:
         """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict."""
-        from .inspect import inspect_image
+        from .describe import inspect_image
 
         ref = ImageRef.parse(image)
         view = self.view()

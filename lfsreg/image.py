@@ -2,7 +2,7 @@
 
 An :class:`ImageSource` offers *roots* (a manifest or index, with the names it carries) and
 opens blobs by descriptor. It returns RAW, UNVERIFIED bytes: the caller verifies every blob
-against its descriptor while reading (see :class:`lfsreg._streams.VerifiedReader`).
+against its descriptor while reading (see :class:`lfsreg.integrity.VerifiedReader`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_error, assert_ok, fixture, lfs_objects, run_cli, snapshot
 from engine_peer import start_engine
 
-from lfsreg.engine.client import Endpoint, EngineClient, EngineError, find_engine
+from lfsreg.transports.engine_client import Endpoint, EngineClient, EngineError, find_engine
 
 pytestmark = pytest.mark.interop
 

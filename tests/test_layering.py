@@ -47,9 +47,10 @@ def _imports(path: Path) -> set[str]:
 # Who may import a system's client library.
 ALLOWED = {
     "click": ("lfsreg.cli",),
+    "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
-    "requests": ("lfsreg.lfs", "lfsreg.engine"),
-    "urllib3": ("lfsreg.lfs", "lfsreg.engine"),
+    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
+    "urllib3": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
     "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
 }
@@ -66,10 +67,10 @@ LAYERS = [
         "lfsreg.credentials",
         "lfsreg.image",
     ),
-    ("lfsreg.compression", "lfsreg._streams", "lfsreg.formats", "lfsreg.keys"),
-    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.engine"),
+    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.layers", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
-    ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.inspect"),
+    ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.describe"),
     ("lfsreg.api",),
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]

@@ -11,10 +11,10 @@ import hashlib
 import os
 from typing import BinaryIO
 
-from .._streams import staged_file
 from ..digest import CHUNK
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
+from ..integrity import staged_file
 
 
 def cache_root() -> str:

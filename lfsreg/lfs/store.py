@@ -12,9 +12,9 @@ import os
 from collections.abc import Sequence
 from typing import BinaryIO, Protocol
 
-from .._streams import staged_file
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
+from ..integrity import staged_file
 from ..progress import ProgressCallback, ProgressEvent, no_progress
 
 

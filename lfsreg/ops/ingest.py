@@ -25,12 +25,12 @@ from .. import mediatypes as mt
 from ..compression import FeedDecompressor, sniff
 from ..digest import CHUNK, Digest, HashingReader
 from ..errors import DigestMismatchError, InvalidImageError
-from ..formats.docker_archive import read_manifest_json, synthesize_manifest
 from ..formats.files import safe_path
 from ..image import Root
+from ..layers import Compression, LayerProgress, Staging, StoredLayer, stage_plain
 from ..manifest import Descriptor, parse_config
 from ..progress import ProgressCallback
-from .layers import Compression, LayerProgress, Staging, StoredLayer, stage_plain
+from ..transports.docker_archive import read_manifest_json, synthesize_manifest
 
 SMALL = 1 << 20  # members up to this size are kept in memory (configs, manifests, tiny layers)
 _HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([0-9a-f]{64})(?:\.tar)?$")

@@ -19,18 +19,18 @@ from typing import Any, BinaryIO
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..engine.client import EngineClient
 from ..errors import BlobNotFound, ImageNotFound
-from ..formats.docker_archive import synthesize_manifest
-from ..formats.writer import ArchiveImage, TarStreamSink, write_docker_archive
 from ..image import Root
+from ..layers import Compression, StoredLayer
 from ..lfs.store import LfsStore
 from ..manifest import Descriptor
+from ..ops.ingest import Ingested, images_of, ingest_stream
+from ..ops.push import PushItem, PushOptions
 from ..reference import ImageRef
 from ..registry.view import RegistryView
-from .ingest import Ingested, images_of, ingest_stream
-from .layers import Compression, StoredLayer
-from .push import PushItem, PushOptions
+from .docker_archive import synthesize_manifest
+from .engine_client import EngineClient
+from .sinks import ArchiveImage, TarStreamSink, write_docker_archive
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .. import mediatypes as mt
-from .._streams import DiffIdCheck, VerifiedReader
-from ..compression import Reader, compressor
-from ..digest import CHUNK, Digest
-from ..formats.lfs_pointer import LfsObject
-from ..manifest import Descriptor
-from ..progress import ProgressCallback, ProgressEvent
+from . import mediatypes as mt
+from .compression import Reader, compressor
+from .digest import CHUNK, Digest
+from .formats.lfs_pointer import LfsObject
+from .integrity import DiffIdCheck, VerifiedReader
+from .manifest import Descriptor
+from .progress import ProgressCallback, ProgressEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ImageNotFound, InvalidReference
-from .formats.docker_archive import DockerArchiveSource
-from .formats.files import open_files
-from .formats.oci_layout import OciLayoutSource
-from .image import ImageSource, Root
-from .ops.pull import PullTarget
-from .reference import ImageRef, familiar
+from ..errors import ImageNotFound, InvalidReference
+from ..formats.files import open_files
+from ..formats.oci_layout import OciLayoutSource
+from ..image import ImageSource, Root
+from ..reference import ImageRef, familiar
+from .docker_archive import DockerArchiveSource
 
 SOURCES = ("docker-archive", "oci", "oci-archive")
+OUTPUTS = ("docker-archive", "oci", "oci-archive")
 DAEMON = "docker-daemon"
 
 
@@ -32,6 +32,15 @@ class SourceRef:
 
     def __str__(self) -> str:
         return f"{self.transport}:{self.path}" + (f":{self.selector}" if self.selector else "")
+
+
+@dataclass(frozen=True, slots=True)
+class PullTarget:
+    """Where pulled images go: ``kind`` is one of :data:`OUTPUTS`; ``ref`` names an OCI image."""
+
+    kind: str
+    path: str
+    ref: str | None = None
 
 
 def _is_image_ref(text: str) -> bool:

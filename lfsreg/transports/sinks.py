@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from .. import mediatypes as mt
-from .._streams import VerifiedReader, atomic_output
 from ..digest import Digest
 from ..errors import InvalidImageError, UsageError
+from ..formats.oci_layout import LAYOUT_FILE, blob_path, index_document, index_entry
+from ..integrity import VerifiedReader, atomic_output
 from ..manifest import Descriptor, dump_json
-from .oci_layout import LAYOUT_FILE, blob_path, index_document, index_entry
 
 Opener = Callable[[], VerifiedReader]
 
