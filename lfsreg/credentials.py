@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -38,9 +39,15 @@ def _host_key(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
 def strip_userinfo(url: str) -> str:
-    """``url`` without ``user:password@`` (safe to log or show)."""
-    parts = urlsplit(url)
+    """``url`` without ``user:password@`` (safe to log or show), even when it does not parse."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bad IPv6 host: cut the userinfo by hand
+        return _USERINFO.sub(r"\1", url)
     if "@" not in parts.netloc:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]

@@ -126,6 +126,7 @@ def content_endpoint(content_url: str, home: str, home_credentials: Sequence[Cre
     ``home_credentials``; elsewhere only what is stored for exactly its host, and never over
     plain http (:class:`UsageError`: the user must name such an endpoint to trust it).
     """
+    check_url(content_url)
     if origin(content_url) == origin(home):
         return list(home_credentials)
     shown = strip_userinfo(content_url)
@@ -148,6 +149,8 @@ def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     def lfs() -> LfsStore:
         home = ([remote.credential] if remote.credential else []) + creds  # the one the git server accepted first
         given = options.lfs_url or os.environ.get("LFSREG_LFS_URL")
+        if given:
+            check_url(given)
         content = None if given else remote.lfs_url()
         if given:
             endpoint = given
@@ -177,6 +180,8 @@ def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     def lfs() -> LfsStore:
         home = url.https_lfs_endpoint()  # the host the user named, as git-lfs reaches it over https
         given = options.lfs_url or os.environ.get("LFSREG_LFS_URL")
+        if given:
+            check_url(given)
         content = None if given else remote.lfs_url()
         endpoint, endpoint_creds = (given, list(candidates(given))) if given else (None, [])
         if content:
@@ -197,6 +202,17 @@ def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     return Publisher(RemoteBackend(remote, label, connection.close)), LazyLfsStore(lfs, label)  # type: ignore[return-value]
 
 
+def check_url(url: str) -> None:
+    """:class:`UsageError` naming ``url`` (without credentials) if its host or port does not parse."""
+    if "://" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check (99999, "abc")
+    except ValueError as exc:
+        raise UsageError(f"{strip_userinfo(url)}: not a valid URL: {exc}") from None
+
+
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:
     """The publisher and LFS store for ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
 
@@ -204,6 +220,8 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
     ``create`` makes a missing or empty local directory a new repository (the first push).
     """
     options = options or RemoteOptions(ca_bundle=os.environ.get("LFSREG_CA_BUNDLE"))
+    check_url(location)
+    check_url(options.lfs_url or os.environ.get("LFSREG_LFS_URL") or "")
     if is_ssh_location(location):
         return _ssh(location, options)
     if "://" not in location:
