@@ -24,7 +24,7 @@ from ..formats import lfs_pointer
 from ..image import ImageSource
 from ..layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
-from ..manifest import Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
 from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
@@ -84,6 +84,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
     config: bytes = b""
     diff_ids: tuple[Digest, ...] = ()
+    height: int = 0  # levels of indexes below this node (0 for a manifest)
 
 
 class _Push:
@@ -96,6 +97,8 @@ class _Push:
         self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest | None]] = {}
         self.layers: dict[Digest, StoredLayer] = {}
         self.reusable: dict[Digest, StoredLayer] = {}
+        self.nodes: dict[Digest, _Node] = {}  # every manifest and index walked, by digest
+        self.finished: dict[Digest, Descriptor] = {}  # final descriptor of each walked node
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
         if desc.size > MAX_METADATA:
@@ -107,15 +110,30 @@ class _Push:
         return data
 
     def walk(self, source: ImageSource, desc: Descriptor, depth: int = 0) -> _Node:
+        """The node of ``desc`` and everything under it; each digest is read and parsed once.
+
+        An index may list the same child many times, and nested indexes multiply that: work
+        is bounded by distinct blobs, not by paths through the graph.
+        """
         what = source.label
-        if depth > 4:
-            raise InvalidImageError(f"{what}: indexes nested too deeply")
+        seen = self.nodes.get(desc.digest)
+        if seen is not None:
+            if seen.desc.size != desc.size:
+                raise InvalidImageError(f"{what}: {desc.digest} is listed with sizes {seen.desc.size} and {desc.size}")
+            if depth + seen.height > MAX_INDEX_DEPTH:
+                raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep under {desc.digest}")
+            return seen
+        if depth > MAX_INDEX_DEPTH:
+            raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep at {desc.digest}")
         data = self._read(source, desc, what)
         parsed = parse_manifest(data, f"{what}: {desc.digest}")
         node = _Node(source, desc, parsed)
         if isinstance(parsed, Index):
             node.children = [self.walk(source, child, depth + 1) for child in parsed.manifests]
+            node.height = 1 + max((c.height for c in node.children), default=0)
+            self.nodes[desc.digest] = node
             return node
+        self.nodes[desc.digest] = node
         node.config = self._read(source, parsed.config, what)
         if parsed.config.media_type not in IMAGE_CONFIGS:
             # An OCI artifact (a Helm chart, a signature…): blobs are stored verbatim, no diff_ids.
@@ -199,6 +217,12 @@ class _Push:
 
     def finish(self, node: _Node) -> Descriptor:
         """Final descriptor of ``node``, rewriting its document if any layer or child changed."""
+        done = self.finished.get(node.desc.digest)
+        if done is None:
+            done = self.finished[node.desc.digest] = self._finish(node)
+        return done
+
+    def _finish(self, node: _Node) -> Descriptor:
         if isinstance(node.parsed, Index):
             children = [self.finish(c) for c in node.children]
             if all(c.digest == o.digest for c, o in zip(children, node.parsed.manifests, strict=True)):

@@ -9,7 +9,6 @@ manifest is synthesised from the config and the layer files, as skopeo does.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -20,7 +19,7 @@ from ..errors import InvalidImageError
 from ..formats.files import Files
 from ..formats.oci_layout import blob_path, read_index
 from ..image import Root
-from ..manifest import Descriptor, Manifest, dump_json, parse_config, parse_manifest
+from ..manifest import Descriptor, Manifest, dump_json, parse_config, parse_json, parse_manifest
 from ..reference import familiar
 
 
@@ -35,10 +34,7 @@ class ArchiveEntry:
 
 def read_manifest_json(data: bytes, label: str) -> list[ArchiveEntry]:
     """Parse a ``manifest.json``; raise :class:`InvalidImageError` naming what is wrong."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidImageError(f"{label}: manifest.json is not valid JSON ({exc})") from exc
+    doc = parse_json(data, f"{label}: manifest.json")
     if not isinstance(doc, list) or not doc:
         raise InvalidImageError(f"{label}: manifest.json lists no images")
     out = []
