@@ -24,7 +24,7 @@ from imageverify import verify_docker_archive
 
 import lfsreg
 from lfsreg.api import RemoteOptions
-from lfsreg.errors import LfsregError
+from lfsreg.errors import AuthenticationError, LfsregError
 from lfsreg.lfs.retry import RetryPolicy
 from lfsreg.ssh.settings import SshSettings
 
@@ -173,7 +173,8 @@ def test_cut_error_body_is_one_line(git_http_server, git_http_repo, isolated, mo
             # for the batch API the git side must work: the right credentials in the URL
             url = git_http_repo.auth_url if request == BATCH else proxy.url(git_http_repo.url)
             error = _outcome(lambda u=url, o=options: _pull(u, o, isolated / "o.tar"))
-            assert error is not None and proxy.fired >= 1
+            assert isinstance(error, AuthenticationError), error
+            assert proxy.fired >= 1 or request == REFS  # dulwich may hang up before the body comes
 
 
 def test_cut_through_the_cli_is_one_line(git_http_server, git_http_repo, isolated, monkeypatch):
