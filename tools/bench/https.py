@@ -117,7 +117,7 @@ def _lfsreg(s: Session, server: Any, comp: str, lr: Lfsreg, rep: int) -> None:
     warm = s.lfsreg_step(f"{k}.warm", "lfsreg pull again, warm cache", g, lr, nbytes=nb)
     repeat = s.lfsreg_step(f"{k}.repeat", "lfsreg repeat push, the push's cache", g, lr)
     repeat_cold = s.lfsreg_step(f"{k}.repeat_cold", "lfsreg repeat push, empty cache", g, lr)
-    verify = s.lfsreg_step(f"{k}.verify", "verify the pulled archives (untimed)", g, lr, indent=True)
+    verify = s.lfsreg_step(f"{k}.verify", "verify the pulled archives (untimed)", g, lr, lfsreg=False, indent=True)
     base = s.run_dir / f"https-{comp}-{lr.name}"
     rmtree(base)
     base.mkdir(parents=True)

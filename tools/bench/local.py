@@ -34,14 +34,13 @@ def git_lfs(s: Session, key: str, group: str, remote: str, env: dict[str, str], 
     img, _ = s.image()
     push = s.r.step(f"{key}.push", "git+lfs push (untar+track+add+commit+push)", group, nbytes=s.image_bytes)
     cmds = {
-        "untar": ["tar", "-xf", str(img), "-C", "."],
-        "track": ["git", "lfs", "track", "*.tar"],
-        "add": ["git", "add", "-A"],
-        "commit": ["git", "commit", "-q", "-m", f"image {s.a.ref}"],
-        "push": ["git", "push", "-q", "origin", "HEAD:refs/heads/main"],
+        "tar -x (the docker-archive)": ["tar", "-xf", str(img), "-C", "."],
+        "git lfs track '*.tar'": ["git", "lfs", "track", "*.tar"],
+        "git add -A": ["git", "add", "-A"],
+        "git commit": ["git", "commit", "-q", "-m", f"image {s.a.ref}"],
+        "git push": ["git", "push", "-q", "origin", "HEAD:refs/heads/main"],
     }
-    subs = {k: s.r.step(f"{key}.push.{k}", " ".join(c[:3]) if k != "untar" else "tar -x (the docker-archive)", group, indent=True)
-            for k, c in cmds.items()}  # fmt: skip
+    subs = {label: s.r.step(f"{key}.push.{cmd[1]}", label, group, indent=True) for label, cmd in cmds.items()}
     pull = s.r.step(f"{key}.pull", "git+lfs pull (clone+lfs pull)", group, nbytes=s.image_bytes)
     clone_s = s.r.step(f"{key}.pull.clone", "GIT_LFS_SKIP_SMUDGE=1 git clone", group, indent=True)
     lfs_pull = s.r.step(f"{key}.pull.lfs", "git lfs pull", group, indent=True)
@@ -80,7 +79,7 @@ def _lfsreg(s: Session, comp: str, rep: int) -> None:
         pull = s.lfsreg_step(f"local.{comp}.pull", "lfsreg pull -o docker-archive:FILE", g, lr, nbytes=nb)
         oci = s.lfsreg_step(f"local.{comp}.pulloci", "lfsreg pull -o oci:DIR", g, lr, nbytes=nb) if s.a.with_oci else None
         repeat = s.lfsreg_step(f"local.{comp}.repeat", "lfsreg repeat push (same image)", g, lr)
-        verify = s.lfsreg_step(f"local.{comp}.verify", "verify the pulled archive (untimed)", g, lr, indent=True)
+        verify = s.lfsreg_step(f"local.{comp}.verify", "verify the pulled archive (untimed)", g, lr, lfsreg=False, indent=True)
         base = s.run_dir / f"lfsreg-{comp}-{lr.name}"
         rmtree(base)
         base.mkdir(parents=True)

@@ -54,7 +54,7 @@ def _job(s: Session, server: Any, sshd: Any, comp: str, lr: Lfsreg, rep: int) ->
         for op, label in labels.items()
         for proto in ("https", "ssh")
     }
-    verify = s.lfsreg_step(f"ssh.{comp}.verify", "verify the pulled archives (untimed)", g, lr, indent=True)
+    verify = s.lfsreg_step(f"ssh.{comp}.verify", "verify the pulled archives (untimed)", g, lr, lfsreg=False, indent=True)
     logins = s.data.setdefault("ssh logins", {})
     for op in labels:
         for proto in order:
