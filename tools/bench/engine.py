@@ -64,7 +64,6 @@ sys.exit(1 if r.status >= 400 or (op != "get" and bad) else 0)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--compression", choices=["zstd", "gzip", "none"], help="engine: pass --compression to the pushes")
     ap.add_argument(
         "--engines-dir", default="auto", help="engine: where fresh engines live: a directory, or auto (/dev/shm if it has room)"
     )
@@ -140,7 +139,7 @@ def _registries_equal(s: Session, lr: Lfsreg, a: Path, b: Path) -> str | None:
 
 def _push(s: Session, e: _Engines, lr: Lfsreg, rep: int, name: str) -> Path | None:
     img, _ = s.image()
-    g, nb, comp = "push", s.image_bytes, ["--compression", s.a.compression] if s.a.compression else []
+    g, nb, comp = "push", s.image_bytes, ["--compression", s.a.compression[0]] if s.a.compression else []
     base = s.run_dir / f"engine-{lr.name}"
     base.mkdir(parents=True, exist_ok=True)
     env, eng_env = lr.env(s.env), lr.env({**s.env, "DOCKER_HOST": e.a.docker_host})

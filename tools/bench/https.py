@@ -6,7 +6,7 @@ same base URL, plain HTTP on the loopback. Every job gets a fresh empty reposito
 
 * git+lfs: push = untar + track + add + commit + ``git push`` (credentials from a
   ``credential.helper store``); pull = ``GIT_LFS_SKIP_SMUDGE=1 git clone`` + ``git lfs pull``.
-* lfsreg, per compression (zstd, none [, gzip]) and revision: push (fresh ``LFSREG_CACHE``), pull
+* lfsreg, per compression (none and zstd) and revision: push (fresh ``LFSREG_CACHE``), pull
   with a cold cache and again warm, repeat push with the push's cache and with an empty one.
 * per step, the HTTP requests nginx logged (object PUT/GET, bytes served).
 * targets: push and cold pull <= 1.0x git+lfs; the warm pull downloads and the repeat pushes
@@ -152,7 +152,7 @@ def run(s: Session) -> None:
         if not s.a.keep:
             rmtree(repo.path)
             rmtree(repo.lfs_storage)
-        for comp in local.comps(s)[::-1]:
+        for comp in local.comps(s):
             for lr in s.in_turn(rep):
                 _lfsreg(s, server, comp, lr, rep)
 

@@ -3,7 +3,7 @@
 * floor: one ``sha256sum`` pass over the docker-archive (and, for information, Python's hashlib).
 * git+lfs: push = ``tar -x`` + ``git lfs track '*.tar'`` + ``git add`` + ``git commit`` + ``git push``
   to a fresh bare repo; pull = ``GIT_LFS_SKIP_SMUDGE=1 git clone`` + ``git lfs pull``.
-* lfsreg, per compression (none, zstd [, gzip]) and revision, on a fresh registry: ``init``,
+* lfsreg, per compression (``--compression``: none and zstd) and revision, on a fresh registry: ``init``,
   ``push``, ``pull -o docker-archive:`` (verified, untimed) [, ``pull -o oci:``], repeat push.
 * targets: push and pull with ``none`` <= 0.5x git+lfs, with zstd <= 1.0x; repeat push <= 2 s.
 """
@@ -25,7 +25,8 @@ HASHLIB_PASS = "import hashlib,sys\nh=hashlib.sha256()\nwith open(sys.argv[1],'r
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--with-gzip", action="store_true", help="local, https: also --compression gzip (slow)")
+    ap.add_argument("--compression", action="append", choices=["none", "zstd", "gzip"],
+                    help="lfsreg's compression, repeatable (default: none and zstd; the engine: lfsreg's default)")  # fmt: skip
     ap.add_argument("--with-oci", action="store_true", help="local: also time pull -o oci:DIR")
 
 
@@ -99,7 +100,7 @@ def _lfsreg(s: Session, comp: str, rep: int) -> None:
 
 
 def comps(s: Session) -> list[str]:
-    return ["none", "zstd"] + (["gzip"] if s.a.with_gzip else [])
+    return list(dict.fromkeys(s.a.compression or ["none", "zstd"]))
 
 
 def run(s: Session) -> None:
