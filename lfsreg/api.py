@@ -25,9 +25,9 @@ from .ops.push import PushItem, PushOptions, PushResult, push_images
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, validate_name, validate_tag
 from .registry import layout
+from .registry.location import Backend, RemoteOptions, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
-from .remotes import RemoteOptions, open_location
 from .transports import DAEMON, open_source, parse_source, parse_target, select
 
 if TYPE_CHECKING:
@@ -68,9 +68,10 @@ class Registry:
 
     def __init__(self, location: str, *, options: RemoteOptions | None = None) -> None:
         self.location = location
-        self.options = options
+        self.options = (options or RemoteOptions()).resolve()  # the environment, read once, here
         self.label = strip_userinfo(location)
-        self._opened: tuple[Publisher, LfsStore] | None = None
+        self._backend: Backend | None = None
+        self._publisher_of: Publisher | None = None
 
     def __enter__(self) -> Registry:
         return self
@@ -80,25 +81,32 @@ class Registry:
 
     def close(self) -> None:
         """Release the repository's files; the object can be used again afterwards."""
-        if self._opened is not None:
-            self._opened[0].close()
-            self._opened = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = self._publisher_of = None
 
     # -- plumbing -------------------------------------------------------------------------
-    def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
-        if self._opened is None:
-            self._opened = open_location(self.location, create=create, options=self.options)
-        return self._opened
+    def _open(self, *, create: bool = False) -> tuple[Backend, Publisher]:
+        if self._backend is None or self._publisher_of is None:
+            self._backend = open_location(self.location, create=create, options=self.options)
+            self._publisher_of = Publisher(self._backend)
+        return self._backend, self._publisher_of
+
+    def _publisher(self, *, create: bool = False) -> Publisher:
+        return self._open(create=create)[1]
+
+    def _lfs(self) -> LfsStore:
+        return self._open()[0].lfs
 
     def view(self) -> RegistryView:
         """The registry as of its current commit."""
-        publisher, _ = self._publisher()
+        publisher = self._publisher()
         return publisher.view()
 
     # -- commands -------------------------------------------------------------------------
     def init(self) -> str:
         """Create an empty registry (a bare repository whose first commit has the format marker)."""
-        publisher, _ = self._publisher(create=True)
+        publisher = self._publisher(create=True)
         if not publisher.view().empty:
             raise UsageError(f"{self.label}: already a registry")
         commit = publisher.publish(lambda view: {}, "init lfsreg registry")
@@ -155,7 +163,8 @@ class Registry:
                         f"{item.source.label}: image {item.root.digest.short} has no name",
                         hint="give it one with --tag NAME:TAG",
                     )
-            publisher, lfs = self._publisher(create=True)
+            publisher = self._publisher(create=True)
+            lfs = self._lfs()
             options = PushOptions(compression, level, jobs, progress)
             if daemon_refs:
                 from .transports.docker_daemon import prepare
@@ -187,7 +196,8 @@ class Registry:
         """
         refs = [ImageRef.parse(i) for i in images]
         target = parse_target(dest)
-        publisher, lfs = self._publisher()
+        publisher = self._publisher()
+        lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
         if target.kind == DAEMON:
@@ -242,7 +252,7 @@ class Registry:
         refs = [ImageRef.parse(i) for i in images]
         if any(r.tag is None for r in refs):
             raise UsageError("rm takes NAME:TAG references (untagging a digest makes no sense)")
-        publisher, _ = self._publisher()
+        publisher = self._publisher()
         view = publisher.view()
         for ref in refs:
             view.resolve(ref)  # raises ImageNotFound before anything is written

@@ -70,7 +70,10 @@ LAYERS = [
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
-    ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.describe"),
+    # where a registry lives: the backend of a location, LFS endpoint discovery and credentials
+    # per host; above the registry format, which never knows where it is stored
+    ("lfsreg.registry.location", "lfsreg.registry.endpoint"),
+    ("lfsreg.ops", "lfsreg.transports", "lfsreg.describe"),
     ("lfsreg.api",),
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]

@@ -46,12 +46,6 @@ class ExpiredActionError(RetriableError):
     """An action expired (or its signed href was refused): ask the batch API for a new one."""
 
 
-def endpoint_for(remote_url: str) -> str:
-    """The default LFS endpoint of a git remote (``<remote>.git/info/lfs``; git-lfs server-discovery.md)."""
-    base = remote_url.rstrip("/")
-    return base + "/info/lfs" if base.endswith(".git") else base + ".git/info/lfs"
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
     if not value:
