@@ -5,12 +5,19 @@ URL userinfo, ``LFSREG_USERNAME``/``LFSREG_PASSWORD`` (or ``LFSREG_TOKEN``), ``~
 (``$NETRC``), git's credential store file (``~/.git-credentials``, ``$XDG_CONFIG_HOME/git/credentials``),
 and, only when ``LFSREG_GIT_CREDENTIAL=1`` and a ``git`` binary exists, ``git credential fill``.
 Credentials are matched to the exact host (and port) and never appear in ``repr``, logs or errors.
+
+Which of these a host may receive depends on who named it: the git host and an LFS URL the
+user gave get every source (:func:`candidates`); a host that only the registry's content names
+(``lfs.url`` in a committed ``.lfsconfig``) gets only what is stored for exactly that host
+(:func:`stored_for`): never the environment's or netrc's, which the user meant for the hosts
+they named.
 """
 
 from __future__ import annotations
 
 import netrc
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -32,9 +39,15 @@ def _host_key(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
 def strip_userinfo(url: str) -> str:
-    """``url`` without ``user:password@`` (safe to log or show)."""
-    parts = urlsplit(url)
+    """``url`` without ``user:password@`` (safe to log or show), even when it does not parse."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bad IPv6 host: cut the userinfo by hand
+        return _USERINFO.sub(r"\1", url)
     if "@" not in parts.netloc:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
@@ -125,6 +138,24 @@ def from_git_helper(url: str) -> Credential | None:
     if out.returncode != 0 or "password" not in fields:
         return None
     return Credential(fields.get("username", ""), fields["password"], "git credential")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)``, the scheme's default port filled in: one host to send credentials to."""
+    scheme, host, port = _host_key(url)
+    return scheme, host, port or {"http": 80, "https": 443}.get(scheme)
+
+
+def stored_for(url: str) -> Iterator[Credential]:
+    """Credentials kept for exactly ``url``'s host; never the environment's or netrc's.
+
+    Its own userinfo, matching lines of git's credential store, and ``git credential fill`` (when enabled).
+    """
+    seen: set[tuple[str, str]] = set()
+    for cred in (from_url(url), *from_git_store(url), from_git_helper(url)):
+        if cred is not None and (cred.username, cred.password) not in seen:
+            seen.add((cred.username, cred.password))
+            yield cred
 
 
 def candidates(url: str) -> Iterator[Credential]:

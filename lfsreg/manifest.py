@@ -27,18 +27,28 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> Descriptor:
-        """Parse a descriptor object; raise :class:`InvalidImageError` naming ``what`` if malformed."""
+        """Parse a descriptor object; raise :class:`InvalidImageError` naming ``what`` if malformed.
+
+        ``size`` must be a non-negative integer (not a boolean: JSON ``true`` is no size),
+        ``mediaType`` a string, ``annotations`` an object of strings, ``platform`` an object.
+        """
         if not isinstance(obj, dict):
             raise InvalidImageError(f"{what}: descriptor is not a JSON object")
+        digest = obj.get("digest")
+        if not isinstance(digest, str):
+            raise InvalidImageError(f"{what}: descriptor has no digest")
         try:
-            digest = Digest.parse(str(obj["digest"]))
-            size = obj["size"]
-            media_type = obj.get("mediaType", "")
-        except (KeyError, ValueError) as exc:
+            parsed = Digest.parse(digest)
+        except ValueError as exc:
             raise InvalidImageError(f"{what}: malformed descriptor ({exc})") from exc
-        if not isinstance(size, int) or size < 0 or not isinstance(media_type, str):
-            raise InvalidImageError(f"{what}: malformed descriptor size or mediaType")
-        return cls(media_type, digest, size, dict(obj))
+        size = json_int(obj.get("size"), f"{what}: descriptor size")
+        media_type = obj.get("mediaType", "")
+        if not isinstance(media_type, str):
+            raise InvalidImageError(f"{what}: descriptor mediaType is not a string")
+        check_annotations(obj, what)
+        if "platform" in obj and not isinstance(obj["platform"], dict):
+            raise InvalidImageError(f"{what}: descriptor platform is not an object")
+        return cls(media_type, parsed, size, dict(obj))
 
     def to_json(self) -> dict[str, Any]:
         """Return the descriptor as a JSON object, keeping unknown fields of the original."""
@@ -57,12 +67,67 @@ class Descriptor:
         return "/".join(parts)
 
 
-def load_json(data: bytes, what: str) -> dict[str, Any]:
-    """Decode a JSON object or raise :class:`InvalidImageError` naming ``what``."""
+MAX_INDEX_DEPTH = 4  # indexes of indexes: at most this many levels below the root one
+MAX_JSON_DEPTH = 64  # real manifests, configs and records nest a handful of levels
+
+
+def json_int(value: Any, what: str) -> int:
+    """``value`` as a non-negative integer size or count; :class:`InvalidImageError` otherwise.
+
+    ``bool`` is an ``int`` in Python, so JSON ``true`` would read as 1: it is refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidImageError(f"{what} is not a non-negative integer ({_show(value)})")
+    return value
+
+
+def check_annotations(obj: dict[str, Any], what: str) -> None:
+    """Refuse an ``annotations`` member that is not an object of strings (OCI annotations.md)."""
+    notes = obj.get("annotations")
+    if notes is None:
+        return
+    if not isinstance(notes, dict) or not all(isinstance(v, str) for v in notes.values()):
+        raise InvalidImageError(f"{what}: annotations is not an object of strings")
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (bool, int, float, str)) or value is None else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+    return True
+
+
+def parse_json(data: bytes, what: str) -> Any:
+    """Decode any JSON document or raise :class:`InvalidImageError` naming ``what``.
+
+    Documents nested deeper than :data:`MAX_JSON_DEPTH` are refused (Python's decoder would
+    otherwise recurse until ``RecursionError``, and so would every later ``json.dumps``).
+    """
     try:
         obj = json.loads(data)
+    except RecursionError:
+        raise InvalidImageError(f"{what}: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidImageError(f"{what}: not valid JSON ({exc})") from exc
+    if not _depth_ok(obj):
+        raise InvalidImageError(f"{what}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return obj
+
+
+def load_json(data: bytes, what: str) -> dict[str, Any]:
+    """Decode a JSON object or raise :class:`InvalidImageError` naming ``what``."""
+    obj = parse_json(data, what)
     if not isinstance(obj, dict):
         raise InvalidImageError(f"{what}: expected a JSON object")
     return obj
@@ -113,6 +178,10 @@ def parse_manifest(data: bytes, what: str) -> Manifest | Index:
     """Parse manifest or index bytes (kept verbatim in the result)."""
     obj = load_json(data, what)
     media_type = sniff_media_type(obj)
+    version = obj.get("schemaVersion", 2)
+    if json_int(version, f"{what}: schemaVersion") != 2:
+        raise InvalidImageError(f"{what}: unsupported schemaVersion {version}")
+    check_annotations(obj, what)
     if mt.is_index(media_type):
         items = obj.get("manifests") or []
         if not isinstance(items, list):
@@ -158,18 +227,24 @@ def parse_config(data: bytes, what: str) -> ImageConfig:
     ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(ids, list):
         raise InvalidImageError(f"{what}: missing rootfs.diff_ids")
+    if not all(isinstance(d, str) for d in ids):
+        raise InvalidImageError(f"{what}: a diff_id is not a string")
     try:
-        diff_ids = tuple(Digest.parse(str(d)) for d in ids)
+        diff_ids = tuple(Digest.parse(d) for d in ids)
     except ValueError as exc:
         raise InvalidImageError(f"{what}: bad diff_id ({exc})") from exc
     created = obj.get("created")
+    strings = {k: obj.get(k) for k in ("os", "architecture", "variant")}
+    for key, value in strings.items():
+        if value is not None and not isinstance(value, str):
+            raise InvalidImageError(f"{what}: {key} is not a string")
     return ImageConfig(
         data,
         diff_ids,
         created if isinstance(created, str) else None,
-        str(obj.get("os") or ""),
-        str(obj.get("architecture") or ""),
-        str(obj["variant"]) if obj.get("variant") else None,
+        strings["os"] or "",
+        strings["architecture"] or "",
+        strings["variant"] or None,
     )
 
 

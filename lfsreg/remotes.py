@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .credentials import candidates, strip_userinfo
+from .credentials import Credential, candidates, origin, stored_for, strip_userinfo
 from .errors import UsageError
 from .git.remote import GitRemote
 from .git.store import GitStore
@@ -119,6 +119,25 @@ class LazyLfsStore:
         return getattr(self._store, name)
 
 
+def content_endpoint(content_url: str, home: str, home_credentials: Sequence[Credential], label: str) -> list[Credential]:
+    """The credentials for an LFS URL that the registry's own ``.lfsconfig`` names.
+
+    ``home`` is the https(s) URL of the host the user named. On that host the content URL gets
+    ``home_credentials``; elsewhere only what is stored for exactly its host, and never over
+    plain http (:class:`UsageError`: the user must name such an endpoint to trust it).
+    """
+    check_url(content_url)
+    if origin(content_url) == origin(home):
+        return list(home_credentials)
+    shown = strip_userinfo(content_url)
+    if urlsplit(content_url).scheme != "https":
+        raise UsageError(
+            f"{label}: the registry's .lfsconfig names {shown}, plain http to another host than the registry's; nothing was sent there",
+            hint="to use that LFS server anyway, name it yourself with --lfs-url URL (or LFSREG_LFS_URL)",
+        )
+    return list(stored_for(content_url))
+
+
 def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     from .lfs.api import endpoint_for  # requests is imported only for remote registries
     from .lfs.http import HttpLfsStore, HttpSettings
@@ -128,9 +147,18 @@ def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     remote = GitRemote(clean, _mirror_dir(clean), clean, credentials=creds, ca_bundle=options.ca_bundle, verify_tls=options.verify_tls)
 
     def lfs() -> LfsStore:
-        endpoint = options.lfs_url or os.environ.get("LFSREG_LFS_URL") or remote.lfs_url() or endpoint_for(clean)
-        same_host = urlsplit(strip_userinfo(endpoint)).netloc == urlsplit(clean).netloc
-        lfs_creds = ([remote.credential] if remote.credential else []) + creds if same_host else list(candidates(endpoint))
+        home = ([remote.credential] if remote.credential else []) + creds  # the one the git server accepted first
+        given = options.lfs_url or os.environ.get("LFSREG_LFS_URL")
+        if given:
+            check_url(given)
+        content = None if given else remote.lfs_url()
+        if given:
+            endpoint = given
+            lfs_creds = home if origin(given) == origin(clean) else list(candidates(given))
+        elif content:
+            endpoint, lfs_creds = content, content_endpoint(content, clean, home, clean)
+        else:
+            endpoint, lfs_creds = endpoint_for(clean), home
         settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
         return HttpLfsStore(endpoint, lfs_creds, ObjectCache(os.path.join(cache_root(), "lfs")), settings)
 
@@ -150,11 +178,39 @@ def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
     remote = GitRemote(label, _mirror_dir(label), label, client_factory=ssh_client_factory(connection, url, label))
 
     def lfs() -> LfsStore:
-        endpoint = options.lfs_url or os.environ.get("LFSREG_LFS_URL") or remote.lfs_url()
+        home = url.https_lfs_endpoint()  # the host the user named, as git-lfs reaches it over https
+        given = options.lfs_url or os.environ.get("LFSREG_LFS_URL")
+        if given:
+            check_url(given)
+        content = None if given else remote.lfs_url()
+        endpoint, endpoint_creds = (given, list(candidates(given))) if given else (None, [])
+        if content:
+            endpoint, endpoint_creds = content, content_endpoint(content, home, list(candidates(home)), label)
         settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
-        return SshLfsStore(connection, url, ObjectCache(os.path.join(cache_root(), "lfs")), settings, endpoint=endpoint, label=label)
+        cache = ObjectCache(os.path.join(cache_root(), "lfs"))
+        return SshLfsStore(
+            connection,
+            url,
+            cache,
+            settings,
+            endpoint=endpoint,
+            endpoint_credentials=endpoint_creds,
+            https_credentials=list(candidates(home)),
+            label=label,
+        )
 
     return Publisher(RemoteBackend(remote, label, connection.close)), LazyLfsStore(lfs, label)  # type: ignore[return-value]
+
+
+def check_url(url: str) -> None:
+    """:class:`UsageError` naming ``url`` (without credentials) if its host or port does not parse."""
+    if "://" not in url:
+        return
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check (99999, "abc")
+    except ValueError as exc:
+        raise UsageError(f"{strip_userinfo(url)}: not a valid URL: {exc}") from None
 
 
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> tuple[Publisher, LfsStore]:
@@ -164,6 +220,8 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
     ``create`` makes a missing or empty local directory a new repository (the first push).
     """
     options = options or RemoteOptions(ca_bundle=os.environ.get("LFSREG_CA_BUNDLE"))
+    check_url(location)
+    check_url(options.lfs_url or os.environ.get("LFSREG_LFS_URL") or "")
     if is_ssh_location(location):
         return _ssh(location, options)
     if "://" not in location:

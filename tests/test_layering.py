@@ -47,6 +47,7 @@ def _imports(path: Path) -> set[str]:
 # Who may import a system's client library.
 ALLOWED = {
     "click": ("lfsreg.cli",),
+    "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
     "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
     "urllib3": ("lfsreg.lfs", "lfsreg.transports.engine_client"),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from ..progress import ProgressEvent
+
+if TYPE_CHECKING:
+    from .progress_lines import LiveLines
 
 
 def human_size(n: int) -> str:
@@ -37,51 +40,34 @@ def emit_json(obj: Any) -> None:
 
 
 class ProgressBars:
-    """Renders :class:`ProgressEvent`s as one status line on stderr, only on a terminal."""
+    """The CLI's progress callback: per-layer lines on stderr when it is a terminal, else nothing.
+
+    ``rich`` (through :mod:`.progress_lines`) is imported only once there is something to draw.
+    """
 
     def __init__(self, verb: str, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = _is_terminal(sys.stderr) if enabled is None else enabled
         self.verb = verb
+        self._lines: LiveLines | None = None
         self._lock = threading.Lock()
-        self._totals: dict[str, int] = {}
-        self._done: dict[str, int] = {}
-        self._finished: set[str] = set()
-        self._action: dict[str, str] = {}
-        self._start = self._last = time.monotonic()  # first draw after 0.1 s, once the job is announced
 
     def __call__(self, event: ProgressEvent) -> None:
-        """Account for one event and redraw at most ten times a second."""
+        """Draw ``event`` (no-op unless enabled)."""
         if not self.enabled:
             return
-        with self._lock:
-            # A key counts under the first action seen for it: after a layer was downloaded,
-            # reading it back from the cache is not more progress.
-            if self._action.setdefault(event.key, event.action) != event.action:
-                return
-            if event.total is not None:
-                self._totals[event.key] = event.total
-            self._done[event.key] = self._done.get(event.key, 0) + event.delta
-            if event.done:
-                self._finished.add(event.key)
-            now = time.monotonic()
-            if now - self._last > 0.1 or event.done:
-                self._last = now
-                self._draw(now)
+        if self._lines is None:
+            with self._lock:
+                if self._lines is None:
+                    from .progress_lines import LiveLines  # here: rich costs ~30 ms to import
 
-    def _draw(self, now: float) -> None:
-        total = sum(self._totals.values())
-        done = sum(self._done.values())
-        rate = done / max(now - self._start, 1e-6)
-        pct = 100 * done / total if total else 100
-        line = (
-            f"{self.verb}: {len(self._finished)}/{len(self._totals)} layers  "
-            f"{human_size(done)}/{human_size(total)} ({pct:3.0f}%)  {human_size(int(rate))}/s"
-        )
-        sys.stderr.write("\r" + line.ljust(78))
-        sys.stderr.flush()
+                    self._lines = LiveLines(self.verb)
+        self._lines(event)
 
     def close(self) -> None:
-        """End the status line."""
-        if self.enabled and self._totals:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        """Leave the final lines on the terminal."""
+        if self._lines is not None:
+            self._lines.close()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    return stream.isatty() and os.environ.get("TERM") != "dumb"

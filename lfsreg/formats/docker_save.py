@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import posixpath
 import re
@@ -29,7 +28,7 @@ from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import DigestMismatchError, InvalidImageError
 from ..layers import LayerStaging, PreparedLayer, stage_sniffed
-from ..manifest import Descriptor, dump_json, parse_config
+from ..manifest import Descriptor, dump_json, parse_config, parse_json
 from ..reference import familiar
 from .files import safe_path
 
@@ -48,10 +47,7 @@ class ArchiveEntry:
 
 def read_manifest_json(data: bytes, label: str) -> list[ArchiveEntry]:
     """Parse a ``manifest.json``; raise :class:`InvalidImageError` naming what is wrong."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidImageError(f"{label}: manifest.json is not valid JSON ({exc})") from exc
+    doc = parse_json(data, f"{label}: manifest.json")
     if not isinstance(doc, list) or not doc:
         raise InvalidImageError(f"{label}: manifest.json lists no images")
     out = []

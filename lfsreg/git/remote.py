@@ -1,9 +1,15 @@
 """A git remote reached through dulwich's clients, mirrored into a local bare repository.
 
-Reads fetch the remote's ``main`` into the mirror (shallow on the first fetch, so a pull does
+Reads fetch the registry branch into the mirror (shallow on the first fetch, so a pull does
 not download history); writes build commits in the mirror and push them with a
-compare-and-swap on ``main``: the push is accepted only if the remote still points where it
+compare-and-swap: the push is accepted only if the remote's branch still points where it
 pointed when the commit was built (receive-pack checks the old value atomically).
+
+The registry branch is the one the remote's ``HEAD`` names, born or unborn (protocol v2
+advertises an unborn ``HEAD``), else ``main`` (:func:`lfsreg.git.store.choose_branch`).
+Several processes may share one mirror: its refs are hints that the last writer sets, and
+its ``shallow`` file is merged under its lock. A push reports success exactly when the
+remote's branch moved to the new commit, even when the answer to the push was lost.
 """
 
 from __future__ import annotations
@@ -11,30 +17,42 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
-from dulwich.client import GitClient, HTTPUnauthorized, get_transport_and_path
+from dulwich.client import GitClient, HTTPUnauthorized, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA, ObjectID
-from dulwich.repo import Repo
+from dulwich.refs import Ref
 
 from ..credentials import Credential
-from ..errors import LfsregError, NotFoundError
-from .store import BRANCH, GitStore
+from ..errors import (
+    AuthenticationError,
+    ConcurrentUpdateError,
+    LfsregError,
+    PermissionDeniedError,
+    ProtocolError,
+    RepositoryNotFound,
+    RetriableError,
+    UnreachableError,
+    error_for_status,
+)
+from . import locks
+from .objects import storage_error
+from .store import DEFAULT_BRANCH, GitStore, choose_branch
 
 log = logging.getLogger(__name__)
+# The mirror's copy of the remote's registry branch, whatever the branch is called there.
 MIRROR_REF = b"refs/remotes/origin/main"
+HEAD = b"HEAD"
 T = TypeVar("T")
 
-
-class PushRejectedError(LfsregError):
-    """The remote refused the ref update for a reason other than a moved branch."""
-
-
-class AuthenticationError(LfsregError):
-    """Every credential source was refused by the git server."""
+PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
+__all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "lfs_url_from_lfsconfig", "redact"]
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -57,6 +75,55 @@ def lfs_url_from_lfsconfig(data: bytes) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return None
+
+
+class _HttpStatus(Exception):
+    """A smart-HTTP request answered with a status dulwich has no exception for."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from git servers, and a plain retry serves
+
+
+class _HttpClient(Urllib3HttpGitClient):
+    """dulwich's smart-HTTP client, raising :class:`_HttpStatus` (with ``Retry-After``) for statuses it folds into text."""
+
+    def _http_request(
+        self, url: str, headers: dict[str, str] | None = None, data: bytes | Iterator[bytes] | None = None, raise_for_status: bool = True
+    ) -> Any:
+        resp, read = super()._http_request(url, headers, data, raise_for_status=False)
+        if raise_for_status and resp.status not in (200, 401, 404, 407):
+            retry_after = _retry_after(resp.headers.get("Retry-After"))
+            resp.close()
+            raise _HttpStatus(resp.status, retry_after)
+        if raise_for_status and resp.status == 404:
+            raise NotGitRepository
+        if raise_for_status and resp.status in (401, 407):
+            raise HTTPUnauthorized(resp.headers.get("WWW-Authenticate"), url)
+        return resp, read
+
+
+def _transport_error(label: str, exc: Exception, secrets: Sequence[str]) -> LfsregError:
+    """The error for a failed git exchange that is not about credentials or a missing repository."""
+    text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secrets)
+    if isinstance(exc, _HttpStatus):
+        return error_for_status(exc.status, f"{label}: the git server answered HTTP {exc.status}", retry_after=exc.retry_after)
+    if isinstance(exc, HangupException):
+        return RetriableError(f"{label}: the git server hung up: {text}")
+    cause = exc.__cause__ if isinstance(exc, GitProtocolError) else exc
+    if isinstance(cause, ConnectionRefusedError) or "refused" in text.lower() or "NewConnectionError" in text:
+        return UnreachableError(f"{label}: cannot connect: {text}", hint="check the address, and that the server is running")
+    if isinstance(exc, GitProtocolError) and exc.__cause__ is None:
+        return ProtocolError(f"{label}: the git server broke the protocol: {text}")
+    return RetriableError(f"{label}: git transport failed: {text}")
 
 
 class GitRemote:
@@ -90,27 +157,32 @@ class GitRemote:
             self._config.set((b"http",), b"sslVerify", b"false")
         self._client: GitClient | None = None
         self._path = ""
-        self.mirror = GitStore.open(mirror_dir) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir)
-        self._repo: Repo = self.mirror._repo
+        self.mirror = GitStore.open(mirror_dir, cache=True) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir, cache=True)
+        self.branch = DEFAULT_BRANCH  # the remote's registry branch, known after the first fetch
+        self._tip: str | None = None
+        self._locked_since: float | None = None  # when the server first could not lock the branch
 
     @property
     def credential(self) -> Credential | None:
         """The credential the server accepted (``None``: anonymous or not yet known)."""
         return self._credentials[0]
 
+    def _new_client(self) -> tuple[GitClient, str]:
+        if self._client_factory is not None:
+            return self._client_factory()
+        cred = self._credentials[0]
+        username = cred.username if cred else None
+        password = cred.password if cred else None
+        parsed = urlparse(self.url)
+        if parsed.scheme in ("http", "https"):
+            return _HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+        return get_transport_and_path(self.url, config=self._config, username=username, password=password)
+
     def _call(self, op: Callable[[GitClient, str], T]) -> T:
-        """Run ``op`` with a client, moving to the next credential on 401."""
+        """Run ``op`` with a client, moving to the next credential on 401; map failures to lfsreg's errors."""
         while True:
-            if self._client is None and self._client_factory is not None:
-                self._client, self._path = self._client_factory()
-            elif self._client is None:
-                cred = self._credentials[0]
-                self._client, self._path = get_transport_and_path(
-                    self.url,
-                    config=self._config,
-                    username=cred.username if cred else None,
-                    password=cred.password if cred else None,
-                )
+            if self._client is None:
+                self._client, self._path = self._new_client()
             try:
                 return op(self._client, self._path)
             except HTTPUnauthorized:
@@ -128,73 +200,127 @@ class GitRemote:
                     hint="set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), put them in the URL, or add the host to ~/.netrc",
                 ) from None
             except NotGitRepository:
-                raise NotFoundError(
+                raise RepositoryNotFound(
                     f"{self.label}: repository not found", hint="check the URL, and that your credentials can read it"
                 ) from None
-            except (GitProtocolError, HangupException, OSError) as exc:
-                text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._secrets)
-                raise LfsregError(f"{self.label}: git transport failed: {text}") from None
+            except LfsregError:
+                raise
+            except (_HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
+                raise _transport_error(self.label, exc, self._secrets) from None
+            except OSError as exc:  # this machine's side: the mirror's disk
+                raise storage_error(exc, exc.filename or self.mirror.path) from None
 
     def fetch_tip(self) -> str | None:
-        """Fetch ``main`` into the mirror; return the remote's tip (``None`` if it has none)."""
-        seen: dict[str, bytes | None] = {}
-        store = self._repo.object_store
-        first = MIRROR_REF not in self._repo.refs
+        """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none)."""
+        mirror = self.mirror
+        first = mirror.read_ref(MIRROR_REF) is None
 
-        def wants(refs: dict[bytes, bytes], depth: int | None = None) -> list[bytes]:
-            tip = refs.get(BRANCH)
-            seen["tip"] = tip
-            return [] if tip is None or tip == ZERO_SHA or tip in store else [tip]
+        def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+            # HEAD's commit is the tip of the branch HEAD names; main's, of the registry's fallback.
+            shas = [refs.get(Ref(HEAD)), refs.get(Ref(DEFAULT_BRANCH))]
+            return list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and s not in mirror))
 
         def fetch(client: GitClient, path: str) -> Any:
-            return client.fetch(path, self._repo, determine_wants=wants, depth=1 if first else None)  # type: ignore[arg-type]
+            return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
 
-        self._call(fetch)
-        tip = seen.get("tip")
-        if tip is None or tip == ZERO_SHA:
-            return None
-        self._repo.refs[MIRROR_REF] = tip
-        return tip.decode()
+        result = self._call(fetch)
+        born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
+        target = (result.symrefs or {}).get(Ref(HEAD))
+        self.branch = choose_branch(bytes(target) if target else None, born)
+        tip = born.get(self.branch)
+        if tip is not None and tip not in mirror:
+            # HEAD named another branch than the one it points at (or moved between calls).
+            def fetch_tip(client: GitClient, path: str) -> Any:
+                return client.fetch(path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None)
+
+            self._call(fetch_tip)
+        self._tip = tip.decode() if tip else None
+        if self._tip is not None:
+            mirror.note_ref(MIRROR_REF, self._tip)
+        return self._tip
 
     def push(self, old: str | None, new: str) -> bool:
-        """Move the remote's ``main`` from ``old`` to ``new``; ``False`` if it had moved."""
+        """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).
+
+        Returns ``True`` exactly when the branch now points at ``new``: if the answer to the
+        push is lost (a cut connection), the branch is read again before failing.
+        """
         expected = old.encode() if old else None
+        branch = Ref(self.branch)
         moved = False
 
-        def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
             nonlocal moved
-            current = refs.get(BRANCH)
+            current = refs.get(branch)
             if current == ZERO_SHA:
                 current = None
             if current != expected:
                 moved = True
                 return {}
-            return {BRANCH: new.encode()}
+            return {branch: ObjectID(new.encode())}
 
-        def generate(have: list[ObjectID], want: list[ObjectID], *, ofs_delta: bool = True, progress: object = None) -> object:
-            store = self._repo.object_store
+        def generate(
+            have: Set[ObjectID], want: Set[ObjectID], *, ofs_delta: bool = True, progress: Callable[[bytes], None] | None = None
+        ) -> Any:
+            store = self.mirror.repo.object_store
             # A shallow mirror lacks history below its boundary: stop the walk there.
-            shallow = self._repo.get_shallow()
-            return store.generate_pack_data([h for h in have if h in store], want, shallow=shallow, ofs_delta=ofs_delta)
+            shallow = self.mirror.repo.get_shallow()
+            return store.generate_pack_data([h for h in have if h in self.mirror], want, shallow=shallow, ofs_delta=ofs_delta)
 
-        result = self._call(lambda client, path: client.send_pack(path, update_refs, generate))  # type: ignore[arg-type]
+        try:
+            result = self._call(lambda client, path: client.send_pack(path.encode(), update_refs, generate))
+        except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
+            return self._locked(os.fsdecode(exc.lockfilename), None)
+        except (RetriableError, ProtocolError):
+            if self._landed(new):
+                return True
+            raise
         if moved:
             return False
-        status = (result.ref_status or {}).get(BRANCH)
+        status = (result.ref_status or {}).get(branch)
         if status:
             # receive-pack words a lost race in several ways ("failed to update ref", "stale
             # info", "fetch first"…); whatever it said, if the branch moved it was a race.
             if self.fetch_tip() != old:
                 return False
-            raise PushRejectedError(f"{self.label}: the remote refused the update of main: {redact(status, self._secrets)}")
-        self._repo.refs[MIRROR_REF] = new.encode()
+            text = redact(status, self._secrets)
+            if "lock" in text.lower():
+                return self._locked(None, text)
+            raise PushRejectedError(f"{self.label}: the remote refused the update of {self.branch.decode()}: {text}")
+        self._locked_since = None
+        self._tip = new
+        try:
+            self.mirror.note_ref(MIRROR_REF, new)
+        except OSError as exc:  # the push landed: a cache that cannot note it must not undo that
+            log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
         return True
+
+    def _landed(self, new: str) -> bool:
+        try:
+            return self.fetch_tip() == new
+        except LfsregError:
+            return False
+
+    def _locked(self, lock: str | None, server_text: str | None) -> bool:
+        """The branch was locked by another writer: ``False`` (re-apply) until that is clearly stale."""
+        now = time.monotonic()
+        self._locked_since = self._locked_since or now
+        if lock is not None:
+            state = locks.inspect(lock)
+            if state is not None and state.stale:
+                raise locks.stale_lock_error(state, self.label)
+        if now - self._locked_since > locks.LOCK_WAIT:
+            raise ConcurrentUpdateError(
+                f"{self.label}: {self.branch.decode()} stayed locked for {locks.LOCK_WAIT:.0f} s"
+                + (f": {server_text}" if server_text else ""),
+                hint=f"if no other push is running, remove the stale {self.branch.decode()}.lock in the server's repository",
+            )
+        return False
 
     def lfs_url(self) -> str | None:
         """``lfs.url`` from the ``.lfsconfig`` at the fetched tip, if the registry has one."""
-        try:
-            tip = self._repo.refs[MIRROR_REF].decode()
-        except KeyError:
+        tip = self._tip or self.mirror.read_ref(MIRROR_REF)
+        if tip is None:
             return None
         data = self.mirror.snapshot(tip).read(".lfsconfig")
         return lfs_url_from_lfsconfig(data) if data else None

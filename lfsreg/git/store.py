@@ -1,8 +1,15 @@
 """A bare git repository as a versioned tree of files: read at a commit, write, compare-and-swap.
 
-Objects are written as loose objects straight into the repository; they are invisible until a
-ref points at them, so a failed push leaves nothing reachable behind. The branch moves only by
-compare-and-swap under git's own ``.lock`` protocol, which stock git honours too.
+Objects are written as loose objects straight into the repository, each to a temporary file
+renamed into place (:mod:`lfsreg.git.objects`); they are invisible until a ref points at them,
+so a failed or killed push leaves nothing reachable behind. The branch moves only by
+compare-and-swap under git's own ``.lock`` protocol, which stock git honours too; a lock left
+by a killed process is reported by name, with the way out (:mod:`lfsreg.git.locks`).
+
+The registry branch is the one the repository's ``HEAD`` names (``git init --bare`` on a
+machine whose git defaults to ``master`` gives ``master``), else ``main``
+(:func:`choose_branch`). dulwich's ``NewType`` ids stay inside this package: callers see
+``str`` commit ids and ``bytes`` object ids.
 """
 
 from __future__ import annotations
@@ -12,24 +19,88 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from dulwich.errors import NotGitRepository
-from dulwich.file import FileLocked
-from dulwich.object_store import commit_tree_changes
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.file import FileLocked, GitFile
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ..errors import ConcurrentUpdateError, NotARegistryError, NotFoundError
+from ..errors import NotARegistryError, NotFoundError
+from . import locks
+from .objects import ObjectFiles
 
-BRANCH = b"refs/heads/main"
+DEFAULT_BRANCH = b"refs/heads/main"
+BRANCH = DEFAULT_BRANCH  # the name of earlier releases
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
-_LOCK_WAIT = 10.0
+_PACK_THRESHOLD = 6700  # git's gc.auto
 
 
 def _ident() -> bytes:
     return os.environ.get("LFSREG_COMMITTER", "lfsreg <lfsreg@localhost>").encode()
+
+
+def choose_branch(head_target: bytes | None, branches: Collection[bytes]) -> bytes:
+    """The registry branch, from what ``HEAD`` names and which branches exist.
+
+    ``HEAD``'s branch when it names one, born or unborn; ``main`` when ``HEAD`` names none
+    (detached, or not advertised), and when it names an unborn branch while ``main`` exists
+    (a registry written by an lfsreg that always used ``main``).
+    """
+    if head_target is None or not head_target.startswith(b"refs/heads/"):
+        return DEFAULT_BRANCH
+    if head_target not in branches and DEFAULT_BRANCH in branches:
+        return DEFAULT_BRANCH
+    return head_target
+
+
+def _wait(lock: str, repo: str, deadline: float, *, cache: bool) -> None:
+    """Wait a moment for ``lock``; raise once it is stale (unless ``cache``: remove it) or too old."""
+    state = locks.inspect(lock)
+    if state is not None and state.stale and cache:
+        locks.remove_if_stale(lock)
+        return
+    if state is not None and (state.stale or time.monotonic() > deadline):
+        error = locks.wait_error(lock, repo)
+        if error is not None:
+            raise error
+    time.sleep(0.01)
+
+
+class _Repo(Repo):
+    """dulwich's repository with a ``shallow`` update that is safe between processes."""
+
+    lfsreg_cache = False  # a store lfsreg owns (a mirror): stale locks in it are removed
+
+    def update_shallow(self, new_shallow: set[ObjectID] | None, new_unshallow: set[ObjectID] | None) -> None:
+        """Merge the fetch's boundary into ``shallow`` under its lock (dulwich reads before locking).
+
+        Concurrent fetches into one mirror each add the commits they stopped at; a boundary
+        lost to a read-modify-write race would make a later walk step off the history.
+        """
+        path = os.path.join(self.controldir(), "shallow")
+        deadline = time.monotonic() + locks.LOCK_WAIT
+        while True:
+            try:
+                f = GitFile(path, "wb")
+                break
+            except FileLocked:
+                _wait(path + ".lock", self.controldir(), deadline, cache=self.lfsreg_cache)
+        try:
+            try:
+                with open(path, "rb") as current:
+                    shallow = {line.strip() for line in current if line.strip()}
+            except FileNotFoundError:
+                shallow = set()
+            shallow |= {bytes(s) for s in new_shallow or ()}
+            shallow -= {bytes(s) for s in new_unshallow or ()}
+            f.write(b"".join(sha + b"\n" for sha in sorted(shallow)))
+        except BaseException:
+            f.abort()
+            raise
+        f.close()
 
 
 class Snapshot:
@@ -38,21 +109,22 @@ class Snapshot:
     Trees are cached per snapshot, so repeated lookups under the same directories are cheap.
     """
 
-    def __init__(self, repo: Repo, commit: str | None) -> None:
-        self._repo = repo
+    def __init__(self, objects: ObjectFiles, commit: str | None) -> None:
+        self._objects = objects
         self.commit = commit
         self._trees: dict[bytes, Tree] = {}
         self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
-            obj = repo.object_store[commit.encode()]
-            assert isinstance(obj, Commit)
-            self.root = obj.tree
+            obj = objects.get(commit.encode())
+            if not isinstance(obj, Commit):
+                raise NotFoundError(f"git object {commit} is not a commit")
+            self.root = bytes(obj.tree)
 
     def _tree(self, sha: bytes) -> Tree:
         tree = self._trees.get(sha)
         if tree is None:
-            obj = self._repo.object_store[sha]
+            obj = self._objects.get(sha)
             if not isinstance(obj, Tree):
                 raise NotFoundError(f"git object {sha.decode()} is not a tree")
             tree = self._trees[sha] = obj
@@ -67,6 +139,7 @@ class Snapshot:
                 return None
             try:
                 mode, sha = self._tree(sha)[part.encode()]
+                sha = bytes(sha)
             except KeyError:
                 return None
         return mode, sha
@@ -82,7 +155,7 @@ class Snapshot:
         """The content of a blob by its git object id (small ones are cached: many tag files share one)."""
         data = self._blobs.get(sha)
         if data is None:
-            obj = self._repo.object_store[sha]
+            obj = self._objects.get(sha)
             if not isinstance(obj, Blob):
                 raise NotFoundError(f"git object {sha.decode()} is not a blob")
             data = obj.as_raw_string()
@@ -99,7 +172,7 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] != DIR_MODE:
             return []
-        return [(e.path.decode(), e.mode == DIR_MODE, e.sha) for e in self._tree(entry[1]).iteritems()]
+        return [(bytes(e.path).decode(), e.mode == DIR_MODE, bytes(e.sha)) for e in self._tree(entry[1]).iteritems()]
 
     def walk(self, path: str) -> Iterator[tuple[str, bytes]]:
         """Every file below ``path``: ``(path relative to it, blob sha)``."""
@@ -115,27 +188,35 @@ class Snapshot:
 
 
 class GitStore:
-    """A bare git repository holding one branch, ``main``."""
+    """A bare git repository holding the registry on one branch (:attr:`branch`)."""
 
-    def __init__(self, repo: Repo, path: str) -> None:
+    def __init__(self, repo: _Repo, path: str, *, cache: bool = False) -> None:
         self._repo = repo
         self.path = path
+        self.cache = cache
+        repo.lfsreg_cache = cache
+        self.objects = ObjectFiles(repo.object_store)
+        self.branch = self._local_branch()
 
     @classmethod
-    def open(cls, path: str) -> GitStore:
-        """Open an existing bare repository; raise :class:`NotARegistryError` if it is not one."""
+    def open(cls, path: str, *, cache: bool = False) -> GitStore:
+        """Open an existing bare repository; raise :class:`NotARegistryError` if it is not one.
+
+        ``cache``: the repository is lfsreg's own (a mirror of a remote); stale locks in it are
+        removed instead of reported.
+        """
         if not os.path.isdir(path):
             raise NotFoundError(f"{path}: no such registry", hint=f"create it with: lfsreg init {path}")
         try:
-            repo = Repo(path)
+            repo = _Repo(path)
         except NotGitRepository as exc:
             raise NotARegistryError(f"{path}: not a git repository") from exc
         if not repo.bare:
             raise NotARegistryError(f"{path}: a git working tree, not a bare registry repository")
-        return cls(repo, path)
+        return cls(repo, path, cache=cache)
 
     @classmethod
-    def init(cls, path: str) -> GitStore:
+    def init(cls, path: str, *, cache: bool = False) -> GitStore:
         """Create a new bare repository whose HEAD is ``main``, or open the one that won a race.
 
         The repository is built beside ``path`` and renamed into place (``rename(2)`` also
@@ -153,98 +234,132 @@ class GitStore:
                 raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return cls.open(path)
+        return cls.open(path, cache=cache)
+
+    def _local_branch(self) -> bytes:
+        try:
+            target = self._repo.refs.get_symrefs().get(Ref(b"HEAD"))
+        except (OSError, ValueError, KeyError):
+            target = None
+        has_main = self._repo.refs.read_ref(Ref(DEFAULT_BRANCH)) is not None
+        return choose_branch(target, [DEFAULT_BRANCH] if has_main else [])
 
     def head(self) -> str | None:
-        """The commit ``main`` points at, or ``None`` in an empty repository."""
+        """The commit the registry branch points at, or ``None`` before the first commit."""
         try:
-            return self._repo.refs[BRANCH].decode()
+            return self._repo.refs[Ref(self.branch)].decode()
         except KeyError:
             return None
 
     def snapshot(self, commit: str | None) -> Snapshot:
         """A read view of ``commit`` (``None``: the empty tree before the first commit)."""
-        return Snapshot(self._repo, commit)
-
-    def _add(self, obj: ShaFile) -> None:
-        deadline = time.monotonic() + _LOCK_WAIT
-        while True:
-            try:
-                self._repo.object_store.add_object(obj)
-                return
-            except FileLocked:
-                # Another writer is storing this very object; it is content-addressed.
-                if obj.id in self._repo.object_store:
-                    return
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        return Snapshot(self.objects, commit)
 
     def write_blob(self, data: bytes) -> bytes:
         """Store ``data`` as a blob; return its object id."""
-        blob = Blob.from_string(data)
-        self._add(blob)
-        return blob.id
+        return self.objects.add(Blob.from_string(data))
+
+    def _write_tree(self, base: bytes | None, changes: Mapping[str, bytes | None], *, root: bool) -> bytes | None:
+        """Write the tree ``base`` with ``changes`` applied; ``None`` for an empty subtree (git has none)."""
+        tree = Tree()
+        if base is not None:
+            old = self.objects.get(base)
+            if not isinstance(old, Tree):
+                raise NotFoundError(f"git object {base.decode()} is not a tree")
+            for entry in old.iteritems():
+                tree.add(entry.path, entry.mode, entry.sha)
+        below: dict[bytes, dict[str, bytes | None]] = {}
+        for path, sha in changes.items():
+            name, _, rest = path.strip("/").partition("/")
+            if rest:
+                below.setdefault(name.encode(), {})[rest] = sha
+            elif sha is None:
+                if name.encode() in tree:
+                    del tree[name.encode()]
+            else:
+                tree.add(name.encode(), FILE_MODE, ObjectID(sha))
+        for subdir, sub in below.items():
+            current = tree[subdir] if subdir in tree else None  # noqa: SIM401 -- Tree has no get()
+            new = self._write_tree(current[1] if current and current[0] == DIR_MODE else None, sub, root=False)
+            if new is not None:
+                tree.add(subdir, DIR_MODE, ObjectID(new))
+            elif subdir in tree:
+                del tree[subdir]
+        if not root and not len(tree):
+            return None
+        return self.objects.add(tree)
 
     def make_commit(self, parent: str | None, changes: Mapping[str, bytes | None], message: str) -> str:
         """Write a commit on top of ``parent`` that applies ``changes`` (path -> blob id or delete)."""
-        if parent is None:
-            tree = Tree()
-            self._add(tree)
-            root: ObjectID | Tree = tree.id
-        else:
-            parent_commit = self._repo.object_store[parent.encode()]
-            assert isinstance(parent_commit, Commit)
-            root = parent_commit.tree
-        items = [(p.encode(), FILE_MODE if sha else None, sha) for p, sha in sorted(changes.items())]
-        deadline = time.monotonic() + _LOCK_WAIT
-        while True:
-            try:
-                tree_id = commit_tree_changes(self._repo.object_store, root, items)  # type: ignore[arg-type]
-                break
-            except FileLocked:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        base = None
+        if parent is not None:
+            parent_commit = self.objects.get(parent.encode())
+            if not isinstance(parent_commit, Commit):
+                raise NotFoundError(f"git object {parent} is not a commit")
+            base = bytes(parent_commit.tree)
+        tree_id = self._write_tree(base, changes, root=True)
+        assert tree_id is not None  # the root tree is written even when empty
         commit = Commit()
-        commit.tree = tree_id
-        commit.parents = [parent.encode()] if parent else []
+        commit.tree = ObjectID(tree_id)
+        commit.parents = [ObjectID(parent.encode())] if parent else []
         commit.author = commit.committer = _ident()
         commit.author_time = commit.commit_time = int(time.time())
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
         commit.message = message.encode()
-        self._add(commit)
-        return commit.id.decode()
+        return self.objects.add(commit).decode()
 
     def close(self) -> None:
         """Release pack files (dulwich keeps them mapped until closed)."""
         self._repo.close()
 
-    def maybe_pack(self, threshold: int = 6700) -> int:
+    def maybe_pack(self, threshold: int = _PACK_THRESHOLD) -> int:
         """Pack loose objects once there are about ``threshold`` of them, as ``git gc --auto`` does.
 
         Reads of a big registry from thousands of loose files are twice as slow as from a pack.
-        The count is estimated from one fan-out directory, like git's. Returns objects packed.
+        Returns the objects packed; never raises (it runs after the commit landed).
         """
-        sample = os.path.join(self.path, "objects", "17")
-        try:
-            estimate = len(os.listdir(sample)) * 256
-        except FileNotFoundError:
-            return 0
-        if estimate <= threshold:
-            return 0
-        return int(self._repo.object_store.pack_loose_objects())
+        return self.objects.pack(threshold)
 
     def compare_and_swap(self, old: str | None, new: str) -> bool:
-        """Move ``main`` from ``old`` to ``new`` atomically; ``False`` if it no longer is ``old``."""
-        deadline = time.monotonic() + _LOCK_WAIT
+        """Move the branch from ``old`` to ``new`` atomically; ``False`` if it no longer is ``old``.
+
+        Waits while another process holds the branch's lock; a stale lock raises
+        :class:`~lfsreg.errors.LocalStorageError` naming it (in a cache: it is removed).
+        """
+        ref = Ref(self.branch)
+        deadline = time.monotonic() + locks.LOCK_WAIT
         while True:
             try:
                 if old is None:
-                    return bool(self._repo.refs.add_if_new(BRANCH, new.encode()))
-                return bool(self._repo.refs.set_if_equals(BRANCH, old.encode(), new.encode()))
-            except FileLocked:
-                if time.monotonic() > deadline:
-                    raise ConcurrentUpdateError(f"{self.path}: {BRANCH.decode()} stayed locked for {_LOCK_WAIT:.0f} s") from None
-                time.sleep(0.02)
+                    return bool(self._repo.refs.add_if_new(ref, ObjectID(new.encode())))
+                return bool(self._repo.refs.set_if_equals(ref, ObjectID(old.encode()), ObjectID(new.encode())))
+            except FileLocked as exc:
+                lock = os.fsdecode(exc.lockfilename)
+                _wait(lock, self.path, deadline, cache=self.cache)
+
+    def note_ref(self, name: bytes, commit: str) -> None:
+        """Set ``name`` to ``commit`` if no other process is setting it (a hint: last one wins)."""
+        try:
+            self._repo.refs[Ref(name)] = ObjectID(commit.encode())
+        except FileLocked as exc:
+            locks.remove_if_stale(os.fsdecode(exc.lockfilename))
+
+    def read_ref(self, name: bytes) -> str | None:
+        """The commit ``name`` points at, or ``None``."""
+        try:
+            return self._repo.refs[Ref(name)].decode()
+        except KeyError:
+            return None
+
+    def shallow(self) -> set[bytes]:
+        """The commits whose parents this (shallow) repository lacks."""
+        return {bytes(s) for s in self._repo.get_shallow()}
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self.objects
+
+    @property
+    def repo(self) -> Repo:
+        """The dulwich repository (for :mod:`lfsreg.git.remote` only)."""
+        return self._repo

@@ -18,7 +18,7 @@ import requests
 
 from ..errors import BlobNotFound, LfsregError
 from ..formats.lfs_pointer import LfsObject
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..progress import PRESENT, VERIFYING, ProgressCallback, ProgressEvent, no_progress
 from . import transfer
 from .api import Action, BatchClient, BatchItem, ExpiredActionError, LfsError, RetriableError
 from .cache import ObjectCache
@@ -149,10 +149,15 @@ class TransferQueue:
                     self.timeout,
                 )
                 if "verify" in actions:
+                    progress(ProgressEvent(key, "upload", item.obj.size, phase=VERIFYING))
                     transfer.verify(self.session, item.obj, actions["verify"], self.timeout)
             progress(ProgressEvent(key, "upload", item.obj.size, 0, True))
 
-        self._all("upload", self.batches("upload", [o for o, _ in items]), work)
+        batch = self.batches("upload", [o for o, _ in items])
+        for item in batch:
+            if item.error is None and not item.actions:  # the server holds it already
+                progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=PRESENT))
+        self._all("upload", batch, work)
 
     def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
         """Download ``objects`` into ``cache`` (each verified before it appears there)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from ..credentials import candidates, strip_userinfo
+from ..credentials import Credential, strip_userinfo
 from ..errors import LfsregError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
@@ -113,7 +113,9 @@ class SshAuthenticator:
 class SshLfsStore:
     """:class:`lfsreg.lfs.store.LfsStore` of an SSH remote; picks its way to the LFS server on first use.
 
-    Objects are staged in and read from ``cache``, as for HTTP stores.
+    Objects are staged in and read from ``cache``, as for HTTP stores. The caller decides which
+    credentials each host gets: ``endpoint_credentials`` for ``endpoint``, ``https_credentials``
+    for the HTTPS endpoint derived from the SSH host.
     """
 
     def __init__(
@@ -124,6 +126,8 @@ class SshLfsStore:
         settings: HttpSettings,
         *,
         endpoint: str | None = None,
+        endpoint_credentials: Sequence[Credential] = (),
+        https_credentials: Sequence[Credential] = (),
         label: str | None = None,
     ) -> None:
         self._connection = connection
@@ -131,6 +135,8 @@ class SshLfsStore:
         self._cache = cache
         self._settings = settings
         self._endpoint = endpoint
+        self._endpoint_credentials = list(endpoint_credentials)
+        self._https_credentials = list(https_credentials)
         self.label = label or str(url)
         self.authenticator = SshAuthenticator(connection, url, self.label)
         self._store: LfsStore | None = None
@@ -144,7 +150,7 @@ class SshLfsStore:
 
     def _choose(self, operation: str) -> LfsStore:
         if self._endpoint:
-            return HttpLfsStore(self._endpoint, list(candidates(self._endpoint)), self._cache, self._settings)
+            return HttpLfsStore(self._endpoint, self._endpoint_credentials, self._cache, self._settings)
         try:
             auth = self.authenticator.authenticate(operation)
             return HttpLfsStore(auth.href, [], self._cache, self._settings, header_source=self.authenticator)
@@ -161,7 +167,7 @@ class SshLfsStore:
             log.debug("%s", missing)
         endpoint = self._url.https_lfs_endpoint()
         log.debug("%s: no LFS over SSH; using %s", self.label, endpoint)
-        return HttpLfsStore(endpoint, list(candidates(endpoint)), self._cache, self._settings)
+        return HttpLfsStore(endpoint, self._https_credentials, self._cache, self._settings)
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the LFS server lacks."""

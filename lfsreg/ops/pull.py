@@ -18,8 +18,8 @@ from ..formats.lfs_pointer import LfsObject
 from ..image import ArchiveDestination, ArchiveImage, Blob, ImageDestination, LayoutImage
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.store import LfsStore
-from ..manifest import Descriptor, Index, Manifest, parse_config, parse_manifest
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
+from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
 
@@ -43,9 +43,9 @@ class _Reader:
     def prefetch(self) -> None:
         """Bring every layer the output needs into local reach (a remote store's cache)."""
         objects = sorted(self.objects.values(), key=lambda o: -o.size)
-        self.lfs.fetch(objects, self.progress)
         for obj in objects:  # announce the whole job to progress bars
-            self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size))
+            self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size, phase=WAITING))
+        self.lfs.fetch(objects, self.progress)
 
     def metadata(self, desc: Descriptor) -> Blob:
         data = self.view.blob(desc.digest)
@@ -133,23 +133,41 @@ def _select(index: Index, wanted: str, what: str) -> Descriptor:
     raise ImageNotFound(f"{what}: no image for platform {wanted} (has: {have})", hint="choose one with --platform")
 
 
-def _collect(reader: _Reader, desc: Descriptor, out: list[Blob], what: str) -> None:
-    """All blobs under ``desc`` (children first, the root last)."""
+def _collect(reader: _Reader, desc: Descriptor, out: list[Blob], what: str, heights: dict[Digest, int], depth: int = 0) -> int:
+    """Append all blobs under ``desc`` to ``out`` (children first, the root last); return its height.
+
+    Each digest is visited once (``heights`` holds the levels of indexes under each one seen),
+    so an index listing the same child many times costs one visit, and the nesting is bounded
+    by :data:`MAX_INDEX_DEPTH` as on push.
+    """
+    height = heights.get(desc.digest)
+    if height is None:
+        if depth > MAX_INDEX_DEPTH:
+            raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep at {desc.digest}")
+        height = heights[desc.digest] = _collect_new(reader, desc, out, what, heights, depth)
+    if depth + height > MAX_INDEX_DEPTH:
+        raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep under {desc.digest}")
+    return height
+
+
+def _collect_new(reader: _Reader, desc: Descriptor, out: list[Blob], what: str, heights: dict[Digest, int], depth: int) -> int:
     blob = reader.metadata(desc)
-    parsed = parse_manifest(reader.view.blob(desc.digest), what)
+    parsed = parse_manifest(reader.view.blob(desc.digest), f"{what}: {desc.digest}")
+    height = 0
     if isinstance(parsed, Index):
         for child in parsed.manifests:
-            _collect(reader, child, out, what)
+            height = max(height, 1 + _collect(reader, child, out, what, heights, depth + 1))
     elif not mt.is_image_config(parsed.config.media_type):  # an artifact: blobs as stored
         out.append(reader.metadata(parsed.config))
         out.extend(reader.stored_layer(layer, None) for layer in parsed.layers)
     else:
-        config = parse_config(reader.view.blob(parsed.config.digest), what)
+        config = parse_config(reader.view.blob(parsed.config.digest), f"{what}: config {parsed.config.digest}")
         if len(config.diff_ids) != len(parsed.layers):
             raise InvalidImageError(f"{what}: manifest and config disagree on the number of layers")
         out.append(reader.metadata(parsed.config))
         out.extend(reader.stored_layer(layer, d) for layer, d in zip(parsed.layers, config.diff_ids, strict=True))
     out.append(blob)
+    return height
 
 
 def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str | None) -> ArchiveImage:
@@ -201,7 +219,7 @@ def layout_images(
         data = view.blob(digest)
         root = Descriptor(parse_manifest(data, str(ref)).media_type, digest, len(data))
         blobs: list[Blob] = []
-        _collect(reader, root, blobs, str(ref))
+        _collect(reader, root, blobs, str(ref), {})
         images.append(LayoutImage(root, tuple(blobs), ((ref.name, ref_name or ref.tag),)))
     reader.prefetch()
     return resolved, images

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import mediatypes as mt
 from ..compression import check_algorithm, zstd_threads
@@ -23,8 +23,8 @@ from ..formats import lfs_pointer
 from ..image import ImageSource, StagingSource
 from ..layers import Compression, PreparedLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
-from ..manifest import Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
+from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
@@ -81,6 +81,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
     config: bytes = b""
     diff_ids: tuple[Digest, ...] = ()
+    height: int = 0  # levels of indexes below this node (0 for a manifest)
 
 
 class _Push:
@@ -92,6 +93,8 @@ class _Push:
         self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest | None]] = {}
         self.layers: dict[Digest, PreparedLayer] = {}
         self.reusable: dict[Digest, PreparedLayer] = {}
+        self.nodes: dict[Digest, _Node] = {}  # every manifest and index walked, by digest
+        self.finished: dict[Digest, Descriptor] = {}  # final descriptor of each walked node
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
         if desc.size > MAX_METADATA:
@@ -103,15 +106,30 @@ class _Push:
         return data
 
     def walk(self, source: ImageSource, desc: Descriptor, depth: int = 0) -> _Node:
+        """The node of ``desc`` and everything under it; each digest is read and parsed once.
+
+        An index may list the same child many times, and nested indexes multiply that: work
+        is bounded by distinct blobs, not by paths through the graph.
+        """
         what = source.label
-        if depth > 4:
-            raise InvalidImageError(f"{what}: indexes nested too deeply")
+        seen = self.nodes.get(desc.digest)
+        if seen is not None:
+            if seen.desc.size != desc.size:
+                raise InvalidImageError(f"{what}: {desc.digest} is listed with sizes {seen.desc.size} and {desc.size}")
+            if depth + seen.height > MAX_INDEX_DEPTH:
+                raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep under {desc.digest}")
+            return seen
+        if depth > MAX_INDEX_DEPTH:
+            raise InvalidImageError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep at {desc.digest}")
         data = self._read(source, desc, what)
         parsed = parse_manifest(data, f"{what}: {desc.digest}")
         node = _Node(source, desc, parsed)
         if isinstance(parsed, Index):
             node.children = [self.walk(source, child, depth + 1) for child in parsed.manifests]
+            node.height = 1 + max((c.height for c in node.children), default=0)
+            self.nodes[desc.digest] = node
             return node
+        self.nodes[desc.digest] = node
         node.config = self._read(source, parsed.config, what)
         if not mt.is_image_config(parsed.config.media_type):
             # An OCI artifact (a Helm chart, a signature…): blobs are stored verbatim, no diff_ids.
@@ -173,9 +191,9 @@ class _Push:
 
     def store_layers(self) -> None:
         self.find_reusable()
-        for digest, (source, desc, _) in self.jobs.items():  # announce the whole job to progress bars
-            if self._handed_over(source, desc) is None and digest not in self.reusable:
-                self.options.progress(ProgressEvent(str(desc.digest), "push", desc.size))
+        for digest, (_, desc, _) in self.jobs.items():  # announce the whole job to progress bars
+            phase = PRESENT if digest in self.reusable else WAITING
+            self.options.progress(ProgressEvent(str(desc.digest), "push", desc.size, phase=phase))
         with ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="lfsreg-layer") as pool:
             ordered = sorted(self.jobs.items(), key=lambda kv: -kv[1][1].size)
             futures = {d: pool.submit(self._store, *job) for d, job in ordered}
@@ -202,6 +220,12 @@ class _Push:
 
     def finish(self, node: _Node) -> Descriptor:
         """Final descriptor of ``node``, rewriting its document if any layer or child changed."""
+        done = self.finished.get(node.desc.digest)
+        if done is None:
+            done = self.finished[node.desc.digest] = self._finish(node)
+        return done
+
+    def _finish(self, node: _Node) -> Descriptor:
         if isinstance(node.parsed, Index):
             children = [self.finish(c) for c in node.children]
             if all(c.digest == o.digest for c, o in zip(children, node.parsed.manifests, strict=True)):
@@ -280,7 +304,9 @@ def _publish(
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
     staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
-    lfs.upload(staged, options.progress)  # type: ignore[arg-type]
+    # progress lines are keyed by the source's layer digest, also while the stored one uploads
+    source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
+    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))  # type: ignore[arg-type]
     missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
     if missing:
         raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")

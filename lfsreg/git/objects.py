@@ -1,0 +1,159 @@
+"""The object database of a bare repository, written the way git writes it.
+
+A loose object is written to ``objects/xx/tmp_obj_*`` and renamed into place: it appears
+whole or not at all, and a writer killed half-way leaves only a temporary file (which stock
+``git fsck`` ignores and this module sweeps away once it is old). No ``.lock`` file is ever
+taken for an object, so there is nothing for a killed writer to leave locked.
+
+Packing moves loose objects into a pack and then deletes them; a reader that looked in the
+packs just before the pack appeared and in the loose files just after they went looks again.
+One process packs at a time (an advisory lock on ``objects/pack``, released by the kernel if
+the process dies), and packing never fails the command that triggered it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+
+from dulwich.object_store import DiskObjectStore
+from dulwich.objects import ObjectID, ShaFile
+
+from ..errors import LocalStorageError
+from . import locks
+
+log = logging.getLogger(__name__)
+TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
+_READ_ATTEMPTS = 3
+_SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
+
+
+def storage_error(exc: OSError, path: str) -> LocalStorageError:
+    """A :class:`LocalStorageError` for a failed write of ``path`` (full disk, read-only, quota)."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else None
+    return LocalStorageError(f"{path}: cannot write: {reason}", hint=hint)
+
+
+class ObjectFiles:
+    """Reads and writes the objects of one repository's ``objects`` directory."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        self._store = store
+        self.path = os.fspath(store.path)
+
+    def _loose_path(self, hexsha: bytes) -> str:
+        name = hexsha.decode("ascii")
+        return os.path.join(self.path, name[:2], name[2:])
+
+    def get(self, hexsha: bytes) -> ShaFile:
+        """The object ``hexsha``; :class:`KeyError` if the repository does not have it."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return self._store[ObjectID(hexsha)]
+            except KeyError:
+                # A concurrent pack may have appeared after we scanned the packs and taken the
+                # loose copy away before we looked for it: looking again rescans the packs.
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def __contains__(self, hexsha: bytes) -> bool:
+        path = self._loose_path(hexsha)
+        with contextlib.suppress(OSError):
+            # Refresh the mtime as git does, so an age-based prune never takes an object a
+            # new commit is about to reference.
+            os.utime(path)
+            return True
+        return bool(self._store.contains_packed(ObjectID(hexsha)))
+
+    def add(self, obj: ShaFile) -> bytes:
+        """Store ``obj`` (temporary file, then rename) unless it is there; return its id."""
+        hexsha = bytes(obj.id)
+        path = self._loose_path(hexsha)
+        # A writer of an earlier lfsreg (dulwich's lock protocol) killed while writing this
+        # object left ``<sha>.lock``: nothing will ever rename it, and ``git fsck`` flags it.
+        if os.path.exists(path + ".lock"):
+            locks.remove_if_stale(path + ".lock", unheld=True)
+        if hexsha in self:
+            return hexsha
+        directory = os.path.dirname(path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+        except OSError as exc:
+            raise storage_error(exc, path) from exc
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(obj.as_legacy_object())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise storage_error(exc, path) from exc
+        return hexsha
+
+    def loose_estimate(self) -> int:
+        """The number of loose objects, estimated from one fan-out directory as git does."""
+        try:
+            names = os.listdir(os.path.join(self.path, "17"))
+        except FileNotFoundError:
+            return 0
+        return 256 * sum(1 for n in names if len(n) == 38)
+
+    @contextlib.contextmanager
+    def _pack_lock(self) -> Iterator[bool]:
+        """Hold the packing lock if no other process does (``False``: someone else is packing)."""
+        fd = os.open(os.path.join(self.path, "pack"), os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
+
+    def pack(self, threshold: int) -> int:
+        """Pack the loose objects if there are more than about ``threshold``; return how many.
+
+        Never raises: packing is an optimisation done after a commit landed, and a failure
+        here (a full disk, another process packing) must not turn that success into an error.
+        """
+        try:
+            if self.loose_estimate() <= threshold:
+                return 0
+            with self._pack_lock() as mine:
+                if not mine or self.loose_estimate() <= threshold:
+                    return 0
+                packed = int(self._store.pack_loose_objects())
+                self.sweep()
+                return packed
+        except Exception as exc:  # anything at all: see the docstring
+            log.warning("%s: packing loose objects failed (the push itself succeeded): %s", self.path, exc)
+            return 0
+
+    def sweep(self, older_than: float = _SWEEP_AFTER) -> None:
+        """Remove temporary files and object locks left by killed writers, once they are old."""
+        now = time.time()
+        for fanout in os.listdir(self.path):
+            if len(fanout) != 2:
+                continue
+            directory = os.path.join(self.path, fanout)
+            with contextlib.suppress(OSError):
+                for name in os.listdir(directory):
+                    path = os.path.join(directory, name)
+                    if name.startswith(TMP_PREFIX):
+                        with contextlib.suppress(OSError):
+                            if now - os.stat(path).st_mtime > older_than:
+                                os.unlink(path)
+                    elif name.endswith(".lock"):
+                        locks.remove_if_stale(path)
