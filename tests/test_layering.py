@@ -66,7 +66,7 @@ LAYERS = [
         "lfsreg.progress",
         "lfsreg.credentials",
     ),
-    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
     ("lfsreg.transports",),
