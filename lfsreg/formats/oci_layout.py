@@ -89,6 +89,6 @@ def index_entries(data: bytes, label: str) -> list[dict[str, Any]]:
     items = index.get("manifests") or []
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise InvalidImageError(f"{what}: 'manifests' is not a list of objects")
-    if not all(isinstance(i.get("annotations") or {}, dict) for i in items):
+    if not all(isinstance(i.get("annotations", {}), dict | None) for i in items):
         raise InvalidImageError(f"{what}: an entry's 'annotations' is not an object")
     return items
