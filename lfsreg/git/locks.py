@@ -127,7 +127,8 @@ def ref_update(git_dir: str, lock: str) -> Iterator[None]:
     advisory lock (which the kernel releases when the process dies), and erased when the update
     is over. Whoever finds the mark still written but unlocked knows that an lfsreg process was
     killed in the middle of its update, so the branch lock it may have left (held open by no
-    one) is garbage and is removed. A lock without such a mark may be stock git's: it is only
+    one) is garbage and is removed. The mark stays too when the update ends in an exception.
+    A lock without such a mark may be stock git's: it is only
     reported (:func:`stale_lock_error`), as git itself does.
     """
     fd = os.open(os.path.join(git_dir, GUARD), os.O_RDWR | os.O_CREAT, 0o644)
@@ -151,9 +152,9 @@ def ref_update(git_dir: str, lock: str) -> Iterator[None]:
                     os.unlink(lock)
                 log.warning("%s: removed the lock left by an lfsreg process killed while updating the branch", lock)
         os.pwrite(fd, f"{os.getpid()} {lock}\n".encode(), 0)
-        try:
-            yield
-        finally:  # alive to get here: dulwich removed its lock, if it took one
-            os.ftruncate(fd, 0)
+        yield
+        # Only after an update that ended normally: one interrupted by an exception (SIGTERM
+        # unwinding through dulwich's rename, say) may have left its lock, like a killed one.
+        os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the advisory lock
