@@ -10,28 +10,26 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .compression import check_algorithm
 from .credentials import strip_userinfo
+from .describe import ImageSummary, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
+from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
-from .manifest import Index, parse_config, parse_manifest
-from .ops.pull import IMAGE_CONFIGS, archive_images, pull_images
-from .ops.push import PushItem, PushOptions, PushResult, push_images
+from .ops.pull import pull_images
+from .ops.push import PushOptions, PushResult, push_images
+from .ops.selection import push_items
 from .progress import ProgressCallback, no_progress
-from .reference import ImageRef, validate_name, validate_tag
+from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .remotes import RemoteOptions, open_location
-from .transports import DAEMON, open_source, parse_source, parse_target, select
-
-if TYPE_CHECKING:
-    from .transports.docker_daemon import EnginePush
+from .transports import open_destination, open_sources, parse_source, parse_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +41,6 @@ class TagInfo:
     digest: Digest
 
 
-@dataclass(frozen=True, slots=True)
-class ImageSummary:
-    """A row of ``lfsreg images``: sizes are of the stored (compressed) blobs."""
-
-    name: str
-    tag: str
-    digest: Digest
-    image_id: Digest | None
-    created: str | None
-    size: int
-    platforms: tuple[str, ...]
-
-
 class Registry:
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
@@ -64,6 +49,12 @@ class Registry:
     A path is read and written in place. A URL is treated as a remote: git objects are fetched
     into a mirror and pushed back, and layers are copied through the local cache
     (``$XDG_CACHE_HOME/lfsreg``), so a second pull of the same layers transfers nothing.
+
+    Every method that opens the registry may raise, besides what it documents:
+    :class:`UsageError` (a malformed location), :class:`NotFoundError`/``RepositoryNotFound``,
+    :class:`NotARegistryError`, ``AuthenticationError``, ``PermissionDeniedError``,
+    ``UnreachableError``, ``RetriableError`` (retries spent), ``ProtocolError`` and
+    ``LocalStorageError`` (all from :mod:`lfsreg.errors`; the README lists when).
     """
 
     def __init__(self, location: str, *, options: RemoteOptions | None = None) -> None:
@@ -97,7 +88,11 @@ class Registry:
 
     # -- commands -------------------------------------------------------------------------
     def init(self) -> str:
-        """Create an empty registry (a bare repository whose first commit has the format marker)."""
+        """Create an empty registry (a bare repository whose first commit has the format marker).
+
+        Raises:
+            UsageError: the location is a registry already.
+        """
         publisher, _ = self._publisher(create=True)
         if not publisher.view().empty:
             raise UsageError(f"{self.label}: already a registry")
@@ -126,50 +121,28 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
-        """
-        refs = [parse_source(s) for s in sources]
-        renames = [ImageRef.parse(t, default_tag="latest") for t in tags]
-        daemon_refs = [ImageRef.parse(r.path) for r in refs if r.transport == DAEMON]
-        for text, ref in zip(sources, refs, strict=True):
-            if ref.transport == DAEMON and not text.startswith(DAEMON) and os.path.exists(text):
-                raise UsageError(
-                    f"{text!r} names a Docker engine image, but a file of that name exists",
-                    hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}",
-                )
-        opened = []
-        engine: EnginePush | None = None
-        try:
-            items: list[PushItem] = []
-            for ref in refs:
-                if ref.transport == DAEMON:
-                    continue
-                source = open_source(ref, spool_dir=spool_dir)
-                opened.append(source)
-                for root in select(source, ref):
-                    items.append(PushItem(source, root.descriptor, tuple(_split_name(n) for n in root.names)))
-            if renames and len(items) + len(daemon_refs) != 1:
-                raise UsageError(f"--tag names one image, but the sources hold {len(items) + len(daemon_refs)}")
-            for item in items:
-                if not item.targets and not renames:
-                    raise UsageError(
-                        f"{item.source.label}: image {item.root.digest.short} has no name",
-                        hint="give it one with --tag NAME:TAG",
-                    )
-            publisher, lfs = self._publisher(create=True)
-            options = PushOptions(compression, level, jobs, progress)
-            if daemon_refs:
-                from .transports.docker_daemon import prepare
-                from .transports.engine_client import EngineClient  # requests is imported only when an engine is used
 
-                engine = prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
-                items += engine.items
-            if renames:
-                items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
-            return push_images(publisher, lfs, items, options, prestaged=engine.prestaged if engine else None)
+        Raises:
+            InvalidReference: a source, a tag, or a digest given where a tag is needed.
+            UsageError: an ambiguous bare name, ``tags`` for several images, an unnamed image.
+            ImageNotFound: a selector the source lacks, an image the Docker engine lacks.
+            InvalidImageError: a malformed or unsafe source (a FIFO, a link out of a layout…).
+            CorruptContentError: bytes that do not match their digest, size or diff_id.
+            BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
+            ConcurrentUpdateError: the registry kept moving under the commit.
+        """
+        check_algorithm(compression)
+        refs = [parse_source(s) for s in sources]
+        renames = [parse_tagged(t) for t in tags]
+        options = PushOptions(compression, level, jobs, progress)
+        opened = open_sources(refs, spool_dir=spool_dir)
+        try:
+            publisher, lfs = self._publisher(create=True)
+            staging = LayerStaging(lfs.staging, Compression(compression, level), progress)
+            items = push_items(opened, renames, publisher.view(), staging)
+            return push_images(publisher, lfs, items, options)
         finally:
-            if engine is not None:
-                engine.discard()
-            for source in opened:
+            for _, source in opened:
                 source.close()
 
     def pull(
@@ -184,25 +157,29 @@ class Registry:
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
         ``docker-daemon:`` to load the images straight into the Docker engine.
+
+        Raises:
+            InvalidReference: an image or destination reference.
+            UsageError: ``oci:DIR:REF`` for several images, an artifact to a docker-archive.
+            NotFoundError: the registry is empty; ``ImageNotFound``: no such tag, digest or platform.
+            BlobNotFound, CorruptContentError: stored content missing or damaged (nothing written).
+            InvalidImageError: a damaged ``index.json`` in an existing ``oci:`` destination.
+            UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
         refs = [ImageRef.parse(i) for i in images]
-        target = parse_target(dest)
+        destination = open_destination(parse_target(dest))
         publisher, lfs = self._publisher()
         view = publisher.view()
         _require_content(view)
-        if target.kind == DAEMON:
-            from .transports.docker_daemon import load
-            from .transports.engine_client import EngineClient
-
-            client = EngineClient()
-            client.ping()  # fail before fetching anything if the engine is not there
-            resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-            load(client, archive)
-            return resolved
-        return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
+        return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
-        """Tags of ``name`` (or of every image), filtered by glob patterns."""
+        """Tags of ``name`` (or of every image), filtered by glob patterns.
+
+        Raises:
+            InvalidReference: a malformed ``name``.
+            ImageNotFound: no image of that name.
+        """
         view = self.view()
         names = [validate_name(name)] if name else list(view.names())
         out = []
@@ -225,20 +202,30 @@ class Registry:
             for tag, digest in view.tags(name):
                 if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
                     continue
-                base = cache.get(digest) or cache.setdefault(digest, _summary(view, digest))
+                base = cache.get(digest) or cache.setdefault(digest, summarize(view, digest))
                 out.append(ImageSummary(name, tag, digest, base.image_id, base.created, base.size, base.platforms))
         return out
 
     def inspect(self, image: str) -> dict[str, object]:
-        """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict."""
-        from .describe import inspect_image
+        """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict.
 
+        Raises:
+            InvalidReference: a malformed reference.
+            ImageNotFound: no such image.
+            BlobNotFound, CorruptContentError: a stored manifest or config missing or damaged.
+        """
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
 
     def remove(self, images: Sequence[str]) -> list[str]:
-        """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway)."""
+        """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).
+
+        Raises:
+            InvalidReference: a malformed reference; UsageError: a reference by digest.
+            ImageNotFound: a tag that is not there (nothing is removed).
+            ConcurrentUpdateError: the registry kept moving under the commit.
+        """
         refs = [ImageRef.parse(i) for i in images]
         if any(r.tag is None for r in refs):
             raise UsageError("rm takes NAME:TAG references (untagging a digest makes no sense)")
@@ -251,33 +238,9 @@ class Registry:
         return [str(r) for r in refs]
 
 
-def _split_name(text: str) -> tuple[str, str]:
-    ref = ImageRef.parse(text, default_tag="latest")
-    return ref.name, ref.tag or "latest"
-
-
 def _require_content(view: RegistryView) -> None:
     if view.empty:
         raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
-
-
-def _summary(view: RegistryView, digest: Digest) -> ImageSummary:
-    data = view.blob(digest)
-    parsed = parse_manifest(data, str(digest))
-    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in parsed.manifests] if isinstance(parsed, Index) else [parsed]
-    size = len(data)
-    image_id = created = None
-    platforms = []
-    for m in manifests:
-        if isinstance(m, Index):
-            continue
-        image_id = image_id or m.config.digest
-        size += m.config.size + sum(layer.size for layer in m.layers)
-        if m.config.media_type in IMAGE_CONFIGS:
-            config = parse_config(view.blob(m.config.digest), str(m.config.digest))
-            created = created or config.created
-            platforms.append(config.platform)
-    return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))
 
 
 __all__ = ["ImageSummary", "NotARegistryError", "Registry", "RemoteOptions", "TagInfo"]
