@@ -160,6 +160,7 @@ class GitRemote:
         self.mirror = GitStore.open(mirror_dir, cache=True) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir, cache=True)
         self.branch = DEFAULT_BRANCH  # the remote's registry branch, known after the first fetch
         self._tip: str | None = None
+        self._fetched = False  # whether _tip is the remote's tip as read in this process
         self._locked_since: float | None = None  # when the server first could not lock the branch
 
     @property
@@ -235,6 +236,7 @@ class GitRemote:
 
             self._call(fetch_tip)
         self._tip = tip.decode() if tip else None
+        self._fetched = True
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
@@ -335,8 +337,8 @@ class GitRemote:
         return False
 
     def lfs_url(self) -> str | None:
-        """``lfs.url`` from the ``.lfsconfig`` at the fetched tip, if the registry has one."""
-        tip = self._tip or self.mirror.read_ref(MIRROR_REF)
+        """``lfs.url`` from the ``.lfsconfig`` at the remote's tip (fetched first if not yet), if the registry has one."""
+        tip = self._tip if self._fetched else self.fetch_tip()
         if tip is None:
             return None
         data = self.mirror.snapshot(tip).read(".lfsconfig")
