@@ -147,8 +147,9 @@ class Registry:
         try:
             publisher = self._publisher(create=True)
             lfs = self._lfs()
-            staging = LayerStaging(lfs.staging, Compression(compression, level), progress)
-            items = push_items(opened, renames, publisher.view(), staging)
+            view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+            staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
+            items = push_items(opened, renames, view, staging)
             return push_images(publisher, lfs, items, options)
         finally:
             for _, source in opened:

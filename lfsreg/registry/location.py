@@ -106,6 +106,7 @@ class RemoteBackend:
         self.lfs = lfs
         self._on_close = on_close  # e.g. an SSH connection shared by git and LFS
         self._tip: str | None = None
+        self._fetched = False
 
     @property
     def git(self) -> GitStore:
@@ -121,6 +122,7 @@ class RemoteBackend:
     def tip(self) -> str | None:
         """Fetch and return the remote's tip."""
         self._tip = self.remote.fetch_tip()
+        self._fetched = True
         return self._tip
 
     def swap(self, old: str | None, new: str) -> bool:
@@ -129,7 +131,7 @@ class RemoteBackend:
 
     def lfsconfig(self) -> str | None:
         """``lfs.url`` in the ``.lfsconfig`` at the remote's tip (fetched now if not yet)."""
-        return lfsconfig_url(self.git, self._tip or self.tip())
+        return lfsconfig_url(self.git, self._tip if self._fetched else self.tip())
 
 
 Backend = LocalBackend | RemoteBackend
