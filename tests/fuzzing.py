@@ -19,9 +19,7 @@ from hypothesis import strategies as st
 
 from lfsreg.errors import LfsregError
 
-# Fast enough for every run of the suite; HYPOTHESIS_PROFILE=long for a deeper search.
-settings.register_profile("suite", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Fast enough for every run of the suite (a few seconds per parser).
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
