@@ -28,7 +28,7 @@ from conftest import CLI_TIMEOUT, assert_ok, fixture, run_cli
 from rich.console import Console
 
 import lfsreg
-from lfsreg.cli.progress_lines import LayerBoard, LiveLines
+from lfsreg.cli.progress_lines import LayerBoard, LiveLines, Row, fit
 from lfsreg.cli.render import ProgressBars
 from lfsreg.progress import DONE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
 
@@ -134,6 +134,14 @@ def test_pull_board_downloads_then_writes_and_announcements_never_undo_progress(
     board.update(ProgressEvent(A, "pull", 10 * MB, 9 * MB))
     board.update(ProgressEvent(A, "pull", 10 * MB, 0, True))
     assert _statuses(board) == {"a" * 12: "Pull complete", "Total": "1/1 layers"}
+
+
+def test_more_layers_than_terminal_lines_drop_finished_layers_first_and_keep_the_total():
+    rows = [Row(f"l{i}", "Pushed" if i in (1, 3) else "Pushing", None, "", "", i in (1, 3)) for i in range(6)]
+    rows.append(Row("Total", "2/6 layers", 0.5, "", ""))
+    assert [r.label for r in fit(rows, 5)] == ["l0", "l2", "l4", "l5", "Total"]
+    assert [r.label for r in fit(rows, 3)] == ["l0", "l2", "Total"]
+    assert [r.label for r in fit(rows, 50)] == [r.label for r in rows]
 
 
 # -- the renderer on a fake terminal ------------------------------------------------------------------

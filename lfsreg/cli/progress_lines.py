@@ -53,6 +53,7 @@ class Row:
     fraction: float | None
     amount: str
     rate: str
+    finished: bool = False
 
 
 def short_id(key: str) -> str:
@@ -137,7 +138,7 @@ class LayerBoard:
     def _row(self, line: _Line, now: float) -> Row:
         label, status = short_id(line.key), self._status(line)
         if line.phase not in (TRANSFERRING, VERIFYING) or not line.size:
-            return Row(label, status, None, "", "")
+            return Row(label, status, None, "", "", self._done(line))
         done = max(0, min(line.completed, line.size))
         rate = _rate(done, now - line.started) if line.phase == TRANSFERRING else ""
         return Row(label, status, done / line.size, f"{human_size(done)}/{human_size(line.size)}", rate)
@@ -165,6 +166,16 @@ class LayerBoard:
 
 def _rate(count: int, seconds: float) -> str:
     return f"{human_size(int(max(count, 0) / seconds))}/s" if seconds >= 0.2 else ""
+
+
+def fit(rows: list[Row], height: int) -> list[Row]:
+    """At most ``height`` rows, the total (last) always among them: finished layers go first."""
+    layers, total = rows[:-1], rows[-1:]
+    excess = len(layers) - max(height - 1, 0)
+    if excess > 0:
+        gone = {id(r) for r in [r for r in layers if r.finished][:excess]}
+        layers = [r for r in layers if id(r) not in gone][: max(height - 1, 0)]
+    return layers + total
 
 
 def render_rows(rows: list[Row]) -> Table:
@@ -206,7 +217,8 @@ class LiveLines:
 
     def _start(self) -> None:
         original = sys.stderr
-        live = Live(console=self._console, refresh_per_second=10, get_renderable=lambda: render_rows(self.board.rows()))
+        console = self._console
+        live = Live(console=console, refresh_per_second=10, get_renderable=lambda: render_rows(fit(self.board.rows(), console.height - 1)))
         live.start()
         # Handlers set up with the real stderr would write through the drawing: send them to
         # rich's stand-in for stderr, which prints whole lines above the display.
