@@ -20,7 +20,7 @@ from .digest import Digest
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
 from .lfs.store import LfsStore
 from .manifest import Index, parse_config, parse_manifest
-from .ops.pull import IMAGE_CONFIGS, archive_images, pull_images
+from .ops.pull import IMAGE_CONFIGS, pull_images, write_archives
 from .ops.push import PushItem, PushOptions, PushResult, push_images
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, validate_name, validate_tag
@@ -196,9 +196,7 @@ class Registry:
 
             client = EngineClient()
             client.ping()  # fail before fetching anything if the engine is not there
-            resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-            load(client, archive)
-            return resolved
+            return write_archives(view, lfs, refs, lambda images: load(client, images), platform=platform, progress=progress)
         return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:

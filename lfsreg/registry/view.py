@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidReference, NotARegistryError
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidImageError, InvalidReference, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
-from ..manifest import Descriptor
+from ..manifest import Descriptor, json_int, load_json
 from ..reference import ImageRef, validate_name
 from . import layout
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +28,33 @@ class StoredLayer:
     uncompressed_size: int | None
 
 
+def read_diffid_record(data: bytes, diff_id: Digest, what: str) -> StoredLayer:
+    """Decode a ``diffids/`` record for ``diff_id``; :class:`InvalidImageError` if it is damaged.
+
+    A record is a descriptor of a layer blob (a layer media type, an integer size) plus an
+    optional integer ``uncompressedSize``; for an uncompressed blob both must agree with
+    ``diff_id`` itself (its digest is the diff_id, its size the uncompressed size).
+    """
+    obj = load_json(data, what)
+    desc = Descriptor.from_json(obj, what)
+    usize = obj.get("uncompressedSize")
+    if usize is not None:
+        usize = json_int(usize, f"{what}: uncompressedSize")
+    compression = mt.layer_compression(desc.media_type)
+    if compression is None:
+        raise InvalidImageError(f"{what}: {desc.media_type!r} is not a layer media type")
+    if compression == "none" and (desc.digest != diff_id or usize not in (None, desc.size)):
+        raise InvalidImageError(f"{what}: uncompressed blob {desc.digest} ({desc.size} bytes) is not the layer itself")
+    return StoredLayer(desc, usize)
+
+
 class RegistryView:
     """The registry as of one commit. Cheap to create; caches nothing across commits."""
 
     def __init__(self, snapshot: Snapshot, label: str) -> None:
         self.snapshot = snapshot
         self.label = label
+        self._records: dict[Digest, StoredLayer | None] = {}  # diffids records read so far
         if snapshot.commit is not None:
             marker = snapshot.read(layout.MARKER)
             if marker is None:
@@ -99,19 +124,26 @@ class RegistryView:
         return obj
 
     def stored_layer(self, diff_id: Digest) -> StoredLayer | None:
-        """The stored blob for an uncompressed layer digest, if the registry holds one."""
-        data = self.snapshot.read(layout.diffid_path(diff_id))
-        if data is None:
-            return None
-        try:
-            obj = json.loads(data)
-            desc = Descriptor.from_json(obj, f"{self.label}: {layout.diffid_path(diff_id)}")
-        except (ValueError, TypeError):
-            return None  # a damaged record only costs deduplication
-        usize = obj.get("uncompressedSize")
-        if not self.has_layer(desc.digest):
-            return None
-        return StoredLayer(desc, usize if isinstance(usize, int) else None)
+        """The stored blob for an uncompressed layer digest, if the registry holds one.
+
+        Records are only an index (docs/format.md): a damaged one (see
+        :func:`read_diffid_record`), or one whose blob has no matching pointer in the tree, is
+        logged and treated as absent, so it costs deduplication and nothing else.
+        """
+        if diff_id in self._records:
+            return self._records[diff_id]
+        path = layout.diffid_path(diff_id)
+        data = self.snapshot.read(path)
+        record = None
+        if data is not None:
+            try:
+                record = read_diffid_record(data, diff_id, f"{self.label}: {path}")
+                self.layer_object(record.desc)  # the blob it names is in the tree, with that size
+            except LfsregError as exc:
+                log.warning("ignoring a damaged diffids record: %s", exc)
+                record = None
+        self._records[diff_id] = record
+        return record
 
     def names(self) -> Iterator[str]:
         """Every image name with at least one tag directory, sorted."""
