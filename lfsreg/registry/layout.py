@@ -1,4 +1,6 @@
-r"""Paths of the registry format, version 1 (docs/format.md). Pure functions, no I/O.
+r"""Paths and small files of the registry format, version 1 (docs/format.md). No I/O.
+
+The one place that knows how tag files and ``diffids/`` records are encoded and decoded.
 
 ::
 
@@ -13,8 +15,12 @@ r"""Paths of the registry format, version 1 (docs/format.md). Pure functions, no
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+from .. import mediatypes as mt
 from ..digest import Digest
+from ..errors import InvalidImageError, InvalidReference
+from ..manifest import Descriptor, json_int, load_json
 
 MARKER = "lfsreg.json"
 FORMAT_VERSION = 1
@@ -57,3 +63,48 @@ def tag_path(name: str, tag: str) -> str:
 def tag_content(digest: Digest) -> bytes:
     """The content of a tag file."""
     return f"{digest}\n".encode()
+
+
+def parse_tag(data: bytes) -> Digest | None:
+    """The digest a tag file holds, or ``None`` if the file is damaged."""
+    try:
+        return Digest.parse(data.decode().strip())
+    except (UnicodeDecodeError, InvalidReference):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffIdRecord:
+    """A ``diffids/`` record: the stored layer blob for an uncompressed digest, and its size.
+
+    Records are only an index (docs/format.md): a damaged one costs deduplication, nothing else.
+    """
+
+    desc: Descriptor
+    uncompressed_size: int | None
+
+
+def diffid_content(record: DiffIdRecord) -> bytes:
+    """The content of a ``diffids/`` record."""
+    obj = {**record.desc.to_json(), "uncompressedSize": record.uncompressed_size}
+    return json.dumps(obj, indent=1).encode() + b"\n"
+
+
+def parse_diffid(data: bytes, diff_id: Digest, what: str) -> DiffIdRecord:
+    """Decode the ``diffids/`` record of ``diff_id``; :class:`InvalidImageError` if it is damaged.
+
+    A record is a descriptor of a layer blob (a layer media type, an integer size) plus an
+    optional integer ``uncompressedSize``; for an uncompressed blob both must agree with
+    ``diff_id`` itself (its digest is the diff_id, its size the uncompressed size).
+    """
+    obj = load_json(data, what)
+    desc = Descriptor.from_json(obj, what)
+    usize = obj.get("uncompressedSize")
+    if usize is not None:
+        usize = json_int(usize, f"{what}: uncompressedSize")
+    compression = mt.layer_compression(desc.media_type)
+    if compression is None:
+        raise InvalidImageError(f"{what}: {desc.media_type!r} is not a layer media type")
+    if compression == "none" and (desc.digest != diff_id or usize not in (None, desc.size)):
+        raise InvalidImageError(f"{what}: uncompressed blob {desc.digest} ({desc.size} bytes) is not the layer itself")
+    return DiffIdRecord(desc, usize)

@@ -5,47 +5,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidImageError, InvalidReference, LfsregError, NotARegistryError
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
-from ..manifest import Descriptor, json_int, load_json
+from ..manifest import Descriptor
 from ..reference import ImageRef, validate_name
 from . import layout
+from .layout import DiffIdRecord
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLayer:
-    """A layer blob the registry holds for an uncompressed digest (a ``diffids/`` record)."""
-
-    desc: Descriptor
-    uncompressed_size: int | None
-
-
-def read_diffid_record(data: bytes, diff_id: Digest, what: str) -> StoredLayer:
-    """Decode a ``diffids/`` record for ``diff_id``; :class:`InvalidImageError` if it is damaged.
-
-    A record is a descriptor of a layer blob (a layer media type, an integer size) plus an
-    optional integer ``uncompressedSize``; for an uncompressed blob both must agree with
-    ``diff_id`` itself (its digest is the diff_id, its size the uncompressed size).
-    """
-    obj = load_json(data, what)
-    desc = Descriptor.from_json(obj, what)
-    usize = obj.get("uncompressedSize")
-    if usize is not None:
-        usize = json_int(usize, f"{what}: uncompressedSize")
-    compression = mt.layer_compression(desc.media_type)
-    if compression is None:
-        raise InvalidImageError(f"{what}: {desc.media_type!r} is not a layer media type")
-    if compression == "none" and (desc.digest != diff_id or usize not in (None, desc.size)):
-        raise InvalidImageError(f"{what}: uncompressed blob {desc.digest} ({desc.size} bytes) is not the layer itself")
-    return StoredLayer(desc, usize)
 
 
 class RegistryView:
@@ -54,7 +25,7 @@ class RegistryView:
     def __init__(self, snapshot: Snapshot, label: str) -> None:
         self.snapshot = snapshot
         self.label = label
-        self._records: dict[Digest, StoredLayer | None] = {}  # diffids records read so far
+        self._records: dict[Digest, DiffIdRecord | None] = {}  # diffids records read so far
         if snapshot.commit is not None:
             marker = snapshot.read(layout.MARKER)
             if marker is None:
@@ -91,10 +62,10 @@ class RegistryView:
                 f"tags of {ref.name}: {', '.join(t for t, _ in known[:10])}" if known else f"list images with: lfsreg images {self.label}"
             )
             raise ImageNotFound(f"{self.label}: no image {ref}", hint=hint)
-        try:
-            return Digest.parse(data.decode().strip())
-        except (UnicodeDecodeError, InvalidReference) as exc:
-            raise NotARegistryError(f"{self.label}: tag file for {ref} is corrupt") from exc
+        digest = layout.parse_tag(data)
+        if digest is None:
+            raise NotARegistryError(f"{self.label}: tag file for {ref} is corrupt")
+        return digest
 
     def has_blob(self, digest: Digest) -> bool:
         """True if a manifest, index or config with this digest is stored."""
@@ -123,11 +94,11 @@ class RegistryView:
             raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
         return obj
 
-    def stored_layer(self, diff_id: Digest) -> StoredLayer | None:
+    def stored_layer(self, diff_id: Digest) -> DiffIdRecord | None:
         """The stored blob for an uncompressed layer digest, if the registry holds one.
 
         Records are only an index (docs/format.md): a damaged one (see
-        :func:`read_diffid_record`), or one whose blob has no matching pointer in the tree, is
+        :func:`layout.parse_diffid`), or one whose blob has no matching pointer in the tree, is
         logged and treated as absent, so it costs deduplication and nothing else.
         """
         if diff_id in self._records:
@@ -137,7 +108,7 @@ class RegistryView:
         record = None
         if data is not None:
             try:
-                record = read_diffid_record(data, diff_id, f"{self.label}: {path}")
+                record = layout.parse_diffid(data, diff_id, f"{self.label}: {path}")
                 self.layer_object(record.desc)  # the blob it names is in the tree, with that size
             except LfsregError as exc:
                 log.warning("ignoring a damaged diffids record: %s", exc)
@@ -168,8 +139,7 @@ class RegistryView:
         for tag, is_dir, sha in self.snapshot.listdir(layout.tags_dir(name)):
             if is_dir:
                 continue
-            try:
-                out.append((tag, Digest.parse(self.snapshot.blob(sha).decode().strip())))
-            except (UnicodeDecodeError, InvalidReference):
-                continue
+            digest = layout.parse_tag(self.snapshot.blob(sha))
+            if digest is not None:
+                out.append((tag, digest))
         return sorted(out)
