@@ -35,7 +35,7 @@ class RegistryView:
                 )
             try:
                 version = json.loads(marker).get("version")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):  # the marker is content too
                 version = None
             if not isinstance(version, int) or version > layout.FORMAT_VERSION:
                 raise NotARegistryError(
