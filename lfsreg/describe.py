@@ -99,7 +99,8 @@ def summarize(view: RegistryView, digest: Digest) -> ImageSummary:
     """The summary of the manifest or index ``digest`` (``name``/``tag`` left empty for the caller)."""
     data = view.blob(digest)
     parsed = parse_manifest(data, str(digest))
-    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in _distinct(parsed.manifests)] if isinstance(parsed, Index) else [parsed]
+    children = _distinct(parsed.manifests) if isinstance(parsed, Index) else []
+    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in children] if isinstance(parsed, Index) else [parsed]
     size = len(data)
     image_id = created = None
     platforms = []
