@@ -126,6 +126,24 @@ def test_sigterm_during_staging_cleans_up(kind, tmp_path, big_image, request):
     assert main_ref(repo) == before
 
 
+def test_sigterm_during_https_upload_cleans_up(tmp_path, big_image, request):
+    """Killed while the queue uploads: its workers stop at their next chunk, nothing staged stays."""
+    target, repo, staging, env = _setup("https", tmp_path, request)
+    before = main_ref(repo)
+    proc = _start_push(target, big_image, env)
+    storage = request.getfixturevalue("git_http_repo").lfs_storage
+    deadline = time.monotonic() + 60
+    while not (storage.is_dir() and any(p.is_file() for p in storage.rglob("*"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "the push never started uploading"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    assert _files(staging) == [], f"SIGTERM left {[p.name for p in _files(staging)]}"
+    assert main_ref(repo) == before
+
+
 @pytest.mark.parametrize("kind", ["local", "file", "https"])
 def test_sigkill_leftovers_are_removed_by_the_next_push(kind, tmp_path, big_image, request):
     target, repo, staging, env = _setup(kind, tmp_path, request)
