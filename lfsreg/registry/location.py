@@ -143,7 +143,7 @@ def _mirror_dir(cache_dir: str, url: str) -> str:
 
 
 def _cache(options: RemoteOptions) -> ObjectCache:
-    return ObjectCache(os.path.join(options.cache_dir or cache_root(), "lfs"))
+    return ObjectCache.default(options.cache_dir)
 
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
