@@ -334,3 +334,23 @@ def test_https_push_keys_uploads_by_source_layer_and_reports_verify_and_present(
         reg.pull(["acme/app:1.0"], f"oci:{tmp_path / 'out'}", progress=events.append)
     for key, seen in _phases(events).items():
         assert seen == [("pull", WAITING), ("download", TRANSFERRING), ("download", DONE), ("pull", TRANSFERRING), ("pull", DONE)], key
+
+
+@pytest.mark.interop
+def test_engine_push_shows_one_line_per_layer(tmp_path, monkeypatch):
+    from engine_peer import start_engine
+
+    with start_engine(tmp_path / "engine") as engine:
+        engine.podman("load", "-q", "-i", str(fixture("app.docker.tar")))
+        monkeypatch.setenv("DOCKER_HOST", engine.docker_host)
+        reg = lfsreg.Registry(str(tmp_path / "reg.git"))
+        reg.init()
+        events: list[ProgressEvent] = []
+        reg.push(["docker-daemon:acme/app:1.0"], progress=events.append)
+    board = LayerBoard("push", Clock())
+    for event in events:
+        board.update(event)
+    statuses = _statuses(board)
+    assert statuses.pop("Total") == "3/3 layers", statuses
+    assert sorted(statuses) == sorted(_app_layers()), statuses  # the stream's member names fold into the digests
+    assert set(statuses.values()) == {"Pushed"}, statuses
