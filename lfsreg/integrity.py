@@ -109,23 +109,6 @@ class DiffIdCheck:
 
 
 @contextlib.contextmanager
-def staged_file(directory: str) -> Iterator[tuple[BinaryIO, str]]:
-    """A new temporary file in ``directory`` as ``(handle, path)``; removed if the block raises.
-
-    The caller moves it into place (or consumes it) after the block; on success it stays.
-    """
-    os.makedirs(directory, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="lfsreg-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f, path
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_output(path: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Write a file under a temporary name beside ``path`` and rename it into place.
 

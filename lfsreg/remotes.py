@@ -139,7 +139,7 @@ def content_endpoint(content_url: str, home: str, home_credentials: Sequence[Cre
 
 
 def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
-    from .lfs.api import endpoint_for  # requests is imported only for remote registries
+    from .lfs.batch import endpoint_for  # requests is imported only for remote registries
     from .lfs.http import HttpLfsStore, HttpSettings
 
     clean = strip_userinfo(location)

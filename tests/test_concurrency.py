@@ -51,9 +51,11 @@ START_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
 
 
-def run_concurrently(workdir: Path, argvs: list[list[str]], *, slow_git_init: float = 0.0) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``lfsreg ARGV`` for every argv in its own process, all released at the same moment."""
-    env = {**os.environ, "SLOW_GIT_INIT": str(slow_git_init)}
+def run_concurrently(
+    workdir: Path, argvs: list[list[str]], *, slow_git_init: float = 0.0, env: dict[str, str] | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``lfsreg ARGV`` for every argv in its own process (environment ``env``), all released at the same moment."""
+    env = {**(os.environ if env is None else env), "SLOW_GIT_INIT": str(slow_git_init)}
     workdir.mkdir(parents=True, exist_ok=True)
     barrier = workdir / "go"
     procs = []

@@ -67,7 +67,7 @@ LAYERS = [
         "lfsreg.credentials",
         "lfsreg.image",
     ),
-    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.layers", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
     ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.describe"),

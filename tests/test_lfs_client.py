@@ -15,11 +15,11 @@ import pytest
 from fault_lfs import Fault, FaultLfsServer
 
 from lfsreg.credentials import Credential
-from lfsreg.errors import LfsregError
+from lfsreg.errors import BlobNotFound, LfsregError, NotFoundError, RetriableError
 from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.lfs.cache import ObjectCache
 from lfsreg.lfs.http import HttpLfsStore, HttpSettings
-from lfsreg.lfs.queue import RetryPolicy, TransferError
+from lfsreg.lfs.retry import RetryPolicy
 
 SLEEPS: list[float] = []
 POLICY = RetryPolicy(max_retries=4, sleep=SLEEPS.append)
@@ -224,9 +224,10 @@ def test_per_object_error_reported_by_oid(server, tmp_path):
     oid = server.add_object(data)
     server.script(oid, "batch", [Fault.object_error(410, "removed by the owner")])
     store = _store(server, tmp_path)
-    with pytest.raises(TransferError) as info:
+    with pytest.raises(BlobNotFound) as info:
         store.fetch([_obj(data)])
     assert oid in str(info.value) and "removed by the owner" in str(info.value)
+    assert set(info.value.failures) == {oid}
 
 
 def test_retries_give_up(server, tmp_path):
@@ -234,8 +235,9 @@ def test_retries_give_up(server, tmp_path):
     oid = server.add_object(data)
     server.script(oid, "download", [Fault.status(500)] * 10)
     store = _store(server, tmp_path)
-    with pytest.raises(TransferError):
+    with pytest.raises(RetriableError) as info:
         store.fetch([_obj(data)])
+    assert info.value.status == 500
     assert server.attempts(oid, "download") == POLICY.max_retries + 1
     assert not os.path.exists(store.cache.path(_obj(data)))
 
@@ -253,6 +255,6 @@ def test_404_on_a_transfer_href_is_reported_by_oid(server, tmp_path):
     oid = server.add_object(data)
     server.script(oid, "download", [Fault.status(404, message="gone from storage")])
     store = _store(server, tmp_path)
-    with pytest.raises(TransferError) as info:
+    with pytest.raises(NotFoundError) as info:
         store.fetch([_obj(data)])
     assert oid in str(info.value) and "404" in str(info.value)

@@ -207,8 +207,9 @@ def test_batch_client_uses_and_refreshes_authenticated_headers():
     import requests
     from fault_lfs import FaultLfsServer
 
+    from lfsreg.errors import AuthenticationError
     from lfsreg.formats.lfs_pointer import LfsObject
-    from lfsreg.lfs.api import AuthError, BatchClient
+    from lfsreg.lfs.batch import BatchClient
 
     good = "Basic " + base64.b64encode(b"alice:s3cret").decode()
     calls = []
@@ -229,6 +230,6 @@ def test_batch_client_uses_and_refreshes_authenticated_headers():
             [],
             header_source=lambda op, refresh: (server.endpoint("team/repo.git"), {}),
         )
-        with pytest.raises(AuthError) as info:
+        with pytest.raises(AuthenticationError) as info:
             client.batch("download", [LfsObject(oid, 5)])
         assert "git-lfs-authenticate" in info.value.hint

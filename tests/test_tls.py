@@ -23,7 +23,7 @@ from lfsreg.errors import LfsregError
 from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.lfs.cache import ObjectCache
 from lfsreg.lfs.http import HttpLfsStore, HttpSettings
-from lfsreg.lfs.queue import RetryPolicy
+from lfsreg.lfs.retry import RetryPolicy
 
 
 def _cert(tmp_path: Path) -> tuple[Path, Path, Path]:

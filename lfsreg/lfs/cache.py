@@ -1,20 +1,26 @@
 """The local content-addressed cache of LFS objects (``$XDG_CACHE_HOME/lfsreg/lfs``).
 
-Entries appear only by atomic rename after their hash was checked, and are re-hashed before
-use: a corrupted entry is deleted and fetched again, never served.
+This module alone knows the cache's layout::
+
+    objects/<oid[0:2]>/<oid[2:4]>/<oid>   verified objects (as git-lfs lays them out)
+    incomplete/<oid>.part                 a download cut short, resumed with Range
+    tmp/lfsreg-<pid>-*                    staged layers and downloads in progress
+
+Entries appear only by atomic rename after their hash was checked
+(:class:`lfsreg.staging.VerifiedWriter`), and are re-hashed before use: a corrupted entry is
+deleted and fetched again, never served. Staging files of processes that are gone are
+removed when the next process stages (:func:`lfsreg.staging.sweep_stale`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from typing import BinaryIO
 
-from ..digest import CHUNK
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
-from ..integrity import staged_file
+from ..staging import VerifiedWriter, file_sha256, place, staged_file, temp_path
 
 
 def cache_root() -> str:
@@ -27,10 +33,11 @@ def cache_root() -> str:
 
 
 class ObjectCache:
-    """LFS objects laid out as git-lfs does: ``objects/<oid[0:2]>/<oid[2:4]>/<oid>``."""
+    """LFS objects under ``root``, laid out as the module docstring says."""
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.tmp = os.path.join(root, "tmp")
 
     def path(self, obj: LfsObject) -> str:
         """The cache file for ``obj``."""
@@ -43,28 +50,33 @@ class ObjectCache:
             if os.path.getsize(path) != obj.size:
                 os.unlink(path)
                 return False
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+            oid, _ = file_sha256(path)
         except FileNotFoundError:
             return False
-        if h.hexdigest() != obj.oid:
+        if oid != obj.oid:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             return False
         return True
 
     def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
-        """A temporary file in the cache (removed on error)."""
-        return staged_file(os.path.join(self.root, "tmp"))
+        """A temporary file in the cache (removed on error, and by the next run if abandoned)."""
+        return staged_file(self.tmp)
 
     def adopt(self, obj: LfsObject, staged: str) -> None:
         """Move a verified staged file into place."""
-        target = self.path(obj)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.chmod(staged, 0o644)
-        os.replace(staged, target)
+        place(staged, self.path(obj))
+
+    def writer(self, obj: LfsObject, what: str, *, resume: bool = False) -> VerifiedWriter:
+        """A :class:`VerifiedWriter` whose commit puts ``obj`` in the cache.
+
+        With ``resume`` it appends to the object's partial download (kept when the writer is
+        left by an exception), else it writes a fresh temporary file.
+        """
+        if resume:
+            part = os.path.join(self.root, "incomplete", obj.oid + ".part")
+            return VerifiedWriter(part, self.path(obj), obj.oid, obj.size, what, resume=True)
+        return VerifiedWriter(temp_path(self.tmp), self.path(obj), obj.oid, obj.size, what)
 
     def open(self, obj: LfsObject, label: str = "cache") -> BinaryIO:
         """Open an entry (callers verify what they read); :class:`BlobNotFound` if it was not fetched."""

@@ -6,80 +6,57 @@ cache makes repeated pulls free), with a directory standing in for the LFS serve
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Sequence
 
-from ..digest import CHUNK
-from ..errors import DigestMismatchError
+from ..errors import CorruptContentError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..staging import VerifiedWriter, temp_path
 from .cache import ObjectCache
-from .store import LocalLfsStore
+from .store import CachedLfsStore, LocalLfsStore
 
 
-class FileRemoteLfsStore:
-    """A remote bare repository's LFS directory, with downloads kept in an :class:`ObjectCache`."""
+class FileRemote:
+    """:class:`lfsreg.lfs.store.Remote` for a bare repository's LFS directory on this machine."""
 
-    def __init__(self, git_dir: str, cache: ObjectCache, label: str) -> None:
+    def __init__(self, git_dir: str, label: str) -> None:
         self._remote = LocalLfsStore(git_dir)
-        self._cache = cache
         self.label = label
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the remote lacks."""
         return self._remote.missing(objects)
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
-        """Stage in the cache, so an uploaded object is also cached."""
-        with self._cache.staging() as staged:
-            yield staged
-
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Copy each staged file to the remote (atomically), then keep it in the cache."""
+        """Copy each staged file the remote lacks into it (verified, renamed atomically)."""
         for obj, staged in items:
             if self._remote.missing([obj]):
                 target = self._remote.path(obj)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix="lfsreg-", dir=os.path.dirname(target))
-                os.close(fd)
-                try:
-                    shutil.copyfile(staged, tmp)
-                    os.chmod(tmp, 0o644)
-                    os.replace(tmp, target)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-            self._cache.adopt(obj, staged)
+                what = f"{self.label}: LFS object sha256:{obj.oid}"
+                tmp = temp_path(os.path.join(self._remote.root, "tmp"))
+                with VerifiedWriter(tmp, target, obj.oid, obj.size, what) as out, open(staged, "rb") as src:
+                    out.copy_from(src)
+                    out.commit()
             progress(ProgressEvent(f"sha256:{obj.oid}", "stored", obj.size, 0, True))
 
-    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
-        """Copy objects that are not validly cached from the remote, hashing as they are written."""
+    def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
+        """Copy objects into the cache, hashing as they are written."""
         for obj in objects:
-            if self._cache.valid(obj):
-                continue
             key = f"sha256:{obj.oid}"
+            what = f"{self.label}: LFS object sha256:{obj.oid}"
             progress(ProgressEvent(key, "download", obj.size))
-            with self._remote.open(obj) as src, self._cache.staging() as (out, path):
-                h = hashlib.sha256()
-                count = 0
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    count += len(chunk)
-                    progress(ProgressEvent(key, "download", obj.size, len(chunk)))
-                out.flush()
-                if count != obj.size or h.hexdigest() != obj.oid:
-                    raise DigestMismatchError(f"{self.label}: LFS object sha256:{obj.oid} is corrupt on the remote")
-                self._cache.adopt(obj, path)
+            with self._remote.open(obj) as src, cache.writer(obj, what) as out:
+                out.copy_from(src, lambda n, key=key, size=obj.size: progress(ProgressEvent(key, "download", size, n)))
+                try:
+                    out.commit()
+                except CorruptContentError as exc:
+                    raise CorruptContentError(f"{what} is corrupt on the remote") from exc
             progress(ProgressEvent(key, "download", obj.size, 0, True))
 
-    def open(self, obj: LfsObject) -> BinaryIO:
-        """Open the cached copy (call :meth:`fetch` first)."""
-        return self._cache.open(obj, self.label)
+
+class FileRemoteLfsStore(CachedLfsStore):
+    """A remote bare repository's LFS directory, with downloads kept in an :class:`ObjectCache`."""
+
+    def __init__(self, git_dir: str, cache: ObjectCache, label: str) -> None:
+        super().__init__(FileRemote(git_dir, label), cache, label)

@@ -1,31 +1,40 @@
-"""An LFS store behind the Git LFS HTTP API, with downloads kept in the local cache."""
+"""An LFS store behind the Git LFS HTTP API (batch API + basic transfers through the queue), cached locally."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import requests
 from requests.utils import get_environ_proxies
 
 from ..credentials import Credential
-from ..formats.lfs_pointer import LfsObject
-from ..progress import ProgressCallback, no_progress
-from .api import BatchClient, HeaderSource
+from .batch import BatchClient, HeaderSource
 from .cache import ObjectCache
-from .queue import RetryPolicy, TransferQueue
+from .queue import TransferQueue
+from .retry import RetryPolicy
+from .store import CachedLfsStore
+from .transfer import BasicAdapter
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """How to talk HTTP: TLS, timeouts, concurrency, retries."""
+    """How to talk HTTP: TLS, timeouts, concurrency, retries.
+
+    Attributes:
+        timeout: seconds a single socket read may wait.
+        deadline: seconds an API request (batch, verify) may take from start to last byte; a
+            transfer may take this plus its size at ``min_rate``. Past it the request counts
+            as stalled, a retriable failure.
+        min_rate: bytes per second the transfer deadline allows for.
+    """
 
     ca_bundle: str | None = None
     verify_tls: bool = True
     timeout: float = 60.0
+    deadline: float = 300.0
+    min_rate: float = 16 << 10
     jobs: int = 8
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -62,7 +71,22 @@ def make_session(settings: HttpSettings) -> requests.Session:
     return session
 
 
-class HttpLfsStore:
+def http_queue(
+    endpoint: str,
+    credentials: Sequence[Credential],
+    settings: HttpSettings,
+    *,
+    ref: str | None = "refs/heads/main",
+    header_source: HeaderSource | None = None,
+) -> TransferQueue:
+    """The transfer queue for an LFS server's batch API at ``endpoint``, with basic transfers."""
+    session = make_session(settings)
+    client = BatchClient(endpoint, session, credentials, timeout=settings.timeout, deadline=settings.deadline, header_source=header_source)
+    adapter = BasicAdapter(client, session, timeout=settings.timeout, deadline=settings.deadline, min_rate=settings.min_rate)
+    return TransferQueue(adapter, jobs=settings.jobs, policy=settings.policy, ref=ref)
+
+
+class HttpLfsStore(CachedLfsStore):
     """:class:`lfsreg.lfs.store.LfsStore` over an LFS server: batch API, basic transfers, cache."""
 
     def __init__(
@@ -75,35 +99,5 @@ class HttpLfsStore:
         ref: str | None = "refs/heads/main",
         header_source: HeaderSource | None = None,
     ) -> None:
-        self.session = make_session(settings)
-        self.client = BatchClient(endpoint, self.session, credentials, timeout=settings.timeout, header_source=header_source)
-        self.queue = TransferQueue(self.client, self.session, jobs=settings.jobs, policy=settings.policy, timeout=settings.timeout, ref=ref)
-        self.cache = cache
-        self.label = self.client.label
-
-    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
-        """Objects the server lacks (one upload batch per 100)."""
-        return self.queue.missing(objects) if objects else []
-
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
-        """Stage in the cache, so an uploaded object is also cached."""
-        with self.cache.staging() as staged:
-            yield staged
-
-    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Upload what the server lacks, then keep every staged file in the cache."""
-        if items:
-            self.queue.upload(items, progress)
-        for obj, staged in items:
-            self.cache.adopt(obj, staged)
-
-    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
-        """Download the objects that are not validly cached."""
-        todo = [o for o in objects if not self.cache.valid(o)]
-        if todo:
-            self.queue.download(todo, self.cache, progress)
-
-    def open(self, obj: LfsObject) -> BinaryIO:
-        """Open the cached copy (call :meth:`fetch` first)."""
-        return self.cache.open(obj, self.label)
+        self.queue = http_queue(endpoint, credentials, settings, ref=ref, header_source=header_source)
+        super().__init__(self.queue, cache)

@@ -1,72 +1,127 @@
 """The transfer queue: batches of 100, 8 transfers at once, per-object retries (git-lfs ``tq``).
 
-Objects go to the batch API in batches, largest first; each object's transfer then runs on a
-worker with its own retry counter: exponential backoff from 250 ms (capped at 10 s) on
-connection errors and 5xx, the server's ``Retry-After`` on 429/503, all bounded by a total
-time limit; an action that expired (or whose signed href was refused) is re-requested from
-the batch API. Failures are collected per object and reported together, by oid.
+The queue does everything around moving bytes, for any :class:`Adapter` (HTTP ``basic``,
+SSH ``git-lfs-transfer``): objects go to the adapter's batch call in batches, largest first;
+each object's transfer then runs on a worker with its own retry counter: exponential backoff
+from 250 ms (capped at 10 s) on :class:`lfsreg.errors.RetriableError` (a 5xx, a cut, a
+stall), the server's ``Retry-After`` when it gave one, all bounded by a total time limit; an
+action that expired (or whose signed href was refused) is re-requested from the batch call.
+Progress is reported per object and rolled back when an attempt fails. Failures are
+collected per object and reported together, by oid.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Protocol
 
-import requests
-
-from ..errors import BlobNotFound, LfsregError
+from ..errors import BlobNotFound, LfsregError, ProtocolError, RetriableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
 from ..progress import PRESENT, VERIFYING, ProgressCallback, ProgressEvent, no_progress
-from . import transfer
-from .api import Action, BatchClient, BatchItem, ExpiredActionError, LfsError, RetriableError
+from .batch import BatchItem, ExpiredActionError
 from .cache import ObjectCache
 from .retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+#: Called with byte deltas as an attempt moves bytes.
+Progress = Callable[[int], None]
 
-class TransferError(LfsregError):
-    """Some objects could not be transferred; ``failures`` maps oid to the reason."""
 
-    def __init__(self, operation: str, failures: dict[str, LfsregError]) -> None:
-        first_oid, first = next(iter(failures.items()))
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        super().__init__(f"LFS {operation} of sha256:{first_oid} failed: {first}{more}", hint=first.hint)
-        self.failures = failures
+class Adapter(Protocol):
+    """One way to talk to an LFS server: the batch call, and moving one object each way.
+
+    Adapters do one attempt and classify its failure (:class:`RetriableError` for what is worth
+    retrying, :class:`ExpiredActionError` for a refused action); the queue retries. Methods are
+    called from several threads at once.
+    """
+
+    label: str
+
+    def batch(self, operation: str, objects: Sequence[LfsObject], ref: str | None) -> list[BatchItem]:
+        """The server's answer for each object (at most 100), in the order given."""
+        ...
+
+    def upload(self, item: BatchItem, path: str, progress: Progress) -> None:
+        """Send the file at ``path`` with ``item.actions["upload"]``."""
+        ...
+
+    def verify(self, item: BatchItem) -> None:
+        """Ask the server to confirm an upload (where the batch answer or protocol calls for it)."""
+        ...
+
+    def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
+        """Fetch the object with ``item.actions["download"]`` into ``cache`` (verified)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and sessions."""
+        ...
+
+
+class _Stopped(BaseException):
+    """Raised in workers once the queue is stopping (the main thread was interrupted)."""
+
+
+def transfer_failed(operation: str, failures: dict[str, LfsregError]) -> LfsregError:
+    """One error for per-object failures: the first one's class, naming it; ``failures`` kept.
+
+    The class tells the caller what to do (e.g. :class:`BlobNotFound`,
+    :class:`lfsreg.errors.AuthenticationError`); the attribute ``failures`` maps every oid to
+    its error.
+    """
+    first_oid, first = next(iter(failures.items()))
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    message = f"LFS {operation} of sha256:{first_oid} failed: {first}{more}"
+    err: LfsregError
+    try:
+        err = type(first)(message, hint=first.hint)
+    except TypeError:
+        err = ProtocolError(message, hint=first.hint)
+    else:
+        err.__dict__.update(first.__dict__)  # status, retry_after and the like
+    err.failures = failures  # type: ignore[attr-defined]
+    return err
 
 
 class TransferQueue:
-    """Moves objects between this machine and one LFS endpoint."""
+    """Moves objects between this machine and one LFS server through ``adapter``."""
 
     def __init__(
         self,
-        client: BatchClient,
-        session: requests.Session,
+        adapter: Adapter,
         *,
         jobs: int = 8,
         batch_size: int = 100,
         policy: RetryPolicy | None = None,
-        timeout: float = 60.0,
         ref: str | None = None,
     ) -> None:
-        self.client = client
-        self.session = session
-        self.jobs = jobs
+        self.adapter = adapter
+        self.label = adapter.label
+        self.jobs = max(1, jobs)
         self.batch_size = batch_size
         self.policy = policy or RetryPolicy()
-        self.timeout = timeout
         self.ref = ref
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        """Close the adapter."""
+        self.adapter.close()
 
     def _back_off(self, exc: RetriableError, attempt: int, start: float) -> None:
         """Wait before retry ``attempt``, or re-raise ``exc`` once retries or time run out."""
-        wait = self.policy.delay(attempt, exc.retry_after)
-        if attempt > self.policy.max_retries or time.monotonic() - start + wait > self.policy.max_retry_time:
+        wait_s = self.policy.delay(attempt, exc.retry_after)
+        if attempt > self.policy.max_retries or time.monotonic() - start + wait_s > self.policy.max_retry_time:
             raise exc
-        log.debug("%s; retry %d in %.2f s", exc, attempt, wait)
-        if wait:
-            self.policy.sleep(wait)
+        log.debug("%s; retry %d in %.2f s", exc, attempt, wait_s)
+        if wait_s:
+            self.policy.sleep(wait_s)
+        if self._stop.is_set():
+            raise _Stopped
 
     # -- batch calls with retries -----------------------------------------------------------
     def _batch(self, operation: str, objects: Sequence[LfsObject]) -> list[BatchItem]:
@@ -74,13 +129,13 @@ class TransferQueue:
         attempt = 0
         while True:
             try:
-                return self.client.batch(operation, objects, ref=self.ref)
+                return self.adapter.batch(operation, objects, self.ref)
             except RetriableError as exc:
                 attempt += 1
                 self._back_off(exc, attempt, start)
 
     def batches(self, operation: str, objects: Sequence[LfsObject]) -> list[BatchItem]:
-        """Batch-API answers for ``objects``, in batches of at most ``batch_size``."""
+        """Answers for ``objects`` (duplicates dropped), largest first, in batches of ``batch_size``."""
         items: list[BatchItem] = []
         ordered = sorted({o.oid: o for o in objects}.values(), key=lambda o: -o.size)
         for i in range(0, len(ordered), self.batch_size):
@@ -89,90 +144,111 @@ class TransferQueue:
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the server does not hold: those an upload batch still asks to upload."""
+        if not objects:
+            return []
         return [item.obj for item in self.batches("upload", objects) if "upload" in item.actions or item.error]
 
     # -- per-object work ---------------------------------------------------------------------
-    def _run(self, operation: str, item: BatchItem, work: Callable[[dict[str, Action]], None]) -> None:
+    def _run(self, operation: str, item: BatchItem, work: Callable[[BatchItem, Progress], None], progress: ProgressCallback) -> None:
         start = time.monotonic()
         attempt = 0
-        actions = item.actions
+        key, size = f"sha256:{item.obj.oid}", item.obj.size
+        progress(ProgressEvent(key, operation, size))
         while True:
+            moved = 0
+
+            def step(n: int) -> None:
+                nonlocal moved
+                if self._stop.is_set():
+                    raise _Stopped
+                moved += n
+                progress(ProgressEvent(key, operation, size, n))
+
             try:
-                if any(a.expired() for a in actions.values()):
-                    raise ExpiredActionError(f"{operation} action for sha256:{item.obj.oid} expired")
-                work(actions)
-                return
+                if any(a.expired() for a in item.actions.values()):
+                    raise ExpiredActionError(f"{operation} action for {key} expired")
+                work(item, step)
+                break
             except RetriableError as exc:
+                if moved:
+                    progress(ProgressEvent(key, operation, size, -moved))
                 attempt += 1
                 self._back_off(exc, attempt, start)
                 if isinstance(exc, ExpiredActionError):
                     fresh = self._batch(operation, [item.obj])[0]
                     if fresh.error:
-                        raise LfsError(f"sha256:{item.obj.oid}: {fresh.error[1]} (code {fresh.error[0]})") from None
+                        raise _object_error(fresh) from None
                     if operation == "upload" and "upload" not in fresh.actions:
-                        return  # someone else finished the upload meanwhile
-                    actions = fresh.actions
+                        break  # someone else finished the upload meanwhile
+                    item = fresh
+            except BaseException:
+                if moved:
+                    progress(ProgressEvent(key, operation, size, -moved))
+                raise
+        progress(ProgressEvent(key, operation, size, 0, True))
 
-    def _all(self, operation: str, items: Sequence[BatchItem], work: Callable[[BatchItem, dict[str, Action]], None]) -> None:
-        failures: dict[str, LfsregError] = {}
-        for item in items:
-            if item.error is not None:
-                code, message = item.error
-                err_cls = BlobNotFound if code in (404, 410) else LfsError
-                failures[item.obj.oid] = err_cls(f"{message or 'error'} (code {code})")
+    def _all(
+        self, operation: str, items: Sequence[BatchItem], work: Callable[[BatchItem, Progress], None], progress: ProgressCallback
+    ) -> None:
+        failures: dict[str, LfsregError] = {item.obj.oid: _object_error(item) for item in items if item.error is not None}
         todo = [i for i in items if i.error is None and i.actions]
-        with ThreadPoolExecutor(max(1, self.jobs), thread_name_prefix="lfsreg-lfs") as pool:
-            futures = {i.obj.oid: pool.submit(self._run, operation, i, lambda a, i=i: work(i, a)) for i in todo}
-            for oid, future in futures.items():
-                exc = future.exception()
-                if isinstance(exc, LfsregError):
-                    failures[oid] = exc
-                elif exc is not None:
-                    raise exc
+        if todo:
+            pool = ThreadPoolExecutor(min(self.jobs, len(todo)), thread_name_prefix="lfsreg-lfs")
+            futures: dict[str, Future[None]] = {}
+            try:
+                futures = {i.obj.oid: pool.submit(self._run, operation, i, work, progress) for i in todo}
+                for oid, future in futures.items():
+                    exc = future.exception()
+                    if isinstance(exc, LfsregError):
+                        failures[oid] = exc
+                    elif exc is not None:
+                        raise exc
+            except BaseException:
+                # Interrupted (SIGTERM, Ctrl-C) or a bug: stop the workers at their next chunk.
+                self._stop.set()
+                for future in futures.values():
+                    future.cancel()
+                wait(list(futures.values()))
+                raise
+            finally:
+                pool.shutdown(wait=True)
         if failures:
-            raise TransferError(operation, failures)
+            raise transfer_failed(operation, failures)
 
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Upload staged files the server lacks, then call each ``verify`` action."""
+        """Upload the staged files the server lacks (and verify them where it asks); files stay."""
+        if not items:
+            return
         paths = {obj.oid: path for obj, path in items}
 
-        def work(item: BatchItem, actions: dict[str, Action]) -> None:
-            key = f"sha256:{item.obj.oid}"
-            progress(ProgressEvent(key, "upload", item.obj.size))
-            if "upload" in actions:
-                transfer.upload(
-                    self.session,
-                    item.obj,
-                    paths[item.obj.oid],
-                    actions["upload"],
-                    lambda n: progress(ProgressEvent(key, "upload", item.obj.size, n)),
-                    self.timeout,
-                )
-                if "verify" in actions:
-                    progress(ProgressEvent(key, "upload", item.obj.size, phase=VERIFYING))
-                    transfer.verify(self.session, item.obj, actions["verify"], self.timeout)
-            progress(ProgressEvent(key, "upload", item.obj.size, 0, True))
+        def work(item: BatchItem, step: Progress) -> None:
+            if "upload" in item.actions:
+                self.adapter.upload(item, paths[item.obj.oid], step)
+                progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=VERIFYING))
+                self.adapter.verify(item)
 
         batch = self.batches("upload", [o for o, _ in items])
         for item in batch:
             if item.error is None and not item.actions:  # the server holds it already
                 progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=PRESENT))
-        self._all("upload", batch, work)
+        self._all("upload", batch, work, progress)
 
     def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
         """Download ``objects`` into ``cache`` (each verified before it appears there)."""
+        if not objects:
+            return
 
-        def work(item: BatchItem, actions: dict[str, Action]) -> None:
-            key = f"sha256:{item.obj.oid}"
-            progress(ProgressEvent(key, "download", item.obj.size))
-            transfer.download(
-                self.session,
-                item.obj,
-                actions["download"],
-                cache,
-                lambda n: progress(ProgressEvent(key, "download", item.obj.size, n)),
-                self.timeout,
-            )
-            progress(ProgressEvent(key, "download", item.obj.size, 0, True))
+        def work(item: BatchItem, step: Progress) -> None:
+            self.adapter.download(item, cache, step)
 
-        self._all("download", self.batches("download", objects), work)
+        self._all("download", self.batches("download", objects), work, progress)
+
+
+def _object_error(item: BatchItem) -> LfsregError:
+    """The error for an object the batch answer refused (``error: {code, message}``)."""
+    assert item.error is not None
+    code, message = item.error
+    text = f"{message or 'error'} (code {code})"
+    if code in (404, 410):
+        return BlobNotFound(text)
+    return error_for_status(code, text) if 400 <= code <= 599 else ProtocolError(text)

@@ -12,32 +12,30 @@ credentials. An explicit endpoint (``--lfs-url``, ``LFSREG_LFS_URL``, ``.lfsconf
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import re
-import shlex
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from ..credentials import Credential, strip_userinfo
-from ..errors import LfsregError
+from ..errors import ProtocolError
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, no_progress
 from ..ssh.connection import SshConnection
 from ..ssh.errors import CommandMissing, command_failed
-from ..ssh.url import SshUrl
-from .api import EXPIRY_MARGIN, parse_action
+from ..ssh.url import SshUrl, remote_path_arg
+from .batch import EXPIRY_MARGIN, parse_action
 from .cache import ObjectCache
-from .http import HttpLfsStore, HttpSettings
-from .store import LfsStore
+from .http import HttpSettings, http_queue
+from .queue import TransferQueue
+from .sshtransfer import SshTransferAdapter
+from .store import CachedLfsStore
 
+__all__ = ["LfsAuthentication", "SshAuthenticator", "SshLfsStore", "SshRemote", "parse_authenticate", "remote_path_arg"]
 log = logging.getLogger(__name__)
-_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/~@+-]+$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class LfsAuthentication:
     expires: float | None  # epoch seconds, None: does not expire
 
     def expired(self, now: float | None = None) -> bool:
-        """True if it expires within :data:`lfsreg.lfs.api.EXPIRY_MARGIN` seconds."""
+        """True if it expires within :data:`lfsreg.lfs.batch.EXPIRY_MARGIN` seconds."""
         return self.expires is not None and (now or time.time()) + EXPIRY_MARGIN >= self.expires
 
 
@@ -59,20 +57,15 @@ def parse_authenticate(data: bytes, default_href: str, requested_at: float, labe
     try:
         obj = json.loads(data)
     except ValueError:
-        raise LfsregError(f"{what} did not print JSON") from None
+        raise ProtocolError(f"{what} did not print JSON") from None
     if not isinstance(obj, dict):
-        raise LfsregError(f"{what} did not print a JSON object")
+        raise ProtocolError(f"{what} did not print a JSON object")
     action = parse_action({**obj, "href": obj.get("href") or default_href}, requested_at, what)
     return LfsAuthentication(action.href.rstrip("/"), action.header, action.expires)
 
 
-def remote_path_arg(path: str) -> str:
-    """The repository path as git-lfs passes it (unquoted), quoted only if the shell would split it."""
-    return path if _PLAIN_PATH.match(path) else shlex.quote(path)
-
-
 class SshAuthenticator:
-    """``git-lfs-authenticate`` on a connection, cached per operation; a :data:`lfsreg.lfs.api.HeaderSource`."""
+    """``git-lfs-authenticate`` on a connection, cached per operation; a :data:`lfsreg.lfs.batch.HeaderSource`."""
 
     def __init__(self, connection: SshConnection, url: SshUrl, label: str) -> None:
         self._connection = connection
@@ -110,13 +103,79 @@ class SshAuthenticator:
         return auth.href, auth.header
 
 
-class SshLfsStore:
-    """:class:`lfsreg.lfs.store.LfsStore` of an SSH remote; picks its way to the LFS server on first use.
+class SshRemote:
+    """:class:`lfsreg.lfs.store.Remote` of an SSH remote; picks its way to the LFS server on first use.
 
-    Objects are staged in and read from ``cache``, as for HTTP stores. The caller decides which
-    credentials each host gets: ``endpoint_credentials`` for ``endpoint``, ``https_credentials``
-    for the HTTPS endpoint derived from the SSH host.
+    In order: an explicit endpoint; ``git-lfs-authenticate`` (HTTP with its headers); the
+    pure-SSH ``git-lfs-transfer``; the HTTPS endpoint derived from the host. Whichever it is,
+    the transfer queue drives it.
+
+    The caller decides which credentials each host gets: ``endpoint_credentials`` for
+    ``endpoint``, ``https_credentials`` for the HTTPS endpoint derived from the SSH host.
     """
+
+    def __init__(
+        self,
+        connection: SshConnection,
+        url: SshUrl,
+        settings: HttpSettings,
+        *,
+        endpoint: str | None,
+        endpoint_credentials: Sequence[Credential] = (),
+        https_credentials: Sequence[Credential] = (),
+        label: str,
+    ) -> None:
+        self._connection = connection
+        self._url = url
+        self._settings = settings
+        self._endpoint = endpoint
+        self._endpoint_credentials = list(endpoint_credentials)
+        self._https_credentials = list(https_credentials)
+        self.label = label
+        self.authenticator = SshAuthenticator(connection, url, label)
+        self._queue: TransferQueue | None = None
+        self._lock = threading.Lock()
+
+    def _backend(self, operation: str) -> TransferQueue:
+        with self._lock:
+            if self._queue is None:
+                self._queue = self._choose(operation)
+            return self._queue
+
+    def _choose(self, operation: str) -> TransferQueue:
+        if self._endpoint:
+            return http_queue(self._endpoint, self._endpoint_credentials, self._settings)
+        try:
+            auth = self.authenticator.authenticate(operation)
+            return http_queue(auth.href, [], self._settings, header_source=self.authenticator)
+        except CommandMissing as missing:
+            log.debug("%s", missing)
+        adapter = SshTransferAdapter(self._connection, self._url, self.label)
+        try:
+            adapter.probe(operation)
+            log.debug("%s: using git-lfs-transfer (pure SSH)", self.label)
+            return TransferQueue(adapter, jobs=self._settings.jobs, policy=self._settings.policy, ref="refs/heads/main")
+        except CommandMissing as missing:
+            log.debug("%s", missing)
+        endpoint = self._url.https_lfs_endpoint()
+        log.debug("%s: no LFS over SSH; using %s", self.label, endpoint)
+        return http_queue(endpoint, self._https_credentials, self._settings)
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """Objects the LFS server lacks."""
+        return self._backend("upload").missing(objects)
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Upload what the server lacks."""
+        self._backend("upload").upload(items, progress)
+
+    def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
+        """Download ``objects`` into ``cache``."""
+        self._backend("download").download(objects, cache, progress)
+
+
+class SshLfsStore(CachedLfsStore):
+    """:class:`lfsreg.lfs.store.LfsStore` of an SSH remote (see :class:`SshRemote`), cached in ``cache``."""
 
     def __init__(
         self,
@@ -130,66 +189,15 @@ class SshLfsStore:
         https_credentials: Sequence[Credential] = (),
         label: str | None = None,
     ) -> None:
-        self._connection = connection
-        self._url = url
-        self._cache = cache
-        self._settings = settings
-        self._endpoint = endpoint
-        self._endpoint_credentials = list(endpoint_credentials)
-        self._https_credentials = list(https_credentials)
-        self.label = label or str(url)
-        self.authenticator = SshAuthenticator(connection, url, self.label)
-        self._store: LfsStore | None = None
-        self._lock = threading.Lock()
-
-    def _backend(self, operation: str) -> LfsStore:
-        with self._lock:
-            if self._store is None:
-                self._store = self._choose(operation)
-            return self._store
-
-    def _choose(self, operation: str) -> LfsStore:
-        if self._endpoint:
-            return HttpLfsStore(self._endpoint, self._endpoint_credentials, self._cache, self._settings)
-        try:
-            auth = self.authenticator.authenticate(operation)
-            return HttpLfsStore(auth.href, [], self._cache, self._settings, header_source=self.authenticator)
-        except CommandMissing as missing:
-            log.debug("%s", missing)
-        from .sshtransfer import SshTransferLfsStore, TransferMissing
-
-        transfer = SshTransferLfsStore(self._connection, self._url, self._cache, self.label, jobs=self._settings.jobs)
-        try:
-            transfer.probe(operation)
-            log.debug("%s: using git-lfs-transfer (pure SSH)", self.label)
-            return transfer
-        except TransferMissing as missing:
-            log.debug("%s", missing)
-        endpoint = self._url.https_lfs_endpoint()
-        log.debug("%s: no LFS over SSH; using %s", self.label, endpoint)
-        return HttpLfsStore(endpoint, self._https_credentials, self._cache, self._settings)
-
-    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
-        """Objects the LFS server lacks."""
-        return self._backend("upload").missing(objects) if objects else []
-
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
-        """Stage in the cache, so an uploaded object is also cached."""
-        with self._cache.staging() as staged:
-            yield staged
-
-    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Upload what the server lacks; every staged file ends up in the cache."""
-        if items:
-            self._backend("upload").upload(items, progress)
-
-    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
-        """Download the objects that are not validly cached."""
-        todo = [o for o in objects if not self._cache.valid(o)]
-        if todo:
-            self._backend("download").fetch(todo, progress)
-
-    def open(self, obj: LfsObject) -> BinaryIO:
-        """Open the cached copy (call :meth:`fetch` first)."""
-        return self._cache.open(obj, self.label)
+        label = label or str(url)
+        self.ssh = SshRemote(
+            connection,
+            url,
+            settings,
+            endpoint=endpoint,
+            endpoint_credentials=endpoint_credentials,
+            https_credentials=https_credentials,
+            label=label,
+        )
+        self.authenticator = self.ssh.authenticator
+        super().__init__(self.ssh, cache, label)

@@ -1,112 +1,84 @@
-"""Git LFS over SSH alone: the ``git-lfs-transfer`` protocol (git-lfs ``docs/proposals/ssh_adapter.md``).
+"""The ``git-lfs-transfer`` adapter: Git LFS over SSH alone (git-lfs ``docs/proposals/ssh_adapter.md``).
 
 Used for SSH remotes whose server offers no ``git-lfs-authenticate`` but speaks this protocol
-(Gitea, GitLab, charmbracelet/scutiger servers). Framing is git's pkt-line (``0000`` flush,
-``0001`` delim). A session is ``git-lfs-transfer <path> upload|download`` on a channel of the
-operation's SSH connection: capabilities (``version=1``) → ``version 1`` → ``status 200``,
-then ``batch`` / ``put-object`` + ``verify-object`` / ``get-object``, then ``quit``. Objects
-move on up to ``jobs`` sessions at once; a download lands in the cache only once its oid
-and size match.
+(Gitea, GitLab, charmbracelet/scutiger servers). A session is ``git-lfs-transfer <path>
+upload|download`` on a channel of the operation's SSH connection, framed in pkt-lines
+(:mod:`lfsreg.ssh.pktline`): capabilities (``version=1``) → ``version 1`` → ``status 200``,
+then ``batch`` / ``put-object`` + ``verify-object`` / ``get-object``, then ``quit``.
+
+:class:`SshTransferAdapter` is a :class:`lfsreg.lfs.queue.Adapter`: the transfer queue does
+batching, concurrency and retries, as for HTTP. Sessions are pooled per operation (one per
+concurrent transfer); a session whose exchange failed is closed, never reused, because its
+stream may be out of step.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
 
-from ..errors import BlobNotFound, LfsregError
+from ..errors import BlobNotFound, CorruptContentError, LfsregError, ProtocolError, RetriableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
-from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..ssh import pktline
 from ..ssh.connection import Channel, SshConnection
 from ..ssh.errors import CommandMissing, command_failed
-from ..ssh.url import SshUrl
+from ..ssh.url import SshUrl, remote_path_arg
+from ..staging import VerifiedWriter
+from .batch import Action, BatchItem
 from .cache import ObjectCache
-from .queue import TransferError
-from .ssh import remote_path_arg
+from .queue import Progress
 
 log = logging.getLogger(__name__)
-MAX_DATA = 65516  # pkt-line payload limit (65520 with the 4-byte header)
-FLUSH, DELIM = object(), object()
-BATCH_SIZE = 100
 _KV = re.compile(r"^[A-Za-z0-9_-]+=\S*$")
+_CHANNEL_ERRORS = (OSError, EOFError)
 
 
-class TransferMissing(LfsregError):
-    """The server does not speak git-lfs-transfer."""
-
-
-class ProtocolError(LfsregError):
-    """The server broke the git-lfs-transfer protocol."""
+def _status_error(status: int, what: str, lines: Sequence[str]) -> LfsregError:
+    said = f": {lines[0][:200]}" if lines else ""
+    if status == 404:
+        return BlobNotFound(f"{what}: not on the server{said}")
+    message = f"{what}: status {status}{said}"
+    return error_for_status(status, message) if 400 <= status <= 599 else ProtocolError(message)
 
 
 class Session:
-    """One ``git-lfs-transfer`` command after a successful version handshake."""
+    """One ``git-lfs-transfer`` command after a successful version handshake.
+
+    Raises (from the constructor) :class:`CommandMissing` if the server does not speak the
+    protocol, or the classified refusal (e.g. a read-only key asking to upload).
+    """
 
     def __init__(self, connection: SshConnection, path: str, operation: str, label: str) -> None:
         self.label = label
         self.operation = operation
-        self._chan: Channel = connection.exec(f"git-lfs-transfer {remote_path_arg(path)} {operation}")
         try:
-            caps = self._read_list()
-        except ProtocolError:
+            self._chan: Channel = connection.exec(f"git-lfs-transfer {remote_path_arg(path)} {operation}")
+        except _CHANNEL_ERRORS as exc:
+            raise RetriableError(f"{label}: git-lfs-transfer: {type(exc).__name__}") from None
+        self._pkts = pktline.PacketReader(self._chan.read, f"{label}: git-lfs-transfer")
+        try:
+            caps = self._pkts.lines()
+        except (ProtocolError, RetriableError):
             if self._chan.received:
-                raise TransferMissing(f"{label}: git-lfs-transfer did not advertise its capabilities") from None
+                self._chan.close()
+                raise CommandMissing(f"{label}: git-lfs-transfer did not advertise its capabilities") from None
             err = command_failed(label, "git-lfs-transfer", self._chan.exit_status(), self._chan.stderr(), writing=operation == "upload")
             self._chan.close()
-            if isinstance(err, CommandMissing):
-                raise TransferMissing(str(err)) from None
             raise err from None
         if "version=1" not in caps:
             self._chan.close()
-            raise TransferMissing(f"{label}: git-lfs-transfer does not offer protocol version 1")
+            raise CommandMissing(f"{label}: git-lfs-transfer does not offer protocol version 1")
         try:
             status, _, lines = self.request("version 1")
-        except ProtocolError as exc:
+        except LfsregError as exc:
             self._chan.close()
-            raise TransferMissing(str(exc)) from None
+            raise CommandMissing(str(exc)) from None
         if status != 200:
             self._chan.close()
-            raise TransferMissing(f"{label}: git-lfs-transfer refused version 1 (status {status}{': ' + lines[0] if lines else ''})")
-
-    # -- pkt-line -------------------------------------------------------------------------------
-    def _pkt(self, data: bytes) -> bytes:
-        return b"%04x" % (len(data) + 4) + data
-
-    def _read(self) -> bytes | object:
-        head = self._chan.read(4)
-        if len(head) < 4:
-            raise ProtocolError(f"{self.label}: git-lfs-transfer closed the connection")
-        try:
-            size = int(head, 16)
-        except ValueError:
-            raise ProtocolError(f"{self.label}: git-lfs-transfer sent a malformed packet") from None
-        if size == 0:
-            return FLUSH
-        if size == 1:
-            return DELIM
-        if size < 4:
-            raise ProtocolError(f"{self.label}: git-lfs-transfer sent a malformed packet")
-        data = self._chan.read(size - 4)
-        if len(data) < size - 4:
-            raise ProtocolError(f"{self.label}: git-lfs-transfer closed the connection mid-packet")
-        return data
-
-    def _text(self, pkt: bytes | object) -> str:
-        if not isinstance(pkt, bytes):
-            raise ProtocolError(f"{self.label}: git-lfs-transfer: unexpected delimiter")
-        return pkt.decode("utf-8", "replace").rstrip("\n")
-
-    def _read_list(self) -> list[str]:
-        out = []
-        while (pkt := self._read()) is not FLUSH:
-            out.append(self._text(pkt))
-        return out
+            raise CommandMissing(f"{label}: git-lfs-transfer refused version 1 (status {status}{': ' + lines[0] if lines else ''})")
 
     def send(
         self,
@@ -116,33 +88,36 @@ class Session:
         data: Callable[[Callable[[bytes], None]], None] | None = None,
     ) -> None:
         """Send a request: command, arguments, then (after a delim) text lines or binary data."""
-        out = [self._pkt(f"{command}\n".encode())] + [self._pkt(f"{a}\n".encode()) for a in args]
+        out = [pktline.encode_text(command)] + [pktline.encode_text(a) for a in args]
         if lines is not None or data is not None:
-            out.append(b"0001")
-            out.extend(self._pkt(f"{line}\n".encode()) for line in lines or ())
-        self._chan.write(b"".join(out))
-        if data is not None:
-            data(lambda chunk: self._chan.write(self._pkt(chunk)))
-        self._chan.write(b"0000")
+            out.append(pktline.DELIM_PKT)
+            out.extend(pktline.encode_text(line) for line in lines or ())
+        try:
+            self._chan.write(b"".join(out))
+            if data is not None:
+                data(lambda chunk: self._chan.write(pktline.encode(chunk)))
+            self._chan.write(pktline.FLUSH_PKT)
+        except _CHANNEL_ERRORS as exc:
+            raise RetriableError(f"{self.label}: git-lfs-transfer: the connection failed ({type(exc).__name__})") from None
 
     def response(self, sink: Callable[[bytes], None] | None = None) -> tuple[int, list[str], list[str]]:
         """Read ``status NNN``, arguments and, after a delim, text lines (or data into ``sink`` on 200)."""
-        first = self._text(self._read())
+        first = self._pkts.text()
         m = re.fullmatch(r"status (\d{3})", first)
         if not m:
             raise ProtocolError(f"{self.label}: git-lfs-transfer: expected a status, got {first[:60]!r}")
         status = int(m.group(1))
         args: list[str] = []
-        while (pkt := self._read()) is not DELIM:
-            if pkt is FLUSH:
+        while (pkt := self._pkts.packet()) is not pktline.DELIM:
+            if pkt is pktline.FLUSH:
                 return status, args, []
-            args.append(self._text(pkt))
+            args.append(self._pkts.text(pkt))
         lines: list[str] = []
-        while (pkt := self._read()) is not FLUSH:
-            if sink is not None and status == 200:
-                sink(pkt)  # type: ignore[arg-type]
+        while (pkt := self._pkts.packet()) is not pktline.FLUSH:
+            if sink is not None and status == 200 and isinstance(pkt, bytes):
+                sink(pkt)
             else:
-                lines.append(self._text(pkt))
+                lines.append(self._pkts.text(pkt))
         return status, args, lines
 
     def request(self, command: str, args: Sequence[str] = (), lines: Sequence[str] | None = None) -> tuple[int, list[str], list[str]]:
@@ -150,206 +125,152 @@ class Session:
         self.send(command, args, lines)
         return self.response()
 
-    # -- commands -------------------------------------------------------------------------------
     def batch(self, objects: Sequence[LfsObject], ref: str | None) -> dict[str, tuple[str, list[str]]]:
         """``{oid: (action, args)}``: ``upload``/``download`` with the ``id``/``token`` to pass on, or ``noop``."""
         args = ["transfer=ssh", "hash-algo=sha256"] + ([f"refname={ref}"] if ref else [])
         status, rargs, lines = self.request("batch", args, [f"{o.oid} {o.size}" for o in objects])
         if status != 200:
-            raise LfsregError(f"{self.label}: LFS batch {self.operation}: status {status}{': ' + lines[0] if lines else ''}")
+            raise _status_error(status, f"{self.label}: LFS batch {self.operation}", lines)
         if any(a.startswith("hash-algo=") and a != "hash-algo=sha256" for a in rargs):
             raise ProtocolError(f"{self.label}: the server uses a hash algorithm other than sha256")
-        wanted = {o.oid for o in objects}
-        actions: dict[str, tuple[str, list[str]]] = {}
-        for line in lines:
-            fields = line.split(" ")
-            if len(fields) < 3 or fields[0] not in wanted:
-                raise ProtocolError(f"{self.label}: malformed batch line {line[:80]!r}")
-            keep = [kv for kv in fields[3:] if _KV.match(kv) and kv.split("=", 1)[0] in ("id", "token")]
-            if fields[2] != "noop" or fields[0] not in actions:
-                actions[fields[0]] = (fields[2], keep)
-        return actions
+        return parse_batch_lines(lines, {o.oid for o in objects}, self.label)
 
-    def put(self, obj: LfsObject, path: str, args: list[str], progress: Callable[[int], None]) -> None:
-        """``put-object`` the file, then ``verify-object``."""
+    def put(self, obj: LfsObject, path: str, args: list[str], progress: Progress) -> None:
+        """``put-object`` the file (reopened on every call)."""
 
         def data(write: Callable[[bytes], None]) -> None:
             with open(path, "rb") as f:
-                while chunk := f.read(MAX_DATA):
+                while chunk := f.read(pktline.MAX_DATA):
                     write(chunk)
                     progress(len(chunk))
 
+        what = f"{self.label}: upload of sha256:{obj.oid}"
         self.send(f"put-object {obj.oid}", [f"size={obj.size}", *args], lines=[], data=data)
         status, _, lines = self.response()
         if status != 200:
-            raise LfsregError(f"{self.label}: upload of sha256:{obj.oid}: status {status}{': ' + lines[0] if lines else ''}")
+            raise _status_error(status, what, lines)
+
+    def verify(self, obj: LfsObject, args: list[str]) -> None:
+        """``verify-object``: the server confirms it holds the object."""
         status, _, lines = self.request(f"verify-object {obj.oid}", [f"size={obj.size}", *args])
         if status != 200:
-            raise LfsregError(f"{self.label}: verify of sha256:{obj.oid}: status {status}{': ' + lines[0] if lines else ''}")
+            raise _status_error(status, f"{self.label}: verify of sha256:{obj.oid}", lines)
 
-    def get(self, obj: LfsObject, out: BinaryIO, args: list[str], progress: Callable[[int], None]) -> None:
-        """``get-object`` into ``out``, checking size and oid."""
-        h = hashlib.sha256()
-        count = 0
+    def get(self, obj: LfsObject, out: VerifiedWriter, args: list[str], progress: Progress) -> None:
+        """``get-object`` into ``out`` (which checks size and oid on commit)."""
 
         def sink(chunk: bytes) -> None:
-            nonlocal count
-            count += len(chunk)
-            if count > obj.size:
-                raise ProtocolError(f"{self.label}: the server sent more than {obj.size} bytes for sha256:{obj.oid}")
-            h.update(chunk)
             out.write(chunk)
             progress(len(chunk))
 
         self.send(f"get-object {obj.oid}", [f"size={obj.size}", *args])
         status, _, lines = self.response(sink)
-        if status == 404:
-            raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} is not on the server")
         if status != 200:
-            raise LfsregError(f"{self.label}: download of sha256:{obj.oid}: status {status}{': ' + lines[0] if lines else ''}")
-        if count != obj.size or h.hexdigest() != obj.oid:
-            raise LfsregError(f"{self.label}: LFS object sha256:{obj.oid} arrived corrupt ({count} bytes)")
+            raise _status_error(status, f"{self.label}: download of sha256:{obj.oid}", lines)
 
     def quit(self) -> None:
         """End the session politely and close the channel."""
-        with contextlib.suppress(LfsregError, OSError, EOFError):
+        with contextlib.suppress(LfsregError, *_CHANNEL_ERRORS):
             self.request("quit")
-        self._chan.close()
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel at once."""
+        with contextlib.suppress(*_CHANNEL_ERRORS):
+            self._chan.close()
 
 
-class SshTransferLfsStore:
-    """:class:`lfsreg.lfs.store.LfsStore` over ``git-lfs-transfer``, objects cached in ``cache``."""
+def parse_batch_lines(lines: Sequence[str], wanted: set[str], label: str) -> dict[str, tuple[str, list[str]]]:
+    """Validate the lines of a ``batch`` response: ``<oid> <size> <action> [id=… token=…]``."""
+    actions: dict[str, tuple[str, list[str]]] = {}
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 3 or fields[0] not in wanted or fields[2] not in ("upload", "download", "noop"):
+            raise ProtocolError(f"{label}: malformed batch line {line[:80]!r}")
+        keep = [kv for kv in fields[3:] if _KV.match(kv) and kv.split("=", 1)[0] in ("id", "token")]
+        if fields[2] != "noop" or fields[0] not in actions:
+            actions[fields[0]] = (fields[2], keep)
+    return actions
 
-    def __init__(
-        self, connection: SshConnection, url: SshUrl, cache: ObjectCache, label: str, *, jobs: int = 4, ref: str | None = "refs/heads/main"
-    ) -> None:
+
+class SshTransferAdapter:
+    """:class:`lfsreg.lfs.queue.Adapter` over ``git-lfs-transfer`` sessions on one SSH connection."""
+
+    def __init__(self, connection: SshConnection, url: SshUrl, label: str) -> None:
         self._connection = connection
         self._path = url.path
-        self._cache = cache
         self.label = label
-        self.jobs = max(1, jobs)
-        self.ref = ref
-        self._idle: dict[str, Session] = {}
-
-    def _session(self, operation: str) -> Session:
-        return self._idle.pop(operation, None) or Session(self._connection, self._path, operation, self.label)
-
-    def probe(self, operation: str) -> None:
-        """Start a session (kept for the next call); :class:`TransferMissing` if the server has no git-lfs-transfer."""
-        self._idle[operation] = self._session(operation)
-
-    def _batch(self, session: Session, objects: Sequence[LfsObject]) -> dict[str, tuple[str, list[str]]]:
-        actions: dict[str, tuple[str, list[str]]] = {}
-        for i in range(0, len(objects), BATCH_SIZE):
-            actions.update(session.batch(objects[i : i + BATCH_SIZE], self.ref))
-        return actions
-
-    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
-        """Objects for which the server asks for an upload."""
-        if not objects:
-            return []
-        session = self._session("upload")
-        actions = self._batch(session, objects)
-        self._idle["upload"] = session
-        return [o for o in objects if actions.get(o.oid, ("upload", []))[0] != "noop"]
-
-    def _parallel(
-        self,
-        operation: str,
-        first: Session,
-        work: Sequence[tuple[LfsObject, list[str]]],
-        do: Callable[[Session, LfsObject, list[str]], None],
-    ) -> None:
-        todo: queue.SimpleQueue[tuple[LfsObject, list[str]]] = queue.SimpleQueue()
-        for item in work:
-            todo.put(item)
-        failures: dict[str, LfsregError] = {}
-
-        def worker(session: Session | None) -> None:
-            try:
-                session = session or Session(self._connection, self._path, operation, self.label)
-            except LfsregError as exc:
-                if not failures:
-                    failures["(session)"] = exc
-                return
-            try:
-                while True:
-                    try:
-                        obj, args = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    try:
-                        do(session, obj, args)
-                    except LfsregError as exc:
-                        failures[obj.oid] = exc
-                        return  # the stream may be out of step: end this session
-            finally:
-                session.quit()
-
-        count = min(self.jobs, len(work))
-        with ThreadPoolExecutor(count, thread_name_prefix="lfsreg-lfs-ssh") as pool:
-            for future in [pool.submit(worker, first if i == 0 else None) for i in range(count)]:
-                future.result()
-        left = []
-        while not todo.empty():
-            left.append(todo.get_nowait()[0])
-        for obj in left:
-            failures.setdefault(obj.oid, LfsregError(f"{self.label}: not transferred (every session failed)"))
-        if len(failures) > 1:
-            failures.pop("(session)", None)
-        if failures:
-            raise TransferError(operation, failures)
-
-    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Upload what the server lacks (with ``verify-object``), then cache every staged file."""
-        if items:
-            session = self._session("upload")
-            actions = self._batch(session, [o for o, _ in items])
-            paths = {o.oid: p for o, p in items}
-            work = [(o, actions[o.oid][1]) for o, _ in items if actions.get(o.oid, ("upload", []))[0] == "upload"]
-
-            def do(s: Session, obj: LfsObject, args: list[str]) -> None:
-                key = f"sha256:{obj.oid}"
-                progress(ProgressEvent(key, "upload", obj.size))
-                s.put(obj, paths[obj.oid], args, lambda n: progress(ProgressEvent(key, "upload", obj.size, n)))
-                progress(ProgressEvent(key, "upload", obj.size, 0, True))
-
-            if work:
-                self._parallel("upload", session, work, do)
-            else:
-                self._idle["upload"] = session
-        for obj, staged in items:
-            self._cache.adopt(obj, staged)
-
-    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
-        """Download the objects that are not validly cached."""
-        todo = [o for o in objects if not self._cache.valid(o)]
-        if not todo:
-            return
-        session = self._session("download")
-        actions = self._batch(session, todo)
-        for obj in todo:
-            if actions.get(obj.oid, ("", []))[0] != "download":
-                session.quit()
-                raise BlobNotFound(f"{self.label}: LFS object sha256:{obj.oid} is not on the server")
-
-        def do(s: Session, obj: LfsObject, args: list[str]) -> None:
-            key = f"sha256:{obj.oid}"
-            progress(ProgressEvent(key, "download", obj.size))
-            with self._cache.staging() as (out, path):
-                s.get(obj, out, args, lambda n: progress(ProgressEvent(key, "download", obj.size, n)))
-                out.flush()
-                self._cache.adopt(obj, path)
-            progress(ProgressEvent(key, "download", obj.size, 0, True))
-
-        self._parallel("download", session, [(o, actions[o.oid][1]) for o in todo], do)
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Session]] = {"upload": [], "download": []}
 
     @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[BinaryIO, str]]:
-        """Stage in the cache."""
-        with self._cache.staging() as staged:
-            yield staged
+    def _session(self, operation: str) -> Iterator[Session]:
+        """A session for ``operation``: back to the pool after success, closed after any failure."""
+        with self._lock:
+            session = self._idle[operation].pop() if self._idle[operation] else None
+        if session is None:
+            session = Session(self._connection, self._path, operation, self.label)
+        try:
+            yield session
+        except BaseException:
+            session.close()
+            raise
+        with self._lock:
+            self._idle[operation].append(session)
 
-    def open(self, obj: LfsObject) -> BinaryIO:
-        """Open the cached copy."""
-        return self._cache.open(obj, self.label)
+    def probe(self, operation: str) -> None:
+        """Start a session (kept for later); :class:`CommandMissing` if the server has no git-lfs-transfer."""
+        with self._session(operation):
+            pass
+
+    def close(self) -> None:
+        """Quit every idle session."""
+        with self._lock:
+            sessions = [s for pool in self._idle.values() for s in pool]
+            self._idle = {"upload": [], "download": []}
+        for session in sessions:
+            session.quit()
+
+    def batch(self, operation: str, objects: Sequence[LfsObject], ref: str | None) -> list[BatchItem]:
+        """One ``batch`` request; an object the server answers ``noop`` to needs no transfer."""
+        with self._session(operation) as session:
+            answers = session.batch(objects, ref)
+        items = []
+        for obj in objects:
+            action, args = answers.get(obj.oid, ("upload" if operation == "upload" else "noop", []))
+            if action == operation:
+                header = dict(kv.split("=", 1) for kv in args)
+                items.append(BatchItem(obj, {operation: Action(f"git-lfs-transfer {self.label}", header, None)}))
+            elif operation == "download":
+                items.append(BatchItem(obj, {}, (404, "not on the server")))
+            else:
+                items.append(BatchItem(obj, {}))
+        return items
+
+    @staticmethod
+    def _args(action: Action) -> list[str]:
+        return [f"{k}={v}" for k, v in action.header.items()]
+
+    def upload(self, item: BatchItem, path: str, progress: Progress) -> None:
+        """``put-object`` on a pooled session."""
+        with self._session("upload") as session:
+            session.put(item.obj, path, self._args(item.actions["upload"]), progress)
+
+    def verify(self, item: BatchItem) -> None:
+        """``verify-object`` (always: the protocol has no optional verify)."""
+        with self._session("upload") as session:
+            session.verify(item.obj, self._args(item.actions["upload"]))
+
+    def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
+        """``get-object`` into the cache, verified before it appears there."""
+        obj = item.obj
+        what = f"{self.label}: download of sha256:{obj.oid}"
+        with self._session("download") as session, cache.writer(obj, what) as out:
+            try:
+                session.get(obj, out, self._args(item.actions["download"]), progress)
+            except CorruptContentError:
+                raise RetriableError(f"{what}: the server sent more than {obj.size} bytes") from None
+            try:
+                out.commit()
+            except CorruptContentError as exc:
+                raise RetriableError(str(exc)) from None

@@ -1,8 +1,12 @@
-"""The LFS store protocol and its local implementation.
+"""The LFS store protocol, the local store, and the one cache-backed store for every remote.
 
 A local registry keeps LFS objects where stock git-lfs keeps them for a local remote:
 ``<bare repo>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, with temporary files in
 ``<bare repo>/lfs/tmp``. Objects appear only by atomic rename, complete and verified.
+
+Every remote store (HTTP, SSH, ``file://``) is a :class:`CachedLfsStore`: layers are staged
+in the local object cache, uploaded from there and kept there, and downloads land there;
+what differs between remotes is a small :class:`Remote` (what is missing, moving objects).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import BinaryIO, Protocol
 
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
-from ..integrity import staged_file
 from ..progress import ProgressCallback, ProgressEvent, no_progress
+from ..staging import place, staged_file
+from .cache import ObjectCache
 
 
 class LfsStore(Protocol):
@@ -78,10 +83,7 @@ class LocalLfsStore:
         for obj, staged in items:
             if os.path.getsize(staged) != obj.size:
                 raise BlobNotFound(f"staged file for sha256:{obj.oid} has the wrong size")
-            target = self.path(obj)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.chmod(staged, 0o644)
-            os.replace(staged, target)
+            place(staged, self.path(obj))
             progress(ProgressEvent(f"sha256:{obj.oid}", "stored", obj.size, 0, True))
 
     def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
@@ -96,3 +98,59 @@ class LocalLfsStore:
                 f"{self.label}: LFS object sha256:{obj.oid} ({obj.size} bytes) is missing",
                 hint="push the image again, or run `git lfs push --all` from a clone that has it",
             ) from exc
+
+
+class Remote(Protocol):
+    """What differs between remote LFS stores: asking what is missing, and moving objects."""
+
+    label: str
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """The objects the server lacks."""
+        ...
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Send the files the server lacks; the files stay where they are."""
+        ...
+
+    def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
+        """Fetch ``objects`` into ``cache``, each verified before it appears there."""
+        ...
+
+
+class CachedLfsStore:
+    """:class:`LfsStore` of a remote, with staging and downloads in a local :class:`ObjectCache`.
+
+    Uploaded files are kept in the cache (so a pull right after a push is free); fetching
+    skips objects the cache holds intact.
+    """
+
+    def __init__(self, remote: Remote, cache: ObjectCache, label: str | None = None) -> None:
+        self.remote = remote
+        self.cache = cache
+        self.label = label or remote.label
+
+    def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
+        """Objects the remote lacks."""
+        return self.remote.missing(objects) if objects else []
+
+    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+        """Stage in the cache, so an uploaded object is also cached."""
+        return self.cache.staging()
+
+    def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
+        """Upload what the remote lacks, then keep every staged file in the cache."""
+        if items:
+            self.remote.upload(items, progress)
+        for obj, staged in items:
+            self.cache.adopt(obj, staged)
+
+    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
+        """Download the objects that are not validly cached."""
+        todo = [o for o in objects if not self.cache.valid(o)]
+        if todo:
+            self.remote.download(todo, self.cache, progress)
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        """Open the cached copy (call :meth:`fetch` first)."""
+        return self.cache.open(obj, self.label)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import re
+import shlex
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -16,6 +17,12 @@ from ..errors import UsageError
 SCHEMES = ("ssh", "git+ssh", "ssh+git")
 _SCP = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>\[[^\]/]+\]|[^@/:\[\]]+):(?P<path>.*)$")
 _HOST_OK = re.compile(r"^[A-Za-z0-9._:%-]+$")
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._/~@+-]+$")
+
+
+def remote_path_arg(path: str) -> str:
+    """A repository path as an argument of a server command (git-lfs passes it unquoted), quoted only if a shell would split it."""
+    return path if _PLAIN_PATH.match(path) else shlex.quote(path)
 
 
 @dataclass(frozen=True)

@@ -74,4 +74,4 @@ class Cut(Exception):
 def oids_of(body: Any) -> set[str]:
     if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
         return set()
-    return {o.get("oid") for o in body["objects"] if isinstance(o, dict) and isinstance(o.get("oid"), str)}
+    return {oid for o in body["objects"] if isinstance(o, dict) and isinstance(oid := o.get("oid"), str)}

@@ -14,6 +14,7 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
 * :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
 * :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
   ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"none")`` makes a deploy key.
+* :mod:`peers.engine` -- ``start_engine(root)``: podman's Docker Engine API on a unix socket.
 * :mod:`peers.procs` (process groups, ports, tool lookup) and :mod:`peers.probes` (HTTP probes).
 
 The ``start_*`` context managers start private instances (e.g. for a test that needs its own
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from peers.dulwich_lfs import DulwichLfsServer, start_dulwich_lfs
+from peers.engine import Engine, start_engine
 from peers.giftless import GIFTLESS_SECRET, GiftlessServer, giftless_venv, peers_dir, start_giftless
 from peers.git_http import DEFAULT_PASSWORD, DEFAULT_USER, GitHttpServer, PeerRepo, start_git_http, use_credential_store
 from peers.probes import EMPTY_OID, LFS_HEADERS, LFS_MEDIA_TYPE, http_request, lfs_batch_body
@@ -52,6 +54,7 @@ __all__ = [
     "START_TIMEOUT",
     "STOP_TIMEOUT",
     "DulwichLfsServer",
+    "Engine",
     "GiftlessServer",
     "GitHttpServer",
     "PeerRepo",
@@ -69,6 +72,7 @@ __all__ = [
     "peers_dir",
     "sshd_server",
     "start_dulwich_lfs",
+    "start_engine",
     "start_giftless",
     "start_git_http",
     "start_sshd",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from peers.probes import EMPTY_OID, LFS_HEADERS, http_request, lfs_batch_body
+from peers.probes import batch_answers
 from peers.procs import HOST, Proc, started
 
 if TYPE_CHECKING:
@@ -58,14 +58,7 @@ def start_dulwich_lfs(workdir: Path, python: str = sys.executable) -> Iterator[D
         return [Proc([python, "-u", "-c", _DULWICH_LFS_MAIN, HOST, str(port), str(store)], log, cwd=workdir)], log
 
     def healthy(port: int) -> bool:  # a missing object: 200 with a per-object 404
-        status, _ = http_request(
-            "POST",
-            f"http://{HOST}:{port}/objects/batch",
-            body=lfs_batch_body("download", [(EMPTY_OID, 0)]),
-            headers=LFS_HEADERS,
-            timeout=2,
-        )
-        return status == 200
+        return batch_answers(f"http://{HOST}:{port}/objects/batch", "download")
 
     port, procs = started(start, healthy, "dulwich.lfs_server")
     try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from peers.probes import EMPTY_OID, LFS_HEADERS, http_request, lfs_batch_body
+from peers.probes import LFS_HEADERS, batch_answers, http_request, lfs_batch_body
 from peers.procs import HOST, Proc, missing, started
 
 if TYPE_CHECKING:
@@ -134,14 +134,7 @@ def start_giftless(workdir: Path) -> Iterator[GiftlessServer]:
         return [Proc(argv, log, env=env, cwd=workdir)], log
 
     def healthy(port: int) -> bool:  # upload batch for the empty object -> 200
-        status, _ = http_request(
-            "POST",
-            f"http://{HOST}:{port}/health/check.git/info/lfs/objects/batch",
-            body=lfs_batch_body("upload", [(EMPTY_OID, 0)]),
-            headers=LFS_HEADERS,
-            timeout=2,
-        )
-        return status == 200
+        return batch_answers(f"http://{HOST}:{port}/health/check.git/info/lfs/objects/batch", "upload")
 
     port, procs = started(start, healthy, "giftless")
     try:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from gitenv import require_tool, run_git
 
 from peers.giftless import GiftlessServer, repo_path
-from peers.probes import EMPTY_OID, LFS_HEADERS, http_request, lfs_batch_body
+from peers.probes import batch_answers, http_request
 from peers.procs import HOST, Proc, missing, started, tool, wait_healthy
 
 if TYPE_CHECKING:
@@ -282,15 +282,7 @@ def start_git_http(
                 return False
             if lfs is None:
                 return True
-            status, _ = http_request(
-                "POST",
-                f"{base}/_health/probe.git/info/lfs/objects/batch",
-                body=lfs_batch_body("upload", [(EMPTY_OID, 0)]),
-                headers=LFS_HEADERS,
-                auth=(user, password),
-                timeout=2,
-            )
-            return status == 200
+            return batch_answers(f"{base}/_health/probe.git/info/lfs/objects/batch", "upload", auth=(user, password))
 
         port, procs = started(start, healthy, "nginx (git http-backend)")
         try:

@@ -32,7 +32,7 @@ def http_request(
     hdrs = dict(headers or {})
     if auth is not None:
         hdrs["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=timeout)
     try:
         conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body, headers=hdrs)
         resp = conn.getresponse()
@@ -46,3 +46,9 @@ def lfs_batch_body(operation: str, objects: list[tuple[str, int]]) -> bytes:
 
 
 LFS_HEADERS = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
+
+
+def batch_answers(batch_url: str, operation: str, *, auth: tuple[str, str] | None = None) -> bool:
+    """Whether an LFS batch endpoint answers 200 to a request for the empty object (a health check)."""
+    status, _ = http_request("POST", batch_url, body=lfs_batch_body(operation, [(EMPTY_OID, 0)]), headers=LFS_HEADERS, auth=auth, timeout=2)
+    return status == 200

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -174,7 +175,7 @@ def started(start: Callable[[int], tuple[list[Proc], Path]], check: Callable[[in
         port = free_port()
         procs, log = start(port)
         try:
-            wait_healthy(procs, lambda port=port: check(port), what, [log])
+            wait_healthy(procs, functools.partial(check, port), what, [log])
         except RuntimeError as exc:
             for p in reversed(procs):
                 p.stop(2.0)

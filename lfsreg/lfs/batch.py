@@ -1,8 +1,10 @@
 """The Git LFS batch API (git-lfs ``docs/api/batch.md``): requests, validated responses, errors.
 
 Only this module, :mod:`lfsreg.lfs.transfer` and :mod:`lfsreg.lfs.http` talk HTTP to LFS
-servers. Responses are checked field by field; anything malformed is an error naming the
-field, never silently ignored.
+servers. Responses are read up to :data:`MAX_BATCH_BODY` bytes within an overall deadline and
+checked field by field; anything malformed is a :class:`lfsreg.errors.ProtocolError` naming
+the field, never silently ignored. Failures are classified with
+:func:`lfsreg.errors.error_for_status`.
 """
 
 from __future__ import annotations
@@ -21,38 +23,27 @@ from urllib.parse import urlsplit
 import requests
 
 from ..credentials import Credential, strip_userinfo
-from ..errors import LfsregError, NotFoundError
+from ..errors import AuthenticationError, LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
+from .deadline import READ_ERRORS, Deadline, read_bounded
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/vnd.git-lfs+json"
 EXPIRY_MARGIN = 5.0  # seconds: an action expiring sooner is re-requested (git-lfs objectExpirationToTransfer)
 MAX_ERROR_BODY = 64 << 10
+MAX_BATCH_BODY = 16 << 20  # 100 objects with long signed hrefs and headers stay far below this
 _OID = re.compile(r"[0-9a-f]{64}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\r\n\0]")
 
 
-class LfsError(LfsregError):
-    """An LFS server refused a request; ``status`` is the HTTP status (0 for a network error)."""
-
-    def __init__(self, message: str, *, status: int = 0, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-class RetriableError(LfsError):
-    """A failure worth retrying (5xx, 429, connection errors); ``retry_after`` is the server's wish."""
-
-    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class AuthError(LfsError):
-    """401: the credentials were missing or refused."""
+def _show(value: object) -> str:
+    """A short, safe rendering of a value a server sent, for messages."""
+    return repr(value[:60]) if isinstance(value, str) else type(value).__name__
 
 
 class ExpiredActionError(RetriableError):
-    """An action expired (or is about to): ask the batch API for a new one."""
+    """An action expired (or its signed href was refused): ask the batch API for a new one."""
 
 
 def endpoint_for(remote_url: str) -> str:
@@ -66,36 +57,32 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,9}", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
 
 def error_from_response(resp: requests.Response, what: str) -> LfsregError:
-    """Classify a non-2xx response (git-lfs ``lfshttp/errors.go``), with the server's message."""
+    """Classify a non-2xx response with :func:`error_for_status`, adding the server's message.
+
+    The error body is read up to :data:`MAX_ERROR_BODY` bytes; a body that is cut, malformed
+    or not JSON only loses the message, never the classification.
+    """
     message = ""
     try:
         body = resp.raw.read(MAX_ERROR_BODY, decode_content=True) if resp.raw is not None else b""
         obj = json.loads(body) if body else {}
         if isinstance(obj, dict):
-            message = str(obj.get("message") or "")
-    except (ValueError, OSError, requests.RequestException):
+            message = str(obj.get("message") or "")[:300]
+    except (ValueError, RecursionError, *READ_ERRORS):
         message = ""
     status = resp.status_code
     detail = f"{what}: HTTP {status}" + (f": {message}" if message else "")
-    if status == 401:
-        return AuthError(detail, status=status)
-    if status in (429, 509) or status in (408, 500, 502, 503, 504) or status >= 520:
-        return RetriableError(detail, status=status, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
-    if status == 403:
-        return LfsError(detail, status=status, hint="the credentials can read but not write this repository, or not read it at all")
-    if status == 404:
-        return NotFoundError(detail, hint="check the registry URL and that the credentials can see the repository")
-    return LfsError(detail, status=status)
+    return error_for_status(status, detail, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
 
 @dataclass(frozen=True)
@@ -129,64 +116,81 @@ class BatchItem:
 def parse_action(obj: Any, requested_at: float, what: str) -> Action:
     """Validate one action object (href, header, expiry), from a batch response or ``git-lfs-authenticate``."""
     if not isinstance(obj, dict) or not isinstance(obj.get("href"), str):
-        raise LfsError(f"{what}: action without an href")
+        raise ProtocolError(f"{what}: action without an href")
     href = obj["href"]
-    if urlsplit(href).scheme not in ("http", "https"):
-        raise LfsError(f"{what}: action href is not an http(s) URL")
+    try:
+        scheme = urlsplit(href).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https") or any(c in href for c in "\r\n\0 "):
+        raise ProtocolError(f"{what}: action href is not an http(s) URL")
     header = obj.get("header") or {}
     if not isinstance(header, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in header.items()):
-        raise LfsError(f"{what}: action header is not a map of strings")
+        raise ProtocolError(f"{what}: action header is not a map of strings")
+    if not all(_HEADER_NAME.fullmatch(k) and not _BAD_VALUE.search(v) for k, v in header.items()):
+        raise ProtocolError(f"{what}: action header has a malformed name or value")
     expires: float | None = None
     expires_in = obj.get("expires_in")
     if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in != 0:
         # 0 means "not given", as in git-lfs (tq/api.go); negative means already expired.
-        expires = requested_at + expires_in
+        expires = requested_at + max(-(10**9), min(expires_in, 10**9))
     elif isinstance(obj.get("expires_at"), str) and obj["expires_at"]:
         try:
             expires = datetime.fromisoformat(obj["expires_at"].replace("Z", "+00:00")).timestamp()
-        except ValueError as exc:
-            raise LfsError(f"{what}: bad expires_at {obj['expires_at']!r}") from exc
+        except (ValueError, OverflowError, OSError):
+            raise ProtocolError(f"{what}: bad expires_at {obj['expires_at'][:40]!r}") from None
     return Action(href, dict(header), expires)
 
 
 def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], requested_at: float, what: str) -> list[BatchItem]:
     """Validate a batch response body; return one item per requested object."""
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
-        raise LfsError(f"{what}: response has no 'objects' list")
+        raise ProtocolError(f"{what}: response has no 'objects' list")
     if data.get("transfer") not in (None, "basic"):
-        raise LfsError(f"{what}: server chose transfer adapter {data.get('transfer')!r}; only 'basic' is supported")
+        raise ProtocolError(f"{what}: server chose transfer adapter {_show(data.get('transfer'))}; only 'basic' is supported")
     if data.get("hash_algo") not in (None, "sha256"):
-        raise LfsError(f"{what}: server uses hash algorithm {data.get('hash_algo')!r}, not sha256")
+        raise ProtocolError(f"{what}: server uses hash algorithm {_show(data.get('hash_algo'))}, not sha256")
     wanted = {o.oid: o for o in requested}
     items: dict[str, BatchItem] = {}
     for i, entry in enumerate(data["objects"]):
         where = f"{what}: objects[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("oid"), str) or not _OID.fullmatch(entry["oid"]):
-            raise LfsError(f"{where}: missing or malformed oid")
+            raise ProtocolError(f"{where}: missing or malformed oid")
         obj = wanted.get(entry["oid"])
         if obj is None:
-            raise LfsError(f"{where}: the server answered for an object that was not requested")
+            raise ProtocolError(f"{where}: the server answered for an object that was not requested")
         error = entry.get("error")
         if error is not None:
-            if not isinstance(error, dict):
-                raise LfsError(f"{where}: malformed error")
-            items[obj.oid] = BatchItem(obj, {}, (int(error.get("code") or 0), str(error.get("message") or "")))
+            code = error.get("code", 0) if isinstance(error, dict) else None
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise ProtocolError(f"{where}: malformed error (its code must be an integer)")
+            message = error.get("message")
+            items[obj.oid] = BatchItem(obj, {}, (code, message[:300] if isinstance(message, str) else ""))
             continue
         raw_actions = entry.get("actions") or {}
         if not isinstance(raw_actions, dict):
-            raise LfsError(f"{where}: 'actions' is not an object")
+            raise ProtocolError(f"{where}: 'actions' is not an object")
         actions = {
             name: parse_action(a, requested_at, f"{where} {name}")
             for name, a in raw_actions.items()
             if name in ("download", "upload", "verify")
         }
         if operation == "download" and "download" not in actions:
-            raise LfsError(f"{where}: neither a download action nor an error")
+            raise ProtocolError(f"{where}: neither a download action nor an error")
         items[obj.oid] = BatchItem(obj, actions)
     missing = [o for o in requested if o.oid not in items]
     if missing:
-        raise LfsError(f"{what}: the server did not answer for {len(missing)} object(s), e.g. sha256:{missing[0].oid}")
+        raise ProtocolError(f"{what}: the server did not answer for {len(missing)} object(s), e.g. sha256:{missing[0].oid}")
     return [items[o.oid] for o in requested]
+
+
+def decode_batch(raw: bytes, operation: str, requested: Sequence[LfsObject], requested_at: float, what: str) -> list[BatchItem]:
+    """Parse and validate a batch response body (:func:`parse_batch`); only :class:`ProtocolError` on bad input."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{what}: the response is not JSON") from None
+    return parse_batch(data, operation, requested, requested_at, what)
 
 
 #: ``(operation, refresh) -> (endpoint, headers)``: per-operation authentication of the batch API,
@@ -209,6 +213,7 @@ class BatchClient:
         credentials: Sequence[Credential],
         *,
         timeout: float = 60.0,
+        deadline: float = 300.0,
         header_source: HeaderSource | None = None,
     ) -> None:
         self.endpoint = strip_userinfo(endpoint).rstrip("/")
@@ -216,6 +221,7 @@ class BatchClient:
         self._credentials = list(credentials)
         self._current = 0
         self._timeout = timeout
+        self._deadline = deadline
         self._header_source = header_source
 
     @property
@@ -224,7 +230,13 @@ class BatchClient:
         return self.endpoint
 
     def batch(self, operation: str, objects: Sequence[LfsObject], *, ref: str | None = None) -> list[BatchItem]:
-        """One batch call (at most 100 objects); raises :class:`LfsError` subclasses on failure."""
+        """One batch call (at most 100 objects).
+
+        Raises:
+            RetriableError: a 5xx/429, a cut connection, or no complete answer within the deadline.
+            AuthenticationError, PermissionDeniedError, NotFoundError: as the status says.
+            ProtocolError: a malformed or oversized response.
+        """
         body = {
             "operation": operation,
             "transfers": ["basic"],
@@ -244,40 +256,40 @@ class BatchClient:
                 endpoint, extra = self._header_source(operation, bool(refreshed))
                 url, cred = strip_userinfo(endpoint).rstrip("/") + "/objects/batch", None
             requested_at = time.time()
-            try:
-                resp = self._session.post(
-                    url,
-                    data=json.dumps(body),
-                    headers={**headers, **extra},
-                    timeout=self._timeout,
-                    auth=(cred.username, cred.password) if cred else None,
-                    allow_redirects=True,
-                )
-            except requests.exceptions.SSLError:
-                raise LfsError(
-                    f"{what}: the server's TLS certificate is not trusted", hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)"
-                ) from None
-            except requests.RequestException as exc:
-                raise RetriableError(f"{what}: {type(exc).__name__}") from None
-            if resp.status_code == 401 and refreshed is False:
-                log.debug("%s: 401 with the authenticated headers; asking for fresh ones", what)
-                refreshed = True
-                resp.close()
-                continue
-            if resp.status_code == 401 and refreshed is None and self._current < len(self._credentials):
-                log.debug("%s: 401 with %s credentials; trying the next source", what, cred.source if cred else "no")
-                self._current += 1
-                resp.close()
-                continue
-            if resp.status_code != 200:
-                err = error_from_response(resp, what)
-                if isinstance(err, AuthError) and refreshed is not None:
-                    err.hint = "the LFS server refused the credentials the SSH server's git-lfs-authenticate handed out"
-                elif isinstance(err, AuthError):
-                    err.hint = "set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), or add the host to ~/.netrc"
-                raise err
-            try:
-                data = resp.json()
-            except ValueError as exc:
-                raise LfsError(f"{what}: response is not JSON") from exc
-            return parse_batch(data, operation, objects, requested_at, what)
+            with Deadline(self._deadline, what) as deadline:
+                try:
+                    resp = self._session.post(
+                        url,
+                        data=json.dumps(body),
+                        headers={**headers, **extra},
+                        timeout=self._timeout,
+                        auth=(cred.username, cred.password) if cred else None,
+                        allow_redirects=True,
+                        stream=True,
+                    )
+                except requests.exceptions.SSLError:
+                    raise UnreachableError(
+                        f"{what}: the server's TLS certificate is not trusted",
+                        hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)",
+                    ) from None
+                except requests.RequestException as exc:
+                    raise RetriableError(f"{what}: {type(exc).__name__}") from None
+                with resp:
+                    deadline.watch(resp)
+                    if resp.status_code == 401 and refreshed is False:
+                        log.debug("%s: 401 with the authenticated headers; asking for fresh ones", what)
+                        refreshed = True
+                        continue
+                    if resp.status_code == 401 and refreshed is None and self._current < len(self._credentials):
+                        log.debug("%s: 401 with %s credentials; trying the next source", what, cred.source if cred else "no")
+                        self._current += 1
+                        continue
+                    if resp.status_code != 200:
+                        err = error_from_response(resp, what)
+                        if isinstance(err, AuthenticationError) and refreshed is not None:
+                            err.hint = "the LFS server refused the credentials the SSH server's git-lfs-authenticate handed out"
+                        elif isinstance(err, AuthenticationError):
+                            err.hint = "set LFSREG_USERNAME and LFSREG_PASSWORD (or LFSREG_TOKEN), or add the host to ~/.netrc"
+                        raise err
+                    raw = read_bounded(resp, MAX_BATCH_BODY, what, deadline)
+            return decode_batch(raw, operation, objects, requested_at, what)

@@ -1,0 +1,54 @@
+"""The benchmarks (tools/bench) still run: each scenario in its smallest form, so the tools cannot rot.
+
+These check that every scenario completes and reports, not how fast lfsreg is: the targets
+may be missed on a busy machine, failures may not.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALLEST = ["--size", "1MiB", "--scale-images", "2", "--scale-tags", "2", "--scale-reps", "1", "--reps", "1"]
+
+
+def bench(*args: str, workdir: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", *args, *SMALLEST, "--workdir", str(workdir), "--json", str(workdir / "r.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no failures" in proc.stdout
+    return json.loads((workdir / "r.json").read_text())
+
+
+def test_help_names_every_scenario():
+    proc = subprocess.run([sys.executable, "-m", "tools.bench", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in ("local", "scale", "https", "ssh", "engine", "--lfsreg-rev"):
+        assert name in proc.stdout
+
+
+def test_local_and_scale_beside_another_revision(tmp_path):
+    data = bench("local", "scale", "--lfsreg-rev", "HEAD", workdir=tmp_path)
+    steps = data["steps"]
+    for key in ("floor", "local.git.push", "local.git.pull", "local.zstd.push@work", "local.zstd.push@HEAD", "scale.tagsj@HEAD"):
+        assert steps[key]["median_seconds"] is not None, key
+    assert steps["local.zstd.verify@HEAD"]["runs"]  # the pull was checked against the pushed image
+    assert any(c["name"].startswith("[HEAD] lfsreg push (none) / git+lfs push") and c["value"] != "-" for c in data["checks"])
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_server_scenarios(tmp_path):
+    steps = bench("https", "ssh", "engine", workdir=tmp_path)["steps"]
+    for key in ("https.git.push", "https.zstd.warm@work", "ssh.none.ssh.pull@work", "eng.eng.push@work", "eng.load@work"):
+        assert steps[key]["median_seconds"] is not None, key

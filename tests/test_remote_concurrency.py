@@ -1,0 +1,102 @@
+"""One user pushing many tags at once to one remote registry (defect #3 of issue 8).
+
+The pushers are separate processes that share one cache, hence one mirror of the remote: its
+refs and ``shallow`` file are written by all of them. Every push must land, and each exit
+code must tell the truth (0 exactly when the tag landed), over ``file://`` (dulwich writes the
+remote's refs in the pushing process) and over HTTPS (stock ``git http-backend``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gitenv import isolated_git_env, run_git
+from imageverify import FIXTURES, lfsreg, tags_of
+from test_concurrency import check_history, run_concurrently
+from test_git_durability import fsck_clean
+
+PUSHERS = 8
+SOURCES = [
+    f"oci:{FIXTURES / 'app.oci'}:1.0",
+    f"oci:{FIXTURES / 'tool.oci'}:2.0",
+    f"docker-archive:{FIXTURES / 'base.docker.tar'}",
+    f"oci:{FIXTURES / 'app-zstd.oci'}:1.0",
+]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
+    # Locks are held 30 ms longer (a slow disk): the pushers really meet each other's locks.
+    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), SLOW_GIT_LOCKS="0.03", **extra)
+    if "LFSREG_FORMATS" in os.environ:
+        env["LFSREG_FORMATS"] = os.environ["LFSREG_FORMATS"]
+    return env
+
+
+def _push_all(tmp_path: Path, url: str, env: dict[str, str], run: str) -> dict[str, subprocess.CompletedProcess[str]]:
+    tags = {f"same/user:{run}-{i}": SOURCES[i % len(SOURCES)] for i in range(PUSHERS)}
+    argvs = [["push", url, source, "--tag", tag] for tag, source in tags.items()]
+    results = run_concurrently(tmp_path / run, argvs, env=env)
+    return dict(zip(tags, results, strict=True))
+
+
+def _exit_codes_tell_the_truth(results: dict[str, subprocess.CompletedProcess[str]], landed: set[str]) -> None:
+    lies = [
+        f"{tag}: exit {r.returncode} but {'landed' if tag in landed else 'absent'}: {r.stderr.strip()}"
+        for tag, r in results.items()
+        if (r.returncode == 0) != (tag in landed)
+    ]
+    assert not lies, "; ".join(lies)
+    failures = [f"{tag}: exit {r.returncode}: {r.stderr.strip()}" for tag, r in results.items() if r.returncode != 0]
+    assert not failures, "; ".join(failures)
+
+
+@pytest.mark.parametrize("init", ["lfsreg-init", "git-init-bare"])
+def test_one_user_pushes_many_tags_at_once_over_file_url(tmp_path: Path, init: str) -> None:
+    """Over ``file://`` the pushers met the remote's locked branch and failed instead of re-applying."""
+    git_env = isolated_git_env(tmp_path)
+    repo = tmp_path / "remote.git"
+    if init == "lfsreg-init":
+        lfsreg("init", repo)
+    else:
+        run_git(["init", "--quiet", "--bare", repo], cwd=tmp_path, env=git_env)
+    env = _env(tmp_path)
+    landed: set[str] = set()
+    all_results = {}
+    for run in ("r1", "r2"):
+        results = _push_all(tmp_path, f"file://{repo}", env, run)
+        all_results.update(results)
+        landed = set(tags_of(repo))
+        _exit_codes_tell_the_truth(results, landed & set(results))
+    assert landed == set(all_results)
+    check_history(repo, git_env, len(all_results) + (1 if init == "lfsreg-init" else 0))
+    fsck_clean(repo, git_env)
+
+
+@pytest.mark.interop
+def test_one_user_pushes_many_tags_at_once_over_https(git_http_server, git_http_repo, tmp_path: Path) -> None:
+    """Over HTTPS 1 of 8 pushers failed on ``FileLocked`` in the shared mirror, once after its tag landed."""
+    git_env = isolated_git_env(tmp_path)
+    env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    all_results = {}
+    for run in ("r1", "r2", "r3"):
+        results = _push_all(tmp_path, git_http_repo.url, env, run)
+        all_results.update(results)
+        listed = subprocess.run(
+            [sys.executable, "-m", "lfsreg", "tags", git_http_repo.url, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        landed = {f"{row['name']}:{row['tag']}" for row in json.loads(listed.stdout)}
+        _exit_codes_tell_the_truth(results, landed & set(results))
+    check_history(git_http_repo.path, git_env, len(all_results))
+    fsck_clean(git_http_repo.path, git_env)

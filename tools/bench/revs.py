@@ -1,0 +1,67 @@
+"""Which lfsreg a run measures: the working tree and every commit named by ``--lfsreg-rev``, side by side.
+
+A commit runs from a temporary snapshot of its ``lfsreg/`` directory (``git archive``) put first
+on ``PYTHONPATH``, so the same interpreter and dependencies run both; the snapshot is checked
+to be what ``import lfsreg`` finds, and removed at the end.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_WHERE = "import lfsreg, sys; sys.stdout.write(lfsreg.__file__)"
+
+
+@dataclass(frozen=True)
+class Lfsreg:
+    """One lfsreg to measure: ``name`` is ``work`` (the working tree) or the revision as given."""
+
+    name: str
+    commit: str  # "" for the working tree
+    argv: tuple[str, ...]  # the command prefix, e.g. ("python", "-m", "lfsreg")
+    source: Path  # the directory holding the lfsreg package it imports
+
+    def cmd(self, *args: str) -> list[str]:
+        return [*self.argv, *args]
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, "PYTHONPATH": str(self.source)}
+
+
+def prepare(lfsreg_cmd: str, revs: list[str], tmp: Path) -> list[Lfsreg]:
+    """The working tree's lfsreg, then one per revision (snapshots under ``tmp``).
+
+    Raises:
+        RuntimeError: A revision is unknown, its export failed, or its snapshot is not what runs.
+
+    """
+    argv = tuple(shlex.split(lfsreg_cmd))
+    out = [Lfsreg("work", "", argv, PROJECT_ROOT)]
+    for rev in revs:
+        sha = _git("rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+        dest = tmp / sha[:12]
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", sha, "lfsreg"], capture_output=True, check=False)
+        untar = subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, capture_output=True, check=False)
+        if archive.returncode or untar.returncode:
+            raise RuntimeError(f"cannot export lfsreg/ of {rev}: {(archive.stderr or untar.stderr).decode(errors='replace')[-500:]}")
+        out.append(Lfsreg(rev, sha, argv, dest))
+    for lr in out:
+        if len(argv) >= 3 and argv[1:3] == ("-m", "lfsreg"):  # a python: check which lfsreg it imports
+            p = subprocess.run(
+                [argv[0], "-c", _WHERE], env=lr.env({"PATH": "/usr/bin:/bin"}), cwd="/", capture_output=True, text=True, check=False
+            )
+            if not p.stdout.startswith(str(lr.source)):
+                raise RuntimeError(f"lfsreg {lr.name}: {argv[0]} imports {p.stdout or p.stderr[-300:]}, not {lr.source}")
+    return out
+
+
+def _git(*args: str) -> str:
+    p = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, check=False)
+    if p.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {p.stderr.strip()[-500:]}")
+    return p.stdout
