@@ -7,10 +7,10 @@ Two things every store of objects needs:
   into place atomically (used for LFS downloads over HTTP and SSH, ``file://`` copies, and the
   object cache). A reader never sees a partial or corrupt object.
 * :func:`staged_file`, a temporary file named after the process that owns it
-  (``lfsreg-<pid>-<random>``), and :func:`sweep_stale`, which removes files whose owner is
-  gone (or that are very old) when the next run starts: a push killed with SIGKILL cannot clean
-  up after itself. :func:`discard_own_staging` removes this process's staged files at once,
-  for a SIGTERM handler.
+  (``lfsreg-<pid>.<host>-<random>``), and :func:`sweep_stale`, which removes files whose owner
+  is gone (or that are very old) when the next run starts: a push killed with SIGKILL cannot
+  clean up after itself. :func:`discard_own_staging` removes this process's staged files at
+  once and makes further writes to them fail, for a SIGTERM handler.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 PREFIX = "lfsreg-"
 #: Staged files older than this are removed even if their owner seems alive (pid reuse, another host).
 STALE_AGE = 7 * 24 * 3600.0
-_OWNED = re.compile(r"lfsreg-(\d+)-")
+_OWNED = re.compile(r"lfsreg-(\d+)\.([0-9a-f]{7})-")
+#: Names this machine in staged files' names: a cache shared between hosts (NFS, a CI volume)
+#: must not lose a live process's files because its pid means nothing here.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:7]
 
 _live_lock = threading.Lock()
 _live: set[str] = set()  # staged files of this process that still exist
@@ -46,6 +50,11 @@ class Reader(Protocol):
     def read(self, n: int = -1, /) -> bytes:
         """Up to ``n`` bytes; ``b""`` at the end."""
         ...
+
+
+def owner_tag(pid: int) -> str:
+    """The owner part of a staged file's name: ``<pid>.<host>``."""
+    return f"{pid}.{HOST}"
 
 
 def _owner_alive(pid: int) -> bool:
@@ -63,9 +72,9 @@ def _owner_alive(pid: int) -> bool:
 def sweep_stale(directory: str, *, now: float | None = None) -> int:
     """Remove abandoned temporary files in ``directory``; return how many were removed.
 
-    A file is abandoned when it is named ``lfsreg-<pid>-…`` and no process ``pid`` runs on
-    this machine, or when it is older than :data:`STALE_AGE` (older names without a pid, or a
-    pid reused since). Files of live processes are left alone.
+    A file is abandoned when it is named ``lfsreg-<pid>.<host>-…`` for this host and no process
+    ``pid`` runs here, or when it is older than :data:`STALE_AGE` (names without an owner,
+    another host's files, or a pid reused since). Files of live processes are left alone.
     """
     now = time.time() if now is None else now
     removed = 0
@@ -82,7 +91,7 @@ def sweep_stale(directory: str, *, now: float | None = None) -> int:
             old = now - os.lstat(path).st_mtime > STALE_AGE
         except OSError:
             continue
-        if old or (m is not None and not _owner_alive(int(m.group(1)))):
+        if old or (m is not None and m.group(2) == HOST and not _owner_alive(int(m.group(1)))):
             with contextlib.suppress(OSError):
                 os.unlink(path)
                 removed += 1
@@ -92,6 +101,30 @@ def sweep_stale(directory: str, *, now: float | None = None) -> int:
 
 
 _swept: set[str] = set()
+
+
+def sweep_once(directory: str) -> None:
+    """:func:`sweep_stale` ``directory``, the first time this process asks (stores call it when created)."""
+    if directory in _swept:
+        return
+    _swept.add(directory)
+    sweep_stale(directory)
+
+
+class _StagedWriter:
+    """A staged file's handle that refuses writes once the process is shutting down."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+
+    def write(self, data: bytes) -> int:
+        """Write ``data`` (:class:`LocalStorageError` after :func:`discard_own_staging`)."""
+        if _closed:
+            raise LocalStorageError("lfsreg is shutting down: staging stopped")
+        return self._f.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._f, name)
 
 
 @contextlib.contextmanager
@@ -105,7 +138,7 @@ def staged_file(directory: str) -> Iterator[tuple[BinaryIO, str]]:
     path = temp_path(directory)
     try:
         with open(path, "wb") as f:
-            yield f, path
+            yield _StagedWriter(f), path  # type: ignore[misc]
     except BaseException:
         forget(path, remove=True)
         raise
@@ -116,10 +149,8 @@ def temp_path(directory: str) -> str:
     if _closed:
         raise LocalStorageError("lfsreg is shutting down: no new staging")
     os.makedirs(directory, exist_ok=True)
-    if directory not in _swept:
-        _swept.add(directory)
-        sweep_stale(directory)
-    fd, path = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", dir=directory)
+    sweep_once(directory)
+    fd, path = tempfile.mkstemp(prefix=f"{PREFIX}{owner_tag(os.getpid())}-", dir=directory)
     os.close(fd)
     with _live_lock:
         _live.add(path)

@@ -4,7 +4,8 @@
 stdin/stdout (started by the sshd fixture's forced command): capabilities, ``version 1``,
 ``batch``, ``put-object`` + ``verify-object`` (upload), ``get-object`` (download), ``quit``.
 Objects live in ``STORE/<oid>``; uploads are hashed and rejected (status 400) on mismatch.
-Stdlib only.
+A test scripts a one-shot fault for a command on an object by writing ``cut`` or a status
+(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Stdlib only.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ class Conn:
         return lines
 
 
+def _claim_fault(store: str, cmd: str) -> str | None:
+    """A one-shot fault scripted by a test: the file ``STORE/.fault.<command>.<oid>`` holds
+    ``cut`` or a status; the first session to claim it (atomic rename) applies it."""
+    parts = cmd.split()
+    if len(parts) != 2:
+        return None
+    marker = os.path.join(store, f".fault.{parts[0]}.{parts[1]}")
+    claimed = marker + f".{os.getpid()}"
+    try:
+        os.rename(marker, claimed)
+    except OSError:
+        return None
+    with open(claimed) as f:
+        fault = f.read().strip()
+    os.unlink(claimed)
+    return fault
+
+
 def main(store: str, operation: str) -> int:
     os.makedirs(store, exist_ok=True)
     c = Conn()
@@ -84,6 +103,15 @@ def main(store: str, operation: str) -> int:
                 break
             args.append(c.text(pkt))
         kv = dict(a.split("=", 1) for a in args if "=" in a)
+        fault = _claim_fault(store, cmd)
+        if fault == "cut":
+            return 0  # hang up in the middle of the exchange
+        if fault:
+            if delim:
+                while c.read() is not None:  # the request's lines or data
+                    pass
+            c.send(f"status {fault}", DELIM, "message scripted fault", FLUSH)
+            continue
         if cmd == "quit":
             c.send("status 200", FLUSH)
             return 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import click
@@ -12,6 +14,7 @@ from .. import __version__
 from ..errors import LfsregError
 from ..remotes import RemoteOptions
 from ..ssh.settings import SshSettings
+from ..staging import discard_own_staging
 from .commands import register
 from .keygen import keygen
 
@@ -75,11 +78,26 @@ register(cli)
 cli.add_command(keygen)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind like Ctrl-C (locks released, staging removed), exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Staged layers go first, in case unwinding is slow (workers stop at their next write).
+    discard_own_staging()
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; map library errors to one line on stderr and an exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lfsreg", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so _Terminated) into Abort
+        if isinstance(exc.__cause__, _Terminated):
+            click.echo("lfsreg: terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
         click.echo("lfsreg: interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
@@ -95,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)
+    except _Terminated:
+        click.echo("lfsreg: terminated", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         click.echo("lfsreg: interrupted", err=True)
         sys.exit(130)

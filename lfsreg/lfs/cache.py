@@ -4,12 +4,12 @@ This module alone knows the cache's layout::
 
     objects/<oid[0:2]>/<oid[2:4]>/<oid>   verified objects (as git-lfs lays them out)
     incomplete/<oid>.part                 a download cut short, resumed with Range
-    tmp/lfsreg-<pid>-*                    staged layers and downloads in progress
+    tmp/lfsreg-<pid>.<host>-*             staged layers and downloads in progress
 
 Entries appear only by atomic rename after their hash was checked
 (:class:`lfsreg.staging.VerifiedWriter`), and are re-hashed before use: a corrupted entry is
 deleted and fetched again, never served. Staging files of processes that are gone are
-removed when the next process stages (:func:`lfsreg.staging.sweep_stale`).
+removed when the next process opens the cache (:func:`lfsreg.staging.sweep_stale`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
-from ..staging import VerifiedWriter, file_sha256, place, staged_file, temp_path
+from ..staging import VerifiedWriter, file_sha256, place, staged_file, sweep_once, temp_path
 
 
 def cache_root() -> str:
@@ -38,6 +38,7 @@ class ObjectCache:
     def __init__(self, root: str) -> None:
         self.root = root
         self.tmp = os.path.join(root, "tmp")
+        sweep_once(self.tmp)  # what killed processes left
 
     def path(self, obj: LfsObject) -> str:
         """The cache file for ``obj``."""

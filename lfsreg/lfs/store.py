@@ -2,7 +2,8 @@
 
 A local registry keeps LFS objects where stock git-lfs keeps them for a local remote:
 ``<bare repo>/lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, with temporary files in
-``<bare repo>/lfs/tmp``. Objects appear only by atomic rename, complete and verified.
+``<bare repo>/lfs/tmp`` (swept of dead processes' files when a store is opened). Objects
+appear only by atomic rename, complete and verified.
 
 Every remote store (HTTP, SSH, ``file://``) is a :class:`CachedLfsStore`: layers are staged
 in the local object cache, uploaded from there and kept there, and downloads land there;
@@ -19,7 +20,7 @@ from typing import BinaryIO, Protocol
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
-from ..staging import place, staged_file
+from ..staging import place, staged_file, sweep_once
 from .cache import ObjectCache
 
 
@@ -59,6 +60,7 @@ class LocalLfsStore:
     def __init__(self, git_dir: str) -> None:
         self.root = os.path.join(git_dir, "lfs")
         self.label = git_dir
+        sweep_once(os.path.join(self.root, "tmp"))  # what killed processes left
 
     def path(self, obj: LfsObject) -> str:
         """The file that holds ``obj``."""

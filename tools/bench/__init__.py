@@ -1,6 +1,6 @@
 """lfsreg benchmarks: lfsreg beside stock git + git-lfs (and beside other lfsreg revisions) in one run.
 
-usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev REV] [--json FILE]
+usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev REV] [--compression C] [--json FILE]
 
   local   lfsreg vs git + git-lfs on the local disk (floor: sha256sum; per compression)
   scale   a registry of 1,000 images x 10 tags: one push, tags/images listings, small pushes

@@ -64,7 +64,6 @@ sys.exit(1 if r.status >= 400 or (op != "get" and bad) else 0)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--compression", choices=["zstd", "gzip", "none"], help="engine: pass --compression to the pushes")
     ap.add_argument(
         "--engines-dir", default="auto", help="engine: where fresh engines live: a directory, or auto (/dev/shm if it has room)"
     )
@@ -140,7 +139,7 @@ def _registries_equal(s: Session, lr: Lfsreg, a: Path, b: Path) -> str | None:
 
 def _push(s: Session, e: _Engines, lr: Lfsreg, rep: int, name: str) -> Path | None:
     img, _ = s.image()
-    g, nb, comp = "push", s.image_bytes, ["--compression", s.a.compression] if s.a.compression else []
+    g, nb, comp = "push", s.image_bytes, ["--compression", s.a.compression[0]] if s.a.compression else []
     base = s.run_dir / f"engine-{lr.name}"
     base.mkdir(parents=True, exist_ok=True)
     env, eng_env = lr.env(s.env), lr.env({**s.env, "DOCKER_HOST": e.a.docker_host})
@@ -149,7 +148,7 @@ def _push(s: Session, e: _Engines, lr: Lfsreg, rep: int, name: str) -> Path | No
         "eng": (s.lfsreg_step("eng.eng.push", "lfsreg push REPO NAME:TAG (from engine A)", g, lr, nbytes=nb), [s.a.ref], eng_env),
     }
     repeat = s.lfsreg_step("eng.eng.repeat", "lfsreg repeat push NAME:TAG (unchanged)", g, lr)
-    check = s.lfsreg_step("eng.check.push", "registries equal; the repeat asked for no save stream", g, lr, indent=True)
+    check = s.lfsreg_step("eng.check.push", "registries equal; the repeat asked for no save stream", g, lr, lfsreg=False, indent=True)
     for which in ("arc", "eng") if rep % 2 == 0 else ("eng", "arc"):
         step, src, run_env = jobs[which]
         rmtree(base / f"{which}.git")
@@ -167,11 +166,11 @@ def _push(s: Session, e: _Engines, lr: Lfsreg, rep: int, name: str) -> Path | No
 
 def _load(s: Session, e: _Engines, lr: Lfsreg, rep: int, repo: Path, a_image: dict[str, Any]) -> None:
     g, nb, base = "load (a fresh empty engine each)", s.image_bytes, repo.parent
-    total = s.r.step(f"eng.file.total@{lr.name}", "pull -o docker-archive:FILE + load FILE", g, nbytes=nb)
+    total = s.lfsreg_step("eng.file.total", "pull -o docker-archive:FILE + load FILE", g, lr, lfsreg=False, nbytes=nb)
     pull = s.lfsreg_step("eng.file.pull", "lfsreg pull REPO NAME:TAG -o docker-archive:FILE", g, lr, nbytes=nb, indent=True)
-    load = s.r.step(f"eng.file.load@{lr.name}", "POST /images/load FILE -> empty engine", g, nbytes=nb, indent=True)
+    load = s.lfsreg_step("eng.file.load", "POST /images/load FILE -> empty engine", g, lr, lfsreg=False, nbytes=nb, indent=True)
     direct = s.lfsreg_step("eng.load", "lfsreg pull REPO NAME:TAG --load -> empty engine", g, lr, nbytes=nb)
-    check = s.lfsreg_step("eng.check.load", "the loaded image is engine A's (ID, layers)", g, lr, indent=True)
+    check = s.lfsreg_step("eng.check.load", "the loaded image is engine A's (ID, layers)", g, lr, lfsreg=False, indent=True)
     for which in ("file", "direct") if rep % 2 == 0 else ("direct", "file"):
         with contextlib.ExitStack() as stack:
             runs: list[Run] = []

@@ -6,7 +6,7 @@ same base URL, plain HTTP on the loopback. Every job gets a fresh empty reposito
 
 * git+lfs: push = untar + track + add + commit + ``git push`` (credentials from a
   ``credential.helper store``); pull = ``GIT_LFS_SKIP_SMUDGE=1 git clone`` + ``git lfs pull``.
-* lfsreg, per compression (zstd, none [, gzip]) and revision: push (fresh ``LFSREG_CACHE``), pull
+* lfsreg, per compression (none and zstd) and revision: push (fresh ``LFSREG_CACHE``), pull
   with a cold cache and again warm, repeat push with the push's cache and with an empty one.
 * per step, the HTTP requests nginx logged (object PUT/GET, bytes served).
 * targets: push and cold pull <= 1.0x git+lfs; the warm pull downloads and the repeat pushes
@@ -117,7 +117,7 @@ def _lfsreg(s: Session, server: Any, comp: str, lr: Lfsreg, rep: int) -> None:
     warm = s.lfsreg_step(f"{k}.warm", "lfsreg pull again, warm cache", g, lr, nbytes=nb)
     repeat = s.lfsreg_step(f"{k}.repeat", "lfsreg repeat push, the push's cache", g, lr)
     repeat_cold = s.lfsreg_step(f"{k}.repeat_cold", "lfsreg repeat push, empty cache", g, lr)
-    verify = s.lfsreg_step(f"{k}.verify", "verify the pulled archives (untimed)", g, lr, indent=True)
+    verify = s.lfsreg_step(f"{k}.verify", "verify the pulled archives (untimed)", g, lr, lfsreg=False, indent=True)
     base = s.run_dir / f"https-{comp}-{lr.name}"
     rmtree(base)
     base.mkdir(parents=True)
@@ -152,7 +152,7 @@ def run(s: Session) -> None:
         if not s.a.keep:
             rmtree(repo.path)
             rmtree(repo.lfs_storage)
-        for comp in local.comps(s)[::-1]:
+        for comp in local.comps(s):
             for lr in s.in_turn(rep):
                 _lfsreg(s, server, comp, lr, rep)
 

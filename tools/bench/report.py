@@ -96,7 +96,7 @@ def _side_by_side(s: Session) -> list[str]:
     hdr = f"  {'step':58s}" + "".join(f" {n[:12]:>12s}" for n in names) + "".join(f" {'work/' + n[:7]:>13s}" for n in names[1:])
     lines = ["lfsreg revisions side by side (median seconds; ratio < 1: the working tree is faster)", hdr]
     for key, st in s.r.steps.items():
-        if st.lfsreg != "work":
+        if st.rev != "work" or "untimed" in st.label:
             continue
         base = key.rsplit("@", 1)[0]
         secs = [s.seconds(f"{base}@{n}") for n in names]

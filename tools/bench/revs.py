@@ -7,6 +7,7 @@ to be what ``import lfsreg`` finds, and removed at the end.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def prepare(lfsreg_cmd: str, revs: list[str], tmp: Path) -> list[Lfsreg]:
         untar = subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, capture_output=True, check=False)
         if archive.returncode or untar.returncode:
             raise RuntimeError(f"cannot export lfsreg/ of {rev}: {(archive.stderr or untar.stderr).decode(errors='replace')[-500:]}")
-        out.append(Lfsreg(rev, sha, argv, dest))
+        out.append(Lfsreg(re.sub(r"[^A-Za-z0-9._-]+", "-", rev), sha, argv, dest))  # a name for paths too
     for lr in out:
         if len(argv) >= 3 and argv[1:3] == ("-m", "lfsreg"):  # a python: check which lfsreg it imports
             p = subprocess.run(

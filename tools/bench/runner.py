@@ -73,7 +73,8 @@ class Step:
     label: str
     group: str
     nbytes: int | None = None  # data moved (for MiB/s)
-    lfsreg: str | None = None  # the lfsreg revision that ran it (peak RSS target applies)
+    rev: str | None = None  # the lfsreg revision it measures
+    lfsreg: bool = False  # an lfsreg command (the peak RSS target applies)
     indent: bool = False
     cmd: str = ""
     skipped: str | None = None

@@ -70,10 +70,13 @@ class Session:
         return self.lfsregs[k:] + self.lfsregs[:k]
 
     # -- steps --------------------------------------------------------------------------------------
-    def lfsreg_step(self, key: str, label: str, group: str, lr: revs.Lfsreg, **kw: Any) -> Step:
-        """The step ``key`` as run by revision ``lr`` (key ``KEY@NAME``, the name in the label when there are several)."""
+    def lfsreg_step(self, key: str, label: str, group: str, lr: revs.Lfsreg, *, lfsreg: bool = True, **kw: Any) -> Step:
+        """The step ``key`` of revision ``lr`` (key ``KEY@NAME``, the name in the label when there are several).
+
+        ``lfsreg`` tells whether it is one lfsreg command (not a sum, a check or another tool's command).
+        """
         suffix = f" [{lr.name}]" if len(self.lfsregs) > 1 else ""
-        return self.r.step(f"{key}@{lr.name}", label + suffix, group, lfsreg=lr.name, **kw)
+        return self.r.step(f"{key}@{lr.name}", label + suffix, group, rev=lr.name, lfsreg=lfsreg, **kw)
 
     def seconds(self, key: str) -> float | None:
         step = self.r.steps.get(key)

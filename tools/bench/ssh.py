@@ -5,7 +5,7 @@ serves the same repositories with a deploy key per repository whose forced comma
 ``git-lfs-authenticate`` with the nginx LFS URL, as GitHub does: SSH = git over SSH (paramiko,
 in-process) + the LFS API over HTTP with the header it handed out.
 
-Per repetition, compression (zstd, none) and revision, each into a fresh repository, SSH and
+Per repetition, compression (none and zstd) and revision, each into a fresh repository, SSH and
 HTTP in turn (odd repetitions SSH first): ``push``, ``pull -o docker-archive:`` with a cold cache
 (verified), ``images`` (git only: each transport's fixed cost). Targets: SSH <= 1.1x HTTP for
 push and pull; one SSH connection per command. An even ``--reps`` pairs the orders up.
@@ -17,14 +17,13 @@ import argparse
 import sys
 from typing import Any
 
-from tools.bench import https
+from tools.bench import https, local
 from tools.bench.report import Check, passed, ratio
 from tools.bench.revs import Lfsreg
 from tools.bench.runner import rmtree, tool_version
 from tools.bench.session import Session
 
 TARGET_SSH_VS_HTTP = 1.1
-COMPS = ("zstd", "none")
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -54,7 +53,7 @@ def _job(s: Session, server: Any, sshd: Any, comp: str, lr: Lfsreg, rep: int) ->
         for op, label in labels.items()
         for proto in ("https", "ssh")
     }
-    verify = s.lfsreg_step(f"ssh.{comp}.verify", "verify the pulled archives (untimed)", g, lr, indent=True)
+    verify = s.lfsreg_step(f"ssh.{comp}.verify", "verify the pulled archives (untimed)", g, lr, lfsreg=False, indent=True)
     logins = s.data.setdefault("ssh logins", {})
     for op in labels:
         for proto in order:
@@ -82,7 +81,7 @@ def run(s: Session) -> None:
     s.meta["versions"]["sshd"] = tool_version(["ssh", "-V"])
     s.meta["versions"]["paramiko"] = tool_version([sys.executable, "-c", "import paramiko; print(paramiko.__version__)"])
     for rep in range(s.a.reps):
-        for comp in COMPS:
+        for comp in local.comps(s):
             for lr in s.in_turn(rep):
                 _job(s, server, sshd, comp, lr, rep)
 
@@ -96,7 +95,7 @@ def _paired(s: Session, a: str, b: str) -> str | None:
 def checks(s: Session) -> list[Check]:
     out: list[Check | None] = []
     for lr in s.lfsregs:
-        for comp in COMPS:
+        for comp in local.comps(s):
             k = f"ssh.{comp}"
             for op in ("push", "pull"):
                 ssh_key, http_key = f"{k}.ssh.{op}@{lr.name}", f"{k}.https.{op}@{lr.name}"
