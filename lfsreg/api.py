@@ -10,28 +10,26 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .compression import check_algorithm
 from .credentials import strip_userinfo
+from .describe import ImageSummary, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
+from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
-from .manifest import Index, parse_config, parse_manifest
-from .ops.pull import IMAGE_CONFIGS, archive_images, pull_images
-from .ops.push import PushItem, PushOptions, PushResult, push_images
+from .ops.pull import pull_images
+from .ops.push import PushOptions, PushResult, push_images
+from .ops.selection import push_items
 from .progress import ProgressCallback, no_progress
-from .reference import ImageRef, validate_name, validate_tag
+from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .remotes import RemoteOptions, open_location
-from .transports import DAEMON, open_source, parse_source, parse_target, select
-
-if TYPE_CHECKING:
-    from .transports.docker_daemon import EnginePush
+from .transports import open_destination, open_sources, parse_source, parse_target
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +39,6 @@ class TagInfo:
     name: str
     tag: str
     digest: Digest
-
-
-@dataclass(frozen=True, slots=True)
-class ImageSummary:
-    """A row of ``lfsreg images``: sizes are of the stored (compressed) blobs."""
-
-    name: str
-    tag: str
-    digest: Digest
-    image_id: Digest | None
-    created: str | None
-    size: int
-    platforms: tuple[str, ...]
 
 
 class Registry:
@@ -127,49 +112,18 @@ class Registry:
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
         """
+        check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
-        renames = [ImageRef.parse(t, default_tag="latest") for t in tags]
-        daemon_refs = [ImageRef.parse(r.path) for r in refs if r.transport == DAEMON]
-        for text, ref in zip(sources, refs, strict=True):
-            if ref.transport == DAEMON and not text.startswith(DAEMON) and os.path.exists(text):
-                raise UsageError(
-                    f"{text!r} names a Docker engine image, but a file of that name exists",
-                    hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}",
-                )
-        opened = []
-        engine: EnginePush | None = None
+        renames = [parse_tagged(t) for t in tags]
+        options = PushOptions(compression, level, jobs, progress)
+        opened = open_sources(refs, spool_dir=spool_dir)
         try:
-            items: list[PushItem] = []
-            for ref in refs:
-                if ref.transport == DAEMON:
-                    continue
-                source = open_source(ref, spool_dir=spool_dir)
-                opened.append(source)
-                for root in select(source, ref):
-                    items.append(PushItem(source, root.descriptor, tuple(_split_name(n) for n in root.names)))
-            if renames and len(items) + len(daemon_refs) != 1:
-                raise UsageError(f"--tag names one image, but the sources hold {len(items) + len(daemon_refs)}")
-            for item in items:
-                if not item.targets and not renames:
-                    raise UsageError(
-                        f"{item.source.label}: image {item.root.digest.short} has no name",
-                        hint="give it one with --tag NAME:TAG",
-                    )
             publisher, lfs = self._publisher(create=True)
-            options = PushOptions(compression, level, jobs, progress)
-            if daemon_refs:
-                from .transports.docker_daemon import prepare
-                from .transports.engine_client import EngineClient  # requests is imported only when an engine is used
-
-                engine = prepare(EngineClient(), daemon_refs, publisher.view(), lfs, options)
-                items += engine.items
-            if renames:
-                items = [PushItem(items[0].source, items[0].root, tuple((r.name, r.tag or "latest") for r in renames))]
-            return push_images(publisher, lfs, items, options, prestaged=engine.prestaged if engine else None)
+            staging = LayerStaging(lfs.staging, Compression(compression, level), progress)
+            items = push_items(opened, renames, publisher.view(), staging)
+            return push_images(publisher, lfs, items, options)
         finally:
-            if engine is not None:
-                engine.discard()
-            for source in opened:
+            for _, source in opened:
                 source.close()
 
     def pull(
@@ -186,20 +140,11 @@ class Registry:
         ``docker-daemon:`` to load the images straight into the Docker engine.
         """
         refs = [ImageRef.parse(i) for i in images]
-        target = parse_target(dest)
+        destination = open_destination(parse_target(dest))
         publisher, lfs = self._publisher()
         view = publisher.view()
         _require_content(view)
-        if target.kind == DAEMON:
-            from .transports.docker_daemon import load
-            from .transports.engine_client import EngineClient
-
-            client = EngineClient()
-            client.ping()  # fail before fetching anything if the engine is not there
-            resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-            load(client, archive)
-            return resolved
-        return pull_images(view, lfs, refs, target, platform=platform, progress=progress)
+        return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
         """Tags of ``name`` (or of every image), filtered by glob patterns."""
@@ -225,14 +170,12 @@ class Registry:
             for tag, digest in view.tags(name):
                 if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
                     continue
-                base = cache.get(digest) or cache.setdefault(digest, _summary(view, digest))
+                base = cache.get(digest) or cache.setdefault(digest, summarize(view, digest))
                 out.append(ImageSummary(name, tag, digest, base.image_id, base.created, base.size, base.platforms))
         return out
 
     def inspect(self, image: str) -> dict[str, object]:
         """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict."""
-        from .describe import inspect_image
-
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
@@ -251,33 +194,9 @@ class Registry:
         return [str(r) for r in refs]
 
 
-def _split_name(text: str) -> tuple[str, str]:
-    ref = ImageRef.parse(text, default_tag="latest")
-    return ref.name, ref.tag or "latest"
-
-
 def _require_content(view: RegistryView) -> None:
     if view.empty:
         raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
-
-
-def _summary(view: RegistryView, digest: Digest) -> ImageSummary:
-    data = view.blob(digest)
-    parsed = parse_manifest(data, str(digest))
-    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in parsed.manifests] if isinstance(parsed, Index) else [parsed]
-    size = len(data)
-    image_id = created = None
-    platforms = []
-    for m in manifests:
-        if isinstance(m, Index):
-            continue
-        image_id = image_id or m.config.digest
-        size += m.config.size + sum(layer.size for layer in m.layers)
-        if m.config.media_type in IMAGE_CONFIGS:
-            config = parse_config(view.blob(m.config.digest), str(m.config.digest))
-            created = created or config.created
-            platforms.append(config.platform)
-    return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))
 
 
 __all__ = ["ImageSummary", "NotARegistryError", "Registry", "RemoteOptions", "TagInfo"]

@@ -1,20 +1,33 @@
-"""``inspect``: what one image is made of, as a JSON-ready dict."""
+"""What images are made of: ``inspect`` (one image in full) and ``images`` (a summary row per tag)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from . import mediatypes as mt
 from .digest import Digest
 from .manifest import Index, Manifest, parse_config, parse_manifest
-from .ops.pull import IMAGE_CONFIGS
 from .reference import ImageRef
 from .registry.view import RegistryView
 
 
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    """A row of ``lfsreg images``: sizes are of the stored (compressed) blobs."""
+
+    name: str
+    tag: str
+    digest: Digest
+    image_id: Digest | None
+    created: str | None
+    size: int
+    platforms: tuple[str, ...]
+
+
 def _image(view: RegistryView, manifest: Manifest) -> dict[str, Any]:
-    if manifest.config.media_type not in IMAGE_CONFIGS:
+    if not mt.is_image_config(manifest.config.media_type):
         return {
             "manifest": str(manifest.digest),
             "mediaType": manifest.media_type,
@@ -72,3 +85,23 @@ def inspect_image(view: RegistryView, ref: ImageRef, digest: Digest) -> dict[str
         out["platforms"] = [image["platform"]] if image["platform"] else []
         out.update(image)
     return out
+
+
+def summarize(view: RegistryView, digest: Digest) -> ImageSummary:
+    """The summary of the manifest or index ``digest`` (``name``/``tag`` left empty for the caller)."""
+    data = view.blob(digest)
+    parsed = parse_manifest(data, str(digest))
+    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in parsed.manifests] if isinstance(parsed, Index) else [parsed]
+    size = len(data)
+    image_id = created = None
+    platforms = []
+    for m in manifests:
+        if isinstance(m, Index):
+            continue
+        image_id = image_id or m.config.digest
+        size += m.config.size + sum(layer.size for layer in m.layers)
+        if mt.is_image_config(m.config.media_type):
+            config = parse_config(view.blob(m.config.digest), str(m.config.digest))
+            created = created or config.created
+            platforms.append(config.platform)
+    return ImageSummary("", "", digest, image_id if not isinstance(parsed, Index) else digest, created, size, tuple(platforms))

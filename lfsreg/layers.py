@@ -1,4 +1,4 @@
-"""Storing one layer: reuse, copy or compress it into a staged LFS object, verifying as it goes.
+"""Staging one layer: copy or compress it into a staged LFS object, verifying as it goes.
 
 Every path reads the source once and hashes each byte stream once: the source digest (or
 diff_id) while reading, the stored digest while writing.
@@ -7,14 +7,15 @@ diff_id) while reading, the stored digest while writing.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from . import mediatypes as mt
-from .compression import Reader, compressor
-from .digest import CHUNK, Digest
+from .compression import FeedDecompressor, Reader, compressor, sniff
+from .digest import CHUNK, Digest, HashingReader
 from .formats.lfs_pointer import LfsObject
 from .integrity import DiffIdCheck, VerifiedReader
 from .manifest import Descriptor
@@ -22,8 +23,8 @@ from .progress import ProgressCallback, ProgressEvent
 
 
 @dataclass(frozen=True, slots=True)
-class StoredLayer:
-    """The outcome for one source layer.
+class PreparedLayer:
+    """A source layer made ready for the registry's commit.
 
     Attributes:
         desc: the layer as the registry stores it (what the pushed manifest references).
@@ -95,6 +96,15 @@ class Compression:
     threads: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class LayerStaging:
+    """Where and how a source that stages its own layers stages them."""
+
+    staging: Staging
+    compression: Compression
+    progress: ProgressCallback
+
+
 def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress) -> None:
     while True:
         data = src.read(CHUNK)
@@ -136,7 +146,7 @@ def stage_plain(
 
 def store_uncompressed(
     raw: BinaryIO, desc: Descriptor, compression: Compression, staging: Staging, progress: ProgressCallback, what: str
-) -> StoredLayer:
+) -> PreparedLayer:
     """Store an uncompressed layer (digest == diff_id), compressed as asked (or not)."""
     bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what)
@@ -147,7 +157,7 @@ def store_uncompressed(
 
     stored, diff_id, path = stage_plain(src, finish, compression, staging, bar)
     bar.done()
-    return StoredLayer(stored, diff_id, desc.size, path)
+    return PreparedLayer(stored, diff_id, desc.size, path)
 
 
 def store_compressed(
@@ -158,7 +168,7 @@ def store_compressed(
     staging: Staging,
     progress: ProgressCallback,
     what: str,
-) -> StoredLayer:
+) -> PreparedLayer:
     """Store a compressed layer byte for byte, checking its digest and its diff_id."""
     bar = LayerProgress(progress, str(desc.digest), desc.size)
     check = DiffIdCheck(algorithm, diff_id, what)
@@ -168,10 +178,10 @@ def store_compressed(
         src.finish()
         out.flush()
     bar.done()
-    return StoredLayer(desc, diff_id, check.size, path)
+    return PreparedLayer(desc, diff_id, check.size, path)
 
 
-def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> StoredLayer:
+def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> PreparedLayer:
     """Store an artifact blob byte for byte, checking its digest and size."""
     bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what)
@@ -180,4 +190,63 @@ def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: 
         src.finish()
         out.flush()
     bar.done()
-    return StoredLayer(desc, None, None, path)
+    return PreparedLayer(desc, None, None, path)
+
+
+def stage_sniffed(reader: BinaryIO, key: str, size: int, how: LayerStaging) -> tuple[PreparedLayer, bool]:
+    """Stage a layer of unknown compression (a ``docker save`` member): sniff, hash, stage.
+
+    A compressed layer keeps its bytes (its digest and diff_id are both computed); a plain one
+    is compressed as ``how`` asks. Returns the layer and whether it arrived compressed.
+    """
+    head = reader.read(4)
+    rest = io.BufferedReader(_Prefixed(head, reader))
+    bar = LayerProgress(how.progress, key, size)
+    algorithm = sniff(head)
+    if algorithm != "none":
+        layer = _stage_compressed(rest, size, algorithm, how.staging, bar)
+    else:
+        src = HashingReader(rest, limit=size)
+        stored, diff_id, path = stage_plain(src, lambda: src.digest, how.compression, how.staging, bar)
+        layer = PreparedLayer(stored, diff_id, src.count, path)
+    bar.done()
+    return layer, algorithm != "none"
+
+
+def _stage_compressed(reader: BinaryIO, size: int, algorithm: str, staging: Staging, bar: LayerProgress) -> PreparedLayer:
+    """Keep a compressed layer's bytes; compute both its digest and its diff_id."""
+    src = HashingReader(reader, limit=size)
+    feed = FeedDecompressor(algorithm)
+    plain = hashlib.sha256()
+    usize = 0
+    with staging() as (out, path):
+        while data := src.read(CHUNK):
+            out.write(data)
+            chunk = feed.feed(data)
+            plain.update(chunk)
+            usize += len(chunk)
+            bar.step(len(data))
+        out.flush()
+    desc = Descriptor(mt.OCI_LAYER_FOR[algorithm], src.digest, src.count)
+    return PreparedLayer(desc, Digest("sha256", plain.hexdigest()), usize, path)
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (already read to sniff it) followed by the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)

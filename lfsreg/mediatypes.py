@@ -19,6 +19,11 @@ DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip
 
 INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+# Configs of container images; any other config media type marks an OCI artifact (a Helm
+# chart, a signature…) whose blobs are stored and copied as they are. "" = not declared.
+IMAGE_CONFIGS = frozenset({OCI_CONFIG, DOCKER_CONFIG, ""})
+# The OCI name of a Docker media type, used when lfsreg rewrites a Docker manifest as OCI.
+_OCI_EQUIVALENT = {DOCKER_LAYER: OCI_LAYER, DOCKER_LAYER_GZIP: OCI_LAYER_GZIP, DOCKER_CONFIG: OCI_CONFIG}
 
 # compression names used throughout lfsreg: "gzip", "zstd" or "none"
 _LAYER_COMPRESSION = {
@@ -43,6 +48,16 @@ def is_index(media_type: str) -> bool:
 def is_manifest(media_type: str) -> bool:
     """True for an OCI image manifest or a Docker schema 2 manifest."""
     return media_type in MANIFESTS
+
+
+def is_image_config(media_type: str) -> bool:
+    """True for a container image config (so the manifest's layers have diff_ids in it)."""
+    return media_type in IMAGE_CONFIGS
+
+
+def oci_equivalent(media_type: str) -> str:
+    """The OCI media type for a Docker one (``media_type`` itself when there is none)."""
+    return _OCI_EQUIVALENT.get(media_type, media_type)
 
 
 def layer_compression(media_type: str) -> str | None:

@@ -76,3 +76,15 @@ class ImageRef:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.digest}" if self.digest else f"{self.name}:{self.tag}"
+
+
+def parse_tagged(text: str) -> tuple[str, str]:
+    """``(name, tag)`` of a ``NAME[:TAG]`` that names an image (tag ``latest`` if none).
+
+    A ``NAME@sha256:…`` is refused with :class:`InvalidReference`: a digest names content,
+    not a tag, so it cannot say which tag to set.
+    """
+    ref = ImageRef.parse(text, default_tag="latest")
+    if ref.tag is None:
+        raise InvalidReference(f"{text!r}: a digest cannot name a tag; give NAME:TAG")
+    return ref.name, ref.tag

@@ -12,7 +12,8 @@ import pytest
 from conftest import assert_error, assert_ok, fixture, lfs_objects, run_cli, snapshot
 from engine_peer import start_engine
 
-from lfsreg.transports.engine_client import Endpoint, EngineClient, EngineError, find_engine
+from lfsreg.errors import InvalidImageError
+from lfsreg.transports.engine_client import Endpoint, EngineClient, find_engine
 
 pytestmark = pytest.mark.interop
 
@@ -129,7 +130,7 @@ def test_unknown_image(engine_a, tmp_path):
 
 def test_engine_rejecting_a_load_is_a_failure(engine_b):
     client = EngineClient(Endpoint("unix", str(engine_b.socket)))
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(InvalidImageError) as info:
         client.load(iter([b"this is not a tar archive" * 100]))
     assert "refused" in str(info.value)
 

@@ -1,7 +1,7 @@
 """The library's imports point one way, and only the modules meant to talk to a system import its client.
 
-core values -> streams and codecs -> git / LFS / SSH / engine clients -> registry format
--> transports and operations -> api -> cli.
+core values -> streams, codecs and the image contracts -> git / LFS / SSH clients -> registry
+format -> transports (every image source and destination) -> operations -> api -> cli.
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ LAYERS = [
         "lfsreg.manifest",
         "lfsreg.progress",
         "lfsreg.credentials",
-        "lfsreg.image",
     ),
-    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.formats", "lfsreg.keys"),
+    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
-    ("lfsreg.ops", "lfsreg.transports", "lfsreg.remotes", "lfsreg.describe"),
+    ("lfsreg.transports",),
+    ("lfsreg.ops", "lfsreg.remotes", "lfsreg.describe"),
     ("lfsreg.api",),
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -64,34 +65,57 @@ def safe_path(path: str, label: str, *, allow_dotdot: bool = False) -> str:
 
 
 class DirFiles:
-    """Files in a directory; paths may not leave it."""
+    """Files in a directory: regular files only, and links may not leave it.
+
+    A FIFO, device or socket would block a reader forever or yield endless bytes, and a
+    symlink out of the directory would read files the layout does not hold: both are refused
+    as an invalid image.
+    """
 
     def __init__(self, root: str) -> None:
         if not os.path.isdir(root):
             raise InvalidImageError(f"{root}: not a directory")
         self.root = os.path.abspath(root)
+        self._real_root = os.path.realpath(root)
         self.label = root
 
-    def _path(self, path: str) -> str:
-        return os.path.join(self.root, safe_path(path, self.label))
+    def _regular(self, path: str) -> str | None:
+        """The real path of ``path`` if it is a regular file inside the directory; ``None`` if absent."""
+        real = os.path.realpath(os.path.join(self.root, safe_path(path, self.label)))
+        if os.path.commonpath([real, self._real_root]) != self._real_root:
+            raise InvalidImageError(f"{self.label}: {path} is a link out of the directory")
+        try:
+            mode = os.stat(real).st_mode
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(mode):
+            raise InvalidImageError(f"{self.label}: {path} is not a regular file")
+        return real
+
+    def _existing(self, path: str) -> str:
+        real = self._regular(path)
+        if real is None:
+            raise BlobNotFound(f"{self.label}: missing {path}")
+        return real
 
     def exists(self, path: str) -> bool:
-        """True if ``path`` is a regular file."""
-        return os.path.isfile(self._path(path))
+        """True if ``path`` is a regular file; :class:`InvalidImageError` if it is something else."""
+        return self._regular(path) is not None
 
     def size(self, path: str) -> int:
         """Size of ``path`` in bytes."""
-        try:
-            return os.path.getsize(self._path(path))
-        except FileNotFoundError as exc:
-            raise BlobNotFound(f"{self.label}: missing {path}") from exc
+        return os.path.getsize(self._existing(path))
 
     def open(self, path: str) -> BinaryIO:
-        """Open ``path`` for reading."""
+        """Open ``path`` for reading; non-blocking, so a FIFO swapped in after the check is refused, not waited on."""
         try:
-            return open(self._path(path), "rb")
+            fd = os.open(self._existing(path), os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError as exc:
             raise BlobNotFound(f"{self.label}: missing {path}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since it was checked
+            os.close(fd)
+            raise InvalidImageError(f"{self.label}: {path} is not a regular file")
+        return os.fdopen(fd, "rb")
 
     def read_small(self, path: str) -> bytes:
         """Read a metadata file whole (refusing absurd sizes)."""
@@ -244,4 +268,6 @@ def open_files(path: str, *, spool_dir: str | None = None) -> Files:
         return DirFiles(path)
     if not os.path.exists(path):
         raise InvalidImageError(f"{path}: no such file or directory")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise InvalidImageError(f"{path}: not a regular file or directory (an archive must be read more than once)")
     return TarFiles(path, spool_dir=spool_dir)

@@ -1,4 +1,4 @@
-"""OCI image layouts (``oci-layout``, ``index.json``, ``blobs/<alg>/<hex>``): read and write.
+"""OCI image layouts (``oci-layout``, ``index.json``, ``blobs/<alg>/<hex>``): the codec.
 
 Reading works on a directory or a tar (an OCI archive, or the OCI part of a Docker 25+
 ``docker save``) through :class:`lfsreg.formats.files.Files`.
@@ -7,7 +7,7 @@ Reading works on a directory or a tar (an OCI archive, or the OCI part of a Dock
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from typing import Any
 
 from .. import mediatypes as mt
 from ..errors import InvalidImageError
@@ -57,27 +57,6 @@ def root_of(desc: Descriptor) -> Root:
     return Root(desc, tuple(names), tuple(refs))
 
 
-class OciLayoutSource:
-    """An :class:`lfsreg.image.ImageSource` over an OCI layout directory or archive."""
-
-    def __init__(self, files: Files) -> None:
-        self.files = files
-        self.label = files.label
-        self._roots = [root_of(d) for d in read_index(files)]
-
-    def roots(self) -> list[Root]:
-        """Every entry of ``index.json``."""
-        return list(self._roots)
-
-    def open_blob(self, desc: Descriptor) -> BinaryIO:
-        """Open ``blobs/<alg>/<hex>``."""
-        return self.files.open(blob_path(desc))
-
-    def close(self) -> None:
-        """Close the underlying files."""
-        self.files.close()
-
-
 def index_entry(desc: Descriptor, name: str | None, tag: str | None) -> dict[str, Any]:
     """An ``index.json`` entry for ``desc`` annotated the way Docker 25+ and containerd do."""
     entry = {"mediaType": desc.media_type, "digest": str(desc.digest), "size": desc.size}
@@ -94,3 +73,22 @@ def index_entry(desc: Descriptor, name: str | None, tag: str | None) -> dict[str
 def index_document(entries: list[dict[str, Any]]) -> bytes:
     """The bytes of an ``index.json`` listing ``entries``."""
     return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}, indent=2).encode() + b"\n"
+
+
+def index_entries(data: bytes, label: str) -> list[dict[str, Any]]:
+    """The ``manifests`` of an existing ``index.json``, checked enough to merge new entries in.
+
+    Raises :class:`InvalidImageError` (one line, naming the file) if it is not a JSON object
+    whose ``manifests`` is a list of objects with an object (or no) ``annotations``.
+    """
+    what = f"{label}: index.json"
+    try:
+        index = load_json(data, what)
+    except RecursionError:
+        raise InvalidImageError(f"{what}: nested too deeply") from None
+    items = index.get("manifests") or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise InvalidImageError(f"{what}: 'manifests' is not a list of objects")
+    if not all(isinstance(i.get("annotations", {}), dict | None) for i in items):
+        raise InvalidImageError(f"{what}: an entry's 'annotations' is not an object")
+    return items

@@ -15,16 +15,13 @@ from ..compression import decompressing_reader
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
+from ..image import ArchiveDestination, ArchiveImage, Blob, ImageDestination, LayoutImage
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
 from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
-from ..transports import OUTPUTS, PullTarget
-from ..transports.sinks import ArchiveImage, Blob, DirSink, LayoutImage, Sink, TarSink, write_docker_archive, write_oci_layout
-
-IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG, ""})
 
 
 def host_platform() -> str:
@@ -160,7 +157,7 @@ def _collect_new(reader: _Reader, desc: Descriptor, out: list[Blob], what: str, 
     if isinstance(parsed, Index):
         for child in parsed.manifests:
             height = max(height, 1 + _collect(reader, child, out, what, heights, depth + 1))
-    elif parsed.config.media_type not in IMAGE_CONFIGS:  # an artifact: blobs as stored
+    elif not mt.is_image_config(parsed.config.media_type):  # an artifact: blobs as stored
         out.append(reader.metadata(parsed.config))
         out.extend(reader.stored_layer(layer, None) for layer in parsed.layers)
     else:
@@ -182,7 +179,7 @@ def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str
         if isinstance(parsed, Index):
             raise InvalidImageError(f"{what}: nested indexes cannot be written to a docker-archive")
     assert isinstance(parsed, Manifest)
-    if parsed.config.media_type not in IMAGE_CONFIGS:
+    if not mt.is_image_config(parsed.config.media_type):
         raise UsageError(f"{what}: not a container image (config {parsed.config.media_type}); pull it to oci: instead")
     config = parse_config(reader.view.blob(parsed.config.digest), what)
     if len(config.diff_ids) != len(parsed.layers):
@@ -232,29 +229,22 @@ def pull_images(
     view: RegistryView,
     lfs: LfsStore,
     refs: list[ImageRef],
-    target: PullTarget,
+    dest: ImageDestination,
     *,
     platform: str | None = None,
     progress: ProgressCallback = no_progress,
 ) -> list[tuple[ImageRef, Digest]]:
-    """Write the images ``refs`` name to ``target``; return each ref with its resolved digest."""
-    if target.kind not in OUTPUTS:
-        raise UsageError(f"unknown output {target.kind!r}: use one of {', '.join(OUTPUTS)}")
-    if target.ref and len(refs) != 1:
-        raise UsageError(f"{target.kind}:{target.path}:{target.ref} names one image, but {len(refs)} were requested")
-    if target.kind == "docker-archive":
+    """Write the images ``refs`` name to ``dest``; return each ref with its resolved digest.
+
+    A destination that takes images as ``docker load`` does gets one image per platform with
+    plain layers; a layout gets them as stored. Blobs are verified as the destination reads them.
+    """
+    if isinstance(dest, ArchiveDestination):
         resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-        sink: Sink = TarSink(target.path)
-    else:
-        resolved, layout = layout_images(view, lfs, refs, target.ref, progress)
-        sink = DirSink(target.path) if target.kind == "oci" else TarSink(target.path)
-    try:
-        if target.kind == "docker-archive":
-            write_docker_archive(sink, archive)
-        else:
-            write_oci_layout(sink, layout)
-        sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
+        dest.write_archive(archive)
+        return resolved
+    if dest.ref_name and len(refs) != 1:
+        raise UsageError(f"{dest.label}:{dest.ref_name} names one image, but {len(refs)} were requested")
+    resolved, layout = layout_images(view, lfs, refs, dest.ref_name, progress)
+    dest.write_layout(layout)
     return resolved

@@ -9,7 +9,6 @@ leaves the registry's branch exactly as it was.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -21,19 +20,17 @@ from ..compression import check_algorithm, zstd_threads
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError
 from ..formats import lfs_pointer
-from ..image import ImageSource
-from ..layers import Compression, StoredLayer, store_compressed, store_uncompressed, store_verbatim
+from ..image import ImageSource, StagingSource
+from ..layers import Compression, PreparedLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
 from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
-from .pull import IMAGE_CONFIGS
 
 log = logging.getLogger(__name__)
 MAX_METADATA = 16 << 20
-_OCI_EQUIVALENT = {mt.DOCKER_LAYER: mt.OCI_LAYER, mt.DOCKER_LAYER_GZIP: mt.OCI_LAYER_GZIP, mt.DOCKER_CONFIG: mt.OCI_CONFIG}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +85,14 @@ class _Node:
 
 
 class _Push:
-    def __init__(self, view: RegistryView, lfs: LfsStore, options: PushOptions, prestaged: Mapping[Digest, StoredLayer]) -> None:
-        self.prestaged = dict(prestaged)
+    def __init__(self, view: RegistryView, lfs: LfsStore, options: PushOptions) -> None:
         self.view = view
         self.lfs = lfs
         self.options = options
         self.blobs: dict[Digest, bytes] = {}
         self.jobs: dict[Digest, tuple[ImageSource, Descriptor, Digest | None]] = {}
-        self.layers: dict[Digest, StoredLayer] = {}
-        self.reusable: dict[Digest, StoredLayer] = {}
+        self.layers: dict[Digest, PreparedLayer] = {}
+        self.reusable: dict[Digest, PreparedLayer] = {}
         self.nodes: dict[Digest, _Node] = {}  # every manifest and index walked, by digest
         self.finished: dict[Digest, Descriptor] = {}  # final descriptor of each walked node
 
@@ -135,7 +131,7 @@ class _Push:
             return node
         self.nodes[desc.digest] = node
         node.config = self._read(source, parsed.config, what)
-        if parsed.config.media_type not in IMAGE_CONFIGS:
+        if not mt.is_image_config(parsed.config.media_type):
             # An OCI artifact (a Helm chart, a signature…): blobs are stored verbatim, no diff_ids.
             for layer in parsed.layers:
                 self.jobs.setdefault(layer.digest, (source, layer, None))
@@ -148,18 +144,23 @@ class _Push:
             self.jobs.setdefault(layer.digest, (source, layer, diff_id))
         return node
 
-    def _reuse(self, desc: Descriptor, diff_id: Digest | None) -> StoredLayer | None:
+    def _reuse(self, desc: Descriptor, diff_id: Digest | None) -> PreparedLayer | None:
         compression = mt.layer_compression(desc.media_type)
         if compression == "none" and diff_id is not None:
             stored = self.view.stored_layer(diff_id)
             if stored is not None:
-                return StoredLayer(stored.desc, diff_id, stored.uncompressed_size, None)
+                return PreparedLayer(stored.desc, diff_id, stored.uncompressed_size, None)
         if self.view.has_layer(desc.digest):
-            return StoredLayer(desc, diff_id, desc.size if compression == "none" else None, None)
+            return PreparedLayer(desc, diff_id, desc.size if compression == "none" else None, None)
         return None
 
-    def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest | None) -> StoredLayer:
-        ready = self.prestaged.get(desc.digest) or self.reusable.get(desc.digest)
+    @staticmethod
+    def _handed_over(source: ImageSource, desc: Descriptor) -> PreparedLayer | None:
+        """A layer the source staged itself (its optional capability), if it did."""
+        return source.staged_layer(desc) if isinstance(source, StagingSource) else None
+
+    def _store(self, source: ImageSource, desc: Descriptor, diff_id: Digest | None) -> PreparedLayer:
+        ready = self._handed_over(source, desc) or self.reusable.get(desc.digest)
         if ready is not None:
             return ready
         what = f"{source.label}: layer {desc.digest}"
@@ -181,7 +182,9 @@ class _Push:
     def find_reusable(self) -> None:
         """Layers the registry already holds (per its tree, confirmed by one LFS query)."""
         candidates = {
-            d: r for d, (_, desc, diff_id) in self.jobs.items() if d not in self.prestaged and (r := self._reuse(desc, diff_id)) is not None
+            d: r
+            for d, (source, desc, diff_id) in self.jobs.items()
+            if self._handed_over(source, desc) is None and (r := self._reuse(desc, diff_id)) is not None
         }
         missing = {o.oid for o in self.lfs.missing([r.lfs_object for r in candidates.values()])}
         self.reusable = {d: r for d, r in candidates.items() if r.lfs_object.oid not in missing}
@@ -244,9 +247,9 @@ class _Push:
         obj["schemaVersion"] = 2
         obj["mediaType"] = mt.OCI_MANIFEST
         config = manifest.config
-        obj["config"] = {**config.raw, "mediaType": _OCI_EQUIVALENT.get(config.media_type, config.media_type)}
+        obj["config"] = {**config.raw, "mediaType": mt.oci_equivalent(config.media_type)}
         obj["layers"] = [
-            {**o.raw, "mediaType": _OCI_EQUIVALENT.get(s.media_type, s.media_type), "digest": str(s.digest), "size": s.size}
+            {**o.raw, "mediaType": mt.oci_equivalent(s.media_type), "digest": str(s.digest), "size": s.size}
             for s, o in zip(stored, manifest.layers, strict=True)
         ]
         return self._add(obj, node)
@@ -267,23 +270,21 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
     for layer in push.layers.values():
         changes[layout.layer_path(layer.desc.digest)] = lfs_pointer.encode(layer.lfs_object)
         if layer.staged is not None and layer.diff_id is not None and view.stored_layer(layer.diff_id) is None:
-            record = {**layer.desc.to_json(), "uncompressedSize": layer.uncompressed_size}
-            changes[layout.diffid_path(layer.diff_id)] = json.dumps(record, indent=1).encode() + b"\n"
+            record = layout.DiffIdRecord(layer.desc, layer.uncompressed_size)
+            changes[layout.diffid_path(layer.diff_id)] = layout.diffid_content(record)
     for (name, tag), digest in tags.items():
         changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
     return changes
 
 
-def push_images(
-    publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions, prestaged: Mapping[Digest, StoredLayer] | None = None
-) -> PushResult:
+def push_images(publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
     """Push ``items`` in one commit; see the module docstring for the order of writes.
 
-    ``prestaged`` maps source layer digests to layers a streaming source already staged (and
-    verified); they are used as they are instead of being read from their source.
+    A source that stages its own layers (:class:`lfsreg.image.StagingSource`) hands them over
+    staged and verified; every other layer is read through its source's ``open_blob``.
     """
     check_algorithm(options.compression)
-    push = _Push(publisher.view(), lfs, options, prestaged or {})
+    push = _Push(publisher.view(), lfs, options)
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
     push.store_layers()
     try:

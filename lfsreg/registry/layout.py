@@ -1,4 +1,6 @@
-r"""Paths of the registry format, version 1 (docs/format.md). Pure functions, no I/O.
+r"""Paths and small files of the registry format, version 1 (docs/format.md). No I/O.
+
+The one place that knows how tag files and ``diffids/`` records are encoded and decoded.
 
 ::
 
@@ -13,8 +15,11 @@ r"""Paths of the registry format, version 1 (docs/format.md). Pure functions, no
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from ..digest import Digest
+from ..errors import InvalidReference
+from ..manifest import Descriptor
 
 MARKER = "lfsreg.json"
 FORMAT_VERSION = 1
@@ -57,3 +62,40 @@ def tag_path(name: str, tag: str) -> str:
 def tag_content(digest: Digest) -> bytes:
     """The content of a tag file."""
     return f"{digest}\n".encode()
+
+
+def parse_tag(data: bytes) -> Digest | None:
+    """The digest a tag file holds, or ``None`` if the file is damaged."""
+    try:
+        return Digest.parse(data.decode().strip())
+    except (UnicodeDecodeError, InvalidReference):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffIdRecord:
+    """A ``diffids/`` record: the stored layer blob for an uncompressed digest, and its size.
+
+    Records are only an index (docs/format.md): a damaged one costs deduplication, nothing else.
+    """
+
+    desc: Descriptor
+    uncompressed_size: int | None
+
+
+def diffid_content(record: DiffIdRecord) -> bytes:
+    """The content of a ``diffids/`` record."""
+    obj = {**record.desc.to_json(), "uncompressedSize": record.uncompressed_size}
+    return json.dumps(obj, indent=1).encode() + b"\n"
+
+
+def parse_diffid(data: bytes, what: str) -> DiffIdRecord | None:
+    """Decode a ``diffids/`` record; ``None`` if it is damaged (see :class:`DiffIdRecord`)."""
+    try:
+        obj = json.loads(data)
+        desc = Descriptor.from_json(obj, what)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    usize = obj.get("uncompressedSize")
+    valid = isinstance(usize, int) and not isinstance(usize, bool) and usize >= 0
+    return DiffIdRecord(desc, usize if valid else None)

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ..digest import Digest
-from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidReference, NotARegistryError
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
 from ..manifest import Descriptor
 from ..reference import ImageRef, validate_name
 from . import layout
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLayer:
-    """A layer blob the registry holds for an uncompressed digest (a ``diffids/`` record)."""
-
-    desc: Descriptor
-    uncompressed_size: int | None
+from .layout import DiffIdRecord
 
 
 class RegistryView:
@@ -66,10 +58,10 @@ class RegistryView:
                 f"tags of {ref.name}: {', '.join(t for t, _ in known[:10])}" if known else f"list images with: lfsreg images {self.label}"
             )
             raise ImageNotFound(f"{self.label}: no image {ref}", hint=hint)
-        try:
-            return Digest.parse(data.decode().strip())
-        except (UnicodeDecodeError, InvalidReference) as exc:
-            raise NotARegistryError(f"{self.label}: tag file for {ref} is corrupt") from exc
+        digest = layout.parse_tag(data)
+        if digest is None:
+            raise NotARegistryError(f"{self.label}: tag file for {ref} is corrupt")
+        return digest
 
     def has_blob(self, digest: Digest) -> bool:
         """True if a manifest, index or config with this digest is stored."""
@@ -98,20 +90,15 @@ class RegistryView:
             raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
         return obj
 
-    def stored_layer(self, diff_id: Digest) -> StoredLayer | None:
+    def stored_layer(self, diff_id: Digest) -> DiffIdRecord | None:
         """The stored blob for an uncompressed layer digest, if the registry holds one."""
         data = self.snapshot.read(layout.diffid_path(diff_id))
         if data is None:
             return None
-        try:
-            obj = json.loads(data)
-            desc = Descriptor.from_json(obj, f"{self.label}: {layout.diffid_path(diff_id)}")
-        except (ValueError, TypeError):
+        record = layout.parse_diffid(data, f"{self.label}: {layout.diffid_path(diff_id)}")
+        if record is None or not self.has_layer(record.desc.digest):
             return None  # a damaged record only costs deduplication
-        usize = obj.get("uncompressedSize")
-        if not self.has_layer(desc.digest):
-            return None
-        return StoredLayer(desc, usize if isinstance(usize, int) else None)
+        return record
 
     def names(self) -> Iterator[str]:
         """Every image name with at least one tag directory, sorted."""
@@ -136,8 +123,7 @@ class RegistryView:
         for tag, is_dir, sha in self.snapshot.listdir(layout.tags_dir(name)):
             if is_dir:
                 continue
-            try:
-                out.append((tag, Digest.parse(self.snapshot.blob(sha).decode().strip())))
-            except (UnicodeDecodeError, InvalidReference):
-                continue
+            digest = layout.parse_tag(self.snapshot.blob(sha))
+            if digest is not None:
+                out.append((tag, digest))
         return sorted(out)

@@ -1,30 +1,30 @@
-"""Image references in skopeo's transport syntax: ``docker-archive:PATH[:NAME:TAG]`` and friends.
+"""Every image source and destination, in skopeo's ``TRANSPORT:REFERENCE`` syntax, in one table.
 
-Sources: ``docker-archive:PATH[:NAME:TAG|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``.
-Destinations of a pull: ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``.
-Images in the local Docker engine: ``docker-daemon:NAME[:TAG]`` or a bare ``NAME[:TAG]`` as a
-source, ``docker-daemon:`` as a destination.
+Sources: ``docker-archive:PATH[:NAME:TAG|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``,
+and images in the local Docker engine: ``docker-daemon:NAME[:TAG]`` or a bare ``NAME[:TAG]``.
+Destinations of a pull: ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``
+and ``docker-daemon:``.
+
+Adding a transport is one module in this package plus one row in :data:`TRANSPORTS`.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ImageNotFound, InvalidReference
-from ..formats.files import open_files
-from ..formats.oci_layout import OciLayoutSource
-from ..image import ImageSource, Root
+from ..errors import InvalidReference, UsageError
+from ..image import ImageDestination, ImageSource, Root
 from ..reference import ImageRef, familiar
-from .docker_archive import DockerArchiveSource
+from . import docker_archive, docker_daemon, oci_layout
 
-SOURCES = ("docker-archive", "oci", "oci-archive")
-OUTPUTS = ("docker-archive", "oci", "oci-archive")
 DAEMON = "docker-daemon"
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRef:
-    """A parsed source: transport, path, and an optional selector within it."""
+    """A parsed source: transport, path (an image reference for the engine), optional selector."""
 
     transport: str
     path: str
@@ -36,95 +36,183 @@ class SourceRef:
 
 @dataclass(frozen=True, slots=True)
 class PullTarget:
-    """Where pulled images go: ``kind`` is one of :data:`OUTPUTS`; ``ref`` names an OCI image."""
+    """A parsed destination: transport, path, and the name an OCI layout gives the image."""
 
     kind: str
     path: str
     ref: str | None = None
 
 
-def _is_image_ref(text: str) -> bool:
-    try:
-        ImageRef.parse(familiar(text), default_tag="latest")
-    except InvalidReference:
-        return False
-    return True
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """One row of :data:`TRANSPORTS`: how a transport's references are read and opened.
+
+    Attributes:
+        name: the prefix before the first colon.
+        open_source: opens a source for references of this transport (and a spool directory):
+            for each one alone, or for all of a push's at once when ``shared``.
+        select: the images a reference's selector picks among a source's roots.
+        check_selector: validates a source selector when the reference is parsed.
+        open_destination: opens a pull destination, or ``None`` if the transport is only a source.
+        path_required: ``TRANSPORT:`` alone is not a reference.
+        shared: one source serves all of a push's references (the engine: one save stream).
+        dest_selector: a destination reference may name the image (``oci:DIR:REF``).
+    """
+
+    name: str
+    open_source: Callable[[list[SourceRef], str | None], ImageSource]
+    select: Callable[[list[Root], str | None, str], list[Root]]
+    check_selector: Callable[[str], None] | None
+    open_destination: Callable[[PullTarget], ImageDestination] | None
+    path_required: bool = True
+    dest_selector: bool = True
+    shared: bool = False
 
 
-def _split(text: str) -> tuple[str, str, str | None]:
-    transport, sep, rest = text.partition(":")
-    if not sep or transport not in SOURCES:
-        raise InvalidReference(f"{text!r}: expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker-daemon:NAME:TAG or NAME:TAG")
-    path, sep, selector = rest.partition(":")
-    if not path:
-        raise InvalidReference(f"{text!r}: missing path after {transport}:")
-    return transport, path, selector or None
+def _one(opener: Callable[[str, str | None], ImageSource]) -> Callable[[list[SourceRef], str | None], ImageSource]:
+    def open_one(refs: list[SourceRef], spool_dir: str | None) -> ImageSource:
+        (ref,) = refs
+        return opener(ref.path, spool_dir)
+
+    return open_one
 
 
-def daemon_ref(text: str) -> ImageRef:
+def _engine_source(refs: list[SourceRef], spool_dir: str | None) -> ImageSource:
+    return docker_daemon.DockerDaemonSource([ImageRef.parse(r.path) for r in refs])
+
+
+def _every_root(roots: list[Root], selector: str | None, label: str) -> list[Root]:
+    return roots
+
+
+TRANSPORTS: dict[str, Transport] = {
+    t.name: t
+    for t in (
+        Transport(
+            "docker-archive",
+            _one(docker_archive.open_source),
+            docker_archive.select,
+            docker_archive.check_selector,
+            lambda t: docker_archive.DockerArchiveDestination(t.path),
+            dest_selector=False,
+        ),
+        Transport(
+            "oci",
+            _one(oci_layout.open_source),
+            oci_layout.select,
+            None,
+            lambda t: oci_layout.OciLayoutDestination(t.path, t.ref, archive=False),
+        ),
+        Transport(
+            "oci-archive",
+            _one(oci_layout.open_source),
+            oci_layout.select,
+            None,
+            lambda t: oci_layout.OciLayoutDestination(t.path, t.ref, archive=True),
+        ),
+        Transport(
+            DAEMON,
+            _engine_source,
+            _every_root,
+            None,
+            lambda t: docker_daemon.DockerDaemonDestination(),
+            path_required=False,
+            shared=True,
+        ),
+    )
+}
+SOURCES = tuple(TRANSPORTS)
+OUTPUTS = tuple(TRANSPORTS)
+_EXPECTED = "expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker-daemon:NAME:TAG or NAME:TAG"
+
+
+def _transport(text: str) -> tuple[Transport, str]:
+    name, sep, rest = text.partition(":")
+    if not sep or name not in TRANSPORTS:
+        raise InvalidReference(f"{text!r}: {_EXPECTED}")
+    return TRANSPORTS[name], rest
+
+
+def _engine_ref(text: str) -> str:
     """The image a ``docker-daemon:`` source (or bare reference) names, in the form the user wrote."""
-    return ImageRef.parse(familiar(text), default_tag="latest")
+    return str(ImageRef.parse(familiar(text), default_tag="latest"))
 
 
 def parse_source(text: str) -> SourceRef:
-    """Parse a push source; raise :class:`InvalidReference` naming what is wrong."""
-    if text.startswith(DAEMON + ":"):
-        return SourceRef(DAEMON, str(daemon_ref(text[len(DAEMON) + 1 :])))
-    head = text.partition(":")[0]
-    if head not in SOURCES and _is_image_ref(text):
-        return SourceRef(DAEMON, str(daemon_ref(text)))
-    transport, path, selector = _split(text)
-    if transport == "docker-archive" and selector and not selector.startswith("@"):
-        ImageRef.parse(familiar(selector), default_tag="latest")
-    return SourceRef(transport, path, selector)
+    """Parse a push source; raise :class:`InvalidReference` (or :class:`UsageError`) naming what is wrong.
+
+    A bare ``NAME[:TAG]`` is an engine image, unless a file of that name exists: then the
+    reference is ambiguous and the user must say which.
+    """
+    name = text.partition(":")[0]
+    if name not in TRANSPORTS:
+        try:
+            ref = _engine_ref(text)
+        except InvalidReference:
+            raise InvalidReference(f"{text!r}: {_EXPECTED}") from None
+        if os.path.exists(text):
+            raise UsageError(
+                f"{text!r} names a Docker engine image, but a file of that name exists",
+                hint=f"push the file with docker-archive:{text} (or oci:{text}), or the engine image with {DAEMON}:{text}",
+            )
+        return SourceRef(DAEMON, ref)
+    transport, rest = _transport(text)
+    if transport.name == DAEMON:
+        return SourceRef(DAEMON, _engine_ref(rest))
+    path, _, selector = rest.partition(":")
+    if not path:
+        raise InvalidReference(f"{text!r}: missing path after {transport.name}:")
+    if selector and transport.check_selector is not None:
+        transport.check_selector(selector)
+    return SourceRef(transport.name, path, selector or None)
 
 
 def parse_target(text: str) -> PullTarget:
     """Parse a pull destination (``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, ``docker-daemon:``)."""
-    if text in (DAEMON, DAEMON + ":"):
-        return PullTarget(DAEMON, "")
-    transport, path, selector = _split(text)
-    if transport == "docker-archive" and selector:
-        raise InvalidReference(f"{text!r}: a docker-archive output takes only a path; names come from the images")
-    return PullTarget(transport, path, selector)
+    if text == DAEMON:
+        text += ":"
+    transport, rest = _transport(text)
+    path, _, selector = rest.partition(":")
+    if transport.open_destination is None:
+        raise InvalidReference(f"{text!r}: {transport.name} is not a pull destination")
+    if not transport.path_required:
+        if rest:
+            raise InvalidReference(f"{text!r}: {transport.name}: takes no path; the images keep their names")
+        return PullTarget(transport.name, "")
+    if not path:
+        raise InvalidReference(f"{text!r}: missing path after {transport.name}:")
+    if selector and not transport.dest_selector:
+        raise InvalidReference(f"{text!r}: a {transport.name} output takes only a path; names come from the images")
+    return PullTarget(transport.name, path, selector or None)
 
 
-def open_source(ref: SourceRef, *, spool_dir: str | None = None) -> ImageSource:
-    """Open the file or directory behind ``ref``."""
-    files = open_files(ref.path, spool_dir=spool_dir)
+def open_sources(refs: list[SourceRef], *, spool_dir: str | None = None) -> list[tuple[list[SourceRef], ImageSource]]:
+    """Open the sources ``refs`` name, each with the references it serves; the caller closes them.
+
+    Sources come in the order of ``refs``; a shared transport's one source comes after them.
+    """
+    groups = [[r] for r in refs if not TRANSPORTS[r.transport].shared]
+    for name, transport in TRANSPORTS.items():
+        if transport.shared and (mine := [r for r in refs if r.transport == name]):
+            groups.append(mine)
+    opened: list[tuple[list[SourceRef], ImageSource]] = []
     try:
-        if ref.transport == "docker-archive":
-            return DockerArchiveSource(files)
-        return OciLayoutSource(files)
+        for group in groups:
+            opened.append((group, TRANSPORTS[group[0].transport].open_source(group, spool_dir)))
     except BaseException:
-        files.close()
+        for _, source in opened:
+            source.close()
         raise
+    return opened
 
 
 def select(source: ImageSource, ref: SourceRef) -> list[Root]:
-    """The roots ``ref`` selects: all tagged ones, one by name/ref, or one by ``@N``.
+    """The roots ``ref`` selects in ``source`` (see each transport's ``select``)."""
+    return TRANSPORTS[ref.transport].select(source.roots(), ref.selector, str(ref))
 
-    A docker-archive selector ``NAME:TAG`` yields the image with that one name only.
-    """
-    roots = source.roots()
-    if ref.selector is None:
-        if ref.transport == "docker-archive":
-            tagged = [r for r in roots if r.names]
-            return tagged if tagged else roots
-        return roots
-    if ref.selector.startswith("@"):
-        try:
-            return [roots[int(ref.selector[1:])]]
-        except (ValueError, IndexError):
-            raise InvalidReference(f"{ref}: no image number {ref.selector[1:]} ({len(roots)} in the source)") from None
-    wanted = familiar(ref.selector)
-    if ref.transport == "docker-archive" and ":" not in wanted.rsplit("/", 1)[-1]:
-        wanted += ":latest"
-    found = [r for r in roots if wanted in r.names or ref.selector in r.refs]
-    if ref.transport == "docker-archive":
-        # Selecting one name of an image tags that name only, not its other names.
-        found = [Root(r.descriptor, (wanted,), r.refs) for r in found if wanted in r.names]
-    if not found:
-        have = sorted({n for r in roots for n in r.names + r.refs})
-        raise ImageNotFound(f"{ref}: no image {ref.selector!r} in the source", hint=f"it has: {', '.join(have) or 'no names'}")
-    return found
+
+def open_destination(target: PullTarget) -> ImageDestination:
+    """Open the destination ``target`` names (the engine is pinged; an OCI layout's index is read)."""
+    opener = TRANSPORTS[target.kind].open_destination
+    assert opener is not None  # parse_target refuses source-only transports
+    return opener(target)

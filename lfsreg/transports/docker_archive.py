@@ -1,77 +1,35 @@
-"""``docker save`` tarballs: the legacy layout and Docker 25+'s OCI layout plus manifest.json.
+"""The ``docker-archive:`` transport: ``docker save`` tarballs, read and written.
 
 Reading always follows ``manifest.json`` (what ``docker load`` does): each entry names a
 config and its layer files. Where the archive also holds an OCI manifest for that config (a
 Docker 25+ save), that manifest is the root and keeps its exact bytes and digest; otherwise a
 manifest is synthesised from the config and the layer files, as skopeo does.
+
+Writing produces what Docker 25+ saves: an OCI layout plus ``manifest.json``, layers plain.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .. import mediatypes as mt
 from ..compression import sniff
 from ..digest import Digest, HashingReader
-from ..errors import InvalidImageError
-from ..formats.files import Files
-from ..formats.oci_layout import blob_path, read_index
-from ..image import Root
-from ..manifest import Descriptor, Manifest, dump_json, parse_config, parse_json, parse_manifest
-from ..reference import familiar
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveEntry:
-    """One image of ``manifest.json``: its config path, layer paths (base first) and names."""
-
-    config_path: str
-    layer_paths: tuple[str, ...]
-    names: tuple[str, ...]
-
-
-def read_manifest_json(data: bytes, label: str) -> list[ArchiveEntry]:
-    """Parse a ``manifest.json``; raise :class:`InvalidImageError` naming what is wrong."""
-    doc = parse_json(data, f"{label}: manifest.json")
-    if not isinstance(doc, list) or not doc:
-        raise InvalidImageError(f"{label}: manifest.json lists no images")
-    out = []
-    for i, item in enumerate(doc):
-        what = f"{label}: manifest.json[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
-            raise InvalidImageError(f"{what}: missing Config")
-        layers = item.get("Layers") or []
-        tags = item.get("RepoTags") or []
-        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
-            raise InvalidImageError(f"{what}: Layers is not a list of paths")
-        if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
-            raise InvalidImageError(f"{what}: RepoTags is not a list of names")
-        out.append(ArchiveEntry(item["Config"], tuple(layers), tuple(familiar(t) for t in tags)))
-    return out
+from ..errors import ImageNotFound, InvalidImageError, InvalidReference
+from ..formats.docker_save import ArchiveEntry, read_manifest_json, synthesize_manifest
+from ..formats.files import Files, open_files
+from ..formats.oci_layout import LAYOUT_FILE, blob_path, index_document, index_entry, read_index
+from ..image import ArchiveImage, Root
+from ..manifest import Descriptor, Manifest, dump_json, parse_config, parse_manifest
+from ..reference import ImageRef, familiar
+from .sinks import Sink, TarSink, put_blob, write_all
 
 
 def _entries(files: Files) -> list[ArchiveEntry]:
     if not files.exists("manifest.json"):
         raise InvalidImageError(f"{files.label}: not a docker-archive (no manifest.json)")
     return read_manifest_json(files.read_small("manifest.json"), files.label)
-
-
-def synthesize_manifest(config: bytes, layers: list[Descriptor]) -> bytes:
-    """The OCI manifest lfsreg writes for an image known only by its config and layer blobs.
-
-    Every source without a manifest of its own (a legacy ``docker save``, a Docker engine)
-    goes through here, so the same image always yields the same manifest.
-    """
-    return dump_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(Digest.of_bytes(config)), "size": len(config)},
-            "layers": [d.to_json() for d in layers],
-        }
-    )
 
 
 class DockerArchiveSource:
@@ -155,3 +113,98 @@ class DockerArchiveSource:
     def close(self) -> None:
         """Close the underlying files."""
         self.files.close()
+
+
+def open_source(path: str, spool_dir: str | None) -> DockerArchiveSource:
+    """Open the ``docker save`` tarball (or directory) at ``path``."""
+    files = open_files(path, spool_dir=spool_dir)
+    try:
+        return DockerArchiveSource(files)
+    except BaseException:
+        files.close()
+        raise
+
+
+def check_selector(selector: str) -> None:
+    """A selector is ``@N`` or a ``NAME[:TAG]`` of the archive's ``RepoTags``."""
+    if not selector.startswith("@"):
+        ImageRef.parse(familiar(selector), default_tag="latest")
+
+
+def select(roots: list[Root], selector: str | None, label: str) -> list[Root]:
+    """The images a selector picks: every tagged one (all if none is), ``@N``, or one name.
+
+    Selecting one name of an image tags that name only, not its other names.
+    """
+    if selector is None:
+        tagged = [r for r in roots if r.names]
+        return tagged if tagged else roots
+    if selector.startswith("@"):
+        try:
+            return [roots[int(selector[1:])]]
+        except (ValueError, IndexError):
+            raise InvalidReference(f"{label}: no image number {selector[1:]} ({len(roots)} in the source)") from None
+    wanted = familiar(selector)
+    if ":" not in wanted.rsplit("/", 1)[-1]:
+        wanted += ":latest"
+    found = [Root(r.descriptor, (wanted,), r.refs) for r in roots if wanted in r.names]
+    if not found:
+        have = sorted({n for r in roots for n in r.names + r.refs})
+        raise ImageNotFound(f"{label}: no image {selector!r} in the source", hint=f"it has: {', '.join(have) or 'no names'}")
+    return found
+
+
+def uncompressed_manifest(image: ArchiveImage) -> bytes:
+    """The OCI manifest Docker 25+ writes for an image whose layers are plain tars."""
+    return dump_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(image.config.desc.digest), "size": image.config.desc.size},
+            "layers": [{"mediaType": mt.OCI_LAYER, "digest": str(b.desc.digest), "size": b.desc.size} for b in image.layers],
+        }
+    )
+
+
+def write_docker_archive(sink: Sink, images: list[ArchiveImage]) -> None:
+    """Write a tarball ``docker load`` accepts: an OCI layout plus ``manifest.json``, as Docker 25+ does."""
+    manifest_json: list[dict[str, Any]] = []
+    repositories: dict[str, dict[str, str]] = {}
+    entries: list[dict[str, Any]] = []
+    for image in images:
+        put_blob(sink, image.config)
+        for layer in image.layers:
+            put_blob(sink, layer)
+        data = uncompressed_manifest(image)
+        desc = Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data))
+        if not sink.has_blob(desc):
+            sink.put_bytes(blob_path(desc), data)
+        for name, tag in image.names or ((None, None),):  # type: ignore[assignment]
+            entries.append(index_entry(desc, name, tag))
+            if name and tag:
+                top = image.layers[-1].desc.digest.hex if image.layers else image.config.desc.digest.hex
+                repositories.setdefault(name, {})[tag] = top
+        manifest_json.append(
+            {
+                "Config": blob_path(image.config.desc),
+                "RepoTags": [f"{n}:{t}" for n, t in image.names] or None,
+                "Layers": [blob_path(layer.desc) for layer in image.layers],
+            }
+        )
+    sink.put_bytes("oci-layout", LAYOUT_FILE)
+    sink.put_bytes("index.json", index_document(entries))
+    sink.put_bytes("manifest.json", dump_json(manifest_json) + b"\n")
+    if repositories:
+        sink.put_bytes("repositories", dump_json(repositories) + b"\n")
+
+
+class DockerArchiveDestination:
+    """An :class:`lfsreg.image.ArchiveDestination`: a ``docker load`` tarball at ``path``, atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.label = f"docker-archive:{path}"
+
+    def write_archive(self, images: list[ArchiveImage]) -> None:
+        """Write the tarball under a temporary name and rename it into place when all verified."""
+        write_all(TarSink(self.path), lambda sink: write_docker_archive(sink, images))

@@ -22,14 +22,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
-from ..errors import ImageNotFound, LfsregError
+from ..errors import (
+    ImageNotFound,
+    InvalidImageError,
+    LfsregError,
+    PermissionDeniedError,
+    RetriableError,
+    UnreachableError,
+    UsageError,
+    error_for_status,
+)
 
 API_VERSION = "v1.41"  # Docker 20.10+, Podman 3+: everything lfsreg needs
 DEFAULT_SOCKETS = ("/var/run/docker.sock",)
-
-
-class EngineError(LfsregError):
-    """The engine could not be reached or refused a request."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def find_engine(environ: dict[str, str] | None = None) -> Endpoint:
         files = (os.path.join(certs, "ca.pem"), os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")) if tls else None
         return Endpoint("tcp", address, files)
     if host:
-        raise EngineError(f"DOCKER_HOST={host!r}: only unix:// and tcp:// engines are supported")
+        raise UsageError(f"DOCKER_HOST={host!r}: only unix:// and tcp:// engines are supported")
     runtime = env.get("XDG_RUNTIME_DIR")
     candidates = [*DEFAULT_SOCKETS]
     if runtime:
@@ -109,8 +114,23 @@ class _UnixAdapter(HTTPAdapter):
         return str(request.path_url)
 
 
+def _message(resp: requests.Response) -> str:
+    """The engine's error message, on one line (its JSON ``message``, else the body's start)."""
+    try:
+        doc = resp.json()
+        message = str(doc.get("message") or "") if isinstance(doc, dict) else ""
+    except ValueError:
+        message = resp.text[:300]
+    return " ".join(message.split())
+
+
 class EngineClient:
-    """The five calls lfsreg makes to an engine. Errors carry one line and a next step."""
+    """The five calls lfsreg makes to an engine. Errors carry one line and a next step.
+
+    Errors: :class:`UnreachableError` (no engine there), :class:`PermissionDeniedError` (the
+    socket is not ours to use), HTTP statuses as :func:`lfsreg.errors.error_for_status` maps
+    them (404 on an image: :class:`ImageNotFound`), :class:`InvalidImageError` (a load refused).
+    """
 
     def __init__(self, endpoint: Endpoint | None = None, *, timeout: float | None = 600.0) -> None:
         self.endpoint = endpoint or find_engine()
@@ -127,39 +147,39 @@ class EngineClient:
                 self._session.cert = (cert, key)
         self._timeout = timeout
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, refused: str | None = None, **kwargs: Any) -> requests.Response:
+        """Send a request; a status >= 400 raises (:class:`InvalidImageError` naming ``refused`` if given)."""
         try:
             resp = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
         except requests.ConnectionError as exc:
             raise self._unreachable(exc) from None
+        if resp.status_code >= 400 and refused:
+            raise InvalidImageError(f"the Docker engine refused {refused} (HTTP {resp.status_code}): {_message(resp)}")
         if resp.status_code >= 400:
             raise self._refused(resp)
         return resp
 
-    def _unreachable(self, exc: Exception) -> EngineError:
+    def _unreachable(self, exc: Exception) -> LfsregError:
         where = str(self.endpoint)
         cause = exc
         while cause.__cause__ is not None or cause.__context__ is not None:
             cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
         text = str(exc)
         if isinstance(cause, PermissionError) or "Permission denied" in text:
-            return EngineError(
+            return PermissionDeniedError(
                 f"permission denied on the Docker engine socket {where}",
                 hint="add your user to the 'docker' group (then log in again), or run as root",
             )
-        return EngineError(
+        return UnreachableError(
             f"cannot connect to the Docker engine at {where}: is it running?",
             hint="start it (systemctl start docker, or podman system service), or point DOCKER_HOST at it",
         )
 
     def _refused(self, resp: requests.Response) -> LfsregError:
-        try:
-            message = str(resp.json().get("message") or "")
-        except ValueError:
-            message = resp.text[:300]
+        message = _message(resp)
         if resp.status_code == 404:
             return ImageNotFound(f"the Docker engine has no image: {message}", hint="list its images with: docker images")
-        return EngineError(f"the Docker engine refused the request (HTTP {resp.status_code}): {message}")
+        return error_for_status(resp.status_code, f"the Docker engine refused the request (HTTP {resp.status_code}): {message}")
 
     def ping(self) -> str:
         """The engine's API version (raises if it is unreachable)."""
@@ -181,9 +201,11 @@ class EngineClient:
         """``POST /images/load`` streaming ``body``; return the engine's messages.
 
         The engine reports failures inside its JSON progress stream, whatever the HTTP status:
-        any ``errorDetail``/``error`` there raises :class:`EngineError`.
+        any ``errorDetail``/``error`` there raises :class:`InvalidImageError`; a stream cut
+        short raises :class:`RetriableError`.
         """
-        resp = self._request("POST", "/images/load", data=body, headers={"Content-Type": "application/x-tar"}, stream=True)
+        headers = {"Content-Type": "application/x-tar"}
+        resp = self._request("POST", "/images/load", refused="the image", data=body, headers=headers, stream=True)
         messages: list[str] = []
         try:
             for line in resp.iter_lines():
@@ -196,9 +218,9 @@ class EngineClient:
                     continue
                 if event.get("errorDetail") or event.get("error"):
                     detail = event.get("errorDetail") or {}
-                    raise EngineError(f"the Docker engine refused the image: {detail.get('message') or event.get('error')}")
+                    raise InvalidImageError(f"the Docker engine refused the image: {detail.get('message') or event.get('error')}")
                 if event.get("stream"):
                     messages.append(str(event["stream"]).strip())
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise EngineError(f"the Docker engine closed the load stream: {type(exc).__name__}") from None
+            raise RetriableError(f"the Docker engine closed the load stream: {type(exc).__name__}") from None
         return messages

@@ -1,4 +1,4 @@
-"""Writing image layouts: into a directory or a tar file, atomically.
+"""Where transports write image files: a directory or a tar file, atomically, or a stream.
 
 A :class:`Sink` receives files by relative path. Blobs arrive as verifying readers: the sink
 copies exactly the declared size, then calls ``finish()``, which raises if the bytes were not
@@ -9,38 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
-from .. import mediatypes as mt
-from ..digest import Digest
+from ..digest import HashingReader
 from ..errors import InvalidImageError, UsageError
-from ..formats.oci_layout import LAYOUT_FILE, blob_path, index_document, index_entry
+from ..formats.oci_layout import blob_path
+from ..image import Blob
 from ..integrity import VerifiedReader, atomic_output
-from ..manifest import Descriptor, dump_json
-
-Opener = Callable[[], VerifiedReader]
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """A blob to write: where it goes in the layout, and how to read it (verifying)."""
-
-    desc: Descriptor
-    opener: Opener
+from ..manifest import Descriptor
 
 
 class Sink(Protocol):
     """Destination of a layout's files. ``commit()`` publishes; ``abort()`` discards."""
 
-    def has(self, path: str) -> bool:
-        """True if ``path`` is already in the output."""
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the output already holds the blob ``desc`` intact (so it need not be written)."""
         ...
 
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
@@ -49,10 +38,6 @@ class Sink(Protocol):
 
     def put_bytes(self, path: str, data: bytes) -> None:
         """Write a small file."""
-        ...
-
-    def read_existing(self, path: str) -> bytes | None:
-        """The content ``path`` had before this write began, if any."""
         ...
 
     def commit(self) -> None:
@@ -102,9 +87,9 @@ class TarStreamSink:
         self._tar = tarfile.open(fileobj=stream, mode=mode, format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
         self._written: set[str] = set()
 
-    def has(self, path: str) -> bool:
-        """True if ``path`` was already written."""
-        return path in self._written
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the blob was already written (and verified) into this archive."""
+        return blob_path(desc) in self._written
 
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
         """Add a member of ``size`` bytes from ``reader`` and verify it."""
@@ -121,10 +106,6 @@ class TarStreamSink:
         """Add a small member."""
         self._tar.addfile(_member(path, len(data)), io.BytesIO(data))
         self._written.add(path)
-
-    def read_existing(self, path: str) -> bytes | None:
-        """A new archive has no earlier content."""
-        return None
 
     def commit(self) -> None:
         """Write the end-of-archive marker."""
@@ -185,9 +166,23 @@ class DirSink:
     def _full(self, path: str) -> str:
         return os.path.join(self._root, path)
 
-    def has(self, path: str) -> bool:
-        """True if the file already exists (blobs are content-addressed)."""
-        return os.path.isfile(self._full(path))
+    def has_blob(self, desc: Descriptor) -> bool:
+        """True if the blob's file exists as a regular file with the right size and digest.
+
+        An existing layout may hold a damaged or truncated blob (an earlier crash, a disk
+        error, a hand edit): it is hashed, and rewritten unless it is intact.
+        """
+        path = self._full(blob_path(desc))
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != desc.size:
+            return False
+        with open(path, "rb") as f:
+            reader = HashingReader(f)
+            reader.drain()
+        return reader.digest == desc.digest
 
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
         """Write a file of ``size`` bytes from ``reader`` and verify it before it appears."""
@@ -199,14 +194,6 @@ class DirSink:
         """Write a small file atomically."""
         with atomic_output(self._full(path)) as f:
             f.write(data)
-
-    def read_existing(self, path: str) -> bytes | None:
-        """The current content of ``path`` in an existing layout, if any."""
-        try:
-            with open(self._full(path), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
 
     def commit(self) -> None:
         """Publish a new directory by renaming it into place."""
@@ -222,89 +209,16 @@ class DirSink:
 
 
 def put_blob(sink: Sink, blob: Blob) -> None:
-    """Write ``blob`` under ``blobs/`` unless it is already there."""
-    path = blob_path(blob.desc)
-    if not sink.has(path):
-        sink.put(path, blob.desc.size, blob.opener())
+    """Write ``blob`` under ``blobs/`` unless the output already holds it intact."""
+    if not sink.has_blob(blob.desc):
+        sink.put(blob_path(blob.desc), blob.desc.size, blob.opener())
 
 
-@dataclass(frozen=True, slots=True)
-class LayoutImage:
-    """One image or index for an OCI layout: its root, the blobs under it, and its names."""
-
-    root: Descriptor
-    blobs: tuple[Blob, ...]
-    refs: tuple[tuple[str | None, str | None], ...]  # (name, tag) pairs; (None, None) = untagged
-
-
-def write_oci_layout(sink: Sink, images: list[LayoutImage]) -> None:
-    """Write blobs, then ``index.json`` (merged with an existing one) and ``oci-layout``."""
-    for image in images:
-        for blob in image.blobs:
-            put_blob(sink, blob)
-    entries: list[dict[str, Any]] = []
-    old = sink.read_existing("index.json")
-    new_refs = {tag for image in images for _, tag in image.refs if tag}
-    if old:
-        for entry in json.loads(old).get("manifests") or []:
-            ref = (entry.get("annotations") or {}).get("org.opencontainers.image.ref.name")
-            if ref not in new_refs:
-                entries.append(entry)
-    for image in images:
-        for name, tag in image.refs:
-            entries.append(index_entry(image.root, name, tag))
-    sink.put_bytes("oci-layout", LAYOUT_FILE)
-    sink.put_bytes("index.json", index_document(entries))
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveImage:
-    """One image for a ``docker load`` tarball: config, uncompressed layers, and names."""
-
-    config: Blob
-    layers: tuple[Blob, ...]  # digest == diff_id, media type application/vnd.oci.image.layer.v1.tar
-    names: tuple[tuple[str, str], ...]  # (name, tag)
-
-
-def uncompressed_manifest(image: ArchiveImage) -> bytes:
-    """The OCI manifest Docker 25+ writes for an image whose layers are plain tars."""
-    return dump_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(image.config.desc.digest), "size": image.config.desc.size},
-            "layers": [{"mediaType": mt.OCI_LAYER, "digest": str(b.desc.digest), "size": b.desc.size} for b in image.layers],
-        }
-    )
-
-
-def write_docker_archive(sink: Sink, images: list[ArchiveImage]) -> None:
-    """Write a tarball ``docker load`` accepts: an OCI layout plus ``manifest.json``, as Docker 25+ does."""
-    manifest_json: list[dict[str, Any]] = []
-    repositories: dict[str, dict[str, str]] = {}
-    entries: list[dict[str, Any]] = []
-    for image in images:
-        put_blob(sink, image.config)
-        for layer in image.layers:
-            put_blob(sink, layer)
-        data = uncompressed_manifest(image)
-        desc = Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data))
-        if not sink.has(blob_path(desc)):
-            sink.put_bytes(blob_path(desc), data)
-        for name, tag in image.names or ((None, None),):  # type: ignore[assignment]
-            entries.append(index_entry(desc, name, tag))
-            if name and tag:
-                top = image.layers[-1].desc.digest.hex if image.layers else image.config.desc.digest.hex
-                repositories.setdefault(name, {})[tag] = top
-        manifest_json.append(
-            {
-                "Config": blob_path(image.config.desc),
-                "RepoTags": [f"{n}:{t}" for n, t in image.names] or None,
-                "Layers": [blob_path(layer.desc) for layer in image.layers],
-            }
-        )
-    sink.put_bytes("oci-layout", LAYOUT_FILE)
-    sink.put_bytes("index.json", index_document(entries))
-    sink.put_bytes("manifest.json", dump_json(manifest_json) + b"\n")
-    if repositories:
-        sink.put_bytes("repositories", dump_json(repositories) + b"\n")
+def write_all(sink: Sink, write: Callable[[Sink], None]) -> None:
+    """Run ``write`` on ``sink``, then commit; abort on any failure (all or nothing)."""
+    try:
+        write(sink)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise

@@ -1,17 +1,20 @@
-"""Ingesting a ``docker save`` stream in one pass, as it arrives (from a Docker engine).
+"""``docker save`` tarballs: ``manifest.json``, the manifest lfsreg synthesises, and streams.
 
-``docker save`` puts ``manifest.json`` last, so a stream cannot be parsed before its layers go
-by. Instead of spooling it to disk first, every large member is staged the moment it arrives:
-hashed (its diff_id), compressed as the push asks, written to LFS staging. Members whose names
-say they are layers the registry already holds are skipped unread. When the stream ends,
-``manifest.json`` and the configs tie staged layers to images; layers that turn out not to
-belong to any image are discarded.
+Reading follows ``manifest.json`` (what ``docker load`` does): each entry names a config and
+its layer files. An image known only by its config and layer blobs gets the manifest
+:func:`synthesize_manifest` writes, so the same image always yields the same manifest.
+
+A stream (from a Docker engine) is read in one pass, as it arrives. ``docker save`` puts
+``manifest.json`` last, so a stream cannot be parsed before its layers go by. Instead of
+spooling it to disk first, every large member is staged the moment it arrives: hashed (its
+diff_id), compressed as the push asks, written to LFS staging. Members whose names say they are
+layers the registry already holds are skipped unread. When the stream ends, ``manifest.json``
+and the configs tie staged layers to images; layers that belong to no image are discarded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import posixpath
@@ -22,18 +25,60 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .. import mediatypes as mt
-from ..compression import FeedDecompressor, sniff
-from ..digest import CHUNK, Digest, HashingReader
+from ..digest import Digest
 from ..errors import DigestMismatchError, InvalidImageError
-from ..formats.files import safe_path
-from ..image import Root
-from ..layers import Compression, LayerProgress, Staging, StoredLayer, stage_plain
-from ..manifest import Descriptor, parse_config
-from ..progress import ProgressCallback
-from ..transports.docker_archive import read_manifest_json, synthesize_manifest
+from ..layers import LayerStaging, PreparedLayer, stage_sniffed
+from ..manifest import Descriptor, dump_json, parse_config, parse_json
+from ..reference import familiar
+from .files import safe_path
 
 SMALL = 1 << 20  # members up to this size are kept in memory (configs, manifests, tiny layers)
 _HEX_NAME = re.compile(r"(?:^|/)(?:blobs/sha256/)?([0-9a-f]{64})(?:\.tar)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One image of ``manifest.json``: its config path, layer paths (base first) and names."""
+
+    config_path: str
+    layer_paths: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+def read_manifest_json(data: bytes, label: str) -> list[ArchiveEntry]:
+    """Parse a ``manifest.json``; raise :class:`InvalidImageError` naming what is wrong."""
+    doc = parse_json(data, f"{label}: manifest.json")
+    if not isinstance(doc, list) or not doc:
+        raise InvalidImageError(f"{label}: manifest.json lists no images")
+    out = []
+    for i, item in enumerate(doc):
+        what = f"{label}: manifest.json[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
+            raise InvalidImageError(f"{what}: missing Config")
+        layers = item.get("Layers") or []
+        tags = item.get("RepoTags") or []
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise InvalidImageError(f"{what}: Layers is not a list of paths")
+        if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
+            raise InvalidImageError(f"{what}: RepoTags is not a list of names")
+        out.append(ArchiveEntry(item["Config"], tuple(layers), tuple(familiar(t) for t in tags)))
+    return out
+
+
+def synthesize_manifest(config: bytes, layers: list[Descriptor]) -> bytes:
+    """The OCI manifest lfsreg writes for an image known only by its config and layer blobs.
+
+    Every source without a manifest of its own (a legacy ``docker save``, a Docker engine)
+    goes through here, so the same image always yields the same manifest.
+    """
+    return dump_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG, "digest": str(Digest.of_bytes(config)), "size": len(config)},
+            "layers": [d.to_json() for d in layers],
+        }
+    )
 
 
 @dataclass
@@ -43,7 +88,7 @@ class Ingested:
     label: str
     files: dict[str, bytes] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    staged: dict[str, StoredLayer] = field(default_factory=dict)  # member path -> staged layer
+    staged: dict[str, PreparedLayer] = field(default_factory=dict)  # member path -> staged layer
     skipped: dict[str, Digest] = field(default_factory=dict)  # member path -> diff_id its name claims
     verbatim: set[str] = field(default_factory=set)  # members that arrived compressed (kept as they are)
     present: set[Digest] = field(default_factory=set)  # diff_ids the registry already holds
@@ -65,64 +110,14 @@ class Ingested:
                     os.unlink(layer.staged)
 
 
-def _stage_compressed(reader: BinaryIO, size: int, algorithm: str, staging: Staging, bar: LayerProgress) -> StoredLayer:
-    """Keep a compressed member's bytes; compute both its digest and its diff_id."""
-    src = HashingReader(reader, limit=size)
-    feed = FeedDecompressor(algorithm)
-    plain = hashlib.sha256()
-    usize = 0
-    with staging() as (out, path):
-        while data := src.read(CHUNK):
-            out.write(data)
-            chunk = feed.feed(data)
-            plain.update(chunk)
-            usize += len(chunk)
-            bar.step(len(data))
-        out.flush()
-    desc = Descriptor(mt.OCI_LAYER_FOR[algorithm], src.digest, src.count)
-    return StoredLayer(desc, Digest("sha256", plain.hexdigest()), usize, path)
-
-
-def _stage_member(
-    got: Ingested, reader: BinaryIO, name: str, size: int, compression: Compression, staging: Staging, progress: ProgressCallback
-) -> StoredLayer:
-    head = reader.read(4)
-    rest = io.BufferedReader(_Prefixed(head, reader))  # type: ignore[arg-type]
-    bar = LayerProgress(progress, name, size)
-    algorithm = sniff(head)
-    if algorithm != "none":
-        layer = _stage_compressed(rest, size, algorithm, staging, bar)  # type: ignore[arg-type]
+def _stage_member(got: Ingested, reader: BinaryIO, name: str, size: int, how: LayerStaging) -> PreparedLayer:
+    layer, verbatim = stage_sniffed(reader, name, size, how)
+    if verbatim:
         got.verbatim.add(name)
-    else:
-        src = HashingReader(rest, limit=size)  # type: ignore[arg-type]
-        stored, diff_id, path = stage_plain(src, lambda: src.digest, compression, staging, bar)
-        layer = StoredLayer(stored, diff_id, src.count, path)
-    bar.done()
     return layer
 
 
-class _Prefixed(io.RawIOBase):
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
-def ingest_stream(
-    stream: BinaryIO, label: str, *, present: set[Digest], compression: Compression, staging: Staging, progress: ProgressCallback
-) -> Ingested:
+def ingest_stream(stream: BinaryIO, label: str, *, present: set[Digest], how: LayerStaging) -> Ingested:
     """Read a ``docker save`` stream once, staging every layer the registry does not hold."""
     got = Ingested(label, present=set(present))
     try:
@@ -144,7 +139,7 @@ def ingest_stream(
                 if info.size <= SMALL:
                     got.files[name] = reader.read()
                 else:
-                    got.staged[name] = _stage_member(got, reader, name, info.size, compression, staging, progress)
+                    got.staged[name] = _stage_member(got, reader, name, info.size, how)
     except (tarfile.TarError, EOFError) as exc:
         got.discard()
         raise InvalidImageError(f"{label}: the image stream is not a valid tar archive ({exc})") from exc
@@ -154,13 +149,8 @@ def ingest_stream(
     return got
 
 
-def images_of(
-    got: Ingested,
-    compression: Compression,
-    staging: Staging,
-    progress: ProgressCallback,
-) -> Iterator[tuple[Root, bytes, dict[Digest, StoredLayer], dict[Digest, bytes]]]:
-    """Each image of the stream: its root, manifest bytes, staged layers and metadata blobs.
+def images_of(got: Ingested, how: LayerStaging) -> Iterator[tuple[Descriptor, ArchiveEntry, bytes, dict[Digest, PreparedLayer], bytes]]:
+    """Each image of the stream: its manifest's descriptor, its entry, manifest bytes, staged layers, config.
 
     Every layer is checked against its config's diff_id: a staged one by the hash taken while
     it streamed by, a skipped one by the name it carried (the registry holds that content).
@@ -177,22 +167,14 @@ def images_of(
                 f"{got.label}: {entry.config_path} lists {len(config.diff_ids)} layers, manifest.json {len(entry.layer_paths)}"
             )
         layers: list[Descriptor] = []
-        staged: dict[Digest, StoredLayer] = {}
+        staged: dict[Digest, PreparedLayer] = {}
         for path, diff_id in zip(entry.layer_paths, config.diff_ids, strict=True):
             member = got.resolve(path)
             if member in got.files and member not in got.staged and diff_id in got.present:
                 layers.append(Descriptor(mt.OCI_LAYER, diff_id, len(got.files[member])))  # the registry has it
                 continue
             if member in got.files and member not in got.staged:  # a tiny layer kept in memory
-                got.staged[member] = _stage_member(
-                    got,
-                    io.BytesIO(got.files[member]),
-                    member,
-                    len(got.files[member]),  # type: ignore[arg-type]
-                    compression,
-                    staging,
-                    progress,
-                )
+                got.staged[member] = _stage_member(got, io.BytesIO(got.files[member]), member, len(got.files[member]), how)
             if member in got.staged:
                 layer = got.staged[member]
                 if layer.diff_id != diff_id:
@@ -207,5 +189,4 @@ def images_of(
                 raise InvalidImageError(f"{got.label}: layer {path} of {entry.config_path} is missing from the stream")
             layers.append(source_desc)
         data = synthesize_manifest(config_bytes, layers)
-        root = Root(Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data)), entry.names)
-        yield root, data, staged, {Digest.of_bytes(config_bytes): config_bytes}
+        yield Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data)), entry, data, staged, config_bytes
