@@ -22,7 +22,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from .. import mediatypes as mt
 from ..digest import Digest
@@ -139,7 +139,8 @@ def ingest_stream(stream: BinaryIO, label: str, *, present: set[Digest], how: La
                 if info.size <= SMALL:
                     got.files[name] = reader.read()
                 else:
-                    got.staged[name] = _stage_member(got, reader, name, info.size, how)
+                    member = cast(BinaryIO, reader)  # tarfile's reader is a BufferedReader, typed IO[bytes]
+                    got.staged[name] = _stage_member(got, member, name, info.size, how)
     except (tarfile.TarError, EOFError) as exc:
         got.discard()
         raise InvalidImageError(f"{label}: the image stream is not a valid tar archive ({exc})") from exc

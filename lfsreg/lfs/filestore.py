@@ -46,8 +46,12 @@ class FileRemote:
             key = f"sha256:{obj.oid}"
             what = f"{self.label}: LFS object sha256:{obj.oid}"
             progress(ProgressEvent(key, "download", obj.size))
+
+            def step(n: int, key: str = key, size: int = obj.size) -> None:
+                progress(ProgressEvent(key, "download", size, n))
+
             with self._remote.open(obj) as src, cache.writer(obj, what) as out:
-                out.copy_from(src, lambda n, key=key, size=obj.size: progress(ProgressEvent(key, "download", size, n)))
+                out.copy_from(src, step)
                 try:
                     out.commit()
                 except CorruptContentError as exc:

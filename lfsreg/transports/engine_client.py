@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 import requests
@@ -92,7 +92,8 @@ class _UnixPool(HTTPConnectionPool):
         self._path = path
 
     def _new_conn(self) -> HTTPConnection:
-        return _UnixConnection(self._path, self.timeout.connect_timeout)  # type: ignore[union-attr]
+        timeout = self.timeout.connect_timeout
+        return _UnixConnection(self._path, timeout if isinstance(timeout, (int, float)) else None)
 
 
 class _UnixAdapter(HTTPAdapter):
@@ -195,7 +196,7 @@ class EngineClient:
         query = "&".join("names=" + quote(n, safe="") for n in names)
         resp = self._request("GET", f"/images/get?{query}", stream=True)
         resp.raw.decode_content = False
-        return resp.raw  # type: ignore[no-any-return]
+        return cast(BinaryIO, resp.raw)  # urllib3's HTTPResponse: a readable binary stream
 
     def load(self, body: Iterator[bytes]) -> list[str]:
         """``POST /images/load`` streaming ``body``; return the engine's messages.
