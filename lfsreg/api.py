@@ -49,6 +49,12 @@ class Registry:
     A path is read and written in place. A URL is treated as a remote: git objects are fetched
     into a mirror and pushed back, and layers are copied through the local cache
     (``$XDG_CACHE_HOME/lfsreg``), so a second pull of the same layers transfers nothing.
+
+    Every method that opens the registry may raise, besides what it documents:
+    :class:`UsageError` (a malformed location), :class:`NotFoundError`/``RepositoryNotFound``,
+    :class:`NotARegistryError`, ``AuthenticationError``, ``PermissionDeniedError``,
+    ``UnreachableError``, ``RetriableError`` (retries spent), ``ProtocolError`` and
+    ``LocalStorageError`` (all from :mod:`lfsreg.errors`; the README lists when).
     """
 
     def __init__(self, location: str, *, options: RemoteOptions | None = None) -> None:
@@ -82,7 +88,11 @@ class Registry:
 
     # -- commands -------------------------------------------------------------------------
     def init(self) -> str:
-        """Create an empty registry (a bare repository whose first commit has the format marker)."""
+        """Create an empty registry (a bare repository whose first commit has the format marker).
+
+        Raises:
+            UsageError: the location is a registry already.
+        """
         publisher, _ = self._publisher(create=True)
         if not publisher.view().empty:
             raise UsageError(f"{self.label}: already a registry")
@@ -111,6 +121,15 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+
+        Raises:
+            InvalidReference: a source, a tag, or a digest given where a tag is needed.
+            UsageError: an ambiguous bare name, ``tags`` for several images, an unnamed image.
+            ImageNotFound: a selector the source lacks, an image the Docker engine lacks.
+            InvalidImageError: a malformed or unsafe source (a FIFO, a link out of a layout…).
+            CorruptContentError: bytes that do not match their digest, size or diff_id.
+            BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
+            ConcurrentUpdateError: the registry kept moving under the commit.
         """
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
@@ -138,6 +157,14 @@ class Registry:
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
         ``docker-daemon:`` to load the images straight into the Docker engine.
+
+        Raises:
+            InvalidReference: an image or destination reference.
+            UsageError: ``oci:DIR:REF`` for several images, an artifact to a docker-archive.
+            NotFoundError: the registry is empty; ``ImageNotFound``: no such tag, digest or platform.
+            BlobNotFound, CorruptContentError: stored content missing or damaged (nothing written).
+            InvalidImageError: a damaged ``index.json`` in an existing ``oci:`` destination.
+            UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
         refs = [ImageRef.parse(i) for i in images]
         destination = open_destination(parse_target(dest))
@@ -147,7 +174,12 @@ class Registry:
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
-        """Tags of ``name`` (or of every image), filtered by glob patterns."""
+        """Tags of ``name`` (or of every image), filtered by glob patterns.
+
+        Raises:
+            InvalidReference: a malformed ``name``.
+            ImageNotFound: no image of that name.
+        """
         view = self.view()
         names = [validate_name(name)] if name else list(view.names())
         out = []
@@ -175,13 +207,25 @@ class Registry:
         return out
 
     def inspect(self, image: str) -> dict[str, object]:
-        """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict."""
+        """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict.
+
+        Raises:
+            InvalidReference: a malformed reference.
+            ImageNotFound: no such image.
+            BlobNotFound, CorruptContentError: a stored manifest or config missing or damaged.
+        """
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
 
     def remove(self, images: Sequence[str]) -> list[str]:
-        """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway)."""
+        """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).
+
+        Raises:
+            InvalidReference: a malformed reference; UsageError: a reference by digest.
+            ImageNotFound: a tag that is not there (nothing is removed).
+            ConcurrentUpdateError: the registry kept moving under the commit.
+        """
         refs = [ImageRef.parse(i) for i in images]
         if any(r.tag is None for r in refs):
             raise UsageError("rm takes NAME:TAG references (untagging a digest makes no sense)")

@@ -139,8 +139,7 @@ def ingest_stream(stream: BinaryIO, label: str, *, present: set[Digest], how: La
                 if info.size <= SMALL:
                     got.files[name] = reader.read()
                 else:
-                    member = cast(BinaryIO, reader)  # tarfile's reader is a BufferedReader, typed IO[bytes]
-                    got.staged[name] = _stage_member(got, member, name, info.size, how)
+                    got.staged[name] = _stage_member(got, cast(BinaryIO, reader), name, info.size, how)
     except (tarfile.TarError, EOFError) as exc:
         got.discard()
         raise InvalidImageError(f"{label}: the image stream is not a valid tar archive ({exc})") from exc

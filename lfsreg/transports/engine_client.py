@@ -92,8 +92,8 @@ class _UnixPool(HTTPConnectionPool):
         self._path = path
 
     def _new_conn(self) -> HTTPConnection:
-        timeout = self.timeout.connect_timeout
-        return _UnixConnection(self._path, timeout if isinstance(timeout, (int, float)) else None)
+        timeout = self.timeout.connect_timeout if isinstance(self.timeout, urllib3.Timeout) else None
+        return _UnixConnection(self._path, timeout if isinstance(timeout, int | float) else None)
 
 
 class _UnixAdapter(HTTPAdapter):
@@ -196,7 +196,7 @@ class EngineClient:
         query = "&".join("names=" + quote(n, safe="") for n in names)
         resp = self._request("GET", f"/images/get?{query}", stream=True)
         resp.raw.decode_content = False
-        return cast(BinaryIO, resp.raw)  # urllib3's HTTPResponse: a readable binary stream
+        return cast(BinaryIO, resp.raw)
 
     def load(self, body: Iterator[bytes]) -> list[str]:
         """``POST /images/load`` streaming ``body``; return the engine's messages.
