@@ -138,8 +138,9 @@ class Registry:
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
             publisher, lfs = self._publisher(create=True)
-            staging = LayerStaging(lfs.staging, Compression(compression, level), progress)
-            items = push_items(opened, renames, publisher.view(), staging)
+            view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+            staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
+            items = push_items(opened, renames, view, staging)
             return push_images(publisher, lfs, items, options)
         finally:
             for _, source in opened:

@@ -26,10 +26,22 @@ from lfsreg.lfs.store import LocalLfsStore
 # Imports lfsreg, says "ready", waits for the barrier, then runs the CLI with the remaining args.
 # SLOW_GIT_INIT=<seconds> makes dulwich's object-store creation (inside ``Repo.init_bare``) that
 # much slower, as on a slow or network file system: it widens, deterministically, the window in
-# which another process can see a half-created repository.
+# which another process can see a half-created repository. SLOW_GIT_LOCKS=<seconds> keeps every
+# lock of git's lock protocol (``<file>.lock``, taken by dulwich's GitFile) that much longer
+# before it is renamed into place, as on a slow disk: concurrent writers of a ref meet it, and a
+# test can kill a pusher while it holds one.
 DRIVER = r"""
 import os, sys, time
 from lfsreg.cli import main
+slow_locks = float(os.environ.get("SLOW_GIT_LOCKS", "0"))
+if slow_locks:
+    from dulwich import file as _file
+    _close = _file._GitFile.close
+    def _slow_close(self):
+        if not self._closed:
+            time.sleep(slow_locks)
+        return _close(self)
+    _file._GitFile.close = _slow_close
 delay = float(os.environ.get("SLOW_GIT_INIT", "0"))
 if delay:
     from dulwich.object_store import DiskObjectStore

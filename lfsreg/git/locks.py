@@ -10,12 +10,17 @@ removed is the user's call (git says the same); the error names the file and the
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ConcurrentUpdateError, LocalStorageError
 
+log = logging.getLogger(__name__)
+GUARD = "lfsreg-ref-update"  # in the repository's git directory; see ref_update()
 #: A lock this old (seconds) that no process holds open was left by a process that is gone.
 STALE_AFTER = 5.0
 #: How long a writer waits for a lock held by a live process before giving up.
@@ -112,3 +117,44 @@ def wait_error(path: str, repo: str) -> LocalStorageError | ConcurrentUpdateErro
     if state is None:
         return None
     return stale_lock_error(state, repo) if state.stale else busy_lock_error(state, repo)
+
+
+@contextlib.contextmanager
+def ref_update(git_dir: str, lock: str) -> Iterator[None]:
+    """Mark, for other lfsreg processes, that this one is updating a ref whose lock is ``lock``.
+
+    The mark is ``<git_dir>/lfsreg-ref-update``: this process's id written into it under an
+    advisory lock (which the kernel releases when the process dies), and erased when the update
+    is over. Whoever finds the mark still written but unlocked knows that an lfsreg process was
+    killed in the middle of its update, so the branch lock it may have left (held open by no
+    one) is garbage and is removed. The mark stays too when the update ends in an exception.
+    A lock without such a mark may be stock git's: it is only
+    reported (:func:`stale_lock_error`), as git itself does.
+    """
+    fd = os.open(os.path.join(git_dir, GUARD), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConcurrentUpdateError(
+                        f"{os.path.join(git_dir, GUARD)}: another lfsreg process kept updating the branch for {LOCK_WAIT:.0f} s",
+                        hint="run the command again when it is done",
+                    ) from None
+                time.sleep(0.005)
+        if os.pread(fd, 4096, 0):
+            state = inspect(lock)
+            if state is not None and not state.holders:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+                log.warning("%s: removed the lock left by an lfsreg process killed while updating the branch", lock)
+        os.pwrite(fd, f"{os.getpid()} {lock}\n".encode(), 0)
+        yield
+        # Only after an update that ended normally: one interrupted by an exception (SIGTERM
+        # unwinding through dulwich's rename, say) may have left its lock, like a killed one.
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the advisory lock

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from dulwich.client import GitClient, HTTPUnauthorized, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
@@ -160,6 +160,7 @@ class GitRemote:
         self.mirror = GitStore.open(mirror_dir, cache=True) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir, cache=True)
         self.branch = DEFAULT_BRANCH  # the remote's registry branch, known after the first fetch
         self._tip: str | None = None
+        self._fetched = False  # whether _tip is the remote's tip as read in this process
         self._locked_since: float | None = None  # when the server first could not lock the branch
 
     @property
@@ -235,6 +236,7 @@ class GitRemote:
 
             self._call(fetch_tip)
         self._tip = tip.decode() if tip else None
+        self._fetched = True
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
@@ -267,8 +269,17 @@ class GitRemote:
             shallow = self.mirror.repo.get_shallow()
             return store.generate_pack_data([h for h in have if h in self.mirror], want, shallow=shallow, ofs_delta=ofs_delta)
 
+        def send(client: GitClient, path: str) -> Any:
+            return client.send_pack(path.encode(), update_refs, generate)
+
         try:
-            result = self._call(lambda client, path: client.send_pack(path.encode(), update_refs, generate))
+            local = self._local_repo()
+            if local is None:
+                result = self._call(send)
+            else:  # dulwich updates the remote's ref in this process: mark it as git.store does
+                lock = os.path.join(local, *self.branch.decode().split("/")) + ".lock"
+                with locks.ref_update(local, lock):
+                    result = self._call(send)
         except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
             return self._locked(os.fsdecode(exc.lockfilename), None)
         except (RetriableError, ProtocolError):
@@ -295,6 +306,14 @@ class GitRemote:
             log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
         return True
 
+    def _local_repo(self) -> str | None:
+        """The git directory of a ``file://`` remote (dulwich writes into it in this process)."""
+        parsed = urlparse(self.url)
+        if parsed.scheme != "file" or self._client_factory is not None:
+            return None
+        path = unquote(parsed.path)
+        return path if os.path.isfile(os.path.join(path, "HEAD")) else os.path.join(path, ".git")
+
     def _landed(self, new: str) -> bool:
         try:
             return self.fetch_tip() == new
@@ -318,8 +337,8 @@ class GitRemote:
         return False
 
     def lfs_url(self) -> str | None:
-        """``lfs.url`` from the ``.lfsconfig`` at the fetched tip, if the registry has one."""
-        tip = self._tip or self.mirror.read_ref(MIRROR_REF)
+        """``lfs.url`` from the ``.lfsconfig`` at the remote's tip (fetched first if not yet), if the registry has one."""
+        tip = self._tip if self._fetched else self.fetch_tip()
         if tip is None:
             return None
         data = self.mirror.snapshot(tip).read(".lfsconfig")

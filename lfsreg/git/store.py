@@ -324,19 +324,22 @@ class GitStore:
     def compare_and_swap(self, old: str | None, new: str) -> bool:
         """Move the branch from ``old`` to ``new`` atomically; ``False`` if it no longer is ``old``.
 
-        Waits while another process holds the branch's lock; a stale lock raises
-        :class:`~lfsreg.errors.LocalStorageError` naming it (in a cache: it is removed).
+        Waits while another process holds the branch's lock. A lock left by an lfsreg process
+        killed in its update is removed (:func:`lfsreg.git.locks.ref_update`); any other stale
+        lock raises :class:`~lfsreg.errors.LocalStorageError` naming it (in a cache: removed).
         """
         ref = Ref(self.branch)
+        lock = os.path.join(self._repo.controldir(), *self.branch.decode().split("/")) + ".lock"
         deadline = time.monotonic() + locks.LOCK_WAIT
         while True:
-            try:
-                if old is None:
-                    return bool(self._repo.refs.add_if_new(ref, ObjectID(new.encode())))
-                return bool(self._repo.refs.set_if_equals(ref, ObjectID(old.encode()), ObjectID(new.encode())))
-            except FileLocked as exc:
-                lock = os.fsdecode(exc.lockfilename)
-                _wait(lock, self.path, deadline, cache=self.cache)
+            with locks.ref_update(self._repo.controldir(), lock):
+                try:
+                    if old is None:
+                        return bool(self._repo.refs.add_if_new(ref, ObjectID(new.encode())))
+                    return bool(self._repo.refs.set_if_equals(ref, ObjectID(old.encode()), ObjectID(new.encode())))
+                except FileLocked as exc:
+                    lock = os.fsdecode(exc.lockfilename)
+            _wait(lock, self.path, deadline, cache=self.cache)
 
     def note_ref(self, name: bytes, commit: str) -> None:
         """Set ``name`` to ``commit`` if no other process is setting it (a hint: last one wins)."""

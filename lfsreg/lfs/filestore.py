@@ -6,6 +6,7 @@ cache makes repeated pulls free), with a directory standing in for the LFS serve
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -15,6 +16,10 @@ from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..staging import VerifiedWriter, temp_path
 from .cache import ObjectCache
 from .store import CachedLfsStore, LocalLfsStore
+
+
+def _step(progress: ProgressCallback, key: str, size: int, n: int) -> None:
+    progress(ProgressEvent(key, "download", size, n))
 
 
 class FileRemote:
@@ -46,12 +51,8 @@ class FileRemote:
             key = f"sha256:{obj.oid}"
             what = f"{self.label}: LFS object sha256:{obj.oid}"
             progress(ProgressEvent(key, "download", obj.size))
-
-            def step(n: int, key: str = key, size: int = obj.size) -> None:
-                progress(ProgressEvent(key, "download", size, n))
-
             with self._remote.open(obj) as src, cache.writer(obj, what) as out:
-                out.copy_from(src, step)
+                out.copy_from(src, functools.partial(_step, progress, key, obj.size))
                 try:
                     out.commit()
                 except CorruptContentError as exc:

@@ -1,0 +1,174 @@
+"""Pushes killed at many moments (SIGKILL and SIGTERM, as a cancelled CI job or ``timeout``).
+
+After every kill: the registry branch is the old commit or the new one (never anything
+else), stock ``git fsck`` has nothing to say, and the same push run again succeeds and
+leaves no staged files behind. The moments are spread over the length of an unkilled push,
+measured first, so they fall in every phase: start-up, reading the source, staging and
+uploading layers, writing git objects, the ref swap, packing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from gitenv import isolated_git_env, run_git
+from imageverify import FIXTURES
+from test_concurrency import DRIVER
+from test_git_durability import fsck_clean
+
+SMALL = [f"oci:{FIXTURES / 'tool.oci'}:2.0", f"docker-archive:{FIXTURES / 'base.docker.tar'}", f"oci:{FIXTURES / 'app-zstd.oci'}:1.0"]
+KILLS = 12
+BIG_LAYER = 12 << 20  # random bytes: compressing and storing them takes a while, so kills land in staging
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
+    env.update(HOME=str(tmp_path / "home"), LFSREG_CACHE=str(tmp_path / "cache"), **extra)
+    if "LFSREG_FORMATS" in os.environ:
+        env["LFSREG_FORMATS"] = os.environ["LFSREG_FORMATS"]
+    return env
+
+
+def _big_archive(path: Path, seed: int) -> str:
+    """A ``docker save`` archive with one new, incompressible, uncompressed layer (lfsreg gzips it while staging)."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        data = random.Random(seed).randbytes(BIG_LAYER)
+        info = tarfile.TarInfo("blob.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{}]}
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["kill/big:latest"], "Layers": ["layer/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, blob in ((config_name, config), ("layer/layer.tar", layer_bytes), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return f"docker-archive:{path}"
+
+
+def _push(location: str, source: str, tag: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "lfsreg", "push", location, source, "--tag", tag]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _timed_push(location: str, source: str, tag: str, env: dict[str, str]) -> float:
+    started = time.monotonic()
+    proc = _push(location, source, tag, env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return time.monotonic() - started
+
+
+def _branch_tip(repo: Path, env: dict[str, str]) -> str | None:
+    proc = run_git(["rev-parse", "--verify", "--quiet", "refs/heads/main"], cwd=repo, env=env, check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def _parent(repo: Path, commit: str, env: dict[str, str]) -> str | None:
+    out = run_git(["rev-list", "--parents", "-n", "1", commit], cwd=repo, env=env).stdout.decode().split()
+    return out[1] if len(out) > 1 else None
+
+
+def _staging(tmp_path: Path, repo: Path) -> list[str]:
+    """Layers staged and left behind: in ``<registry>/lfs/tmp``, the cache's ``lfs/tmp``, or beside LFS objects."""
+    found = []
+    for root in (repo / "lfs", tmp_path / "cache" / "lfs"):
+        if root.is_dir():
+            found += [str(p) for p in root.rglob("*") if p.is_file() and (p.parent.name == "tmp" or p.name.startswith("lfsreg-"))]
+    return sorted(found)
+
+
+def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str]) -> list[str]:
+    """Kill pushes at spread moments; check each outcome; return the staging left at the end."""
+    git_env = isolated_git_env(tmp_path)
+    duration = _timed_push(location, _big_archive(tmp_path / "warm.tar", -1), "kill/img:warm", env)
+    outcomes = []
+    for i in range(KILLS):
+        source = _big_archive(tmp_path / f"big{i}.tar", i) if i % 3 != 2 else SMALL[i % len(SMALL)]
+        tag = f"kill/img:k{i}"
+        sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM
+        before = _branch_tip(repo, git_env)
+        proc = _push(location, source, tag, env)
+        time.sleep(duration * (i + 0.5) / KILLS)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        after = _branch_tip(repo, git_env)
+        moved = after != before
+        outcomes.append((sig.name, proc.returncode, moved))
+        # old or new: the new commit sits right on the old one
+        assert not moved or _parent(repo, after, git_env) == before, f"kill {i}: {before} -> {after}"
+        assert not (proc.returncode == 0 and not moved), f"kill {i}: exit 0 but the branch did not move: {err}"
+        assert "Traceback" not in err, err
+        fsck_clean(repo, git_env)
+        # the same push again succeeds and the tag is there
+        proc = _push(location, source, tag, env)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"push after kill {i} ({sig.name}): {err}"
+        fsck_clean(repo, git_env)
+    assert any(moved for *_, moved in outcomes) and not all(moved for *_, moved in outcomes), f"kills missed the push: {outcomes}"
+    return _staging(tmp_path, repo)
+
+
+def test_local_pushes_killed_at_many_moments(tmp_path: Path) -> None:
+    repo = tmp_path / "reg.git"
+    env = _env(tmp_path)
+    assert _kill_many(tmp_path, str(repo), repo, env) == []  # no staging left (defect #4)
+
+
+@pytest.mark.interop
+def test_https_pushes_killed_at_many_moments(git_http_server, git_http_repo, tmp_path: Path) -> None:
+    env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    assert _kill_many(tmp_path, git_http_repo.url, git_http_repo.path, env) == []  # no staging left (defect #4)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("kind", ["path", "file-url"])
+def test_push_killed_while_it_holds_the_branch_lock(tmp_path: Path, kind: str, sig: signal.Signals) -> None:
+    """Killed between taking ``refs/heads/main.lock`` and renaming it: the next push removes that lock and lands.
+
+    The lock is held a second longer than usual (``SLOW_GIT_LOCKS``), so the kill lands in it
+    every time. A lock that stock git left is only reported (test_git_durability).
+    """
+    git_env = isolated_git_env(tmp_path)
+    repo = tmp_path / "reg.git"
+    location = str(repo) if kind == "path" else f"file://{repo}"
+    env = _env(tmp_path)
+    _timed_push(location, SMALL[0], "kill/img:first", env)
+    before = _branch_tip(repo, git_env)
+    barrier = tmp_path / "go"
+    barrier.touch()
+    argv = [sys.executable, "-c", DRIVER, str(barrier), str(tmp_path / "ready"), "push", location, SMALL[1], "--tag", "kill/img:second"]
+    proc = subprocess.Popen(argv, env={**env, "SLOW_GIT_LOCKS": "1.0"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = repo / "refs" / "heads" / "main.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert lock.exists(), f"the push never took the branch lock: {proc.poll()} {proc.poll() is not None and proc.communicate()}"
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert _branch_tip(repo, git_env) == before
+    assert lock.exists() or sig == signal.SIGTERM  # SIGTERM unwinds (lfsreg.cli), which may release it
+
+    started = time.monotonic()
+    _timed_push(location, SMALL[1], "kill/img:second", env)
+    assert time.monotonic() - started < 8
+    assert not lock.exists()
+    assert _parent(repo, _branch_tip(repo, git_env) or "", git_env) == before
+    fsck_clean(repo, git_env)
