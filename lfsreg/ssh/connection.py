@@ -72,7 +72,7 @@ class Channel:
 
     def stderr(self) -> bytes:
         """Everything the command wrote on stderr (waits for the stream to end)."""
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._chan.recv_stderr(65536)
             if not data:
