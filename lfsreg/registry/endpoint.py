@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..credentials import Credential, CredentialSources, origin, strip_userinfo
@@ -28,15 +29,16 @@ from ..formats.lfs_pointer import LfsObject
 from ..git.remote import lfs_url_from_lfsconfig
 from ..git.store import GitStore
 from ..lfs.cache import ObjectCache
-from ..lfs.http import HttpSettings, http_queue
-from ..lfs.queue import TransferQueue
-from ..lfs.ssh import SshAuthenticator
-from ..lfs.sshtransfer import SshTransferAdapter
 from ..lfs.store import Remote
 from ..progress import ProgressCallback, no_progress
-from ..ssh.connection import SshConnection
 from ..ssh.errors import CommandMissing
 from ..ssh.url import SshUrl
+
+if TYPE_CHECKING:
+    # requests and paramiko are imported only when a remote of that kind is used (CLI start-up).
+    from ..lfs.http import HttpSettings
+    from ..lfs.queue import TransferQueue
+    from ..ssh.connection import SshConnection
 
 log = logging.getLogger(__name__)
 LFSCONFIG = ".lfsconfig"
@@ -129,6 +131,8 @@ def http_remote(
     settings: HttpSettings,
 ) -> TransferQueue:
     """The LFS server of an http(s) git remote at ``git_url`` (see the module docstring)."""
+    from ..lfs.http import http_queue
+
     if given:
         credentials = list(home_credentials) if origin(given) == origin(git_url) else sources.for_named_host(given)
         return http_queue(given, credentials, settings)
@@ -148,6 +152,11 @@ def ssh_remote(
     label: str,
 ) -> TransferQueue:
     """The LFS server of an SSH remote, found the way git-lfs finds it (see the module docstring)."""
+    from ..lfs.http import http_queue
+    from ..lfs.queue import TransferQueue
+    from ..lfs.ssh import SshAuthenticator
+    from ..lfs.sshtransfer import SshTransferAdapter
+
     home = url.https_lfs_endpoint()  # the host the user named, as git-lfs reaches it over https
     if given:
         return http_queue(given, sources.for_named_host(given), settings)
