@@ -8,7 +8,7 @@ from typing import Any
 
 from . import mediatypes as mt
 from .digest import Digest
-from .manifest import Index, Manifest, parse_config, parse_manifest
+from .manifest import Descriptor, Index, Manifest, parse_config, parse_manifest
 from .reference import ImageRef
 from .registry.view import RegistryView
 
@@ -66,13 +66,21 @@ def _image(view: RegistryView, manifest: Manifest) -> dict[str, Any]:
     }
 
 
+def _distinct(children: tuple[Descriptor, ...]) -> list[Descriptor]:
+    """An index's children, each digest once (an index may list one child many times)."""
+    first: dict[Digest, Descriptor] = {}
+    for child in children:
+        first.setdefault(child.digest, child)
+    return list(first.values())
+
+
 def inspect_image(view: RegistryView, ref: ImageRef, digest: Digest) -> dict[str, Any]:
     """Describe the image ``ref`` (resolved to ``digest``); an index lists every platform."""
     parsed = parse_manifest(view.blob(digest), str(ref))
     out: dict[str, Any] = {"name": ref.name, "tag": ref.tag, "digest": str(digest), "mediaType": parsed.media_type}
     if isinstance(parsed, Index):
         images = []
-        for child in parsed.manifests:
+        for child in _distinct(parsed.manifests):
             sub = parse_manifest(view.blob(child.digest), str(child.digest))
             if isinstance(sub, Manifest):
                 entry = _image(view, sub)
@@ -91,7 +99,8 @@ def summarize(view: RegistryView, digest: Digest) -> ImageSummary:
     """The summary of the manifest or index ``digest`` (``name``/``tag`` left empty for the caller)."""
     data = view.blob(digest)
     parsed = parse_manifest(data, str(digest))
-    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in parsed.manifests] if isinstance(parsed, Index) else [parsed]
+    children = _distinct(parsed.manifests) if isinstance(parsed, Index) else []
+    manifests = [parse_manifest(view.blob(c.digest), str(c.digest)) for c in children] if isinstance(parsed, Index) else [parsed]
     size = len(data)
     image_id = created = None
     platforms = []

@@ -160,7 +160,7 @@ def _http(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
         else:
             endpoint, lfs_creds = endpoint_for(clean), home
         settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
-        return HttpLfsStore(endpoint, lfs_creds, ObjectCache(os.path.join(cache_root(), "lfs")), settings)
+        return HttpLfsStore(endpoint, lfs_creds, ObjectCache.default(), settings)
 
     return Publisher(RemoteBackend(remote, clean)), LazyLfsStore(lfs, clean)  # type: ignore[return-value]
 
@@ -187,7 +187,7 @@ def _ssh(location: str, options: RemoteOptions) -> tuple[Publisher, LfsStore]:
         if content:
             endpoint, endpoint_creds = content, content_endpoint(content, home, list(candidates(home)), label)
         settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
-        cache = ObjectCache(os.path.join(cache_root(), "lfs"))
+        cache = ObjectCache.default()
         return SshLfsStore(
             connection,
             url,
@@ -237,7 +237,7 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
             GitStore.init(path)
         GitStore.open(path)  # a clear error for a missing or non-git directory
         remote = GitRemote(location, _mirror_dir(location), location)
-        cache = ObjectCache(os.path.join(cache_root(), "lfs"))
+        cache = ObjectCache.default()
         return Publisher(RemoteBackend(remote, location)), FileRemoteLfsStore(path, cache, location)
     if parts.scheme in ("http", "https"):
         return _http(location, options)

@@ -6,6 +6,8 @@ may be missed on a busy machine, failures may not.
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
 import subprocess
 import sys
@@ -29,6 +31,20 @@ def bench(*args: str, workdir: Path) -> dict:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "no failures" in proc.stdout
     return json.loads((workdir / "r.json").read_text())
+
+
+def test_no_import_cycle():
+    package = ROOT / "tools" / "bench"
+    graph = {}
+    for path in package.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "tools.bench":
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tools.bench."):
+                deps.add(node.module.split(".")[2])
+        graph[path.stem] = deps
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError
 
 
 def test_help_names_every_scenario():

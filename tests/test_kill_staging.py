@@ -2,7 +2,7 @@
 
 Real ``python -m lfsreg push`` processes are killed with SIGTERM (a cancelled CI job,
 ``timeout``) and SIGKILL while their layers sit in ``<registry>/lfs/tmp`` (a local registry) or
-in the cache's ``tmp`` (a ``file://`` remote, as for every remote registry). SIGTERM cleans up
+in the cache's ``tmp`` (a ``file://`` remote, and an HTTPS one: git http-backend + giftless). SIGTERM cleans up
 before exiting; after SIGKILL the next run removes what the dead process left, and succeeds.
 The registry's branch is untouched by the killed push either way.
 """
@@ -95,24 +95,28 @@ def _wait_for_staging(proc: subprocess.Popen[str], staging: Path, *, min_bytes: 
     raise AssertionError("the push never staged a layer")
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "LFSREG_CACHE": str(tmp_path / "cache")}
-
-
-def _target(kind: str, tmp_path: Path) -> tuple[str, Path, Path]:
-    """The push target, the registry's bare repository, and where its pushes stage layers."""
+def _setup(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Path, Path, dict[str, str]]:
+    """The push target, the registry's bare repository, where its pushes stage layers, the environment."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
+    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"))
+    if kind == "https":  # git http-backend + giftless behind nginx (tests/peers)
+        server, repo = request.getfixturevalue("git_http_server"), request.getfixturevalue("git_http_repo")
+        env.update(LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
+        return repo.url, repo.path, tmp_path / "cache" / "lfs" / "tmp", env
     repo = tmp_path / "reg.git"
-    assert_ok(run_cli("init", repo))
+    assert_ok(run_cli("init", repo, env=env))
     if kind == "local":
-        return str(repo), repo, repo / "lfs" / "tmp"
-    return repo.as_uri(), repo, tmp_path / "cache" / "lfs" / "tmp"
+        return str(repo), repo, repo / "lfs" / "tmp", env
+    return repo.as_uri(), repo, tmp_path / "cache" / "lfs" / "tmp", env
 
 
-@pytest.mark.parametrize("kind", ["local", "file"])
-def test_sigterm_during_staging_cleans_up(kind, tmp_path, big_image):
-    target, repo, staging = _target(kind, tmp_path)
+@pytest.mark.parametrize("kind", ["local", "file", "https"])
+def test_sigterm_during_staging_cleans_up(kind, tmp_path, big_image, request):
+    target, repo, staging, env = _setup(kind, tmp_path, request)
     before = main_ref(repo)
-    proc = _start_push(target, big_image, _env(tmp_path))
+    proc = _start_push(target, big_image, env)
     _wait_for_staging(proc, staging)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -122,11 +126,28 @@ def test_sigterm_during_staging_cleans_up(kind, tmp_path, big_image):
     assert main_ref(repo) == before
 
 
-@pytest.mark.parametrize("kind", ["local", "file"])
-def test_sigkill_leftovers_are_removed_by_the_next_push(kind, tmp_path, big_image):
-    target, repo, staging = _target(kind, tmp_path)
+def test_sigterm_during_https_upload_cleans_up(tmp_path, big_image, request):
+    """Killed while the queue uploads: its workers stop at their next chunk, nothing staged stays."""
+    target, repo, staging, env = _setup("https", tmp_path, request)
     before = main_ref(repo)
-    env = _env(tmp_path)
+    proc = _start_push(target, big_image, env)
+    storage = request.getfixturevalue("git_http_repo").lfs_storage
+    deadline = time.monotonic() + 60
+    while not (storage.is_dir() and any(p.is_file() for p in storage.rglob("*"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "the push never started uploading"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err, err
+    assert _files(staging) == [], f"SIGTERM left {[p.name for p in _files(staging)]}"
+    assert main_ref(repo) == before
+
+
+@pytest.mark.parametrize("kind", ["local", "file", "https"])
+def test_sigkill_leftovers_are_removed_by_the_next_push(kind, tmp_path, big_image, request):
+    target, repo, staging, env = _setup(kind, tmp_path, request)
+    before = main_ref(repo)
     for _ in range(2):
         proc = _start_push(target, big_image, env)
         _wait_for_staging(proc, staging)

@@ -88,6 +88,8 @@ class DirFiles:
             mode = os.stat(real).st_mode
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a link loop, a permission: not something the layout holds
+            raise InvalidImageError(f"{self.label}: cannot read {path} ({exc.strerror})") from exc
         if not stat.S_ISREG(mode):
             raise InvalidImageError(f"{self.label}: {path} is not a regular file")
         return real
@@ -112,6 +114,8 @@ class DirFiles:
             fd = os.open(self._existing(path), os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError as exc:
             raise BlobNotFound(f"{self.label}: missing {path}") from exc
+        except OSError as exc:
+            raise InvalidImageError(f"{self.label}: cannot read {path} ({exc.strerror})") from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since it was checked
             os.close(fd)
             raise InvalidImageError(f"{self.label}: {path} is not a regular file")

@@ -16,6 +16,9 @@ VERSION = "https://git-lfs.github.com/spec/v1"
 _VERSIONS = {VERSION, "https://hawser.github.com/spec/v1", "http://git-media.io/v/2"}
 MAX_POINTER = 1024
 _LINE = re.compile(r"([a-z0-9.-]+) ([^\r\n]*)")
+_OID = re.compile(r"[0-9a-f]{64}")
+_SIZE = re.compile(r"[0-9]{1,19}")
+MAX_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ def decode(data: bytes) -> LfsObject | None:
         return None
     oid = fields["oid"]
     size = fields["size"]
-    if not oid.startswith("sha256:") or not re.fullmatch(r"[0-9a-f]{64}", oid[7:]) or not size.isdigit():
+    # ASCII digits only (str.isdigit() also takes "²", which int() refuses), within git-lfs's int64.
+    if not oid.startswith("sha256:") or not _OID.fullmatch(oid[7:]) or not _SIZE.fullmatch(size) or int(size) > MAX_SIZE:
         return None
     return LfsObject(oid[7:], int(size))

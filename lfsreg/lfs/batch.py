@@ -237,7 +237,7 @@ class BatchClient:
             AuthenticationError, PermissionDeniedError, NotFoundError: as the status says.
             ProtocolError: a malformed or oversized response.
         """
-        body = {
+        body: dict[str, object] = {
             "operation": operation,
             "transfers": ["basic"],
             "objects": [{"oid": o.oid, "size": o.size} for o in objects],

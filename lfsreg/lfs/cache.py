@@ -1,6 +1,6 @@
 """The local content-addressed cache of LFS objects (``$XDG_CACHE_HOME/lfsreg/lfs``).
 
-This module alone knows the cache's layout::
+This module alone knows the cache's layout (:meth:`ObjectCache.default` is the user's)::
 
     objects/<oid[0:2]>/<oid[2:4]>/<oid>   verified objects (as git-lfs lays them out)
     incomplete/<oid>.part                 a download cut short, resumed with Range
@@ -39,6 +39,11 @@ class ObjectCache:
         self.root = root
         self.tmp = os.path.join(root, "tmp")
         sweep_once(self.tmp)  # what killed processes left
+
+    @classmethod
+    def default(cls) -> ObjectCache:
+        """The user's LFS object cache: ``lfs/`` under :func:`cache_root`."""
+        return cls(os.path.join(cache_root(), "lfs"))
 
     def path(self, obj: LfsObject) -> str:
         """The cache file for ``obj``."""

@@ -6,6 +6,7 @@ cache makes repeated pulls free), with a directory standing in for the LFS serve
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -15,6 +16,10 @@ from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..staging import VerifiedWriter, temp_path
 from .cache import ObjectCache
 from .store import CachedLfsStore, LocalLfsStore
+
+
+def _step(progress: ProgressCallback, key: str, size: int, n: int) -> None:
+    progress(ProgressEvent(key, "download", size, n))
 
 
 class FileRemote:
@@ -47,7 +52,7 @@ class FileRemote:
             what = f"{self.label}: LFS object sha256:{obj.oid}"
             progress(ProgressEvent(key, "download", obj.size))
             with self._remote.open(obj) as src, cache.writer(obj, what) as out:
-                out.copy_from(src, lambda n, key=key, size=obj.size: progress(ProgressEvent(key, "download", size, n)))
+                out.copy_from(src, functools.partial(_step, progress, key, obj.size))
                 try:
                     out.commit()
                 except CorruptContentError as exc:

@@ -58,8 +58,11 @@ class Adapter(Protocol):
         """Fetch the object with ``item.actions["download"]`` into ``cache`` (verified)."""
         ...
 
-    def close(self) -> None:
-        """Release connections and sessions."""
+    def end(self) -> None:
+        """A unit of work (an upload or a download of many objects) is over: release what it held.
+
+        The adapter stays usable; it opens what it needs again on the next call.
+        """
         ...
 
 
@@ -108,10 +111,6 @@ class TransferQueue:
         self.ref = ref
         self._stop = threading.Event()
 
-    def close(self) -> None:
-        """Close the adapter."""
-        self.adapter.close()
-
     def _back_off(self, exc: RetriableError, attempt: int, start: float) -> None:
         """Wait before retry ``attempt``, or re-raise ``exc`` once retries or time run out."""
         wait_s = self.policy.delay(attempt, exc.retry_after)
@@ -146,7 +145,10 @@ class TransferQueue:
         """Objects the server does not hold: those an upload batch still asks to upload."""
         if not objects:
             return []
-        return [item.obj for item in self.batches("upload", objects) if "upload" in item.actions or item.error]
+        try:
+            return [item.obj for item in self.batches("upload", objects) if "upload" in item.actions or item.error]
+        finally:
+            self.adapter.end()
 
     # -- per-object work ---------------------------------------------------------------------
     def _run(self, operation: str, item: BatchItem, work: Callable[[BatchItem, Progress], None], progress: ProgressCallback) -> None:
@@ -227,11 +229,14 @@ class TransferQueue:
                 progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=VERIFYING))
                 self.adapter.verify(item)
 
-        batch = self.batches("upload", [o for o, _ in items])
-        for item in batch:
-            if item.error is None and not item.actions:  # the server holds it already
-                progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=PRESENT))
-        self._all("upload", batch, work, progress)
+        try:
+            batch = self.batches("upload", [o for o, _ in items])
+            for item in batch:
+                if item.error is None and not item.actions:  # the server holds it already
+                    progress(ProgressEvent(f"sha256:{item.obj.oid}", "upload", item.obj.size, phase=PRESENT))
+            self._all("upload", batch, work, progress)
+        finally:
+            self.adapter.end()
 
     def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
         """Download ``objects`` into ``cache`` (each verified before it appears there)."""
@@ -241,7 +246,10 @@ class TransferQueue:
         def work(item: BatchItem, step: Progress) -> None:
             self.adapter.download(item, cache, step)
 
-        self._all("download", self.batches("download", objects), work, progress)
+        try:
+            self._all("download", self.batches("download", objects), work, progress)
+        finally:
+            self.adapter.end()
 
 
 def _object_error(item: BatchItem) -> LfsregError:

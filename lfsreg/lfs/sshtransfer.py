@@ -223,8 +223,8 @@ class SshTransferAdapter:
         with self._session(operation):
             pass
 
-    def close(self) -> None:
-        """Quit every idle session."""
+    def end(self) -> None:
+        """Quit every idle session (an SSH server allows only so many per connection)."""
         with self._lock:
             sessions = [s for pool in self._idle.values() for s in pool]
             self._idle = {"upload": [], "download": []}

@@ -86,9 +86,8 @@ class BasicAdapter:
     def _deadline(self, size: int, what: str) -> Deadline:
         return Deadline(self.deadline + size / self.min_rate, what)
 
-    def close(self) -> None:
-        """Close the session's connections."""
-        self.session.close()
+    def end(self) -> None:
+        """Nothing to release: pooled HTTP connections are kept for the next calls."""
 
     def batch(self, operation: str, objects: Sequence[LfsObject], ref: str | None) -> list[BatchItem]:
         """One batch API call."""

@@ -8,7 +8,11 @@ output appears only when everything checked out (written under a temporary name,
 from __future__ import annotations
 
 import io
+import logging
 import platform as _platform
+import zlib
+
+import zstandard
 
 from .. import mediatypes as mt
 from ..compression import decompressing_reader
@@ -23,6 +27,8 @@ from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
 
+log = logging.getLogger(__name__)
+
 
 def host_platform() -> str:
     """``linux/<arch>`` of this machine, in OCI architecture names."""
@@ -34,10 +40,11 @@ def host_platform() -> str:
 class _Reader:
     """Opens registry blobs as verifying readers, reporting progress."""
 
-    def __init__(self, view: RegistryView, lfs: LfsStore, progress: ProgressCallback) -> None:
+    def __init__(self, view: RegistryView, lfs: LfsStore, progress: ProgressCallback, trust_records: bool = True) -> None:
         self.view = view
         self.lfs = lfs
         self.progress = progress
+        self.trust_records = trust_records  # take uncompressed sizes from diffids/ records
         self.objects: dict[str, LfsObject] = {}  # every layer object the output will read
 
     def prefetch(self) -> None:
@@ -82,26 +89,67 @@ class _Reader:
         self._want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
         if compression == "none":
+            if desc.digest != diff_id:
+                raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {diff_id}")
             return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: self._layer_stream(desc))
-        size = self._uncompressed_size(desc, diff_id, compression)
+        size, recorded = self._uncompressed_size(desc, diff_id, compression)
 
         def opener() -> VerifiedReader:
             inner = self._layer_stream(desc)
-            return VerifiedReader(decompressing_reader(compression, inner), diff_id, size, f"layer {diff_id}", inner)  # type: ignore[arg-type]
+            plain = decompressing_reader(compression, inner)  # type: ignore[arg-type]
+            if recorded:
+                plain = _RecordedSize(plain, size, f"layer {diff_id}")  # type: ignore[assignment]
+            return VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner)
 
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
 
-    def _uncompressed_size(self, desc: Descriptor, diff_id: Digest, compression: str) -> int:
-        stored = self.view.stored_layer(diff_id)
-        if stored is not None and stored.uncompressed_size is not None:
-            return stored.uncompressed_size
+    def _uncompressed_size(self, desc: Descriptor, diff_id: Digest, compression: str) -> tuple[int, bool]:
+        """The layer's size decompressed, and whether it is a ``diffids/`` record's word for it."""
+        stored = self.view.stored_layer(diff_id) if self.trust_records else None
+        if stored is not None and stored.uncompressed_size is not None and stored.desc.digest == desc.digest:
+            return stored.uncompressed_size, True
         # Layers pushed by other tools carry no record: measure by decompressing once.
         self.lfs.fetch([self.view.layer_object(desc)], self.progress)
         reader = decompressing_reader(compression, self._layer_stream(desc))  # type: ignore[arg-type]
         total = 0
-        while chunk := reader.read(CHUNK):
-            total += len(chunk)
-        return total
+        try:
+            while chunk := reader.read(CHUNK):
+                total += len(chunk)
+        except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError) as exc:
+            raise DigestMismatchError(f"layer {desc.digest}: corrupt {compression} data ({exc})") from exc
+        return total, False
+
+
+class _RecordSizeWrong(DigestMismatchError):
+    """A ``diffids/`` record's ``uncompressedSize`` disagreed with the layer's content."""
+
+
+class _RecordedSize:
+    """Counts a decompressed layer against the size its ``diffids/`` record gave."""
+
+    def __init__(self, source: object, size: int, what: str) -> None:
+        self._source = source
+        self._size = size
+        self._what = what
+        self._count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes, fewer only at the end (tar writers take a short read for the end)."""
+        parts: list[bytes] = []
+        got = 0
+        while n < 0 or got < n:
+            chunk: bytes = self._source.read(n - got if n >= 0 else -1)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+            if n < 0:
+                break
+        self._count += got
+        ended = n < 0 or got < n
+        if self._count > self._size or (ended and self._count < self._size):
+            raise _RecordSizeWrong(f"{self._what}: its diffids record says {self._size} bytes uncompressed, the content differs")
+        return b"".join(parts)
 
 
 class _Counting:
@@ -196,12 +244,13 @@ def archive_images(
     *,
     platform: str | None = None,
     progress: ProgressCallback = no_progress,
+    trust_records: bool = True,
 ) -> tuple[list[tuple[ImageRef, Digest]], list[ArchiveImage]]:
     """The images ``refs`` name, as ``docker load`` wants them (plain layers), layers fetched.
 
     Blobs are read (and verified) only when a writer consumes the returned images.
     """
-    reader = _Reader(view, lfs, progress)
+    reader = _Reader(view, lfs, progress, trust_records)
     resolved = [(ref, view.resolve(ref)) for ref in refs]
     images = [_archive_image(reader, d, r, platform) for r, d in resolved]
     reader.prefetch()
@@ -241,7 +290,14 @@ def pull_images(
     """
     if isinstance(dest, ArchiveDestination):
         resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress)
-        dest.write_archive(archive)
+        try:
+            dest.write_archive(archive)
+        except _RecordSizeWrong as exc:
+            # A diffids record's uncompressedSize spares decompressing a layer twice, but it is
+            # only an index: when one proves wrong, write again with every size measured.
+            log.warning("ignoring a damaged diffids record: %s", exc)
+            resolved, archive = archive_images(view, lfs, refs, platform=platform, progress=progress, trust_records=False)
+            dest.write_archive(archive)
         return resolved
     if dest.ref_name and len(refs) != 1:
         raise UsageError(f"{dest.label}:{dest.ref_name} names one image, but {len(refs)} were requested")

@@ -150,9 +150,16 @@ class _Push:
             stored = self.view.stored_layer(diff_id)
             if stored is not None:
                 return PreparedLayer(stored.desc, diff_id, stored.uncompressed_size, None)
-        if self.view.has_layer(desc.digest):
-            return PreparedLayer(desc, diff_id, desc.size if compression == "none" else None, None)
-        return None
+        if not self.view.has_layer(desc.digest):
+            return None
+        if diff_id is not None and compression in ("gzip", "zstd"):
+            # The registry holds the blob, but the config's diff_id for it is unchecked: only the
+            # registry's own record (written when the blob was verified) may vouch for it.
+            # Otherwise the layer is read and checked, as it would be by an empty registry.
+            stored = self.view.stored_layer(diff_id)
+            if stored is None or stored.desc.digest != desc.digest:
+                return None
+        return PreparedLayer(desc, diff_id, desc.size if compression == "none" else None, None)
 
     @staticmethod
     def _handed_over(source: ImageSource, desc: Descriptor) -> PreparedLayer | None:

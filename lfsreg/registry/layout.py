@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import InvalidReference
-from ..manifest import Descriptor
+from ..errors import InvalidImageError, InvalidReference
+from ..manifest import Descriptor, json_int, load_json
 
 MARKER = "lfsreg.json"
 FORMAT_VERSION = 1
@@ -89,13 +90,21 @@ def diffid_content(record: DiffIdRecord) -> bytes:
     return json.dumps(obj, indent=1).encode() + b"\n"
 
 
-def parse_diffid(data: bytes, what: str) -> DiffIdRecord | None:
-    """Decode a ``diffids/`` record; ``None`` if it is damaged (see :class:`DiffIdRecord`)."""
-    try:
-        obj = json.loads(data)
-        desc = Descriptor.from_json(obj, what)
-    except (ValueError, TypeError, RecursionError):
-        return None
+def parse_diffid(data: bytes, diff_id: Digest, what: str) -> DiffIdRecord:
+    """Decode the ``diffids/`` record of ``diff_id``; :class:`InvalidImageError` if it is damaged.
+
+    A record is a descriptor of a layer blob (a layer media type, an integer size) plus an
+    optional integer ``uncompressedSize``; for an uncompressed blob both must agree with
+    ``diff_id`` itself (its digest is the diff_id, its size the uncompressed size).
+    """
+    obj = load_json(data, what)
+    desc = Descriptor.from_json(obj, what)
     usize = obj.get("uncompressedSize")
-    valid = isinstance(usize, int) and not isinstance(usize, bool) and usize >= 0
-    return DiffIdRecord(desc, usize if valid else None)
+    if usize is not None:
+        usize = json_int(usize, f"{what}: uncompressedSize")
+    compression = mt.layer_compression(desc.media_type)
+    if compression is None:
+        raise InvalidImageError(f"{what}: {desc.media_type!r} is not a layer media type")
+    if compression == "none" and (desc.digest != diff_id or usize not in (None, desc.size)):
+        raise InvalidImageError(f"{what}: uncompressed blob {desc.digest} ({desc.size} bytes) is not the layer itself")
+    return DiffIdRecord(desc, usize)

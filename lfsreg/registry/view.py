@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 from ..digest import Digest
-from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, NotARegistryError
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
@@ -15,6 +16,8 @@ from ..reference import ImageRef, validate_name
 from . import layout
 from .layout import DiffIdRecord
 
+log = logging.getLogger(__name__)
+
 
 class RegistryView:
     """The registry as of one commit. Cheap to create; caches nothing across commits."""
@@ -22,6 +25,7 @@ class RegistryView:
     def __init__(self, snapshot: Snapshot, label: str) -> None:
         self.snapshot = snapshot
         self.label = label
+        self._records: dict[Digest, DiffIdRecord | None] = {}  # diffids records read so far
         if snapshot.commit is not None:
             marker = snapshot.read(layout.MARKER)
             if marker is None:
@@ -31,7 +35,7 @@ class RegistryView:
                 )
             try:
                 version = json.loads(marker).get("version")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):  # the marker is content too
                 version = None
             if not isinstance(version, int) or version > layout.FORMAT_VERSION:
                 raise NotARegistryError(
@@ -91,13 +95,25 @@ class RegistryView:
         return obj
 
     def stored_layer(self, diff_id: Digest) -> DiffIdRecord | None:
-        """The stored blob for an uncompressed layer digest, if the registry holds one."""
-        data = self.snapshot.read(layout.diffid_path(diff_id))
-        if data is None:
-            return None
-        record = layout.parse_diffid(data, f"{self.label}: {layout.diffid_path(diff_id)}")
-        if record is None or not self.has_layer(record.desc.digest):
-            return None  # a damaged record only costs deduplication
+        """The stored blob for an uncompressed layer digest, if the registry holds one.
+
+        Records are only an index (docs/format.md): a damaged one (see
+        :func:`layout.parse_diffid`), or one whose blob has no matching pointer in the tree, is
+        logged and treated as absent, so it costs deduplication and nothing else.
+        """
+        if diff_id in self._records:
+            return self._records[diff_id]
+        path = layout.diffid_path(diff_id)
+        data = self.snapshot.read(path)
+        record = None
+        if data is not None:
+            try:
+                record = layout.parse_diffid(data, diff_id, f"{self.label}: {path}")
+                self.layer_object(record.desc)  # the blob it names is in the tree, with that size
+            except LfsregError as exc:
+                log.warning("ignoring a damaged diffids record: %s", exc)
+                record = None
+        self._records[diff_id] = record
         return record
 
     def names(self) -> Iterator[str]:

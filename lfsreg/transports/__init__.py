@@ -121,8 +121,6 @@ TRANSPORTS: dict[str, Transport] = {
         ),
     )
 }
-SOURCES = tuple(TRANSPORTS)
-OUTPUTS = tuple(TRANSPORTS)
 _EXPECTED = "expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker-daemon:NAME:TAG or NAME:TAG"
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from gitenv import require_tool
 
+from peers.procs import die_with_parent
+
 #: Seconds a podman service may take to answer ``/_ping``.
 START_TIMEOUT = 60.0
 
@@ -83,7 +85,9 @@ def start_engine(root: Path) -> Iterator[Engine]:
     argv = [podman, *engine.podman_argv("--log-level", "info", "system", "service", "--time=0", engine.docker_host)[1:]]
     env = {**os.environ, "TMPDIR": str(root / "tmp")}
     with open(engine.log, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent(os.getpid())
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:

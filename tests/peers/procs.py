@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import functools
 import os
 import shutil
@@ -51,6 +52,24 @@ def tool(name: str) -> str:
 
 # -- processes ------------------------------------------------------------------------------------
 _RUNNING: list[Proc] = []
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent`` (the test process) dies, even by SIGKILL.
+
+    ``atexit`` cannot stop servers of a test run that was killed (a timeout, a cancelled job):
+    on Linux the kernel can (``prctl(PR_SET_PDEATHSIG)``; it fires when the thread that started
+    the server ends, and every peer is started from the main thread).
+    """
+
+    def hook() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 class Proc:
@@ -68,6 +87,7 @@ class Proc:
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=die_with_parent(os.getpid()),
             )
         self.pgid = self.popen.pid
         _RUNNING.append(self)

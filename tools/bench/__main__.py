@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--image", help="a docker-archive to use instead of the generated image (must hold --ref)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the report shows medians (default 1)")
     ap.add_argument("--no-verify", action="store_true", help="don't hash-check pulled archives")
-    ap.add_argument("--keep", action="store_true", help="keep registries, clones and engines of the last repetition")
+    ap.add_argument("--keep", action="store_true", help="keep the registries and clones of the last repetition")
     ap.add_argument("--timeout", type=float, default=3600, help="per-command timeout, seconds (default 3600)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     for mod in SCENARIOS.values():
