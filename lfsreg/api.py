@@ -26,9 +26,9 @@ from .ops.selection import push_items
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
+from .registry.location import Backend, RemoteOptions, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
-from .remotes import RemoteOptions, open_location
 from .transports import open_destination, open_sources, parse_source, parse_target
 
 
@@ -59,9 +59,10 @@ class Registry:
 
     def __init__(self, location: str, *, options: RemoteOptions | None = None) -> None:
         self.location = location
-        self.options = options
+        self.options = (options or RemoteOptions()).resolve()  # the environment, read once, here
         self.label = strip_userinfo(location)
-        self._opened: tuple[Publisher, LfsStore] | None = None
+        self._backend: Backend | None = None
+        self._publisher_of: Publisher | None = None
 
     def __enter__(self) -> Registry:
         return self
@@ -71,19 +72,26 @@ class Registry:
 
     def close(self) -> None:
         """Release the repository's files; the object can be used again afterwards."""
-        if self._opened is not None:
-            self._opened[0].close()
-            self._opened = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = self._publisher_of = None
 
     # -- plumbing -------------------------------------------------------------------------
-    def _publisher(self, *, create: bool = False) -> tuple[Publisher, LfsStore]:
-        if self._opened is None:
-            self._opened = open_location(self.location, create=create, options=self.options)
-        return self._opened
+    def _open(self, *, create: bool = False) -> tuple[Backend, Publisher]:
+        if self._backend is None or self._publisher_of is None:
+            self._backend = open_location(self.location, create=create, options=self.options)
+            self._publisher_of = Publisher(self._backend)
+        return self._backend, self._publisher_of
+
+    def _publisher(self, *, create: bool = False) -> Publisher:
+        return self._open(create=create)[1]
+
+    def _lfs(self) -> LfsStore:
+        return self._open()[0].lfs
 
     def view(self) -> RegistryView:
         """The registry as of its current commit."""
-        publisher, _ = self._publisher()
+        publisher = self._publisher()
         return publisher.view()
 
     # -- commands -------------------------------------------------------------------------
@@ -93,7 +101,7 @@ class Registry:
         Raises:
             UsageError: the location is a registry already.
         """
-        publisher, _ = self._publisher(create=True)
+        publisher = self._publisher(create=True)
         if not publisher.view().empty:
             raise UsageError(f"{self.label}: already a registry")
         commit = publisher.publish(lambda view: {}, "init lfsreg registry")
@@ -137,7 +145,8 @@ class Registry:
         options = PushOptions(compression, level, jobs, progress)
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
-            publisher, lfs = self._publisher(create=True)
+            publisher = self._publisher(create=True)
+            lfs = self._lfs()
             view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
             staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
             items = push_items(opened, renames, view, staging)
@@ -169,7 +178,8 @@ class Registry:
         """
         refs = [ImageRef.parse(i) for i in images]
         destination = open_destination(parse_target(dest))
-        publisher, lfs = self._publisher()
+        publisher = self._publisher()
+        lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
@@ -230,7 +240,7 @@ class Registry:
         refs = [ImageRef.parse(i) for i in images]
         if any(r.tag is None for r in refs):
             raise UsageError("rm takes NAME:TAG references (untagging a digest makes no sense)")
-        publisher, _ = self._publisher()
+        publisher = self._publisher()
         view = publisher.view()
         for ref in refs:
             view.resolve(ref)  # raises ImageNotFound before anything is written

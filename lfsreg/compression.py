@@ -81,7 +81,7 @@ class _Compressor:
     def finish(self) -> None:
         if self._zstd is not None:
             self._zstd.flush(zstandard.FLUSH_FRAME)
-            self._zstd.close()
+            self._zstd.close()  # type: ignore[no-untyped-call]  # zstandard's stub leaves close() unannotated
         if self._gzip is not None:
             self._gzip.close()
 

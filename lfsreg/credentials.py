@@ -6,11 +6,12 @@ URL userinfo, ``LFSREG_USERNAME``/``LFSREG_PASSWORD`` (or ``LFSREG_TOKEN``), ``~
 and, only when ``LFSREG_GIT_CREDENTIAL=1`` and a ``git`` binary exists, ``git credential fill``.
 Credentials are matched to the exact host (and port) and never appear in ``repr``, logs or errors.
 
-Which of these a host may receive depends on who named it: the git host and an LFS URL the
-user gave get every source (:func:`candidates`); a host that only the registry's content names
-(``lfs.url`` in a committed ``.lfsconfig``) gets only what is stored for exactly that host
-(:func:`stored_for`): never the environment's or netrc's, which the user meant for the hosts
-they named.
+:class:`CredentialSources` says where they are kept; it is read from the environment once, at
+the API edge, and handed down. Which of them a host may receive depends on who named it: the
+git host and an LFS URL the user gave get every source (:meth:`CredentialSources.for_named_host`);
+a host that only the registry's content names (``lfs.url`` in a committed ``.lfsconfig``) gets
+only what is stored for exactly that host (:meth:`CredentialSources.stored_for`): never the
+environment's or netrc's, which the user meant for the hosts they named.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -54,6 +55,12 @@ def strip_userinfo(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)``, the scheme's default port filled in: one host to send credentials to."""
+    scheme, host, port = _host_key(url)
+    return scheme, host, port or {"http": 80, "https": 443}.get(scheme)
+
+
 def from_url(url: str) -> Credential | None:
     """Credentials embedded in the URL, if any."""
     parts = urlsplit(url)
@@ -62,19 +69,9 @@ def from_url(url: str) -> Credential | None:
     return Credential(unquote(parts.username), unquote(parts.password or ""), "url")
 
 
-def from_env() -> Credential | None:
-    """``LFSREG_USERNAME`` + ``LFSREG_PASSWORD``, or ``LFSREG_TOKEN`` (user ``x-access-token`` by default)."""
-    user = os.environ.get("LFSREG_USERNAME")
-    secret = os.environ.get("LFSREG_PASSWORD") or os.environ.get("LFSREG_TOKEN")
-    if not secret:
-        return None
-    return Credential(user or "x-access-token", secret, "environment")
-
-
-def from_netrc(url: str) -> Credential | None:
-    """The ``machine`` entry for the URL's host in ``$NETRC`` or ``~/.netrc``."""
-    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    if not os.path.isfile(path):
+def from_netrc(path: str | None, url: str) -> Credential | None:
+    """The entry for the URL's host in the netrc file at ``path``."""
+    if not path or not os.path.isfile(path):
         return None
     try:
         entry = netrc.netrc(path).authenticators(_host_key(url)[1])
@@ -85,17 +82,11 @@ def from_netrc(url: str) -> Credential | None:
     return Credential(entry[0] or "", entry[2], "netrc")
 
 
-def _credential_files() -> list[str]:
-    home = os.path.expanduser("~")
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    return [os.path.join(home, ".git-credentials"), os.path.join(xdg, "git", "credentials")]
-
-
-def from_git_store(url: str) -> Iterator[Credential]:
+def from_git_store(files: Iterable[str], url: str) -> Iterator[Credential]:
     """Matching lines of git's ``store`` helper files (``https://user:pass@host[/path]``)."""
     want_scheme, want_host, want_port = _host_key(url)
     want_path = urlsplit(url).path.strip("/")
-    for path in _credential_files():
+    for path in files:
         try:
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
@@ -105,7 +96,10 @@ def from_git_store(url: str) -> Iterator[Credential]:
             line = line.strip()
             if not line or "://" not in line:
                 continue
-            scheme, host, port = _host_key(line)
+            try:
+                scheme, host, port = _host_key(line)
+            except ValueError:  # a malformed line is no credential
+                continue
             stored_path = urlsplit(line).path.strip("/")
             if (scheme, host, port) != (want_scheme, want_host, want_port):
                 continue
@@ -117,8 +111,8 @@ def from_git_store(url: str) -> Iterator[Credential]:
 
 
 def from_git_helper(url: str) -> Credential | None:
-    """``git credential fill``: only when ``LFSREG_GIT_CREDENTIAL=1`` and git is installed."""
-    if os.environ.get("LFSREG_GIT_CREDENTIAL") != "1" or shutil.which("git") is None:
+    """``git credential fill`` for ``url`` (when a ``git`` binary exists)."""
+    if shutil.which("git") is None:
         return None
     scheme, host, port = _host_key(url)
     query = f"protocol={scheme}\nhost={host}{':' + str(port) if port else ''}\npath={urlsplit(url).path.lstrip('/')}\n\n"
@@ -140,32 +134,59 @@ def from_git_helper(url: str) -> Credential | None:
     return Credential(fields.get("username", ""), fields["password"], "git credential")
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)``, the scheme's default port filled in: one host to send credentials to."""
-    scheme, host, port = _host_key(url)
-    return scheme, host, port or {"http": 80, "https": 443}.get(scheme)
+def _unique(creds: Iterable[Credential | None]) -> list[Credential]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for cred in creds:
+        if cred is not None and (cred.username, cred.password) not in seen:
+            seen.add((cred.username, cred.password))
+            out.append(cred)
+    return out
 
 
-def stored_for(url: str) -> Iterator[Credential]:
-    """Credentials kept for exactly ``url``'s host; never the environment's or netrc's.
+@dataclass(frozen=True)
+class CredentialSources:
+    """Where credentials are kept (read from the environment once: :meth:`from_environment`).
 
-    Its own userinfo, matching lines of git's credential store, and ``git credential fill`` (when enabled).
+    Attributes:
+        environment: ``LFSREG_USERNAME`` + ``LFSREG_PASSWORD``, or ``LFSREG_TOKEN`` (user
+            ``x-access-token`` by default); meant for the hosts the user names.
+        netrc: the netrc file (``$NETRC``, default ``~/.netrc``).
+        store_files: git's credential store files.
+        git_helper: whether to ask ``git credential fill`` (``LFSREG_GIT_CREDENTIAL=1``).
     """
-    seen: set[tuple[str, str]] = set()
-    for cred in (from_url(url), *from_git_store(url), from_git_helper(url)):
-        if cred is not None and (cred.username, cred.password) not in seen:
-            seen.add((cred.username, cred.password))
-            yield cred
 
+    environment: Credential | None = None
+    netrc: str | None = None
+    store_files: tuple[str, ...] = ()
+    git_helper: bool = False
 
-def candidates(url: str) -> Iterator[Credential]:
-    """Every credential for ``url``'s host, in order of preference, without duplicates."""
-    seen: set[tuple[str, str]] = set()
-    sources = [from_url(url), from_env(), from_netrc(url), *from_git_store(url)]
-    for cred in sources:
-        if cred is not None and (cred.username, cred.password) not in seen:
-            seen.add((cred.username, cred.password))
-            yield cred
-    helper = from_git_helper(url)
-    if helper is not None and (helper.username, helper.password) not in seen:
-        yield helper
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> CredentialSources:
+        """The sources as the environment (default: the process's) describes them."""
+        env = os.environ if environ is None else environ
+        home = env.get("HOME") or os.path.expanduser("~")
+        xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        secret = env.get("LFSREG_PASSWORD") or env.get("LFSREG_TOKEN")
+        user = env.get("LFSREG_USERNAME") or "x-access-token"
+        return cls(
+            environment=Credential(user, secret, "environment") if secret else None,
+            netrc=env.get("NETRC") or os.path.join(home, ".netrc"),
+            store_files=(os.path.join(home, ".git-credentials"), os.path.join(xdg, "git", "credentials")),
+            git_helper=env.get("LFSREG_GIT_CREDENTIAL") == "1",
+        )
+
+    def for_named_host(self, url: str) -> list[Credential]:
+        """Every credential for a host the user named (the git host, ``--lfs-url``), best first."""
+        found = _unique([from_url(url), self.environment, from_netrc(self.netrc, url), *from_git_store(self.store_files, url)])
+        helper = from_git_helper(url) if self.git_helper else None
+        return _unique([*found, helper])
+
+    def stored_for(self, url: str) -> list[Credential]:
+        """Credentials kept for exactly ``url``'s host; never the environment's or netrc's.
+
+        Its own userinfo, matching lines of git's credential store, and ``git credential fill``
+        (when enabled).
+        """
+        helper = from_git_helper(url) if self.git_helper else None
+        return _unique([from_url(url), *from_git_store(self.store_files, url), helper])

@@ -64,7 +64,8 @@ def test_lfsconfig_naming_plain_http_elsewhere_gets_nothing(git_http_server, git
         proc = run_cli("push", git_http_repo.url, OTHER, env=env)
         assert_error(proc, 2, ".lfsconfig", other.endpoint())
         assert other.requests == []  # not a byte: neither credentials nor objects
-        proc = run_cli("pull", git_http_repo.url, "acme/base:1.0", "-o", f"docker-archive:{tmp_path / 'x.tar'}", env=env)
+        fresh = {**env, "LFSREG_CACHE": str(tmp_path / "fresh-cache")}  # the layers must be downloaded
+        proc = run_cli("pull", git_http_repo.url, "acme/base:1.0", "-o", f"docker-archive:{tmp_path / 'x.tar'}", env=fresh)
         assert_error(proc, 2, ".lfsconfig")
         assert other.requests == []
     assert _main(git_http_repo) == before

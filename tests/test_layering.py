@@ -69,8 +69,11 @@ LAYERS = [
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
     ("lfsreg.registry",),
+    # where a registry lives: the backend of a location, LFS endpoint discovery and credentials
+    # per host; above the registry format, which never knows where it is stored
+    ("lfsreg.registry.location", "lfsreg.registry.endpoint"),
     ("lfsreg.transports",),
-    ("lfsreg.ops", "lfsreg.remotes", "lfsreg.describe"),
+    ("lfsreg.ops", "lfsreg.describe"),
     ("lfsreg.api",),
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]

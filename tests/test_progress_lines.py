@@ -136,6 +136,17 @@ def test_pull_board_downloads_then_writes_and_announcements_never_undo_progress(
     assert _statuses(board) == {"a" * 12: "Pull complete", "Total": "1/1 layers"}
 
 
+def test_a_docker_save_member_and_its_digest_share_one_line():
+    board = LayerBoard("push", Clock())
+    board.update(ProgressEvent("blobs/sha256/" + "a" * 64, "push", 5 * MB))  # staged while the engine streams
+    board.update(ProgressEvent("blobs/sha256/" + "a" * 64, "push", 5 * MB, 5 * MB))
+    board.update(ProgressEvent("blobs/sha256/" + "a" * 64, "push", 5 * MB, 0, True))
+    board.update(ProgressEvent(A, "push", 5 * MB, phase=WAITING))
+    board.update(ProgressEvent(A, "stored", 1 * MB, 0, True))
+    board.update(ProgressEvent("odd-name.tar", "push", 1 * MB, phase=WAITING))
+    assert _statuses(board) == {"a" * 12: "Pushed", "odd-name.tar": "Waiting", "Total": "1/2 layers, preparing"}
+
+
 def test_more_layers_than_terminal_lines_drop_finished_layers_first_and_keep_the_total():
     rows = [Row(f"l{i}", "Pushed" if i in (1, 3) else "Pushing", None, "", "", i in (1, 3)) for i in range(6)]
     rows.append(Row("Total", "2/6 layers", 0.5, "", ""))
@@ -323,3 +334,23 @@ def test_https_push_keys_uploads_by_source_layer_and_reports_verify_and_present(
         reg.pull(["acme/app:1.0"], f"oci:{tmp_path / 'out'}", progress=events.append)
     for key, seen in _phases(events).items():
         assert seen == [("pull", WAITING), ("download", TRANSFERRING), ("download", DONE), ("pull", TRANSFERRING), ("pull", DONE)], key
+
+
+@pytest.mark.interop
+def test_engine_push_shows_one_line_per_layer(tmp_path, monkeypatch):
+    from engine_peer import start_engine
+
+    with start_engine(tmp_path / "engine") as engine:
+        engine.podman("load", "-q", "-i", str(fixture("app.docker.tar")))
+        monkeypatch.setenv("DOCKER_HOST", engine.docker_host)
+        reg = lfsreg.Registry(str(tmp_path / "reg.git"))
+        reg.init()
+        events: list[ProgressEvent] = []
+        reg.push(["docker-daemon:acme/app:1.0"], progress=events.append)
+    board = LayerBoard("push", Clock())
+    for event in events:
+        board.update(event)
+    statuses = _statuses(board)
+    assert statuses.pop("Total") == "3/3 layers", statuses
+    assert sorted(statuses) == sorted(_app_layers()), statuses  # the stream's member names fold into the digests
+    assert set(statuses.values()) == {"Pushed"}, statuses

@@ -281,8 +281,8 @@ def test_pure_ssh_lfs_with_git_lfs_transfer(sshd_server, git_http_repo, tmp_path
 
 def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_server, git_http_repo, tmp_path, monkeypatch):
     import lfsreg
+    from lfsreg.api import RemoteOptions
     from lfsreg.lfs.retry import RetryPolicy
-    from lfsreg.remotes import RemoteOptions
     from lfsreg.ssh.settings import SshSettings
 
     key = sshd_server.add_key(git_http_repo, lfs="none")

@@ -8,6 +8,7 @@ tools/install-test-deps.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check lfsreg tests tools
 python3 -m ruff format --check lfsreg tests tools
+python3 -m mypy  # the lfsreg package, settings in pyproject.toml [tool.mypy]
 set +e
 python3 -m pytest "$@"
 rc=$?

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
+from ..api import RemoteOptions
 from ..errors import LfsregError
-from ..remotes import RemoteOptions
 from ..ssh.settings import SshSettings
 from ..staging import discard_own_staging
 from .commands import register

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any, cast
 
 import click
 
@@ -128,8 +129,9 @@ def inspect(repo: str, image: str, fmt: str) -> None:
         if info.get(key) is not None:
             value = info[key]
             click.echo(f"{key + ':':12} {', '.join(value) if isinstance(value, list) else value}")
-    for image_info in info.get("images", [info]):  # type: ignore[union-attr]
-        if "images" in info:
+    nested = "images" in info  # an index: one entry per platform
+    for image_info in cast("list[dict[str, Any]]", info["images"] if nested else [info]):
+        if nested:
             click.echo(f"{image_info['platform']}: {image_info['manifest']}")
         for layer in image_info.get("layers", []):
             click.echo(f"  {layer['digest']}  {layer['compression'] or '?':5}  {human_size(layer['size']):>8}")

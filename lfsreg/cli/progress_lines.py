@@ -9,6 +9,7 @@ the CLI does not pay for ``rich`` otherwise.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -56,9 +57,22 @@ class Row:
     finished: bool = False
 
 
+_HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def layer_id(key: str) -> str:
+    """The sha256 hex a key names, else the key itself.
+
+    ``sha256:<hex>`` and a ``docker save`` member path ``blobs/sha256/<hex>`` are the same layer.
+    """
+    found = _HEX64.search(key)
+    return found.group(0) if found else key
+
+
 def short_id(key: str) -> str:
     """``docker``'s short layer id: the first 12 hex digits of the digest."""
-    return key.partition(":")[2][:12] or key[:12]
+    hex_id = layer_id(key)
+    return hex_id[:12] if hex_id != key else key.rsplit("/", 1)[-1][:24]
 
 
 class LayerBoard:
@@ -79,9 +93,10 @@ class LayerBoard:
         """Account for one event (the order of events for one key is kept)."""
         with self._lock:
             now = self._clock()
-            line = self._lines.get(event.key)
+            ident = layer_id(event.key)
+            line = self._lines.get(ident)
             if line is None:
-                line = self._lines[event.key] = _Line(event.key, event.total or 0)
+                line = self._lines[ident] = _Line(event.key, event.total or 0)
             if event.total is not None and event.total > 0:
                 line.size = event.total
             if event.phase == WAITING:

@@ -339,11 +339,3 @@ class GitRemote:
                 hint=f"if no other push is running, remove the stale {self.branch.decode()}.lock in the server's repository",
             )
         return False
-
-    def lfs_url(self) -> str | None:
-        """``lfs.url`` from the ``.lfsconfig`` at the remote's tip (fetched first if not yet), if the registry has one."""
-        tip = self._tip if self._fetched else self.fetch_tip()
-        if tip is None:
-            return None
-        data = self.mirror.snapshot(tip).read(".lfsconfig")
-        return lfs_url_from_lfsconfig(data) if data else None

@@ -46,12 +46,6 @@ class ExpiredActionError(RetriableError):
     """An action expired (or its signed href was refused): ask the batch API for a new one."""
 
 
-def endpoint_for(remote_url: str) -> str:
-    """The default LFS endpoint of a git remote (``<remote>.git/info/lfs``; git-lfs server-discovery.md)."""
-    base = remote_url.rstrip("/")
-    return base + "/info/lfs" if base.endswith(".git") else base + ".git/info/lfs"
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
     if not value:
@@ -185,9 +179,17 @@ def parse_batch(data: Any, operation: str, requested: Sequence[LfsObject], reque
 
 
 def decode_batch(raw: bytes, operation: str, requested: Sequence[LfsObject], requested_at: float, what: str) -> list[BatchItem]:
-    """Parse and validate a batch response body (:func:`parse_batch`); only :class:`ProtocolError` on bad input."""
+    """Parse and validate a batch response body (:func:`parse_batch`).
+
+    :class:`ProtocolError` on bad input; :class:`RetriableError` for a body that stops short
+    (a connection cut where the response had no length to check it against).
+    """
     try:
         data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(raw.rstrip()):  # the text stops short (an empty 200 too): a cut connection, not a bad server
+            raise RetriableError(f"{what}: the response ended early") from None
+        raise ProtocolError(f"{what}: the response is not JSON") from None
     except (ValueError, RecursionError):
         raise ProtocolError(f"{what}: the response is not JSON") from None
     return parse_batch(data, operation, requested, requested_at, what)

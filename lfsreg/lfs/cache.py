@@ -41,9 +41,9 @@ class ObjectCache:
         sweep_once(self.tmp)  # what killed processes left
 
     @classmethod
-    def default(cls) -> ObjectCache:
-        """The user's LFS object cache: ``lfs/`` under :func:`cache_root`."""
-        return cls(os.path.join(cache_root(), "lfs"))
+    def default(cls, cache_dir: str | None = None) -> ObjectCache:
+        """The user's LFS object cache: ``lfs/`` under ``cache_dir`` (default :func:`cache_root`)."""
+        return cls(os.path.join(cache_dir or cache_root(), "lfs"))
 
     def path(self, obj: LfsObject) -> str:
         """The cache file for ``obj``."""

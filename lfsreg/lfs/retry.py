@@ -21,4 +21,4 @@ class RetryPolicy:
         """The wait before retry number ``attempt`` (1-based)."""
         if retry_after is not None:
             return retry_after
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))

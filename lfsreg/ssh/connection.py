@@ -8,6 +8,7 @@ first use and closed when the object is collected (or at exit).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -55,8 +56,11 @@ class Channel:
         return data
 
     def write(self, data: bytes) -> None:
-        """Send all of ``data``."""
-        self._chan.sendall(data)
+        """Send all of ``data``; :class:`ConnectionResetError` if the connection is gone."""
+        try:
+            self._chan.sendall(data)
+        except EOFError:  # paramiko's word for a transport that died under the write
+            raise ConnectionResetError(f"{self.command.split()[0]}: the SSH connection was cut") from None
 
     def can_read(self) -> bool:
         """True if data is waiting."""
@@ -68,7 +72,7 @@ class Channel:
 
     def stderr(self) -> bytes:
         """Everything the command wrote on stderr (waits for the stream to end)."""
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._chan.recv_stderr(65536)
             if not data:
@@ -81,8 +85,9 @@ class Channel:
         return None if status == -1 else status
 
     def close(self) -> None:
-        """Close the channel (the connection stays open)."""
-        self._chan.close()
+        """Close the channel (the connection stays open); closing one whose connection died is no error."""
+        with contextlib.suppress(EOFError, OSError):
+            self._chan.close()
 
 
 class SshConnection:

@@ -110,6 +110,10 @@ def _default_file(path: str, passphrase: str | None) -> Callable[[], paramiko.PK
     return load
 
 
+def _returning(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
+    return lambda: key
+
+
 def identities(settings: SshSettings) -> Iterator[Identity]:
     """The keys to offer, in order (see :class:`SshSettings`); loading is deferred until offered."""
     if settings.identity:
@@ -128,7 +132,7 @@ def identities(settings: SshSettings) -> Iterator[Identity]:
             log.debug("ssh-agent not usable: %s", exc)
             agent_keys = ()
         for i, key in enumerate(agent_keys):
-            yield Identity(f"ssh-agent key {i + 1} ({key.fingerprint})", lambda key=key: key)
+            yield Identity(f"ssh-agent key {i + 1} ({key.fingerprint})", _returning(key))
     ssh_dir = os.path.join(os.path.expanduser("~"), ".ssh")
     for name in DEFAULT_KEY_FILES:
         path = os.path.join(ssh_dir, name)

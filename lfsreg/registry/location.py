@@ -1,0 +1,230 @@
+"""Where a registry lives: a local bare repository, or a remote reached by URL.
+
+:func:`open_location` returns one backend object for every kind: the git side that
+:class:`lfsreg.registry.transaction.Publisher` publishes through (``git``, ``tip``, ``swap``,
+``close``) and ``lfs``, the store of its layers. Push and pull never know which kind they talk
+to. :class:`RemoteOptions` carries every setting, the environment's included: it is read once,
+by :meth:`RemoteOptions.resolve` at the API edge, and nothing below reads it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import unquote, urlsplit
+
+from ..credentials import CredentialSources, strip_userinfo
+from ..errors import UsageError
+from ..git.remote import GitRemote
+from ..git.store import GitStore
+from ..lfs.cache import ObjectCache, cache_root
+from ..lfs.filestore import FileRemoteLfsStore
+from ..lfs.retry import RetryPolicy
+from ..lfs.store import CachedLfsStore, LfsStore, LocalLfsStore, Remote
+from ..ssh.settings import SshSettings
+from ..ssh.url import is_ssh_location, parse_ssh_url
+from .endpoint import DeferredRemote, check_url, lfsconfig_url
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """Settings for registries; what is unset comes from the environment (:meth:`resolve`).
+
+    Attributes:
+        lfs_url: LFS endpoint the user names (``LFSREG_LFS_URL``); else ``lfs.url`` in the
+            registry's ``.lfsconfig``; else what the server offers or ``<remote>.git/info/lfs``.
+        ca_bundle: CA certificates for TLS (``LFSREG_CA_BUNDLE``).
+        verify_tls: ``False`` only for testing against self-signed servers.
+        transfers: concurrent LFS transfers (git-lfs's default is 8).
+        policy: retry policy of the LFS transfer queue.
+        ssh: keys and host-key checking for SSH remotes (``LFSREG_SSH_*`` fill what is unset).
+        cache_dir: the local cache (``LFSREG_CACHE``, else ``$XDG_CACHE_HOME/lfsreg``).
+        credentials: where credentials are kept (``LFSREG_USERNAME``/``LFSREG_PASSWORD`` or
+            ``LFSREG_TOKEN``, ``$NETRC``, git's credential files, ``LFSREG_GIT_CREDENTIAL``).
+    """
+
+    lfs_url: str | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    transfers: int = 8
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    ssh: SshSettings = field(default_factory=SshSettings)
+    cache_dir: str | None = None
+    credentials: CredentialSources | None = None
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> RemoteOptions:
+        """These options with every unset field read from ``environ`` (default: the process's)."""
+        env = os.environ if environ is None else environ
+        lfs_url = self.lfs_url or env.get("LFSREG_LFS_URL") or None
+        check_url(lfs_url or "")
+        return replace(
+            self,
+            lfs_url=lfs_url,
+            ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or None,
+            ssh=self.ssh.resolve(),
+            cache_dir=self.cache_dir or cache_root(),
+            credentials=self.credentials or CredentialSources.from_environment(env),
+        )
+
+
+@dataclass
+class LocalBackend:
+    """A bare repository on this machine: commits go straight into it, layers into its ``lfs/``."""
+
+    git: GitStore
+    label: str
+    lfs: LfsStore
+
+    def tip(self) -> str | None:
+        """The branch's commit."""
+        return self.git.head()
+
+    def close(self) -> None:
+        """Release the repository's files."""
+        self.git.close()
+
+    def swap(self, old: str | None, new: str) -> bool:
+        """Compare-and-swap under git's lock protocol; pack loose objects now and then."""
+        if not self.git.compare_and_swap(old, new):
+            return False
+        self.git.maybe_pack()
+        return True
+
+
+class RemoteBackend:
+    """A remote repository: commits are built in a mirror and pushed with compare-and-swap.
+
+    ``lfs`` keeps layers in the local cache and moves them with the remote's LFS server, which
+    is found on first use (:mod:`lfsreg.registry.endpoint`).
+    """
+
+    def __init__(self, remote: GitRemote, label: str, lfs: LfsStore, on_close: Callable[[], None] | None = None) -> None:
+        self.remote = remote
+        self.label = label
+        self.lfs = lfs
+        self._on_close = on_close  # e.g. an SSH connection shared by git and LFS
+        self._tip: str | None = None
+        self._fetched = False
+
+    @property
+    def git(self) -> GitStore:
+        """The local mirror."""
+        return self.remote.mirror
+
+    def close(self) -> None:
+        """Release the mirror's files and the connection."""
+        self.remote.mirror.close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def tip(self) -> str | None:
+        """Fetch and return the remote's tip."""
+        self._tip = self.remote.fetch_tip()
+        self._fetched = True
+        return self._tip
+
+    def swap(self, old: str | None, new: str) -> bool:
+        """Push ``new`` if the remote is still at ``old``."""
+        return self.remote.push(old, new)
+
+    def lfsconfig(self) -> str | None:
+        """``lfs.url`` in the ``.lfsconfig`` at the remote's tip (fetched now if not yet)."""
+        return lfsconfig_url(self.git, self._tip if self._fetched else self.tip())
+
+
+Backend = LocalBackend | RemoteBackend
+
+
+def _mirror_dir(cache_dir: str, url: str) -> str:
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return os.path.join(cache_dir, "mirrors", f"{key}.git")
+
+
+def _cache(options: RemoteOptions) -> ObjectCache:
+    return ObjectCache.default(options.cache_dir)
+
+
+def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
+    from ..lfs.http import HttpSettings  # requests is imported only for remote registries
+    from .endpoint import http_remote
+
+    clean = strip_userinfo(location)
+    creds = sources.for_named_host(location)
+    remote = GitRemote(
+        clean,
+        _mirror_dir(options.cache_dir or cache_root(), clean),
+        clean,
+        credentials=creds,
+        ca_bundle=options.ca_bundle,
+        verify_tls=options.verify_tls,
+    )
+    settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+
+    def choose(operation: str) -> Remote:
+        home = ([remote.credential] if remote.credential else []) + creds  # the one the git server accepted first
+        content = None if options.lfs_url else backend.lfsconfig()
+        return http_remote(clean, home, options.lfs_url, content, sources, settings)
+
+    backend = RemoteBackend(remote, clean, CachedLfsStore(DeferredRemote(choose, clean), _cache(options), clean))
+    return backend
+
+
+def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
+    """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
+    from ..git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
+    from ..lfs.http import HttpSettings
+    from ..ssh.connection import SshConnection
+    from .endpoint import ssh_remote
+
+    url = parse_ssh_url(location)
+    label = str(url)
+    connection = SshConnection(url, options.ssh)
+    remote = GitRemote(
+        label, _mirror_dir(options.cache_dir or cache_root(), label), label, client_factory=ssh_client_factory(connection, url, label)
+    )
+    settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+
+    def choose(operation: str) -> Remote:
+        content = None if options.lfs_url else backend.lfsconfig()
+        return ssh_remote(connection, url, operation, options.lfs_url, content, sources, settings, label)
+
+    lfs = CachedLfsStore(DeferredRemote(choose, label), _cache(options), label)
+    backend = RemoteBackend(remote, label, lfs, connection.close)
+    return backend
+
+
+def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> Backend:
+    """The backend of the registry at ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
+
+    SSH locations are ``ssh://[user@]host[:port]/path`` and scp-like ``[user@]host:path``.
+    ``create`` makes a missing or empty local directory a new repository (the first push).
+    ``options`` should come resolved (:meth:`RemoteOptions.resolve`); unresolved ones are
+    resolved here.
+    """
+    options = options if options is not None and options.credentials is not None else (options or RemoteOptions()).resolve()
+    sources = options.credentials or CredentialSources()
+    check_url(location)
+    if is_ssh_location(location):
+        return _ssh(location, options, sources)
+    if "://" not in location:
+        if create and (not os.path.exists(location) or (os.path.isdir(location) and not os.listdir(location))):
+            git = GitStore.init(location)
+        else:
+            git = GitStore.open(location)
+        return LocalBackend(git, location, LocalLfsStore(location))
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        if create and not os.path.exists(path):
+            GitStore.init(path)
+        GitStore.open(path)  # a clear error for a missing or non-git directory
+        remote = GitRemote(location, _mirror_dir(options.cache_dir or cache_root(), location), location)
+        return RemoteBackend(remote, location, FileRemoteLfsStore(path, _cache(options), location))
+    if parts.scheme in ("http", "https"):
+        return _http(location, options, sources)
+    raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http(s):// or ssh://")
+
+
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "open_location"]
