@@ -15,11 +15,15 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
+from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
 from .credentials import strip_userinfo
 from .describe import ImageSummary, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
+from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
+from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
 from .ops.pull import pull_images
@@ -31,6 +35,9 @@ from .registry import layout
 from .registry.location import Backend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
+from .ssh.settings import SshSettings
+from .ssh.url import is_ssh_location, parse_ssh_url
+from .staging import discard_own_staging
 from .transports import open_destination, open_sources, parse_source, parse_target
 
 
@@ -301,4 +308,20 @@ def _require_content(view: RegistryView) -> None:
         raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
 
 
-__all__ = ["ImageSummary", "NotARegistryError", "Registry", "RemoteOptions", "TagInfo"]
+# Re-exported for the CLI, which uses nothing below this module: compression choices, SSH
+# settings and key generation, and the SIGTERM clean-up of this process's staged files.
+__all__ = [
+    "COMPRESSION_ALGORITHMS",
+    "DEFAULT_COMPRESSION",
+    "DEFAULT_KEY_COMMENT",
+    "ImageSummary",
+    "NotARegistryError",
+    "Registry",
+    "RemoteOptions",
+    "SshSettings",
+    "TagInfo",
+    "discard_own_staging",
+    "is_ssh_location",
+    "parse_ssh_url",
+    "write_keypair",
+]

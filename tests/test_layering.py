@@ -121,3 +121,47 @@ def test_library_never_prints(path):
 def test_modules_stay_small():
     big = {_name(p): n for p in MODULES if (n := len(p.read_text().splitlines())) > 450}
     assert not big, f"modules over 450 lines: {big}"
+
+
+def _module_of(imported: str) -> str:
+    """The lfsreg module an imported name lives in: ``lfsreg.api.Registry`` -> ``lfsreg.api``."""
+    names = {_name(p) for p in MODULES}
+    while imported not in names and "." in imported:
+        imported = imported.rsplit(".", 1)[0]
+    return imported
+
+
+# What the CLI may use: the public API, its errors and progress events, and its own modules.
+CLI_MAY_IMPORT = ("lfsreg", "lfsreg.api", "lfsreg.errors", "lfsreg.progress")
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _name(p).startswith("lfsreg.cli")], ids=lambda p: _name(p))
+def test_cli_uses_only_the_public_api(path):
+    for imported in _imports(path):
+        if not imported.startswith("lfsreg"):
+            continue
+        target = _module_of(imported)
+        assert target in CLI_MAY_IMPORT or target.startswith("lfsreg.cli"), f"{_name(path)} imports {target}"
+
+
+def test_no_import_cycles():
+    graph = {_name(p): {_module_of(i) for i in _imports(p) if i.startswith("lfsreg")} - {_name(p)} for p in MODULES}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from ..api import RemoteOptions
+from ..api import RemoteOptions, SshSettings, discard_own_staging
 from ..errors import LfsregError
-from ..ssh.settings import SshSettings
-from ..staging import discard_own_staging
 from .commands import register
 from .keygen import keygen
 

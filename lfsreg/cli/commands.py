@@ -7,9 +7,9 @@ from typing import Any, cast
 
 import click
 
-from ..api import Registry
-from ..compression import ALGORITHMS, DEFAULT
-from .render import ProgressBars, emit_json, human_size, table
+from ..api import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION, Registry
+from .render import ProgressBars, emit_json, table
+from .sizes import human_size
 
 
 def _registry(repo: str) -> Registry:
@@ -33,7 +33,11 @@ def init(repo: str) -> None:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--tag", "-t", "tags", multiple=True, metavar="NAME:TAG", help="Name the (single) pushed image; repeatable.")
 @click.option(
-    "--compression", type=click.Choice(ALGORITHMS), default=DEFAULT, show_default=True, help="How to store layers that arrive uncompressed."
+    "--compression",
+    type=click.Choice(COMPRESSION_ALGORITHMS),
+    default=DEFAULT_COMPRESSION,
+    show_default=True,
+    help="How to store layers that arrive uncompressed.",
 )
 @click.option("--compression-level", "level", type=int, default=None, help="zstd 1-19 (default 3) or gzip 1-9 (default 6).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")

@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..keys import DEFAULT_COMMENT, write_keypair
-from ..ssh.url import is_ssh_location, parse_ssh_url
+from ..api import DEFAULT_KEY_COMMENT, is_ssh_location, parse_ssh_url, write_keypair
 
 DEFAULT_OUT = "lfsreg_deploy_key"
 
@@ -59,7 +58,7 @@ def instructions(repo: str | None) -> list[str]:
     metavar="FILE",
     help="Private key file (mode 0600); the public key goes to FILE.pub.",
 )
-@click.option("--comment", "-C", default=DEFAULT_COMMENT, show_default=True, help="Comment at the end of the public key.")
+@click.option("--comment", "-C", default=DEFAULT_KEY_COMMENT, show_default=True, help="Comment at the end of the public key.")
 @click.option("--repo", metavar="URL", help="The registry repository, to print the exact page where the key goes.")
 @click.option("--force", is_flag=True, help="Replace FILE and FILE.pub if they exist.")
 def keygen(out: str, comment: str, repo: str | None, force: bool) -> None:

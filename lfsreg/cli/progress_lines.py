@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..progress import DONE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
-from .render import human_size
+from .sizes import human_size
 
 # What each action is called while it runs and once it is done (docker's words where it has them).
 _RUNNING = {"push": "Preparing", "upload": "Pushing", "stored": "Storing", "download": "Downloading", "pull": "Writing"}

@@ -17,16 +17,6 @@ if TYPE_CHECKING:
     from .progress_lines import LiveLines
 
 
-def human_size(n: int) -> str:
-    """``docker images`` style sizes: 1.2kB, 3.4MB, 5.6GB (powers of 1000)."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.3g}{unit}"
-        value /= 1000
-    return f"{n}B"
-
-
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Print left-aligned columns separated by three spaces, like ``docker images``."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
