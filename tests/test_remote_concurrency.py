@@ -100,3 +100,41 @@ def test_one_user_pushes_many_tags_at_once_over_https(git_http_server, git_http_
         _exit_codes_tell_the_truth(results, landed & set(results))
     check_history(git_http_repo.path, git_env, len(all_results))
     fsck_clean(git_http_repo.path, git_env)
+
+
+@pytest.mark.interop
+def test_stale_branch_lock_on_the_server_is_reported_with_the_way_out(git_http_server, git_http_repo, tmp_path: Path) -> None:
+    """A ``main.lock`` left on the server (by a killed ``git receive-pack``): one clear line naming it, main unchanged."""
+    env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    env.pop("SLOW_GIT_LOCKS")
+    first = subprocess.run(
+        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[0], "--tag", "a/b:1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    lock = git_http_repo.path / "refs" / "heads" / "main.lock"
+    before = (git_http_repo.path / "refs" / "heads" / "main").read_text()
+    lock.write_text(before)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert "main.lock" in proc.stderr and "hint: " in proc.stderr, proc.stderr
+    assert (git_http_repo.path / "refs" / "heads" / "main").read_text() == before
+    lock.unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr

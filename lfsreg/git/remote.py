@@ -269,8 +269,10 @@ class GitRemote:
             shallow = self.mirror.repo.get_shallow()
             return store.generate_pack_data([h for h in have if h in self.mirror], want, shallow=shallow, ofs_delta=ofs_delta)
 
+        said: list[bytes] = []  # receive-pack's messages (why a ref update failed, e.g. "cannot lock ref")
+
         def send(client: GitClient, path: str) -> Any:
-            return client.send_pack(path.encode(), update_refs, generate)
+            return client.send_pack(path.encode(), update_refs, generate, progress=said.append)
 
         try:
             local = self._local_repo()
@@ -295,8 +297,10 @@ class GitRemote:
             if self.fetch_tip() != old:
                 return False
             text = redact(status, self._secrets)
-            if "lock" in text.lower():
-                return self._locked(None, text)
+            why = [line.strip() for line in b"".join(said).decode("utf-8", "replace").splitlines() if "lock" in line.lower()]
+            if "lock" in text.lower() or why or text == "failed to update ref":
+                # git's ref lock, held by another writer (or left by a killed one): try again
+                return self._locked(None, redact(why[0], self._secrets) if why else text)
             raise PushRejectedError(f"{self.label}: the remote refused the update of {self.branch.decode()}: {text}")
         self._locked_since = None
         self._tip = new

@@ -9,11 +9,14 @@ missing repository) becomes one classified error (:func:`lfsreg.ssh.errors.comma
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import IO, Any
 
 from dulwich.client import GitClient, SSHGitClient, SSHVendor
+from paramiko import SSHException
 
+from ..errors import RetriableError
 from ..ssh.connection import Channel, SshConnection
 from ..ssh.errors import command_failed
 from ..ssh.url import SshUrl
@@ -29,7 +32,10 @@ class _GitChannel:
         self._label = label
 
     def read(self, n: int = -1) -> bytes:
-        data = self._channel.read(n if n >= 0 else 1 << 30)
+        try:
+            data = self._channel.read(n if n >= 0 else 1 << 30)
+        except (EOFError, OSError, SSHException) as exc:
+            raise RetriableError(f"{self._label}: the SSH connection was cut while reading from git: {type(exc).__name__}") from None
         if not data and self._channel.received == 0:
             # The command ended before saying anything: the server refused it.
             name = self._channel.command.split()[0]
@@ -38,7 +44,10 @@ class _GitChannel:
         return data
 
     def write(self, data: bytes) -> None:
-        self._channel.write(data)
+        try:
+            self._channel.write(data)
+        except (EOFError, OSError, SSHException) as exc:  # paramiko's ways of saying the connection is gone
+            raise RetriableError(f"{self._label}: the SSH connection was cut while sending to git: {type(exc).__name__}") from None
 
     def can_read(self) -> bool:
         return self._channel.can_read()
@@ -48,7 +57,8 @@ class _GitChannel:
         return None
 
     def close(self) -> None:
-        self._channel.close()
+        with contextlib.suppress(EOFError, OSError, SSHException):  # closing a cut channel
+            self._channel.close()
 
 
 class ChannelVendor(SSHVendor):
