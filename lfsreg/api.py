@@ -10,6 +10,8 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,18 +21,18 @@ from .compression import check_algorithm
 from .credentials import strip_userinfo
 from .describe import ImageSummary, inspect_image, summarize
 from .digest import Digest
-from .errors import ImageNotFound, NotARegistryError, NotFoundError, UsageError
+from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
-from .ops.selection import push_items
+from .ops.selection import check_push_names, push_items
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.location import Backend, RemoteOptions, open_location
+from .registry.location import Backend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .ssh.settings import SshSettings
@@ -127,6 +129,9 @@ class Registry:
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
+        Name errors are raised before the registry is opened (or created); a first push that
+        fails removes the repository it created, so a failed push leaves nothing behind.
+
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
                 or images in the Docker engine (``NAME:TAG`` or ``docker-daemon:NAME:TAG``).
@@ -152,15 +157,45 @@ class Registry:
         options = PushOptions(compression, level, jobs, progress)
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
-            publisher = self._publisher(create=True)
-            lfs = self._lfs()
-            view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
-            staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
-            items = push_items(opened, renames, view, staging)
-            return push_images(publisher, lfs, items, options)
+            check_push_names(opened, renames)  # usage errors before the registry is opened, or created
+            fresh = _fresh_local_path(self.location) if self._backend is None else None
+            try:
+                publisher = self._publisher(create=True)
+                lfs = self._lfs()
+                view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
+                items = push_items(opened, renames, view, staging)
+                return push_images(publisher, lfs, items, options)
+            except BaseException:
+                if fresh is not None:
+                    self._undo_create(fresh)
+                raise
         finally:
             for _, source in opened:
                 source.close()
+
+    def _undo_create(self, fresh: tuple[str, bool]) -> None:
+        """Remove what a failed first push created at ``fresh`` (path, existed-as-empty-dir).
+
+        Only while the repository has no commit: a concurrent push may have published meanwhile.
+        """
+        path, existed = fresh
+        try:
+            unpublished = self._backend is None or self.view().empty
+        except LfsregError:
+            unpublished = False  # unreadable: leave it rather than guess
+        finally:
+            self.close()
+        if not unpublished:
+            return
+        if not existed:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
     def pull(
         self,
@@ -254,6 +289,18 @@ class Registry:
         paths = [layout.tag_path(r.name, validate_tag(r.tag or "")) for r in refs]
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
+
+
+def _fresh_local_path(location: str) -> tuple[str, bool] | None:
+    """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
+    path = local_directory(location)
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        return path, False
+    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+        return path, True
+    return None
 
 
 def _require_content(view: RegistryView) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from .errors import LfsregError, UsageError
+from .errors import LocalStorageError, UsageError
 
 DEFAULT_COMMENT = "lfsreg deploy key"
 
@@ -50,13 +50,13 @@ def write_keypair(path: str, comment: str = DEFAULT_COMMENT, *, force: bool = Fa
     """Write a new key to ``path`` (0600) and ``path.pub`` (0644).
 
     Raises:
-        LfsregError: ``path`` or ``path.pub`` exists and ``force`` is false (nothing is written).
+        LocalStorageError: ``path`` or ``path.pub`` exists and ``force`` is false (nothing is written).
     """
     public_path = path + ".pub"
     if not force:
         for existing in (path, public_path):
             if os.path.lexists(existing):
-                raise LfsregError(f"{existing} already exists", hint="choose another --out FILE, or pass --force to replace it")
+                raise LocalStorageError(f"{existing} already exists", hint="choose another --out FILE, or pass --force to replace it")
     private, public_line = generate(comment)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

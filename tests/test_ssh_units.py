@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from lfsreg.errors import LfsregError, UsageError
-from lfsreg.ssh.errors import CommandMissing, RepositoryNotFound, SshError, SshPermissionError, command_failed
+from lfsreg.errors import LfsregError, ProtocolError, UsageError
+from lfsreg.ssh.errors import CommandMissing, RepositoryNotFound, SshPermissionError, command_failed
 from lfsreg.ssh.url import SshUrl, is_ssh_location, parse_ssh_url
 
 
@@ -171,7 +171,7 @@ def test_keygen_instructions_per_host():
         (1, b"fatal: git-lfs-authenticate: not found\n", None, CommandMissing),
         (1, b"Invalid command: 'git-lfs-transfer x upload'\n", False, CommandMissing),
         (1, b"fatal: '/x.git' does not appear to be a git repository\n", False, RepositoryNotFound),
-        (2, b"", False, SshError),
+        (2, b"", False, ProtocolError),
     ],
 )
 def test_server_refusals_are_classified(status, stderr, writing, kind):

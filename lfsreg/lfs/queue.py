@@ -5,7 +5,8 @@ SSH ``git-lfs-transfer``): objects go to the adapter's batch call in batches, la
 each object's transfer then runs on a worker with its own retry counter: exponential backoff
 from 250 ms (capped at 10 s) on :class:`lfsreg.errors.RetriableError` (a 5xx, a cut, a
 stall), the server's ``Retry-After`` when it gave one, all bounded by a total time limit; an
-action that expired (or whose signed href was refused) is re-requested from the batch call.
+action that expired (or whose signed href was refused) is re-requested from the batch call,
+and so is every upload retry (the failed upload or verify may have stored the object).
 Progress is reported per object and rolled back when an attempt fails. Failures are
 collected per object and reported together, by oid.
 """
@@ -176,7 +177,9 @@ class TransferQueue:
                     progress(ProgressEvent(key, operation, size, -moved))
                 attempt += 1
                 self._back_off(exc, attempt, start)
-                if isinstance(exc, ExpiredActionError):
+                if isinstance(exc, ExpiredActionError) or operation == "upload":
+                    # A failed upload or verify may still have stored the object (or another
+                    # uploader is writing it right now): ask the server again, as git-lfs does.
                     fresh = self._batch(operation, [item.obj])[0]
                     if fresh.error:
                         raise _object_error(fresh) from None

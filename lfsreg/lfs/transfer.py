@@ -18,14 +18,12 @@ from collections.abc import Sequence
 import requests
 
 from ..digest import CHUNK
-from ..errors import AuthenticationError, CorruptContentError, PermissionDeniedError, RetriableError
+from ..errors import AuthenticationError, CorruptContentError, LfsregError, PermissionDeniedError, RetriableError
 from ..formats.lfs_pointer import LfsObject
 from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
 from .deadline import READ_ERRORS, Deadline
 from .queue import Progress
-
-MAX_VERIFY_ATTEMPTS = 3
 
 
 def _drain(resp: requests.Response) -> None:
@@ -112,32 +110,33 @@ class BasicAdapter:
                 _drain(resp)
 
     def verify(self, item: BatchItem) -> None:
-        """POST ``{oid, size}`` to the verify action if there is one (up to three attempts, as git-lfs does)."""
+        """POST ``{oid, size}`` to the verify action if there is one: one attempt.
+
+        Any failure is retriable: the upload happened, so the object may well be there (or is
+        being written by another uploader: giftless answers 422 meanwhile). The queue then asks
+        the batch API again, which either reports the object present or gives new actions.
+        """
         if "verify" not in item.actions:
             return
         obj, action = item.obj, item.actions["verify"]
         what = f"verify of sha256:{obj.oid} at {action.safe_href}"
         headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE, **action.header}
-        last: RetriableError | None = None
-        for _ in range(MAX_VERIFY_ATTEMPTS):
-            with Deadline(self.deadline, what) as deadline:
+        with Deadline(self.deadline, what) as deadline:
+            try:
+                resp = self.session.post(
+                    action.href, data=json.dumps({"oid": obj.oid, "size": obj.size}), headers=headers, timeout=self.timeout, stream=True
+                )
+            except requests.RequestException as exc:
+                raise RetriableError(f"{what}: {type(exc).__name__}") from None
+            with resp:
+                deadline.watch(resp)
                 try:
-                    resp = self.session.post(
-                        action.href, data=json.dumps({"oid": obj.oid, "size": obj.size}), headers=headers, timeout=self.timeout, stream=True
-                    )
-                except requests.RequestException as exc:
-                    last = RetriableError(f"{what}: {type(exc).__name__}")
-                    continue
-                with resp:
-                    deadline.watch(resp)
-                    try:
-                        _check(resp, what)
-                        _drain(resp)
-                        return
-                    except RetriableError as exc:
-                        last = exc
-        assert last is not None
-        raise last
+                    _check(resp, what)
+                except RetriableError:
+                    raise
+                except LfsregError as exc:
+                    raise RetriableError(str(exc), status=resp.status_code) from None
+                _drain(resp)
 
     def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
         """GET the object into the cache, resuming a partial file; only a verified object is kept."""

@@ -25,12 +25,36 @@ def push_items(
     for _, source in opened:
         if isinstance(source, StagingSource):
             source.prepare(registry, staging)
+    return _named(_select(opened), renames)
+
+
+def check_push_names(opened: list[tuple[list[SourceRef], ImageSource]], renames: list[tuple[str, str]]) -> None:
+    """Raise what :func:`push_items` would about names, before the registry is opened or created.
+
+    Sources that stage their own layers list their images only once prepared (against the
+    registry); with one among them only the images of the other sources are checked here.
+    """
+    if not any(isinstance(source, StagingSource) for _, source in opened):
+        _named(_select(opened), renames)
+        return
+    items = _select([(refs, s) for refs, s in opened if not isinstance(s, StagingSource)])
+    if not renames:
+        _named(items, [])
+    elif items:  # the staging sources add at least one image more
+        raise UsageError(f"--tag names one image, but the sources hold more than {len(items)}")
+
+
+def _select(opened: list[tuple[list[SourceRef], ImageSource]]) -> list[PushItem]:
     items: list[PushItem] = []
     for refs, source in opened:
         roots: list[Root] = []
         for ref in refs:
             roots += [r for r in select(source, ref) if r not in roots]
         items += [PushItem(source, r.descriptor, tuple(dict.fromkeys(parse_tagged(n) for n in r.names))) for r in roots]
+    return items
+
+
+def _named(items: list[PushItem], renames: list[tuple[str, str]]) -> list[PushItem]:
     if renames:
         if len(items) != 1:
             raise UsageError(f"--tag names one image, but the sources hold {len(items)}")

@@ -195,6 +195,16 @@ def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> R
     return backend
 
 
+def local_directory(location: str) -> str | None:
+    """The directory of a local registry (a path or a ``file://`` URL), which a push may create; else ``None``."""
+    if is_ssh_location(location):
+        return None
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    return unquote(parts.path) if parts.scheme == "file" else None
+
+
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> Backend:
     """The backend of the registry at ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
 
@@ -227,4 +237,4 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
     raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http(s):// or ssh://")
 
 
-__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "open_location"]
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "local_directory", "open_location"]

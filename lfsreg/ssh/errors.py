@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import re
 
-from ..errors import LfsregError, NotFoundError
+from ..errors import (
+    AuthenticationError,
+    LfsregError,
+    PermissionDeniedError,
+    ProtocolError,
+    RepositoryNotFound,
+    UnreachableError,
+)
 
 KEY_HINT = (
     "add the key's public half to the repository as a deploy key with write access (see `lfsreg keygen`), "
@@ -19,28 +26,41 @@ KEY_HINT = (
 )
 
 
-class SshError(LfsregError):
-    """Connecting to or talking with an SSH server failed."""
+# The SSH failures, as members of the library's error tree (lfsreg.errors), so callers catch
+# one family whatever the transport.
 
 
-class SshAuthError(SshError):
+class SshError(UnreachableError):
+    """The SSH server could not be reached, or the connection broke (connect, handshake, exec)."""
+
+
+class SshAuthError(AuthenticationError):
     """The server refused every key offered."""
 
 
-class HostKeyError(SshError):
-    """The server's host key is unknown or differs from the recorded one."""
+class HostKeyError(AuthenticationError):
+    """The server failed to authenticate itself: its host key is unknown, revoked or differs from the recorded one."""
 
 
-class SshPermissionError(SshError):
+class SshPermissionError(PermissionDeniedError):
     """The key may read but not write (or not even read) the repository."""
 
 
-class RepositoryNotFound(NotFoundError):
-    """The server has no such repository, or hides it from this key."""
-
-
-class CommandMissing(SshError):
+class CommandMissing(ProtocolError):
     """The server does not offer the command (exit 127 or ``not found``): e.g. no git-lfs-authenticate."""
+
+
+__all__ = [
+    "KEY_HINT",
+    "CommandMissing",
+    "HostKeyError",
+    "RepositoryNotFound",
+    "SshAuthError",
+    "SshError",
+    "SshPermissionError",
+    "command_failed",
+    "first_line",
+]
 
 
 _READ_ONLY = re.compile(
@@ -87,4 +107,4 @@ def command_failed(label: str, command: str, status: int | None, stderr: bytes, 
             f"{label}: repository not found, or this key has no access to it{quoted}",
             hint="check the path in the URL, and that this key is added to this repository (a deploy key works for one repository only)",
         )
-    return SshError(f"{label}: {name} failed on the server{quoted}")
+    return ProtocolError(f"{label}: {name} failed on the server{quoted}")

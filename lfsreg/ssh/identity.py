@@ -17,7 +17,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ..errors import LfsregError, UsageError
+from ..errors import AuthenticationError, LfsregError, UsageError
 from .settings import SshSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def load_private_key(text: str, passphrase: str | None, source: str) -> paramiko
 
     Raises:
         UsageError: not a private key, or a type other than ed25519, ECDSA or RSA.
-        LfsregError: encrypted and no (or a wrong) passphrase; the hint names LFSREG_SSH_PASSPHRASE.
+        AuthenticationError: encrypted and no (or a wrong) passphrase; the hint names LFSREG_SSH_PASSPHRASE.
     """
     data = text.encode()
     loader = serialization.load_ssh_private_key if b"BEGIN OPENSSH PRIVATE KEY" in data else serialization.load_pem_private_key
@@ -61,13 +61,13 @@ def load_private_key(text: str, passphrase: str | None, source: str) -> paramiko
             key = loader(data, password)
         except TypeError:  # cryptography: encrypted and no password, or a password for a plain key
             if password is None:
-                raise LfsregError(f"{source} is encrypted", hint="put its passphrase in LFSREG_SSH_PASSPHRASE") from None
+                raise AuthenticationError(f"{source} is encrypted", hint="put its passphrase in LFSREG_SSH_PASSPHRASE") from None
             password = None
             key = loader(data, None)
     except ValueError as exc:
         reason = str(exc).lower()
         if password is not None and any(w in reason for w in ("checksum", "password", "decrypt")):
-            raise LfsregError(f"{source}: wrong passphrase", hint="check LFSREG_SSH_PASSPHRASE") from None
+            raise AuthenticationError(f"{source}: wrong passphrase", hint="check LFSREG_SSH_PASSPHRASE") from None
         raise UsageError(f"{source} is not a private key in OpenSSH or PEM format") from None
     except LfsregError:
         raise

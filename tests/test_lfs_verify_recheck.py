@@ -1,0 +1,53 @@
+"""A failed verify is retried through a fresh batch call (the object may exist by then).
+
+Several uploaders of one object race on giftless: while one writes it, another's verify
+answers 422. git-lfs then asks the batch API again, which reports the object present (or
+hands out new actions); lfsreg's queue does the same, in its one retry loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+from fault_lfs import Fault, FaultLfsServer
+
+from lfsreg.formats.lfs_pointer import LfsObject
+from lfsreg.lfs.cache import ObjectCache
+from lfsreg.lfs.http import HttpLfsStore, HttpSettings
+from lfsreg.lfs.retry import RetryPolicy
+
+SLEEPS: list[float] = []
+POLICY = RetryPolicy(max_retries=3, sleep=SLEEPS.append)
+
+
+@pytest.fixture
+def server():
+    SLEEPS.clear()
+    with FaultLfsServer() as srv:
+        yield srv
+
+
+def _staged(store: HttpLfsStore, seed: int) -> tuple[LfsObject, str]:
+    data = random.Random(seed).randbytes(3000)
+    with store.staging() as (f, path):
+        f.write(data)
+    return LfsObject(hashlib.sha256(data).hexdigest(), len(data)), path
+
+
+def _store(server: FaultLfsServer, tmp_path: Path) -> HttpLfsStore:
+    return HttpLfsStore(server.endpoint(), [], ObjectCache(str(tmp_path / "cache")), HttpSettings(jobs=2, policy=POLICY, timeout=10))
+
+
+def test_verify_422_then_batch_reports_the_object_present(server, tmp_path):
+    store = _store(server, tmp_path)
+    obj, path = _staged(store, 1)
+    server.script(obj.oid, "verify", [Fault.status(422, message="object is being written")])
+    store.upload([(obj, path)])
+    # One upload, the refused verify, then a fresh batch call that finds the object stored.
+    assert server.attempts(obj.oid, "upload") == 1
+    assert server.attempts(obj.oid, "verify") == 1
+    assert server.batch_calls == 2
+    assert server.has_object(obj.oid)
