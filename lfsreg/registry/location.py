@@ -201,8 +201,13 @@ def local_directory(location: str) -> str | None:
         return None
     if "://" not in location:
         return location
-    parts = urlsplit(location)
-    return unquote(parts.path) if parts.scheme == "file" else None
+    if not location.lower().startswith("file://"):
+        return None
+    try:
+        parts = urlsplit(location)
+    except ValueError:  # a malformed URL: open_location names it as bad usage
+        return None
+    return unquote(parts.path)
 
 
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> Backend:
