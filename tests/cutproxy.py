@@ -192,7 +192,9 @@ class CutProxy:
         """Whether the rule may hit one more connection (and count it)."""
         with self._lock:
             rule = self.rule
-            if rule is None or (rule.times is not None and self._taken >= rule.times):
+            # Counted by cuts made, not connections armed: a connection whose body ends before
+            # the cut point (a small object among concurrent downloads) must not use up the rule.
+            if rule is None or (rule.times is not None and self.fired >= rule.times):
                 return False
             self._taken += 1
             return True
