@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, tags_of
 from test_concurrency import check_history, run_concurrently
@@ -89,13 +89,8 @@ def test_one_user_pushes_many_tags_at_once_over_https(git_http_server, git_http_
     for run in ("r1", "r2", "r3"):
         results = _push_all(tmp_path, git_http_repo.url, env, run)
         all_results.update(results)
-        listed = subprocess.run(
-            [sys.executable, "-m", "lfsreg", "tags", git_http_repo.url, "--format", "json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        listed = run_cli("tags", git_http_repo.url, "--format", "json", env=env)
+        assert listed.returncode == 0, listed.stderr
         landed = {f"{row['name']}:{row['tag']}" for row in json.loads(listed.stdout)}
         _exit_codes_tell_the_truth(results, landed & set(results))
     check_history(git_http_repo.path, git_env, len(all_results))
@@ -107,34 +102,16 @@ def test_stale_branch_lock_on_the_server_is_reported_with_the_way_out(git_http_s
     """A ``main.lock`` left on the server (by a killed ``git receive-pack``): one clear line naming it, main unchanged."""
     env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
     env.pop("SLOW_GIT_LOCKS")
-    first = subprocess.run(
-        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[0], "--tag", "a/b:1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    first = run_cli("push", git_http_repo.url, SOURCES[0], "--tag", "a/b:1", env=env)
     assert first.returncode == 0, first.stderr
     lock = git_http_repo.path / "refs" / "heads" / "main.lock"
     before = (git_http_repo.path / "refs" / "heads" / "main").read_text()
     lock.write_text(before)
-    proc = subprocess.run(
-        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_cli("push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2", env=env)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert "main.lock" in proc.stderr and "hint: " in proc.stderr, proc.stderr
     assert (git_http_repo.path / "refs" / "heads" / "main").read_text() == before
     lock.unlink()
-    again = subprocess.run(
-        [sys.executable, "-m", "lfsreg", "push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    again = run_cli("push", git_http_repo.url, SOURCES[1], "--tag", "a/b:2", env=env)
     assert again.returncode == 0, again.stderr
