@@ -16,6 +16,7 @@ Two things every store of objects needs:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -42,6 +43,33 @@ HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:7]
 _live_lock = threading.Lock()
 _live: set[str] = set()  # staged files of this process that still exist
 _closed = False  # set by discard_own_staging: no new staging after that
+
+
+#: The errors of a disk that cannot take more bytes (full, over quota, file too large, read-only).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def storage_error(exc: OSError, path: str) -> LocalStorageError:
+    """A :class:`LocalStorageError` for a failed write of ``path`` (full disk, read-only, quota)."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else None
+    return LocalStorageError(f"{path}: cannot write: {reason}", hint=hint)
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """Turn a disk's refusal (:data:`DISK_ERRORS`) inside the block into :func:`storage_error` naming ``path``.
+
+    Other errors pass unchanged: a read error of the source is not the disk's fault.
+    """
+    try:
+        yield
+    except LocalStorageError:
+        raise
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        raise storage_error(exc, path) from None
 
 
 class Reader(Protocol):
@@ -114,14 +142,16 @@ def sweep_once(directory: str) -> None:
 class _StagedWriter:
     """A staged file's handle that refuses writes once the process is shutting down."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, path: str) -> None:
         self._f = f
+        self._path = path
 
     def write(self, data: bytes) -> int:
-        """Write ``data`` (:class:`LocalStorageError` after :func:`discard_own_staging`)."""
+        """Write ``data`` (:class:`LocalStorageError` after :func:`discard_own_staging`, or on a full disk)."""
         if _closed:
             raise LocalStorageError("lfsreg is shutting down: staging stopped")
-        return self._f.write(data)
+        with writing(self._path):
+            return self._f.write(data)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._f, name)
@@ -137,8 +167,8 @@ def staged_file(directory: str) -> Iterator[tuple[BinaryIO, str]]:
     """
     path = temp_path(directory)
     try:
-        with open(path, "wb") as f:
-            yield _StagedWriter(f), path  # type: ignore[misc]
+        with writing(path), open(path, "wb") as f:  # the close flushes: it may meet a full disk too
+            yield _StagedWriter(f, path), path  # type: ignore[misc]
     except BaseException:
         forget(path, remove=True)
         raise
@@ -148,9 +178,10 @@ def temp_path(directory: str) -> str:
     """A new empty temporary file in ``directory``, tracked as :func:`staged_file` files are."""
     if _closed:
         raise LocalStorageError("lfsreg is shutting down: no new staging")
-    os.makedirs(directory, exist_ok=True)
-    sweep_once(directory)
-    fd, path = tempfile.mkstemp(prefix=f"{PREFIX}{owner_tag(os.getpid())}-", dir=directory)
+    with writing(directory):
+        os.makedirs(directory, exist_ok=True)
+        sweep_once(directory)
+        fd, path = tempfile.mkstemp(prefix=f"{PREFIX}{owner_tag(os.getpid())}-", dir=directory)
     os.close(fd)
     with _live_lock:
         _live.add(path)
@@ -187,9 +218,10 @@ def discard_own_staging() -> int:
 
 def place(path: str, target: str) -> None:
     """Rename a complete file into place (readable by all, like git-lfs objects)."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    os.chmod(path, 0o644)
-    os.replace(path, target)
+    with writing(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.chmod(path, 0o644)
+        os.replace(path, target)
     forget(path)
 
 
@@ -230,15 +262,16 @@ class VerifiedWriter:
         self.resume = resume
         self._hash = hashlib.sha256()
         self.offset = 0
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if resume and os.path.exists(path):
-            with open(path, "rb") as f:
-                while self.offset <= size and (chunk := f.read(CHUNK)):
-                    self._hash.update(chunk)
-                    self.offset += len(chunk)
-            if self.offset >= size:  # nothing to resume, or more than the whole: start over
-                self.restart()
-        self._file: BinaryIO = open(path, "ab" if self.offset else "wb")
+        with writing(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if resume and os.path.exists(path):
+                with open(path, "rb") as f:
+                    while self.offset <= size and (chunk := f.read(CHUNK)):
+                        self._hash.update(chunk)
+                        self.offset += len(chunk)
+                if self.offset >= size:  # nothing to resume, or more than the whole: start over
+                    self.restart()
+            self._file: BinaryIO = open(path, "ab" if self.offset else "wb")
 
     @property
     def count(self) -> int:
@@ -260,7 +293,8 @@ class VerifiedWriter:
         """Append ``data``; :class:`CorruptContentError` if it goes past ``size``."""
         if self.offset + len(data) > self.size:
             raise CorruptContentError(f"{self.what}: more than the {self.size} bytes announced")
-        self._file.write(data)
+        with writing(self.path):
+            self._file.write(data)
         self._hash.update(data)
         self.offset += len(data)
 
@@ -273,16 +307,23 @@ class VerifiedWriter:
 
     def close(self) -> None:
         """Close the file, keeping it (for a later resume)."""
-        self._file.close()
+        with writing(self.path):
+            self._file.close()
 
     def discard(self) -> None:
-        """Close and delete the file."""
-        self._file.close()
+        """Close and delete the file (bytes that a full disk refused are dropped with it)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
         forget(self.path, remove=True)
 
     def commit(self) -> None:
         """Verify size and sha256, then rename the file to ``target`` atomically."""
-        self._file.close()
+        try:
+            with writing(self.path):
+                self._file.close()  # flushes: a full disk may refuse the last bytes here
+        except BaseException:
+            self.discard()
+            raise
         got = self._hash.hexdigest()
         if self.offset != self.size or got != self.oid:
             forget(self.path, remove=True)
@@ -298,6 +339,10 @@ class VerifiedWriter:
         if exc is None:
             return
         if self.resume:
-            self.close()
+            try:
+                self.close()
+            except OSError:  # the tail a full disk refused: the kept part may be short, resume re-hashes it
+                with contextlib.suppress(OSError):
+                    self._file.close()
         else:
             self.discard()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ConcurrentUpdateError, LocalStorageError
+from ..staging import writing
 
 log = logging.getLogger(__name__)
 GUARD = "lfsreg-ref-update"  # in the repository's git directory; see ref_update()
@@ -25,6 +26,7 @@ GUARD = "lfsreg-ref-update"  # in the repository's git directory; see ref_update
 STALE_AFTER = 5.0
 #: How long a writer waits for a lock held by a live process before giving up.
 LOCK_WAIT = 10.0
+_MARK_SIZE = 512  # bytes of the guard's mark (a pid and a path; longer paths are cut)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,9 @@ def ref_update(git_dir: str, lock: str) -> Iterator[None]:
     A lock without such a mark may be stock git's: it is only
     reported (:func:`stale_lock_error`), as git itself does.
     """
-    fd = os.open(os.path.join(git_dir, GUARD), os.O_RDWR | os.O_CREAT, 0o644)
+    guard = os.path.join(git_dir, GUARD)
+    with writing(guard):
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
@@ -145,16 +149,19 @@ def ref_update(git_dir: str, lock: str) -> Iterator[None]:
                         hint="run the command again when it is done",
                     ) from None
                 time.sleep(0.005)
-        if os.pread(fd, 4096, 0):
+        if os.pread(fd, _MARK_SIZE, 0).strip():
             state = inspect(lock)
             if state is not None and not state.holders:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
                 log.warning("%s: removed the lock left by an lfsreg process killed while updating the branch", lock)
-        os.pwrite(fd, f"{os.getpid()} {lock}\n".encode(), 0)
+        # The mark keeps its size, blank when erased: once the file has its block, marking and
+        # erasing rewrite it in place, so a full disk cannot refuse them in the middle of an update.
+        with writing(guard):
+            os.pwrite(fd, f"{os.getpid()} {lock}\n".encode()[:_MARK_SIZE].ljust(_MARK_SIZE), 0)
         yield
         # Only after an update that ended normally: one interrupted by an exception (SIGTERM
-        # unwinding through dulwich's rename, say) may have left its lock, like a killed one.
-        os.ftruncate(fd, 0)
+        # unwinding through a rename, say) may have left its lock, like a killed one.
+        os.pwrite(fd, b" " * _MARK_SIZE, 0)
     finally:
         os.close(fd)  # releases the advisory lock

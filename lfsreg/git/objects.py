@@ -14,7 +14,6 @@ the process dies), and packing never fails the command that triggered it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -25,20 +24,15 @@ from collections.abc import Iterator
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
 
-from ..errors import LocalStorageError
+from ..staging import storage_error
 from . import locks
+
+__all__ = ["ObjectFiles", "storage_error"]
 
 log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
 _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
-
-
-def storage_error(exc: OSError, path: str) -> LocalStorageError:
-    """A :class:`LocalStorageError` for a failed write of ``path`` (full disk, read-only, quota)."""
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else None
-    return LocalStorageError(f"{path}: cannot write: {reason}", hint=hint)
 
 
 class ObjectFiles:

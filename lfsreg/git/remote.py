@@ -25,8 +25,7 @@ from urllib.parse import unquote, urlparse
 from dulwich.client import GitClient, HTTPUnauthorized, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.file import FileLocked
-from dulwich.objects import ZERO_SHA, ObjectID
+from dulwich.objects import ZERO_SHA, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 
 from ..credentials import Credential
@@ -34,6 +33,8 @@ from ..errors import (
     AuthenticationError,
     ConcurrentUpdateError,
     LfsregError,
+    NotARegistryError,
+    NotFoundError,
     PermissionDeniedError,
     ProtocolError,
     RepositoryNotFound,
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
 MIRROR_REF = b"refs/remotes/origin/main"
 HEAD = b"HEAD"
+_GITLINK = 0o160000  # a submodule's commit: not an object of this repository
 T = TypeVar("T")
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
@@ -274,16 +276,11 @@ class GitRemote:
         def send(client: GitClient, path: str) -> Any:
             return client.send_pack(path.encode(), update_refs, generate, progress=said.append)
 
+        local = self._local_repo()
+        if local is not None:
+            return self._push_local(local, old, new)
         try:
-            local = self._local_repo()
-            if local is None:
-                result = self._call(send)
-            else:  # dulwich updates the remote's ref in this process: mark it as git.store does
-                lock = os.path.join(local, *self.branch.decode().split("/")) + ".lock"
-                with locks.ref_update(local, lock):
-                    result = self._call(send)
-        except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
-            return self._locked(os.fsdecode(exc.lockfilename), None)
+            result = self._call(send)
         except (RetriableError, ProtocolError):
             if self._landed(new):
                 return True
@@ -309,6 +306,52 @@ class GitRemote:
         except OSError as exc:  # the push landed: a cache that cannot note it must not undo that
             log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
         return True
+
+    def _push_local(self, git_dir: str, old: str | None, new: str) -> bool:
+        """Push into a ``file://`` remote: it is a repository on this machine, written as a local registry is.
+
+        The commit's missing objects are copied from the mirror as loose objects (temporary
+        file, rename) and the branch moves by compare-and-swap under git's lock
+        (:meth:`GitStore.compare_and_swap`), so a full disk or a kill leaves no lock and no
+        partial file there, only unreferenced whole objects.
+        """
+        try:
+            target = GitStore.open(git_dir)
+        except (NotFoundError, NotARegistryError):
+            raise RepositoryNotFound(f"{self.label}: repository not found", hint="check the URL") from None
+        try:
+            target.branch = self.branch
+            self._copy_objects(target, new.encode())
+            if not target.compare_and_swap(old, new):
+                return False
+        finally:
+            target.close()
+        self._locked_since = None
+        self._tip = new
+        try:
+            self.mirror.note_ref(MIRROR_REF, new)
+        except OSError as exc:  # the push landed: a cache that cannot note it must not undo that
+            log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
+        return True
+
+    def _copy_objects(self, target: GitStore, commit: bytes) -> None:
+        """Copy into ``target`` every object reachable from ``commit`` that it lacks.
+
+        The walk stops at objects ``target`` has: a repository that holds a tree or commit holds
+        everything under it.
+        """
+        source = self.mirror.objects
+        pending = [commit]
+        while pending:
+            sha = pending.pop()
+            if sha in target:
+                continue
+            obj = source.get(sha)
+            if isinstance(obj, Commit):
+                pending.extend([bytes(obj.tree), *map(bytes, obj.parents)])
+            elif isinstance(obj, Tree):
+                pending.extend(bytes(entry.sha) for entry in obj.iteritems() if entry.mode != _GITLINK)
+            target.objects.add(obj)
 
     def _local_repo(self) -> str | None:
         """The git directory of a ``file://`` remote (dulwich writes into it in this process)."""

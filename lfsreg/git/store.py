@@ -30,6 +30,7 @@ from dulwich.repo import Repo
 from ..errors import NotARegistryError, NotFoundError
 from . import locks
 from .objects import ObjectFiles
+from .reffiles import ANY, swap_ref
 
 DEFAULT_BRANCH = b"refs/heads/main"
 BRANCH = DEFAULT_BRANCH  # the name of earlier releases
@@ -328,15 +329,13 @@ class GitStore:
         killed in its update is removed (:func:`lfsreg.git.locks.ref_update`); any other stale
         lock raises :class:`~lfsreg.errors.LocalStorageError` naming it (in a cache: removed).
         """
-        ref = Ref(self.branch)
+        ref = self.branch
         lock = os.path.join(self._repo.controldir(), *self.branch.decode().split("/")) + ".lock"
         deadline = time.monotonic() + locks.LOCK_WAIT
         while True:
             with locks.ref_update(self._repo.controldir(), lock):
                 try:
-                    if old is None:
-                        return bool(self._repo.refs.add_if_new(ref, ObjectID(new.encode())))
-                    return bool(self._repo.refs.set_if_equals(ref, ObjectID(old.encode()), ObjectID(new.encode())))
+                    return swap_ref(self._repo, ref, old.encode() if old else None, new.encode())
                 except FileLocked as exc:
                     lock = os.fsdecode(exc.lockfilename)
             _wait(lock, self.path, deadline, cache=self.cache)
@@ -344,7 +343,7 @@ class GitStore:
     def note_ref(self, name: bytes, commit: str) -> None:
         """Set ``name`` to ``commit`` if no other process is setting it (a hint: last one wins)."""
         try:
-            self._repo.refs[Ref(name)] = ObjectID(commit.encode())
+            swap_ref(self._repo, name, ANY, commit.encode())
         except FileLocked as exc:
             locks.remove_if_stale(os.fsdecode(exc.lockfilename))
 

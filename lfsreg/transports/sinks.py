@@ -23,6 +23,7 @@ from ..formats.oci_layout import blob_path
 from ..image import Blob
 from ..integrity import VerifiedReader, atomic_output
 from ..manifest import Descriptor
+from ..staging import writing
 
 
 class Sink(Protocol):
@@ -141,7 +142,8 @@ class TarSink(TarStreamSink):
     def abort(self) -> None:
         """Discard the partial archive."""
         super().abort()
-        self._file.close()
+        with contextlib.suppress(OSError):  # the buffered tail that a full disk refused
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
         remove_parents(self._created)
@@ -217,8 +219,9 @@ def put_blob(sink: Sink, blob: Blob) -> None:
 def write_all(sink: Sink, write: Callable[[Sink], None]) -> None:
     """Run ``write`` on ``sink``, then commit; abort on any failure (all or nothing)."""
     try:
-        write(sink)
-        sink.commit()
+        with writing(getattr(sink, "path", "the output")):  # a full disk: one line naming the output
+            write(sink)
+            sink.commit()
     except BaseException:
         sink.abort()
         raise
