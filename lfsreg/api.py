@@ -22,6 +22,7 @@ from .credentials import strip_userinfo
 from .describe import ImageSummary, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
+from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
@@ -183,7 +184,9 @@ class Registry:
         try:
             unpublished = self._backend is None or self.view().empty
         except LfsregError:
-            unpublished = False  # unreadable: leave it rather than guess
+            # The registry could not be read through its location (e.g. the URL itself was the
+            # problem): ask the repository on disk, which this push created, directly.
+            unpublished = _no_commit(path)
         finally:
             self.close()
         if not unpublished:
@@ -301,6 +304,18 @@ def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
         return path, True
     return None
+
+
+def _no_commit(path: str) -> bool:
+    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
+    try:
+        git = GitStore.open(path)
+    except LfsregError:
+        return False  # not a repository: leave it rather than guess
+    try:
+        return git.head() is None
+    finally:
+        git.close()
 
 
 def _require_content(view: RegistryView) -> None:
