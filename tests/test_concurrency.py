@@ -27,7 +27,7 @@ from lfsreg.lfs.store import LocalLfsStore
 # SLOW_GIT_INIT=<seconds> makes dulwich's object-store creation (inside ``Repo.init_bare``) that
 # much slower, as on a slow or network file system: it widens, deterministically, the window in
 # which another process can see a half-created repository. SLOW_GIT_LOCKS=<seconds> keeps every
-# lock of git's lock protocol (``<file>.lock``, taken by dulwich's GitFile) that much longer
+# lock of git's lock protocol (``<file>.lock``, taken by dulwich's GitFile or lfsreg.git.reffiles) that much longer
 # before it is renamed into place, as on a slow disk: concurrent writers of a ref meet it, and a
 # test can kill a pusher while it holds one.
 DRIVER = r"""
@@ -42,6 +42,12 @@ if slow_locks:
             time.sleep(slow_locks)
         return _close(self)
     _file._GitFile.close = _slow_close
+    from lfsreg.git import reffiles as _reffiles  # lfsreg's own ref writes (refs/heads/*)
+    _rename = _reffiles._rename
+    def _slow_rename(lock, path):
+        time.sleep(slow_locks)
+        return _rename(lock, path)
+    _reffiles._rename = _slow_rename
 delay = float(os.environ.get("SLOW_GIT_INIT", "0"))
 if delay:
     from dulwich.object_store import DiskObjectStore

@@ -25,6 +25,11 @@ from ..staging import writing
 ANY = object()  # ``old`` for an unconditional write
 
 
+def _rename(lock: str, path: str) -> None:
+    """Move the written lock over the ref (the moment the ref changes; tests slow it down here)."""
+    os.replace(lock, path)
+
+
 def _current(repo: Repo, ref: bytes) -> bytes | None:
     """The ref's value, read under its lock (loose file first, then ``packed-refs``)."""
     value = repo.refs.read_loose_ref(Ref(ref))
@@ -59,7 +64,7 @@ def swap_ref(repo: Repo, ref: bytes, old: bytes | object | None, new: bytes) -> 
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(lock, path)
+            _rename(lock, path)
             ours = False
             return True
         finally:
