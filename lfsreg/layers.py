@@ -1,7 +1,9 @@
 """Staging one layer: copy or compress it into a staged LFS object, verifying as it goes.
 
 Every path reads the source once and hashes each byte stream once: the source digest (or
-diff_id) while reading, the stored digest while writing.
+diff_id) while reading, the stored digest while writing (the staged file is a
+:class:`lfsreg.staging.VerifiedWriter`, which checks what the source claims before the block
+that wrote it ends).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import BinaryIO
 from . import mediatypes as mt
 from .compression import FeedDecompressor, Reader, compressor, sniff
 from .digest import CHUNK, Digest, HashingReader
+from .errors import CorruptContentError
 from .formats.lfs_pointer import LfsObject
 from .integrity import DiffIdCheck, VerifiedReader
 from .manifest import Descriptor
 from .progress import ProgressCallback, ProgressEvent
+from .staging import VerifiedWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,28 +48,6 @@ class PreparedLayer:
         return LfsObject.of(self.desc.digest, self.desc.size)
 
 
-class _HashingWriter:
-    def __init__(self, out: BinaryIO, *, hashing: bool = True) -> None:
-        self._out = out
-        self._hash = hashlib.sha256() if hashing else None
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        if self._hash is not None:
-            self._hash.update(data)
-        self._out.write(data)
-        self.count += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    @property
-    def digest(self) -> Digest:
-        assert self._hash is not None
-        return Digest("sha256", self._hash.hexdigest())
-
-
 class LayerProgress:
     """Progress events for one layer."""
 
@@ -84,7 +66,8 @@ class LayerProgress:
         self._callback(ProgressEvent(self._key, "push", self._total, 0, True))
 
 
-Staging = Callable[[], AbstractContextManager[tuple[BinaryIO, str]]]
+#: Opens a staged file: a :class:`lfsreg.staging.VerifiedWriter` that hashes what it is given, and its path.
+Staging = Callable[[], AbstractContextManager[tuple[VerifiedWriter, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +112,17 @@ def stage_plain(
     """
     with staging() as (out, path):
         if compression.algorithm == "none":
-            counter = _HashingWriter(out, hashing=False)
-            _pump(src, counter.write, bar)
+            _pump(src, out.write, bar)
             diff_id = finish()
-            stored = Descriptor(mt.OCI_LAYER, diff_id, counter.count)
+            out.expect(diff_id.hex)  # the staged bytes are the plain layer: checked again as written
+            stored = Descriptor(mt.OCI_LAYER, diff_id, out.count)
         else:
-            writer = _HashingWriter(out)
-            comp = compressor(compression.algorithm, writer, compression.level, compression.threads)  # type: ignore[arg-type]
+            comp = compressor(compression.algorithm, out, compression.level, compression.threads)  # type: ignore[arg-type]
             _pump(src, comp.write, bar)
             diff_id = finish()
             comp.finish()
-            stored = Descriptor(mt.OCI_LAYER_FOR[compression.algorithm], writer.digest, writer.count)
-        out.flush()
+            out.flush()
+            stored = Descriptor(mt.OCI_LAYER_FOR[compression.algorithm], Digest("sha256", out.digest), out.count)
     return stored, diff_id, path
 
 
@@ -174,9 +156,9 @@ def store_compressed(
     check = DiffIdCheck(algorithm, diff_id, what)
     src = VerifiedReader(raw, desc.digest, desc.size, what, tap=check)
     with staging() as (out, path):
+        out.expect(desc.digest.hex, desc.size)
         _pump(src, out.write, bar)
         src.finish()
-        out.flush()
     bar.done()
     return PreparedLayer(desc, diff_id, check.size, path)
 
@@ -186,48 +168,57 @@ def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: 
     bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what)
     with staging() as (out, path):
+        out.expect(desc.digest.hex, desc.size)
         _pump(src, out.write, bar)
         src.finish()
-        out.flush()
     bar.done()
     return PreparedLayer(desc, None, None, path)
 
 
-def stage_sniffed(reader: BinaryIO, key: str, size: int, how: LayerStaging) -> tuple[PreparedLayer, bool]:
+def stage_sniffed(reader: BinaryIO, key: str, size: int, how: LayerStaging, claimed: Digest | None = None) -> tuple[PreparedLayer, bool]:
     """Stage a layer of unknown compression (a ``docker save`` member): sniff, hash, stage.
 
     A compressed layer keeps its bytes (its digest and diff_id are both computed); a plain one
-    is compressed as ``how`` asks. Returns the layer and whether it arrived compressed.
+    is compressed as ``how`` asks. ``claimed``: the digest the member's name gives it (the
+    digest of its bytes as they are), checked. Returns the layer and whether it arrived compressed.
     """
     head = reader.read(4)
     rest = io.BufferedReader(_Prefixed(head, reader))
     bar = LayerProgress(how.progress, key, size)
     algorithm = sniff(head)
     if algorithm != "none":
-        layer = _stage_compressed(rest, size, algorithm, how.staging, bar)
+        layer = _stage_compressed(rest, key, size, algorithm, how.staging, bar, claimed)
     else:
         src = HashingReader(rest, limit=size)
-        stored, diff_id, path = stage_plain(src, lambda: src.digest, how.compression, how.staging, bar)
+
+        def finish() -> Digest:
+            if src.count != size or (claimed is not None and src.digest != claimed):
+                expected = f"{size} bytes of {claimed or 'any digest'}"
+                raise CorruptContentError(f"{key}: got {src.count} bytes hashing to {src.digest}, expected {expected}")
+            return src.digest
+
+        stored, diff_id, path = stage_plain(src, finish, how.compression, how.staging, bar)
         layer = PreparedLayer(stored, diff_id, src.count, path)
     bar.done()
     return layer, algorithm != "none"
 
 
-def _stage_compressed(reader: BinaryIO, size: int, algorithm: str, staging: Staging, bar: LayerProgress) -> PreparedLayer:
-    """Keep a compressed layer's bytes; compute both its digest and its diff_id."""
-    src = HashingReader(reader, limit=size)
+def _stage_compressed(
+    reader: BinaryIO, key: str, size: int, algorithm: str, staging: Staging, bar: LayerProgress, claimed: Digest | None
+) -> PreparedLayer:
+    """Keep a compressed layer's bytes (checked against ``size`` and ``claimed``); compute its diff_id."""
     feed = FeedDecompressor(algorithm)
     plain = hashlib.sha256()
     usize = 0
     with staging() as (out, path):
-        while data := src.read(CHUNK):
+        out.expect(claimed.hex if claimed is not None else None, size, what=key)
+        while data := reader.read(min(CHUNK, size - out.count + 1)):
             out.write(data)
             chunk = feed.feed(data)
             plain.update(chunk)
             usize += len(chunk)
             bar.step(len(data))
-        out.flush()
-    desc = Descriptor(mt.OCI_LAYER_FOR[algorithm], src.digest, src.count)
+    desc = Descriptor(mt.OCI_LAYER_FOR[algorithm], Digest("sha256", out.digest), out.count)
     return PreparedLayer(desc, Digest("sha256", plain.hexdigest()), usize, path)
 
 

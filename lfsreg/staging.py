@@ -4,8 +4,9 @@ Two things every store of objects needs:
 
 * :class:`VerifiedWriter`, the one routine that hashes bytes while writing them to a temporary
   file, compares size and sha256 with what they claim to be, and only then renames the file
-  into place atomically (used for LFS downloads over HTTP and SSH, ``file://`` copies, and the
-  object cache). A reader never sees a partial or corrupt object.
+  into place atomically (used for LFS downloads over HTTP and SSH, ``file://`` copies, the
+  object cache, and staged layers, the ``docker save`` ingest's included). A reader never sees
+  a partial or corrupt object.
 * :func:`staged_file`, a temporary file named after the process that owns it
   (``lfsreg-<pid>.<host>-<random>``), and :func:`sweep_stale`, which removes files whose owner
   is gone (or that are very old) when the next run starts: a push killed with SIGKILL cannot
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
 from .digest import CHUNK
-from .errors import CorruptContentError, LocalStorageError
+from .errors import ConcurrentUpdateError, CorruptContentError, LocalStorageError
 
 log = logging.getLogger(__name__)
 PREFIX = "lfsreg-"
@@ -139,36 +141,23 @@ def sweep_once(directory: str) -> None:
     sweep_stale(directory)
 
 
-class _StagedWriter:
-    """A staged file's handle that refuses writes once the process is shutting down."""
-
-    def __init__(self, f: BinaryIO, path: str) -> None:
-        self._f = f
-        self._path = path
-
-    def write(self, data: bytes) -> int:
-        """Write ``data`` (:class:`LocalStorageError` after :func:`discard_own_staging`, or on a full disk)."""
-        if _closed:
-            raise LocalStorageError("lfsreg is shutting down: staging stopped")
-        with writing(self._path):
-            return self._f.write(data)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._f, name)
-
-
 @contextlib.contextmanager
-def staged_file(directory: str) -> Iterator[tuple[BinaryIO, str]]:
-    """A new temporary file in ``directory`` as ``(handle, path)``; removed if the block raises.
+def staged_file(directory: str, what: str = "staged file") -> Iterator[tuple[VerifiedWriter, str]]:
+    """A new temporary file in ``directory`` as ``(writer, path)``; removed if the block raises.
 
-    The caller moves it into place (or consumes it) after the block; on success it stays,
-    until the process ends: :func:`discard_own_staging` removes the ones still there. The
-    first call for a directory in a process sweeps it (:func:`sweep_stale`).
+    The writer is a :class:`VerifiedWriter` without a target: it hashes and counts what is
+    written (``digest``, ``count``), and checks what the caller tells it to expect
+    (:meth:`VerifiedWriter.expect`) when the block ends. The caller moves the file into place
+    (or consumes it) after the block; on success it stays, until the process ends:
+    :func:`discard_own_staging` removes the ones still there. The first call for a directory in
+    a process sweeps it (:func:`sweep_stale`).
     """
     path = temp_path(directory)
     try:
-        with writing(path), open(path, "wb") as f:  # the close flushes: it may meet a full disk too
-            yield _StagedWriter(f, path), path  # type: ignore[misc]
+        writer = VerifiedWriter(path, None, None, None, what)
+        with writer:
+            yield writer, path
+            writer.commit()
     except BaseException:
         forget(path, remove=True)
         raise
@@ -236,24 +225,59 @@ def file_sha256(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _open_owned(path: str) -> BinaryIO:
+    """Open ``path`` for reading and writing (created if absent) as its only writer.
+
+    The advisory lock dies with the process. A file renamed or removed by its previous owner
+    between our ``open`` and our lock is not the one at ``path`` any more: open again.
+    """
+    for _ in range(3):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConcurrentUpdateError(f"{path}: another process is writing it") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return os.fdopen(fd, "r+b")
+        os.close(fd)
+    raise ConcurrentUpdateError(f"{path}: replaced by other processes while it was opened")
+
+
 class VerifiedWriter:
-    """Writes an object's bytes to ``path`` while hashing them; :meth:`commit` renames it to ``target``.
+    """Writes an object's bytes to ``path`` while hashing them; :meth:`commit` checks them and renames it to ``target``.
+
+    The one routine by which lfsreg writes content that must be what it claims: LFS downloads
+    over HTTP and SSH, ``file://`` copies, the object cache, and every staged layer (the
+    ``docker save`` ingest included), through :func:`staged_file`.
 
     Args:
         path: the temporary file (same file system as ``target``).
-        target: where the object goes once verified.
-        oid: its expected sha256 (hex).
-        size: its expected size.
+        target: where the object goes once verified; ``None``: it stays at ``path``, staged.
+        oid: its expected sha256 (hex); ``None``: named by its content (see ``digest``).
+        size: its expected size; ``None``: not known in advance.
         what: names the object and its source in error messages.
         resume: keep the bytes already in ``path`` (re-hashed) and append; otherwise start empty.
 
     :meth:`write` refuses bytes past ``size``; :meth:`commit` raises
     :class:`CorruptContentError` (and deletes the file) unless size and hash match. Used as a
     context manager, an exception removes the file unless ``resume`` (a partial download is
-    kept for the next attempt); :meth:`discard` always removes it.
+    kept for the next attempt); :meth:`discard` always removes it. Writes fail with
+    :class:`LocalStorageError` naming ``path`` on a full disk, and once the process is
+    shutting down (:func:`discard_own_staging`).
+
+    With ``resume`` the file (a partial download that several processes sharing a cache may
+    want) has one owner at a time: the writer holds an advisory lock on it from opening to
+    its rename or close, and raises :class:`ConcurrentUpdateError` at once if another process
+    holds it (the caller then writes a file of its own). The rename happens under the lock,
+    so the next owner never appends to a file that has become the object.
     """
 
-    def __init__(self, path: str, target: str, oid: str, size: int, what: str, *, resume: bool = False) -> None:
+    def __init__(self, path: str, target: str | None, oid: str | None, size: int | None, what: str, *, resume: bool = False) -> None:
         self.path = path
         self.target = target
         self.oid = oid
@@ -264,14 +288,17 @@ class VerifiedWriter:
         self.offset = 0
         with writing(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            if resume and os.path.exists(path):
-                with open(path, "rb") as f:
-                    while self.offset <= size and (chunk := f.read(CHUNK)):
-                        self._hash.update(chunk)
-                        self.offset += len(chunk)
-                if self.offset >= size:  # nothing to resume, or more than the whole: start over
-                    self.restart()
-            self._file: BinaryIO = open(path, "ab" if self.offset else "wb")
+            if not resume:
+                self._file: BinaryIO = open(path, "wb")
+                return
+            assert size is not None, "a resumed download knows its size"
+            self._file = _open_owned(path)
+            while self.offset <= size and (chunk := self._file.read(CHUNK)):
+                self._hash.update(chunk)
+                self.offset += len(chunk)
+            if self.offset >= size:  # nothing to resume, or more than the whole: start over
+                self.restart()
+            self._file.seek(0, os.SEEK_END)
 
     @property
     def count(self) -> int:
@@ -280,18 +307,16 @@ class VerifiedWriter:
 
     def restart(self) -> None:
         """Drop what is in the file and start from zero (the server ignored a ``Range``)."""
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-            self._file = open(self.path, "wb")
-        else:
-            with open(self.path, "wb"):
-                pass
+        self._file.seek(0)
+        self._file.truncate()  # the same open file: an owned part stays locked
         self._hash = hashlib.sha256()
         self.offset = 0
 
     def write(self, data: bytes) -> None:
         """Append ``data``; :class:`CorruptContentError` if it goes past ``size``."""
-        if self.offset + len(data) > self.size:
+        if _closed:
+            raise LocalStorageError("lfsreg is shutting down: staging stopped")
+        if self.size is not None and self.offset + len(data) > self.size:
             raise CorruptContentError(f"{self.what}: more than the {self.size} bytes announced")
         with writing(self.path):
             self._file.write(data)
@@ -305,32 +330,58 @@ class VerifiedWriter:
             if progress is not None:
                 progress(len(chunk))
 
+    def flush(self) -> None:
+        """Push buffered bytes to the file (a full disk says so here, naming the file)."""
+        with writing(self.path):
+            self._file.flush()
+
+    @property
+    def digest(self) -> str:
+        """The sha256 (hex) of the bytes written so far."""
+        return self._hash.hexdigest()
+
+    def expect(self, oid: str | None = None, size: int | None = None, what: str | None = None) -> None:
+        """What :meth:`commit` must find (and how errors name it), learnt after the writer was made."""
+        if what is not None:
+            self.what = what
+        if oid is not None:
+            self.oid = oid
+        if size is not None:
+            self.size = size
+
     def close(self) -> None:
         """Close the file, keeping it (for a later resume)."""
         with writing(self.path):
             self._file.close()
 
     def discard(self) -> None:
-        """Close and delete the file (bytes that a full disk refused are dropped with it)."""
-        with contextlib.suppress(OSError):
-            self._file.close()
+        """Delete the file, then close it (an owned part is removed before its lock goes)."""
         forget(self.path, remove=True)
+        with contextlib.suppress(OSError):  # bytes that a full disk refused are dropped with it
+            self._file.close()
 
     def commit(self) -> None:
-        """Verify size and sha256, then rename the file to ``target`` atomically."""
+        """Verify size and sha256, then rename the file to ``target`` atomically (then close it)."""
         try:
             with writing(self.path):
-                self._file.close()  # flushes: a full disk may refuse the last bytes here
+                self._file.flush()  # a full disk may refuse the last bytes here
         except BaseException:
             self.discard()
             raise
         got = self._hash.hexdigest()
-        if self.offset != self.size or got != self.oid:
-            forget(self.path, remove=True)
-            raise CorruptContentError(
-                f"{self.what}: got {self.offset} bytes hashing to sha256:{got}, expected {self.size} bytes of sha256:{self.oid}"
-            )
-        place(self.path, self.target)
+        if (self.size is not None and self.offset != self.size) or (self.oid is not None and got != self.oid):
+            self.discard()
+            expected = f"{self.size if self.size is not None else 'any number of'} bytes of sha256:{self.oid or 'any'}"
+            raise CorruptContentError(f"{self.what}: got {self.offset} bytes hashing to sha256:{got}, expected {expected}")
+        if self.target is None:  # staged: the file stays where it is, complete and checked
+            self.close()
+            return
+        try:
+            place(self.path, self.target)
+        except BaseException:
+            self.discard()
+            raise
+        self._file.close()
 
     def __enter__(self) -> VerifiedWriter:
         return self

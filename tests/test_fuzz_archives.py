@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from lfsreg.formats.docker_save import images_of, ingest_stream
 from lfsreg.layers import Compression, LayerStaging
 from lfsreg.manifest import Index, parse_config, parse_manifest
 from lfsreg.progress import no_progress
+from lfsreg.staging import staged_file
 from lfsreg.transports import docker_archive, oci_layout
 
 ARCHIVE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -133,11 +132,8 @@ def test_docker_archive_file(scratch, data):
 
 
 def _staging(directory: Path):
-    @contextlib.contextmanager
     def stage():
-        fd, name = tempfile.mkstemp(dir=directory)
-        with os.fdopen(fd, "wb") as out:
-            yield out, name
+        return staged_file(str(directory))  # the writer every store stages layers through
 
     return stage
 

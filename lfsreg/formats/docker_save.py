@@ -111,7 +111,9 @@ class Ingested:
 
 
 def _stage_member(got: Ingested, reader: BinaryIO, name: str, size: int, how: LayerStaging) -> PreparedLayer:
-    layer, verbatim = stage_sniffed(reader, name, size, how)
+    """Stage one member through the verified writer; a name that gives a digest must be right."""
+    hint = _HEX_NAME.search(name)
+    layer, verbatim = stage_sniffed(reader, name, size, how, Digest.sha256(hint.group(1)) if hint else None)
     if verbatim:
         got.verbatim.add(name)
     return layer

@@ -3,7 +3,7 @@
 This module alone knows the cache's layout (:meth:`ObjectCache.default` is the user's)::
 
     objects/<oid[0:2]>/<oid[2:4]>/<oid>   verified objects (as git-lfs lays them out)
-    incomplete/<oid>.part                 a download cut short, resumed with Range
+    incomplete/<oid>.part                 a download cut short, resumed with Range (one owner at a time)
     tmp/lfsreg-<pid>.<host>-*             staged layers and downloads in progress
 
 Entries appear only by atomic rename after their hash was checked
@@ -15,12 +15,15 @@ removed when the next process opens the cache (:func:`lfsreg.staging.sweep_stale
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import BinaryIO
 
-from ..errors import BlobNotFound
+from ..errors import BlobNotFound, ConcurrentUpdateError
 from ..formats.lfs_pointer import LfsObject
 from ..staging import VerifiedWriter, file_sha256, place, staged_file, sweep_once, temp_path
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> str:
@@ -65,7 +68,7 @@ class ObjectCache:
             return False
         return True
 
-    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """A temporary file in the cache (removed on error, and by the next run if abandoned)."""
         return staged_file(self.tmp)
 
@@ -77,11 +80,16 @@ class ObjectCache:
         """A :class:`VerifiedWriter` whose commit puts ``obj`` in the cache.
 
         With ``resume`` it appends to the object's partial download (kept when the writer is
-        left by an exception), else it writes a fresh temporary file.
+        left by an exception), else it writes a fresh temporary file. The partial download has
+        one owner at a time: while another process (or thread) downloads the same object into
+        it, this writer gets a temporary file of its own (not resumable, never shared).
         """
         if resume:
             part = os.path.join(self.root, "incomplete", obj.oid + ".part")
-            return VerifiedWriter(part, self.path(obj), obj.oid, obj.size, what, resume=True)
+            try:
+                return VerifiedWriter(part, self.path(obj), obj.oid, obj.size, what, resume=True)
+            except ConcurrentUpdateError:
+                log.debug("%s: %s is being written by another download; using a file of our own", what, part)
         return VerifiedWriter(temp_path(self.tmp), self.path(obj), obj.oid, obj.size, what)
 
     def open(self, obj: LfsObject, label: str = "cache") -> BinaryIO:

@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol
 from ..errors import BlobNotFound
 from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
-from ..staging import place, staged_file, sweep_once
+from ..staging import VerifiedWriter, place, staged_file, sweep_once
 from .cache import ObjectCache
 
 
@@ -37,7 +37,7 @@ class LfsStore(Protocol):
         """The objects the store does not hold (complete, with the right size)."""
         ...
 
-    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """A temporary file (handle, path) to write an object into before ``upload``."""
         ...
 
@@ -76,7 +76,7 @@ class LocalLfsStore:
         """Objects with no file of the right size."""
         return [o for o in objects if not self._present(o)]
 
-    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """A temporary file under ``lfs/tmp`` (same file system, so upload is a rename)."""
         return staged_file(os.path.join(self.root, "tmp"))
 
@@ -136,7 +136,7 @@ class CachedLfsStore:
         """Objects the remote lacks."""
         return self.remote.missing(objects) if objects else []
 
-    def staging(self) -> contextlib.AbstractContextManager[tuple[BinaryIO, str]]:
+    def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """Stage in the cache, so an uploaded object is also cached."""
         return self.cache.staging()
 
