@@ -240,3 +240,51 @@ def test_pull_output_fills_up_half_way(disk: Path, env: dict[str, str], tmp_path
     assert_ok(cli(env, "pull", repo, "acme/app:1.0", "-o", f"oci:{out}"))
     assert len(verify_oci_layout(out)) == 1
     shutil.rmtree(out)
+
+
+# -- a repository created on a full disk: a new registry, the cache's mirror of a remote one ----------
+def test_first_push_into_a_new_registry_on_a_full_disk(disk: Path, env: dict[str, str], git_env: dict[str, str]) -> None:
+    """The registry does not exist yet and the disk has no room for it: nothing of it is left."""
+    repo = disk / "reg.git"
+    proc = run_filled(env, disk, "-", "push", repo, APP, "--tag", "acme/app:1.0")
+    assert_disk_full(proc, disk)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    free(disk)
+    assert_ok(cli(env, "push", repo, APP, "--tag", "acme/app:1.0"))
+    assert set(tags_of(repo)) == {"acme/app:1.0"}
+    check_whole(repo, git_env)
+
+
+def test_pull_with_the_cache_on_a_full_disk(disk: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """A remote registry's mirror and layers cannot be written to the cache: one line, no lock left there."""
+    url = f"file://{tmp_path / 'reg.git'}"
+    _pushed_once(env, url)
+    cache = {**env, "LFSREG_CACHE": str(disk / "cache")}
+    out = tmp_path / "app.oci"
+
+    proc = run_filled(cache, disk, "-", "pull", url, "acme/app:1.0", "-o", f"oci:{out}")
+    assert_disk_full(proc, disk)
+    assert leftovers(disk) == []
+    assert not out.exists()
+    free(disk)
+    assert_ok(cli(cache, "pull", url, "acme/app:1.0", "-o", f"oci:{out}"))
+    assert len(verify_oci_layout(out)) == 1
+    assert leftovers(disk) == []
+
+
+def test_fetch_into_the_cache_mirror_on_a_full_disk(disk: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """The mirror exists; the remote moved on; the fetch of its new commits meets a full disk."""
+    url = f"file://{tmp_path / 'reg.git'}"
+    _pushed_once(env, url)
+    cache = {**env, "LFSREG_CACHE": str(disk / "cache")}
+    assert_ok(cli(cache, "tags", url))  # the mirror is made
+    assert_ok(cli(env, "push", url, TOOL, "--tag", "acme/tool:2.0"))  # elsewhere: the remote moves on
+
+    proc = run_filled(cache, disk, "-", "tags", url)
+    assert_disk_full(proc, disk)
+    assert leftovers(disk) == []
+    free(disk)
+    proc = cli(cache, "tags", url)
+    assert_ok(proc)
+    assert "acme/tool" in proc.stdout
+    assert leftovers(disk) == []

@@ -15,7 +15,7 @@ import contextlib
 import errno
 import os
 
-from dulwich.file import FileLocked
+from dulwich.file import FileLocked, _GitFile
 from dulwich.objects import ZERO_SHA
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -23,6 +23,49 @@ from dulwich.repo import Repo
 from ..staging import writing
 
 ANY = object()  # ``old`` for an unconditional write
+
+
+def abandon_git_files(exc: BaseException) -> None:
+    """Close and remove the locks of dulwich ``GitFile`` writes that ``exc`` interrupted.
+
+    dulwich flushes a ``GitFile`` in ``close()``; when the disk is full that flush fails, the
+    ``.lock`` stays, and the object's destructor tries again later, failing once more (and
+    printing "Exception ignored in _GitFile.__del__"). Every such file still referenced by a
+    frame of ``exc``'s traceback is closed here (the unflushed bytes dropped) and its lock
+    removed, as is a pack dulwich was receiving, so the error can be reported in one line and
+    nothing is left behind.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        names = tb.tb_frame.f_locals
+        for value in list(names.values()):
+            if isinstance(value, _GitFile) and not value._closed:
+                with contextlib.suppress(OSError, ValueError):
+                    value._file.close()  # closes the file even when its flush fails
+                with contextlib.suppress(OSError, ValueError):
+                    value.abort()
+        _remove_temporary_pack(names)
+        tb = tb.tb_next
+
+
+def _remove_temporary_pack(names: dict[str, object]) -> None:
+    """Remove the pack dulwich was receiving into ``objects/pack/tmp*.pack`` (this process's own).
+
+    dulwich's ``add_pack`` (locals ``f`` and ``path``) removes it on abort only, not when
+    finishing it fails (a full disk while it is checked and indexed).
+    """
+    path = names.get("path")
+    if not isinstance(path, (str, bytes)):
+        return
+    path = os.fsdecode(path)
+    if not (os.path.basename(path).startswith("tmp") and path.endswith(".pack") and os.path.basename(os.path.dirname(path)) == "pack"):
+        return
+    handle = names.get("f")
+    if handle is not None and hasattr(handle, "close"):
+        with contextlib.suppress(OSError, ValueError):
+            handle.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _rename(lock: str, path: str) -> None:

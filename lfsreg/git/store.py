@@ -29,9 +29,10 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
+from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
 from .objects import ObjectFiles
-from .reffiles import ANY, swap_ref
+from .reffiles import ANY, abandon_git_files, swap_ref
 
 DEFAULT_BRANCH = b"refs/heads/main"
 BRANCH = DEFAULT_BRANCH  # the name of earlier releases
@@ -99,10 +100,10 @@ class _Repo(Repo):
             shallow |= {bytes(s) for s in new_shallow or ()}
             shallow -= {bytes(s) for s in new_unshallow or ()}
             f.write(b"".join(sha + b"\n" for sha in sorted(shallow)))
-        except BaseException:
-            f.abort()
+            f.close()  # flushes: a full disk refuses it here
+        except BaseException as exc:
+            abandon_git_files(exc)
             raise
-        f.close()
 
 
 class Snapshot:
@@ -240,13 +241,19 @@ class GitStore:
         """
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".lfsreg-init-", dir=parent)
+        with writing(path):
+            tmp = tempfile.mkdtemp(prefix=".lfsreg-init-", dir=parent)
         try:
             Repo.init_bare(tmp, default_branch=b"main").close()
             os.chmod(tmp, 0o755)
             os.rename(tmp, path)
         except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                pass  # another process created it first: open theirs
+            elif exc.errno in DISK_ERRORS:
+                abandon_git_files(exc)
+                raise storage_error(exc, path) from None
+            else:
                 raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
