@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
+from clirun import check_no_crash
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -57,6 +58,7 @@ def lfsreg(*args: str | os.PathLike[str], check: bool = True) -> subprocess.Comp
         timeout=120,
         check=False,
     )
+    check_no_crash(proc)
     if check and proc.returncode != 0:
         raise AssertionError(f"lfsreg {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc

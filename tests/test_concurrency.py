@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import check_no_crash
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, source_image, tags_of, verify_docker_archive, verify_oci_layout
 
@@ -97,7 +98,7 @@ def run_concurrently(
         results = []
         for _, argv, proc in procs:
             out, err = proc.communicate(timeout=RUN_TIMEOUT)
-            results.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+            results.append(check_no_crash(subprocess.CompletedProcess(argv, proc.returncode, out, err)))
         return results
     finally:
         for _, _, proc in procs:

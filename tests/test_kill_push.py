@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import check_no_crash_text
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES
 from test_concurrency import DRIVER
@@ -71,7 +72,8 @@ def _push(location: str, source: str, tag: str, env: dict[str, str]) -> subproce
 def _timed_push(location: str, source: str, tag: str, env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = _push(location, source, tag, env)
-    _, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
+    check_no_crash_text(err, out)
     assert proc.returncode == 0, err
     return time.monotonic() - started
 
@@ -108,7 +110,8 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str]) -
         proc = _push(location, source, tag, env)
         time.sleep(duration * (i + 0.5) / KILLS)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
+        check_no_crash_text(err, out)
         after = _branch_tip(repo, git_env)
         moved = after != before
         outcomes.append((sig.name, proc.returncode, moved))
