@@ -65,6 +65,15 @@ def check_no_crash_text(stderr: str, stdout: str = "", what: str = "lfsreg") -> 
     check_no_crash(subprocess.CompletedProcess(what, 0, stdout, stderr), what)
 
 
+def without_coverage(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) without what makes coverage measure a Python subprocess.
+
+    For a process that must not write coverage data at exit, e.g. one run under a file-size
+    limit (its data file would hit the limit: a traceback from coverage's atexit hook).
+    """
+    return {k: v for k, v in (os.environ if env is None else env).items() if not k.startswith("COVERAGE_")}
+
+
 def _env_overrides(env: dict[str, str] | None) -> dict[str, str | None] | None:
     """``env`` (a whole environment, as ``subprocess`` takes it) as CliRunner's overrides."""
     if env is None:
