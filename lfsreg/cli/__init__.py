@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from ..api import RemoteOptions, SshSettings, discard_own_staging
 from ..errors import LfsregError
 from .commands import register
 from .keygen import keygen
@@ -63,6 +62,8 @@ def cli(
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings are noise to users
     # paramiko logs tracebacks of its transport thread; lfsreg reports SSH failures itself
     logging.getLogger("paramiko").setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    from ..api import RemoteOptions, SshSettings  # here: `lfsreg --help` and usage errors need none of it
+
     ssh = SshSettings(identity=identity, known_hosts=known_hosts, accept_new_host_key=accept_new_host_key)
     ctx.obj = RemoteOptions(lfs_url=lfs_url, ca_bundle=ca_bundle, transfers=transfers, ssh=ssh)
     logging.basicConfig(
@@ -82,7 +83,11 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     # Staged layers go first, in case unwinding is slow (workers stop at their next write).
-    discard_own_staging()
+    # Only the API stages files: if it is not (fully) imported, there is nothing to discard, and
+    # importing it here, inside a signal handler, could meet its half-done import.
+    discard = getattr(sys.modules.get("lfsreg.api"), "discard_own_staging", None)
+    if discard is not None:
+        discard()
     raise _Terminated
 
 
