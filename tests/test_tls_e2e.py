@@ -18,6 +18,7 @@ import pytest
 from conftest import assert_error, assert_ok, describe, fixture, run_cli
 from gitenv import isolated_git_env, run_git
 from imageverify import source_image, verify_oci_layout
+from peers import start_tls_front
 
 pytestmark = pytest.mark.interop
 
@@ -192,7 +193,8 @@ def test_refused_certificate_pull(git_http_server, git_http_repo, tls_front, tls
         f"oci:{out}",
         env=_env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca)),
     )
-    assert_error(proc, 1, f"127.0.0.1:{front.port}", problem)
+    line = assert_error(proc, 1, f"127.0.0.1:{front.port}", problem)
+    assert "TLS certificate" in line
     assert not out.exists()
 
 
@@ -204,3 +206,17 @@ def test_lfs_client_verifies_its_own_server(git_http_server, git_http_repo, tls_
     line = assert_error(proc, 1, "LFS", f"127.0.0.1:{tls_front_foreign.port}", "unable to get local issuer certificate")
     assert f":{tls_front.port}" not in line
     _assert_untouched(git_http_repo)
+
+
+def test_redirect_to_a_storage_host_is_verified_too(git_http_server, git_http_repo, tls_front, tls_front_expired, tls_certs, tmp_path):
+    # batch API through a good front whose downloads move to a host with an expired certificate
+    env = _env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca))
+    assert_ok(run_cli("push", tls_front.https(git_http_repo.url), APP, env=env))
+    with start_tls_front(tmp_path / "front", git_http_server.url, tls_certs.good, downloads_to=tls_front_expired.url) as front:
+        fresh = {**env, "LFSREG_CACHE": str(tmp_path / "cache-pull")}
+        out = tmp_path / "out.oci"
+        proc = run_cli("pull", front.https(git_http_repo.url), "acme/app:1.0", "-o", f"oci:{out}", env=fresh)
+        line = assert_error(proc, 1, f"127.0.0.1:{tls_front_expired.port}", "certificate has expired", "download of sha256:")
+        assert f":{front.port}" not in line.split("TLS certificate", 1)[1]
+        assert _storage_gets(front, 307) >= 1 and _storage_gets(front, 200) == 0
+    assert not out.exists()

@@ -203,7 +203,7 @@ http {{
     }}
     location ~ ^/.+\\.git/info/lfs/objects/storage/ {{
       if ($to_localhost) {{
-        return 307 https://localhost:{port}$request_uri;
+        return 307 {downloads_to}$request_uri;
       }}
 {proxy}    }}
     location / {{
@@ -240,8 +240,12 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def start_tls_front(workdir: Path, upstream: str, cert: ServerCert) -> Iterator[TlsFront]:
-    """nginx on a free port of 127.0.0.1 serving HTTPS with ``cert``, proxying to ``upstream`` (``http://HOST:PORT``)."""
+def start_tls_front(workdir: Path, upstream: str, cert: ServerCert, *, downloads_to: str | None = None) -> Iterator[TlsFront]:
+    """nginx on a free port of 127.0.0.1 serving HTTPS with ``cert``, proxying to ``upstream`` (``http://HOST:PORT``).
+
+    LFS object downloads asked of ``127.0.0.1`` are redirected to ``downloads_to``
+    (``https://HOST:PORT``; default: this front as ``localhost``).
+    """
     nginx = tool("nginx")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
@@ -252,7 +256,14 @@ def start_tls_front(workdir: Path, upstream: str, cert: ServerCert) -> Iterator[
     def start(port: int) -> tuple[list[Proc], Path]:
         conf.write_text(
             _NGINX_TLS_CONF.format(
-                user=user_line, run=workdir, host=HOST, port=port, cert=cert.cert, key=cert.key, proxy=_PROXY.format(upstream=upstream)
+                user=user_line,
+                run=workdir,
+                host=HOST,
+                port=port,
+                cert=cert.cert,
+                key=cert.key,
+                proxy=_PROXY.format(upstream=upstream),
+                downloads_to=downloads_to or f"https://localhost:{port}",
             )
         )
         return [Proc([nginx, "-p", str(workdir), "-e", str(log), "-c", str(conf)], log, cwd=workdir)], log
