@@ -179,9 +179,10 @@ def tls_error(exc: BaseException, what: str, host: str) -> UnreachableError | No
         if isinstance(cur, ssl.SSLError):
             failure = cur
             break
-        pool = getattr(cur, "pool", None)  # urllib3's MaxRetryError: the pool of the failed host
-        if getattr(pool, "host", None):
-            host = f"{pool.host}:{pool.port}" if getattr(pool, "port", None) else str(pool.host)
+        pool: object = getattr(cur, "pool", None)  # urllib3's MaxRetryError: the pool of the failed host
+        pool_host, pool_port = getattr(pool, "host", None), getattr(pool, "port", None)
+        if pool_host:
+            host = f"{pool_host}:{pool_port}" if pool_port else str(pool_host)
         url = getattr(getattr(cur, "request", None), "url", None)  # requests: the request that failed
         if isinstance(url, str) and "//" in url:
             host = url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
