@@ -28,7 +28,8 @@ rc=$?
 set -e
 if [ "${LFSREG_COVERAGE:-1}" != 0 ]; then
   python3 -m coverage combine -q
-  python3 -m coverage json -q -o "$COVERAGE_DIR/coverage.json"
+  # only this checkout's lfsreg: tools/bench runs other revisions from temporary copies
+  python3 -m coverage json -q --include="$PWD/lfsreg/*" -o "$COVERAGE_DIR/coverage.json"
   python3 tools/coverage_summary.py "$COVERAGE_DIR/coverage.json"
 fi
 # pytest exits 5 when it collected nothing: that is a failure, not a pass.
