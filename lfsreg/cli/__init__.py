@@ -93,8 +93,21 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; map library errors to one line on stderr and an exit code."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    handling = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handling else None
+    try:
+        _run(argv)
+    except _Terminated:  # SIGTERM while the outcome was being reported
+        sys.exit(128 + signal.SIGTERM)
+    finally:
+        # From here on (exit, atexit callbacks) SIGTERM ends the process the default way: raising
+        # _Terminated in an atexit callback would print "Exception ignored" and a traceback.
+        if handling:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run(argv: Sequence[str] | None) -> None:
+    """The command; every outcome ends in ``sys.exit`` with its exit code."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lfsreg", standalone_mode=False)
     except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so _Terminated) into Abort
