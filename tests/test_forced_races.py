@@ -220,6 +220,7 @@ def test_push_waits_for_a_held_branch_lock_then_lands(
     repo, where = _locations(tmp_path)[kind]
     lfsreg.Registry(str(repo)).init()
     before = _history(repo)
+    monkeypatch.setattr(locks, "LOCK_WAIT", 4 * WAIT)  # the push must outwait this test, however loaded the machine
     # Where each kind notices the lock: git.store waits for it; the file:// remote re-applies.
     waiting = _seen(monkeypatch, git_store, "_wait") if kind == "path" else _seen(monkeypatch, git_remote.GitRemote, "_locked")
     held.append(HeldLock(repo / "refs" / "heads" / "main.lock"))
