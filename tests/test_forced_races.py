@@ -14,6 +14,7 @@ Each test asserts that its race really happened (the hook ran, the losing swap r
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,8 +64,12 @@ def _push(location_: str, source: str, tag: str, cache: Path | None = None) -> s
 
 def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """The CLI in this process (so the hooks apply): exit code and stderr."""
-    with pytest.raises(SystemExit) as info:
-        cli_main([str(a) for a in argv])
+    handler = signal.getsignal(signal.SIGTERM)  # the CLI installs its own; pytest's comes back
+    try:
+        with pytest.raises(SystemExit) as info:
+            cli_main([str(a) for a in argv])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
     return int(info.value.code or 0), capsys.readouterr().err
 
 
