@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -314,7 +315,9 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
         monkeypatch.setenv(name, value)
     ssh = SshSettings(identity=str(key.path), known_hosts=str(sshd_server.known_hosts))
     options = RemoteOptions(ssh=ssh, policy=RetryPolicy(max_retries=0, sleep=lambda s: None))
-    with pytest.raises(lfsreg.LfsregError) as info:  # nothing listens on https://127.0.0.1:443
+    with socket.socket() as probe:  # the precondition: nothing listens on https://127.0.0.1:443
+        assert probe.connect_ex(("127.0.0.1", 443)) != 0, "something listens on 127.0.0.1:443; this test needs it closed"
+    with pytest.raises(lfsreg.LfsregError) as info:
         lfsreg.Registry(url, options=options).push([APP])
     assert f"https://127.0.0.1/{git_http_repo.name}.git/info/lfs" in str(info.value)  # what git-lfs derives
     assert _main(git_http_repo) is None
