@@ -42,6 +42,7 @@ from ..errors import (
     RetriableError,
     UnreachableError,
     error_for_status,
+    tls_error,
 )
 from . import locks
 from .objects import storage_error
@@ -229,7 +230,8 @@ class GitRemote:
             except LfsregError:
                 raise
             except (_HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
-                raise _transport_error(self.label, exc, self._secrets) from None
+                tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
+                raise (tls or _transport_error(self.label, exc, self._secrets)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 abandon_git_files(exc)  # dulwich's lock files and temporary packs in the mirror
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
