@@ -27,7 +27,6 @@ import lfsreg
 from lfsreg.api import RemoteOptions
 from lfsreg.cli import main as cli_main
 from lfsreg.git import locks
-from lfsreg.git import remote as git_remote
 from lfsreg.git import store as git_store
 from lfsreg.registry import location, transaction
 
@@ -226,8 +225,8 @@ def test_push_waits_for_a_held_branch_lock_then_lands(
     lfsreg.Registry(str(repo)).init()
     before = _history(repo)
     monkeypatch.setattr(locks, "LOCK_WAIT", 4 * WAIT)  # the push must outwait this test, however loaded the machine
-    # Where each kind notices the lock: git.store waits for it; the file:// remote re-applies.
-    waiting = _seen(monkeypatch, git_store, "_wait") if kind == "path" else _seen(monkeypatch, git_remote.GitRemote, "_locked")
+    # Both kinds notice the lock in git.store, which waits for it (a file:// remote is written as a local registry is).
+    waiting = _seen(monkeypatch, git_store, "_wait")
     held.append(HeldLock(repo / "refs" / "heads" / "main.lock"))
     thread, outcome = _push_in_thread(where)
     assert waiting.wait(WAIT), "the push never met the held lock"
@@ -249,15 +248,12 @@ def test_a_lock_held_past_the_wait_gives_up_with_one_line(
     lfsreg.Registry(str(repo)).init()
     before = _history(repo)
     monkeypatch.setattr(locks, "LOCK_WAIT", 1.0)
-    waiting = _seen(monkeypatch, git_store, "_wait") if kind == "path" else _seen(monkeypatch, git_remote.GitRemote, "_locked")
+    waiting = _seen(monkeypatch, git_store, "_wait")
     held.append(HeldLock(repo / "refs" / "heads" / "main.lock"))
     code, err = _run_cli(capsys, "push", where, APP, "--tag", "lock/mine:1")
     assert waiting.is_set(), "the push never met the held lock"
     assert code == 1, err
     first = err.strip().splitlines()[0]
-    if kind == "path":
-        assert first == f"lfsreg: error: {held[0].path}: held by process {os.getpid()} for more than 1 s", err
-    else:
-        assert first == f"lfsreg: error: {where}: refs/heads/main stayed locked for 1 s", err
+    assert first == f"lfsreg: error: {held[0].path}: held by process {os.getpid()} for more than 1 s", err
     assert "Traceback" not in err and "internal error" not in err
     assert _history(repo) == before
