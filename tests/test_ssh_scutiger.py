@@ -12,7 +12,10 @@ A missing binary skips, or fails under ``CI``.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,26 @@ def app_objects(tmp_path_factory) -> dict[str, bytes]:
     objects = {p.name: p.read_bytes() for p in (local / "lfs" / "objects").rglob("*") if p.is_file()}
     assert len(objects) == 3
     return objects
+
+
+def _big_image(path: Path, size: int = 400_000) -> str:
+    """A docker-archive ``acme/big:1`` whose one layer holds ``size`` random bytes (several pkt-lines)."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("big.bin")
+        info.size, info.mtime = size, 1704067200
+        tar.addfile(info, io.BytesIO(os.urandom(size)))
+    diff_id = hashlib.sha256(layer.getvalue()).hexdigest()
+    rootfs = {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]}
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": rootfs}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["acme/big:1"], "Layers": [f"{diff_id}/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in ((f"{diff_id}/layer.tar", layer.getvalue()), (config_name, config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return f"docker-archive:{path}"
 
 
 def _git_env(tmp_path: Path, sshd, key) -> dict[str, str]:
@@ -159,3 +182,19 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_through_scutiger_and_back(sshd_s
     assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
     (image,) = verify_docker_archive(out)
     assert image.diff_ids == source_image("oci:" + str(fixture("app.oci")) + ":1.0").diff_ids
+
+
+def test_a_layer_of_many_packets_both_ways(sshd_server, git_http_repo, tmp_path):
+    """400 kB: put-object and get-object span several 64 kB pkt-lines, through scutiger's stream readers."""
+    image = _big_image(tmp_path / "big.tar")
+    key = sshd_server.add_key(git_http_repo, lfs="scutiger")
+    url = sshd_server.url(git_http_repo)
+    assert_ok(run_cli("push", url, image, env=_env(tmp_path / "push", sshd_server, key)))
+    ((oid, path),) = [(o, p) for o, p in _objects(git_http_repo).items() if p.stat().st_size > 300_000]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == oid
+    out = tmp_path / "big-out.tar"
+    assert_ok(run_cli("pull", url, "acme/big:1", "-o", f"docker-archive:{out}", env=_env(tmp_path / "pull", sshd_server, key)))
+    with tarfile.open(tmp_path / "big.tar") as a, tarfile.open(out) as b:
+        layer = next(m for m in a.getmembers() if m.name.endswith("layer.tar"))
+        pulled = [m for m in b.getmembers() if m.isfile() and m.size == layer.size]
+        assert pulled and b.extractfile(pulled[0]).read() == a.extractfile(layer).read()

@@ -11,7 +11,7 @@
 # The giftless venv is (re)built only when its marker file differs from
 # tools/peers/giftless-requirements.txt.  With everything present the script takes ~0.1 s;
 # from scratch ~15 s here (apt ~5 s with package lists present, +apt-get update on a fresh
-# machine; venv ~10 s: all wheels, nothing compiles).
+# machine; venv ~10 s: all wheels, nothing compiles), plus 1.5-3 min once for scutiger (below).
 #
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
 # ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
@@ -116,8 +116,9 @@ fi
 # --- scutiger's git-lfs-transfer (a real pure-SSH LFS server behind the test sshd) -------------
 # crates.io's scutiger-lfs, pinned in tools/peers/scutiger-lfs.version and built with its own
 # Cargo.lock (--locked) into a root named for the version, so a new pin builds afresh and the
-# old binary is never mixed in.  Skipped when that binary is there (~0 s); from scratch about
-# 3-4 min of compiling on 2 busy cores (libgit2 is built from C source by libgit2-sys).
+# old binary is never mixed in.  Skipped when that binary is there (~0 s); from scratch 1.5-3 min
+# on 2 busy cores (measured 86 s with the crates already downloaded, 164 s with the download on
+# a loaded machine; libgit2 is built from C source by libgit2-sys).
 # flock: parallel test runs on one machine build it once; the loser finds the binary.
 SCUTIGER_VERSION=$(tr -d ' \n' <"$HERE/peers/scutiger-lfs.version")
 SCUTIGER_ROOT=$PEERS_DIR/scutiger-lfs-$SCUTIGER_VERSION
