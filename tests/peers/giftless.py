@@ -42,7 +42,7 @@ def peers_dir() -> Path:
 def giftless_venv() -> Path:
     venv = peers_dir() / "venv-giftless"
     if not (venv / "bin" / "uwsgi").exists():
-        missing(f"giftless venv {venv} (with uwsgi) not found")
+        missing(f"giftless venv {venv} (with uwsgi) not found (the script builds it)")
     return venv
 
 
