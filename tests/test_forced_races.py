@@ -27,6 +27,7 @@ import lfsreg
 from lfsreg.api import RemoteOptions
 from lfsreg.cli import main as cli_main
 from lfsreg.git import locks
+from lfsreg.git import remote as git_remote
 from lfsreg.git import store as git_store
 from lfsreg.registry import location, transaction
 
