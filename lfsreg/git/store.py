@@ -19,11 +19,11 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 
 from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked, GitFile
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -54,6 +54,17 @@ def choose_branch(head_target: bytes | None, branches: Collection[bytes]) -> byt
     if head_target not in branches and DEFAULT_BRANCH in branches:
         return DEFAULT_BRANCH
     return head_target
+
+
+def _load(objects: ObjectFiles, sha: bytes) -> ShaFile:
+    """The object ``sha``; :class:`NotFoundError` naming it when the repository lacks it (it is damaged)."""
+    try:
+        return objects.get(sha)
+    except KeyError:
+        raise NotFoundError(
+            f"{os.path.dirname(objects.path)}: git object {sha.decode()} is missing: the repository is damaged",
+            hint="see `git fsck` there; push the affected images again from their sources",
+        ) from None
 
 
 def _wait(lock: str, repo: str, deadline: float, *, cache: bool) -> None:
@@ -116,7 +127,7 @@ class Snapshot:
         self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
-            obj = objects.get(commit.encode())
+            obj = _load(objects, commit.encode())
             if not isinstance(obj, Commit):
                 raise NotFoundError(f"git object {commit} is not a commit")
             self.root = bytes(obj.tree)
@@ -124,7 +135,7 @@ class Snapshot:
     def _tree(self, sha: bytes) -> Tree:
         tree = self._trees.get(sha)
         if tree is None:
-            obj = self._objects.get(sha)
+            obj = _load(self._objects, sha)
             if not isinstance(obj, Tree):
                 raise NotFoundError(f"git object {sha.decode()} is not a tree")
             tree = self._trees[sha] = obj
@@ -155,7 +166,7 @@ class Snapshot:
         """The content of a blob by its git object id (small ones are cached: many tag files share one)."""
         data = self._blobs.get(sha)
         if data is None:
-            obj = self._objects.get(sha)
+            obj = _load(self._objects, sha)
             if not isinstance(obj, Blob):
                 raise NotFoundError(f"git object {sha.decode()} is not a blob")
             data = obj.as_raw_string()
@@ -173,18 +184,6 @@ class Snapshot:
         if entry is None or entry[0] != DIR_MODE:
             return []
         return [(bytes(e.path).decode(), e.mode == DIR_MODE, bytes(e.sha)) for e in self._tree(entry[1]).iteritems()]
-
-    def walk(self, path: str) -> Iterator[tuple[str, bytes]]:
-        """Every file below ``path``: ``(path relative to it, blob sha)``."""
-        stack = [("", path)]
-        while stack:
-            rel, full = stack.pop()
-            for name, is_dir, sha in self.listdir(full):
-                sub = f"{rel}/{name}" if rel else name
-                if is_dir:
-                    stack.append((sub, f"{full}/{name}"))
-                else:
-                    yield sub, sha
 
 
 class GitStore:
@@ -263,7 +262,7 @@ class GitStore:
         """Write the tree ``base`` with ``changes`` applied; ``None`` for an empty subtree (git has none)."""
         tree = Tree()
         if base is not None:
-            old = self.objects.get(base)
+            old = _load(self.objects, base)
             if not isinstance(old, Tree):
                 raise NotFoundError(f"git object {base.decode()} is not a tree")
             for entry in old.iteritems():
@@ -293,7 +292,7 @@ class GitStore:
         """Write a commit on top of ``parent`` that applies ``changes`` (path -> blob id or delete)."""
         base = None
         if parent is not None:
-            parent_commit = self.objects.get(parent.encode())
+            parent_commit = _load(self.objects, parent.encode())
             if not isinstance(parent_commit, Commit):
                 raise NotFoundError(f"git object {parent} is not a commit")
             base = bytes(parent_commit.tree)
