@@ -185,3 +185,20 @@ def test_a_damaged_diffids_record_is_ignored_and_rewritten(reg, tmp_path, damage
     assert _records(reg)[rel] == good  # the push stored the record again, as it was
     out = tmp_path / "again.tar"
     assert_ok(run_cli("pull", reg, f"{NAME}:again", "-o", f"docker-archive:{out}"))
+
+
+# -- listing: what is not an image or a tag is passed over ----------------------------------------------
+def test_stray_entries_beside_images_and_tags_are_passed_over(reg, tmp_path):
+    _damage(
+        reg,
+        {
+            "repositories/README": b"not an image\n",
+            f"repositories/{NAME}/_tags/old/note": b"a directory among the tags\n",
+        },
+    )
+    proc = run_cli("images", "--format", "json", reg)
+    assert_ok(proc)
+    assert [(i["name"], i["tag"]) for i in json.loads(proc.stdout)] == [(NAME, TAG)]
+    proc = run_cli("tags", reg, NAME)
+    assert_ok(proc)
+    assert TAG in proc.stdout and "old" not in proc.stdout

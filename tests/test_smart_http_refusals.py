@@ -3,12 +3,13 @@
 The host is nginx + stock ``git http-backend`` + giftless (tests/peers/). A repository that
 does not exist answers 404; a ``pre-receive`` hook in the served repository declines every
 push, as a protected branch does. Both end in one error line with the right exit code, and the
-server's branch stays where it was.
+server's branch stays where it was. A host where nothing listens is unreachable, said once.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
 
 import lfsreg
-from lfsreg.errors import PermissionDeniedError, RepositoryNotFound
+from lfsreg.errors import PermissionDeniedError, RepositoryNotFound, UnreachableError
 
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
@@ -83,3 +84,18 @@ def test_a_declined_push_onto_a_registry_leaves_its_branch(git_http_server, git_
     proc = run_cli("images", git_http_repo.url, env=env)  # reading is still fine
     assert_ok(proc)
     assert "acme/base" in proc.stdout and "acme/app" not in proc.stdout
+
+
+def test_a_git_host_that_refuses_connections_is_unreachable(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}/org/images.git"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LFSREG_")}
+    env.update(HOME=str(tmp_path), LFSREG_CACHE=str(tmp_path / "cache"))
+    for argv in (["images", url], ["push", url, IMAGE, "--tag", "acme/base:1"]):
+        proc = run_cli(*argv, env=env)
+        assert_error(proc, 1, "cannot connect")
+        assert "check the address, and that the server is running" in proc.stderr
+    with pytest.raises(UnreachableError):
+        lfsreg.Registry(url).images()
