@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from dulwich.client import GitClient, HTTPUnauthorized, Urllib3HttpGitClient, get_transport_and_path
+from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
@@ -177,6 +177,10 @@ class GitRemote:
         parsed = urlparse(self.url)
         if parsed.scheme in ("http", "https"):
             return _HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+        if parsed.scheme == "file":
+            # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
+            # ``:`` for scp-like SSH: give it the decoded path, to its local client.
+            return LocalGitClient(config=self._config), unquote(parsed.path)
         return get_transport_and_path(self.url, config=self._config, username=username, password=password)
 
     def _call(self, op: Callable[[GitClient, str], T]) -> T:

@@ -19,15 +19,16 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Collection, Mapping
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked, GitFile
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ..errors import NotARegistryError, NotFoundError
+from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
 from . import locks
 from .objects import ObjectFiles
 
@@ -54,17 +55,6 @@ def choose_branch(head_target: bytes | None, branches: Collection[bytes]) -> byt
     if head_target not in branches and DEFAULT_BRANCH in branches:
         return DEFAULT_BRANCH
     return head_target
-
-
-def _load(objects: ObjectFiles, sha: bytes) -> ShaFile:
-    """The object ``sha``; :class:`NotFoundError` naming it when the repository lacks it (it is damaged)."""
-    try:
-        return objects.get(sha)
-    except KeyError:
-        raise NotFoundError(
-            f"{os.path.dirname(objects.path)}: git object {sha.decode()} is missing: the repository is damaged",
-            hint="see `git fsck` there; push the affected images again from their sources",
-        ) from None
 
 
 def _wait(lock: str, repo: str, deadline: float, *, cache: bool) -> None:
@@ -127,15 +117,26 @@ class Snapshot:
         self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
-            obj = _load(objects, commit.encode())
+            obj = self._get(commit.encode())
             if not isinstance(obj, Commit):
                 raise NotFoundError(f"git object {commit} is not a commit")
             self.root = bytes(obj.tree)
 
+    def _get(self, sha: bytes, path: str | None = None) -> ShaFile:
+        """The object ``sha`` (the file ``path``); a missing or damaged one is named, as ``git fsck`` would."""
+        what = f"git object {sha.decode()}" + (f" ({path})" if path else "")
+        try:
+            return self._objects.get(sha)
+        except KeyError:
+            raise BlobNotFound(f"{what} is missing", hint="run `git fsck` in the repository") from None
+        except (ChecksumMismatch, ObjectFormatException, zlib.error) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
+
     def _tree(self, sha: bytes) -> Tree:
         tree = self._trees.get(sha)
         if tree is None:
-            obj = _load(self._objects, sha)
+            obj = self._get(sha)
             if not isinstance(obj, Tree):
                 raise NotFoundError(f"git object {sha.decode()} is not a tree")
             tree = self._trees[sha] = obj
@@ -160,13 +161,16 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] == DIR_MODE:
             return None
-        return self.blob(entry[1])
+        return self.blob(entry[1], path)
 
-    def blob(self, sha: bytes) -> bytes:
-        """The content of a blob by its git object id (small ones are cached: many tag files share one)."""
+    def blob(self, sha: bytes, path: str | None = None) -> bytes:
+        """The content of a blob by its git object id (small ones are cached: many tag files share one).
+
+        ``path`` names the file in errors: :class:`BlobNotFound` (missing), :class:`CorruptContentError` (damaged).
+        """
         data = self._blobs.get(sha)
         if data is None:
-            obj = _load(self._objects, sha)
+            obj = self._get(sha, path)
             if not isinstance(obj, Blob):
                 raise NotFoundError(f"git object {sha.decode()} is not a blob")
             data = obj.as_raw_string()
@@ -262,7 +266,7 @@ class GitStore:
         """Write the tree ``base`` with ``changes`` applied; ``None`` for an empty subtree (git has none)."""
         tree = Tree()
         if base is not None:
-            old = _load(self.objects, base)
+            old = self.objects.get(base)
             if not isinstance(old, Tree):
                 raise NotFoundError(f"git object {base.decode()} is not a tree")
             for entry in old.iteritems():
@@ -292,7 +296,7 @@ class GitStore:
         """Write a commit on top of ``parent`` that applies ``changes`` (path -> blob id or delete)."""
         base = None
         if parent is not None:
-            parent_commit = _load(self.objects, parent.encode())
+            parent_commit = self.objects.get(parent.encode())
             if not isinstance(parent_commit, Commit):
                 raise NotFoundError(f"git object {parent} is not a commit")
             base = bytes(parent_commit.tree)

@@ -50,7 +50,7 @@ class _ProxySession(requests.Session):
         super().__init__()
         self.trust_env = False
 
-    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:
         if "proxies" not in kwargs:
             kwargs["proxies"] = get_environ_proxies(str(url))
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]

@@ -313,7 +313,7 @@ def _publish(
     staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
-    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))  # type: ignore[arg-type]
+    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))
     missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
     if missing:
         raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")
