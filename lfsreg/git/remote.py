@@ -40,6 +40,7 @@ from ..errors import (
     RetriableError,
     UnreachableError,
     error_for_status,
+    tls_error,
 )
 from . import locks
 from .objects import storage_error
@@ -211,7 +212,8 @@ class GitRemote:
             except LfsregError:
                 raise
             except (_HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
-                raise _transport_error(self.label, exc, self._secrets) from None
+                tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
+                raise (tls or _transport_error(self.label, exc, self._secrets)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
 
