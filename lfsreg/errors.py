@@ -179,7 +179,9 @@ def tls_error(exc: BaseException, what: str, host: str) -> UnreachableError | No
         if isinstance(cur, ssl.SSLError):
             failure = cur
             break
-        pool: object = getattr(cur, "pool", None)  # urllib3's MaxRetryError: the pool of the failed host
+        # urllib3's MaxRetryError: the pool of the failed host. Read from the instance: on a
+        # NewConnectionError ``pool`` is a deprecated property that prints a FutureWarning.
+        pool: object = vars(cur).get("pool")
         pool_host, pool_port = getattr(pool, "host", None), getattr(pool, "port", None)
         if pool_host:
             host = f"{pool_host}:{pool_port}" if pool_port else str(pool_host)
