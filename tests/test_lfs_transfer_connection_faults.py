@@ -26,6 +26,9 @@ from lfsreg.lfs.retry import RetryPolicy
 DATA = os.urandom(200_000)
 OBJ = LfsObject(hashlib.sha256(DATA).hexdigest(), len(DATA))
 POLICY = RetryPolicy(max_retries=2, sleep=lambda s: None)
+# The socket timeout of the timeout tests, and a delay far past it: every other answer of a
+# local server comes well within SHORT even on a loaded machine, a SLOW one never does.
+SHORT, SLOW = 2.0, 12.0
 
 
 @pytest.fixture
@@ -134,8 +137,8 @@ def test_download_reset_before_any_byte_is_fetched_again(server, tmp_path):
 # -- timed out -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("operation", ["upload", "verify"])
 def test_an_upload_side_request_that_times_out_is_retried(server, tmp_path, operation):
-    store = _store(server, tmp_path, timeout=0.5)
-    server.script(OBJ.oid, operation, [Fault.slow(3)])
+    store = _store(server, tmp_path, timeout=SHORT)
+    server.script(OBJ.oid, operation, [Fault.slow(SLOW)])
     store.upload([(OBJ, _staged(store))])
     assert server.attempts(OBJ.oid, operation) == (2 if operation == "upload" else 1)
     assert server.read_object(OBJ.oid) == DATA
@@ -143,8 +146,8 @@ def test_an_upload_side_request_that_times_out_is_retried(server, tmp_path, oper
 
 def test_a_download_that_times_out_before_its_headers_is_retried(server, tmp_path):
     server.add_object(DATA)
-    server.script(OBJ.oid, "download", [Fault.slow(3)])
-    store = _store(server, tmp_path, timeout=0.5)
+    server.script(OBJ.oid, "download", [Fault.slow(SLOW)])
+    store = _store(server, tmp_path, timeout=SHORT)
     store.fetch([OBJ])
     assert server.attempts(OBJ.oid, "download") == 2
     with store.open(OBJ) as f:
@@ -153,8 +156,8 @@ def test_a_download_that_times_out_before_its_headers_is_retried(server, tmp_pat
 
 def test_a_download_that_times_out_every_time_gives_up_naming_the_timeout(server, tmp_path):
     server.add_object(DATA)
-    server.script(OBJ.oid, "download", [Fault.slow(3)] * (POLICY.max_retries + 1))
-    store = _store(server, tmp_path, timeout=0.5)
+    server.script(OBJ.oid, "download", [Fault.slow(SLOW)] * (POLICY.max_retries + 1))
+    store = _store(server, tmp_path, timeout=SHORT)
     with pytest.raises(RetriableError, match="Timeout") as info:
         store.fetch([OBJ])
     assert OBJ.oid in str(info.value)
