@@ -166,7 +166,7 @@ class Registry:
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, lfs, items, options)
+                return push_images(publisher, view, lfs, items, options)
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)

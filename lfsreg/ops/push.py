@@ -284,14 +284,16 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
     return changes
 
 
-def push_images(publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
-    """Push ``items`` in one commit; see the module docstring for the order of writes.
+def push_images(publisher: Publisher, view: RegistryView, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
+    """Push ``items`` in one commit on top of ``view``, the publisher's latest view.
+
+    The order of writes is in the module docstring.
 
     A source that stages its own layers (:class:`lfsreg.image.StagingSource`) hands them over
     staged and verified; every other layer is read through its source's ``open_blob``.
     """
     check_algorithm(options.compression)
-    push = _Push(publisher.view(), lfs, options)
+    push = _Push(view, lfs, options)
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
     push.store_layers()
     try:
