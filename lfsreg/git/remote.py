@@ -25,7 +25,6 @@ from urllib.parse import unquote, urlparse
 from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, Urllib3HttpGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.file import FileLocked
 from dulwich.objects import ZERO_SHA, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 
@@ -190,25 +189,11 @@ class GitRemote:
 
     def _call(self, op: Callable[[GitClient, str], T]) -> T:
         """Run ``op`` with a client, moving to the next credential on 401; map failures to lfsreg's errors."""
-        deadline = time.monotonic() + locks.LOCK_WAIT
         while True:
             if self._client is None:
                 self._client, self._path = self._new_client()
             try:
                 return op(self._client, self._path)
-            except FileLocked as exc:
-                # Processes sharing the mirror fetched the same pack: the one that names it first
-                # writes its index under a lock; once that is done, running ``op`` again finds
-                # the objects there (a stale lock, left by a killed process, is removed).
-                lock = os.fsdecode(exc.lockfilename)
-                if not lock.startswith(os.path.join(self.mirror.path, "")):
-                    raise
-                locks.remove_if_stale(lock)
-                if time.monotonic() > deadline:
-                    error = locks.wait_error(lock, self.mirror.path)
-                    if error is not None:
-                        raise error from None
-                time.sleep(0.02)
             except HTTPUnauthorized:
                 if len(self._credentials) > 1:
                     log.debug(
