@@ -25,7 +25,7 @@ import requests
 from ..credentials import Credential, strip_userinfo
 from ..errors import AuthenticationError, LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
-from .deadline import READ_ERRORS, Deadline, read_bounded
+from .deadline import READ_ERRORS, Deadline, read_bounded, request_error
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -275,7 +275,7 @@ class BatchClient:
                         hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)",
                     ) from None
                 except requests.RequestException as exc:
-                    raise RetriableError(f"{what}: {type(exc).__name__}") from None
+                    raise request_error(what, exc, self._timeout) from None
                 with resp:
                     deadline.watch(resp)
                     if resp.status_code == 401 and refreshed is False:

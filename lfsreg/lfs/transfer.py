@@ -22,7 +22,7 @@ from ..errors import AuthenticationError, CorruptContentError, LfsregError, Perm
 from ..formats.lfs_pointer import LfsObject
 from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
-from .deadline import READ_ERRORS, Deadline
+from .deadline import READ_ERRORS, Deadline, request_error, stalled
 from .queue import Progress
 
 
@@ -103,7 +103,7 @@ class BasicAdapter:
                         action.href, data=_Body(f, obj.size, progress, deadline), headers=headers, timeout=self.timeout, stream=True
                     )
             except requests.RequestException as exc:
-                raise RetriableError(f"{what}: {type(exc).__name__}") from None
+                raise request_error(what, exc, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 _check(resp, what)
@@ -127,7 +127,7 @@ class BasicAdapter:
                     action.href, data=json.dumps({"oid": obj.oid, "size": obj.size}), headers=headers, timeout=self.timeout, stream=True
                 )
             except requests.RequestException as exc:
-                raise RetriableError(f"{what}: {type(exc).__name__}") from None
+                raise request_error(what, exc, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 try:
@@ -149,7 +149,7 @@ class BasicAdapter:
             try:
                 resp = self.session.get(action.href, headers=headers, stream=True, timeout=self.timeout)
             except requests.RequestException as exc:
-                raise RetriableError(f"{what}: {type(exc).__name__}") from None
+                raise request_error(what, exc, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 if out.offset and resp.status_code == 416:
@@ -167,10 +167,11 @@ class BasicAdapter:
                 except CorruptContentError:
                     out.discard()
                     raise RetriableError(f"{what}: the server sent more than {obj.size} bytes; discarded", retry_after=0) from None
-                except READ_ERRORS:
+                except READ_ERRORS as exc:
                     if deadline.fired:
                         raise deadline.error() from None
-                    raise RetriableError(f"{what}: interrupted after {out.offset} bytes; will resume") from None
+                    how = "stalled" if stalled(exc) else "interrupted"
+                    raise RetriableError(f"{what}: {how} after {out.offset} bytes; will resume") from None
             try:
                 out.commit()
             except CorruptContentError as exc:
