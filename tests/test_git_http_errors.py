@@ -17,9 +17,9 @@ import pytest
 from conftest import run_cli
 
 import lfsreg
-from lfsreg.lfs.retry import RetryPolicy
 from lfsreg.api import RemoteOptions
 from lfsreg.errors import AuthenticationError, PermissionDeniedError, ProtocolError, RepositoryNotFound, RetriableError
+from lfsreg.lfs.retry import RetryPolicy
 
 
 class _Status(BaseHTTPRequestHandler):
