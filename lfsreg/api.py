@@ -19,9 +19,10 @@ from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
 from .credentials import strip_userinfo
-from .describe import ImageSummary, inspect_image, summarize
+from .describe import ImageSummary, UnreadableImage, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
+from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
@@ -165,7 +166,7 @@ class Registry:
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, lfs, items, options)
+                return push_images(publisher, view, lfs, items, options)
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -183,7 +184,9 @@ class Registry:
         try:
             unpublished = self._backend is None or self.view().empty
         except LfsregError:
-            unpublished = False  # unreadable: leave it rather than guess
+            # The registry could not be read through its location (e.g. the URL itself was the
+            # problem): ask the repository on disk, which this push created, directly.
+            unpublished = _no_commit(path)
         finally:
             self.close()
         if not unpublished:
@@ -244,19 +247,48 @@ class Registry:
             raise ImageNotFound(f"{self.label}: no image named {name}")
         return out
 
-    def images(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> list[ImageSummary]:
-        """One summary per tag, like ``docker images``."""
+    def images(
+        self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = (), *, unreadable: list[UnreadableImage] | None = None
+    ) -> list[ImageSummary]:
+        """One summary per tag, like ``docker images``.
+
+        A tag whose tag file, manifest or config is missing or damaged raises its error, unless
+        ``unreadable`` is given: then it is appended there and the listing goes on, so one
+        damaged image does not hide the others.
+        """
         view = self.view()
-        cache: dict[Digest, ImageSummary] = {}
+        cache: dict[Digest, ImageSummary | LfsregError] = {}
         out = []
+
+        def failed(name: str, tag: str | None, digest: Digest | None, error: LfsregError) -> None:
+            if unreadable is None:
+                raise error
+            unreadable.append(UnreadableImage(name, tag, digest, error))
+
         for name in view.names():
             if image_globs and not any(fnmatch.fnmatchcase(name, g) for g in image_globs):
                 continue
-            for tag, digest in view.tags(name):
+            try:
+                entries = view.tag_entries(name)
+            except LfsregError as exc:  # the name's tag directory itself cannot be read
+                failed(name, None, None, exc)
+                continue
+            for tag, found in entries:
                 if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
                     continue
-                base = cache.get(digest) or cache.setdefault(digest, summarize(view, digest))
-                out.append(ImageSummary(name, tag, digest, base.image_id, base.created, base.size, base.platforms))
+                if not isinstance(found, Digest):
+                    failed(name, tag, None, found)
+                    continue
+                if found not in cache:
+                    try:
+                        cache[found] = summarize(view, found)
+                    except LfsregError as exc:
+                        cache[found] = exc
+                base = cache[found]
+                if isinstance(base, LfsregError):
+                    failed(name, tag, found, base)
+                    continue
+                out.append(ImageSummary(name, tag, found, base.image_id, base.created, base.size, base.platforms))
         return out
 
     def inspect(self, image: str) -> dict[str, object]:
@@ -303,6 +335,18 @@ def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     return None
 
 
+def _no_commit(path: str) -> bool:
+    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
+    try:
+        git = GitStore.open(path)
+    except LfsregError:
+        return False  # not a repository: leave it rather than guess
+    try:
+        return git.head() is None
+    finally:
+        git.close()
+
+
 def _require_content(view: RegistryView) -> None:
     if view.empty:
         raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
@@ -315,6 +359,7 @@ __all__ = [
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
     "ImageSummary",
+    "UnreadableImage",
     "NotARegistryError",
     "Registry",
     "RemoteOptions",

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import mediatypes as mt
 from .digest import Digest
+from .errors import LfsregError
 from .manifest import Descriptor, Index, Manifest, parse_config, parse_manifest
 from .reference import ImageRef
 from .registry.view import RegistryView
@@ -24,6 +25,22 @@ class ImageSummary:
     created: str | None
     size: int
     platforms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableImage:
+    """A row of ``lfsreg images`` that could not be read: which tag (``None``: the whole name), and why."""
+
+    name: str
+    tag: str | None
+    digest: Digest | None
+    error: LfsregError
+
+    @property
+    def message(self) -> str:
+        """One line: the image, then the error (which names the damaged object)."""
+        what = f"{self.name}:{self.tag}" if self.tag is not None else self.name
+        return f"{what}: {self.error}"
 
 
 def _image(view: RegistryView, manifest: Manifest) -> dict[str, Any]:

@@ -105,6 +105,6 @@ class HashingReader:
 def digest_file(path: str) -> tuple[Digest, int]:
     """Hash a file; return its digest and size."""
     with open(path, "rb") as f:
-        reader = HashingReader(f)  # type: ignore[arg-type]
+        reader = HashingReader(f)
         reader.drain()
     return reader.digest, reader.count

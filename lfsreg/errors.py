@@ -154,3 +154,50 @@ def error_for_status(
     if status in _RETRIABLE or status >= 520:
         return RetriableError(message, status=status, retry_after=retry_after, hint=hint)
     return ProtocolError(message, hint=hint)
+
+
+def tls_error(exc: BaseException, what: str, host: str) -> UnreachableError | None:
+    """The error for a TLS handshake that failed somewhere in ``exc``'s chain, else ``None``.
+
+    Finds the :class:`ssl.SSLError` through causes, contexts, urllib3's ``reason`` and
+    exception arguments (requests and dulwich wrap it two or three deep). The message names
+    ``what`` failed, the host (the one the handshake was with, e.g. after a redirect; else
+    ``host``) and what is wrong with its certificate, in OpenSSL's words ("certificate has
+    expired", "unable to get local issuer certificate"); the hint says what to do about it.
+    Not retriable: the next attempt meets the same certificate.
+    """
+    import ssl  # only once a TLS connection failed: importing ssl is not free at start-up
+
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    failure: ssl.SSLError | None = None
+    while todo and failure is None:
+        cur = todo.pop(0)
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            failure = cur
+            break
+        pool: object = getattr(cur, "pool", None)  # urllib3's MaxRetryError: the pool of the failed host
+        pool_host, pool_port = getattr(pool, "host", None), getattr(pool, "port", None)
+        if pool_host:
+            host = f"{pool_host}:{pool_port}" if pool_port else str(pool_host)
+        url = getattr(getattr(cur, "request", None), "url", None)  # requests: the request that failed
+        if isinstance(url, str) and "//" in url:
+            host = url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args])
+    if failure is None:
+        return None
+    if isinstance(failure, ssl.SSLCertVerificationError):
+        problem = str(failure.verify_message or failure.reason or "verification failed").rstrip(".")
+        low = problem.lower()
+        if "expired" in low or "not yet valid" in low:
+            hint = "the server's certificate is outside its validity period: renew it on the server (or check this machine's clock)"
+        elif "hostname" in low or "ip address mismatch" in low:
+            hint = "use a host name the certificate names"
+        else:
+            hint = "pass the CA that signed it with --ca-bundle FILE (or LFSREG_CA_BUNDLE)"
+        return UnreachableError(f"{what}: TLS certificate of {host} not accepted: {problem}", hint=hint)
+    reason = failure.reason or (str(failure.args[1]) if len(failure.args) > 1 else type(failure).__name__)
+    return UnreachableError(f"{what}: TLS handshake with {host} failed: {reason}", hint="check that the URL's port speaks HTTPS")

@@ -434,3 +434,18 @@ def registry(tmp_path):
     path = tmp_path / "reg.git"
     lfsreg.Registry(str(path)).init()
     return path
+
+
+@pytest.fixture
+def populated(tmp_path):
+    """Path of a registry holding acme/app:1.0 pushed from fixtures/app.oci (gzip layers, diff_id records).
+
+    Named ``populated.git`` so a test can use it beside the empty ``registry``.
+    """
+    import lfsreg
+
+    path = tmp_path / "populated.git"
+    reg = lfsreg.Registry(str(path))
+    reg.init()
+    reg.push([f"oci:{FIXTURES / 'app.oci'}:1.0"], tags=["acme/app:1.0"])
+    return path

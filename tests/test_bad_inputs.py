@@ -35,16 +35,6 @@ import lfsreg
 REUSE_SKIPS_VERIFY = "reused without reading"
 
 
-@pytest.fixture
-def populated(tmp_path):
-    """A registry holding acme/app:1.0 from app.oci (gzip layers, diff_id records)."""
-    path = tmp_path / "reg.git"
-    reg = lfsreg.Registry(str(path))
-    reg.init()
-    reg.push([f"oci:{sample('fixtures', 'app.oci')}:1.0"], tags=["acme/app:1.0"])
-    return path
-
-
 def _env(tmp_path):
     """An environment whose TMPDIR is an empty directory we can inspect afterwards."""
     tmp = tmp_path / "tmpdir"

@@ -13,10 +13,8 @@ import time
 
 import pytest
 from conftest import assert_error, assert_ok, run_cli, snapshot, verify_layout
-from hostile import APP, blob_path, descriptor, dumps, nested_indexes, oci_layout, tag_path
+from hostile import blob_path, descriptor, dumps, nested_indexes, oci_layout, tag_path
 from hostile import edit_registry as edit
-
-import lfsreg
 
 FANOUT = 60  # 60^4 = 13 million paths through 5 blobs
 QUICK = 60  # seconds: the walk is linear now; the old one ran for hours (or out of memory)
@@ -32,15 +30,6 @@ def _cli(*args: object) -> subprocess.CompletedProcess:
         pytest.fail(f"lfsreg {args[0]} did not finish in {QUICK} s: it walks paths, not blobs")
     assert time.monotonic() - start < QUICK
     return proc
-
-
-@pytest.fixture
-def populated(tmp_path):
-    path = tmp_path / "reg.git"
-    reg = lfsreg.Registry(str(path))
-    reg.init()
-    reg.push([f"oci:{APP}:1.0"], tags=["acme/app:1.0"])
-    return path
 
 
 def _index_json(root: dict, ref: str = "1.0") -> dict:

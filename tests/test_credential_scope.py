@@ -19,7 +19,6 @@ import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
 from fault_lfs import FaultLfsServer
 from gitenv import isolated_git_env, run_git
-from test_tls import _cert
 
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
@@ -72,10 +71,10 @@ def test_lfsconfig_naming_plain_http_elsewhere_gets_nothing(git_http_server, git
     assert git_http_server.password not in proc.stderr
 
 
-def test_lfsconfig_naming_https_elsewhere_gets_only_its_own_stored_credentials(git_http_server, git_http_repo, tmp_path):
-    ca, cert, key = _cert(tmp_path)
+def test_lfsconfig_naming_https_elsewhere_gets_only_its_own_stored_credentials(git_http_server, git_http_repo, tls_certs, tmp_path):
+    ca = tls_certs.ca
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(tls_certs.good.cert, tls_certs.good.key)
     env = _env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(ca))
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, env=env))
     with FaultLfsServer(ssl_context=context) as other:

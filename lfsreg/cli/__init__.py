@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
     envvar="LFSREG_CA_BUNDLE",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
-    help="CA certificates for HTTPS.",
+    help="CA certificates for HTTPS, git and LFS alike (default: REQUESTS_CA_BUNDLE, else the system's).",
 )
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
 @click.option(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from typing import Any, cast
 
 import click
 
-from ..api import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION, Registry
+from ..api import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION, Registry, UnreadableImage
 from .render import ProgressBars, emit_json, table
 from .sizes import human_size
 
@@ -90,15 +91,27 @@ def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platf
 @click.option("--tag", "tag_globs", multiple=True, metavar="GLOB")
 @FORMAT
 def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], fmt: str) -> None:
-    """List images like `docker images`."""
-    rows = _registry(repo).images(image_globs, tag_globs)
+    """List images like `docker images`.
+
+    An image that cannot be read (a damaged or missing tag file, manifest or config) is named
+    on stderr, one line each, after the listing of the others; the exit code is then 1. With
+    --format json it is also an entry of the list, with an "error" field.
+    """
+    unreadable: list[UnreadableImage] = []
+    rows = _registry(repo).images(image_globs, tag_globs, unreadable=unreadable)
     if fmt == "json":
-        emit_json([{**asdict(r), "digest": str(r.digest), "image_id": str(r.image_id) if r.image_id else None} for r in rows])
-        return
-    table(
-        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        [[r.name, r.tag, r.image_id.short if r.image_id else "", _when(r.created), human_size(r.size)] for r in rows],
-    )
+        listed = [{**asdict(r), "digest": str(r.digest), "image_id": str(r.image_id) if r.image_id else None} for r in rows]
+        failed = [{"name": u.name, "tag": u.tag, "digest": str(u.digest) if u.digest else None, "error": str(u.error)} for u in unreadable]
+        emit_json(listed + failed)
+    else:
+        table(
+            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            [[r.name, r.tag, r.image_id.short if r.image_id else "", _when(r.created), human_size(r.size)] for r in rows],
+        )
+    for u in unreadable:
+        click.echo(f"lfsreg: error: {u.message}", err=True)
+    if unreadable:
+        sys.exit(1)
 
 
 def _when(created: str | None) -> str:

@@ -197,7 +197,7 @@ class TarFiles:
         fd, tmp = tempfile.mkstemp(prefix="lfsreg-spool-", suffix=".tar", dir=spool_dir)
         try:
             with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(decompressing_reader(algorithm, src), dst, 1 << 20)  # type: ignore[misc]
+                shutil.copyfileobj(decompressing_reader(algorithm, src), dst, 1 << 20)
         except (OSError, EOFError, ValueError) as exc:
             os.unlink(tmp)
             raise InvalidImageError(f"{path}: corrupt {algorithm} compression ({exc})") from exc

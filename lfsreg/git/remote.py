@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from dulwich.client import GitClient, HTTPUnauthorized, get_transport_and_path
+from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
@@ -46,6 +46,7 @@ from ..errors import (
     RepositoryNotFound,
     RetriableError,
     UnreachableError,
+    tls_error,
 )
 from ..lfs.retry import RetryPolicy
 from . import locks
@@ -137,6 +138,10 @@ class GitRemote:
         parsed = urlparse(self.url)
         if parsed.scheme in ("http", "https"):
             return HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+        if parsed.scheme == "file":
+            # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
+            # ``:`` for scp-like SSH: give it the decoded path, to its local client.
+            return LocalGitClient(config=self._config), unquote(parsed.path)
         return get_transport_and_path(self.url, config=self._config, username=username, password=password)
 
     def _call(self, op: Callable[[GitClient, str], T], *, retry: bool = True) -> T:
@@ -190,7 +195,8 @@ class GitRemote:
             except (HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
                 stage = getattr(self._client, "stage", "the exchange")
                 self._client = None  # its connection is in an unknown state
-                raise transport_error(self.label, exc, self._secrets, stage, self.timeout) from None
+                tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
+                raise (tls or transport_error(self.label, exc, self._secrets, stage, self.timeout)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
 

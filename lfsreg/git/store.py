@@ -19,15 +19,16 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Collection, Iterator, Mapping
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked, GitFile
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from ..errors import NotARegistryError, NotFoundError
+from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
 from . import locks
 from .objects import ObjectFiles
 
@@ -116,15 +117,26 @@ class Snapshot:
         self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
-            obj = objects.get(commit.encode())
+            obj = self._get(commit.encode())
             if not isinstance(obj, Commit):
                 raise NotFoundError(f"git object {commit} is not a commit")
             self.root = bytes(obj.tree)
 
+    def _get(self, sha: bytes, path: str | None = None) -> ShaFile:
+        """The object ``sha`` (the file ``path``); a missing or damaged one is named, as ``git fsck`` would."""
+        what = f"git object {sha.decode()}" + (f" ({path})" if path else "")
+        try:
+            return self._objects.get(sha)
+        except KeyError:
+            raise BlobNotFound(f"{what} is missing", hint="run `git fsck` in the repository") from None
+        except (ChecksumMismatch, ObjectFormatException, zlib.error) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
+
     def _tree(self, sha: bytes) -> Tree:
         tree = self._trees.get(sha)
         if tree is None:
-            obj = self._objects.get(sha)
+            obj = self._get(sha)
             if not isinstance(obj, Tree):
                 raise NotFoundError(f"git object {sha.decode()} is not a tree")
             tree = self._trees[sha] = obj
@@ -149,13 +161,16 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] == DIR_MODE:
             return None
-        return self.blob(entry[1])
+        return self.blob(entry[1], path)
 
-    def blob(self, sha: bytes) -> bytes:
-        """The content of a blob by its git object id (small ones are cached: many tag files share one)."""
+    def blob(self, sha: bytes, path: str | None = None) -> bytes:
+        """The content of a blob by its git object id (small ones are cached: many tag files share one).
+
+        ``path`` names the file in errors: :class:`BlobNotFound` (missing), :class:`CorruptContentError` (damaged).
+        """
         data = self._blobs.get(sha)
         if data is None:
-            obj = self._objects.get(sha)
+            obj = self._get(sha, path)
             if not isinstance(obj, Blob):
                 raise NotFoundError(f"git object {sha.decode()} is not a blob")
             data = obj.as_raw_string()

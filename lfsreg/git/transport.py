@@ -10,7 +10,6 @@ tree: refused, cut, stalled, an HTTP status, or a broken protocol, naming the ex
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -102,7 +101,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: str, timeout: float | None) -> LfsregError:
-    """The error for a failed git exchange that is not about credentials or a missing repository.
+    """The error for a failed git exchange that is not about credentials, a missing repository or TLS.
 
     Its message is lfsreg's own words for what happened (refused, cut, stalled), never the HTTP
     library's text (which names pools and retries, and may repeat the URL).
@@ -117,11 +116,6 @@ def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: s
         return RetriableError(f"{label}: cannot connect: no answer within {timeout or 0:g} s")
     if "NameResolutionError" in names or any(isinstance(e, socket.gaierror) for e in chain):
         return UnreachableError(f"{label}: cannot connect: unknown host", hint="check the host name in the URL")
-    if "SSLError" in names or any(isinstance(e, ssl.SSLError) for e in chain):
-        return UnreachableError(
-            f"{label}: TLS failed: the server's certificate is not trusted, or the connection is not TLS",
-            hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)",
-        )
     if "ReadTimeoutError" in names or any(isinstance(e, TimeoutError) for e in chain):
         return RetriableError(f"{label}: the git server sent nothing for {timeout or 0:g} s during {stage} (stalled)")
     if isinstance(exc, (HangupException, ConnectionError)) or exc.__cause__ is not None:

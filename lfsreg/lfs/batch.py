@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..credentials import Credential, strip_userinfo
-from ..errors import AuthenticationError, LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
+from ..errors import AuthenticationError, LfsregError, ProtocolError, RetriableError, error_for_status, tls_error
 from ..formats.lfs_pointer import LfsObject
 from .deadline import READ_ERRORS, Deadline, read_bounded, request_error
 
@@ -269,13 +269,9 @@ class BatchClient:
                         allow_redirects=True,
                         stream=True,
                     )
-                except requests.exceptions.SSLError:
-                    raise UnreachableError(
-                        f"{what}: the server's TLS certificate is not trusted",
-                        hint="pass its CA with --ca-bundle FILE (or LFSREG_CA_BUNDLE)",
-                    ) from None
-                except requests.RequestException as exc:
-                    raise request_error(what, exc, self._timeout) from None
+                except requests.RequestException as exc:  # no answer: a refused certificate is final
+                    tls = tls_error(exc, what, urlsplit(url).netloc.rsplit("@", 1)[-1])
+                    raise (tls or request_error(what, exc, self._timeout)) from None
                 with resp:
                     deadline.watch(resp)
                     if resp.status_code == 401 and refreshed is False:

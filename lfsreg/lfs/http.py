@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,7 +49,7 @@ class _ProxySession(requests.Session):
         super().__init__()
         self.trust_env = False
 
-    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: object, **kwargs: object) -> requests.Response:
         if "proxies" not in kwargs:
             kwargs["proxies"] = get_environ_proxies(str(url))
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
@@ -63,8 +62,8 @@ def make_session(settings: HttpSettings) -> requests.Session:
     session.headers["Accept-Encoding"] = "identity"
     if not settings.verify_tls:
         session.verify = False
-    elif settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE"):
-        session.verify = settings.ca_bundle or os.environ["REQUESTS_CA_BUNDLE"]
+    elif settings.ca_bundle:  # RemoteOptions.resolve read LFSREG_CA_BUNDLE / REQUESTS_CA_BUNDLE for git and LFS alike
+        session.verify = settings.ca_bundle
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.jobs * 2))
     session.mount("http://", adapter)
     session.mount("https://", adapter)

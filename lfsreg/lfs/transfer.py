@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import requests
 
 from ..digest import CHUNK
-from ..errors import AuthenticationError, CorruptContentError, LfsregError, PermissionDeniedError, RetriableError
+from ..errors import AuthenticationError, CorruptContentError, LfsregError, PermissionDeniedError, RetriableError, tls_error
 from ..formats.lfs_pointer import LfsObject
 from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
@@ -41,6 +42,12 @@ def _check(resp: requests.Response, what: str) -> None:
         # Signed hrefs answer 401/403 once they expire: ask the batch API again.
         raise ExpiredActionError(str(err), status=resp.status_code)
     raise err
+
+
+def _failed(exc: requests.RequestException, what: str, href: str, timeout: float) -> LfsregError:
+    """A request that got no answer: a refused certificate is final, anything else worth a retry."""
+    host = urlsplit(href).netloc.rsplit("@", 1)[-1]
+    return tls_error(exc, what, host) or request_error(what, exc, timeout)
 
 
 class _Body:
@@ -103,7 +110,7 @@ class BasicAdapter:
                         action.href, data=_Body(f, obj.size, progress, deadline), headers=headers, timeout=self.timeout, stream=True
                     )
             except requests.RequestException as exc:
-                raise request_error(what, exc, self.timeout) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 _check(resp, what)
@@ -127,7 +134,7 @@ class BasicAdapter:
                     action.href, data=json.dumps({"oid": obj.oid, "size": obj.size}), headers=headers, timeout=self.timeout, stream=True
                 )
             except requests.RequestException as exc:
-                raise request_error(what, exc, self.timeout) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 try:
@@ -149,7 +156,7 @@ class BasicAdapter:
             try:
                 resp = self.session.get(action.href, headers=headers, stream=True, timeout=self.timeout)
             except requests.RequestException as exc:
-                raise request_error(what, exc, self.timeout) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 if out.offset and resp.status_code == 416:

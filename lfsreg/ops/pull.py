@@ -98,7 +98,7 @@ class _Reader:
             inner = self._layer_stream(desc)
             plain = decompressing_reader(compression, inner)  # type: ignore[arg-type]
             if recorded:
-                plain = _RecordedSize(plain, size, f"layer {diff_id}")  # type: ignore[assignment]
+                plain = _RecordedSize(plain, size, f"layer {diff_id}")
             return VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner)
 
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)

@@ -284,14 +284,16 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
     return changes
 
 
-def push_images(publisher: Publisher, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
-    """Push ``items`` in one commit; see the module docstring for the order of writes.
+def push_images(publisher: Publisher, view: RegistryView, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
+    """Push ``items`` in one commit on top of ``view``, the publisher's latest view.
+
+    The order of writes is in the module docstring.
 
     A source that stages its own layers (:class:`lfsreg.image.StagingSource`) hands them over
     staged and verified; every other layer is read through its source's ``open_blob``.
     """
     check_algorithm(options.compression)
-    push = _Push(publisher.view(), lfs, options)
+    push = _Push(view, lfs, options)
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
     push.store_layers()
     try:
@@ -313,7 +315,7 @@ def _publish(
     staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
-    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))  # type: ignore[arg-type]
+    lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))
     missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
     if missing:
         raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")

@@ -43,7 +43,8 @@ class RemoteOptions:
     Attributes:
         lfs_url: LFS endpoint the user names (``LFSREG_LFS_URL``); else ``lfs.url`` in the
             registry's ``.lfsconfig``; else what the server offers or ``<remote>.git/info/lfs``.
-        ca_bundle: CA certificates for TLS (``LFSREG_CA_BUNDLE``).
+        ca_bundle: CA certificates for TLS, for git and LFS alike (``LFSREG_CA_BUNDLE``, else
+            ``REQUESTS_CA_BUNDLE``; else the system's CAs).
         verify_tls: ``False`` only for testing against self-signed servers.
         transfers: concurrent LFS transfers (git-lfs's default is 8).
         policy: retry policy of the LFS transfer queue and of the git exchanges
@@ -86,7 +87,7 @@ class RemoteOptions:
         return replace(
             self,
             lfs_url=lfs_url,
-            ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or None,
+            ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
             ssh=ssh if timeout is None else replace(ssh, timeout=timeout),
             timeout=timeout,
             deadline=_seconds(self.deadline, env, "LFSREG_DEADLINE"),
@@ -208,9 +209,19 @@ def _cache(options: RemoteOptions) -> ObjectCache:
     return ObjectCache.default(options.cache_dir)
 
 
+def _check_ca_bundle(options: RemoteOptions) -> None:
+    """Refuse a CA bundle that is not a file before any connection (git and LFS would fail apart)."""
+    if options.ca_bundle and not os.path.isfile(options.ca_bundle):
+        raise UsageError(
+            f"CA bundle {options.ca_bundle} is not a file",
+            hint="--ca-bundle, LFSREG_CA_BUNDLE or REQUESTS_CA_BUNDLE must name a PEM file of CA certificates",
+        )
+
+
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     from .endpoint import http_remote
 
+    _check_ca_bundle(options)
     clean = strip_userinfo(location)
     creds = sources.for_named_host(location)
     remote = GitRemote(
@@ -240,6 +251,7 @@ def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> R
     from ..ssh.connection import SshConnection
     from .endpoint import ssh_remote
 
+    _check_ca_bundle(options)  # the LFS server an SSH remote names may speak HTTPS
     url = parse_ssh_url(location)
     label = str(url)
     connection = SshConnection(url, options.ssh)

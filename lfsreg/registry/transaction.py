@@ -55,6 +55,10 @@ class Publisher:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.label = backend.label
+        # The tip the last view() read, kept for the next publish's first attempt: fetching it
+        # again costs a remote round trip, and if it moved since, the swap fails and the loop
+        # re-reads it as for any other race.
+        self._seen: tuple[str | None] | None = None
 
     def close(self) -> None:
         """Release the backend's files and connections."""
@@ -62,19 +66,23 @@ class Publisher:
 
     def view(self) -> RegistryView:
         """The registry at the current tip."""
-        return RegistryView(self.backend.git.snapshot(self.backend.tip()), self.label)
+        head = self.backend.tip()
+        self._seen = (head,)
+        return RegistryView(self.backend.git.snapshot(head), self.label)
 
     def publish(self, build: ChangeBuilder, message: str) -> str | None:
         """Commit ``build(view)`` on top of the current tip; retry from the new tip if it moved.
 
-        ``build`` is called again on every retry with the new tip, so changes that depend on
+        The first attempt builds on the tip the last :meth:`view` read, if any (no second
+        fetch); ``build`` is called again on every retry with the new tip, so changes that depend on
         the current state (deleting a tag that still exists) are recomputed; content-addressed
         paths are identical for every pusher, so re-applying them is safe. Returns the new
         commit id, or ``None`` when there was nothing to change.
         """
         git = self.backend.git
+        seen, self._seen = self._seen, None
         for attempt in range(MAX_ATTEMPTS):
-            head = self.backend.tip()
+            head = seen[0] if seen is not None and attempt == 0 else self.backend.tip()
             view = RegistryView(git.snapshot(head), self.label)
             changes = dict(build(view))
             if view.empty or view.snapshot.read(layout.GITATTRIBUTES) is None:

@@ -133,13 +133,34 @@ class RegistryView:
         return iter(sorted(found))
 
     def tags(self, name: str) -> list[tuple[str, Digest]]:
-        """``(tag, digest)`` pairs of an image name, sorted by tag."""
-        validate_name(name)
+        """``(tag, digest)`` pairs of an image name, sorted by tag (unparsable tag files are left out).
+
+        Raises the error of the first tag file that cannot be read (a missing or damaged git object).
+        """
         out = []
+        for tag, found in self.tag_entries(name):
+            if isinstance(found, Digest):
+                out.append((tag, found))
+            elif not isinstance(found, NotARegistryError):  # unreadable, not merely unparsable
+                raise found
+        return out
+
+    def tag_entries(self, name: str) -> list[tuple[str, Digest | LfsregError]]:
+        """Every tag file of an image name, sorted by tag: its digest, or why it cannot be read.
+
+        A tag file that does not parse gives :class:`NotARegistryError`; one whose git object
+        is missing or damaged, what :class:`lfsreg.git.store.Snapshot` raised. So one damaged
+        tag does not hide the others.
+        """
+        validate_name(name)
+        out: list[tuple[str, Digest | LfsregError]] = []
         for tag, is_dir, sha in self.snapshot.listdir(layout.tags_dir(name)):
             if is_dir:
                 continue
-            digest = layout.parse_tag(self.snapshot.blob(sha))
-            if digest is not None:
-                out.append((tag, digest))
-        return sorted(out)
+            try:
+                digest = layout.parse_tag(self.snapshot.blob(sha, f"{layout.tags_dir(name)}/{tag}"))
+            except LfsregError as exc:
+                out.append((tag, exc))
+                continue
+            out.append((tag, digest if digest is not None else NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt")))
+        return sorted(out, key=lambda entry: entry[0])

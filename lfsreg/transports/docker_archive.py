@@ -179,7 +179,7 @@ def write_docker_archive(sink: Sink, images: list[ArchiveImage]) -> None:
         desc = Descriptor(mt.OCI_MANIFEST, Digest.of_bytes(data), len(data))
         if not sink.has_blob(desc):
             sink.put_bytes(blob_path(desc), data)
-        for name, tag in image.names or ((None, None),):  # type: ignore[assignment]
+        for name, tag in image.names or ((None, None),):
             entries.append(index_entry(desc, name, tag))
             if name and tag:
                 top = image.layers[-1].desc.digest.hex if image.layers else image.config.desc.digest.hex

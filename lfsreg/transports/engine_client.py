@@ -81,7 +81,7 @@ class _UnixConnection(HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)  # type: ignore[arg-type]
+        sock.settimeout(self.timeout)
         sock.connect(self._path)
         self.sock = sock
 

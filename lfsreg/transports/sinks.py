@@ -94,7 +94,7 @@ class TarStreamSink:
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
         """Add a member of ``size`` bytes from ``reader`` and verify it."""
         try:
-            self._tar.addfile(_member(path, size), reader)  # type: ignore[arg-type]
+            self._tar.addfile(_member(path, size), reader)
         except OSError as exc:
             if "unexpected end of data" in str(exc):
                 raise InvalidImageError(f"{reader.what}: shorter than the declared {size} bytes") from exc
@@ -187,7 +187,7 @@ class DirSink:
     def put(self, path: str, size: int, reader: VerifiedReader) -> None:
         """Write a file of ``size`` bytes from ``reader`` and verify it before it appears."""
         with atomic_output(self._full(path)) as f:
-            shutil.copyfileobj(reader, f, 1 << 20)  # type: ignore[misc]
+            shutil.copyfileobj(reader, f, 1 << 20)
             reader.finish()
 
     def put_bytes(self, path: str, data: bytes) -> None:

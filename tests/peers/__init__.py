@@ -14,6 +14,9 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
 * :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
 * :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
   ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"none")`` makes a deploy key.
+* :mod:`peers.tls` -- ``tls_certs`` (session): a throwaway CA (+ another one) and server certificates
+  generated in-process; ``tls_front`` / ``tls_front_expired`` / ``tls_front_foreign`` (session): nginx
+  serving HTTPS in front of ``git_http_server`` with a good, an expired and another CA's certificate.
 * :mod:`peers.engine` -- ``start_engine(root)``: podman's Docker Engine API on a unix socket.
 * :mod:`peers.procs` (process groups, ports, tool lookup) and :mod:`peers.probes` (HTTP probes).
 
@@ -39,6 +42,7 @@ from peers.git_http import DEFAULT_PASSWORD, DEFAULT_USER, GitHttpServer, PeerRe
 from peers.probes import EMPTY_OID, LFS_HEADERS, LFS_MEDIA_TYPE, http_request, lfs_batch_body
 from peers.procs import HOST, START_TIMEOUT, STOP_TIMEOUT, free_port, log_tail
 from peers.sshd import SshKey, SshServer, start_sshd
+from peers.tls import ServerCert, TlsCerts, TlsFront, make_certs, start_tls_front
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,7 +63,10 @@ __all__ = [
     "GitHttpServer",
     "PeerRepo",
     "SshKey",
+    "ServerCert",
     "SshServer",
+    "TlsCerts",
+    "TlsFront",
     "dulwich_lfs_server",
     "free_port",
     "giftless_server",
@@ -69,6 +76,7 @@ __all__ = [
     "http_request",
     "lfs_batch_body",
     "log_tail",
+    "make_certs",
     "peers_dir",
     "sshd_server",
     "start_dulwich_lfs",
@@ -76,6 +84,7 @@ __all__ = [
     "start_giftless",
     "start_git_http",
     "start_sshd",
+    "start_tls_front",
     "use_credential_store",
 ]
 
@@ -116,3 +125,32 @@ def dulwich_lfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dul
     """dulwich.lfs_server for the whole session (no auth; endpoint = its root URL)."""
     with start_dulwich_lfs(tmp_path_factory.mktemp("dulwich-lfs")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
+    """The test CAs and server certificates, generated once per session."""
+    return make_certs(tmp_path_factory.mktemp("tls-certs"))
+
+
+def _front(factory: pytest.TempPathFactory, name: str, server: GitHttpServer, cert: ServerCert) -> Iterator[TlsFront]:
+    with start_tls_front(factory.mktemp(name), server.url, cert) as front:
+        yield front
+
+
+@pytest.fixture(scope="session")
+def tls_front(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer, tls_certs: TlsCerts) -> Iterator[TlsFront]:
+    """HTTPS (a certificate of ``tls_certs.ca``) in front of ``git_http_server``."""
+    yield from _front(tmp_path_factory, "tls-front", git_http_server, tls_certs.good)
+
+
+@pytest.fixture(scope="session")
+def tls_front_expired(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer, tls_certs: TlsCerts) -> Iterator[TlsFront]:
+    """HTTPS in front of ``git_http_server`` with an expired certificate of ``tls_certs.ca``."""
+    yield from _front(tmp_path_factory, "tls-front-expired", git_http_server, tls_certs.expired)
+
+
+@pytest.fixture(scope="session")
+def tls_front_foreign(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer, tls_certs: TlsCerts) -> Iterator[TlsFront]:
+    """HTTPS in front of ``git_http_server`` with a certificate of another CA (``tls_certs.other_ca``)."""
+    yield from _front(tmp_path_factory, "tls-front-foreign", git_http_server, tls_certs.foreign)

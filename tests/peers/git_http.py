@@ -155,6 +155,7 @@ _PROXY_CONF = """\
       proxy_http_version 1.1;
       proxy_set_header Host $http_host;          # giftless builds its hrefs from Host
       proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;  # https behind peers.tls's front
       proxy_set_header Connection "";
       proxy_request_buffering off;               # stream big uploads
       proxy_buffering off;                       # stream big downloads
