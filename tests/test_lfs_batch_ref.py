@@ -9,10 +9,12 @@ git-lfs sends the ref being pushed or pulled with each batch request, and server
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
+from fault_lfs import FaultLfsServer
 from test_ssh import _env
 
 pytestmark = pytest.mark.interop
@@ -40,3 +42,25 @@ def test_ssh_transfer_batches_name_the_registry_branch(branch, sshd_server, git_
     seen = _batch_refs(store)
     assert {op for op, _ in seen} == {"upload", "download"}, seen
     assert {ref for _, ref in seen} == {f"refs/heads/{branch}"}, seen
+
+
+@pytest.mark.parametrize("branch", ["master", "main"])
+def test_http_batches_name_the_registry_branch(branch, git_http_server, git_http_repo, tmp_path):
+    """The same over HTTPS-style remotes: the batch body's ``ref.name`` (an LFS server the user names records it)."""
+    (git_http_repo.path / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
+    with FaultLfsServer() as lfs:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
+        env.update(
+            HOME=str(tmp_path),
+            LFSREG_USERNAME=git_http_server.user,
+            LFSREG_PASSWORD=git_http_server.password,
+            LFSREG_LFS_URL=lfs.endpoint(),
+        )
+        assert_ok(run_cli("push", git_http_repo.url, APP, env={**env, "LFSREG_CACHE": str(tmp_path / "push")}))
+        out = tmp_path / "app.tar"
+        pull_env = {**env, "LFSREG_CACHE": str(tmp_path / "pull")}
+        assert_ok(run_cli("pull", git_http_repo.url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=pull_env))
+        bodies = lfs.batch_bodies
+    assert (git_http_repo.path / "refs" / "heads" / branch).is_file()
+    assert {body["operation"] for body in bodies} == {"upload", "download"}, bodies
+    assert {(body.get("ref") or {}).get("name") for body in bodies} == {f"refs/heads/{branch}"}, bodies

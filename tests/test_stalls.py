@@ -29,7 +29,7 @@ pytestmark = pytest.mark.interop
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, max_retry_time=60)
-TIMEOUT = 2.0  # seconds per read: long enough for a loaded machine, short for a test
+TIMEOUT = 3.0  # seconds per read: long enough for a loaded machine, short for a test
 HOLD = 60.0  # how long the proxy holds a stalled connection (far past TIMEOUT)
 
 BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
@@ -174,14 +174,14 @@ def test_pull_through_a_stall(stage, times, git_http_server, git_http_repo, isol
 
 
 def test_deadline_bounds_a_response_that_keeps_the_read_timeout(git_http_server, git_http_repo, isolated, monkeypatch):
-    """A batch response held 3 s (shorter than the read timeout) passes the 1 s deadline: retried, then fine."""
+    """A batch response held 6 s (shorter than the read timeout) passes the 2 s deadline: retried, then fine."""
     _seed(git_http_server, git_http_repo, isolated, monkeypatch, BASE, APP)
-    rule = Cut("down", after=20, request=BATCH, body=True, stall=3.0, then_resume=True, times=1)
+    rule = Cut("down", after=20, request=BATCH, body=True, stall=6.0, then_resume=True, times=1)
     with CutProxy(("127.0.0.1", git_http_server.port), rule) as proxy:
         monkeypatch.setenv("LFSREG_CACHE", str(isolated / "cache"))
         seen: list[float] = []
-        policy = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, sleep=seen.append)
-        options = RemoteOptions(policy=policy, timeout=30.0, deadline=1.0)
+        policy = RetryPolicy(max_retries=4, base_delay=0.01, max_delay=0.05, sleep=seen.append)
+        options = RemoteOptions(policy=policy, timeout=30.0, deadline=2.0)
         started = time.monotonic()
         with lfsreg.Registry(proxy.url(git_http_repo.url), options=options) as reg:
             reg.pull(["acme/app:1.0"], f"docker-archive:{isolated / 'out.tar'}")
@@ -195,7 +195,7 @@ def test_stall_through_the_cli_is_one_line(git_http_server, git_http_repo, isola
     _seed(git_http_server, git_http_repo, isolated, monkeypatch, BASE)
     before = _main(git_http_repo)
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=10, request=REFS, body=True, stall=HOLD, times=None)) as proxy:
-        env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli"), "LFSREG_TIMEOUT": "1.5", "LFSREG_RETRIES": "1"}
+        env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli"), "LFSREG_TIMEOUT": "2.5", "LFSREG_RETRIES": "1"}
         started = time.monotonic()
         proc = run_cli("push", proxy.url(git_http_repo.url), APP, "--tag", "acme/cli:1.0", env=env)
         took = time.monotonic() - started
