@@ -179,14 +179,16 @@ def tls_error(exc: BaseException, what: str, host: str) -> UnreachableError | No
         if isinstance(cur, ssl.SSLError):
             failure = cur
             break
-        pool: object = getattr(cur, "pool", None)  # urllib3's MaxRetryError: the pool of the failed host
+        # instance attributes only: some of urllib3's exceptions warn when a property is read
+        attrs = vars(cur)
+        pool = attrs.get("pool")  # urllib3's MaxRetryError: the pool of the failed host
         pool_host, pool_port = getattr(pool, "host", None), getattr(pool, "port", None)
         if pool_host:
             host = f"{pool_host}:{pool_port}" if pool_port else str(pool_host)
-        url = getattr(getattr(cur, "request", None), "url", None)  # requests: the request that failed
+        url = getattr(attrs.get("request"), "url", None)  # requests: the request that failed
         if isinstance(url, str) and "//" in url:
             host = url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-        todo.extend([cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args])
+        todo.extend([cur.__cause__, cur.__context__, attrs.get("reason"), *cur.args])
     if failure is None:
         return None
     if isinstance(failure, ssl.SSLCertVerificationError):

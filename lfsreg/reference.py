@@ -20,9 +20,44 @@ TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 MAX_NAME = 255
 
 
+def expanded(name: str) -> str:
+    """The full name Docker gives ``name``: ``alpine`` -> ``docker.io/library/alpine``, ``acme/app`` -> ``docker.io/acme/app``.
+
+    A name whose first component is a registry host (it has a ``.`` or a ``:``, is
+    ``localhost``, or has an upper-case letter) stays as it is, except that Docker Hub's
+    legacy host ``index.docker.io`` becomes ``docker.io``. This is the name whose length
+    Docker and podman limit to :data:`MAX_NAME` when they read an image's ``RepoTags``.
+    """
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        domain, remainder = first, rest
+    else:
+        domain, remainder = "docker.io", name
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    return f"{domain}/{remainder}"
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted, its middle elided when long (a 300-character name in a one-line error)."""
+    return repr(text) if len(text) <= limit else repr(f"{text[: limit // 2]}...{text[-limit // 4 :]}")
+
+
 def validate_name(name: str) -> str:
-    """Return ``name`` if it is a valid repository name; else raise :class:`InvalidReference`."""
-    if len(name) > MAX_NAME or not NAME_RE.fullmatch(name):
+    """Return ``name`` if it is a valid repository name; else raise :class:`InvalidReference`.
+
+    The length limit applies to the :func:`expanded` name, as in Docker and podman: a name
+    they would refuse to load is refused here, before anything is written.
+    """
+    full = expanded(name)
+    if len(full) > MAX_NAME:
+        as_full = f" as {_shown(full)}" if full != name else ""
+        raise InvalidReference(
+            f"invalid image name {_shown(name)}: too long, {len(full)} characters{as_full}; Docker and podman allow {MAX_NAME}"
+        )
+    if not NAME_RE.fullmatch(name):
         raise InvalidReference(
             f"invalid image name {name!r}: use lowercase letters, digits and separators (. _ __ -), components joined by '/'"
         )

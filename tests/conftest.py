@@ -23,6 +23,7 @@ import pytest
 import zstandard
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
+from gitenv import MISSING_MARK, missing_prerequisite
 
 pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers/)
 
@@ -47,28 +48,25 @@ CLI_TIMEOUT = 120
 
 
 # -- locating samples --------------------------------------------------------------------------
-def _missing(what: str) -> None:
-    msg = f"{what} not found"
-    if "CI" in os.environ:
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+_SAMPLES_STEP = "the real samples are ../shared/FORMATS beside the checkout (LFSREG_FORMATS names another directory)"
+_FIXTURES_STEP = "fixtures/ is part of the checkout (tools/make_fixtures.sh rebuilds it)"
 
 
 def formats(name: str) -> Path:
-    """A sample from ../shared/FORMATS (skip outside CI / fail in CI when it is missing)."""
+    """A sample from ../shared/FORMATS (the test fails when it is missing)."""
     if not FORMATS.is_dir():
-        _missing(f"sample directory {FORMATS}")
+        missing_prerequisite(f"sample directory {FORMATS} not found", _SAMPLES_STEP)
     path = FORMATS / name
     if not path.exists():
-        _missing(f"sample {path}")
+        missing_prerequisite(f"sample {path} not found", _SAMPLES_STEP)
     return path
 
 
 def fixture(name: str) -> Path:
-    """A file or directory under fixtures/ (skip outside CI / fail in CI when it is missing)."""
+    """A file or directory under fixtures/ (the test fails when it is missing)."""
     path = FIXTURES / name
     if not path.exists():
-        _missing(f"fixture {path}")
+        missing_prerequisite(f"fixture {path} not found", _FIXTURES_STEP)
     return path
 
 
@@ -377,9 +375,24 @@ main()
 
 
 def python_only_path(tmp_path: Path) -> Path:
-    """A ``bin`` directory holding only a symlink to this interpreter (for a PATH without tools)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
+    """A ``bin`` directory holding only ``python``: this interpreter, with this environment.
+
+    Run from a virtual environment, a bare symlink to ``sys.executable`` would start the base
+    interpreter without the venv (Python finds ``pyvenv.cfg`` next to the path it was started
+    by), so ``import lfsreg`` would find the checkout only from its root and otherwise whatever
+    the base interpreter has installed. So the ``bin`` directory sits in a copy of the venv's
+    frame: its ``pyvenv.cfg`` and a link to its ``lib`` (site-packages, with the editable
+    install of the lfsreg under test).
+    """
+    root = tmp_path / "python-only"
+    bindir = root / "bin"
+    bindir.mkdir(parents=True)
+    if sys.prefix != sys.base_prefix:  # a venv
+        venv = Path(sys.prefix)
+        (root / "pyvenv.cfg").write_bytes((venv / "pyvenv.cfg").read_bytes())
+        for lib in ("lib", "lib64"):
+            if (venv / lib).exists():
+                (root / lib).symlink_to((venv / lib).resolve(), target_is_directory=True)
     python = bindir / "python"
     python.symlink_to(sys.executable)
     return python
@@ -449,3 +462,17 @@ def populated(tmp_path):
     reg.init()
     reg.push([f"oci:{FIXTURES / 'app.oci'}:1.0"], tags=["acme/app:1.0"])
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """End the run with what was not tested for want of a prerequisite (each such test failed)."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
+        text = getattr(report, "longreprtext", "")
+        if MISSING_MARK in text:
+            line = text[text.index(MISSING_MARK) :].splitlines()[0]
+            counts[line] = counts.get(line, 0) + 1
+    if counts:
+        terminalreporter.section("NOT TESTED: missing prerequisites", sep="!", red=True, bold=True)
+        for line, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{n:4d} test(s): {line}", red=True)

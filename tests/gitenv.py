@@ -15,9 +15,9 @@ Typical use::
         run_git(["init", "repo"], cwd=tmp_path, env=env)
         out = run_git(["lfs", "env"], cwd=tmp_path / "repo", env=env).stdout
 
-A missing tool skips the test on a developer's machine but *fails* it when the
-``CI`` environment variable is set, so an interop test is never skipped silently in
-CI.
+A missing tool *fails* the test, on a developer's machine as in CI, with a message naming
+the install step that provides it (:func:`missing_prerequisite`): a run that could not test
+something never passes, and the run ends with a summary of what was not tested.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -40,6 +40,43 @@ GIT_USER_NAME = "lfsreg tests"
 GIT_USER_EMAIL = "tests@lfsreg.invalid"
 #: Seconds before :func:`run_git` kills a hung git (``subprocess.TimeoutExpired``).
 GIT_TIMEOUT = 300.0
+
+#: Marks the failure of a test whose prerequisite is missing (conftest's run summary looks for it).
+MISSING_MARK = "missing test prerequisite:"
+INSTALL_SCRIPT = "tools/install-test-deps.sh"
+#: The Debian package that provides a tool (installed by :data:`INSTALL_SCRIPT`).
+DEBIAN_PACKAGE = {
+    "git": "git",
+    "git-lfs": "git-lfs",
+    "skopeo": "skopeo",
+    "umoci": "umoci",
+    "zstd": "zstd",
+    "busybox": "busybox-static",
+    "nginx": "nginx",
+    "fcgiwrap": "fcgiwrap",
+    "htpasswd": "apache2-utils",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "ssh-agent": "openssh-client",
+    "ssh-add": "openssh-client",
+    "podman": "podman",
+}
+
+
+def install_step(tool: str) -> str:
+    """The step that provides ``tool``, e.g. ``"install it with tools/install-test-deps.sh (Debian package git-lfs)"``."""
+    package = DEBIAN_PACKAGE.get(tool)
+    return f"install it with {INSTALL_SCRIPT}" + (f" (Debian package {package})" if package else "")
+
+
+def missing_prerequisite(what: str, install: str) -> NoReturn:
+    """Fail the current test: ``what`` (a tool, a peer, a sample) is missing; ``install`` says what provides it.
+
+    Never a skip, with or without ``CI``: a skipped test would hide a peer nobody installed.
+    """
+    pytest.fail(f"{MISSING_MARK} {what}; {install}", pytrace=False)
+
 
 _GLOBAL_CONFIG = f"""\
 [user]
@@ -70,11 +107,10 @@ class GitCommandError(subprocess.CalledProcessError):
 
 
 def require_tool(name: str) -> str:
-    """Return the path of an executable, or skip/fail the current test if it is missing.
+    """Return the path of an executable, or fail the current test if it is missing.
 
-    Without ``CI`` in the environment a missing tool skips the test
-    (``pytest.skip``); with ``CI`` set (to anything) it fails it (``pytest.fail``), so
-    that a skipped interop test can never hide a peer that CI forgot to install.
+    Missing is a failure with or without ``CI`` (:func:`missing_prerequisite`), naming the
+    install step that provides the tool.
 
     Args:
         name: Executable name looked up on ``PATH`` (e.g. ``"git"``, ``"git-lfs"``,
@@ -87,10 +123,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    msg = f"required tool {name!r} not found on PATH (install it with tools/install-test-deps.sh)"
-    if "CI" in os.environ:
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    missing_prerequisite(f"tool {name!r} not found on PATH", install_step(name))
 
 
 def isolated_git_env(tmp_path: str | os.PathLike[str], *, lfs: bool = True) -> dict[str, str]:

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,24 @@ def decompress(media_type: str, data: bytes) -> bytes:
     return data
 
 
+#: Text that never belongs in a CLI run's output, whatever its exit code: an unhandled
+#: exception, or one swallowed by the interpreter (``__del__``, a closing thread) that a
+#: zero exit would otherwise hide.
+CRASH_MARKS = ("Traceback (most recent call last)", "Exception ignored")
+
+
+def crash_in(output: str) -> str | None:
+    """The :data:`CRASH_MARKS` entry that occurs first in ``output``, or ``None``."""
+    found = [(output.index(mark), mark) for mark in CRASH_MARKS if mark in output]
+    return min(found)[1] if found else None
+
+
 def lfsreg(*args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the lfsreg CLI in a subprocess (``python -m lfsreg``)."""
+    """Run the lfsreg CLI in a subprocess (``python -m lfsreg``).
+
+    Raises ``AssertionError`` when the output shows a crash (:data:`CRASH_MARKS`), even with
+    ``check=False`` or exit 0, and, with ``check``, when the exit code is not 0.
+    """
     proc = subprocess.run(
         [sys.executable, "-m", "lfsreg", *(os.fspath(a) for a in args)],
         capture_output=True,
@@ -57,8 +74,10 @@ def lfsreg(*args: str | os.PathLike[str], check: bool = True) -> subprocess.Comp
         timeout=120,
         check=False,
     )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"lfsreg {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    crash = crash_in(proc.stderr) or crash_in(proc.stdout)
+    if crash or (check and proc.returncode != 0):
+        why = f"printed {crash!r}" if crash else f"exited {proc.returncode}"
+        raise AssertionError(f"lfsreg {' '.join(map(str, args))} {why} (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -118,6 +137,31 @@ def verify_oci_layout(path: str | os.PathLike[str]) -> list[PulledImage]:
         ref = (desc.get("annotations") or {}).get("org.opencontainers.image.ref.name")
         _oci_image(root, desc, ref, out)
     return out
+
+
+def verify_oci_archive(path: str | os.PathLike[str]) -> list[PulledImage]:
+    """:func:`verify_oci_layout` of an oci-archive (a tar of a layout): every member a plain file
+    or directory inside the archive, every blob and diff_id checked; return its images."""
+    with tarfile.open(path) as tar, tempfile.TemporaryDirectory(prefix="oci-archive-") as tmp:
+        for member in tar.getmembers():
+            name = os.path.normpath(member.name)
+            assert not name.startswith(("/", "..")), f"{path}: member {member.name!r} outside the archive"
+            assert member.isfile() or member.isdir(), f"{path}: member {member.name!r} is not a plain file"
+        tar.extractall(tmp, filter="data")
+        return verify_oci_layout(tmp)
+
+
+def skopeo_inspect(image: str, *args: str) -> dict:
+    """``skopeo inspect [ARGS] IMAGE`` parsed (stock skopeo reads what lfsreg wrote); ``--raw``
+    prints the manifest or index as stored."""
+    from gitenv import require_tool
+
+    with tempfile.TemporaryDirectory(prefix="skopeo-") as tmp:  # its oci-archive unpacking goes to TMPDIR
+        env = {**os.environ, "TMPDIR": tmp, "HOME": tmp}
+        argv = [require_tool("skopeo"), "--insecure-policy", "inspect", *args, image]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, f"skopeo inspect {image} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
 
 
 @dataclass

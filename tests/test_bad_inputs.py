@@ -461,7 +461,7 @@ def test_pull_layout_onto_a_file(tmp_path, populated):
     target = out / "afile"
     target.write_bytes(b"keep me")
     proc = run_cli("pull", populated, "acme/app:1.0", "-o", f"oci:{target}")
-    assert_error(proc, (1, 2), "afile")
+    assert_error(proc, 1, "afile", "not a directory")
     assert [p.name for p in out.iterdir()] == ["afile"] and target.read_bytes() == b"keep me"
 
 
@@ -576,5 +576,5 @@ def test_bad_repo_tags_in_archive(tmp_path, registry):
                 dst.addfile(info, src.extractfile(info) if info.isfile() else None)
     before = snapshot(registry)
     proc = run_cli("push", registry, f"docker-archive:{path}")
-    assert_error(proc, (1, 2), "Evil/../Name")
+    assert_error(proc, 2, "Evil/../Name")
     _assert_clean(registry, before)

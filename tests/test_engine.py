@@ -80,7 +80,12 @@ def test_pull_load_into_an_empty_engine(engine_a, engine_b, tmp_path):
         assert a["Id"] == b["Id"]
         assert a["RootFS"]["Layers"] == b["RootFS"]["Layers"]
     assert not list(tmp_path.glob("*.tar"))  # no temporary tarball next to us
+    # -o docker-daemon: is the same load: the image must really be in the engine afterwards
+    engine_b.podman("rmi", "-f", "acme/app:1.0")
+    assert "acme/app" not in engine_b.podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
     assert_ok(run_cli("pull", reg, "acme/app:1.0", "-o", "docker-daemon:", env=_env(engine_b)))
+    a, b = _inspect(engine_a, "acme/app:1.0"), _inspect(engine_b, "acme/app:1.0")
+    assert (a["Id"], a["RootFS"]["Layers"]) == (b["Id"], b["RootFS"]["Layers"])
 
 
 def test_engine_not_running(tmp_path):

@@ -340,18 +340,29 @@ def test_corrupt_download_once_then_correct(server):
 
 
 def test_slow_and_stalled_responses_trip_client_timeouts(server):
+    """A pause longer than the client's read timeout trips it; a shorter one is only slow.
+
+    The margins are wide (pauses of 5 s against a 0.5 s read timeout), and the body's short
+    timeout is set only once the headers are in: a loaded machine's scheduling cannot trip a
+    timeout where none is expected (a 0.15 s deadline on the headers could).
+    """
     data = blob(50_000, seed=9)
     oid = server.add_object(data)
-    server.script_batch([Fault.slow(0.6)])
+    server.script_batch([Fault.slow(5)])
+    t0 = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
-        batch(server, "download", [{"oid": oid, "size": len(data)}], timeout=0.15)
+        batch(server, "download", [{"oid": oid, "size": len(data)}], timeout=(TIMEOUT, 0.5))
+    assert time.monotonic() - t0 < 5, "the server answered: the client's timeout did not trip"
     act = action(server, "download", data)
 
-    server.script(oid, "download", [Fault.stall(0, 0.6), Fault.stall(1000, 0.2)])
-    res = requests.get(act["href"], headers=act["header"], stream=True, timeout=0.15)
+    server.script(oid, "download", [Fault.stall(0, 5), Fault.stall(1000, 0.2)])
+    res = requests.get(act["href"], headers=act["header"], stream=True, timeout=TIMEOUT)
     assert res.status_code == 200
+    res.raw.connection.sock.settimeout(0.5)  # the short read timeout, for the body only
+    t0 = time.monotonic()
     with pytest.raises(requests.exceptions.ConnectionError):  # urllib3 ReadTimeoutError mid-body
         res.content  # noqa: B018
+    assert time.monotonic() - t0 < 5, "the stall ended: the client's timeout did not trip"
     # a pause shorter than the read timeout is just slow
     t0 = time.monotonic()
     res = requests.get(act["href"], headers=act["header"], timeout=2)
@@ -532,18 +543,27 @@ def test_stop_wakes_delayed_handlers_and_removes_storage():
     srv.script_batch([Fault.slow(30)])
     url = srv.batch_url()
 
-    t0 = time.monotonic()
+    # A valid batch request: "{}" was answered 422 at once, before the delay, so the old test
+    # stopped a server that had no request in flight and passed without testing anything.
+    body = json.dumps({"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}]})
 
-    def call() -> None:
+    def call() -> None:  # the client would wait far longer than the test allows the stop
         with contextlib.suppress(requests.RequestException):
-            requests.post(url, data="{}", headers=LFS_HEADERS, timeout=5)
+            requests.post(url, data=body, headers=LFS_HEADERS, timeout=60)
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.2)
+    # The precondition: the request is in the server, held by its delay (a fixed sleep could
+    # stop the server before the request arrived, and the test would then test nothing).
+    deadline = time.monotonic() + 30
+    while srv.batch_calls == 0 or srv.pending():
+        assert time.monotonic() < deadline and thread.is_alive(), "the request never reached the delayed handler"
+        time.sleep(0.01)
+    assert thread.is_alive()
+    t0 = time.monotonic()
     srv.stop()
-    thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - t0 < 5
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - t0 < 10, "stop did not end the delayed request"
     assert not storage.exists()
 
 

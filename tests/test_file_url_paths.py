@@ -124,3 +124,19 @@ def test_clean_up_keeps_a_repository_that_has_a_commit(tmp_path: Path, monkeypat
     monkeypatch.undo()
     with lfsreg_api.Registry(str(repo)) as reg:
         assert [(t.name, t.tag) for t in reg.tags()] == [("acme/tool", "2.0")]
+
+
+def test_init_inspect_and_rm_through_a_percent_encoded_file_url(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    repo = tmp_path / "with space.git"
+    url = _url(repo)
+    created = run_cli("init", url, env=env)
+    assert created.returncode == 0, created.stderr
+    assert (repo / "HEAD").is_file() and not (tmp_path / "with%20space.git").exists()
+    assert run_cli("push", url, SOURCE, "--tag", "acme/app:1.0", env=env).returncode == 0
+    shown = run_cli("inspect", url, "acme/app:1.0", "--format", "json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["digest"].startswith("sha256:")
+    removed = run_cli("rm", url, "acme/app:1.0", env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(run_cli("tags", url, "--format", "json", env=env).stdout) == []

@@ -5,6 +5,7 @@ GitHub serves both), and dulwich's lfs_server as a second, independent LFS serve
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
 from gitenv import isolated_git_env, require_tool, run_git
-from imageverify import source_image, verify_docker_archive, verify_oci_layout
+from imageverify import skopeo_inspect, source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 from peers import use_credential_store
 
 pytestmark = pytest.mark.interop
@@ -59,7 +60,15 @@ def test_roundtrip_every_format_through_https(git_http_server, git_http_repo, tm
         assert_ok(run_cli("pull", git_http_repo.url, name, "-o", f"oci:{out}.oci", env=env))
         (image,) = verify_oci_layout(f"{out}.oci")
         assert image.config_digest == src.config_digest and image.diff_ids == src.diff_ids
-    assert_ok(run_cli("pull", git_http_repo.url, "acme/multi:1.0", "-o", f"oci-archive:{tmp_path / 'multi.tar'}", env=env))
+    archive = tmp_path / "multi.tar"
+    assert_ok(run_cli("pull", git_http_repo.url, "acme/multi:1.0", "-o", f"oci-archive:{archive}", env=env))
+    source = fixture("multi.oci")
+    assert sorted((i.manifest_digest, i.config_digest) for i in verify_oci_archive(archive)) == sorted(
+        (i.manifest_digest, i.config_digest) for i in verify_oci_layout(source)
+    )
+    (root,) = json.loads((source / "index.json").read_text())["manifests"]
+    index = json.loads((source / "blobs" / "sha256" / root["digest"][7:]).read_text())
+    assert skopeo_inspect(f"oci-archive:{archive}", "--raw") == index  # stock skopeo reads the same index
     # every LFS object went to giftless through the server's own base URL
     assert git_http_repo.lfs_storage is not None and any(git_http_repo.lfs_storage.iterdir())
 

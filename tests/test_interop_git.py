@@ -25,9 +25,11 @@ from imageverify import (
     lfsreg,
     read_docker_archive,
     sha256_hex,
+    skopeo_inspect,
     source_image,
     tags_of,
     verify_docker_archive,
+    verify_oci_archive,
     verify_oci_layout,
 )
 
@@ -258,6 +260,9 @@ def test_image_written_with_git_lfs_is_pulled_by_lfsreg(tmp_path: Path) -> None:
     assert pulled.layer_digests == source.diff_ids
 
     lfsreg("pull", repo, "gitmade/app:1.0", "-o", f"oci-archive:{tmp_path / 'out.oci.tar'}")
+    (pulled,) = verify_oci_archive(tmp_path / "out.oci.tar")
+    assert (pulled.manifest_digest, pulled.layer_digests) == (digest, source.diff_ids)
+    assert skopeo_inspect(f"oci-archive:{tmp_path / 'out.oci.tar'}")["Digest"] == digest
     run_git(["fsck", "--strict"], cwd=repo, env=env)
 
 

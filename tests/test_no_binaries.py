@@ -104,4 +104,4 @@ def test_no_process_is_started(tmp_path, bare_env):
     entries = check_docker_archive_output(tmp_path / "out.tar")
     assert len(entries) == 2 and entries[0].config == entries[1].config
     run("pull", repo, "acme/app:oci", "-o", f"oci-archive:{tmp_path / 'out.oci.tar'}:x")
-    verify_layout(tmp_path / "out.oci.tar")
+    assert verify_layout(tmp_path / "out.oci.tar").entry("x")["digest"] == Layout(sample("fixtures", "app.oci")).entry("1.0")["digest"]

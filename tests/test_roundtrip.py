@@ -224,7 +224,7 @@ def test_oci_artifact_layout_roundtrip(tmp_path, registry):
             assert layout.blob(blob) == Layout(sample(case.kind, case.file)).blob(blob)
     before = snapshot(registry)
     proc = run_cli("pull", registry, "ggcr/artifact:1", "-o", f"docker-archive:{tmp_path / 'a.tar'}")
-    assert_error(proc, (1, 2), "ggcr/artifact:1")
+    assert_error(proc, 2, "ggcr/artifact:1", "not a container image")
     assert not (tmp_path / "a.tar").exists()
     assert snapshot(registry) == before
 
@@ -590,7 +590,7 @@ def test_source_selectors(registry, source, expected):
 def test_unknown_selector_is_an_error(tmp_path, registry):
     before = snapshot(registry)
     proc = run_cli("push", registry, f"docker-archive:{sample('formats', 'ggcr-test_bundle.tar')}:@7")
-    assert_error(proc, (1, 2), "7")
+    assert_error(proc, 2, "no image number 7")
     proc = run_cli("push", registry, f"docker-archive:{sample('fixtures', 'app.docker.tar')}:acme/app:2.0")
     assert_error(proc, 1, "acme/app:2.0")
     assert snapshot(registry) == before

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli, verify_layout
+from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli
 from gitenv import isolated_git_env, require_tool, run_git
-from imageverify import source_image, verify_docker_archive, verify_oci_layout
+from imageverify import source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 
 pytestmark = pytest.mark.interop
 
@@ -82,7 +83,12 @@ def test_roundtrip_every_format_through_ssh_one_connection_each(sshd_server, git
         (image,) = verify_oci_layout(f"{out}.oci")
         assert image.config_digest == src.config_digest and image.diff_ids == src.diff_ids
         assert_ok(run_cli("pull", url, name, "-o", f"oci-archive:{out}.oci.tar", env=fresh))
-        verify_layout(Path(f"{out}.oci.tar"))
+        (archived,) = verify_oci_archive(f"{out}.oci.tar")
+        assert (archived.manifest_digest, archived.config_digest, archived.diff_ids) == (
+            image.manifest_digest,
+            src.config_digest,
+            src.diff_ids,
+        )
     auths = [c for c in sshd_server.commands() if c.startswith("git-lfs-authenticate") and git_http_repo.name in c]
     assert auths and all(c.endswith((" upload", " download")) for c in auths)
 
@@ -138,7 +144,25 @@ def test_keys_from_ssh_agent(sshd_server, git_http_repo, tmp_path):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
         for path in (other, key.path):  # an unrelated key first: lfsreg offers each in turn
             subprocess.run(["ssh-add", "-q", str(path)], env=env, check=True, capture_output=True)
-        assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=env))
+        key.path.unlink()  # from now on only the agent holds the key
+        fingerprint = subprocess.run(
+            ["ssh-keygen", "-l", "-f", f"{key.path}.pub"], capture_output=True, text=True, check=True
+        ).stdout.split()[1]
+        accepted = f"Accepted publickey for {sshd_server.login} from 127.0.0.1"
+
+        def logins_with_key() -> int:
+            return sum(
+                1 for line in sshd_server.log.read_text(errors="replace").splitlines() if accepted in line and line.endswith(fingerprint)
+            )
+
+        before = logins_with_key()
+        assert _main(git_http_repo) is None
+        assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, "--tag", "agent/base:1", env=env))
+        assert logins_with_key() > before  # sshd accepted the agent's key
+        assert _main(git_http_repo) is not None and _lfs_objects(git_http_repo)  # the remote changed
+        proc = run_cli("images", sshd_server.url(git_http_repo), env=env)
+        assert_ok(proc)
+        assert "agent/base" in proc.stdout
     finally:
         agent.terminate()
         agent.wait(10)
@@ -291,7 +315,9 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
         monkeypatch.setenv(name, value)
     ssh = SshSettings(identity=str(key.path), known_hosts=str(sshd_server.known_hosts))
     options = RemoteOptions(ssh=ssh, policy=RetryPolicy(max_retries=0, sleep=lambda s: None))
-    with pytest.raises(lfsreg.LfsregError) as info:  # nothing listens on https://127.0.0.1:443
+    with socket.socket() as probe:  # the precondition: nothing listens on https://127.0.0.1:443
+        assert probe.connect_ex(("127.0.0.1", 443)) != 0, "something listens on 127.0.0.1:443; this test needs it closed"
+    with pytest.raises(lfsreg.LfsregError) as info:
         lfsreg.Registry(url, options=options).push([APP])
     assert f"https://127.0.0.1/{git_http_repo.name}.git/info/lfs" in str(info.value)  # what git-lfs derives
     assert _main(git_http_repo) is None

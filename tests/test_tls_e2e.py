@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,12 @@ from conftest import assert_error, assert_ok, describe, fixture, run_cli
 from gitenv import isolated_git_env, run_git
 from imageverify import source_image, verify_oci_layout
 from peers import start_tls_front
+
+from lfsreg.errors import LfsregError
+from lfsreg.formats.lfs_pointer import LfsObject
+from lfsreg.lfs.cache import ObjectCache
+from lfsreg.lfs.http import HttpLfsStore, HttpSettings
+from lfsreg.lfs.retry import RetryPolicy
 
 pytestmark = pytest.mark.interop
 
@@ -220,3 +228,28 @@ def test_redirect_to_a_storage_host_is_verified_too(git_http_server, git_http_re
         assert f":{front.port}" not in line.split("TLS certificate", 1)[1]
         assert _storage_gets(front, 307) >= 1 and _storage_gets(front, 200) == 0
     assert not out.exists()
+
+
+def test_nothing_listening_on_an_https_port_is_one_line(git_http_server, tls_certs, tmp_path):
+    # looking for a certificate problem in a refused connection must not add a warning to stderr
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        env = _env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca))
+        proc = run_cli("push", f"https://127.0.0.1:{port}/org/x.git", APP, env=env)
+        assert_error(proc, 1, "cannot connect", f"127.0.0.1:{port}")
+
+
+def test_refused_connection_to_an_https_lfs_server_warns_nothing(tls_certs, tmp_path):
+    # the LFS side of the same (in-process: the CLI would retry a refused connection for a minute)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"https://127.0.0.1:{closed.getsockname()[1]}/org/x.git/info/lfs"
+        settings = HttpSettings(ca_bundle=str(tls_certs.ca), timeout=5, policy=RetryPolicy(max_retries=0, sleep=lambda s: None))
+        store = HttpLfsStore(endpoint, [], ObjectCache(str(tmp_path / "cache")), settings)
+        data = b"x" * 100
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(LfsregError) as info:
+                store.fetch([LfsObject(hashlib.sha256(data).hexdigest(), len(data))])
+    assert endpoint in str(info.value) and "TLS" not in str(info.value)

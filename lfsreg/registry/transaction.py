@@ -100,4 +100,7 @@ class Publisher:
             delay = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
             log.debug("%s moved under us; re-applying on the new tip in %.3f s", self.label, delay)
             time.sleep(delay)
-        raise ConcurrentUpdateError(f"{self.label}: the registry kept changing; gave up after {MAX_ATTEMPTS} attempts")
+        raise ConcurrentUpdateError(
+            f"{self.label}: the registry kept changing; gave up after {MAX_ATTEMPTS} attempts",
+            hint="other pushes kept landing first; run the command again (nothing of this one was published)",
+        )

@@ -36,9 +36,12 @@ bound to one oid and one operation. The server checks it on the storage and veri
 gets 401. Objects live in a temporary directory (uploads are streamed, never held in memory).
 
 The package: :mod:`fault_lfs.faults` is the catalogue of scripted misbehaviours
-(:class:`Fault`, :class:`FaultKind`, where each applies), :mod:`fault_lfs.server` the server
-and what tests observe of it, :mod:`fault_lfs.handler` its routes over the HTTP plumbing of
-:mod:`fault_lfs.plumbing`, :mod:`fault_lfs.wire` the records and limits they share.
+(:class:`Fault`, :class:`FaultKind`, where each applies), :mod:`fault_lfs.server` the server's
+life cycle and addresses, composed of :mod:`fault_lfs.store` (objects on disk),
+:mod:`fault_lfs.scripts` (scripted faults, read-only repositories, action tokens) and
+:mod:`fault_lfs.observations` (what tests observe of it); :mod:`fault_lfs.handler` its routes
+over the HTTP plumbing of :mod:`fault_lfs.plumbing`, :mod:`fault_lfs.wire` the records and
+limits they share.
 """
 
 from fault_lfs.faults import Fault, FaultKind

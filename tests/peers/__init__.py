@@ -24,8 +24,8 @@ The ``start_*`` context managers start private instances (e.g. for a test that n
 user/password, or that stops a server on purpose). Each server runs as process groups of our
 own, logs under a pytest temp dir, is health-checked before it is handed out and stopped with
 SIGTERM (SIGKILL after 10 s). A missing tool (nginx, fcgiwrap, htpasswd, git http-backend, the
-giftless venv from ``tools/install-test-deps.sh``) skips the test, or fails it when ``CI`` is
-set (``gitenv.require_tool`` semantics). By hand: ``python3 tests/peers git-http [WORKDIR]``.
+giftless venv from ``tools/install-test-deps.sh``) fails the test, naming the install step
+(``gitenv.missing_prerequisite``). By hand: ``python3 tests/peers git-http [WORKDIR]``.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def peers_dir() -> Path:
 def giftless_venv() -> Path:
     venv = peers_dir() / "venv-giftless"
     if not (venv / "bin" / "uwsgi").exists():
-        missing(f"giftless venv {venv} (with uwsgi) not found")
+        missing(f"giftless venv {venv} (with uwsgi) not found (the script builds it)")
     return venv
 
 
@@ -149,16 +149,19 @@ def start_giftless(workdir: Path) -> Iterator[GiftlessServer]:
             p.stop()
 
 
-def _warm_up_giftless(server: GiftlessServer, rounds: int = 6) -> None:
+def _warm_up_giftless(server: GiftlessServer, rounds: int = 12) -> None:
     """Get every giftless worker past its first concurrent requests before tests use it.
 
     giftless 0.6.2 sets up its authenticators lazily and not thread-safely: a uWSGI worker's
     first concurrent object requests may be treated as anonymous and refused (403). Rounds
-    of 16 concurrent upload + verify, until two rounds in a row are all 200.
+    of 16 concurrent upload + verify, until two rounds in a row are all 200. If ``rounds``
+    pass without that, the peer is not fit for the tests: that fails here, by name, instead
+    of as a stray 403 in whichever test meets the cold worker.
     """
     repo = "_peers/warmup"
     (server.storage / repo).mkdir(parents=True, exist_ok=True)
     clean = 0
+    seen: list[object] = []  # each round's statuses, for the failure message
     for rnd in range(rounds):
         objs = [(hashlib.sha256(d).hexdigest(), d) for d in (os.urandom(256) + f"{rnd}/{i}".encode() for i in range(16))]
         status, body = http_request(
@@ -169,6 +172,8 @@ def _warm_up_giftless(server: GiftlessServer, rounds: int = 6) -> None:
             timeout=30,
         )
         if status != 200:
+            seen.append(f"batch {status}")
+            clean = 0
             continue
         actions = {o["oid"]: o.get("actions", {}) for o in json.loads(body)["objects"]}
         statuses: list[int] = []
@@ -190,6 +195,8 @@ def _warm_up_giftless(server: GiftlessServer, rounds: int = 6) -> None:
             t.start()
         for t in threads:
             t.join()
+        seen.append(sorted(set(statuses)))
         clean = clean + 1 if set(statuses) == {200} else 0
         if clean >= 2:
             return
+    raise AssertionError(f"giftless at {server.url} did not answer two clean rounds in {rounds}; statuses per round: {seen}")

@@ -42,7 +42,7 @@ def _git_http_backend() -> str:
     exec_path = subprocess.run([git, "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
     backend = Path(exec_path) / "git-http-backend"
     if not os.access(backend, os.X_OK):
-        missing(f"git http-backend not found at {backend}")
+        missing(f"git http-backend not found at {backend}", "git")
     return str(backend)
 
 
@@ -236,7 +236,7 @@ def start_git_http(
     htpasswd = tool("htpasswd")
     backend = _git_http_backend()
     if not Path("/etc/nginx/fastcgi_params").exists():
-        missing("/etc/nginx/fastcgi_params (Debian nginx-common)")
+        missing("/etc/nginx/fastcgi_params (Debian nginx-common)", "nginx")
 
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "repos"

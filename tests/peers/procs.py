@@ -20,10 +20,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-import pytest
-from gitenv import require_tool
+from gitenv import install_step, missing_prerequisite, require_tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -36,16 +35,14 @@ STOP_TIMEOUT = 10.0
 
 
 # -- tool lookup ----------------------------------------------------------------------------------
-def missing(msg: str) -> None:
-    """Skip the test, or fail it when ``CI`` is set (as ``gitenv.require_tool``)."""
-    msg += " (install it with tools/install-test-deps.sh)"
-    if "CI" in os.environ:
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+def missing(msg: str, tool: str = "") -> NoReturn:
+    """Fail the test: a peer's part is missing (``gitenv.missing_prerequisite``); ``tool`` names the
+    Debian package's tool that provides it, if any."""
+    missing_prerequisite(msg, install_step(tool))
 
 
 def tool(name: str) -> str:
-    """Path of an executable on PATH or in /usr/sbin (not on a non-root PATH); else skip/fail."""
+    """Path of an executable on PATH or in /usr/sbin (not on a non-root PATH); else fail the test."""
     found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
     return found if found else require_tool(name)
 
