@@ -6,7 +6,7 @@ stdin/stdout (started by the sshd fixture's forced command): capabilities, ``ver
 Objects live in ``STORE/<oid>``; uploads are hashed and rejected (status 400) on mismatch.
 A test scripts a one-shot fault for a command on an object by writing ``cut`` or a status
 (e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Each ``batch`` appends its operation and
-``refname`` (``-`` if none) to ``STORE/.batch-refs``. Stdlib only.
+``refname`` (``-`` if none) to ``STORE.batch-refs`` (beside the store: tests list the store). Stdlib only.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def main(store: str, operation: str) -> int:
             return 0
         if cmd == "batch":
             lines = c._lines() if delim else []
-            with open(os.path.join(store, ".batch-refs"), "a") as log:  # which ref each batch named (tests read it)
+            with open(store.rstrip("/") + ".batch-refs", "a") as log:  # which ref each batch named (tests read it)
                 log.write(f"{operation} {kv.get('refname', '-')}\n")
             reply = []
             for line in lines:

@@ -4,7 +4,8 @@ git-lfs sends the ref being pushed or pulled with each batch request, and server
 (branch protection, per-branch locks). lfsreg's registry branch follows the remote's ``HEAD``
 (tests/test_registry_branch.py); the SSH ``git-lfs-transfer`` queue used to name
 ``refs/heads/main`` whatever the branch was. The test ``git-lfs-transfer`` server
-(tests/lfs_transfer_server.py) records the ``refname`` of every ``batch`` it answers.
+(tests/lfs_transfer_server.py) records the ``refname`` of every ``batch`` it answers; an LFS
+server the user names (tests/fault_lfs) records every batch body's ``ref``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ APP = "docker-archive:" + str(fixture("app.docker.tar"))
 
 
 def _batch_refs(store: Path) -> list[tuple[str, str]]:
-    log = store / ".batch-refs"
+    log = store.with_name(store.name + ".batch-refs")
     lines = log.read_text().splitlines() if log.exists() else []
     return [(op, ref) for op, ref in (line.split() for line in lines)]
 

@@ -109,6 +109,9 @@ def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: s
     if isinstance(exc, HttpStatus):
         return error_for_status(exc.status, f"{label}: the git server answered HTTP {exc.status}", retry_after=exc.retry_after)
     chain = list(_causes(exc))
+    for cause in chain:
+        if isinstance(cause, LfsregError):  # dulwich wraps what lfsreg's SSH channel raised (a refusal, a cut)
+            return cause
     names = {type(e).__name__ for e in chain}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return UnreachableError(f"{label}: cannot connect: connection refused", hint="check the address, and that the server is running")
