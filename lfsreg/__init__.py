@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING
 
-from .api import ImageSummary, Registry, TagInfo
-from .digest import Digest
 from .errors import (
     AuthenticationError,
     BlobNotFound,
@@ -26,15 +26,52 @@ from .errors import (
     UnreachableError,
     UsageError,
 )
-from .ops.push import PushResult
-from .progress import ProgressEvent
-from .reference import ImageRef
+
+if TYPE_CHECKING:
+    from .api import ImageSummary, Registry, TagInfo
+    from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
+    from .compression import DEFAULT as DEFAULT_COMPRESSION
+    from .digest import Digest
+    from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
+    from .ops.push import PushResult
+    from .progress import ProgressEvent
+    from .reference import ImageRef
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so that ``import lfsreg.cli`` -- every command, even
+# ``lfsreg --help`` -- does not pay for git, LFS, SSH and image code it may not need.
+_LAZY = {
+    "ImageSummary": ("api", "ImageSummary"),
+    "Registry": ("api", "Registry"),
+    "TagInfo": ("api", "TagInfo"),
+    "Digest": ("digest", "Digest"),
+    "PushResult": ("ops.push", "PushResult"),
+    "ProgressEvent": ("progress", "ProgressEvent"),
+    "ImageRef": ("reference", "ImageRef"),
+    # the defaults the CLI shows in its help (also in lfsreg.api)
+    "COMPRESSION_ALGORITHMS": ("compression", "ALGORITHMS"),
+    "DEFAULT_COMPRESSION": ("compression", "DEFAULT"),
+    "DEFAULT_KEY_COMMENT": ("keys", "DEFAULT_COMMENT"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """``lfsreg.Registry`` and the rest of the public API, imported when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value
+    return value
+
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "COMPRESSION_ALGORITHMS",
+    "DEFAULT_COMPRESSION",
+    "DEFAULT_KEY_COMMENT",
     "AuthenticationError",
     "BlobNotFound",
     "ConcurrentUpdateError",

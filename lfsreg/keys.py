@@ -12,9 +12,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from .errors import LocalStorageError, UsageError
 
 DEFAULT_COMMENT = "lfsreg deploy key"
@@ -40,6 +37,10 @@ def generate(comment: str = DEFAULT_COMMENT) -> tuple[bytes, str]:
     """A new ed25519 key: ``(private key in OpenSSH format, public key line with comment)``."""
     if any(c in comment for c in "\r\n"):
         raise UsageError("the key comment must be one line")
+    # here, not at import: cryptography costs ~60 ms, and every command imports this module
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()

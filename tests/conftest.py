@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from clirun import CLI_TIMEOUT, check_no_crash, check_no_crash_text, run_cli  # noqa: F401 (re-exported: tests import them from conftest)
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from gitenv import MISSING_MARK, missing_prerequisite
@@ -44,7 +45,6 @@ LAYER_TYPE_FOR = {
     "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
 }
 REF_NAME = "org.opencontainers.image.ref.name"
-CLI_TIMEOUT = 120
 
 
 # -- locating samples --------------------------------------------------------------------------
@@ -399,17 +399,8 @@ def python_only_path(tmp_path: Path) -> Path:
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
-def run_cli(*args: object, env: dict | None = None, cwd: Path | None = None, python: str = sys.executable):
-    """Run ``python -m lfsreg ARGS`` and capture text output."""
-    return subprocess.run(
-        [python, "-m", "lfsreg", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
+# run_cli (imported above from tests/clirun.py) runs the CLI in this process, or in a subprocess
+# when asked, and fails the test on a Traceback or "Exception ignored" in its output.
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:
@@ -418,7 +409,7 @@ def describe(proc: subprocess.CompletedProcess) -> str:
 
 def assert_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, describe(proc)
-    assert "Traceback" not in proc.stderr, describe(proc)
+    check_no_crash(proc)
 
 
 def assert_error(proc: subprocess.CompletedProcess, code: int | tuple[int, ...], *needles: str | tuple[str, ...]) -> str:
@@ -427,7 +418,7 @@ def assert_error(proc: subprocess.CompletedProcess, code: int | tuple[int, ...],
     A tuple needle is satisfied by any one of its strings.
     """
     assert proc.returncode in (code if isinstance(code, tuple) else (code,)), describe(proc)
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, describe(proc)
+    check_no_crash(proc)
     lines = proc.stderr.splitlines()
     assert 1 <= len(lines) <= 2, describe(proc)
     assert lines[0].startswith("lfsreg: error: "), describe(proc)

@@ -413,6 +413,9 @@ def test_push_again_repairs_missing_lfs_object(tmp_path, populated):
     assert result.layers_uploaded == 1
     assert oid in {p.name for p in lfs_objects(populated)}
     assert_ok(run_cli("pull", populated, "acme/app:1.0", "-o", f"docker-archive:{tmp_path / 'ok.tar'}"))
+    (entry,) = check_docker_archive_output(tmp_path / "ok.tar")  # the repaired layer is read back whole
+    (source,) = read_docker_archive(sample("fixtures", "app.docker.tar"))
+    assert entry.diff_ids == source.diff_ids
 
 
 def test_failed_pull_keeps_existing_output(tmp_path, populated):

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from clirun import check_no_crash
 from conftest import assert_error, assert_ok, run_cli, snapshot, verify_layout
 from hostile import blob_path, descriptor, dumps, nested_indexes, oci_layout, tag_path
 from hostile import edit_registry as edit
@@ -29,7 +30,7 @@ def _cli(*args: object) -> subprocess.CompletedProcess:
     except subprocess.TimeoutExpired:
         pytest.fail(f"lfsreg {args[0]} did not finish in {QUICK} s: it walks paths, not blobs")
     assert time.monotonic() - start < QUICK
-    return proc
+    return check_no_crash(proc)
 
 
 def _index_json(root: dict, ref: str = "1.0") -> dict:

@@ -1,4 +1,4 @@
-"""The ``lfsreg`` command line, run as a subprocess: listings, JSON output, rm, usage errors, -v."""
+"""The ``lfsreg`` command line (in-process; -v and --version as subprocesses): listings, JSON output, rm, usage errors, -v."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def listing(tmp_path_factory):
 
 
 def test_version():
-    proc = run_cli("--version")
+    proc = run_cli("--version", spawn=True)
     assert_ok(proc)
     assert lfsreg.__version__ in proc.stdout
     assert importlib.metadata.version("lfsreg") == lfsreg.__version__
@@ -395,10 +395,10 @@ def test_verbose_logs_to_stderr(tmp_path):
     quiet = run_cli("push", repo, source)
     assert_ok(quiet)
     assert quiet.stderr == ""
-    loud = run_cli("-v", "rm", repo, "acme/base:1.0")
+    loud = run_cli("-v", "rm", repo, "acme/base:1.0", spawn=True)  # -v in a real process (logging set up from scratch)
     assert_ok(loud)
     assert any(line.startswith("DEBUG lfsreg") for line in loud.stderr.splitlines()), describe(loud)
-    loud = run_cli("-v", "push", repo, source)
+    loud = run_cli("-v", "push", repo, source, spawn=True)
     assert_ok(loud)
     debug = [line for line in loud.stderr.splitlines() if line.startswith("DEBUG ")]
     assert debug, describe(loud)

@@ -261,3 +261,56 @@ def test_a_lock_held_past_the_wait_gives_up_with_one_line(
         assert first == f"lfsreg: error: {where}: refs/heads/main stayed locked for 1 s", err
     assert "Traceback" not in err and "internal error" not in err
     assert _history(repo) == before
+
+
+@pytest.mark.interop
+def test_a_branch_lock_held_on_the_http_server_is_retried_then_lands(
+    git_http_server, git_http_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: list[HeldLock]
+) -> None:
+    """Stock receive-pack cannot lock the branch (this process holds ``main.lock``): lfsreg retries until it is free."""
+    monkeypatch.setenv("LFSREG_USERNAME", git_http_server.user)
+    monkeypatch.setenv("LFSREG_PASSWORD", git_http_server.password)
+    url = git_http_repo.url
+    _push(url, TOOL, "lock/first:1")
+    before = _history(git_http_repo.path)
+    monkeypatch.setattr(locks, "LOCK_WAIT", 4 * WAIT)
+    waiting = _seen(monkeypatch, git_remote.GitRemote, "_locked")
+    held.append(HeldLock(git_http_repo.path / "refs" / "heads" / "main.lock"))
+    thread, outcome = _push_in_thread(url)
+    assert waiting.wait(WAIT), "the push never met the held lock"
+    assert thread.is_alive() and not outcome, "the push finished while the lock was held"
+    assert _history(git_http_repo.path) == before
+    held[0].release()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], str), outcome
+    assert _history(git_http_repo.path)[0].decode() == outcome[0]
+    assert _tags(url) == {"lock/first:1", "lock/mine:1"}
+
+
+@pytest.mark.interop
+def test_a_branch_lock_held_on_the_http_server_past_the_wait_gives_up_with_one_line(
+    git_http_server,
+    git_http_repo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    held: list[HeldLock],
+) -> None:
+    monkeypatch.setenv("LFSREG_USERNAME", git_http_server.user)
+    monkeypatch.setenv("LFSREG_PASSWORD", git_http_server.password)
+    url = git_http_repo.url
+    _push(url, TOOL, "lock/first:1")
+    before = _history(git_http_repo.path)
+    monkeypatch.setattr(locks, "LOCK_WAIT", 1.0)
+    waiting = _seen(monkeypatch, git_remote.GitRemote, "_locked")
+    held.append(HeldLock(git_http_repo.path / "refs" / "heads" / "main.lock"))
+    code, err = _run_cli(capsys, "push", url, APP, "--tag", "lock/mine:1")
+    assert waiting.is_set(), "the push never met the held lock"
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"lfsreg: error: {url}: refs/heads/main stayed locked for 1 s: "), err
+    assert "cannot lock ref 'refs/heads/main'" in lines[0] and "main.lock" in lines[0], err  # git's own words, passed on
+    assert lines[1:] == ["hint: if no other push is running, remove the stale refs/heads/main.lock in the server's repository"], err
+    assert "Traceback" not in err and "internal error" not in err
+    assert _history(git_http_repo.path) == before

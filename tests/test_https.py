@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import check_no_crash_text
 from conftest import assert_error, assert_ok, fixture, run_cli
 from gitenv import isolated_git_env, require_tool, run_git
 from imageverify import skopeo_inspect, source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
@@ -197,7 +198,8 @@ def test_concurrent_https_pushers_all_land(git_http_server, git_http_repo, tmp_p
             )
         )
     for p in procs:
-        _, err = p.communicate(timeout=180)
+        out, err = p.communicate(timeout=180)
+        check_no_crash_text(err, out)
         assert p.returncode == 0, err
     proc = run_cli("tags", git_http_repo.url, "acme/app", env=env)
     assert_ok(proc)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import check_no_crash_text
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES
 from test_concurrency import DRIVER
@@ -29,6 +30,10 @@ from test_git_durability import fsck_clean
 
 SMALL = [f"oci:{FIXTURES / 'tool.oci'}:2.0", f"docker-archive:{FIXTURES / 'base.docker.tar'}", f"oci:{FIXTURES / 'app-zstd.oci'}:1.0"]
 KILLS = 12
+# Kill moments are spread over SPREAD times the measured length of an unkilled push: pushes run
+# beside other tests (pytest-xdist) on a shared machine, and one measured in a quiet moment can
+# take twice as long a moment later; over 1x only, every kill could then land before the commit.
+SPREAD = 2.0
 BIG_LAYER = 12 << 20  # random bytes: compressing and storing them takes a while, so kills land in staging
 
 
@@ -71,7 +76,8 @@ def _push(location: str, source: str, tag: str, env: dict[str, str]) -> subproce
 def _timed_push(location: str, source: str, tag: str, env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = _push(location, source, tag, env)
-    _, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
+    check_no_crash_text(err, out)
     assert proc.returncode == 0, err
     return time.monotonic() - started
 
@@ -106,9 +112,10 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str]) -
         sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM
         before = _branch_tip(repo, git_env)
         proc = _push(location, source, tag, env)
-        time.sleep(duration * (i + 0.5) / KILLS)
+        time.sleep(duration * SPREAD * (i + 0.5) / KILLS)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
+        check_no_crash_text(err, out)
         after = _branch_tip(repo, git_env)
         moved = after != before
         outcomes.append((sig.name, proc.returncode, moved))

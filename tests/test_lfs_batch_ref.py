@@ -4,7 +4,7 @@ git-lfs sends the ref being pushed or pulled with each batch request, and server
 (branch protection, per-branch locks). lfsreg's registry branch follows the remote's ``HEAD``
 (tests/test_registry_branch.py); the SSH ``git-lfs-transfer`` queue used to name
 ``refs/heads/main`` whatever the branch was. The test ``git-lfs-transfer`` server
-(tests/lfs_transfer_server.py) records the ``refname`` of every ``batch`` it answers; an LFS
+(tests/peers/lfs_transfer_server.py) records the ``refname`` of every ``batch`` it answers; an LFS
 server the user names (tests/fault_lfs) records every batch body's ``ref``.
 """
 

@@ -102,6 +102,8 @@ def test_integer_size_is_still_accepted(tmp_path, registry):
     source = _artifact(tmp_path, 1)
     proc = run_cli("push", registry, source, "--tag", "good/artifact:1")
     assert proc.returncode == 0, proc.stderr
+    tags = json.loads(run_cli("tags", registry, "--format", "json").stdout)
+    assert [(t["name"], t["tag"]) for t in tags] == [("good/artifact", "1")]
 
 
 def test_schema_version_must_be_2(tmp_path, registry):

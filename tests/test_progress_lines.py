@@ -24,6 +24,7 @@ import termios
 import time
 
 import pytest
+from clirun import check_no_crash_text
 from conftest import CLI_TIMEOUT, assert_ok, fixture, run_cli
 from rich.console import Console
 
@@ -236,7 +237,9 @@ def run_in_pty(*args: object, columns: int = 120) -> tuple[int, str, str]:
         chunks.append(data)
     os.close(master)
     stdout = proc.communicate(timeout=CLI_TIMEOUT)[0].decode()
-    return proc.returncode, stdout, b"".join(chunks).decode(errors="replace")
+    terminal = b"".join(chunks).decode(errors="replace")
+    check_no_crash_text(terminal, stdout)
+    return proc.returncode, stdout, terminal
 
 
 def test_cli_in_a_terminal_shows_per_layer_lines_and_a_total(tmp_path):

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import check_no_crash
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, tags_of
 from peers import use_credential_store
@@ -52,6 +53,7 @@ def _push_images(location: str, env: dict[str, str]) -> None:
     for tag, source in IMAGES.items():
         argv = [sys.executable, "-m", "lfsreg", "push", location, source, "--tag", tag]
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+        check_no_crash(proc)
         assert proc.returncode == 0, proc.stderr
 
 

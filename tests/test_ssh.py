@@ -126,7 +126,9 @@ def test_key_text_identity_option_default_key_and_passphrase(sshd_server, git_ht
     assert "LFSREG_SSH_PASSPHRASE" in proc.stderr
     proc = run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked, LFSREG_SSH_PASSPHRASE="wrong"))
     assert_error(proc, 1, "passphrase")
-    assert_ok(run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked, LFSREG_SSH_PASSPHRASE="correct horse 42")))
+    proc = run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked, LFSREG_SSH_PASSPHRASE="correct horse 42"))
+    assert_ok(proc)
+    assert "acme/base" in proc.stdout  # the unlocked key read the registry pushed above
 
 
 def test_keys_from_ssh_agent(sshd_server, git_http_repo, tmp_path):
@@ -178,7 +180,9 @@ def test_known_hosts_in_home_with_hashed_entries(sshd_server, git_http_repo, tmp
     known.write_text("@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBadKey\n" + sshd_server.known_hosts.read_text())
     subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
     assert "|1|" in known.read_text() and "127.0.0.1" not in known.read_text()
+    assert _main(git_http_repo) is None
     assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=env))
+    assert _main(git_http_repo) is not None  # the host was recognised and the push landed
 
 
 # -- refusals: nothing is written to the remote ------------------------------------------------------
@@ -288,7 +292,7 @@ def test_pure_ssh_lfs_with_git_lfs_transfer(sshd_server, git_http_repo, tmp_path
     assert_ok(run_cli("--transfers", "2", "push", url, APP, env=_env(tmp_path, sshd_server, key)))
     store = sshd_server.transfer_store / git_http_repo.name
     src = source_image("oci:" + str(fixture("app.oci")) + ":1.0")
-    stored = {p.name for p in store.iterdir()}
+    stored = {p.name for p in store.iterdir() if not p.name.startswith(".")}
     for path in stored:
         assert hashlib.sha256((store / path).read_bytes()).hexdigest() == path
     assert len(stored) == 3 and not _lfs_objects(git_http_repo)

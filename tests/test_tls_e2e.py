@@ -67,6 +67,10 @@ def _storage_gets(front, status: int) -> int:
     return len(pattern.findall(front.access_log.read_text()))
 
 
+def _failed_handshakes(front) -> int:
+    return front.error_log.read_text().count("SSL_do_handshake() failed")
+
+
 def _push_and_pull(front, repo, tmp_path: Path, env: dict[str, str], *args: str) -> None:
     """Push the app image through ``front`` and pull it back with a fresh cache; check what arrived."""
     url = front.https(repo.url)
@@ -153,15 +157,34 @@ def test_stock_git_lfs_clones_over_https(git_http_server, git_http_repo, tls_fro
     else:
         run_git(["config", "--global", "http.sslCAInfo", str(tls_certs.ca)], cwd=tmp_path, env=env)
     redirected = _storage_gets(tls_front, 307)
-    run_git(["clone", "--quiet", url, "work"], cwd=tmp_path, env={**env, "GIT_LFS_SKIP_SMUDGE": "1"})
     work = tmp_path / "work"
-    layers = sorted(p for p in (work / "layers").rglob("*") if p.is_file())
-    assert len(layers) == 3 and all(p.read_bytes().startswith(b"version https://git-lfs.github.com/spec/v1\n") for p in layers)
-    run_git(["lfs", "pull"], cwd=work, env=env)
+    if how == "GIT_SSL_CAINFO":  # a smudging clone: git-lfs downloads during checkout
+        run_git(["clone", "--quiet", url, "work"], cwd=tmp_path, env=env)
+    else:
+        run_git(["clone", "--quiet", url, "work"], cwd=tmp_path, env={**env, "GIT_LFS_SKIP_SMUDGE": "1"})
+        pointers = [p for p in (work / "layers").rglob("*") if p.is_file()]
+        assert len(pointers) == 3 and all(p.read_bytes().startswith(b"version https://git-lfs.github.com/spec/v1\n") for p in pointers)
+        run_git(["lfs", "pull"], cwd=work, env=env)
+    _assert_layers(work, 3)
+    assert _storage_gets(tls_front, 307) - redirected == 3  # git-lfs followed to localhost and verified it
+
+    # lfsreg pushes another image; stock git pulls it over https, smudging the new layers
+    push_env = _env(tmp_path / "second", git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca))
+    assert_ok(run_cli("push", url, "docker-archive:" + str(fixture("tool.docker.tar")), env=push_env))
+    run_git(["pull", "--quiet", "--ff-only"], cwd=work, env=env)
+    _assert_layers(work, len(_files(git_http_repo.lfs_storage)))
+    assert (
+        run_git(["rev-parse", "HEAD"], cwd=work, env=env).stdout.strip().decode()
+        == (git_http_repo.path / "refs/heads/main").read_text().strip()
+    )
+
+
+def _assert_layers(work: Path, count: int) -> None:
+    """The checkout holds ``count`` layers, each the real content (it hashes to its name)."""
+    layers = [p for p in (work / "layers").rglob("*") if p.is_file()]
+    assert len(layers) == count, layers
     for layer in layers:
         assert hashlib.sha256(layer.read_bytes()).hexdigest() == layer.name, layer
-    assert _storage_gets(tls_front, 307) - redirected == 3  # git-lfs followed to localhost and verified it
-    assert run_git(["status", "--porcelain"], cwd=work, env=env).stdout == b""
 
 
 # -- refused certificates: one line naming the host and the problem, nothing written --------------
@@ -172,6 +195,7 @@ REFUSALS = {
     "other-ca": ("tls_front_foreign", "ca", "unable to get local issuer certificate"),
     "wrong-ca": ("tls_front", "other_ca", "unable to get local issuer certificate"),
     "no-ca": ("tls_front", None, "unable to get local issuer certificate"),
+    "wrong-name": ("tls_front_wrong_name", "ca", "certificate is not valid for '127.0.0.1'"),
 }
 
 
@@ -186,7 +210,7 @@ def test_refused_certificate_push(git_http_server, git_http_repo, tls_certs, tmp
     _assert_untouched(git_http_repo)
 
 
-@pytest.mark.parametrize("case", ["expired", "other-ca"])
+@pytest.mark.parametrize("case", ["expired", "other-ca", "wrong-name"])
 def test_refused_certificate_pull(git_http_server, git_http_repo, tls_front, tls_certs, tmp_path, request, case):
     good = _env(tmp_path / "push", git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca))
     assert_ok(run_cli("push", tls_front.https(git_http_repo.url), APP, env=good))
@@ -220,6 +244,7 @@ def test_redirect_to_a_storage_host_is_verified_too(git_http_server, git_http_re
     # batch API through a good front whose downloads move to a host with an expired certificate
     env = _env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(tls_certs.ca))
     assert_ok(run_cli("push", tls_front.https(git_http_repo.url), APP, env=env))
+    before = _failed_handshakes(tls_front_expired)
     with start_tls_front(tmp_path / "front", git_http_server.url, tls_certs.good, downloads_to=tls_front_expired.url) as front:
         fresh = {**env, "LFSREG_CACHE": str(tmp_path / "cache-pull")}
         out = tmp_path / "out.oci"
@@ -228,6 +253,8 @@ def test_redirect_to_a_storage_host_is_verified_too(git_http_server, git_http_re
         assert f":{front.port}" not in line.split("TLS certificate", 1)[1]
         assert _storage_gets(front, 307) >= 1 and _storage_gets(front, 200) == 0
     assert not out.exists()
+    # refused once per object, not retried (nginx logs a failed handshake when the client's alert arrives)
+    assert _failed_handshakes(tls_front_expired) - before <= 3
 
 
 def test_nothing_listening_on_an_https_port_is_one_line(git_http_server, tls_certs, tmp_path):

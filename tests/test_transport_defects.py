@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import assert_error, assert_ok, fixture, run_cli, snapshot, verify_layout
+from conftest import assert_error, assert_ok, fixture, lfs_objects, run_cli, snapshot, verify_layout
 
 import lfsreg
 
@@ -136,7 +136,9 @@ def test_symlink_inside_oci_source_is_followed(tmp_path):
     inside = layout / "moved"
     victim.rename(inside)
     victim.symlink_to(Path("..") / ".." / "moved")
-    assert_ok(run_cli("push", tmp_path / "reg.git", f"oci:{layout}", "--tag", "acme/app:1.0"))
+    repo = tmp_path / "reg.git"
+    assert_ok(run_cli("push", repo, f"oci:{layout}", "--tag", "acme/app:1.0"))
+    assert victim.name in {p.name for p in lfs_objects(repo)}  # the blob behind the link was stored
 
 
 # -- #7: a digest where a tag is needed ------------------------------------------------------------------

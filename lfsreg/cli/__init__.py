@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from ..api import RemoteOptions, SshSettings, discard_own_staging
 from ..errors import LfsregError
 from .commands import register
 from .keygen import keygen
@@ -63,6 +62,8 @@ def cli(
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings are noise to users
     # paramiko logs tracebacks of its transport thread; lfsreg reports SSH failures itself
     logging.getLogger("paramiko").setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    from ..api import RemoteOptions, SshSettings  # here: `lfsreg --help` and usage errors need none of it
+
     ssh = SshSettings(identity=identity, known_hosts=known_hosts, accept_new_host_key=accept_new_host_key)
     ctx.obj = RemoteOptions(lfs_url=lfs_url, ca_bundle=ca_bundle, transfers=transfers, ssh=ssh)
     logging.basicConfig(
@@ -82,14 +83,31 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     # Staged layers go first, in case unwinding is slow (workers stop at their next write).
-    discard_own_staging()
+    # Only the API stages files: if it is not (fully) imported, there is nothing to discard, and
+    # importing it here, inside a signal handler, could meet its half-done import.
+    discard = getattr(sys.modules.get("lfsreg.api"), "discard_own_staging", None)
+    if discard is not None:
+        discard()
     raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; map library errors to one line on stderr and an exit code."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    handling = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handling else None
+    try:
+        _run(argv)
+    except _Terminated:  # SIGTERM while the outcome was being reported
+        sys.exit(128 + signal.SIGTERM)
+    finally:
+        # From here on (exit, atexit callbacks) SIGTERM ends the process the default way: raising
+        # _Terminated in an atexit callback would print "Exception ignored" and a traceback.
+        if handling:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run(argv: Sequence[str] | None) -> None:
+    """The command; every outcome ends in ``sys.exit`` with its exit code."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lfsreg", standalone_mode=False)
     except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so _Terminated) into Abort

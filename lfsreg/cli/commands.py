@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from ..api import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION, Registry, UnreadableImage
+from .. import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION
 from .render import ProgressBars, emit_json, table
 from .sizes import human_size
 
+if TYPE_CHECKING:
+    from ..api import Registry, UnreadableImage
+
 
 def _registry(repo: str) -> Registry:
+    from ..api import Registry  # here, not at import: see lfsreg/__init__.py
+
     ctx = click.get_current_context()
     return ctx.with_resource(Registry(repo, options=ctx.obj))
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..api import DEFAULT_KEY_COMMENT, is_ssh_location, parse_ssh_url, write_keypair
+from .. import DEFAULT_KEY_COMMENT
 
 DEFAULT_OUT = "lfsreg_deploy_key"
 
@@ -16,6 +16,8 @@ def _owner_repo(repo: str | None) -> tuple[str, str]:
     """``(host, owner/name)`` of a repository URL (ssh, scp-like or https); placeholders if none."""
     if not repo:
         return "HOST", "OWNER/REPO"
+    from ..api import is_ssh_location, parse_ssh_url  # here: see lfsreg/__init__.py
+
     if is_ssh_location(repo):
         url = parse_ssh_url(repo)
         host, path = url.host, url.path
@@ -67,6 +69,8 @@ def keygen(out: str, comment: str, repo: str | None, force: bool) -> None:
     Add the public key to the repository as a deploy key WITH WRITE ACCESS, store the private
     key (the content of FILE) as a CI secret given to lfsreg as LFSREG_SSH_KEY, then delete FILE.
     """
+    from ..api import write_keypair
+
     pair = write_keypair(out, comment, force=force)
     click.echo(f"private key: {pair.private_path} (mode 0600; keep it secret)")
     click.echo(f"public key:  {pair.public_path} ({pair.fingerprint})")

@@ -13,10 +13,12 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
   read/write; the LFS endpoint of ``ORG/REPO`` is ``http://127.0.0.1:PORT/ORG/REPO.git/info/lfs``.
 * :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
 * :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
-  ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"none")`` makes a deploy key.
+  ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"scutiger"|"none")`` makes a deploy key
+  (``transfer``: the test server :mod:`peers.lfs_transfer_server`; ``scutiger``: the real one).
 * :mod:`peers.tls` -- ``tls_certs`` (session): a throwaway CA (+ another one) and server certificates
-  generated in-process; ``tls_front`` / ``tls_front_expired`` / ``tls_front_foreign`` (session): nginx
-  serving HTTPS in front of ``git_http_server`` with a good, an expired and another CA's certificate.
+  generated in-process; ``tls_front`` / ``tls_front_expired`` / ``tls_front_foreign`` / ``tls_front_wrong_name``
+  (session): nginx serving HTTPS in front of ``git_http_server`` with a good, an expired, another CA's
+  and another host name's certificate.
 * :mod:`peers.engine` -- ``start_engine(root)``: podman's Docker Engine API on a unix socket.
 * :mod:`peers.procs` (process groups, ports, tool lookup) and :mod:`peers.probes` (HTTP probes).
 
@@ -154,3 +156,11 @@ def tls_front_expired(tmp_path_factory: pytest.TempPathFactory, git_http_server:
 def tls_front_foreign(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer, tls_certs: TlsCerts) -> Iterator[TlsFront]:
     """HTTPS in front of ``git_http_server`` with a certificate of another CA (``tls_certs.other_ca``)."""
     yield from _front(tmp_path_factory, "tls-front-foreign", git_http_server, tls_certs.foreign)
+
+
+@pytest.fixture(scope="session")
+def tls_front_wrong_name(
+    tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHttpServer, tls_certs: TlsCerts
+) -> Iterator[TlsFront]:
+    """HTTPS in front of ``git_http_server`` with a certificate of ``tls_certs.ca`` for another host name."""
+    yield from _front(tmp_path_factory, "tls-front-wrong-name", git_http_server, tls_certs.wrong_name)

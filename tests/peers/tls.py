@@ -51,8 +51,9 @@ class ServerCert:
 class TlsCerts:
     """Everything :func:`make_certs` wrote.
 
-    ``ca`` signed ``good`` and ``expired``; ``other_ca`` signed ``foreign``. All three server
-    certificates name ``127.0.0.1`` and ``localhost``.
+    ``ca`` signed ``good``, ``expired`` and ``wrong_name``; ``other_ca`` signed ``foreign``.
+    The server certificates name ``127.0.0.1`` and ``localhost``, except ``wrong_name``, which
+    names only ``elsewhere.invalid``.
     """
 
     ca: Path
@@ -60,6 +61,7 @@ class TlsCerts:
     good: ServerCert
     expired: ServerCert
     foreign: ServerCert
+    wrong_name: ServerCert
 
 
 def _name(cn: str) -> x509.Name:
@@ -107,12 +109,14 @@ def _server(
     ca_key: EllipticCurvePrivateKey,
     not_before: datetime.datetime,
     not_after: datetime.datetime,
+    names: list[x509.GeneralName] | None = None,
+    cn: str = HOST,
 ) -> ServerCert:
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
+    names = names or [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(HOST))
+        .subject_name(_name(cn))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -150,6 +154,9 @@ def make_certs(directory: Path) -> TlsCerts:
         good=_server(directory, "good", ca, ca_key, now - day, now + 7 * day),
         expired=_server(directory, "expired", ca, ca_key, now - 10 * day, now - day),
         foreign=_server(directory, "foreign", other, other_key, now - day, now + 7 * day),
+        wrong_name=_server(
+            directory, "wrong-name", ca, ca_key, now - day, now + 7 * day, [x509.DNSName("elsewhere.invalid")], "elsewhere.invalid"
+        ),
     )
 
 
