@@ -31,6 +31,8 @@ def stalled(exc: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            return False  # a refused connection (urllib3 files it under its connect timeouts)
         if isinstance(current, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
             return True
         seen.add(id(current))
