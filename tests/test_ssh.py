@@ -292,7 +292,7 @@ def test_pure_ssh_lfs_with_git_lfs_transfer(sshd_server, git_http_repo, tmp_path
     assert_ok(run_cli("--transfers", "2", "push", url, APP, env=_env(tmp_path, sshd_server, key)))
     store = sshd_server.transfer_store / git_http_repo.name
     src = source_image("oci:" + str(fixture("app.oci")) + ":1.0")
-    stored = {p.name for p in store.iterdir()}
+    stored = {p.name for p in store.iterdir() if not p.name.startswith(".")}
     for path in stored:
         assert hashlib.sha256((store / path).read_bytes()).hexdigest() == path
     assert len(stored) == 3 and not _lfs_objects(git_http_repo)

@@ -3,7 +3,7 @@
 Before issue 8 the SSH path had its own pool with no retries: one ``status 500`` or one cut
 session failed the whole push or pull. Now a failed exchange closes its session and the queue
 retries the object on a fresh one, as it does for HTTP. Faults are one-shot scripts of the
-test ``git-lfs-transfer`` server (``tests/lfs_transfer_server.py``).
+test ``git-lfs-transfer`` server (``tests/peers/lfs_transfer_server.py``).
 """
 
 from __future__ import annotations

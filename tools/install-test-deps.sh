@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, and
-# the giftless LFS server's venv that tests/peers/ starts.
+# Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, the
+# giftless LFS server's venv and scutiger's git-lfs-transfer (cargo) that tests/peers/ start.
 #
 # usage: tools/install-test-deps.sh [EXTRA_DEB_PACKAGE...]
 #
@@ -11,11 +11,12 @@
 # The giftless venv is (re)built only when its marker file differs from
 # tools/peers/giftless-requirements.txt.  With everything present the script takes ~0.1 s;
 # from scratch ~15 s here (apt ~5 s with package lists present, +apt-get update on a fresh
-# machine; venv ~10 s: all wheels, nothing compiles).
+# machine; venv ~10 s: all wheels, nothing compiles), plus 1.5-3 min once for scutiger (below).
 #
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
 # ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
 #   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
+#   $LFSREG_PEERS/scutiger-lfs-V/bin/git-lfs-transfer   V pinned in tools/peers/scutiger-lfs.version
 #
 # Must run as root (or with passwordless sudo).  It never touches git configuration: the
 # tests isolate git config themselves (tests/gitenv.py), so whatever /root/.gitconfig holds
@@ -97,18 +98,47 @@ fi
 GIFTLESS_REQ=$HERE/peers/giftless-requirements.txt
 GIFTLESS_VENV=$PEERS_DIR/venv-giftless
 GIFTLESS_MARKER=$GIFTLESS_VENV/.lfsreg-requirements.txt
-if cmp -s "$GIFTLESS_REQ" "$GIFTLESS_MARKER" && [ -x "$GIFTLESS_VENV/bin/uwsgi" ]; then
-  exit 0
+if ! { cmp -s "$GIFTLESS_REQ" "$GIFTLESS_MARKER" && [ -x "$GIFTLESS_VENV/bin/uwsgi" ]; }; then
+  echo "install-test-deps: building $GIFTLESS_VENV" >&2
+  PY=${LFSREG_PEERS_PYTHON:-python3}
+  rm -rf "$GIFTLESS_VENV"
+  mkdir -p "$PEERS_DIR"
+  "$PY" -m venv "$GIFTLESS_VENV"
+  "$GIFTLESS_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+    -r "$GIFTLESS_REQ"
+  # smoke: the app imports with its config machinery, and uWSGI is there
+  "$GIFTLESS_VENV/bin/python" -c 'import giftless.app, jwt, flask' >/dev/null
+  "$GIFTLESS_VENV/bin/uwsgi" --version >/dev/null
+  cp "$GIFTLESS_REQ" "$GIFTLESS_MARKER"
+  echo "install-test-deps: giftless venv ready in $GIFTLESS_VENV" >&2
 fi
-echo "install-test-deps: building $GIFTLESS_VENV" >&2
-PY=${LFSREG_PEERS_PYTHON:-python3}
-rm -rf "$GIFTLESS_VENV"
-mkdir -p "$PEERS_DIR"
-"$PY" -m venv "$GIFTLESS_VENV"
-"$GIFTLESS_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
-  -r "$GIFTLESS_REQ"
-# smoke: the app imports with its config machinery, and uWSGI is there
-"$GIFTLESS_VENV/bin/python" -c 'import giftless.app, jwt, flask' >/dev/null
-"$GIFTLESS_VENV/bin/uwsgi" --version >/dev/null
-cp "$GIFTLESS_REQ" "$GIFTLESS_MARKER"
-echo "install-test-deps: giftless venv ready in $GIFTLESS_VENV" >&2
+
+# --- scutiger's git-lfs-transfer (a real pure-SSH LFS server behind the test sshd) -------------
+# crates.io's scutiger-lfs, pinned in tools/peers/scutiger-lfs.version and built with its own
+# Cargo.lock (--locked) into a root named for the version, so a new pin builds afresh and the
+# old binary is never mixed in.  Skipped when that binary is there (~0 s); from scratch 1.5-3 min
+# on 2 busy cores (measured 86 s with the crates already downloaded, 164 s with the download on
+# a loaded machine; libgit2 is built from C source by libgit2-sys).
+# flock: parallel test runs on one machine build it once; the loser finds the binary.
+SCUTIGER_VERSION=$(tr -d ' \n' <"$HERE/peers/scutiger-lfs.version")
+SCUTIGER_ROOT=$PEERS_DIR/scutiger-lfs-$SCUTIGER_VERSION
+SCUTIGER_BIN=$SCUTIGER_ROOT/bin/git-lfs-transfer
+if [ ! -x "$SCUTIGER_BIN" ]; then
+  CARGO=$(command -v cargo || true)
+  [ -n "$CARGO" ] || { [ -x "$HOME/.cargo/bin/cargo" ] && CARGO=$HOME/.cargo/bin/cargo; }
+  if [ -z "$CARGO" ]; then
+    echo "install-test-deps: cargo (Rust) not found: needed to build scutiger-lfs $SCUTIGER_VERSION" >&2
+    exit 1
+  fi
+  mkdir -p "$PEERS_DIR"
+  (
+    flock 9
+    if [ ! -x "$SCUTIGER_BIN" ]; then
+      echo "install-test-deps: building scutiger-lfs $SCUTIGER_VERSION (git-lfs-transfer) with cargo, a few minutes" >&2
+      start=$(date +%s)
+      "$CARGO" install --quiet --locked --version "$SCUTIGER_VERSION" --root "$SCUTIGER_ROOT" scutiger-lfs
+      [ -x "$SCUTIGER_BIN" ] || { echo "install-test-deps: cargo install left no $SCUTIGER_BIN" >&2; exit 1; }
+      echo "install-test-deps: $SCUTIGER_BIN built in $(($(date +%s) - start)) s" >&2
+    fi
+  ) 9>"$PEERS_DIR/.scutiger-lfs.lock"
+fi

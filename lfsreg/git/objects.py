@@ -54,15 +54,16 @@ class ObjectFiles:
 
     def get(self, hexsha: bytes) -> ShaFile:
         """The object ``hexsha``; :class:`KeyError` if the repository does not have it."""
-        for attempt in range(_READ_ATTEMPTS):
+        attempt = 1
+        while True:
             try:
                 return self._store[ObjectID(hexsha)]
             except KeyError:
                 # A concurrent pack may have appeared after we scanned the packs and taken the
                 # loose copy away before we looked for it: looking again rescans the packs.
-                if attempt == _READ_ATTEMPTS - 1:
+                if attempt == _READ_ATTEMPTS:
                     raise
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def __contains__(self, hexsha: bytes) -> bool:
         path = self._loose_path(hexsha)

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 
 from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked, GitFile
@@ -188,18 +188,6 @@ class Snapshot:
         if entry is None or entry[0] != DIR_MODE:
             return []
         return [(bytes(e.path).decode(), e.mode == DIR_MODE, bytes(e.sha)) for e in self._tree(entry[1]).iteritems()]
-
-    def walk(self, path: str) -> Iterator[tuple[str, bytes]]:
-        """Every file below ``path``: ``(path relative to it, blob sha)``."""
-        stack = [("", path)]
-        while stack:
-            rel, full = stack.pop()
-            for name, is_dir, sha in self.listdir(full):
-                sub = f"{rel}/{name}" if rel else name
-                if is_dir:
-                    stack.append((sub, f"{full}/{name}"))
-                else:
-                    yield sub, sha
 
 
 class GitStore:

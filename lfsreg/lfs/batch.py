@@ -187,7 +187,9 @@ def decode_batch(raw: bytes, operation: str, requested: Sequence[LfsObject], req
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(raw.rstrip()):  # the text stops short (an empty 200 too): a cut connection, not a bad server
+        # The text stops short (an empty 200 too; or inside a string, which the parser reports
+        # where the string began): a cut connection, not a bad server.
+        if exc.pos >= len(raw.rstrip()) or exc.msg.startswith("Unterminated string"):
             raise RetriableError(f"{what}: the response ended early") from None
         raise ProtocolError(f"{what}: the response is not JSON") from None
     except (ValueError, RecursionError):

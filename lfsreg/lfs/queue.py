@@ -144,8 +144,6 @@ class TransferQueue:
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the server does not hold: those an upload batch still asks to upload."""
-        if not objects:
-            return []
         try:
             return [item.obj for item in self.batches("upload", objects) if "upload" in item.actions or item.error]
         finally:
@@ -222,8 +220,6 @@ class TransferQueue:
 
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
         """Upload the staged files the server lacks (and verify them where it asks); files stay."""
-        if not items:
-            return
         paths = {obj.oid: path for obj, path in items}
 
         def work(item: BatchItem, step: Progress) -> None:
@@ -243,8 +239,6 @@ class TransferQueue:
 
     def download(self, objects: Sequence[LfsObject], cache: ObjectCache, progress: ProgressCallback = no_progress) -> None:
         """Download ``objects`` into ``cache`` (each verified before it appears there)."""
-        if not objects:
-            return
 
         def work(item: BatchItem, step: Progress) -> None:
             self.adapter.download(item, cache, step)

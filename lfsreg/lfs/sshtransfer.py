@@ -33,6 +33,7 @@ from .queue import Progress
 
 log = logging.getLogger(__name__)
 _KV = re.compile(r"^[A-Za-z0-9_-]+=\S*$")
+_SIZE = re.compile(r"[0-9]{1,20}")
 _CHANNEL_ERRORS = (OSError, EOFError)
 
 
@@ -125,8 +126,8 @@ class Session:
         self.send(command, args, lines)
         return self.response()
 
-    def batch(self, objects: Sequence[LfsObject], ref: str | None) -> dict[str, tuple[str, list[str]]]:
-        """``{oid: (action, args)}``: ``upload``/``download`` with the ``id``/``token`` to pass on, or ``noop``."""
+    def batch(self, objects: Sequence[LfsObject], ref: str | None) -> dict[str, tuple[str, list[str], int]]:
+        """``{oid: (action, args, size)}`` (see :func:`parse_batch_lines`)."""
         args = ["transfer=ssh", "hash-algo=sha256"] + ([f"refname={ref}"] if ref else [])
         status, rargs, lines = self.request("batch", args, [f"{o.oid} {o.size}" for o in objects])
         if status != 200:
@@ -180,16 +181,21 @@ class Session:
             self._chan.close()
 
 
-def parse_batch_lines(lines: Sequence[str], wanted: set[str], label: str) -> dict[str, tuple[str, list[str]]]:
-    """Validate the lines of a ``batch`` response: ``<oid> <size> <action> [id=… token=…]``."""
-    actions: dict[str, tuple[str, list[str]]] = {}
+def parse_batch_lines(lines: Sequence[str], wanted: set[str], label: str) -> dict[str, tuple[str, list[str], int]]:
+    """Validate the lines of a ``batch`` response: ``<oid> <size> <action> [id=… token=…]``.
+
+    Returns ``{oid: (action, args, size)}``: ``upload``/``download`` with the ``id``/``token`` to
+    pass on, or ``noop``; ``size`` is the server's, which need not be the one asked about (a
+    server answers ``noop`` with the size of the copy it holds).
+    """
+    actions: dict[str, tuple[str, list[str], int]] = {}
     for line in lines:
         fields = line.split(" ")
-        if len(fields) < 3 or fields[0] not in wanted or fields[2] not in ("upload", "download", "noop"):
+        if len(fields) < 3 or fields[0] not in wanted or not _SIZE.fullmatch(fields[1]) or fields[2] not in ("upload", "download", "noop"):
             raise ProtocolError(f"{label}: malformed batch line {line[:80]!r}")
         keep = [kv for kv in fields[3:] if _KV.match(kv) and kv.split("=", 1)[0] in ("id", "token")]
         if fields[2] != "noop" or fields[0] not in actions:
-            actions[fields[0]] = (fields[2], keep)
+            actions[fields[0]] = (fields[2], keep, int(fields[1]))
     return actions
 
 
@@ -232,12 +238,19 @@ class SshTransferAdapter:
             session.quit()
 
     def batch(self, operation: str, objects: Sequence[LfsObject], ref: str | None) -> list[BatchItem]:
-        """One ``batch`` request; an object the server answers ``noop`` to needs no transfer."""
+        """One ``batch`` request; an object the server answers ``noop`` to needs no transfer.
+
+        Except on upload when the server's ``noop`` names another size: what it holds under
+        that oid is not the object (e.g. a truncated copy), so ours is sent and replaces it.
+        """
         with self._session(operation) as session:
             answers = session.batch(objects, ref)
         items = []
         for obj in objects:
-            action, args = answers.get(obj.oid, ("upload" if operation == "upload" else "noop", []))
+            action, args, size = answers.get(obj.oid, ("upload" if operation == "upload" else "noop", [], obj.size))
+            if operation == "upload" and action == "noop" and size != obj.size:
+                log.info("%s: the server holds %d bytes as sha256:%s, not %d: uploading it again", self.label, size, obj.oid, obj.size)
+                action = "upload"
             if action == operation:
                 header = dict(kv.split("=", 1) for kv in args)
                 items.append(BatchItem(obj, {operation: Action(f"git-lfs-transfer {self.label}", header, None)}))
@@ -262,15 +275,17 @@ class SshTransferAdapter:
             session.verify(item.obj, self._args(item.actions["upload"]))
 
     def download(self, item: BatchItem, cache: ObjectCache, progress: Progress) -> None:
-        """``get-object`` into the cache, verified before it appears there."""
+        """``get-object`` into the cache, verified before it appears there.
+
+        Wrong content is final (:class:`CorruptContentError`), not retried: SSH delivers the
+        pkt-lines intact or not at all (a cut raises :class:`RetriableError` in the reader), so
+        a complete answer with the wrong bytes is the server's copy, sent the same every time.
+        """
         obj = item.obj
         what = f"{self.label}: download of sha256:{obj.oid}"
         with self._session("download") as session, cache.writer(obj, what) as out:
             try:
                 session.get(obj, out, self._args(item.actions["download"]), progress)
-            except CorruptContentError:
-                raise RetriableError(f"{what}: the server sent more than {obj.size} bytes") from None
-            try:
                 out.commit()
             except CorruptContentError as exc:
-                raise RetriableError(str(exc)) from None
+                raise CorruptContentError(f"the server's copy is damaged: {exc}") from None

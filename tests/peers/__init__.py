@@ -13,7 +13,8 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
   read/write; the LFS endpoint of ``ORG/REPO`` is ``http://127.0.0.1:PORT/ORG/REPO.git/info/lfs``.
 * :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
 * :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
-  ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"none")`` makes a deploy key.
+  ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"scutiger"|"none")`` makes a deploy key
+  (``transfer``: the test server :mod:`peers.lfs_transfer_server`; ``scutiger``: the real one).
 * :mod:`peers.tls` -- ``tls_certs`` (session): a throwaway CA (+ another one) and server certificates
   generated in-process; ``tls_front`` / ``tls_front_expired`` / ``tls_front_foreign`` / ``tls_front_wrong_name``
   (session): nginx serving HTTPS in front of ``git_http_server`` with a good, an expired, another CA's

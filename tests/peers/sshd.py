@@ -3,9 +3,12 @@
 PYTEST_DONT_REWRITE
 
 Every key is a deploy key for one repository: its forced command allows ``git-upload-pack``,
-``git-receive-pack`` (not for read-only keys) and either ``git-lfs-authenticate`` (which hands out
-the git server's LFS URL with its Basic credentials, as GitHub does) or ``git-lfs-transfer``
-(``tests/lfs_transfer_server.py``); other repositories are "not found".
+``git-receive-pack`` (not for read-only keys) and one of: ``git-lfs-authenticate`` (which hands
+out the git server's LFS URL with its Basic credentials, as GitHub does), ``git-lfs-transfer``
+served by the project's own test server (:mod:`peers.lfs_transfer_server`, scriptable faults),
+or ``git-lfs-transfer`` served by scutiger's real one (crate ``scutiger-lfs``, built by
+``tools/install-test-deps.sh``; it keeps objects in the bare repository's ``lfs/objects/``);
+other repositories are "not found".
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from peers.giftless import repo_path
+from peers.giftless import peers_dir, repo_path
 from peers.git_http import GitHttpServer, PeerRepo
 from peers.procs import HOST, Proc, missing, started, tool
 
@@ -76,7 +79,8 @@ if [[ $cmd =~ ^(git-upload-pack|git-receive-pack)\ $re_path$ ]]; then
   exec "$verb" "$REPO_ROOT/$repo"
 elif [[ $cmd =~ ^(git-lfs-authenticate|git-lfs-transfer)\ $re_path\ (upload|download)$ ]]; then
   verb=${BASH_REMATCH[1]}; repo=$(norm "${BASH_REMATCH[2]}"); op=${BASH_REMATCH[3]}
-  if [[ $verb != "git-lfs-$LFS" ]]; then echo "bash: $verb: command not found" >&2; exit 127; fi
+  offered=git-lfs-$LFS; [[ $LFS == scutiger ]] && offered=git-lfs-transfer
+  if [[ $verb != "$offered" ]]; then echo "bash: $verb: command not found" >&2; exit 127; fi
   [[ $repo == "$REPO" ]] || { echo "ERROR: Repository not found." >&2; exit 1; }
   if [[ $op == upload && $ACCESS != rw ]]; then
     echo "ERROR: The key you are authenticating with has been marked as read only." >&2; exit 1
@@ -86,11 +90,25 @@ elif [[ $cmd =~ ^(git-lfs-authenticate|git-lfs-transfer)\ $re_path\ (upload|down
       "$LFS_BASE" "$repo" "$LFS_AUTH_HEADER" "$LFS_EXPIRES_IN"
     exit 0
   fi
+  [[ $LFS == scutiger ]] && exec "$SCUTIGER" "$REPO_ROOT/$repo" "$op"
   exec "$PYTHON" "$TRANSFER_SERVER" "$TRANSFER_STORE/${repo%.git}" "$op"
 else
   echo "Invalid command: '$cmd'" >&2; exit 1
 fi
 """
+
+
+def scutiger_transfer() -> str:
+    """Path of scutiger's ``git-lfs-transfer`` as ``tools/install-test-deps.sh`` builds it; else skip/fail.
+
+    The version is the pin in ``tools/peers/scutiger-lfs.version`` (the binary lives in a root
+    named for it, so a stale build of another version is never used).
+    """
+    version = (Path(__file__).parents[2] / "tools" / "peers" / "scutiger-lfs.version").read_text().strip()
+    binary = peers_dir() / f"scutiger-lfs-{version}" / "bin" / "git-lfs-transfer"
+    if not os.access(binary, os.X_OK):
+        missing(f"scutiger's git-lfs-transfer {binary} (crate scutiger-lfs {version}) not found")
+    return str(binary)
 
 
 @dataclass(frozen=True)
@@ -102,7 +120,7 @@ class SshKey:
     public: str  # the public key line
     repo: str  # "ORG/REPO.git" it may access
     access: str  # "rw" or "ro"
-    lfs: str  # what the server offers for LFS: "authenticate", "transfer" or "none"
+    lfs: str  # what the server offers for LFS: "authenticate", "transfer", "scutiger" or "none"
 
 
 @dataclass
@@ -119,7 +137,7 @@ class SshServer:
     known_hosts: Path  # "[127.0.0.1]:PORT ssh-ed25519 AAAA..."
     log: Path  # sshd's own log (-e, LogLevel VERBOSE)
     shell_log: Path  # every command the forced command saw
-    transfer_store: Path  # git-lfs-transfer objects: STORE/ORG/REPO/<oid>
+    transfer_store: Path  # the test git-lfs-transfer server's objects: STORE/ORG/REPO/<oid>
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
 
     @property
@@ -171,6 +189,9 @@ class SshServer:
     ) -> SshKey:
         """Authorise an existing public key line for ``repo`` only (see :meth:`add_key`)."""
         repo_name = (repo.name if isinstance(repo, PeerRepo) else repo_path(repo)) + ".git"
+        if lfs not in ("authenticate", "transfer", "scutiger", "none"):
+            raise ValueError(f"lfs={lfs!r}")
+        scutiger = scutiger_transfer() if lfs == "scutiger" else ""
         name = name or f"key-{next(self._counter)}"
         keydir = self.workdir / "keys"
         keydir.mkdir(exist_ok=True)
@@ -180,7 +201,8 @@ class SshServer:
             f"KEY_NAME={name}\nREPO='{repo_name}'\nACCESS={access}\nLFS={lfs}\nREPO_ROOT='{self.git.root}'\n"
             f"LFS_BASE='{self.git.url}'\nLFS_AUTH_HEADER='{auth}'\nLFS_EXPIRES_IN={lfs_expires_in}\n"
             f"SHELL_LOG='{self.shell_log}'\nSHELL_HOME='{self.workdir / 'home'}'\nPYTHON='{sys.executable}'\n"
-            f"TRANSFER_SERVER='{Path(__file__).parents[1] / 'lfs_transfer_server.py'}'\nTRANSFER_STORE='{self.transfer_store}'\n"
+            f"TRANSFER_SERVER='{Path(__file__).with_name('lfs_transfer_server.py')}'\nTRANSFER_STORE='{self.transfer_store}'\n"
+            f"SCUTIGER='{scutiger}'\n"
         )
         with open(self.workdir / "authorized_keys", "a") as f:  # sshd reads it at every login
             f.write(f'command="{self.workdir / "git-shell.sh"} {conf}",restrict {public}\n')
@@ -215,7 +237,7 @@ def start_sshd(workdir: Path, git: GitHttpServer) -> Iterator[SshServer]:
     Keys are added per test with :meth:`SshServer.add_key`; each may reach one repository of
     ``git`` (``git-upload-pack``, ``git-receive-pack`` unless read-only, and for LFS either
     ``git-lfs-authenticate`` pointing at ``git``'s LFS with its Basic credentials, or
-    ``git-lfs-transfer`` served by ``tests/lfs_transfer_server.py``).
+    ``git-lfs-transfer`` served by :mod:`peers.lfs_transfer_server` or by scutiger).
     """
     sshd = tool("sshd")
     keygen = tool("ssh-keygen")

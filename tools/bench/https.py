@@ -53,7 +53,7 @@ def enter(stack: contextlib.ExitStack, what: str, server: contextlib.AbstractCon
     """Start a peer for as long as ``stack`` lives.
 
     Raises:
-        RuntimeError: It cannot be had (a missing tool makes ``tests/peers`` call ``pytest.skip``,
+        RuntimeError: It cannot be had (a missing tool makes ``tests/peers`` call ``pytest.fail``,
             a BaseException).
 
     """

@@ -1,11 +1,20 @@
 """A minimal ``git-lfs-transfer`` server (git-lfs ``docs/proposals/ssh_adapter.md``), for tests only.
 
 ``python lfs_transfer_server.py STORE upload|download`` speaks the pure-SSH LFS protocol on
-stdin/stdout (started by the sshd fixture's forced command): capabilities, ``version 1``,
-``batch``, ``put-object`` + ``verify-object`` (upload), ``get-object`` (download), ``quit``.
-Objects live in ``STORE/<oid>``; uploads are hashed and rejected (status 400) on mismatch.
+stdin/stdout (started by the sshd fixture's forced command, :mod:`peers.sshd`): capabilities,
+``version 1``, ``batch``, ``put-object`` + ``verify-object`` (upload), ``get-object``
+(download), ``quit``. Objects live in ``STORE/<oid>``; uploads are hashed and rejected (status
+400) on mismatch.
+
+The batch answer hands out an ``id`` and a ``token`` per upload. The proposal says a client
+must pass them back; stock git-lfs 3.3 does not (its ``put-object`` carries only ``size``),
+and real servers (scutiger) hand out none, so a missing token is accepted and a wrong one is
+refused (400). Every ``put-object`` / ``verify-object`` / ``get-object`` is logged to
+``STORE/.requests`` as ``<command> <oid> <arguments...>`` so that a test can check what a
+client sent back.
+
 A test scripts a one-shot fault for a command on an object by writing ``cut`` or a status
-(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Stdlib only.
+(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Stdlib only (run by path, not imported).
 """
 
 from __future__ import annotations
@@ -103,6 +112,9 @@ def main(store: str, operation: str) -> int:
                 break
             args.append(c.text(pkt))
         kv = dict(a.split("=", 1) for a in args if "=" in a)
+        if cmd.split(" ", 1)[0] in ("put-object", "verify-object", "get-object"):
+            with open(os.path.join(store, ".requests"), "a") as log:  # O_APPEND: one write per line
+                log.write(" ".join([cmd, *args]) + "\n")
         fault = _claim_fault(store, cmd)
         if fault == "cut":
             return 0  # hang up in the middle of the exchange
@@ -136,7 +148,8 @@ def main(store: str, operation: str) -> int:
                     f.write(pkt)
                     h.update(pkt)
                     count += len(pkt)
-            if not _OID.match(oid) or h.hexdigest() != oid or count != size or kv.get("token") != f"t-{oid[:6]}":
+            token_ok = kv.get("token", f"t-{oid[:6]}") == f"t-{oid[:6]}"  # absent (git-lfs 3.3) or ours
+            if not _OID.match(oid) or h.hexdigest() != oid or count != size or not token_ok:
                 os.unlink(tmp)
                 c.send("status 400", DELIM, "message object does not match its oid, size or token", FLUSH)
             else:
