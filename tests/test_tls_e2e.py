@@ -4,7 +4,8 @@ The fronts (tests/peers/tls.py) serve a good certificate, an expired one and one
 CA; every request of lfsreg's two HTTP clients -- git smart HTTP (dulwich on urllib3) and the
 LFS client (requests) -- and of stock git + git-lfs goes through them. LFS object downloads
 asked of ``127.0.0.1`` are redirected to ``localhost``: a second host name the clients must
-verify with the same CA.
+verify with the same CA. An SSH remote whose ``git-lfs-authenticate`` hands out an ``https``
+LFS endpoint on the front checks that the CA reaches LFS behind SSH too.
 """
 
 from __future__ import annotations
@@ -280,3 +281,35 @@ def test_refused_connection_to_an_https_lfs_server_warns_nothing(tls_certs, tmp_
             with pytest.raises(LfsregError) as info:
                 store.fetch([LfsObject(hashlib.sha256(data).hexdigest(), len(data))])
     assert endpoint in str(info.value) and "TLS" not in str(info.value)
+
+
+# -- SSH remote, LFS over HTTPS ------------------------------------------------------------------
+
+
+def test_ssh_remote_whose_lfs_server_speaks_https(sshd_server, git_http_server, git_http_repo, tls_front, tls_certs, tmp_path):
+    # git over SSH; git-lfs-authenticate hands out an https:// href on the front
+    key = sshd_server.add_key(git_http_repo)
+    conf = key.path.parent / f"{key.name}.conf"
+    plain = f"LFS_BASE='{git_http_server.url}'"
+    assert plain in conf.read_text()
+    conf.write_text(conf.read_text().replace(plain, f"LFS_BASE='{tls_front.url}'"))
+    url = sshd_server.url(git_http_repo)
+
+    def env(where: str, **extra: str) -> dict[str, str]:
+        home = tmp_path / where / "home"
+        home.mkdir(parents=True)
+        out = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_")) and k not in TLS_VARIABLES}
+        out.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / where / "cache"), LFSREG_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts))
+        out.update(LFSREG_SSH_KEY=str(key.path), **extra)
+        return out
+
+    proc = run_cli("push", url, APP, env=env("no-ca"))
+    assert_error(proc, 1, f"127.0.0.1:{tls_front.port}", "unable to get local issuer certificate")
+    _assert_untouched(git_http_repo)
+    assert_ok(run_cli("push", url, APP, env=env("push", LFSREG_CA_BUNDLE=str(tls_certs.ca))))
+    assert len(_files(git_http_repo.lfs_storage)) == 3
+    out = tmp_path / "out.oci"
+    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"oci:{out}", env=env("pull", REQUESTS_CA_BUNDLE=str(tls_certs.ca))))
+    (image,) = verify_oci_layout(out)
+    assert image.diff_ids == source_image(APP).diff_ids
+    assert re.search(r'"POST /\S+\.git/info/lfs/objects/batch HTTP/1\.1" 200 ', tls_front.access_log.read_text())
