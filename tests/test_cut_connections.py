@@ -197,7 +197,7 @@ def test_cut_through_the_cli_is_one_line(git_http_server, git_http_repo, isolate
     before = _main(git_http_repo)
     # the refs exchange: the CLI's default retry policy would spend a minute on a batch API cut
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=20, request=REFS, body=True, times=None)) as proxy:
-        env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli-cache")}
+        env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli-cache"), "LFSREG_RETRIES": "1"}
         proc = run_cli("push", proxy.url(git_http_repo.url), BASE, "--tag", "acme/cli:1.0", env=env)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()

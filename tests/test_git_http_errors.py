@@ -8,6 +8,7 @@ line, the right exit code, no traceback).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,9 @@ import pytest
 from conftest import run_cli
 
 import lfsreg
+from lfsreg.api import RemoteOptions
 from lfsreg.errors import AuthenticationError, PermissionDeniedError, ProtocolError, RepositoryNotFound, RetriableError
+from lfsreg.lfs.retry import RetryPolicy
 
 
 class _Status(BaseHTTPRequestHandler):
@@ -73,7 +76,8 @@ def answering() -> Iterator[callable]:
 )
 def test_smart_http_status_maps_to_the_error_tree(answering, status: int, retry_after: str | None, error: type, retriable: bool) -> None:
     url = answering(status, retry_after)
-    registry = lfsreg.Registry(url)
+    # a retriable status is retried (lfsreg.git.remote); quickly here
+    registry = lfsreg.Registry(url, options=RemoteOptions(policy=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05)))
     try:
         with pytest.raises(error) as caught:
             registry.tags()
@@ -84,7 +88,7 @@ def test_smart_http_status_maps_to_the_error_tree(answering, status: int, retry_
         assert caught.value.retry_after == (float(retry_after) if retry_after else None)
     assert str(status) in str(caught.value) or status in (401, 404)
 
-    proc = run_cli("tags", url)
+    proc = run_cli("tags", url, env={**os.environ, "LFSREG_RETRIES": "1"})
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("lfsreg: error:"), proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

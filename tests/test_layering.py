@@ -50,7 +50,7 @@ ALLOWED = {
     "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
     "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
-    "urllib3": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
+    "urllib3": ("lfsreg.lfs", "lfsreg.git.transport", "lfsreg.transports.engine_client"),  # git.transport: under dulwich
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
     "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
 }

@@ -71,7 +71,7 @@ def test_download_refused_every_time_is_a_retriable_error_naming_the_object(serv
     store = _store(server, tmp_path)
     with pytest.raises(RetriableError) as info:
         store.fetch([OBJ])
-    assert OBJ.oid in str(info.value) and "ConnectionError" in str(info.value)
+    assert OBJ.oid in str(info.value) and "connection refused" in str(info.value)
     assert "127.0.0.1" in str(info.value)  # the href, without its query
     assert server.batch_calls == 1  # a download retries the same href
     assert server.attempts(OBJ.oid, "download") == 0
@@ -92,7 +92,7 @@ def test_upload_refused_every_time_is_a_retriable_error(server, tmp_path, closed
     store = _store(server, tmp_path)
     with pytest.raises(RetriableError) as info:
         store.upload([(OBJ, _staged(store))])
-    assert f"upload of sha256:{OBJ.oid}" in str(info.value) and "ConnectionError" in str(info.value)
+    assert f"upload of sha256:{OBJ.oid}" in str(info.value) and "connection refused" in str(info.value)
     assert server.batch_calls == POLICY.max_retries + 1
     assert not server.has_object(OBJ.oid)
 
@@ -158,7 +158,7 @@ def test_a_download_that_times_out_every_time_gives_up_naming_the_timeout(server
     server.add_object(DATA)
     server.script(OBJ.oid, "download", [Fault.slow(SLOW)] * (POLICY.max_retries + 1))
     store = _store(server, tmp_path, timeout=SHORT)
-    with pytest.raises(RetriableError, match="Timeout") as info:
+    with pytest.raises(RetriableError, match=f"sent nothing for {SHORT:g} s") as info:
         store.fetch([OBJ])
     assert OBJ.oid in str(info.value)
     assert not os.path.exists(store.cache.path(OBJ))

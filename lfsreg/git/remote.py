@@ -10,6 +10,13 @@ advertises an unborn ``HEAD``), else ``main`` (:func:`lfsreg.git.store.choose_br
 Several processes may share one mirror: its refs are hints that the last writer sets, and
 its ``shallow`` file is merged under its lock. A push reports success exactly when the
 remote's branch moved to the new commit, even when the answer to the push was lost.
+
+A cut, reset, refused or stalled exchange is retried with the LFS transfer queue's policy
+(:class:`lfsreg.lfs.retry.RetryPolicy`): a fetch is simply run again; a push is re-sent only
+after the remote's branch was read again and still points where the push expects it (if it
+points at the new commit, the lost push landed; elsewhere, another writer moved it and the
+registry transaction re-applies). Once the retries are spent the error is one line in
+lfsreg's words, without the HTTP library's text.
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ import io
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, Urllib3HttpGitClient, get_transport_and_path
+from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
 from dulwich.config import ConfigDict, ConfigFile
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.file import FileLocked
@@ -39,29 +46,23 @@ from ..errors import (
     RepositoryNotFound,
     RetriableError,
     UnreachableError,
-    error_for_status,
     tls_error,
 )
+from ..lfs.retry import RetryPolicy
 from . import locks
 from .objects import storage_error
 from .store import DEFAULT_BRANCH, GitStore, choose_branch
+from .transport import HttpClient, HttpStatus, redact, spent, transport_error, worth_retrying
 
 log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
 MIRROR_REF = b"refs/remotes/origin/main"
 HEAD = b"HEAD"
 T = TypeVar("T")
+_UNKNOWN = object()  # the remote's tip could not be read
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
 __all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "lfs_url_from_lfsconfig", "redact"]
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def lfs_url_from_lfsconfig(data: bytes) -> str | None:
@@ -78,61 +79,14 @@ def lfs_url_from_lfsconfig(data: bytes) -> str | None:
     return None
 
 
-class _HttpStatus(Exception):
-    """A smart-HTTP request answered with a status dulwich has no exception for."""
-
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.retry_after = retry_after
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare from git servers, and a plain retry serves
-
-
-class _HttpClient(Urllib3HttpGitClient):
-    """dulwich's smart-HTTP client, raising :class:`_HttpStatus` (with ``Retry-After``) for statuses it folds into text."""
-
-    def _http_request(
-        self, url: str, headers: dict[str, str] | None = None, data: bytes | Iterator[bytes] | None = None, raise_for_status: bool = True
-    ) -> Any:
-        resp, read = super()._http_request(url, headers, data, raise_for_status=False)
-        if raise_for_status and resp.status not in (200, 401, 404, 407):
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
-            resp.close()
-            raise _HttpStatus(resp.status, retry_after)
-        if raise_for_status and resp.status == 404:
-            raise NotGitRepository
-        if raise_for_status and resp.status in (401, 407):
-            raise HTTPUnauthorized(resp.headers.get("WWW-Authenticate"), url)
-        return resp, read
-
-
-def _transport_error(label: str, exc: Exception, secrets: Sequence[str]) -> LfsregError:
-    """The error for a failed git exchange that is not about credentials or a missing repository."""
-    text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secrets)
-    if isinstance(exc, _HttpStatus):
-        return error_for_status(exc.status, f"{label}: the git server answered HTTP {exc.status}", retry_after=exc.retry_after)
-    if isinstance(exc, HangupException):
-        return RetriableError(f"{label}: the git server hung up: {text}")
-    cause = exc.__cause__ if isinstance(exc, GitProtocolError) else exc
-    if isinstance(cause, ConnectionRefusedError) or "refused" in text.lower() or "NewConnectionError" in text:
-        return UnreachableError(f"{label}: cannot connect: {text}", hint="check the address, and that the server is running")
-    if isinstance(exc, GitProtocolError) and exc.__cause__ is None:
-        return ProtocolError(f"{label}: the git server broke the protocol: {text}")
-    return RetriableError(f"{label}: git transport failed: {text}")
-
-
 class GitRemote:
     """The git side of a remote registry at ``url``, with a mirror under ``mirror_dir``.
 
     ``credentials`` are tried in order until the server accepts one (HTTP only); the working
     one is kept for later requests. Messages never contain a credential. ``client_factory``
     replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
+    ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound);
+    ``policy`` says how often a cut or stalled exchange is tried again.
     """
 
     def __init__(
@@ -145,8 +99,12 @@ class GitRemote:
         ca_bundle: str | None = None,
         verify_tls: bool = True,
         client_factory: Callable[[], tuple[GitClient, str]] | None = None,
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.url = url
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
         self._client_factory = client_factory  # e.g. SSH on paramiko (lfsreg.git.ssh); else from the URL
         self.label = label
         self._credentials: list[Credential | None] = [*credentials] or [None]
@@ -156,8 +114,11 @@ class GitRemote:
             self._config.set((b"http",), b"sslCAInfo", ca_bundle.encode())
         if not verify_tls:
             self._config.set((b"http",), b"sslVerify", b"false")
+        if timeout:
+            self._config.set((b"http",), b"timeout", str(timeout).encode())
         self._client: GitClient | None = None
         self._path = ""
+        self._answered = False  # whether the server has answered this process once
         self.mirror = GitStore.open(mirror_dir, cache=True) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir, cache=True)
         self.branch = DEFAULT_BRANCH  # the remote's registry branch, known after the first fetch
         self._tip: str | None = None
@@ -177,14 +138,41 @@ class GitRemote:
         password = cred.password if cred else None
         parsed = urlparse(self.url)
         if parsed.scheme in ("http", "https"):
-            return _HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+            return HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
         if parsed.scheme == "file":
             # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
             # ``:`` for scp-like SSH: give it the decoded path, to its local client.
             return LocalGitClient(config=self._config), unquote(parsed.path)
         return get_transport_and_path(self.url, config=self._config, username=username, password=password)
 
-    def _call(self, op: Callable[[GitClient, str], T]) -> T:
+    def _call(self, op: Callable[[GitClient, str], T], *, retry: bool = True) -> T:
+        """Run ``op`` with a client; with ``retry``, again on a cut, refused or stalled exchange (:attr:`policy`).
+
+        A refused connection is retried only once the server has answered this process: refused
+        at first contact is a wrong address or a server that is down, said at once (as git and
+        docker do) rather than after the retries.
+        Raises lfsreg's errors only (:meth:`_once`); the last one once the retries are spent.
+        """
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                result = self._once(op)
+                self._answered = True
+                return result
+            except (RetriableError, UnreachableError) as exc:
+                refused = isinstance(exc, UnreachableError) and not isinstance(exc, RetriableError)
+                if not retry or not worth_retrying(exc) or (refused and not self._answered):
+                    raise
+                attempt += 1
+                wait = self.policy.next_wait(attempt, start, getattr(exc, "retry_after", None))
+                if wait is None:
+                    raise spent(exc, attempt) from None
+                log.debug("%s; retry %d in %.2f s", exc, attempt, wait)
+                self._client = None  # a fresh connection
+                self.policy.sleep(wait)
+
+    def _once(self, op: Callable[[GitClient, str], T]) -> T:
         """Run ``op`` with a client, moving to the next credential on 401; map failures to lfsreg's errors."""
         while True:
             if self._client is None:
@@ -211,14 +199,19 @@ class GitRemote:
                 ) from None
             except LfsregError:
                 raise
-            except (_HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
+            except (HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
+                stage = getattr(self._client, "stage", "the exchange")
+                self._client = None  # its connection is in an unknown state
                 tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
-                raise (tls or _transport_error(self.label, exc, self._secrets)) from None
+                raise (tls or transport_error(self.label, exc, self._secrets, stage, self.timeout)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
 
-    def fetch_tip(self) -> str | None:
-        """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none)."""
+    def fetch_tip(self, *, retry: bool = True) -> str | None:
+        """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none).
+
+        With ``retry``, a cut or stalled exchange is tried again (:attr:`policy`).
+        """
         mirror = self.mirror
         first = mirror.read_ref(MIRROR_REF) is None
 
@@ -230,7 +223,7 @@ class GitRemote:
         def fetch(client: GitClient, path: str) -> Any:
             return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
 
-        result = self._call(fetch)
+        result = self._call(fetch, retry=retry)
         born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
         target = (result.symrefs or {}).get(Ref(HEAD))
         self.branch = choose_branch(bytes(target) if target else None, born)
@@ -240,7 +233,7 @@ class GitRemote:
             def fetch_tip(client: GitClient, path: str) -> Any:
                 return client.fetch(path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None)
 
-            self._call(fetch_tip)
+            self._call(fetch_tip, retry=retry)
         self._tip = tip.decode() if tip else None
         self._fetched = True
         if self._tip is not None:
@@ -250,18 +243,25 @@ class GitRemote:
     def push(self, old: str | None, new: str) -> bool:
         """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).
 
-        Returns ``True`` exactly when the branch now points at ``new``: if the answer to the
-        push is lost (a cut connection), the branch is read again before failing.
+        Returns ``True`` exactly when the branch now points at ``new``. If the exchange fails
+        (cut, refused, stalled, or the answer lost), the branch is read again: at ``new``, the
+        push landed; elsewhere than ``old``, another writer moved it (``False``: re-apply);
+        still at ``old``, the push is sent again, with :attr:`policy`'s back-off. A re-sent push
+        reads the branch once more in its own advertisement and updates nothing unless the
+        branch is still at ``old``, so an update that lands late is never applied twice.
         """
         expected = old.encode() if old else None
         branch = Ref(self.branch)
-        moved = False
+        moved = landed = False
 
         def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
-            nonlocal moved
+            nonlocal moved, landed
             current = refs.get(branch)
             if current == ZERO_SHA:
                 current = None
+            if current == new.encode():
+                landed = True  # an earlier attempt's update arrived after all
+                return {}
             if current != expected:
                 moved = True
                 return {}
@@ -280,20 +280,33 @@ class GitRemote:
         def send(client: GitClient, path: str) -> Any:
             return client.send_pack(path.encode(), update_refs, generate, progress=said.append)
 
-        try:
-            local = self._local_repo()
-            if local is None:
-                result = self._call(send)
-            else:  # dulwich updates the remote's ref in this process: mark it as git.store does
-                lock = os.path.join(local, *self.branch.decode().split("/")) + ".lock"
-                with locks.ref_update(local, lock):
-                    result = self._call(send)
-        except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
-            return self._locked(os.fsdecode(exc.lockfilename), None)
-        except (RetriableError, ProtocolError):
-            if self._landed(new):
-                return True
-            raise
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            moved = landed = False
+            try:
+                result = self._send(send)
+                break
+            except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
+                return self._locked(os.fsdecode(exc.lockfilename), None)
+            except (RetriableError, UnreachableError, ProtocolError) as exc:
+                if isinstance(exc, UnreachableError) and not worth_retrying(exc):
+                    raise
+                tip = self._tip_now()
+                if tip == new:
+                    return self._pushed(new)
+                if tip is not _UNKNOWN and tip != old:
+                    return False  # another writer moved the branch: the transaction re-applies
+                if isinstance(exc, ProtocolError):
+                    raise
+                attempt += 1
+                wait = self.policy.next_wait(attempt, start, getattr(exc, "retry_after", None))
+                if wait is None:
+                    raise spent(exc, attempt) from None
+                log.debug("%s; the branch is still at the old commit: retry %d in %.2f s", exc, attempt, wait)
+                self.policy.sleep(wait)
+        if landed:
+            return self._pushed(new)
         if moved:
             return False
         status = (result.ref_status or {}).get(branch)
@@ -308,6 +321,20 @@ class GitRemote:
                 # git's ref lock, held by another writer (or left by a killed one): try again
                 return self._locked(None, redact(why[0], self._secrets) if why else text)
             raise PushRejectedError(f"{self.label}: the remote refused the update of {self.branch.decode()}: {text}")
+        return self._pushed(new)
+
+    def _send(self, send: Callable[[GitClient, str], Any]) -> Any:
+        """One push exchange (no retry: :meth:`push` checks the branch before sending again)."""
+        local = self._local_repo()
+        if local is None:
+            return self._call(send, retry=False)
+        # dulwich updates a file:// remote's ref in this process: mark it as git.store does
+        lock = os.path.join(local, *self.branch.decode().split("/")) + ".lock"
+        with locks.ref_update(local, lock):
+            return self._call(send, retry=False)
+
+    def _pushed(self, new: str) -> bool:
+        """Note that the remote's branch is at ``new`` now."""
         self._locked_since = None
         self._tip = new
         try:
@@ -324,11 +351,13 @@ class GitRemote:
         path = unquote(parsed.path)
         return path if os.path.isfile(os.path.join(path, "HEAD")) else os.path.join(path, ".git")
 
-    def _landed(self, new: str) -> bool:
+    def _tip_now(self) -> object:
+        """The remote's tip read once more (:data:`_UNKNOWN` if that fails too)."""
         try:
-            return self.fetch_tip() == new
-        except LfsregError:
-            return False
+            return self.fetch_tip(retry=False)
+        except LfsregError as exc:
+            log.debug("%s: cannot read the branch after a failed push: %s", self.label, exc)
+            return _UNKNOWN
 
     def _locked(self, lock: str | None, server_text: str | None) -> bool:
         """The branch was locked by another writer: ``False`` (re-apply) until that is clearly stale."""

@@ -25,7 +25,7 @@ import requests
 from ..credentials import Credential, strip_userinfo
 from ..errors import AuthenticationError, LfsregError, ProtocolError, RetriableError, error_for_status, tls_error
 from ..formats.lfs_pointer import LfsObject
-from .deadline import READ_ERRORS, Deadline, read_bounded
+from .deadline import READ_ERRORS, Deadline, read_bounded, request_error
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/vnd.git-lfs+json"
@@ -273,7 +273,7 @@ class BatchClient:
                     )
                 except requests.RequestException as exc:  # no answer: a refused certificate is final
                     tls = tls_error(exc, what, urlsplit(url).netloc.rsplit("@", 1)[-1])
-                    raise (tls or RetriableError(f"{what}: {type(exc).__name__}")) from None
+                    raise (tls or request_error(what, exc, self._timeout)) from None
                 with resp:
                     deadline.watch(resp)
                     if resp.status_code == 401 and refreshed is False:

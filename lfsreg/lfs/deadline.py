@@ -26,6 +26,37 @@ from ..errors import ProtocolError, RetriableError
 READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)
 
 
+def stalled(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a read or connect timeout: the peer went quiet."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            return False  # a refused connection (urllib3 files it under its connect timeouts)
+        if isinstance(current, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def request_error(what: str, exc: requests.RequestException, timeout: float) -> RetriableError:
+    """The error for a request that got no response: refused, timed out, or cut (all retriable).
+
+    In lfsreg's words: the HTTP library's own text names pools and retries.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return RetriableError(f"{what}: cannot connect: no answer within {timeout:g} s")
+    if stalled(exc):
+        return RetriableError(f"{what}: the server sent nothing for {timeout:g} s (stalled)")
+    text = str(exc)
+    if "refused" in text.lower():
+        return RetriableError(f"{what}: cannot connect: connection refused")
+    if "NameResolution" in text or "Name or service not known" in text:
+        return RetriableError(f"{what}: cannot connect: unknown host")
+    return RetriableError(f"{what}: the connection was cut before the response")
+
+
 def _socket_of(resp: requests.Response) -> socket.socket | None:
     """The socket a streamed response reads from (urllib3 2.x / http.client internals)."""
     raw: Any = resp.raw
@@ -125,9 +156,11 @@ def read_bounded(resp: requests.Response, limit: int, what: str, deadline: Deadl
             if total > limit:
                 raise ProtocolError(f"{what}: the response is longer than the {limit} bytes allowed")
             parts.append(chunk)
-    except READ_ERRORS:
+    except READ_ERRORS as exc:
         if deadline is not None and deadline.fired:
             raise deadline.error() from None
+        if stalled(exc):
+            raise RetriableError(f"{what}: the response stalled after {total} bytes") from None
         raise RetriableError(f"{what}: the connection was cut after {total} bytes of the response") from None
     if deadline is not None and deadline.fired:
         raise deadline.error()

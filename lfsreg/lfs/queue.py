@@ -114,8 +114,8 @@ class TransferQueue:
 
     def _back_off(self, exc: RetriableError, attempt: int, start: float) -> None:
         """Wait before retry ``attempt``, or re-raise ``exc`` once retries or time run out."""
-        wait_s = self.policy.delay(attempt, exc.retry_after)
-        if attempt > self.policy.max_retries or time.monotonic() - start + wait_s > self.policy.max_retry_time:
+        wait_s = self.policy.next_wait(attempt, start, exc.retry_after)
+        if wait_s is None:
             raise exc
         log.debug("%s; retry %d in %.2f s", exc, attempt, wait_s)
         if wait_s:

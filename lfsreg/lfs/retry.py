@@ -1,4 +1,7 @@
-"""How hard the LFS transfer queue tries (kept apart from the HTTP code so it imports nothing heavy)."""
+"""How hard lfsreg tries a failed exchange: the one retry policy of the LFS transfer queue and the git remote.
+
+Kept apart from the HTTP code so it imports nothing heavy (the git side uses it too).
+"""
 
 from __future__ import annotations
 
@@ -22,3 +25,13 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after
         return min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+
+    def next_wait(self, attempt: int, started: float, retry_after: float | None = None) -> float | None:
+        """The wait before retry ``attempt`` (1-based) of work begun at ``started`` (``time.monotonic()``).
+
+        ``None`` once the retries or the time are spent: the caller gives up with its last error.
+        """
+        wait = self.delay(attempt, retry_after)
+        if attempt > self.max_retries or time.monotonic() - started + wait > self.max_retry_time:
+            return None
+        return wait

@@ -23,7 +23,7 @@ from ..errors import AuthenticationError, CorruptContentError, LfsregError, Perm
 from ..formats.lfs_pointer import LfsObject
 from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
-from .deadline import READ_ERRORS, Deadline
+from .deadline import READ_ERRORS, Deadline, request_error, stalled
 from .queue import Progress
 
 
@@ -44,10 +44,10 @@ def _check(resp: requests.Response, what: str) -> None:
     raise err
 
 
-def _failed(exc: requests.RequestException, what: str, href: str) -> LfsregError:
+def _failed(exc: requests.RequestException, what: str, href: str, timeout: float) -> LfsregError:
     """A request that got no answer: a refused certificate is final, anything else worth a retry."""
     host = urlsplit(href).netloc.rsplit("@", 1)[-1]
-    return tls_error(exc, what, host) or RetriableError(f"{what}: {type(exc).__name__}")
+    return tls_error(exc, what, host) or request_error(what, exc, timeout)
 
 
 class _Body:
@@ -110,7 +110,7 @@ class BasicAdapter:
                         action.href, data=_Body(f, obj.size, progress, deadline), headers=headers, timeout=self.timeout, stream=True
                     )
             except requests.RequestException as exc:
-                raise _failed(exc, what, action.href) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 _check(resp, what)
@@ -134,7 +134,7 @@ class BasicAdapter:
                     action.href, data=json.dumps({"oid": obj.oid, "size": obj.size}), headers=headers, timeout=self.timeout, stream=True
                 )
             except requests.RequestException as exc:
-                raise _failed(exc, what, action.href) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 try:
@@ -156,7 +156,7 @@ class BasicAdapter:
             try:
                 resp = self.session.get(action.href, headers=headers, stream=True, timeout=self.timeout)
             except requests.RequestException as exc:
-                raise _failed(exc, what, action.href) from None
+                raise _failed(exc, what, action.href, self.timeout) from None
             with resp:
                 deadline.watch(resp)
                 if out.offset and resp.status_code == 416:
@@ -174,10 +174,11 @@ class BasicAdapter:
                 except CorruptContentError:
                     out.discard()
                     raise RetriableError(f"{what}: the server sent more than {obj.size} bytes; discarded", retry_after=0) from None
-                except READ_ERRORS:
+                except READ_ERRORS as exc:
                     if deadline.fired:
                         raise deadline.error() from None
-                    raise RetriableError(f"{what}: interrupted after {out.offset} bytes; will resume") from None
+                    how = "stalled" if stalled(exc) else "interrupted"
+                    raise RetriableError(f"{what}: {how} after {out.offset} bytes; will resume") from None
             try:
                 out.commit()
             except CorruptContentError as exc:

@@ -129,16 +129,21 @@ def http_remote(
     content: str | None,
     sources: CredentialSources,
     settings: HttpSettings,
+    *,
+    ref: str | None = None,
 ) -> TransferQueue:
-    """The LFS server of an http(s) git remote at ``git_url`` (see the module docstring)."""
+    """The LFS server of an http(s) git remote at ``git_url`` (see the module docstring).
+
+    ``ref`` is the registry branch, sent with each batch request (git-lfs sends the pushed ref).
+    """
     from ..lfs.http import http_queue
 
     if given:
         credentials = list(home_credentials) if origin(given) == origin(git_url) else sources.for_named_host(given)
-        return http_queue(given, credentials, settings)
+        return http_queue(given, credentials, settings, ref=ref)
     if content:
-        return http_queue(content, content_credentials(content, git_url, home_credentials, sources, git_url), settings)
-    return http_queue(derived_endpoint(git_url), home_credentials, settings)
+        return http_queue(content, content_credentials(content, git_url, home_credentials, sources, git_url), settings, ref=ref)
+    return http_queue(derived_endpoint(git_url), home_credentials, settings, ref=ref)
 
 
 def ssh_remote(
@@ -150,8 +155,13 @@ def ssh_remote(
     sources: CredentialSources,
     settings: HttpSettings,
     label: str,
+    *,
+    ref: str | None = None,
 ) -> TransferQueue:
-    """The LFS server of an SSH remote, found the way git-lfs finds it (see the module docstring)."""
+    """The LFS server of an SSH remote, found the way git-lfs finds it (see the module docstring).
+
+    ``ref`` is the registry branch, sent with each batch request (HTTP) or ``batch`` command (SSH).
+    """
     from ..lfs.http import http_queue
     from ..lfs.queue import TransferQueue
     from ..lfs.ssh import SshAuthenticator
@@ -159,21 +169,21 @@ def ssh_remote(
 
     home = url.https_lfs_endpoint()  # the host the user named, as git-lfs reaches it over https
     if given:
-        return http_queue(given, sources.for_named_host(given), settings)
+        return http_queue(given, sources.for_named_host(given), settings, ref=ref)
     if content:
-        return http_queue(content, content_credentials(content, home, sources.for_named_host(home), sources, label), settings)
+        return http_queue(content, content_credentials(content, home, sources.for_named_host(home), sources, label), settings, ref=ref)
     authenticator = SshAuthenticator(connection, url, label)
     try:
         auth = authenticator.authenticate(operation)
-        return http_queue(auth.href, [], settings, header_source=authenticator)
+        return http_queue(auth.href, [], settings, ref=ref, header_source=authenticator)
     except CommandMissing as missing:
         log.debug("%s", missing)
     adapter = SshTransferAdapter(connection, url, label)
     try:
         adapter.probe(operation)
         log.debug("%s: using git-lfs-transfer (pure SSH)", label)
-        return TransferQueue(adapter, jobs=settings.jobs, policy=settings.policy, ref="refs/heads/main")
+        return TransferQueue(adapter, jobs=settings.jobs, policy=settings.policy, ref=ref)
     except CommandMissing as missing:
         log.debug("%s", missing)
     log.debug("%s: no LFS over SSH; using %s", label, home)
-    return http_queue(home, sources.for_named_host(home), settings)
+    return http_queue(home, sources.for_named_host(home), settings, ref=ref)

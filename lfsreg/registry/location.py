@@ -10,9 +10,11 @@ by :meth:`RemoteOptions.resolve` at the API edge, and nothing below reads it aga
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..credentials import CredentialSources, strip_userinfo
@@ -27,6 +29,12 @@ from ..ssh.settings import SshSettings
 from ..ssh.url import is_ssh_location, parse_ssh_url
 from .endpoint import DeferredRemote, check_url, lfsconfig_url
 
+if TYPE_CHECKING:
+    from ..lfs.http import HttpSettings
+
+#: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
+DEFAULT_TIMEOUT = 60.0
+
 
 @dataclass(frozen=True)
 class RemoteOptions:
@@ -39,7 +47,13 @@ class RemoteOptions:
             ``REQUESTS_CA_BUNDLE``; else the system's CAs).
         verify_tls: ``False`` only for testing against self-signed servers.
         transfers: concurrent LFS transfers (git-lfs's default is 8).
-        policy: retry policy of the LFS transfer queue.
+        policy: retry policy of the LFS transfer queue and of the git exchanges
+            (``LFSREG_RETRIES`` sets its number of retries when the policy is the default one).
+        timeout: seconds to connect, and that any single read may wait, for HTTP (LFS and smart
+            HTTP) and for the SSH connect, handshake and authentication (``LFSREG_TIMEOUT``;
+            default 60 for HTTP, 30 for SSH). Past it the exchange counts as stalled and is retried.
+        deadline: seconds an LFS API request (batch, verify) may take from start to last byte;
+            a transfer gets this plus its size at 16 KiB/s (``LFSREG_DEADLINE``; default 300).
         ssh: keys and host-key checking for SSH remotes (``LFSREG_SSH_*`` fill what is unset).
         cache_dir: the local cache (``LFSREG_CACHE``, else ``$XDG_CACHE_HOME/lfsreg``).
         credentials: where credentials are kept (``LFSREG_USERNAME``/``LFSREG_PASSWORD`` or
@@ -54,20 +68,62 @@ class RemoteOptions:
     ssh: SshSettings = field(default_factory=SshSettings)
     cache_dir: str | None = None
     credentials: CredentialSources | None = None
+    timeout: float | None = None
+    deadline: float | None = None
 
     def resolve(self, environ: Mapping[str, str] | None = None) -> RemoteOptions:
         """These options with every unset field read from ``environ`` (default: the process's)."""
         env = os.environ if environ is None else environ
         lfs_url = self.lfs_url or env.get("LFSREG_LFS_URL") or None
         check_url(lfs_url or "")
+        timeout = _seconds(self.timeout, env, "LFSREG_TIMEOUT")
+        policy = self.policy
+        retries = env.get("LFSREG_RETRIES", "").strip()
+        if retries and policy == RetryPolicy():
+            if not retries.isdigit():
+                raise UsageError(f"LFSREG_RETRIES: expected a number of retries (0 or more), not {retries!r}")
+            policy = replace(policy, max_retries=int(retries))
+        ssh = self.ssh.resolve()
         return replace(
             self,
             lfs_url=lfs_url,
             ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
-            ssh=self.ssh.resolve(),
+            ssh=ssh if timeout is None else replace(ssh, timeout=timeout),
+            timeout=timeout,
+            deadline=_seconds(self.deadline, env, "LFSREG_DEADLINE"),
+            policy=policy,
             cache_dir=self.cache_dir or cache_root(),
             credentials=self.credentials or CredentialSources.from_environment(env),
         )
+
+
+def _seconds(given: float | None, env: Mapping[str, str], name: str) -> float | None:
+    """A duration given in the options, else from ``env[name]``; :class:`UsageError` unless positive and finite."""
+    raw: str | float
+    if given is not None:
+        raw, where = given, name.removeprefix("LFSREG_").lower()
+    else:
+        raw, where = env.get(name, "").strip(), name
+        if not raw:
+            return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise UsageError(f"{where}: expected a number of seconds greater than 0, not {raw!r}")
+    return seconds
+
+
+def _http_settings(options: RemoteOptions) -> HttpSettings:
+    from ..lfs.http import HttpSettings  # requests is imported only for remote registries
+
+    settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+    if options.timeout:
+        settings = replace(settings, timeout=options.timeout)
+    if options.deadline:
+        settings = replace(settings, deadline=options.deadline)
+    return settings
 
 
 @dataclass
@@ -130,6 +186,12 @@ class RemoteBackend:
         """Push ``new`` if the remote is still at ``old``."""
         return self.remote.push(old, new)
 
+    def branch(self) -> str:
+        """The remote's registry branch, e.g. ``refs/heads/master`` (its ``HEAD`` is read now if not yet)."""
+        if not self._fetched:
+            self.tip()
+        return self.remote.branch.decode()
+
     def lfsconfig(self) -> str | None:
         """``lfs.url`` in the ``.lfsconfig`` at the remote's tip (fetched now if not yet)."""
         return lfsconfig_url(self.git, self._tip if self._fetched else self.tip())
@@ -157,7 +219,6 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
 
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
-    from ..lfs.http import HttpSettings  # requests is imported only for remote registries
     from .endpoint import http_remote
 
     _check_ca_bundle(options)
@@ -170,13 +231,15 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         credentials=creds,
         ca_bundle=options.ca_bundle,
         verify_tls=options.verify_tls,
+        timeout=options.timeout or DEFAULT_TIMEOUT,
+        policy=options.policy,
     )
-    settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+    settings = _http_settings(options)
 
     def choose(operation: str) -> Remote:
         home = ([remote.credential] if remote.credential else []) + creds  # the one the git server accepted first
         content = None if options.lfs_url else backend.lfsconfig()
-        return http_remote(clean, home, options.lfs_url, content, sources, settings)
+        return http_remote(clean, home, options.lfs_url, content, sources, settings, ref=backend.branch())
 
     backend = RemoteBackend(remote, clean, CachedLfsStore(DeferredRemote(choose, clean), _cache(options), clean))
     return backend
@@ -185,7 +248,6 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
 def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
     from ..git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
-    from ..lfs.http import HttpSettings
     from ..ssh.connection import SshConnection
     from .endpoint import ssh_remote
 
@@ -194,13 +256,17 @@ def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> R
     label = str(url)
     connection = SshConnection(url, options.ssh)
     remote = GitRemote(
-        label, _mirror_dir(options.cache_dir or cache_root(), label), label, client_factory=ssh_client_factory(connection, url, label)
+        label,
+        _mirror_dir(options.cache_dir or cache_root(), label),
+        label,
+        client_factory=ssh_client_factory(connection, url, label),
+        policy=options.policy,
     )
-    settings = HttpSettings(ca_bundle=options.ca_bundle, verify_tls=options.verify_tls, jobs=options.transfers, policy=options.policy)
+    settings = _http_settings(options)
 
     def choose(operation: str) -> Remote:
         content = None if options.lfs_url else backend.lfsconfig()
-        return ssh_remote(connection, url, operation, options.lfs_url, content, sources, settings, label)
+        return ssh_remote(connection, url, operation, options.lfs_url, content, sources, settings, label, ref=backend.branch())
 
     lfs = CachedLfsStore(DeferredRemote(choose, label), _cache(options), label)
     backend = RemoteBackend(remote, label, lfs, connection.close)
@@ -247,7 +313,7 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
         if create and not os.path.exists(path):
             GitStore.init(path)
         GitStore.open(path)  # a clear error for a missing or non-git directory
-        remote = GitRemote(location, _mirror_dir(options.cache_dir or cache_root(), location), location)
+        remote = GitRemote(location, _mirror_dir(options.cache_dir or cache_root(), location), location, policy=options.policy)
         return RemoteBackend(remote, location, FileRemoteLfsStore(path, _cache(options), location))
     if parts.scheme in ("http", "https"):
         return _http(location, options, sources)

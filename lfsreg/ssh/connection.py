@@ -16,7 +16,7 @@ import weakref
 
 import paramiko
 
-from .errors import KEY_HINT, SshAuthError, SshError
+from .errors import KEY_HINT, SshAuthError, SshConnectionLost, SshError
 from .hostkeys import HostKeyChecker
 from .identity import identities
 from .settings import SshSettings
@@ -122,10 +122,14 @@ class SshConnection:
             try:
                 transport.start_client(timeout=settings.timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise SshError(
-                    f"{self.label}: SSH handshake failed: {exc or type(exc).__name__}", hint="is this an SSH server? check the port"
+                raise self._lost(exc, "the SSH handshake") or SshError(
+                    f"{self.label}: SSH handshake failed: {exc}", hint="is this an SSH server? check the port"
                 ) from None
-            checker.check(url.known_hosts_name, transport.get_remote_server_key())
+            try:
+                server_key = transport.get_remote_server_key()
+            except paramiko.SSHException:  # start_client returns at its timeout without a word
+                raise (self._silent("the SSH handshake") if transport.is_active() else self._closed("the SSH handshake")) from None
+            checker.check(url.known_hosts_name, server_key)
             self._authenticate(transport)
         except BaseException:
             transport.close()
@@ -148,13 +152,18 @@ class SshConnection:
                 transport.auth_publickey(user, key)
             except paramiko.BadAuthenticationType:
                 raise SshAuthError(f"{self.label}: the server does not accept SSH keys for {user}", hint=KEY_HINT) from None
-            except paramiko.AuthenticationException:
-                log.debug("%s: key %s refused", self.label, identity.source)
+            except paramiko.AuthenticationException as exc:
+                # paramiko reports a connection that died (or went silent) under the
+                # authentication as a refusal ("Authentication failed." / "...timeout.")
+                # (a server that hangs up after refusing several keys, MaxAuthTries, did refuse them)
+                if (not transport.is_active() and len(tried) == 1) or "timeout" in str(exc).lower():
+                    raise self._lost(exc, "authentication") or self._closed("authentication") from None
                 if not transport.is_active():
                     break
+                log.debug("%s: key %s refused", self.label, identity.source)
                 continue
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise SshError(f"{self.label}: connection lost during authentication: {exc or type(exc).__name__}") from None
+                raise self._lost(exc, "authentication") or self._closed("authentication") from None
             if transport.is_authenticated():
                 return
         if not tried:
@@ -164,6 +173,35 @@ class SshConnection:
                 "none was found in ~/.ssh and no ssh-agent is running",
             )
         raise SshAuthError(f"{self.label}: SSH authentication refused for user {user} (offered: {', '.join(tried)})", hint=KEY_HINT)
+
+    def _silent(self, stage: str) -> SshConnectionLost:
+        return SshConnectionLost(f"{self.label}: no answer from {self.url.host} within {self.settings.timeout:g} s during {stage}")
+
+    def _closed(self, stage: str) -> SshConnectionLost:
+        return SshConnectionLost(
+            f"{self.label}: connection closed by {self.url.host} during {stage}",
+            hint="is this an SSH server? check the port" if stage == "the SSH handshake" else None,
+        )
+
+    def _lost(self, exc: BaseException, stage: str) -> SshConnectionLost | None:
+        """The error for a connection that broke during ``stage``, naming how; ``None`` if ``exc`` is another failure.
+
+        paramiko words a closed connection as an empty ``EOFError`` or as "Error reading SSH
+        protocol banner" (the cause tells a close from a silence).
+        """
+        chain: list[BaseException] = []
+        current: BaseException | None = exc
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = current.__cause__ or current.__context__
+        text = " ".join(str(e) for e in chain).lower()
+        if any(isinstance(e, TimeoutError) for e in chain) or "timeout" in text or "timed out" in text:
+            return self._silent(stage)
+        if any(isinstance(e, ConnectionResetError) for e in chain):
+            return SshConnectionLost(f"{self.label}: connection reset by {self.url.host} during {stage}")
+        if any(isinstance(e, (EOFError, ConnectionError)) for e in chain) or not str(exc).strip():
+            return self._closed(stage)
+        return None
 
     def transport(self) -> paramiko.Transport:
         """The open connection (opened now if needed, or again if it dropped)."""

@@ -17,6 +17,7 @@ from ..errors import (
     PermissionDeniedError,
     ProtocolError,
     RepositoryNotFound,
+    RetriableError,
     UnreachableError,
 )
 
@@ -32,6 +33,10 @@ KEY_HINT = (
 
 class SshError(UnreachableError):
     """The SSH server could not be reached, or the connection broke (connect, handshake, exec)."""
+
+
+class SshConnectionLost(SshError, RetriableError):
+    """The connection broke (closed, reset, or silent past the timeout) during the handshake or authentication: worth a retry."""
 
 
 class SshAuthError(AuthenticationError):
@@ -56,6 +61,7 @@ __all__ = [
     "HostKeyError",
     "RepositoryNotFound",
     "SshAuthError",
+    "SshConnectionLost",
     "SshError",
     "SshPermissionError",
     "command_failed",

@@ -14,7 +14,9 @@ refused (400). Every ``put-object`` / ``verify-object`` / ``get-object`` is logg
 client sent back.
 
 A test scripts a one-shot fault for a command on an object by writing ``cut`` or a status
-(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Stdlib only (run by path, not imported).
+(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Each ``batch`` appends its operation and
+``refname`` (``-`` if none) to ``STORE.batch-refs`` (beside the store). Stdlib only (run by
+path, not imported).
 """
 
 from __future__ import annotations
@@ -129,6 +131,8 @@ def main(store: str, operation: str) -> int:
             return 0
         if cmd == "batch":
             lines = c._lines() if delim else []
+            with open(store.rstrip("/") + ".batch-refs", "a") as log:  # which ref each batch named (tests read it)
+                log.write(f"{operation} {kv.get('refname', '-')}\n")
             reply = []
             for line in lines:
                 oid, size = line.split()[:2]
