@@ -7,8 +7,8 @@ taken for an object, so there is nothing for a killed writer to leave locked.
 
 Packing moves loose objects into a pack and then deletes them; a reader that looked in the
 packs just before the pack appeared and in the loose files just after they went looks again.
-One process packs at a time (an advisory lock on ``objects/pack``, released by the kernel if
-the process dies), and packing never fails the command that triggered it.
+One process packs or fetches a pack at a time (an advisory lock on ``objects/pack``, released
+by the kernel if the process dies), and packing never fails the command that triggered it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
 
-from ..errors import LocalStorageError
+from ..errors import ConcurrentUpdateError, LocalStorageError
 from . import locks
 
 log = logging.getLogger(__name__)
@@ -110,18 +110,39 @@ class ObjectFiles:
         return 256 * sum(1 for n in names if len(n) == 38)
 
     @contextlib.contextmanager
-    def _pack_lock(self) -> Iterator[bool]:
-        """Hold the packing lock if no other process does (``False``: someone else is packing)."""
+    def _pack_lock(self, wait: float = 0.0) -> Iterator[bool]:
+        """Hold the lock on ``objects/pack``, waiting up to ``wait`` s (``False``: another process kept it)."""
         fd = os.open(os.path.join(self.path, "pack"), os.O_RDONLY)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(0.005)
             yield True
         finally:
             os.close(fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def pack_writes(self) -> Iterator[None]:
+        """Be the one process adding packs to this store (a fetch) until the block ends.
+
+        Processes sharing a mirror fetch the same objects at the same moment, and dulwich names
+        a pack by its content: two writers of one pack meet on its index's lock, or one reads the
+        index the other is writing (ChecksumMismatch). The lock is the one packing takes.
+        """
+        with self._pack_lock(wait=locks.LOCK_WAIT) as mine:
+            if not mine:
+                raise ConcurrentUpdateError(
+                    f"{os.path.join(self.path, 'pack')}: another lfsreg process kept adding objects for {locks.LOCK_WAIT:.0f} s",
+                    hint="run the command again when it is done",
+                )
+            yield
 
     def pack(self, threshold: int) -> int:
         """Pack the loose objects if there are more than about ``threshold``; return how many.

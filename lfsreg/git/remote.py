@@ -221,7 +221,8 @@ class GitRemote:
             return list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and s not in mirror))
 
         def fetch(client: GitClient, path: str) -> Any:
-            return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
+            with mirror.objects.pack_writes():
+                return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
 
         result = self._call(fetch, retry=retry)
         born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
@@ -231,7 +232,10 @@ class GitRemote:
         if tip is not None and tip not in mirror:
             # HEAD named another branch than the one it points at (or moved between calls).
             def fetch_tip(client: GitClient, path: str) -> Any:
-                return client.fetch(path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None)
+                with mirror.objects.pack_writes():
+                    return client.fetch(
+                        path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None
+                    )
 
             self._call(fetch_tip, retry=retry)
         self._tip = tip.decode() if tip else None

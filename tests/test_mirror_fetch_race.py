@@ -1,0 +1,34 @@
+"""Many processes of one user fetching into one cache at once (issue 8, defect 3).
+
+They share the cache's mirror of the remote, so each writes the same pack (same objects, same
+name) into ``objects/pack``: dulwich then meets another process's ``.idx.lock`` (FileLocked) or
+reads an index that is still being written (ChecksumMismatch). Seen once in the suite as an
+``internal error``; forced here by starting the readers together on an empty cache, many rounds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import assert_ok
+from imageverify import FIXTURES, lfsreg
+from test_concurrency import run_concurrently
+
+READERS = 6
+ROUNDS = 4
+
+
+def test_readers_sharing_an_empty_cache_all_succeed(tmp_path: Path) -> None:
+    repo = tmp_path / "remote.git"
+    lfsreg("init", repo)
+    for i, source in enumerate([f"oci:{FIXTURES / 'app.oci'}:1.0", f"oci:{FIXTURES / 'tool.oci'}:2.0"]):
+        lfsreg("push", repo, source, "--tag", f"acme/x:{i}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
+    env["SLOW_GIT_LOCKS"] = "0.05"  # a slow disk: the index of a pack stays locked longer (see test_concurrency)
+    for round_ in range(ROUNDS):
+        env["LFSREG_CACHE"] = str(tmp_path / f"cache{round_}")  # empty: every reader fetches the pack
+        results = run_concurrently(tmp_path / f"r{round_}", [["tags", f"file://{repo}", "acme/x"]] * READERS, env=env)
+        for proc in results:
+            assert_ok(proc)
+            assert "acme/x" in proc.stdout and "1" in proc.stdout, proc.stdout
