@@ -122,6 +122,7 @@ class GitRemote:
             self._config.set((b"http",), b"timeout", str(timeout).encode())
         self._client: GitClient | None = None
         self._path = ""
+        self._answered = False  # whether the server has answered this process once
         self.mirror = GitStore.open(mirror_dir, cache=True) if os.path.isdir(mirror_dir) else GitStore.init(mirror_dir, cache=True)
         self.branch = DEFAULT_BRANCH  # the remote's registry branch, known after the first fetch
         self._tip: str | None = None
@@ -151,15 +152,21 @@ class GitRemote:
     def _call(self, op: Callable[[GitClient, str], T], *, retry: bool = True) -> T:
         """Run ``op`` with a client; with ``retry``, again on a cut, refused or stalled exchange (:attr:`policy`).
 
+        A refused connection is retried only once the server has answered this process: refused
+        at first contact is a wrong address or a server that is down, said at once (as git and
+        docker do) rather than after the retries.
         Raises lfsreg's errors only (:meth:`_once`); the last one once the retries are spent.
         """
         start = time.monotonic()
         attempt = 0
         while True:
             try:
-                return self._once(op)
+                result = self._once(op)
+                self._answered = True
+                return result
             except (RetriableError, UnreachableError) as exc:
-                if not retry or not worth_retrying(exc):
+                refused = isinstance(exc, UnreachableError) and not isinstance(exc, RetriableError)
+                if not retry or not worth_retrying(exc) or (refused and not self._answered):
                     raise
                 attempt += 1
                 wait = self.policy.next_wait(attempt, start, getattr(exc, "retry_after", None))

@@ -13,6 +13,7 @@ what differs between remotes is a small :class:`Remote` (what is missing, moving
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Sequence
 from typing import BinaryIO, Protocol
@@ -22,6 +23,8 @@ from ..formats.lfs_pointer import LfsObject
 from ..progress import ProgressCallback, ProgressEvent, no_progress
 from ..staging import VerifiedWriter, place, staged_file, sweep_once
 from .cache import ObjectCache
+
+log = logging.getLogger(__name__)
 
 
 class LfsStore(Protocol):
@@ -141,9 +144,23 @@ class CachedLfsStore:
         return self.cache.staging()
 
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
-        """Upload what the remote lacks, then keep every staged file in the cache."""
+        """Upload what the remote lacks, check that it holds them all, then cache every staged file.
+
+        :class:`BlobNotFound` if the remote still lacks an object after a second upload of it.
+        """
         if items:
             self.remote.upload(items, progress)
+            lacking = {o.oid for o in self.remote.missing([o for o, _ in items])}
+            if lacking:
+                # A server that writes objects in place (giftless's local storage) shows a
+                # concurrent pusher's half-written copy as missing after ours was verified: send
+                # ours once more, and give up only if it is still missing after that.
+                log.info("%s: %d object(s) missing right after upload; uploading them again", self.label, len(lacking))
+                again = [(o, staged) for o, staged in items if o.oid in lacking]
+                self.remote.upload(again, progress)
+                still = self.remote.missing([o for o, _ in again])
+                if still:
+                    raise BlobNotFound(f"{self.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in still)}")
         for obj, staged in items:
             self.cache.adopt(obj, staged)
 
