@@ -34,6 +34,11 @@ class _GitChannel:
     def read(self, n: int = -1) -> bytes:
         try:
             data = self._channel.read(n if n >= 0 else 1 << 30)
+        except TimeoutError:
+            raise RetriableError(
+                f"{self._label}: the server sent nothing within the read timeout while git was reading (stalled)",
+                hint="a slow server or network: raise LFSREG_TIMEOUT",
+            ) from None
         except (EOFError, OSError, SSHException) as exc:
             raise RetriableError(f"{self._label}: the SSH connection was cut while reading from git: {type(exc).__name__}") from None
         if not data and self._channel.received == 0:

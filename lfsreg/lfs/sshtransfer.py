@@ -59,7 +59,7 @@ class Session:
             self._chan: Channel = connection.exec(f"git-lfs-transfer {remote_path_arg(path)} {operation}")
         except _CHANNEL_ERRORS as exc:
             raise RetriableError(f"{label}: git-lfs-transfer: {type(exc).__name__}") from None
-        self._pkts = pktline.PacketReader(self._chan.read, f"{label}: git-lfs-transfer")
+        self._pkts = pktline.PacketReader(self._read, f"{label}: git-lfs-transfer")
         try:
             caps = self._pkts.lines()
         except (ProtocolError, RetriableError):
@@ -80,6 +80,12 @@ class Session:
         if status != 200:
             self._chan.close()
             raise CommandMissing(f"{label}: git-lfs-transfer refused version 1 (status {status}{': ' + lines[0] if lines else ''})")
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._chan.read(n)
+        except TimeoutError:  # the channel's read timeout (SshConnection.exec): a stall, retried like a cut
+            raise RetriableError(f"{self.label}: git-lfs-transfer: the server sent nothing within the read timeout (stalled)") from None
 
     def send(
         self,

@@ -225,6 +225,9 @@ class SshConnection:
                 for name, value in (env or {}).items():
                     chan.set_environment_variable(name, value)  # servers without AcceptEnv ignore it
                 chan.exec_command(command)
+                # a read that waits longer than this raises TimeoutError (a stall, retried like a
+                # cut), as an HTTP read does; without it a silent server hangs the command
+                chan.settimeout(self.settings.timeout)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 if attempt == 1 and not transport.is_active():
                     log.debug("%s: connection lost (%s); reconnecting", self.label, exc)
