@@ -121,6 +121,22 @@ def wait_error(path: str, repo: str) -> LocalStorageError | ConcurrentUpdateErro
     return stale_lock_error(state, repo) if state.stale else busy_lock_error(state, repo)
 
 
+def flock_within(fd: int, wait: float) -> bool:
+    """Take an exclusive advisory lock on ``fd``, waiting up to ``wait`` s; ``False`` if another process kept it.
+
+    The kernel releases the lock when ``fd`` is closed or its process dies.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def ref_update(git_dir: str, lock: str) -> Iterator[None]:
     """Mark, for other lfsreg processes, that this one is updating a ref whose lock is ``lock``.
@@ -137,18 +153,11 @@ def ref_update(git_dir: str, lock: str) -> Iterator[None]:
     with writing(guard):
         fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ConcurrentUpdateError(
-                        f"{os.path.join(git_dir, GUARD)}: another lfsreg process kept updating the branch for {LOCK_WAIT:.0f} s",
-                        hint="run the command again when it is done",
-                    ) from None
-                time.sleep(0.005)
+        if not flock_within(fd, LOCK_WAIT):
+            raise ConcurrentUpdateError(
+                f"{os.path.join(git_dir, GUARD)}: another lfsreg process kept updating the branch for {LOCK_WAIT:.0f} s",
+                hint="run the command again when it is done",
+            )
         if os.pread(fd, _MARK_SIZE, 0).strip():
             state = inspect(lock)
             if state is not None and not state.holders:

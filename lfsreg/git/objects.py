@@ -14,7 +14,6 @@ by the kernel if the process dies), and packing never fails the command that tri
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import tempfile
@@ -109,17 +108,7 @@ class ObjectFiles:
         """Hold the lock on ``objects/pack``, waiting up to ``wait`` s (``False``: another process kept it)."""
         fd = os.open(os.path.join(self.path, "pack"), os.O_RDONLY)
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.005)
-            yield True
+            yield locks.flock_within(fd, wait)
         finally:
             os.close(fd)  # releases the lock
 

@@ -374,13 +374,7 @@ class GitRemote:
                 return False
         finally:
             target.close()
-        self._locked_since = None
-        self._tip = new
-        try:
-            self.mirror.note_ref(MIRROR_REF, new)
-        except OSError as exc:  # the push landed: a cache that cannot note it must not undo that
-            log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
-        return True
+        return self._pushed(new)
 
     def _copy_objects(self, target: GitStore, commit: bytes) -> None:
         """Copy into ``target`` every object reachable from ``commit`` that it lacks.
