@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
@@ -54,7 +54,7 @@ from .filepush import local_git_dir, push_to_directory
 from .objects import storage_error
 from .reffiles import abandon_git_files
 from .store import DEFAULT_BRANCH, GitStore, choose_branch
-from .transport import HttpClient, HttpStatus, redact, spent, transport_error, worth_retrying
+from .transport import HttpClient, HttpStatus, redact, spent, timed_out, transport_error, worth_retrying
 
 log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
@@ -73,7 +73,8 @@ class GitRemote:
     ``credentials`` are tried in order until the server accepts one (HTTP only); the working
     one is kept for later requests. Messages never contain a credential. ``client_factory``
     replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
-    ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound);
+    ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound),
+    ``deadline`` each smart-HTTP request from start to last byte (``None``: no bound);
     ``policy`` says how often a cut or stalled exchange is tried again.
     """
 
@@ -88,10 +89,12 @@ class GitRemote:
         verify_tls: bool = True,
         client_factory: Callable[[], tuple[GitClient, str]] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self.deadline = deadline
         self.policy = policy or RetryPolicy()
         self._client_factory = client_factory  # e.g. SSH on paramiko (lfsreg.git.ssh); else from the URL
         self.label = label
@@ -126,7 +129,9 @@ class GitRemote:
         password = cred.password if cred else None
         parsed = urlparse(self.url)
         if parsed.scheme in ("http", "https"):
-            return HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+            client = cast(HttpClient, HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password))
+            client.deadline = self.deadline
+            return client, parsed.path
         if parsed.scheme == "file":
             # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
             # ``:`` for scp-like SSH: give it the decoded path, to its local client.
@@ -177,8 +182,9 @@ class GitRemote:
         while True:
             if self._client is None:
                 self._client, self._path = self._new_client()
+            client = self._client
             try:
-                return op(self._client, self._path)
+                return op(client, self._path)
             except HTTPUnauthorized:
                 if len(self._credentials) > 1:
                     log.debug(
@@ -202,11 +208,15 @@ class GitRemote:
             except (HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
                 stage = getattr(self._client, "stage", "the exchange")
                 self._client = None  # its connection is in an unknown state
-                tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
+                # a deadline's shut-down socket may leave TLS errors behind: the stall is the news
+                tls = None if timed_out(exc) else tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
                 raise (tls or transport_error(self.label, exc, self._secrets, stage, self.timeout)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 abandon_git_files(exc)  # dulwich's lock files and temporary packs in the mirror
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
+            finally:
+                if isinstance(client, HttpClient):
+                    client.finish()
 
     def fetch_tip(self, *, retry: bool = True) -> str | None:
         """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none).

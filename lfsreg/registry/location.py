@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
 DEFAULT_TIMEOUT = 60.0
+#: Seconds a smart-HTTP request may take from start to last byte when the options name none (HttpSettings' own default).
+DEFAULT_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ class RemoteOptions:
         timeout: seconds to connect, and that any single read may wait, for HTTP (LFS and smart
             HTTP) and for the SSH connect, handshake and authentication (``LFSREG_TIMEOUT``;
             default 60 for HTTP, 30 for SSH). Past it the exchange counts as stalled and is retried.
-        deadline: seconds an LFS API request (batch, verify) may take from start to last byte;
-            a transfer gets this plus its size at 16 KiB/s (``LFSREG_DEADLINE``; default 300).
+        deadline: seconds an LFS API request (batch, verify) or a smart-HTTP request (refs,
+            fetch, push) may take from start to last byte; an LFS transfer gets this plus its
+            size at 16 KiB/s (``LFSREG_DEADLINE``; default 300). Past it the exchange counts as
+            stalled and is retried.
         ssh: keys and host-key checking for SSH remotes (``LFSREG_SSH_*`` fill what is unset).
         cache_dir: the local cache (``LFSREG_CACHE``, else ``$XDG_CACHE_HOME/lfsreg``).
         credentials: where credentials are kept (``LFSREG_USERNAME``/``LFSREG_PASSWORD`` or
@@ -232,6 +236,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         ca_bundle=options.ca_bundle,
         verify_tls=options.verify_tls,
         timeout=options.timeout or DEFAULT_TIMEOUT,
+        deadline=options.deadline or DEFAULT_DEADLINE,
         policy=options.policy,
     )
     settings = _http_settings(options)
