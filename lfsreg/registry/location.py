@@ -21,6 +21,7 @@ from ..credentials import CredentialSources, strip_userinfo
 from ..errors import UsageError
 from ..git.remote import GitRemote
 from ..git.store import GitStore
+from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
 from ..lfs.filestore import FileRemoteLfsStore
 from ..lfs.retry import RetryPolicy
@@ -45,8 +46,9 @@ class RemoteOptions:
     Attributes:
         lfs_url: LFS endpoint the user names (``LFSREG_LFS_URL``); else ``lfs.url`` in the
             registry's ``.lfsconfig``; else what the server offers or ``<remote>.git/info/lfs``.
-        ca_bundle: CA certificates for TLS, for git and LFS alike (``LFSREG_CA_BUNDLE``, else
-            ``REQUESTS_CA_BUNDLE``; else the system's CAs).
+        ca_bundle: CA certificates for TLS, for git and LFS alike (:func:`ca_bundle_from`:
+            ``LFSREG_CA_BUNDLE``, ``GIT_SSL_CAINFO``, git's ``http.sslCAInfo``,
+            ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``; else the system's CAs).
         verify_tls: ``False`` only for testing against self-signed servers.
         transfers: concurrent LFS transfers (git-lfs's default is 8).
         policy: retry policy of the LFS transfer queue and of the git exchanges
@@ -91,7 +93,7 @@ class RemoteOptions:
         return replace(
             self,
             lfs_url=lfs_url,
-            ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
+            ca_bundle=self.ca_bundle or ca_bundle_from(env),
             ssh=ssh if timeout is None else replace(ssh, timeout=timeout),
             timeout=timeout,
             deadline=_seconds(self.deadline, env, "LFSREG_DEADLINE"),
@@ -99,6 +101,27 @@ class RemoteOptions:
             cache_dir=self.cache_dir or cache_root(),
             credentials=self.credentials or CredentialSources.from_environment(env),
         )
+
+
+#: Where a CA bundle may be named, first wins: lfsreg's own, git's, requests', then OpenSSL's.
+CA_BUNDLE_VARIABLES = ("LFSREG_CA_BUNDLE", "GIT_SSL_CAINFO", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def ca_bundle_from(env: Mapping[str, str]) -> str | None:
+    """The CA bundle ``env`` names for git and LFS alike; ``None``: the system's CAs.
+
+    ``LFSREG_CA_BUNDLE``, else git's ``GIT_SSL_CAINFO``, else ``http.sslCAInfo`` in the user's
+    git configuration (what stock git would use), else requests' ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE``, else OpenSSL's ``SSL_CERT_FILE``. The one place both clients get it
+    from: git and LFS never verify against different CAs.
+    """
+    for name in CA_BUNDLE_VARIABLES[:2]:
+        if env.get(name):
+            return env[name]
+    configured = http_ssl_cainfo(env)
+    if configured:
+        return configured
+    return next((env[name] for name in CA_BUNDLE_VARIABLES[2:] if env.get(name)), None)
 
 
 def _seconds(given: float | None, env: Mapping[str, str], name: str) -> float | None:
@@ -218,7 +241,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
     if options.ca_bundle and not os.path.isfile(options.ca_bundle):
         raise UsageError(
             f"CA bundle {options.ca_bundle} is not a file",
-            hint="--ca-bundle, LFSREG_CA_BUNDLE or REQUESTS_CA_BUNDLE must name a PEM file of CA certificates",
+            hint="--ca-bundle, " + ", ".join(CA_BUNDLE_VARIABLES) + " or git's http.sslCAInfo must name a PEM file of CA certificates",
         )
 
 
