@@ -64,6 +64,7 @@ HEAD = b"HEAD"
 _GITLINK = 0o160000  # a submodule's commit: not an object of this repository
 T = TypeVar("T")
 _UNKNOWN = object()  # the remote's tip could not be read
+_ALL = 0x7FFFFFFF  # the depth that makes a shallow repository whole (git fetch --unshallow)
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
 __all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "lfs_url_from_lfsconfig", "redact"]
@@ -248,6 +249,17 @@ class GitRemote:
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
+
+    def deepen(self, tip: str) -> None:
+        """Fetch the whole history behind ``tip`` into the mirror, if the mirror holds only part of it."""
+        if not self.mirror.shallow():
+            return
+
+        def fetch(client: GitClient, path: str) -> Any:
+            with self.mirror.objects.pack_writes():
+                return client.fetch(path, self.mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip.encode())], depth=_ALL)
+
+        self._call(fetch)
 
     def push(self, old: str | None, new: str) -> bool:
         """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).
