@@ -83,7 +83,8 @@ def tag_history(git: GitStore, tip: str | None, name: str, tag: str | None = Non
         before = trees.subtree(parent.tree, directory) if parent is not None else None
         if now == before:
             continue
-        after_files, before_files = _tag_files(trees, commit.tree, directory), _tag_files(trees, parent and parent.tree, directory)
+        after_files = _tag_files(trees, commit.tree, directory)
+        before_files = _tag_files(trees, parent.tree if parent is not None else None, directory)
         for t in sorted(set(after_files) | set(before_files)):
             if (tag is not None and t != tag) or after_files.get(t) == before_files.get(t):
                 continue
