@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import LfsregError
 from .commands import register
 from .keygen import keygen
+from .retention import COMMANDS as RETENTION
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -76,6 +77,8 @@ def cli(
 
 register(cli)
 cli.add_command(keygen)
+for _command in RETENTION:
+    cli.add_command(_command)
 
 
 class _Terminated(KeyboardInterrupt):

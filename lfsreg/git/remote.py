@@ -62,6 +62,7 @@ MIRROR_REF = b"refs/remotes/origin/main"
 HEAD = b"HEAD"
 T = TypeVar("T")
 _UNKNOWN = object()  # the remote's tip could not be read
+_ALL = 0x7FFFFFFF  # the depth that makes a shallow repository whole (git fetch --unshallow)
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
 __all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "redact"]
@@ -254,6 +255,17 @@ class GitRemote:
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
+
+    def deepen(self, tip: str) -> None:
+        """Fetch the whole history behind ``tip`` into the mirror, if the mirror holds only part of it."""
+        if not self.mirror.shallow():
+            return
+
+        def fetch(client: GitClient, path: str) -> Any:
+            with self.mirror.objects.pack_writes():
+                return client.fetch(path, self.mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip.encode())], depth=_ALL)
+
+        self._call(fetch)
 
     def push(self, old: str | None, new: str) -> bool:
         """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).
