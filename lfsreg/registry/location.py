@@ -21,6 +21,7 @@ from ..credentials import CredentialSources, strip_userinfo
 from ..errors import UsageError
 from ..git.remote import GitRemote
 from ..git.store import GitStore
+from ..git.transport import DEFAULT_DEADLINE
 from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
 from ..lfs.filestore import FileRemoteLfsStore
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
 DEFAULT_TIMEOUT = 60.0
-#: Seconds a smart-HTTP request may take from start to last byte when the options name none (HttpSettings' own default).
-DEFAULT_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         ca_bundle=options.ca_bundle,
         verify_tls=options.verify_tls,
         timeout=options.timeout or DEFAULT_TIMEOUT,
-        deadline=options.deadline or DEFAULT_DEADLINE,
+        deadline=options.deadline or DEFAULT_DEADLINE,  # HttpSettings' own default too
         policy=options.policy,
     )
     settings = _http_settings(options)
