@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from functools import cache
@@ -88,7 +87,6 @@ class Exchange:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
-        self._end = time.monotonic() + seconds
         self._conn: Any = None
         self._done = False
         self._lock = threading.Lock()
