@@ -345,8 +345,12 @@ class VerifiedWriter:
             raise LocalStorageError("lfsreg is shutting down: staging stopped")
         if self.size is not None and self.offset + len(data) > self.size:
             raise CorruptContentError(f"{self.what}: more than the {self.size} bytes announced")
-        with writing(self.path):
+        try:  # what `writing` does, without a context manager per piece (a download's may be 4 KiB)
             self._file.write(data)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            raise storage_error(exc, self.path) from None
         if self._source is None:
             self._hash.update(data)
         self.offset += len(data)
