@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from ..credentials import Credential, CredentialSources, origin, strip_userinfo
 from ..errors import UsageError
 from ..formats.lfs_pointer import LfsObject
+from ..git.lfsconfig import lfs_url_from_lfsconfig
 from ..git.store import GitStore
 from ..lfs.cache import ObjectCache
 from ..lfs.store import Remote
@@ -62,8 +63,6 @@ def derived_endpoint(remote_url: str) -> str:
 
 def lfsconfig_url(git: GitStore, tip: str | None) -> str | None:
     """``lfs.url`` from the ``.lfsconfig`` committed at ``tip``, if any."""
-    from ..git.remote import lfs_url_from_lfsconfig  # only remotes read it: a local registry needs no git client
-
     if tip is None:
         return None
     data = git.snapshot(tip).read(LFSCONFIG)
