@@ -26,7 +26,6 @@ from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError
 from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
-from .ops.history import RollbackResult, TagHistory, rollback, tag_history
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
@@ -40,16 +39,17 @@ from .staging import discard_own_staging
 if TYPE_CHECKING:
     from .describe import ImageSummary, UnreadableImage
     from .lfs.store import LfsStore
+    from .ops.history import RollbackResult, TagHistory
     from .ops.push import PushResult
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
 # that use them (PEP 562 for the names re-exported here): every command starts a new process,
 # and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
-_LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe"}
+_LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
 
 
 def __getattr__(name: str) -> object:
-    """:class:`ImageSummary` and :class:`UnreadableImage`, imported when first asked for."""
+    """The names of :data:`_LAZY`, imported when first asked for."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
@@ -355,6 +355,8 @@ class Registry:
         ref = ImageRef.parse(image, default_tag="")
         if ref.tag is None:
             raise UsageError("history takes NAME or NAME:TAG, not a digest")
+        from .ops.history import tag_history
+
         backend = self._open()[0]
         return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
 
@@ -365,6 +367,8 @@ class Registry:
             ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
             ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
         """
+        from .ops.history import rollback
+
         name, tag = parse_tagged(image)
         target = Digest.parse(to) if to is not None else None
         backend, publisher = self._open()

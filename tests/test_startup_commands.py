@@ -25,7 +25,7 @@ print("EXIT", code, " ".join(sorted(sys.modules)))
 """
 
 REMOTE_GIT = ("dulwich.client", "lfsreg.git.remote", "lfsreg.git.transport", "lfsreg.lfs.filestore", "urllib3", "requests")
-IMAGE_CODE = ("lfsreg.ops.push", "lfsreg.ops.pull", "lfsreg.transports", "lfsreg.layers", "lfsreg.describe", "lfsreg.image")
+IMAGE_CODE = ("lfsreg.ops.push", "lfsreg.ops.pull", "lfsreg.ops.history", "lfsreg.transports", "lfsreg.layers", "lfsreg.describe")
 
 
 def _modules(*args: str) -> set[str]:
