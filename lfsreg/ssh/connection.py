@@ -304,6 +304,8 @@ class SshConnection:
                 out.append(data)
             err = chan.stderr()
             return chan.exit_status(), b"".join(out), err
+        except TimeoutError:  # the channel's read timeout: a stall, retried like a cut
+            raise self._silent(command.split()[0]) from None
         finally:
             chan.close()
 
