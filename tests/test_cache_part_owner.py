@@ -4,7 +4,7 @@ A resumable download keeps its bytes in ``incomplete/<oid>.part``. Two processes
 that one file made a corrupt part (and the slower one failed when the faster had renamed it
 into the cache). The part has one owner at a time; a second download of the same object goes
 to a file of its own. The overlap is forced, not hoped for: the first pull stops (a barrier,
-``tests/pause_at.py``) right after it wrote its first chunk into the part, the second pull
+``tests/cli_at.py pause``) right after it wrote its first chunk into the part, the second pull
 runs from start to end, then the first is let go. Both must succeed with the right bytes.
 """
 
@@ -103,7 +103,8 @@ def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_htt
     first = subprocess.Popen(
         [
             sys.executable,
-            str(TESTS / "pause_at.py"),
+            str(TESTS / "cli_at.py"),
+            "pause",
             "lfsreg.staging:VerifiedWriter.write",
             str(ready),
             str(go),

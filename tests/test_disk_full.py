@@ -1,7 +1,7 @@
 """A real full disk at each stage of push and pull: one clear line, nothing half-written, then it works.
 
 Each test mounts a small tmpfs (as root; under ``CI`` a failed mount fails the test) and
-fills it to the last byte at the stage under test (``tests/fill_at.py`` fills it when a
+fills it to the last byte at the stage under test (``tests/cli_at.py fill`` fills it when a
 chosen lfsreg function is first called, so the earlier stages had room). The kernel then
 answers a real ``ENOSPC``. The command must exit 1 with one ``lfsreg: error:`` line naming
 the path on the full disk, leave no lock, temporary or partial file, leave the registry as
@@ -67,7 +67,7 @@ def run_filled(env: dict[str, str], disk: Path | None, hook: str, *args: object)
     if disk is None:
         argv = [sys.executable, "-m", "lfsreg", *map(str, args)]
     else:
-        argv = [sys.executable, str(TESTS / "fill_at.py"), str(disk), hook, "--", *map(str, args)]
+        argv = [sys.executable, str(TESTS / "cli_at.py"), "fill", str(disk), hook, "--", *map(str, args)]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, check=False)
 
 
