@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_TIMEOUT, TESTS, assert_ok, describe, run_cli
+from gitenv import cli_env
 from imageverify import verify_oci_layout
 
 pytestmark = pytest.mark.interop
@@ -90,10 +91,7 @@ def _pulled_diff_ids(layout: Path) -> list[str]:
 
 
 def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_http_repo, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    env = cli_env(tmp_path, git_http_server)
     diff_id = _image_with_a_big_layer(tmp_path / "src.oci")
     push_env = {**env, "LFSREG_CACHE": str(tmp_path / "push-cache")}
     assert_ok(run_cli("push", git_http_repo.url, f"oci:{tmp_path / 'src.oci'}:1.0", "--tag", "acme/big:1.0", env=push_env))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_TIMEOUT, TESTS, assert_error, assert_ok, describe
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, tags_of, verify_docker_archive, verify_oci_layout
 
 APP = f"oci:{FIXTURES / 'app.oci'}:1.0"
@@ -52,9 +52,7 @@ def disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The CLI's environment: its own home and cache (on the ordinary disk)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    return {**os.environ, "HOME": str(home), "LFSREG_CACHE": str(tmp_path / "cache")}
+    return cli_env(tmp_path)
 
 
 def cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:

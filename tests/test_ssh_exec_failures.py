@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from cutproxy import Cut, CutProxy
+from gitenv import cli_env
 from peers.sshd import start_sshd
-from test_ssh import _env
 
 from lfsreg.errors import LfsregError, RetriableError
 from lfsreg.ssh.connection import SshConnection
@@ -75,7 +75,7 @@ def test_a_refused_channel_names_the_command_and_the_reason(no_sessions_sshd, gi
 
 def test_the_cli_says_a_refused_channel_in_one_line_and_a_next_step(no_sessions_sshd, git_http_repo, tmp_path):
     key = no_sessions_sshd.add_key(git_http_repo)
-    proc = run_cli("tags", no_sessions_sshd.url(git_http_repo), env=_env(tmp_path, no_sessions_sshd, key, LFSREG_RETRIES="0"))
+    proc = run_cli("tags", no_sessions_sshd.url(git_http_repo), env=cli_env(tmp_path, sshd=no_sessions_sshd, key=key, LFSREG_RETRIES="0"))
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 2, proc.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from test_ssh import _env
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
@@ -27,7 +27,7 @@ def _pushed(sshd_server, git_http_repo, tmp_path: Path) -> tuple[str, Path, str,
     """The URL, the transfer server's store and its largest object (a layer) after a push of APP."""
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path / "push", sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "push", sshd=sshd_server, key=key)))
     store = sshd_server.transfer_store / git_http_repo.name
     layer = max((p for p in store.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_size)
     return url, store, layer.name, key
@@ -42,7 +42,7 @@ def test_a_stall_mid_object_is_retried_and_the_pull_completes(sshd_server, git_h
     marker = store / f".fault.get-object.{oid}"
     marker.write_text(f"stall {HOLD}\n")
     out = tmp_path / "app.tar"
-    env = _env(tmp_path / "pull", sshd_server, key, LFSREG_TIMEOUT=str(TIMEOUT))
+    env = cli_env(tmp_path / "pull", sshd=sshd_server, key=key, LFSREG_TIMEOUT=str(TIMEOUT))
     start = time.monotonic()
     assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=env))
     took = time.monotonic() - start
@@ -56,7 +56,7 @@ def test_a_stall_on_every_attempt_is_one_line_once_retries_are_spent(sshd_server
     retries = 1
     (store / f".fault.get-object.{oid}").write_text(f"stall {HOLD}\n" * (retries + 1))
     out = tmp_path / "app.tar"
-    env = _env(tmp_path / "pull", sshd_server, key, LFSREG_TIMEOUT=str(TIMEOUT), LFSREG_RETRIES=str(retries))
+    env = cli_env(tmp_path / "pull", sshd=sshd_server, key=key, LFSREG_TIMEOUT=str(TIMEOUT), LFSREG_RETRIES=str(retries))
     start = time.monotonic()
     proc = run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=env)
     took = time.monotonic() - start
