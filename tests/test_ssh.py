@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli
-from gitenv import cli_env, isolated_git_env, require_tool, run_git
+from gitenv import cli_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 
 pytestmark = pytest.mark.interop
@@ -319,14 +319,11 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
 
 # -- interop with stock git + git-lfs over the same sshd ----------------------------------------------
 def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, git_http_repo, tmp_path):
-    require_tool("git-lfs")
-    require_tool("ssh")
     key = sshd_server.add_key(git_http_repo)
     url = sshd_server.url(git_http_repo)
+    genv = sshd_server.git_env(tmp_path / "git", key)
     env = cli_env(tmp_path, sshd=sshd_server, key=key)
     assert_ok(run_cli("push", url, APP, env=env))
-    genv = isolated_git_env(tmp_path / "git")
-    genv["GIT_SSH_COMMAND"] = sshd_server.ssh_command(key)
     run_git(["clone", "-q", url, str(tmp_path / "clone")], cwd=tmp_path, env=genv)
     clone = tmp_path / "clone"
     assert run_git(["status", "--porcelain"], cwd=clone, env=genv).stdout == b""
