@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture, run_cli
-from cutproxy import Cut, CutProxy
+from cutproxy import BATCH, RECEIVE_PACK, REFS, STORAGE_GET, STORAGE_PUT, UPLOAD_PACK, Cut, CutProxy
 from gitenv import use_cli_env
 from imageverify import verify_docker_archive
 
@@ -33,13 +33,6 @@ pytestmark = pytest.mark.interop
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 FAST = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05, max_retry_time=20)
-
-BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
-STORAGE_PUT = rb"PUT [^ ]*/info/lfs/objects/storage/"
-STORAGE_GET = rb"GET [^ ]*/info/lfs/objects/storage/"
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 
 # stage -> (operation, rule); the rule's ``times`` is set per test (once, or every time)
 PUSH_STAGES = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture
-from cutproxy import Cut, CutProxy
+from cutproxy import RECEIVE_PACK, REFS, UPLOAD_PACK, Cut, CutProxy
 from dulwich.repo import Repo
 from gitenv import use_cli_env
 from imageverify import verify_docker_archive
@@ -33,9 +33,6 @@ pytestmark = pytest.mark.interop
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 TOOL = "docker-archive:" + str(fixture("tool.docker.tar"))
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 RAW = ("HTTPConnectionPool", "urllib3", "Max retries", "Caused by", "IncompleteRead", "ProtocolError(", "NewConnectionError")
 
 

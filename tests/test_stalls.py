@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture, run_cli
-from cutproxy import Cut, CutProxy
+from cutproxy import BATCH, RECEIVE_PACK, REFS, STORAGE_GET, STORAGE_PUT, UPLOAD_PACK, VERIFY, Cut, CutProxy
 from gitenv import use_cli_env
 from imageverify import verify_docker_archive
 
@@ -32,14 +32,6 @@ APP = "docker-archive:" + str(fixture("app.docker.tar"))
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, max_retry_time=60)
 TIMEOUT = 3.0  # seconds per read: long enough for a loaded machine, short for a test
 HOLD = 60.0  # how long the proxy holds a stalled connection (far past TIMEOUT)
-
-BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
-STORAGE_PUT = rb"PUT [^ ]*/info/lfs/objects/storage/"
-STORAGE_GET = rb"GET [^ ]*/info/lfs/objects/storage/"
-VERIFY = rb"POST [^ ]*/objects/storage/verify "
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 
 PUSH_STALLS = {
     "batch-request": Cut("up", after=10, request=BATCH, stall=HOLD),
