@@ -12,8 +12,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
@@ -27,13 +28,17 @@ from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
+from .ops.limits import PRESETS, configure
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
+from .ops.traffic import Traffic
+from .ops.usage import RegistryUsage, memo_file, registry_usage
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.location import Backend, RemoteOptions, local_directory, open_location
+from .registry.config import flatten, read_config, read_limits
+from .registry.location import Backend, LocalBackend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .ssh.settings import SshSettings
@@ -127,11 +132,17 @@ class Registry:
         jobs: int = 2,
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
+        dry_run: bool = False,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
         Name errors are raised before the registry is opened (or created); a first push that
         fails removes the repository it created, so a failed push leaves nothing behind.
+
+        Before uploading, the push learns which layer objects the host lacks and reports the
+        estimate (a progress event of action ``"estimate"``, and ``PushResult.estimate``); a push
+        that would take the registry over its ``limits.storage`` is refused there. With
+        ``dry_run`` it stops there: nothing is uploaded or committed.
 
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
@@ -142,6 +153,7 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+            dry_run: stage, verify and estimate only; upload and commit nothing.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -151,6 +163,8 @@ class Registry:
             CorruptContentError: bytes that do not match their digest, size or diff_id.
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
+            LimitExceededError: the push would take the registry over its ``limits.storage``
+                (nothing uploaded), or the host refused it for its quota or object size.
         """
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
@@ -164,9 +178,14 @@ class Registry:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                memo = memo_file(self.options.cache_dir, publisher.backend.git)
+                options = replace(options, dry_run=dry_run, limits=read_limits(view), memo_path=memo)
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, options)
+                result = push_images(publisher, view, lfs, items, options)
+                if dry_run and fresh is not None:
+                    self._undo_create(fresh)
+                return result
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -207,11 +226,13 @@ class Registry:
         *,
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
+        traffic: Traffic | None = None,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
-        ``docker-daemon:`` to load the images straight into the Docker engine.
+        ``docker-daemon:`` to load the images straight into the Docker engine. ``traffic``, if
+        given, is filled with the bytes moved from the host and from the local cache.
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -227,6 +248,9 @@ class Registry:
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        if traffic is not None:
+            traffic.local = isinstance(self._open()[0], LocalBackend)
+            progress = traffic.tap(progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
@@ -303,6 +327,28 @@ class Registry:
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
 
+    def du(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> RegistryUsage:
+        """What the registry's images take, from git alone (``lfsreg du``; :mod:`lfsreg.ops.usage`).
+
+        Rows for the tags and image names the globs select; the registry's totals (live LFS
+        bytes, LFS bytes any commit references -- what a host bills -- and git bytes) are
+        always of the whole registry. A remote's whole history is fetched into its mirror.
+        """
+        return registry_usage(self._open()[0], self.label, self.options.cache_dir, image_globs=image_globs, tag_globs=tag_globs)
+
+    def config(
+        self, values: Mapping[str, str] | None = None, *, unset: Sequence[str] = (), preset: str | None = None, reset: bool = False
+    ) -> dict[str, Any]:
+        """The registry's settings (``limits.storage``…, dotted, in bytes); given changes, set them first in one commit.
+
+        See :func:`lfsreg.ops.limits.configure`. Raises :class:`UsageError` for an unknown key,
+        size or preset, :class:`NotARegistryError` for a damaged config file (``reset`` fixes it).
+        """
+        publisher = self._publisher()
+        if not (values or unset or preset or reset):
+            return flatten(read_config(publisher.view()))
+        return configure(publisher, dict(values or {}), unset=unset, preset=preset, reset=reset)
+
     def remove(self, images: Sequence[str]) -> list[str]:
         """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).
 
@@ -361,10 +407,13 @@ __all__ = [
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PRESETS",
     "Registry",
+    "RegistryUsage",
     "RemoteOptions",
     "SshSettings",
     "TagInfo",
+    "Traffic",
     "discard_own_staging",
     "is_ssh_location",
     "parse_ssh_url",

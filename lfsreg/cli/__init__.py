@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..errors import LfsregError
 from .commands import register
+from .cost import register as register_cost
 from .keygen import keygen
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -74,6 +75,7 @@ def cli(
 
 
 register(cli)
+register_cost(cli)
 cli.add_command(keygen)
 
 
