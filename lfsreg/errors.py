@@ -168,7 +168,7 @@ def error_for_status(
 
 
 _QUOTA_WORDS = ("quota", "size limit", "storage limit", "out of storage", "insufficient storage")
-_SIZE_WORDS = ("too large", "too big", "file size", "max size", "maximum size", "larger than")
+_SIZE_WORDS = ("too large", "too big", "file size", "max size", "maximum size", "larger than", "size must be")
 
 
 def _host_limit(status: int, message: str) -> LimitExceededError | None:
