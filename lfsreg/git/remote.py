@@ -61,10 +61,10 @@ log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
 MIRROR_REF = b"refs/remotes/origin/main"
 HEAD = b"HEAD"
-_UNSHALLOW = 0x7FFFFFFF  # git's "infinite" depth: ``fetch --unshallow`` sends it
 _GITLINK = 0o160000  # a submodule's commit: not an object of this repository
 T = TypeVar("T")
 _UNKNOWN = object()  # the remote's tip could not be read
+_ALL = 0x7FFFFFFF  # the depth that makes a shallow repository whole (git fetch --unshallow)
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
 __all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "lfs_url_from_lfsconfig", "redact"]
@@ -213,26 +213,22 @@ class GitRemote:
                 abandon_git_files(exc)  # dulwich's lock files and temporary packs in the mirror
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
 
-    def fetch_tip(self, *, retry: bool = True, full: bool = False) -> str | None:
+    def fetch_tip(self, *, retry: bool = True) -> str | None:
         """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none).
 
-        With ``retry``, a cut or stalled exchange is tried again (:attr:`policy`). With
-        ``full``, the mirror gets the branch's whole history (a shallow one is deepened, as
-        ``git fetch --unshallow`` does), for commands that read all of it.
+        With ``retry``, a cut or stalled exchange is tried again (:attr:`policy`).
         """
         mirror = self.mirror
         first = mirror.read_ref(MIRROR_REF) is None
-        deepen = full and (first or bool(mirror.shallow()))
-        depth = _UNSHALLOW if deepen else (1 if first else None)
 
         def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
             # HEAD's commit is the tip of the branch HEAD names; main's, of the registry's fallback.
             shas = [refs.get(Ref(HEAD)), refs.get(Ref(DEFAULT_BRANCH))]
-            return list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and (deepen or s not in mirror)))
+            return list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and s not in mirror))
 
         def fetch(client: GitClient, path: str) -> Any:
             with mirror.objects.pack_writes():
-                return client.fetch(path, mirror.repo, determine_wants=wants, depth=depth)
+                return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
 
         result = self._call(fetch, retry=retry)
         born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
@@ -243,7 +239,9 @@ class GitRemote:
             # HEAD named another branch than the one it points at (or moved between calls).
             def fetch_tip(client: GitClient, path: str) -> Any:
                 with mirror.objects.pack_writes():
-                    return client.fetch(path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=depth)
+                    return client.fetch(
+                        path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None
+                    )
 
             self._call(fetch_tip, retry=retry)
         self._tip = tip.decode() if tip else None
@@ -251,6 +249,17 @@ class GitRemote:
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
+
+    def deepen(self, tip: str) -> None:
+        """Fetch the whole history behind ``tip`` into the mirror, if the mirror holds only part of it."""
+        if not self.mirror.shallow():
+            return
+
+        def fetch(client: GitClient, path: str) -> Any:
+            with self.mirror.objects.pack_writes():
+                return client.fetch(path, self.mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip.encode())], depth=_ALL)
+
+        self._call(fetch)
 
     def push(self, old: str | None, new: str) -> bool:
         """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).

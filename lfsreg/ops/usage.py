@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..digest import Digest
-from ..git.history import directory_bytes
+from ..git.bulk import directory_bytes
 from ..git.store import GitStore
 from ..registry.location import Backend
 from ..registry.view import RegistryView
@@ -153,7 +153,7 @@ def registry_usage(
     backend: Backend, label: str, cache_dir: str | None, *, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()
 ) -> RegistryUsage:
     """``du`` of the registry at ``backend``'s tip, with all of its history (a remote's is fetched first)."""
-    tip = backend.full_tip()
+    tip = backend.history_tip()
     RegistryView(backend.git.snapshot(tip), label)  # refuses a repository that is not a registry
     git = backend.git
     return disk_usage(

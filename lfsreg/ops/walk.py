@@ -21,7 +21,7 @@ from typing import Any
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
-from ..git.history import RawObjects, read_commit
+from ..git.bulk import RawObjects, read_commit
 from ..git.store import GitStore
 from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest
 from ..registry import layout
@@ -242,8 +242,8 @@ class RegistryWalk:
             seen.add(sha)
             found = self.memo.get("commits", sha)
             if found is None:
-                info = read_commit(self.git, sha.encode())
-                found = [info.tree.decode(), list(info.parents)]
+                tree, parents = read_commit(self.git, sha.encode())
+                found = [tree.decode(), list(parents)]
                 self.memo.put("commits", sha, found)
             roots.append(found[0].encode())
             if sha in boundary:

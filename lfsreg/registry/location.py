@@ -142,10 +142,6 @@ class LocalBackend:
         """Release the repository's files."""
         self.git.close()
 
-    def full_tip(self) -> str | None:
-        """The branch's commit; the repository holds all of its history."""
-        return self.git.head()
-
     def swap(self, old: str | None, new: str) -> bool:
         """Compare-and-swap under git's lock protocol; pack loose objects now and then."""
         if not self.git.compare_and_swap(old, new):
@@ -183,12 +179,6 @@ class RemoteBackend:
     def tip(self) -> str | None:
         """Fetch and return the remote's tip."""
         self._tip = self.remote.fetch_tip()
-        self._fetched = True
-        return self._tip
-
-    def full_tip(self) -> str | None:
-        """Fetch the remote's tip with all of its history (the mirror is shallow until asked)."""
-        self._tip = self.remote.fetch_tip(full=True)
         self._fetched = True
         return self._tip
 

@@ -1,20 +1,15 @@
-"""Read-only bulk reads of a registry's objects: whole trees, every commit, every version of a subtree.
+"""Read-only bulk reads of a repository's objects, for walks over many of them (``du``).
 
-For answers that read many objects at once (``du`` over tens of thousands of tags, and over
-all of history: an LFS object stays billed while any commit references it). A history of n
-pushes shares most of its trees between commits, so walks visit every tree id once: the cost
-is the number of distinct trees, not commits x tree size. :class:`RawObjects` reads objects
-straight from the packs (then loose files), without building dulwich objects: about 4x
-faster than :class:`lfsreg.git.store.Snapshot` per object, and nothing is cached across calls
-but what the caller keeps. A shallow repository (a remote's mirror fetched with a depth) is
-walked down to its boundary; :func:`walk_commits` says so.
+:class:`RawObjects` reads objects straight from the packs (then loose files), without
+building dulwich objects: about 4x faster per object than :class:`lfsreg.git.store.Snapshot`,
+which matters for tens of thousands of tags and every tree of a long history. Nothing is
+cached: the caller keeps what it needs (:mod:`lfsreg.ops.walk` keeps a memo).
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import Commit, ObjectID, hex_to_sha, parse_tree
@@ -24,17 +19,6 @@ from .store import GitStore
 
 DIR_MODE = 0o040000
 _TREE, _BLOB = 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    """One commit of the registry branch: id, parents, root tree id, commit time (Unix seconds), message."""
-
-    id: str
-    parents: tuple[str, ...]
-    tree: bytes
-    time: int
-    message: str
 
 
 class RawObjects:
@@ -90,44 +74,15 @@ class RawObjects:
         return sha
 
 
-def read_commit(git: GitStore, sha: bytes) -> CommitInfo:
-    """The commit ``sha`` (hex); :class:`BlobNotFound` if missing, :class:`NotFoundError` if not a commit."""
+def read_commit(git: GitStore, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing."""
     try:
         commit = git.objects.get(sha)
     except KeyError:
         raise BlobNotFound(f"git object {sha.decode()} (a commit) is missing", hint="run `git fsck` in the repository") from None
     if not isinstance(commit, Commit):
         raise NotFoundError(f"git object {sha.decode()} is not a commit")
-    parents = tuple(bytes(p).decode() for p in commit.parents)
-    return CommitInfo(sha.decode(), parents, bytes(commit.tree), commit.commit_time, commit.message.decode("utf-8", "replace"))
-
-
-def walk_commits(git: GitStore, tip: str | None) -> tuple[list[CommitInfo], bool]:
-    """Every commit reachable from ``tip``, newest first (each once), and whether the walk is complete.
-
-    The walk stops at the repository's shallow boundary (commits whose parents it lacks);
-    ``complete`` is ``False`` when it stopped there.
-    """
-    if tip is None:
-        return [], True
-    boundary = git.shallow()
-    out: list[CommitInfo] = []
-    seen: set[bytes] = set()
-    todo = [tip.encode()]
-    complete = True
-    while todo:
-        sha = todo.pop()
-        if sha in seen:
-            continue
-        seen.add(sha)
-        info = read_commit(git, sha)
-        out.append(info)
-        if sha in boundary:
-            complete = complete and not info.parents
-            continue
-        todo.extend(p.encode() for p in info.parents)
-    out.sort(key=lambda c: -c.time)
-    return out, complete
+    return bytes(commit.tree), tuple(bytes(p).decode() for p in commit.parents)
 
 
 def directory_bytes(path: str) -> int:
@@ -142,4 +97,4 @@ def directory_bytes(path: str) -> int:
     return total
 
 
-__all__ = ["CommitInfo", "RawObjects", "directory_bytes", "read_commit", "walk_commits"]
+__all__ = ["RawObjects", "directory_bytes", "read_commit"]
