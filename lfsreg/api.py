@@ -28,6 +28,7 @@ from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
+from .ops.history import RollbackResult, TagHistory, rollback, tag_history
 from .ops.limits import PRESETS, configure
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
@@ -328,26 +329,16 @@ class Registry:
         return inspect_image(view, ref, view.resolve(ref))
 
     def du(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> RegistryUsage:
-        """What the registry's images take, from git alone (``lfsreg du``; :mod:`lfsreg.ops.usage`).
-
-        Rows for the tags and image names the globs select; the registry's totals (live LFS
-        bytes, LFS bytes any commit references -- what a host bills -- and git bytes) are
-        always of the whole registry. A remote's whole history is fetched into its mirror.
-        """
+        """``lfsreg du``: rows for the tags and names the globs select, totals of the whole registry (:mod:`lfsreg.ops.usage`)."""
         return registry_usage(self._open()[0], self.label, self.options.cache_dir, image_globs=image_globs, tag_globs=tag_globs)
 
     def config(
         self, values: Mapping[str, str] | None = None, *, unset: Sequence[str] = (), preset: str | None = None, reset: bool = False
     ) -> dict[str, Any]:
-        """The registry's settings (``limits.storage``…, dotted, in bytes); given changes, set them first in one commit.
-
-        See :func:`lfsreg.ops.limits.configure`. Raises :class:`UsageError` for an unknown key,
-        size or preset, :class:`NotARegistryError` for a damaged config file (``reset`` fixes it).
-        """
-        publisher = self._publisher()
+        """The settings (dotted keys, bytes), after the changes if any (:func:`lfsreg.ops.limits.configure`)."""
         if not (values or unset or preset or reset):
-            return flatten(read_config(publisher.view()))
-        return configure(publisher, dict(values or {}), unset=unset, preset=preset, reset=reset)
+            return flatten(read_config(self.view()))
+        return configure(self._publisher(), dict(values or {}), unset=unset, preset=preset, reset=reset)
 
     def remove(self, images: Sequence[str]) -> list[str]:
         """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).
@@ -367,6 +358,27 @@ class Registry:
         paths = [layout.tag_path(r.name, validate_tag(r.tag or "")) for r in refs]
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
+
+    # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
+    def history(self, image: str) -> TagHistory:
+        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
+        ref = ImageRef.parse(image, default_tag="")
+        if ref.tag is None:
+            raise UsageError("history takes NAME or NAME:TAG, not a digest")
+        backend = self._open()[0]
+        return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
+
+    def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
+        """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
+
+        Raises:
+            ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
+            ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
+        """
+        name, tag = parse_tagged(image)
+        target = Digest.parse(to) if to is not None else None
+        backend, publisher = self._open()
+        return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
 
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
@@ -411,7 +423,9 @@ __all__ = [
     "Registry",
     "RegistryUsage",
     "RemoteOptions",
+    "RollbackResult",
     "SshSettings",
+    "TagHistory",
     "TagInfo",
     "Traffic",
     "discard_own_staging",

@@ -15,6 +15,7 @@ from ..errors import LfsregError
 from .commands import register
 from .cost import register as register_cost
 from .keygen import keygen
+from .retention import COMMANDS as RETENTION
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -77,6 +78,8 @@ def cli(
 register(cli)
 register_cost(cli)
 cli.add_command(keygen)
+for _command in RETENTION:
+    cli.add_command(_command)
 
 
 class _Terminated(KeyboardInterrupt):

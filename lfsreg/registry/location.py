@@ -138,6 +138,10 @@ class LocalBackend:
         """The branch's commit."""
         return self.git.head()
 
+    def history_tip(self) -> str | None:
+        """The branch's commit; its whole history is in :attr:`git`."""
+        return self.git.head()
+
     def close(self) -> None:
         """Release the repository's files."""
         self.git.close()
@@ -181,6 +185,13 @@ class RemoteBackend:
         self._tip = self.remote.fetch_tip()
         self._fetched = True
         return self._tip
+
+    def history_tip(self) -> str | None:
+        """Fetch the remote's tip with its whole history (the mirror is shallow until then); return it."""
+        tip = self.tip()
+        if tip is not None:
+            self.remote.deepen(tip)
+        return tip
 
     def swap(self, old: str | None, new: str) -> bool:
         """Push ``new`` if the remote is still at ``old``."""
