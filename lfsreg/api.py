@@ -250,7 +250,7 @@ class Registry:
         view = publisher.view()
         _require_content(view)
         if traffic is not None:
-            traffic.local = isinstance(self._open()[0], LocalBackend)
+            traffic.local, traffic.transfer_limit = isinstance(self._open()[0], LocalBackend), read_limits(view).transfer
             progress = traffic.tap(progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 

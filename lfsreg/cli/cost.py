@@ -57,7 +57,8 @@ def traffic_line(traffic: Traffic) -> str:
     """The last line of a pull: the bytes it moved and from where."""
     if traffic.local:
         return f"read {human_size(traffic.from_cache)} of layers from the registry's disk (no host transfer)"
-    return f"moved {human_size(traffic.from_host)} from the host, {human_size(traffic.from_cache)} from the local cache"
+    limit = f" (limits.transfer: {exact_size(traffic.transfer_limit)} a month)" if traffic.transfer_limit else ""
+    return f"moved {human_size(traffic.from_host)} from the host{limit}, {human_size(traffic.from_cache)} from the local cache"
 
 
 def usage_json(u: RegistryUsage) -> dict[str, Any]:
