@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
@@ -46,6 +46,9 @@ from .ssh.settings import SshSettings
 from .ssh.url import is_ssh_location, parse_ssh_url
 from .staging import discard_own_staging
 from .transports import open_destination, open_sources, parse_source, parse_target
+
+if TYPE_CHECKING:
+    from .hosts.meters import HostMeters
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +143,8 @@ class Registry:
         Name errors are raised before the registry is opened (or created); a first push that
         fails removes the repository it created, so a failed push leaves nothing behind.
 
-        Before uploading, the push learns which layer objects the host lacks and reports the
-        estimate (a progress event of action ``"estimate"``, and ``PushResult.estimate``); a push
-        that would take the registry over its ``limits.storage`` is refused there. With
-        ``dry_run`` it stops there: nothing is uploaded or committed.
+        Before uploading it reports what the host lacks (progress action ``"estimate"``,
+        ``PushResult.estimate``), and refuses to go over ``limits.storage``.
 
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
@@ -164,8 +165,7 @@ class Registry:
             CorruptContentError: bytes that do not match their digest, size or diff_id.
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
-            LimitExceededError: the push would take the registry over its ``limits.storage``
-                (nothing uploaded), or the host refused it for its quota or object size.
+            LimitExceededError: over ``limits.storage`` (nothing uploaded), the host's quota or object size.
         """
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
@@ -250,7 +250,7 @@ class Registry:
         view = publisher.view()
         _require_content(view)
         if traffic is not None:
-            traffic.local = isinstance(self._open()[0], LocalBackend)
+            traffic.local, traffic.transfer_limit = isinstance(self._open()[0], LocalBackend), read_limits(view).transfer
             progress = traffic.tap(progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
@@ -339,6 +339,12 @@ class Registry:
         if not (values or unset or preset or reset):
             return flatten(read_config(self.view()))
         return configure(self._publisher(), dict(values or {}), unset=unset, preset=preset, reset=reset)
+
+    def usage(self, *, kind: str | None = None, api_url: str | None = None) -> HostMeters:
+        """The host's own meters for this repository, where the credentials allow (:mod:`lfsreg.ops.hostusage`)."""
+        from .ops.hostusage import host_usage  # here: it imports requests, which local commands never need
+
+        return host_usage(self.location, self.options, kind=kind, api_url=api_url)
 
     def remove(self, images: Sequence[str]) -> list[str]:
         """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).

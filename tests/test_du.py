@@ -111,16 +111,28 @@ def test_the_memo_gives_the_same_answer_and_a_damaged_one_is_ignored(registry, c
     reg = lfsreg.Registry(str(registry))
     reg.push([APP])
     first = reg.du()
-    memos = list((cache / "du").glob("*.json"))
-    assert len(memos) == 1
+    memos = sorted((cache / "du").glob("*.json"))
+    assert [m.name.split(".", 1)[1] for m in memos] == ["history.json", "live.json"]
     assert reg.du() == first
     reg.push([TOOL])  # new trees: read; the old ones come from the memo
     third = reg.du()
     assert third.live_objects > first.live_objects and third.commits == first.commits + 1
-    memos[0].write_text('{"version": 1, "dirs": [1, 2], "manifests": {')
+    for memo in memos:
+        memo.write_text('{"version": 1, "dirs": [1, 2], "manifests": {')
     assert reg.du() == third
-    memos[0].write_text(json.dumps({"version": 1, "manifests": {}, "dirs": {}, "layers": {}, "roots": {}, "commits": {}}))
+    for memo in memos:
+        memo.write_text(json.dumps({"version": 1, "manifests": {}, "dirs": {}, "layers": {}, "roots": {}, "commits": {}}))
     assert reg.du() == third
+
+
+def test_a_push_leaves_the_du_memo_alone(registry, cache):
+    reg = lfsreg.Registry(str(registry))
+    reg.push([APP])
+    reg.du()
+    live = next((cache / "du").glob("*.live.json"))
+    before = live.read_bytes()
+    reg.push([TOOL])  # the push's estimate reads and writes only the history memo
+    assert live.read_bytes() == before
 
 
 def test_cli_table_json_and_summary(registry, cache):

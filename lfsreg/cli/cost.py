@@ -57,7 +57,8 @@ def traffic_line(traffic: Traffic) -> str:
     """The last line of a pull: the bytes it moved and from where."""
     if traffic.local:
         return f"read {human_size(traffic.from_cache)} of layers from the registry's disk (no host transfer)"
-    return f"moved {human_size(traffic.from_host)} from the host, {human_size(traffic.from_cache)} from the local cache"
+    limit = f" (limits.transfer: {exact_size(traffic.transfer_limit)} a month)" if traffic.transfer_limit else ""
+    return f"moved {human_size(traffic.from_host)} from the host{limit}, {human_size(traffic.from_cache)} from the local cache"
 
 
 def usage_json(u: RegistryUsage) -> dict[str, Any]:
@@ -181,7 +182,33 @@ def config(
         click.echo(f"{name}={_shown(name, setting)}")
 
 
+@click.command()
+@click.argument("repo")
+@click.option("--host", "kind", type=click.Choice(["github", "gitlab", "forgejo"]), help="The host's API (default: from REPO's host name).")
+@click.option("--api-url", metavar="URL", help="The host's REST API (default: https://api.github.com, https://HOST/api/v4, /api/v1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def usage(repo: str, kind: str | None, api_url: str | None, fmt: str) -> None:
+    """Show the host's own storage meters for REPO, where the credentials allow.
+
+    GitLab: the project's LFS and repository sizes (token scope read_api, Reporter role);
+    Forgejo: the user's quota use (read:user); GitHub: the account's Git LFS billing usage
+    (classic scope user, or fine-grained Plan: read). A meter the token may not read is named
+    with the permission it needs. For what lfsreg itself counts, see `lfsreg du`.
+    """
+    found = _registry(repo).usage(kind=kind, api_url=api_url)
+    if fmt == "json":
+        emit_json(asdict(found))
+        return
+    click.echo(f"{found.kind} ({found.api_url}):")
+    for meter in found.meters:
+        value = human_size(int(meter.value)) if meter.unit == "bytes" else f"{meter.value:g} {meter.unit}"
+        click.echo(f"  {meter.name}: {value}")
+    for line in found.missing:
+        click.echo(f"  not available: {line}")
+
+
 def register(group: click.Group) -> None:
     """Add the cost commands to ``group``."""
     group.add_command(du)
     group.add_command(config)
+    group.add_command(usage)

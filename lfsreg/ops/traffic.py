@@ -21,6 +21,7 @@ class Traffic:
     from_host: int = 0
     from_cache: int = 0
     local: bool = False
+    transfer_limit: int | None = None  # the registry's limits.transfer (bytes a month), if set
     _needed: dict[str, int] = field(default_factory=dict, repr=False)
     _downloaded: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

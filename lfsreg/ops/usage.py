@@ -25,7 +25,7 @@ from ..git.bulk import directory_bytes
 from ..git.store import GitStore
 from ..registry.location import Backend
 from ..registry.view import RegistryView
-from .walk import Memo, RegistryWalk
+from .walk import RegistryWalk
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ def disk_usage(
 
     ``unique`` and ``shared`` are always computed against every live tag, filtered or not.
     """
-    walk = RegistryWalk(git, label, Memo(memo_path))
+    walk = RegistryWalk(git, label, memo_path)
     tags, bad = walk.live(commit)
     images: dict[Digest, dict[str, int]] = {}  # tags that name one image share its dict
     by_tag: Counter[str] = Counter()
@@ -135,18 +135,18 @@ def disk_usage(
         unique = sum(live[o] for o in oids if names_of[o] == 1)
         out.images.append(ImageUsage(name, counts[name], size, unique, size - unique, len(oids)))
     history, out.commits, complete = walk.history(commit, live)
-    walk.memo.save()
+    walk.save()
     out.history_complete = complete and history_complete
     out.history_bytes, out.history_objects = sum(history.values()), len(history)
     return out
 
 
 def memo_file(cache_dir: str | None, git: GitStore) -> str | None:
-    """Where ``du``'s memo of the repository ``git`` lives in lfsreg's cache (``None``: no cache)."""
+    """The base name of the walk's memo files of the repository ``git`` in lfsreg's cache (``None``: no cache)."""
     if not cache_dir:
         return None
     key = hashlib.sha256(os.path.abspath(git.path).encode()).hexdigest()[:24]
-    return os.path.join(cache_dir, "du", f"{key}.json")
+    return os.path.join(cache_dir, "du", key)
 
 
 def registry_usage(
@@ -172,9 +172,9 @@ def billed_objects(git: GitStore, tip: str | None, label: str, memo_path: str | 
 
     A shallow mirror holds part of the history: the objects are then at least these.
     """
-    walk = RegistryWalk(git, label, Memo(memo_path))
+    walk = RegistryWalk(git, label, memo_path)
     sizes, _, complete = walk.history(tip)
-    walk.memo.save()
+    walk.save()
     return sizes, complete
 
 

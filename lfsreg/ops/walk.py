@@ -1,11 +1,13 @@
 """Bulk walks of a registry for ``du`` and estimates: live tags' LFS objects, and every object history references.
 
-Git objects never change, so what a walk learns about one is kept in a memo file (JSON, in
-lfsreg's cache, one per repository): the tags under a tree id, the LFS objects of a manifest
-digest, the pointer sizes under a ``layers/`` tree id. The next walk reads only trees it has
-not seen: after a push, the few the push rewrote. A missing, damaged or foreign memo is
-ignored (the walk reads everything); only entries the walk used are written back, so the file
-stays the size of the registry, not of its history. Damaged objects are never memoised.
+Git objects never change, so what a walk learns about one is kept in memo files (JSON, in
+lfsreg's cache, two per repository): ``BASE.live.json`` the tags under a tree id and the LFS
+objects of a manifest digest (``du``); ``BASE.history.json`` the root and parents of a commit
+and the pointer sizes under a ``layers/`` tree id (``du`` and every push's estimate, which so
+never loads the larger live memo). The next walk reads only trees it has not seen: after a
+push, the few the push rewrote. A missing, damaged or foreign memo is ignored (the walk reads
+everything); only entries the walk used are written back, so a file stays the size of the
+registry, not of its history. Damaged objects are never memoised.
 """
 
 from __future__ import annotations
@@ -36,10 +38,9 @@ LiveTags = dict[tuple[str, str], tuple[Digest, dict[str, int]]]
 class Memo:
     """What earlier walks learned, by immutable key; :meth:`save` keeps only what this walk used."""
 
-    KINDS = ("dirs", "manifests", "layers", "roots", "commits")
-
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, kinds: tuple[str, ...]) -> None:
         self.path = path
+        self.KINDS = kinds
         self.old: dict[str, dict[str, Any]] = {k: {} for k in self.KINDS}
         self.new: dict[str, dict[str, Any]] = {k: {} for k in self.KINDS}
         if path is None:
@@ -85,20 +86,33 @@ class Memo:
 class RegistryWalk:
     """Reads the live tags and the history of one repository, through a :class:`Memo`."""
 
-    def __init__(self, git: GitStore, label: str, memo: Memo | None = None) -> None:
+    def __init__(self, git: GitStore, label: str, memo_base: str | None = None) -> None:
         self.git = git
         self.objects = RawObjects(git)
         self.label = label
-        self.memo = memo or Memo(None)
+        self._base = memo_base
+        self._memos: dict[str, Memo] = {}
         self._blob_shards: dict[tuple[bytes, str], dict[str, bytes]] = {}
         self._images: dict[str, dict[str, int]] = {}  # this walk's answers, shared by tags of one image
         self._digests: dict[str, Digest] = {}
+
+    def _memo(self, part: str) -> Memo:
+        memo = self._memos.get(part)
+        if memo is None:
+            kinds = ("dirs", "manifests") if part == "live" else ("layers", "roots", "commits")
+            memo = self._memos[part] = Memo(f"{self._base}.{part}.json" if self._base else None, kinds)
+        return memo
+
+    def save(self) -> None:
+        """Write back the memos this walk used."""
+        for memo in self._memos.values():
+            memo.save()
 
     # -- live tags ------------------------------------------------------------------------
     def _dir(self, sha: bytes, prefix: str) -> tuple[list[list[str]] | None, list[list[str]]]:
         """``(tags, subdirs)`` of the directory ``repositories/<prefix>``: ``[[tag, digest]]`` or ``None``, ``[[entry, sha]]``."""
         key = sha.decode()
-        found = self.memo.get("dirs", key)
+        found = self._memo("live").get("dirs", key)
         if found is not None:
             return found[0], found[1]
         tags: list[list[str]] | None = None
@@ -117,7 +131,7 @@ class RegistryWalk:
                 if digest is None:
                     raise NotARegistryError(f"{self.label}: tag file for {prefix}:{tag} is corrupt")
                 tags.append([tag, str(digest)])
-        self.memo.put("dirs", key, [tags, subdirs])
+        self._memo("live").put("dirs", key, [tags, subdirs])
         return tags, subdirs
 
     def tags(self, root: bytes | None) -> Iterator[tuple[str, list[list[str]] | LfsregError]]:
@@ -155,7 +169,7 @@ class RegistryWalk:
         done = self._images.get(key)
         if done is not None:
             return done
-        found = self.memo.get("manifests", key)
+        found = self._memo("live").get("manifests", key)
         if found is not None:
             done = self._images[key] = dict(found)
             return done
@@ -168,7 +182,7 @@ class RegistryWalk:
                 out.update(self.image_objects(root, child.digest, depth + 1))
         else:
             out = {layer.digest.hex: layer.size for layer in parsed.layers if layer.digest.algorithm == "sha256"}
-        self.memo.put("manifests", key, [[o, s] for o, s in out.items()])
+        self._memo("live").put("manifests", key, [[o, s] for o, s in out.items()])
         self._images[key] = out
         return out
 
@@ -196,17 +210,17 @@ class RegistryWalk:
     # -- history --------------------------------------------------------------------------
     def _layers_tree(self, root: bytes) -> bytes | None:
         key = root.decode()
-        found = self.memo.get("roots", key)
+        found = self._memo("history").get("roots", key)
         if found is not None:
             return found.encode() if found else None
         sha = self.objects.child(root, "layers")
-        self.memo.put("roots", key, sha.decode() if sha else "")
+        self._memo("history").put("roots", key, sha.decode() if sha else "")
         return sha
 
     def _pointers(self, sha: bytes, known: dict[str, int]) -> tuple[list[list[Any]], list[str]]:
         """``([[oid, size]], [subtree])`` of one tree under ``layers/``; a pointer's size comes from ``known`` if there."""
         key = sha.decode()
-        found = self.memo.get("layers", key)
+        found = self._memo("history").get("layers", key)
         if found is not None:
             return found[0], found[1]
         files: list[list[Any]] = []
@@ -223,7 +237,7 @@ class RegistryWalk:
                 log.warning("%s: layers/…/%s is not an LFS pointer; not counted", self.label, name)
                 continue
             files.append([obj.oid, obj.size])
-        self.memo.put("layers", key, [files, subtrees])
+        self._memo("history").put("layers", key, [files, subtrees])
         return files, subtrees
 
     def _commits(self, tip: str | None) -> tuple[list[bytes], bool]:
@@ -240,11 +254,11 @@ class RegistryWalk:
             if sha in seen:
                 continue
             seen.add(sha)
-            found = self.memo.get("commits", sha)
+            found = self._memo("history").get("commits", sha)
             if found is None:
                 tree, parents = read_commit(self.git, sha.encode())
                 found = [tree.decode(), list(parents)]
-                self.memo.put("commits", sha, found)
+                self._memo("history").put("commits", sha, found)
             roots.append(found[0].encode())
             if sha in boundary:
                 complete = complete and not found[1]

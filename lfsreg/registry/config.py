@@ -110,6 +110,11 @@ def read_limits(view: RegistryView) -> Limits:
     return limits_of(read_config(view))
 
 
+def object_limit(view: RegistryView) -> int | None:
+    """``limits.object`` of the registry at ``view`` in bytes (``None``: none), for chunked layers."""
+    return read_limits(view).object
+
+
 def flatten(config: dict[str, Any]) -> dict[str, Any]:
     """``{"limits.storage": 10737418240, "preset": "github-free", ...}``: every set key, dotted."""
     out: dict[str, Any] = {}
@@ -157,6 +162,7 @@ __all__ = [
     "flatten",
     "format_size",
     "limits_of",
+    "object_limit",
     "parse_size",
     "read_config",
     "read_limits",
