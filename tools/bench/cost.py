@@ -1,4 +1,4 @@
-"""cost: ``lfsreg du`` on a large registry (default 30,000 images, one tag and one small layer each).
+"""cost: ``lfsreg du`` on a large registry (default 3,000 images x 10 tags: 30,000 tagged images, one small layer each).
 
 Per revision: one push of the whole archive into a new registry, then ``lfsreg du -s`` cold
 (an empty cache: every tree, tag file and manifest read) and warm (the walk's memo from the run
@@ -20,8 +20,8 @@ DU_S = 2.0
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--du-images", type=int, default=30000, help="cost: images in the du registry (default 30000)")
-    ap.add_argument("--du-tags", type=int, default=1, help="cost: tags per image (default 1)")
+    ap.add_argument("--du-images", type=int, default=3000, help="cost: images in the du registry (default 3000)")
+    ap.add_argument("--du-tags", type=int, default=10, help="cost: tags per image (default 10)")
     ap.add_argument("--du-reps", type=int, default=3, help="cost: repetitions of each du run")
     ap.add_argument("--du-rebuild", action="store_true", help="cost: push the du registry again even if it exists")
 
