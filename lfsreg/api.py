@@ -12,10 +12,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
+from .api_cost import CostMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -29,16 +29,16 @@ from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
 from .ops.history import RollbackResult, TagHistory, rollback, tag_history
-from .ops.limits import PRESETS, configure
+from .ops.limits import PRESETS
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
 from .ops.traffic import Traffic
-from .ops.usage import RegistryUsage, memo_file, registry_usage
+from .ops.usage import RegistryUsage, memo_file
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.config import flatten, read_config, read_limits
+from .registry.config import read_limits
 from .registry.location import Backend, LocalBackend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
@@ -46,9 +46,6 @@ from .ssh.settings import SshSettings
 from .ssh.url import is_ssh_location, parse_ssh_url
 from .staging import discard_own_staging
 from .transports import open_destination, open_sources, parse_source, parse_target
-
-if TYPE_CHECKING:
-    from .hosts.meters import HostMeters
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +57,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry:
+class Registry(CostMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -327,24 +324,6 @@ class Registry:
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
-
-    def du(self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = ()) -> RegistryUsage:
-        """``lfsreg du``: rows for the tags and names the globs select, totals of the whole registry (:mod:`lfsreg.ops.usage`)."""
-        return registry_usage(self._open()[0], self.label, self.options.cache_dir, image_globs=image_globs, tag_globs=tag_globs)
-
-    def config(
-        self, values: Mapping[str, str] | None = None, *, unset: Sequence[str] = (), preset: str | None = None, reset: bool = False
-    ) -> dict[str, Any]:
-        """The settings (dotted keys, bytes), after the changes if any (:func:`lfsreg.ops.limits.configure`)."""
-        if not (values or unset or preset or reset):
-            return flatten(read_config(self.view()))
-        return configure(self._publisher(), dict(values or {}), unset=unset, preset=preset, reset=reset)
-
-    def usage(self, *, kind: str | None = None, api_url: str | None = None) -> HostMeters:
-        """The host's own meters for this repository, where the credentials allow (:mod:`lfsreg.ops.hostusage`)."""
-        from .ops.hostusage import host_usage  # here: it imports requests, which local commands never need
-
-        return host_usage(self.location, self.options, kind=kind, api_url=api_url)
 
     def remove(self, images: Sequence[str]) -> list[str]:
         """Untag ``images`` (``NAME:TAG``) in one commit; blobs stay (history keeps them anyway).
