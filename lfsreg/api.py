@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .api_cost import CostMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
@@ -34,12 +34,11 @@ from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
 from .ops.traffic import Traffic
-from .ops.usage import RegistryUsage, memo_file
+from .ops.usage import RegistryUsage
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.config import read_limits
-from .registry.location import Backend, LocalBackend, RemoteOptions, local_directory, open_location
+from .registry.location import Backend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .ssh.settings import SshSettings
@@ -176,8 +175,7 @@ class Registry(CostMethods):
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
-                memo = memo_file(self.options.cache_dir, publisher.backend.git)
-                options = replace(options, dry_run=dry_run, limits=read_limits(view), memo_path=memo)
+                options = self._costed(options, publisher, view, dry_run)
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
                 result = push_images(publisher, view, lfs, items, options)
@@ -246,9 +244,7 @@ class Registry(CostMethods):
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
-        if traffic is not None:
-            traffic.local, traffic.transfer_limit = isinstance(self._open()[0], LocalBackend), read_limits(view).transfer
-            progress = traffic.tap(progress)
+        progress = self._counted(traffic, view, progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
