@@ -20,7 +20,6 @@ from urllib.parse import unquote, urlsplit
 from ..credentials import CredentialSources, strip_userinfo
 from ..errors import UsageError
 from ..git.store import GitStore
-from ..git.transport import DEFAULT_DEADLINE
 from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
 from ..lfs.retry import RetryPolicy
@@ -256,6 +255,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     from ..git.remote import GitRemote  # the git client of remotes: a local registry needs none of it
+    from ..git.transport import DEFAULT_DEADLINE
     from .endpoint import http_remote
 
     _check_ca_bundle(options)
