@@ -6,6 +6,11 @@
 # of every process they waited for, i.e. the peers and CLI runs of the tests too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Byte-code caches on: lfsreg's modules are imported by hundreds of CLI processes, and pytest
+# rewrites the asserts of every test module in every worker; with PYTHONDONTWRITEBYTECODE set
+# (some environments do) each of them compiles it all again (~2 s CPU per worker, ~30 ms per
+# CLI process). The caches go to the ignored __pycache__/ directories.
+unset PYTHONDONTWRITEBYTECODE
 
 PHASES=()
 TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
