@@ -13,7 +13,9 @@ import click
 from .. import __version__
 from ..errors import LfsregError
 from .commands import register
+from .cost import register as register_cost
 from .keygen import keygen
+from .retention import COMMANDS as RETENTION
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -27,7 +29,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
     envvar="LFSREG_CA_BUNDLE",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
-    help="CA certificates for HTTPS, git and LFS alike (default: REQUESTS_CA_BUNDLE, else the system's).",
+    help="CA certificates for HTTPS, git and LFS alike (default: GIT_SSL_CAINFO, git's http.sslCAInfo, "
+    "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, else the system's).",
 )
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
 @click.option(
@@ -74,7 +77,10 @@ def cli(
 
 
 register(cli)
+register_cost(cli)
 cli.add_command(keygen)
+for _command in RETENTION:
+    cli.add_command(_command)
 
 
 class _Terminated(KeyboardInterrupt):
