@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from gitenv import isolated_git_env, require_tool
 
 from peers.giftless import peers_dir, repo_path
 from peers.git_http import GitHttpServer, PeerRepo
@@ -240,6 +241,13 @@ class SshServer:
             f"ssh -i {key.path} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts or self.known_hosts} "
             "-o StrictHostKeyChecking=yes -o BatchMode=yes"
         )
+
+    def git_env(self, tmp_path: Path, key: SshKey) -> dict[str, str]:
+        """An isolated environment (``gitenv.isolated_git_env``) for stock git + git-lfs over this server with ``key``."""
+        require_tool("ssh")
+        env = isolated_git_env(tmp_path)  # requires git-lfs
+        env["GIT_SSH_COMMAND"] = self.ssh_command(key)
+        return env
 
     def logins(self) -> int:
         """How many connections authenticated so far (sshd's ``Accepted publickey`` lines)."""
