@@ -27,7 +27,9 @@ from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
+from .ops.gc import GcResult, collect_garbage
 from .ops.history import RollbackResult, TagHistory, rollback, tag_history
+from .ops.prune import PrunePolicy, PruneResult, prune_tags
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
@@ -344,6 +346,32 @@ class Registry:
         backend, publisher = self._open()
         return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
 
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: float | None = None,
+        images: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        protect: Sequence[str] = (),
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Untag by policy in one commit (:mod:`lfsreg.ops.prune`; ``older_than`` in seconds); say what it frees.
+
+        Raises:
+            UsageError: no policy at all, or a negative one.
+        """
+        policy = PrunePolicy(keep_last, older_than, tuple(images), tuple(tags), tuple(protect))
+        policy.check()
+        backend, publisher = self._open()
+        return prune_tags(publisher, backend.git, backend.history_tip(), policy, dry_run=dry_run)
+
+    def gc(self, *, keep_history: float = 0.0, grace: float = 3600.0, dry_run: bool = False) -> GcResult:
+        """Rewrite the registry branch to reference only what tags need; free what the location allows (:mod:`lfsreg.ops.gc`)."""
+        if keep_history < 0 or grace < 0:
+            raise UsageError("keep_history and grace must not be negative")
+        return collect_garbage(self._open()[0], self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
+
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
@@ -380,9 +408,11 @@ __all__ = [
     "COMPRESSION_ALGORITHMS",
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
+    "GcResult",
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PruneResult",
     "Registry",
     "RemoteOptions",
     "RollbackResult",
