@@ -326,13 +326,29 @@ class Registry:
         return [str(r) for r in refs]
 
     # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
+    def _history_tip(self) -> tuple[Backend, Publisher, str | None]:
+        """The backend, its publisher and its tip with the whole history; :class:`NotARegistryError` if it is none."""
+        backend, publisher = self._open()
+        tip = backend.history_tip()
+        RegistryView(backend.git.snapshot(tip), self.label)  # refuses a repository that is not a registry
+        return backend, publisher, tip
+
     def history(self, image: str) -> TagHistory:
-        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
+        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit.
+
+        Raises:
+            ImageNotFound: no tag of that name was ever set; NotFoundError: the registry is empty.
+        """
         ref = ImageRef.parse(image, default_tag="")
         if ref.tag is None:
             raise UsageError("history takes NAME or NAME:TAG, not a digest")
-        backend = self._open()[0]
-        return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
+        backend, _, tip = self._history_tip()
+        if tip is None:
+            raise NotFoundError(f"{self.label}: the registry is empty")
+        found = tag_history(backend.git, tip, ref.name, ref.tag or None)
+        if not found.changes and not found.truncated:
+            raise ImageNotFound(f"{self.label}: {ref.name}{':' + ref.tag if ref.tag else ''} was never tagged here")
+        return found
 
     def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
         """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
@@ -343,8 +359,8 @@ class Registry:
         """
         name, tag = parse_tagged(image)
         target = Digest.parse(to) if to is not None else None
-        backend, publisher = self._open()
-        return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
+        backend, publisher, tip = self._history_tip()
+        return rollback(publisher, backend.git, tip, backend.lfs, name, tag, to=target, steps=steps)
 
     def prune(
         self,
@@ -363,14 +379,15 @@ class Registry:
         """
         policy = PrunePolicy(keep_last, older_than, tuple(images), tuple(tags), tuple(protect))
         policy.check()
-        backend, publisher = self._open()
-        return prune_tags(publisher, backend.git, backend.history_tip(), policy, dry_run=dry_run)
+        backend, publisher, tip = self._history_tip()
+        return prune_tags(publisher, backend.git, tip, policy, dry_run=dry_run)
 
     def gc(self, *, keep_history: float = 0.0, grace: float = 3600.0, dry_run: bool = False) -> GcResult:
         """Rewrite the registry branch to reference only what tags need; free what the location allows (:mod:`lfsreg.ops.gc`)."""
         if keep_history < 0 or grace < 0:
             raise UsageError("keep_history and grace must not be negative")
-        return collect_garbage(self._open()[0], self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
+        backend = self._history_tip()[0]
+        return collect_garbage(backend, self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
 
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:

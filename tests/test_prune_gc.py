@@ -281,3 +281,27 @@ def test_gc_keeps_objects_a_running_push_may_reference(tmp_path: Path) -> None:
     proc = run_cli("gc", str(repo), "--format", "json")
     assert_ok(proc)
     assert json.loads(proc.stdout)["lfs_deleted"] == 1 and len(lfs_objects(repo)) == 1
+
+
+def test_a_repository_that_is_not_a_registry_is_refused_untouched(tmp_path: Path) -> None:
+    env = isolated_git_env(tmp_path)
+    repo = tmp_path / "plain.git"
+    run_git(["init", "-q", "--bare", str(repo)], cwd=tmp_path, env=env)
+    work = tmp_path / "work"
+    run_git(["clone", "-q", str(repo), str(work)], cwd=tmp_path, env=env)
+    (work / "blobs").mkdir()
+    (work / "blobs" / "data").write_text("not a registry\n")
+    run_git(["add", "-A"], cwd=work, env=env)
+    run_git(["commit", "-qm", "x"], cwd=work, env=env)
+    run_git(["push", "-q", "origin", "HEAD:main"], cwd=work, env=env)
+    before = snapshot(repo)
+    for argv in (["gc"], ["gc", "--dry-run"], ["prune", "--keep-last", "1"], ["history", "a/b"], ["rollback", "a/b:1"]):
+        assert_error(run_cli(argv[0], repo, *argv[1:]), 1, "not an lfsreg registry")
+    assert snapshot(repo) == before
+
+
+def test_history_of_a_name_never_tagged(tmp_path: Path) -> None:
+    repo = tmp_path / "reg.git"
+    _push(repo, tmp_path, "acme/app:1", "one")
+    assert_error(run_cli("history", repo, "acme/nope"), 1, "never tagged")
+    assert_error(run_cli("history", repo, "acme/app:2"), 1, "never tagged")

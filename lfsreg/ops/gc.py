@@ -66,6 +66,11 @@ def _iso(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _squashed(commits: list[CommitInfo], kept: list[CommitInfo], base: CommitInfo | None) -> int:
+    """How many commits the base replaces (0 when it is the first commit, replacing none but itself)."""
+    return len(commits) - len(kept) if base is not None and base.parent is not None else 0
+
+
 class _Rewriter:
     """Rewrites first-parent chains; remembers what it wrote, so a retry only rewrites new commits."""
 
@@ -89,7 +94,7 @@ class _Rewriter:
         """The id of the rewritten tip of ``commits``, and how many commits the base squashes."""
         kept, base = self.chain(commits, cut)
         self.mapping = []
-        squashed = len(commits) - len(kept) if base is not None else 0
+        squashed = _squashed(commits, kept, base)
         chain = ([base] if base is not None else []) + kept[::-1]
         parent: str | None = None
         self.live = {}
@@ -157,13 +162,14 @@ def collect_garbage(backend: Backend, label: str, *, keep_history: float = 0.0, 
         if dry_run:
             kept, base = rewriter.chain(commits, cut)
             result.commits_after = len(kept) + (1 if base is not None else 0)
-            result.squashed = len(commits) - len(kept) if base is not None else 0
+            result.squashed = _squashed(commits, kept, base)
             for c in kept + ([base] if base is not None else []):
                 needs = rewriter.liveness.needs(c.tree, rewriter.liveness.tags(c.tree).values())
                 rewriter.live.update({o.oid: o.size for o in needs.layers.values()})
             break
         new, result.squashed = rewriter.rewrite(commits, cut)
-        result.commits_after = len(rewriter.chain(commits, cut)[0]) + (1 if result.squashed else 0)
+        kept, base = rewriter.chain(commits, cut)
+        result.commits_after = len(kept) + (1 if base is not None else 0)
         if new == tip or backend.swap(tip, new):
             result.commit = new if new != tip else None
             result.commit_map = [(old, n) for old, n in rewriter.mapping if old != n]
