@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .compression import DEFAULT as DEFAULT_COMPRESSION
     from .digest import Digest
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
+    from .ops.prune import PrunePolicy
     from .ops.push import PushResult
     from .progress import ProgressEvent
     from .reference import ImageRef
@@ -47,6 +48,7 @@ _LAZY = {
     "TagInfo": ("api", "TagInfo"),
     "Digest": ("digest", "Digest"),
     "PushResult": ("ops.push", "PushResult"),
+    "PrunePolicy": ("ops.prune", "PrunePolicy"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
     # the defaults the CLI shows in its help (also in lfsreg.api)
@@ -90,6 +92,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressEvent",
     "ProtocolError",
+    "PrunePolicy",
     "PushResult",
     "Registry",
     "RepositoryNotFound",

@@ -28,7 +28,7 @@ from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
 from .ops.gc import GcResult, collect_garbage
-from .ops.history import RollbackResult, TagHistory, rollback, tag_history
+from .ops.history import RollbackResult, TagHistory, image_history, rollback
 from .ops.prune import PrunePolicy, PruneResult, prune_tags
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
@@ -325,69 +325,24 @@ class Registry:
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
-    # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
-    def _history_tip(self) -> tuple[Backend, Publisher, str | None]:
-        """The backend, its publisher and its tip with the whole history; :class:`NotARegistryError` if it is none."""
-        backend, publisher = self._open()
-        tip = backend.history_tip()
-        RegistryView(backend.git.snapshot(tip), self.label)  # refuses a repository that is not a registry
-        return backend, publisher, tip
-
+    # -- history and retention: lfsreg/ops/history.py, prune.py, gc.py -------------------------
     def history(self, image: str) -> TagHistory:
-        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit.
-
-        Raises:
-            ImageNotFound: no tag of that name was ever set; NotFoundError: the registry is empty.
-        """
-        ref = ImageRef.parse(image, default_tag="")
-        if ref.tag is None:
-            raise UsageError("history takes NAME or NAME:TAG, not a digest")
-        backend, _, tip = self._history_tip()
-        if tip is None:
-            raise NotFoundError(f"{self.label}: the registry is empty")
-        found = tag_history(backend.git, tip, ref.name, ref.tag or None)
-        if not found.changes and not found.truncated:
-            raise ImageNotFound(f"{self.label}: {ref.name}{':' + ref.tag if ref.tag else ''} was never tagged here")
-        return found
+        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) named, newest first (:func:`image_history`)."""
+        return image_history(self._open()[0], self.label, image)
 
     def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
-        """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
+        """Point ``NAME:TAG`` back at ``to`` or at what it named ``steps`` changes ago, in one commit (:func:`rollback`)."""
+        backend, publisher = self._open()
+        return rollback(backend, publisher, image, to=to, steps=steps)
 
-        Raises:
-            ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
-            ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
-        """
-        name, tag = parse_tagged(image)
-        target = Digest.parse(to) if to is not None else None
-        backend, publisher, tip = self._history_tip()
-        return rollback(publisher, backend.git, tip, backend.lfs, name, tag, to=target, steps=steps)
-
-    def prune(
-        self,
-        *,
-        keep_last: int | None = None,
-        older_than: float | None = None,
-        images: Sequence[str] = (),
-        tags: Sequence[str] = (),
-        protect: Sequence[str] = (),
-        dry_run: bool = False,
-    ) -> PruneResult:
-        """Untag by policy in one commit (:mod:`lfsreg.ops.prune`; ``older_than`` in seconds); say what it frees.
-
-        Raises:
-            UsageError: no policy at all, or a negative one.
-        """
-        policy = PrunePolicy(keep_last, older_than, tuple(images), tuple(tags), tuple(protect))
-        policy.check()
-        backend, publisher, tip = self._history_tip()
-        return prune_tags(publisher, backend.git, tip, policy, dry_run=dry_run)
+    def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneResult:
+        """Untag what ``policy`` selects in one commit; say what it frees (:func:`prune_tags`)."""
+        backend, publisher = self._open()
+        return prune_tags(backend, publisher, policy, dry_run=dry_run)
 
     def gc(self, *, keep_history: float = 0.0, grace: float = 3600.0, dry_run: bool = False) -> GcResult:
-        """Rewrite the registry branch to reference only what tags need; free what the location allows (:mod:`lfsreg.ops.gc`)."""
-        if keep_history < 0 or grace < 0:
-            raise UsageError("keep_history and grace must not be negative")
-        backend = self._history_tip()[0]
-        return collect_garbage(backend, self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
+        """Rewrite the registry branch to what tags need; free what the location allows (:func:`collect_garbage`)."""
+        return collect_garbage(self._open()[0], self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
 
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
@@ -429,6 +384,7 @@ __all__ = [
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PrunePolicy",
     "PruneResult",
     "Registry",
     "RemoteOptions",

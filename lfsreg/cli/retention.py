@@ -132,7 +132,9 @@ def prune(
     untagged when it is beyond the --keep-last newest and set longer ago than --older-than
     (each applies only when given).
     """
-    result = _registry(repo).prune(keep_last=keep_last, older_than=older_than, images=images, tags=tags, protect=protect, dry_run=dry_run)
+    from .. import PrunePolicy  # here, not at import: see lfsreg/__init__.py
+
+    result = _registry(repo).prune(PrunePolicy(keep_last, older_than, images, tags, protect), dry_run=dry_run)
     if fmt == "json":
         emit_json(
             {

@@ -82,6 +82,10 @@ class ObjectFiles:
         except KeyError:
             return False
 
+    def has(self, hexsha: bytes) -> bool:
+        """Whether the object is stored, loose or packed; unlike ``in``, a read that refreshes nothing."""
+        return bool(self._store.contains_loose(ObjectID(hexsha)) or self._store.contains_packed(ObjectID(hexsha)))
+
     def add(self, obj: ShaFile) -> bytes:
         """Store ``obj`` (temporary file, then rename) unless it is there; return its id."""
         hexsha = bytes(obj.id)

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from ..errors import ConcurrentUpdateError
+from ..errors import ConcurrentUpdateError, UsageError
 from ..formats import lfs_pointer
 from ..git.collect import collect, directory_bytes, reachable_commits, ref_tips
 from ..git.history import DIR_MODE, CommitInfo, Trees, Walk
@@ -28,6 +28,7 @@ from ..lfs.collect import sweep_objects
 from ..lfs.store import LocalLfsStore
 from ..registry.location import Backend, LocalBackend
 from ..registry.retention import Liveness
+from .history import history_tip
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
@@ -151,9 +152,11 @@ def collect_garbage(backend: Backend, label: str, *, keep_history: float = 0.0, 
     trees = Trees(git)
     rewriter = _Rewriter(trees, Liveness(trees, label))
     result = GcResult(local=isinstance(backend, LocalBackend), dry_run=dry_run)
+    if keep_history < 0 or grace < 0:
+        raise UsageError("keep_history and grace must not be negative")
     if result.local:
         result.disk_before = directory_bytes(git.path)
-    tip = backend.history_tip()
+    tip = history_tip(backend, label)
     while tip is not None:
         result.attempts += 1
         commits = list(Walk(git).commits(tip))

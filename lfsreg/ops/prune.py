@@ -21,9 +21,11 @@ from ..errors import UsageError
 from ..git.history import Trees, Walk
 from ..git.store import GitStore
 from ..registry import layout
+from ..registry.location import Backend
 from ..registry.retention import Liveness
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from .history import history_tip
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,15 @@ def tag_times(git: GitStore, tip: str, live: Sequence[tuple[str, str]], liveness
 
 
 def prune_tags(
-    publisher: Publisher, git: GitStore, tip: str | None, policy: PrunePolicy, *, dry_run: bool = False, now: float | None = None
+    backend: Backend, publisher: Publisher, policy: PrunePolicy, *, dry_run: bool = False, now: float | None = None
 ) -> PruneResult:
-    """Untag what ``policy`` selects in one commit (none with ``dry_run``); see the module docstring."""
+    """Untag what ``policy`` selects in one commit (none with ``dry_run``); see the module docstring.
+
+    Raises :class:`UsageError` for a policy that selects by nothing, before anything is read.
+    """
     policy.check()
+    git = backend.git
+    tip = history_tip(backend, publisher.label)
     result = PruneResult(dry_run=dry_run)
     if tip is None:
         return result
