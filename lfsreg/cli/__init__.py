@@ -28,7 +28,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
     envvar="LFSREG_CA_BUNDLE",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
-    help="CA certificates for HTTPS, git and LFS alike (default: REQUESTS_CA_BUNDLE, else the system's).",
+    help="CA certificates for HTTPS, git and LFS alike (default: GIT_SSL_CAINFO, git's http.sslCAInfo, "
+    "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, else the system's).",
 )
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
 @click.option(
