@@ -16,6 +16,7 @@ from .errors import (
     InvalidImageError,
     InvalidReference,
     LfsregError,
+    LimitExceededError,
     LocalStorageError,
     NotARegistryError,
     NotFoundError,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
     from .ops.prune import PrunePolicy
     from .ops.push import PushResult
+    from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
     from .reference import ImageRef
 
@@ -49,6 +51,7 @@ _LAZY = {
     "Digest": ("digest", "Digest"),
     "PushResult": ("ops.push", "PushResult"),
     "PrunePolicy": ("ops.prune", "PrunePolicy"),
+    "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
     # the defaults the CLI shows in its help (also in lfsreg.api)
@@ -86,6 +89,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidReference",
     "LfsregError",
+    "LimitExceededError",
     "LocalStorageError",
     "NotARegistryError",
     "NotFoundError",
@@ -95,6 +99,7 @@ __all__ = [
     "PrunePolicy",
     "PushResult",
     "Registry",
+    "RegistryUsage",
     "RepositoryNotFound",
     "RetriableError",
     "TagInfo",

@@ -10,29 +10,24 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .api_cost import CostMethods
+from .api_retention import RetentionMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
 from .credentials import strip_userinfo
-from .describe import ImageSummary, UnreadableImage, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
 from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
-from .layers import Compression, LayerStaging
-from .lfs.store import LfsStore
-from .ops.gc import GcResult, collect_garbage
-from .ops.history import RollbackResult, TagHistory, image_history, rollback
-from .ops.prune import PrunePolicy, PruneResult, prune_tags
-from .ops.pull import pull_images
-from .ops.push import PushOptions, PushResult, push_images
-from .ops.selection import check_push_names, push_items
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
@@ -42,7 +37,33 @@ from .registry.view import RegistryView
 from .ssh.settings import SshSettings
 from .ssh.url import is_ssh_location, parse_ssh_url
 from .staging import discard_own_staging
-from .transports import open_destination, open_sources, parse_source, parse_target
+
+if TYPE_CHECKING:
+    from .describe import ImageSummary, UnreadableImage
+    from .lfs.store import LfsStore
+    from .ops.gc import GcResult
+    from .ops.history import RollbackResult, TagHistory
+    from .ops.limits import PRESETS
+    from .ops.prune import PrunePolicy, PruneResult
+    from .ops.push import PushResult
+    from .ops.traffic import Traffic
+    from .ops.usage import RegistryUsage
+
+# Push, pull and the image transports, and the describe module, are imported by the methods
+# that use them (PEP 562 for the names re-exported here): every command starts a new process,
+# and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
+_LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
+_LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
+_LAZY |= {"GcResult": "ops.gc", "PrunePolicy": "ops.prune", "PruneResult": "ops.prune"}
+
+
+def __getattr__(name: str) -> object:
+    """The names of :data:`_LAZY`, imported when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +75,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry:
+class Registry(CostMethods, RetentionMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -130,11 +151,15 @@ class Registry:
         jobs: int = 2,
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
+        dry_run: bool = False,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
         Name errors are raised before the registry is opened (or created); a first push that
         fails removes the repository it created, so a failed push leaves nothing behind.
+
+        Before uploading it reports what the host lacks (progress action ``"estimate"``,
+        ``PushResult.estimate``), and refuses to go over ``limits.storage``.
 
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
@@ -145,6 +170,7 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+            dry_run: stage, verify and estimate only; upload and commit nothing.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -154,7 +180,13 @@ class Registry:
             CorruptContentError: bytes that do not match their digest, size or diff_id.
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
+            LimitExceededError: over ``limits.storage`` (nothing uploaded), the host's quota or object size.
         """
+        from .layers import Compression, LayerStaging
+        from .ops.push import PushOptions, push_images
+        from .ops.selection import check_push_names, push_items
+        from .transports import open_sources, parse_source
+
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
@@ -167,9 +199,13 @@ class Registry:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                options = self._costed(options, publisher, view, dry_run)
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, options)
+                result = push_images(publisher, view, lfs, items, options)
+                if dry_run and fresh is not None:
+                    self._undo_create(fresh)
+                return result
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -210,11 +246,13 @@ class Registry:
         *,
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
+        traffic: Traffic | None = None,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
-        ``docker-daemon:`` to load the images straight into the Docker engine.
+        ``docker-daemon:`` to load the images straight into the Docker engine. ``traffic``, if
+        given, is filled with the bytes moved from the host and from the local cache.
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -224,12 +262,16 @@ class Registry:
             InvalidImageError: a damaged ``index.json`` in an existing ``oci:`` destination.
             UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
+        from .ops.pull import pull_images
+        from .transports import open_destination, parse_target
+
         refs = [ImageRef.parse(i) for i in images]
         destination = open_destination(parse_target(dest))
         publisher = self._publisher()
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        progress = self._counted(traffic, view, progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
@@ -259,6 +301,8 @@ class Registry:
         ``unreadable`` is given: then it is appended there and the listing goes on, so one
         damaged image does not hide the others.
         """
+        from .describe import ImageSummary, UnreadableImage, summarize
+
         view = self.view()
         cache: dict[Digest, ImageSummary | LfsregError] = {}
         out = []
@@ -302,6 +346,8 @@ class Registry:
             ImageNotFound: no such image.
             BlobNotFound, CorruptContentError: a stored manifest or config missing or damaged.
         """
+        from .describe import inspect_image
+
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
@@ -324,25 +370,6 @@ class Registry:
         paths = [layout.tag_path(r.name, validate_tag(r.tag or "")) for r in refs]
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
-
-    # -- history and retention: lfsreg/ops/history.py, prune.py, gc.py -------------------------
-    def history(self, image: str) -> TagHistory:
-        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) named, newest first (:func:`image_history`)."""
-        return image_history(self._open()[0], self.label, image)
-
-    def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
-        """Point ``NAME:TAG`` back at ``to`` or at what it named ``steps`` changes ago, in one commit (:func:`rollback`)."""
-        backend, publisher = self._open()
-        return rollback(backend, publisher, image, to=to, steps=steps)
-
-    def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneResult:
-        """Untag what ``policy`` selects in one commit; say what it frees (:func:`prune_tags`)."""
-        backend, publisher = self._open()
-        return prune_tags(backend, publisher, policy, dry_run=dry_run)
-
-    def gc(self, *, keep_history: float = 0.0, grace: float = 3600.0, dry_run: bool = False) -> GcResult:
-        """Rewrite the registry branch to what tags need; free what the location allows (:func:`collect_garbage`)."""
-        return collect_garbage(self._open()[0], self.label, keep_history=keep_history, grace=grace, dry_run=dry_run)
 
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
@@ -384,14 +411,17 @@ __all__ = [
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PRESETS",
     "PrunePolicy",
     "PruneResult",
     "Registry",
+    "RegistryUsage",
     "RemoteOptions",
     "RollbackResult",
     "SshSettings",
     "TagHistory",
     "TagInfo",
+    "Traffic",
     "discard_own_staging",
     "is_ssh_location",
     "parse_ssh_url",

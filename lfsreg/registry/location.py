@@ -19,11 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 from ..credentials import CredentialSources, strip_userinfo
 from ..errors import UsageError
-from ..git.remote import GitRemote
 from ..git.store import GitStore
 from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
-from ..lfs.filestore import FileRemoteLfsStore
 from ..lfs.retry import RetryPolicy
 from ..lfs.store import CachedLfsStore, LfsStore, LocalLfsStore, Remote
 from ..ssh.settings import SshSettings
@@ -31,6 +29,7 @@ from ..ssh.url import is_ssh_location, parse_ssh_url
 from .endpoint import DeferredRemote, check_url, lfsconfig_url
 
 if TYPE_CHECKING:
+    from ..git.remote import GitRemote
     from ..lfs.http import HttpSettings
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
@@ -257,6 +256,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
 
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
+    from ..git.remote import GitRemote  # the git client of remotes: a local registry needs none of it
     from .endpoint import http_remote
 
     _check_ca_bundle(options)
@@ -286,6 +286,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
 
 def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
+    from ..git.remote import GitRemote
     from ..git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
     from ..ssh.connection import SshConnection
     from .endpoint import ssh_remote
@@ -348,6 +349,9 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
         return LocalBackend(git, location, LocalLfsStore(location))
     parts = urlsplit(location)
     if parts.scheme == "file":
+        from ..git.remote import GitRemote
+        from ..lfs.filestore import FileRemoteLfsStore
+
         path = unquote(parts.path)
         if create and not os.path.exists(path):
             GitStore.init(path)
