@@ -16,6 +16,7 @@ from .errors import (
     InvalidImageError,
     InvalidReference,
     LfsregError,
+    LimitExceededError,
     LocalStorageError,
     NotARegistryError,
     NotFoundError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .digest import Digest
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
     from .ops.push import PushResult
+    from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
     from .reference import ImageRef
 
@@ -47,6 +49,7 @@ _LAZY = {
     "TagInfo": ("api", "TagInfo"),
     "Digest": ("digest", "Digest"),
     "PushResult": ("ops.push", "PushResult"),
+    "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
     # the defaults the CLI shows in its help (also in lfsreg.api)
@@ -84,6 +87,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidReference",
     "LfsregError",
+    "LimitExceededError",
     "LocalStorageError",
     "NotARegistryError",
     "NotFoundError",
@@ -92,6 +96,7 @@ __all__ = [
     "ProtocolError",
     "PushResult",
     "Registry",
+    "RegistryUsage",
     "RepositoryNotFound",
     "RetriableError",
     "TagInfo",

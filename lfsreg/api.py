@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .api_cost import CostMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -40,12 +41,16 @@ if TYPE_CHECKING:
     from .describe import ImageSummary, UnreadableImage
     from .lfs.store import LfsStore
     from .ops.history import RollbackResult, TagHistory
+    from .ops.limits import PRESETS
     from .ops.push import PushResult
+    from .ops.traffic import Traffic
+    from .ops.usage import RegistryUsage
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
 # that use them (PEP 562 for the names re-exported here): every command starts a new process,
 # and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
 _LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
+_LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
 
 
 def __getattr__(name: str) -> object:
@@ -66,7 +71,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry:
+class Registry(CostMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -142,11 +147,15 @@ class Registry:
         jobs: int = 2,
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
+        dry_run: bool = False,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
         Name errors are raised before the registry is opened (or created); a first push that
         fails removes the repository it created, so a failed push leaves nothing behind.
+
+        Before uploading it reports what the host lacks (progress action ``"estimate"``,
+        ``PushResult.estimate``), and refuses to go over ``limits.storage``.
 
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
@@ -157,6 +166,7 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+            dry_run: stage, verify and estimate only; upload and commit nothing.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -166,6 +176,7 @@ class Registry:
             CorruptContentError: bytes that do not match their digest, size or diff_id.
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
+            LimitExceededError: over ``limits.storage`` (nothing uploaded), the host's quota or object size.
         """
         from .layers import Compression, LayerStaging
         from .ops.push import PushOptions, push_images
@@ -184,9 +195,13 @@ class Registry:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                options = self._costed(options, publisher, view, dry_run)
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, options)
+                result = push_images(publisher, view, lfs, items, options)
+                if dry_run and fresh is not None:
+                    self._undo_create(fresh)
+                return result
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -227,11 +242,13 @@ class Registry:
         *,
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
+        traffic: Traffic | None = None,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
-        ``docker-daemon:`` to load the images straight into the Docker engine.
+        ``docker-daemon:`` to load the images straight into the Docker engine. ``traffic``, if
+        given, is filled with the bytes moved from the host and from the local cache.
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -250,6 +267,7 @@ class Registry:
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        progress = self._counted(traffic, view, progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
@@ -413,12 +431,15 @@ __all__ = [
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PRESETS",
     "Registry",
+    "RegistryUsage",
     "RemoteOptions",
     "RollbackResult",
     "SshSettings",
     "TagHistory",
     "TagInfo",
+    "Traffic",
     "discard_own_staging",
     "is_ssh_location",
     "parse_ssh_url",

@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..errors import LfsregError
 from .commands import register
+from .cost import register as register_cost
 from .keygen import keygen
 from .retention import COMMANDS as RETENTION
 
@@ -76,6 +77,7 @@ def cli(
 
 
 register(cli)
+register_cost(cli)
 cli.add_command(keygen)
 for _command in RETENTION:
     cli.add_command(_command)

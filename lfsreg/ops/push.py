@@ -20,14 +20,18 @@ from ..compression import check_algorithm, zstd_threads
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError
 from ..formats import lfs_pointer
+from ..formats.lfs_pointer import LfsObject
 from ..image import ImageSource, StagingSource
 from ..layers import Compression, PreparedLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
-from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
+from ..progress import DONE, ESTIMATE, PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
+from ..registry.config import Limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from .limits import Estimate, check_storage, estimate
+from .usage import billed_objects
 
 log = logging.getLogger(__name__)
 MAX_METADATA = 16 << 20
@@ -54,23 +58,39 @@ class PushedImage:
 
 @dataclass(slots=True)
 class PushResult:
-    """What a push did: the tags it set, the commit, and the layer traffic."""
+    """What a push did: the tags it set, the commit, and the layer traffic.
+
+    ``bytes_to_host`` is what the push sent to the host's LFS storage (the objects it lacked);
+    ``estimate`` what the push knew before uploading (:class:`lfsreg.ops.limits.Estimate`).
+    A ``dry_run`` result has the tags and digests the push would set, no commit, nothing uploaded.
+    """
 
     images: list[PushedImage] = field(default_factory=list)
     commit: str | None = None
     layers_uploaded: int = 0
     bytes_uploaded: int = 0
     layers_reused: int = 0
+    bytes_to_host: int = 0
+    estimate: Estimate | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class PushOptions:
-    """How to store layers. ``jobs`` layers are processed at once."""
+    """How to store layers. ``jobs`` layers are processed at once.
+
+    ``dry_run``: stage, verify and estimate, but upload and commit nothing. ``limits``: the
+    registry's (checked before any upload). ``memo_path``: the history walk's memo
+    (:mod:`lfsreg.ops.walk`).
+    """
 
     compression: str = "zstd"
     level: int | None = None
     jobs: int = 2
     progress: ProgressCallback = no_progress
+    dry_run: bool = False
+    limits: Limits = field(default_factory=Limits)
+    memo_path: str | None = None
 
 
 @dataclass(slots=True)
@@ -313,6 +333,11 @@ def _publish(
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
     staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
+    result.estimate = _estimate(push, publisher, lfs, staged, options)
+    result.dry_run = options.dry_run
+    if options.dry_run:
+        result.layers_reused = len(push.layers) - len(staged)
+        return result
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
     lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))
@@ -322,7 +347,19 @@ def _publish(
     result.layers_uploaded = len(staged)
     result.bytes_uploaded = sum(obj.size for obj, _ in staged)
     result.layers_reused = len(push.layers) - len(staged)
+    result.bytes_to_host = result.estimate.bytes
     names = ", ".join(f"{n}:{t}" for n, t in tags)
     body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
     result.commit = publisher.publish(lambda view: _changes(push, tags, view), f"push {names}\n\n{body}\n")
     return result
+
+
+def _estimate(push: _Push, publisher: Publisher, lfs: LfsStore, staged: list[tuple[LfsObject, str]], options: PushOptions) -> Estimate:
+    """What the push will add (the objects the host lacks), reported and checked against the limits before any upload."""
+    lacking = {o.oid: o.size for o in lfs.missing([obj for obj, _ in staged])} if staged else {}
+    layers = {layer.lfs_object.oid: layer.lfs_object.size for layer in push.layers.values()}
+    billed, complete = billed_objects(publisher.backend.git, push.view.snapshot.commit, lfs.label, options.memo_path)
+    est = estimate(lacking, layers, billed, complete, options.limits)
+    options.progress(ProgressEvent("registry", ESTIMATE, est.bytes, phase=DONE, detail=est.to_json()))
+    check_storage(est, publisher.label)
+    return est
