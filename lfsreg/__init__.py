@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .compression import DEFAULT as DEFAULT_COMPRESSION
     from .digest import Digest
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
+    from .ops.prune import PrunePolicy
     from .ops.push import PushResult
     from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
@@ -49,6 +50,7 @@ _LAZY = {
     "TagInfo": ("api", "TagInfo"),
     "Digest": ("digest", "Digest"),
     "PushResult": ("ops.push", "PushResult"),
+    "PrunePolicy": ("ops.prune", "PrunePolicy"),
     "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
@@ -94,6 +96,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressEvent",
     "ProtocolError",
+    "PrunePolicy",
     "PushResult",
     "Registry",
     "RegistryUsage",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .api_cost import CostMethods
+from .api_retention import RetentionMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -40,8 +41,10 @@ from .staging import discard_own_staging
 if TYPE_CHECKING:
     from .describe import ImageSummary, UnreadableImage
     from .lfs.store import LfsStore
+    from .ops.gc import GcResult
     from .ops.history import RollbackResult, TagHistory
     from .ops.limits import PRESETS
+    from .ops.prune import PrunePolicy, PruneResult
     from .ops.push import PushResult
     from .ops.traffic import Traffic
     from .ops.usage import RegistryUsage
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 # and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
 _LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
 _LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
+_LAZY |= {"GcResult": "ops.gc", "PrunePolicy": "ops.prune", "PruneResult": "ops.prune"}
 
 
 def __getattr__(name: str) -> object:
@@ -71,7 +75,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods):
+class Registry(CostMethods, RetentionMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -367,31 +371,6 @@ class Registry(CostMethods):
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
-    # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
-    def history(self, image: str) -> TagHistory:
-        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
-        ref = ImageRef.parse(image, default_tag="")
-        if ref.tag is None:
-            raise UsageError("history takes NAME or NAME:TAG, not a digest")
-        from .ops.history import tag_history
-
-        backend = self._open()[0]
-        return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
-
-    def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
-        """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
-
-        Raises:
-            ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
-            ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
-        """
-        from .ops.history import rollback
-
-        name, tag = parse_tagged(image)
-        target = Digest.parse(to) if to is not None else None
-        backend, publisher = self._open()
-        return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
-
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
@@ -428,10 +407,13 @@ __all__ = [
     "COMPRESSION_ALGORITHMS",
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
+    "GcResult",
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
     "PRESETS",
+    "PrunePolicy",
+    "PruneResult",
     "Registry",
     "RegistryUsage",
     "RemoteOptions",
