@@ -27,9 +27,11 @@ from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
+from .ops.copy import CopyResult, copy_images, selected_tags
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
+from .ops.verify import VerifyReport, verify_registry
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
@@ -322,6 +324,50 @@ class Registry:
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
+    def verify(self, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
+        """Check every live tag, what it references, and the LFS objects behind it (:mod:`lfsreg.ops.verify`).
+
+        Problems are in the report, one each; ``deep`` also downloads and hashes every object.
+        An empty registry has nothing wrong with it.
+        """
+        publisher = self._publisher()
+        lfs = self._lfs()
+        view = publisher.view()
+        return verify_registry(view, lfs, deep=deep, progress=progress)
+
+    def copy(self, dest: str | Registry, images: Sequence[str] = (), *, progress: ProgressCallback = no_progress) -> CopyResult:
+        """Copy ``images`` (``NAME:TAG`` or ``NAME``; default every tag) into the registry at ``dest``.
+
+        Only the LFS objects ``dest`` lacks are moved; ``dest`` gets one commit with the tags
+        (no history), published as a push is (:mod:`lfsreg.ops.copy`). A ``dest`` that does not
+        exist yet is created, and removed again if the copy fails.
+
+        Raises:
+            InvalidReference: a malformed image reference.
+            NotFoundError: the source is empty or has no tags; ``ImageNotFound``: no such name or tag.
+            BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
+            ConcurrentUpdateError: ``dest`` kept moving under the commit.
+        """
+        target = dest if isinstance(dest, Registry) else Registry(dest, options=self.options)
+        try:
+            view = self.view()
+            _require_content(view)
+            tags = selected_tags(view, list(images))
+            if not tags:
+                raise NotFoundError(f"{self.label}: no tags to copy")
+            fresh = _fresh_local_path(target.location) if target._backend is None else None
+            try:
+                publisher = target._publisher(create=True)
+                dst_lfs = target._lfs()
+                return copy_images(view, self._lfs(), publisher, publisher.view(), dst_lfs, tags, progress=progress)
+            except BaseException:
+                if fresh is not None:
+                    target._undo_create(fresh)
+                raise
+        finally:
+            if target is not dest:
+                target.close()
+
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
@@ -358,6 +404,7 @@ __all__ = [
     "COMPRESSION_ALGORITHMS",
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
+    "CopyResult",
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
@@ -365,6 +412,7 @@ __all__ = [
     "RemoteOptions",
     "SshSettings",
     "TagInfo",
+    "VerifyReport",
     "discard_own_staging",
     "is_ssh_location",
     "parse_ssh_url",

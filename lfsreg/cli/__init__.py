@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import LfsregError
+from . import maintain
 from .commands import register
 from .keygen import keygen
 
@@ -75,6 +76,7 @@ def cli(
 
 register(cli)
 cli.add_command(keygen)
+maintain.register(cli)
 
 
 class _Terminated(KeyboardInterrupt):
