@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
@@ -27,6 +27,7 @@ from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
+from .ops.chunking import check_limit
 from .ops.copy import CopyResult, copy_images, selected_tags
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
@@ -35,6 +36,7 @@ from .ops.verify import VerifyReport, verify_registry
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
+from .registry.chunks import configured_object_limit
 from .registry.location import Backend, RemoteOptions, local_directory, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
@@ -129,6 +131,7 @@ class Registry:
         jobs: int = 2,
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
+        object_limit: int | None = None,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
@@ -144,6 +147,8 @@ class Registry:
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+            object_limit: store new layers larger than this many bytes as chunks of at most
+                this size (docs/format.md); default: the registry's ``limits.object``, if any.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -155,6 +160,7 @@ class Registry:
             ConcurrentUpdateError: the registry kept moving under the commit.
         """
         check_algorithm(compression)
+        check_limit(object_limit)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
         options = PushOptions(compression, level, jobs, progress)
@@ -166,9 +172,10 @@ class Registry:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                limit = check_limit(object_limit if object_limit is not None else configured_object_limit(view))
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, options)
+                return push_images(publisher, view, lfs, items, replace(options, object_limit=limit))
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)

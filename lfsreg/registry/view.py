@@ -139,7 +139,7 @@ class RegistryView:
         if data is not None:
             try:
                 record = layout.parse_diffid(data, diff_id, f"{self.label}: {path}")
-                self.layer_object(record.desc)  # the blob it names is in the tree, with that size
+                self.layer_objects(record.desc)  # the blob it names is in the tree, with that size
             except LfsregError as exc:
                 log.warning("ignoring a damaged diffids record: %s", exc)
                 record = None
