@@ -29,6 +29,7 @@ from .layers import Compression, LayerStaging
 from .lfs.store import LfsStore
 from .ops.chunking import check_limit
 from .ops.copy import CopyResult, copy_images, selected_tags
+from .ops.history import RollbackResult, TagHistory, rollback, tag_history
 from .ops.pull import pull_images
 from .ops.push import PushOptions, PushResult, push_images
 from .ops.selection import check_push_names, push_items
@@ -375,6 +376,27 @@ class Registry:
             if target is not dest:
                 target.close()
 
+    # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
+    def history(self, image: str) -> TagHistory:
+        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
+        ref = ImageRef.parse(image, default_tag="")
+        if ref.tag is None:
+            raise UsageError("history takes NAME or NAME:TAG, not a digest")
+        backend = self._open()[0]
+        return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
+
+    def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
+        """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
+
+        Raises:
+            ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
+            ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
+        """
+        name, tag = parse_tagged(image)
+        target = Digest.parse(to) if to is not None else None
+        backend, publisher = self._open()
+        return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
+
 
 def _fresh_local_path(location: str) -> tuple[str, bool] | None:
     """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
@@ -417,7 +439,9 @@ __all__ = [
     "NotARegistryError",
     "Registry",
     "RemoteOptions",
+    "RollbackResult",
     "SshSettings",
+    "TagHistory",
     "TagInfo",
     "VerifyReport",
     "discard_own_staging",

@@ -15,6 +15,7 @@ from ..errors import LfsregError
 from . import maintain
 from .commands import register
 from .keygen import keygen
+from .retention import COMMANDS as RETENTION
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -28,7 +29,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
     envvar="LFSREG_CA_BUNDLE",
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
-    help="CA certificates for HTTPS, git and LFS alike (default: REQUESTS_CA_BUNDLE, else the system's).",
+    help="CA certificates for HTTPS, git and LFS alike (default: GIT_SSL_CAINFO, git's http.sslCAInfo, "
+    "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, else the system's).",
 )
 @click.option("--transfers", type=click.IntRange(1, 64), default=8, show_default=True, help="Concurrent LFS transfers.")
 @click.option(
@@ -77,6 +79,8 @@ def cli(
 register(cli)
 cli.add_command(keygen)
 maintain.register(cli)
+for _command in RETENTION:
+    cli.add_command(_command)
 
 
 class _Terminated(KeyboardInterrupt):

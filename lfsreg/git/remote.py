@@ -15,25 +15,25 @@ A cut, reset, refused or stalled exchange is retried with the LFS transfer queue
 (:class:`lfsreg.lfs.retry.RetryPolicy`): a fetch is simply run again; a push is re-sent only
 after the remote's branch was read again and still points where the push expects it (if it
 points at the new commit, the lost push landed; elsewhere, another writer moved it and the
-registry transaction re-applies). Once the retries are spent the error is one line in
-lfsreg's words, without the HTTP library's text.
+registry transaction re-applies). One loop (:meth:`GitRemote._call`) does both, the push through
+its check-before-retry hook. Once the retries are spent the error is one line in lfsreg's
+words, without the HTTP library's text. A ``file://`` remote is written by
+:mod:`lfsreg.git.filepush`, not through dulwich.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
-from dulwich.config import ConfigDict, ConfigFile
+from dulwich.config import ConfigDict
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.file import FileLocked
-from dulwich.objects import ZERO_SHA, Commit, ObjectID, Tree
+from dulwich.objects import ZERO_SHA, ObjectID
 from dulwich.refs import Ref
 
 from ..credentials import Credential
@@ -41,8 +41,6 @@ from ..errors import (
     AuthenticationError,
     ConcurrentUpdateError,
     LfsregError,
-    NotARegistryError,
-    NotFoundError,
     PermissionDeniedError,
     ProtocolError,
     RepositoryNotFound,
@@ -52,35 +50,22 @@ from ..errors import (
 )
 from ..lfs.retry import RetryPolicy
 from . import locks
+from .filepush import local_git_dir, push_to_directory
 from .objects import storage_error
 from .reffiles import abandon_git_files
 from .store import DEFAULT_BRANCH, GitStore, choose_branch
-from .transport import HttpClient, HttpStatus, redact, spent, transport_error, worth_retrying
+from .transport import HttpClient, HttpStatus, redact, spent, timed_out, transport_error, worth_retrying
 
 log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
 MIRROR_REF = b"refs/remotes/origin/main"
 HEAD = b"HEAD"
-_GITLINK = 0o160000  # a submodule's commit: not an object of this repository
 T = TypeVar("T")
 _UNKNOWN = object()  # the remote's tip could not be read
+_ALL = 0x7FFFFFFF  # the depth that makes a shallow repository whole (git fetch --unshallow)
 
 PushRejectedError = PermissionDeniedError  # the name of earlier releases: a refused ref update
-__all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "lfs_url_from_lfsconfig", "redact"]
-
-
-def lfs_url_from_lfsconfig(data: bytes) -> str | None:
-    """``lfs.url`` (or ``remote.origin.lfsurl``) from a ``.lfsconfig`` file's content."""
-    try:
-        config = ConfigFile.from_file(io.BytesIO(data))
-        for section, key in (((b"lfs",), b"url"), ((b"remote", b"origin"), b"lfsurl")):
-            try:
-                return config.get(section, key).decode()
-            except KeyError:
-                continue
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return None
+__all__ = ["AuthenticationError", "GitRemote", "PushRejectedError", "redact"]
 
 
 class GitRemote:
@@ -89,7 +74,8 @@ class GitRemote:
     ``credentials`` are tried in order until the server accepts one (HTTP only); the working
     one is kept for later requests. Messages never contain a credential. ``client_factory``
     replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
-    ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound);
+    ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound),
+    ``deadline`` each smart-HTTP request from start to last byte (``None``: no bound);
     ``policy`` says how often a cut or stalled exchange is tried again.
     """
 
@@ -104,10 +90,12 @@ class GitRemote:
         verify_tls: bool = True,
         client_factory: Callable[[], tuple[GitClient, str]] | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self.deadline = deadline
         self.policy = policy or RetryPolicy()
         self._client_factory = client_factory  # e.g. SSH on paramiko (lfsreg.git.ssh); else from the URL
         self.label = label
@@ -142,19 +130,29 @@ class GitRemote:
         password = cred.password if cred else None
         parsed = urlparse(self.url)
         if parsed.scheme in ("http", "https"):
-            return HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password), parsed.path
+            client = cast(HttpClient, HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password))
+            client.deadline = self.deadline
+            return client, parsed.path
         if parsed.scheme == "file":
             # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
             # ``:`` for scp-like SSH: give it the decoded path, to its local client.
             return LocalGitClient(config=self._config), unquote(parsed.path)
         return get_transport_and_path(self.url, config=self._config, username=username, password=password)
 
-    def _call(self, op: Callable[[GitClient, str], T], *, retry: bool = True) -> T:
+    def _call(
+        self,
+        op: Callable[[GitClient, str], T],
+        *,
+        retry: bool = True,
+        before_retry: Callable[[LfsregError], T | None] | None = None,
+    ) -> T:
         """Run ``op`` with a client; with ``retry``, again on a cut, refused or stalled exchange (:attr:`policy`).
 
-        A refused connection is retried only once the server has answered this process: refused
-        at first contact is a wrong address or a server that is down, said at once (as git and
-        docker do) rather than after the retries.
+        ``before_retry`` is asked first whenever an exchange failed: a result other than
+        ``None`` ends the call with that result (the push's check of the remote's branch), and
+        what it raises ends it too. A refused connection is retried only once the server has
+        answered this process: refused at first contact is a wrong address or a server that is
+        down, said at once (as git and docker do) rather than after the retries.
         Raises lfsreg's errors only (:meth:`_once`); the last one once the retries are spent.
         """
         start = time.monotonic()
@@ -164,7 +162,11 @@ class GitRemote:
                 result = self._once(op)
                 self._answered = True
                 return result
-            except (RetriableError, UnreachableError) as exc:
+            except (RetriableError, UnreachableError, ProtocolError) as exc:
+                if before_retry is not None:
+                    settled = before_retry(exc)
+                    if settled is not None:
+                        return settled
                 refused = isinstance(exc, UnreachableError) and not isinstance(exc, RetriableError)
                 if not retry or not worth_retrying(exc) or (refused and not self._answered):
                     raise
@@ -181,8 +183,9 @@ class GitRemote:
         while True:
             if self._client is None:
                 self._client, self._path = self._new_client()
+            client = self._client
             try:
-                return op(self._client, self._path)
+                return op(client, self._path)
             except HTTPUnauthorized:
                 if len(self._credentials) > 1:
                     log.debug(
@@ -206,11 +209,15 @@ class GitRemote:
             except (HttpStatus, GitProtocolError, HangupException, ConnectionError, TimeoutError) as exc:
                 stage = getattr(self._client, "stage", "the exchange")
                 self._client = None  # its connection is in an unknown state
-                tls = tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
+                # a deadline's shut-down socket may leave TLS errors behind: the stall is the news
+                tls = None if timed_out(exc) else tls_error(exc, self.label, urlparse(self.url).netloc.rsplit("@", 1)[-1])
                 raise (tls or transport_error(self.label, exc, self._secrets, stage, self.timeout)) from None
             except OSError as exc:  # this machine's side: the mirror's disk
                 abandon_git_files(exc)  # dulwich's lock files and temporary packs in the mirror
                 raise storage_error(exc, exc.filename or self.mirror.path) from None
+            finally:
+                if isinstance(client, HttpClient):
+                    client.finish()
 
     def fetch_tip(self, *, retry: bool = True) -> str | None:
         """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none).
@@ -248,6 +255,17 @@ class GitRemote:
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
+
+    def deepen(self, tip: str) -> None:
+        """Fetch the whole history behind ``tip`` into the mirror, if the mirror holds only part of it."""
+        if not self.mirror.shallow():
+            return
+
+        def fetch(client: GitClient, path: str) -> Any:
+            with self.mirror.objects.pack_writes():
+                return client.fetch(path, self.mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip.encode())], depth=_ALL)
+
+        self._call(fetch)
 
     def push(self, old: str | None, new: str) -> bool:
         """Move the remote's branch from ``old`` to ``new``; ``False`` if it had moved (or was locked).
@@ -287,36 +305,29 @@ class GitRemote:
         said: list[bytes] = []  # receive-pack's messages (why a ref update failed, e.g. "cannot lock ref")
 
         def send(client: GitClient, path: str) -> Any:
+            nonlocal moved, landed
+            moved = landed = False
             return client.send_pack(path.encode(), update_refs, generate, progress=said.append)
 
-        local = self._local_repo()
-        if local is not None:
-            return self._push_local(local, old, new)
-        start = time.monotonic()
-        attempt = 0
-        while True:
-            moved = landed = False
-            try:
-                result = self._send(send)
-                break
-            except FileLocked as exc:  # a file:// remote: dulwich takes the remote's ref lock in this process
-                return self._locked(os.fsdecode(exc.lockfilename), None)
-            except (RetriableError, UnreachableError, ProtocolError) as exc:
-                if isinstance(exc, UnreachableError) and not worth_retrying(exc):
-                    raise
-                tip = self._tip_now()
-                if tip == new:
-                    return self._pushed(new)
-                if tip is not _UNKNOWN and tip != old:
-                    return False  # another writer moved the branch: the transaction re-applies
-                if isinstance(exc, ProtocolError):
-                    raise
-                attempt += 1
-                wait = self.policy.next_wait(attempt, start, getattr(exc, "retry_after", None))
-                if wait is None:
-                    raise spent(exc, attempt) from None
-                log.debug("%s; the branch is still at the old commit: retry %d in %.2f s", exc, attempt, wait)
-                self.policy.sleep(wait)
+        def recheck(exc: LfsregError) -> bool | None:
+            # Before a push is sent again: where is the branch now?
+            if isinstance(exc, UnreachableError) and not worth_retrying(exc):
+                raise exc
+            tip = self._tip_now()
+            if tip == new:
+                return self._pushed(new)  # the lost push landed
+            if tip is not _UNKNOWN and tip != old:
+                return False  # another writer moved the branch: the transaction re-applies
+            return None  # still at the old commit (or unknown): send again, or give up
+
+        git_dir = local_git_dir(self.url) if self._client_factory is None else None
+        if git_dir is not None:
+            if not push_to_directory(self.mirror, git_dir, self.branch, old, new, self.label):
+                return False
+            return self._pushed(new)
+        result = self._call(send, before_retry=recheck)
+        if isinstance(result, bool):  # settled by recheck
+            return result
         if landed:
             return self._pushed(new)
         if moved:
@@ -331,19 +342,9 @@ class GitRemote:
             why = [line.strip() for line in b"".join(said).decode("utf-8", "replace").splitlines() if "lock" in line.lower()]
             if "lock" in text.lower() or why or text == "failed to update ref":
                 # git's ref lock, held by another writer (or left by a killed one): try again
-                return self._locked(None, redact(why[0], self._secrets) if why else text)
+                return self._locked(redact(why[0], self._secrets) if why else text)
             raise PushRejectedError(f"{self.label}: the remote refused the update of {self.branch.decode()}: {text}")
         return self._pushed(new)
-
-    def _send(self, send: Callable[[GitClient, str], Any]) -> Any:
-        """One push exchange (no retry: :meth:`push` checks the branch before sending again)."""
-        local = self._local_repo()
-        if local is None:
-            return self._call(send, retry=False)
-        # dulwich updates a file:// remote's ref in this process: mark it as git.store does
-        lock = os.path.join(local, *self.branch.decode().split("/")) + ".lock"
-        with locks.ref_update(local, lock):
-            return self._call(send, retry=False)
 
     def _pushed(self, new: str) -> bool:
         """Note that the remote's branch is at ``new`` now."""
@@ -355,54 +356,6 @@ class GitRemote:
             log.debug("%s: could not note the new tip in the mirror: %s", self.label, exc)
         return True
 
-    def _push_local(self, git_dir: str, old: str | None, new: str) -> bool:
-        """Push into a ``file://`` remote: it is a repository on this machine, written as a local registry is.
-
-        The commit's missing objects are copied from the mirror as loose objects (temporary
-        file, rename) and the branch moves by compare-and-swap under git's lock
-        (:meth:`GitStore.compare_and_swap`), so a full disk or a kill leaves no lock and no
-        partial file there, only unreferenced whole objects.
-        """
-        try:
-            target = GitStore.open(git_dir)
-        except (NotFoundError, NotARegistryError):
-            raise RepositoryNotFound(f"{self.label}: repository not found", hint="check the URL") from None
-        try:
-            target.branch = self.branch
-            self._copy_objects(target, new.encode())
-            if not target.compare_and_swap(old, new):
-                return False
-        finally:
-            target.close()
-        return self._pushed(new)
-
-    def _copy_objects(self, target: GitStore, commit: bytes) -> None:
-        """Copy into ``target`` every object reachable from ``commit`` that it lacks.
-
-        The walk stops at objects ``target`` has: a repository that holds a tree or commit holds
-        everything under it.
-        """
-        source = self.mirror.objects
-        pending = [commit]
-        while pending:
-            sha = pending.pop()
-            if sha in target:
-                continue
-            obj = source.get(sha)
-            if isinstance(obj, Commit):
-                pending.extend([bytes(obj.tree), *map(bytes, obj.parents)])
-            elif isinstance(obj, Tree):
-                pending.extend(bytes(entry.sha) for entry in obj.iteritems() if entry.mode != _GITLINK)
-            target.objects.add(obj)
-
-    def _local_repo(self) -> str | None:
-        """The git directory of a ``file://`` remote (dulwich writes into it in this process)."""
-        parsed = urlparse(self.url)
-        if parsed.scheme != "file" or self._client_factory is not None:
-            return None
-        path = unquote(parsed.path)
-        return path if os.path.isfile(os.path.join(path, "HEAD")) else os.path.join(path, ".git")
-
     def _tip_now(self) -> object:
         """The remote's tip read once more (:data:`_UNKNOWN` if that fails too)."""
         try:
@@ -411,18 +364,13 @@ class GitRemote:
             log.debug("%s: cannot read the branch after a failed push: %s", self.label, exc)
             return _UNKNOWN
 
-    def _locked(self, lock: str | None, server_text: str | None) -> bool:
-        """The branch was locked by another writer: ``False`` (re-apply) until that is clearly stale."""
+    def _locked(self, server_text: str) -> bool:
+        """The branch was locked by another writer: ``False`` (re-apply) until it stayed locked too long."""
         now = time.monotonic()
         self._locked_since = self._locked_since or now
-        if lock is not None:
-            state = locks.inspect(lock)
-            if state is not None and state.stale:
-                raise locks.stale_lock_error(state, self.label)
         if now - self._locked_since > locks.LOCK_WAIT:
             raise ConcurrentUpdateError(
-                f"{self.label}: {self.branch.decode()} stayed locked for {locks.LOCK_WAIT:.0f} s"
-                + (f": {server_text}" if server_text else ""),
+                f"{self.label}: {self.branch.decode()} stayed locked for {locks.LOCK_WAIT:.0f} s: {server_text}",
                 hint=f"if no other push is running, remove the stale {self.branch.decode()}.lock in the server's repository",
             )
         return False

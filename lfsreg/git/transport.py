@@ -1,16 +1,24 @@
 """Smart HTTP through dulwich, and lfsreg's words for a failed git exchange.
 
-:class:`HttpClient` is dulwich's urllib3 client with two changes: statuses dulwich folds into
-text come out as :class:`HttpStatus` (with ``Retry-After``), and every failure of a body read
-is a :class:`GitProtocolError` (dulwich lets a read timeout through as urllib3's own error).
+:class:`HttpClient` is dulwich's urllib3 client with these changes: statuses dulwich folds into
+text come out as :class:`HttpStatus` (with ``Retry-After``); every failure of a body read is a
+:class:`GitProtocolError` (dulwich lets a read timeout through as urllib3's own error); every
+request has an overall deadline (:class:`Exchange`: the per-read timeout alone lets a server
+that drips a byte every few seconds hold a fetch or push for ever); and urllib3 does not try a
+refused certificate again (the next handshake meets the same certificate).
 :func:`transport_error` turns what dulwich and urllib3 raise into one line of lfsreg's error
 tree: refused, cut, stalled, an HTTP status, or a broken protocol, naming the exchange.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient
@@ -18,7 +26,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
 from ..errors import LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
 
-__all__ = ["HttpClient", "HttpStatus", "redact", "spent", "transport_error", "worth_retrying"]
+__all__ = ["ExchangeTimeout", "HttpClient", "HttpStatus", "redact", "spent", "timed_out", "transport_error", "worth_retrying"]
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -56,14 +64,144 @@ def _stage(url: str) -> str:
     return "the request"
 
 
+class ExchangeTimeout(TimeoutError):
+    """A smart-HTTP request got no complete answer within its deadline (``seconds``)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class Exchange:
+    """The overall deadline of one smart-HTTP request, from sending it to the last byte read.
+
+    Once :attr:`seconds` pass, the socket of the connection the request went out on is shut
+    down, which wakes a blocked read or send; the client then raises :class:`ExchangeTimeout`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._end = time.monotonic() + seconds
+        self._conn: Any = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._arm(seconds)
+
+    def _arm(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, conn: Any) -> None:
+        """The request goes out on ``conn`` (a urllib3 connection); raise once the deadline passed."""
+        with self._lock:
+            if self.fired:  # urllib3 trying again after the deadline
+                raise ExchangeTimeout(self.seconds)
+            self._conn = conn
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = getattr(self._conn, "sock", None)
+            if sock is None:  # not connected yet: look again soon
+                self._arm(0.05)
+                return
+            with contextlib.suppress(OSError):
+                # socket.socket's own shutdown, also for an SSLSocket: wakes a blocked recv or send.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        """The exchange is over: stop watching it."""
+        with self._lock:
+            self._done = True
+            self._conn = None
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+_current: ContextVar[Exchange | None] = ContextVar("lfsreg_git_exchange", default=None)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    import ssl
+
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in (error, *error.args, error.__cause__, error.__context__))
+
+
+@cache
+def _pool_classes() -> tuple[dict[str, type], type]:
+    """urllib3 pools whose connections join the current :class:`Exchange`, and a retry that spares refused certificates."""
+    import urllib3.connection
+    import urllib3.connectionpool
+    import urllib3.exceptions
+    import urllib3.util.retry
+
+    def joining(base: Any) -> type:
+        def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            exchange = _current.get()
+            if exchange is not None:
+                exchange.attach(self)
+            return base.request(self, *args, **kwargs)
+
+        return type(f"Deadline{base.__name__}", (base,), {"request": request})
+
+    pools: dict[str, type] = {}
+    for scheme, pool, conn in (
+        ("http", urllib3.connectionpool.HTTPConnectionPool, urllib3.connection.HTTPConnection),
+        ("https", urllib3.connectionpool.HTTPSConnectionPool, urllib3.connection.HTTPSConnection),
+    ):
+        pools[scheme] = type(f"Deadline{pool.__name__}", (pool,), {"ConnectionCls": joining(conn)})
+
+    class Retry(urllib3.util.retry.Retry):
+        """urllib3's retry of a failed connection, but not of a refused certificate, nor past the deadline."""
+
+        def increment(
+            self,
+            method: Any = None,
+            url: Any = None,
+            response: Any = None,
+            error: Any = None,
+            _pool: Any = None,
+            _stacktrace: Any = None,
+        ) -> Any:
+            exchange = _current.get()
+            if error is not None and (_certificate_refused(error) or (exchange is not None and exchange.fired)):
+                raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return pools, Retry
+
+
 class HttpClient(Urllib3HttpGitClient):
     """dulwich's smart-HTTP client, raising :class:`HttpStatus` (with ``Retry-After``) for statuses it folds into text.
 
-    It notes which exchange runs (:attr:`stage`, for messages), and turns every failure of a
-    body read into :class:`GitProtocolError` (dulwich lets a read timeout through as urllib3's own).
+    It notes which exchange runs (:attr:`stage`, for messages), turns every failure of a body
+    read into :class:`GitProtocolError` (dulwich lets a read timeout through as urllib3's own),
+    and bounds each request by :attr:`deadline` seconds (``None``: no bound), raising
+    :class:`ExchangeTimeout` past it. Call :meth:`finish` when the operation is over.
     """
 
     stage = "the request"
+    deadline: float | None = None
+    _exchange: Exchange | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager: Any = self.pool_manager
+        if hasattr(manager, "pool_classes_by_scheme"):
+            pools, retry = _pool_classes()
+            manager.pool_classes_by_scheme = pools
+            manager.connection_pool_kw["retries"] = retry(3)  # urllib3's default count
+
+    def finish(self) -> None:
+        """Stop the deadline of the last request (its answer has been read)."""
+        if self._exchange is not None:
+            self._exchange.finish()
+            self._exchange = None
 
     def _http_request(
         self, url: str, headers: dict[str, str] | None = None, data: bytes | Iterator[bytes] | None = None, raise_for_status: bool = True
@@ -71,13 +209,30 @@ class HttpClient(Urllib3HttpGitClient):
         import urllib3.exceptions  # loaded by dulwich's HTTP client anyway; never for local registries
 
         self.stage = _stage(url)
-        resp, read = super()._http_request(url, headers, data, raise_for_status=False)
+        self.finish()  # dulwich reads one answer before it asks the next question
+        exchange = self._exchange = Exchange(self.deadline) if self.deadline else None
+        token = _current.set(exchange)
+        try:
+            resp, read = super()._http_request(url, headers, data, raise_for_status=False)
+        except GitProtocolError:
+            if exchange is not None and exchange.fired:
+                raise ExchangeTimeout(exchange.seconds) from None
+            raise
+        finally:
+            _current.reset(token)
 
         def guarded(*args: Any, **kwargs: Any) -> bytes:
             try:
-                return bytes(read(*args, **kwargs))
-            except urllib3.exceptions.HTTPError as exc:
-                raise GitProtocolError(str(exc)) from exc
+                chunk = bytes(read(*args, **kwargs))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if exchange is not None and exchange.fired:
+                    raise ExchangeTimeout(exchange.seconds) from None
+                if isinstance(exc, urllib3.exceptions.HTTPError):
+                    raise GitProtocolError(str(exc)) from exc
+                raise
+            if not chunk and exchange is not None and exchange.fired:
+                raise ExchangeTimeout(exchange.seconds)
+            return chunk
 
         if raise_for_status and resp.status not in (200, 401, 404, 407):
             retry_after = _retry_after(resp.headers.get("Retry-After"))
@@ -112,6 +267,9 @@ def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: s
     for cause in chain:
         if isinstance(cause, LfsregError):  # dulwich wraps what lfsreg's SSH channel raised (a refusal, a cut)
             return cause
+    for cause in chain:
+        if isinstance(cause, ExchangeTimeout):
+            return RetriableError(f"{label}: the git server gave no complete answer within {cause.seconds:g} s during {stage} (stalled)")
     names = {type(e).__name__ for e in chain}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return UnreachableError(f"{label}: cannot connect: connection refused", hint="check the address, and that the server is running")
@@ -127,6 +285,11 @@ def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: s
     if isinstance(exc, GitProtocolError):
         return ProtocolError(f"{label}: the git server broke the protocol: {text}")
     return RetriableError(f"{label}: git transport failed during {stage}: {text}")
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a request's deadline (:class:`ExchangeTimeout` in its chain)."""
+    return any(isinstance(e, ExchangeTimeout) for e in _causes(exc))
 
 
 def worth_retrying(exc: LfsregError) -> bool:

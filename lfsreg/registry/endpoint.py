@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..credentials import Credential, CredentialSources, origin, strip_userinfo
 from ..errors import UsageError
 from ..formats.lfs_pointer import LfsObject
-from ..git.remote import lfs_url_from_lfsconfig
+from ..git.lfsconfig import lfs_url_from_lfsconfig
 from ..git.store import GitStore
 from ..lfs.cache import ObjectCache
 from ..lfs.store import Remote

@@ -21,6 +21,7 @@ from ..credentials import CredentialSources, strip_userinfo
 from ..errors import UsageError
 from ..git.remote import GitRemote
 from ..git.store import GitStore
+from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
 from ..lfs.filestore import FileRemoteLfsStore
 from ..lfs.retry import RetryPolicy
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
 DEFAULT_TIMEOUT = 60.0
+#: Seconds a smart-HTTP request may take from start to last byte when the options name none (HttpSettings' own default).
+DEFAULT_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ class RemoteOptions:
     Attributes:
         lfs_url: LFS endpoint the user names (``LFSREG_LFS_URL``); else ``lfs.url`` in the
             registry's ``.lfsconfig``; else what the server offers or ``<remote>.git/info/lfs``.
-        ca_bundle: CA certificates for TLS, for git and LFS alike (``LFSREG_CA_BUNDLE``, else
-            ``REQUESTS_CA_BUNDLE``; else the system's CAs).
+        ca_bundle: CA certificates for TLS, for git and LFS alike (:func:`ca_bundle_from`:
+            ``LFSREG_CA_BUNDLE``, ``GIT_SSL_CAINFO``, git's ``http.sslCAInfo``,
+            ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``; else the system's CAs).
         verify_tls: ``False`` only for testing against self-signed servers.
         transfers: concurrent LFS transfers (git-lfs's default is 8).
         policy: retry policy of the LFS transfer queue and of the git exchanges
@@ -52,8 +56,10 @@ class RemoteOptions:
         timeout: seconds to connect, and that any single read may wait, for HTTP (LFS and smart
             HTTP) and for the SSH connect, handshake and authentication (``LFSREG_TIMEOUT``;
             default 60 for HTTP, 30 for SSH). Past it the exchange counts as stalled and is retried.
-        deadline: seconds an LFS API request (batch, verify) may take from start to last byte;
-            a transfer gets this plus its size at 16 KiB/s (``LFSREG_DEADLINE``; default 300).
+        deadline: seconds an LFS API request (batch, verify) or a smart-HTTP request (refs,
+            fetch, push) may take from start to last byte; an LFS transfer gets this plus its
+            size at 16 KiB/s (``LFSREG_DEADLINE``; default 300). Past it the exchange counts as
+            stalled and is retried.
         ssh: keys and host-key checking for SSH remotes (``LFSREG_SSH_*`` fill what is unset).
         cache_dir: the local cache (``LFSREG_CACHE``, else ``$XDG_CACHE_HOME/lfsreg``).
         credentials: where credentials are kept (``LFSREG_USERNAME``/``LFSREG_PASSWORD`` or
@@ -87,7 +93,7 @@ class RemoteOptions:
         return replace(
             self,
             lfs_url=lfs_url,
-            ca_bundle=self.ca_bundle or env.get("LFSREG_CA_BUNDLE") or env.get("REQUESTS_CA_BUNDLE") or None,
+            ca_bundle=self.ca_bundle or ca_bundle_from(env),
             ssh=ssh if timeout is None else replace(ssh, timeout=timeout),
             timeout=timeout,
             deadline=_seconds(self.deadline, env, "LFSREG_DEADLINE"),
@@ -95,6 +101,27 @@ class RemoteOptions:
             cache_dir=self.cache_dir or cache_root(),
             credentials=self.credentials or CredentialSources.from_environment(env),
         )
+
+
+#: Where a CA bundle may be named, first wins: lfsreg's own, git's, requests', then OpenSSL's.
+CA_BUNDLE_VARIABLES = ("LFSREG_CA_BUNDLE", "GIT_SSL_CAINFO", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def ca_bundle_from(env: Mapping[str, str]) -> str | None:
+    """The CA bundle ``env`` names for git and LFS alike; ``None``: the system's CAs.
+
+    ``LFSREG_CA_BUNDLE``, else git's ``GIT_SSL_CAINFO``, else ``http.sslCAInfo`` in the user's
+    git configuration (what stock git would use), else requests' ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE``, else OpenSSL's ``SSL_CERT_FILE``. The one place both clients get it
+    from: git and LFS never verify against different CAs.
+    """
+    for name in CA_BUNDLE_VARIABLES[:2]:
+        if env.get(name):
+            return env[name]
+    configured = http_ssl_cainfo(env)
+    if configured:
+        return configured
+    return next((env[name] for name in CA_BUNDLE_VARIABLES[2:] if env.get(name)), None)
 
 
 def _seconds(given: float | None, env: Mapping[str, str], name: str) -> float | None:
@@ -136,6 +163,10 @@ class LocalBackend:
 
     def tip(self) -> str | None:
         """The branch's commit."""
+        return self.git.head()
+
+    def history_tip(self) -> str | None:
+        """The branch's commit; its whole history is in :attr:`git`."""
         return self.git.head()
 
     def close(self) -> None:
@@ -182,6 +213,13 @@ class RemoteBackend:
         self._fetched = True
         return self._tip
 
+    def history_tip(self) -> str | None:
+        """Fetch the remote's tip with its whole history (the mirror is shallow until then); return it."""
+        tip = self.tip()
+        if tip is not None:
+            self.remote.deepen(tip)
+        return tip
+
     def swap(self, old: str | None, new: str) -> bool:
         """Push ``new`` if the remote is still at ``old``."""
         return self.remote.push(old, new)
@@ -214,7 +252,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
     if options.ca_bundle and not os.path.isfile(options.ca_bundle):
         raise UsageError(
             f"CA bundle {options.ca_bundle} is not a file",
-            hint="--ca-bundle, LFSREG_CA_BUNDLE or REQUESTS_CA_BUNDLE must name a PEM file of CA certificates",
+            hint="--ca-bundle, " + ", ".join(CA_BUNDLE_VARIABLES) + " or git's http.sslCAInfo must name a PEM file of CA certificates",
         )
 
 
@@ -232,6 +270,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         ca_bundle=options.ca_bundle,
         verify_tls=options.verify_tls,
         timeout=options.timeout or DEFAULT_TIMEOUT,
+        deadline=options.deadline or DEFAULT_DEADLINE,
         policy=options.policy,
     )
     settings = _http_settings(options)
