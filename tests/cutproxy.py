@@ -15,7 +15,8 @@ It sits in front of a real server (nginx + git http-backend + giftless, sshd) on
   retry that heals from a failure that persists.
 
 Cutting shuts both sockets down (with ``SO_LINGER`` 0, so unread data turns into a reset), as a
-dropped network path or a killed peer does. :attr:`CutProxy.fired` counts the rule's hits.
+dropped network path or a killed peer does. :attr:`CutProxy.fired` counts the rule's hits,
+:attr:`CutProxy.relayed` the bytes passed per direction (to find a cut point in an exchange).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class _Conn:
                     dst.sendall(data)
                 except OSError:
                     break
+                self.proxy._relayed(direction, len(data))
         finally:
             if direction == "down" or self.closed.is_set():
                 self.close(reset=False)
@@ -165,6 +167,7 @@ class CutProxy:
         self._taken = 0
         self.fired = 0
         self.connections = 0
+        self.relayed = {"up": 0, "down": 0}  # bytes passed whole, per direction (where a cut could go)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self._stop = threading.Event()
@@ -185,6 +188,7 @@ class CutProxy:
             conns, self._conns = self._conns, []
             self.rule = rule
             self._taken = self.fired = self.connections = 0
+            self.relayed = {"up": 0, "down": 0}
         for conn in conns:
             conn.close(reset=False)
 
@@ -202,6 +206,10 @@ class CutProxy:
     def _fired(self) -> None:
         with self._lock:
             self.fired += 1
+
+    def _relayed(self, direction: str, n: int) -> None:
+        with self._lock:
+            self.relayed[direction] += n
 
     def __enter__(self) -> CutProxy:
         self._thread.start()

@@ -179,6 +179,44 @@ def isolated_git_env(tmp_path: str | os.PathLike[str], *, lfs: bool = True) -> d
     return env
 
 
+#: What an lfsreg CLI run by a test must not inherit from the machine: lfsreg's own settings,
+#: git's, XDG directories, a netrc, an ssh-agent. (``LFSREG_FORMATS``, the tests' own, stays.)
+CLI_ENV_DROP = ("LFSREG_", "XDG_", "GIT_", "NETRC", "SSH_")
+
+
+def cli_env(
+    tmp_path: str | os.PathLike[str],
+    server: object | None = None,
+    *,
+    sshd: object | None = None,
+    key: object | None = None,
+    known_hosts: str | os.PathLike[str] | None = None,
+    drop: Sequence[str] = (),
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of an ``lfsreg`` run: the one helper of every test that runs the CLI on a clean slate.
+
+    This process's environment without the :data:`CLI_ENV_DROP` (and ``drop``) prefixes, with
+    ``HOME`` (created) and ``LFSREG_CACHE`` under ``tmp_path``; ``server``'s ``user`` and
+    ``password`` as ``LFSREG_USERNAME``/``LFSREG_PASSWORD``; for an ``sshd`` peer its
+    known_hosts (or ``known_hosts``) as ``LFSREG_SSH_KNOWN_HOSTS`` and ``key`` (a peer key)
+    as ``LFSREG_SSH_KEY``; then ``extra``.
+    """
+    home = Path(tmp_path) / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    prefixes = (*CLI_ENV_DROP, *drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes) or k == "LFSREG_FORMATS"}
+    env.update(HOME=str(home), LFSREG_CACHE=str(Path(tmp_path) / "cache"))
+    if server is not None:
+        env.update(LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)  # type: ignore[attr-defined]
+    if sshd is not None:
+        env["LFSREG_SSH_KNOWN_HOSTS"] = str(known_hosts or sshd.known_hosts)  # type: ignore[attr-defined]
+    if key is not None:
+        env["LFSREG_SSH_KEY"] = str(key.path)  # type: ignore[attr-defined]
+    env.update(extra)
+    return env
+
+
 def run_git(
     args: Sequence[str | os.PathLike[str]],
     cwd: str | os.PathLike[str],

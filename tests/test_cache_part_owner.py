@@ -4,7 +4,7 @@ A resumable download keeps its bytes in ``incomplete/<oid>.part``. Two processes
 that one file made a corrupt part (and the slower one failed when the faster had renamed it
 into the cache). The part has one owner at a time; a second download of the same object goes
 to a file of its own. The overlap is forced, not hoped for: the first pull stops (a barrier,
-``tests/pause_at.py``) right after it wrote its first chunk into the part, the second pull
+``tests/cli_at.py pause``) right after it wrote its first chunk into the part, the second pull
 runs from start to end, then the first is let go. Both must succeed with the right bytes.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_TIMEOUT, TESTS, assert_ok, describe, run_cli
+from gitenv import cli_env
 from imageverify import verify_oci_layout
 
 pytestmark = pytest.mark.interop
@@ -90,10 +91,7 @@ def _pulled_diff_ids(layout: Path) -> list[str]:
 
 
 def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_http_repo, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    env = cli_env(tmp_path, git_http_server)
     diff_id = _image_with_a_big_layer(tmp_path / "src.oci")
     push_env = {**env, "LFSREG_CACHE": str(tmp_path / "push-cache")}
     assert_ok(run_cli("push", git_http_repo.url, f"oci:{tmp_path / 'src.oci'}:1.0", "--tag", "acme/big:1.0", env=push_env))
@@ -103,7 +101,8 @@ def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_htt
     first = subprocess.Popen(
         [
             sys.executable,
-            str(TESTS / "pause_at.py"),
+            str(TESTS / "cli_at.py"),
+            "pause",
             "lfsreg.staging:VerifiedWriter.write",
             str(ready),
             str(go),

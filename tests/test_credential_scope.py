@@ -11,27 +11,17 @@ record the Authorization header of every request.
 
 from __future__ import annotations
 
-import os
 import ssl
 from pathlib import Path
 
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
 from fault_lfs import FaultLfsServer
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
 OTHER = "docker-archive:" + str(fixture("app.docker.tar"))
-
-
-def _env(tmp_path: Path, server, **extra: str) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    env.update(extra)
-    return env
 
 
 def _commit_lfsconfig(repo, lfs_url: str, tmp_path: Path) -> None:
@@ -55,7 +45,7 @@ def _basic_sent(server: FaultLfsServer) -> list[str]:
 
 
 def test_lfsconfig_naming_plain_http_elsewhere_gets_nothing(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, env=env))
     with FaultLfsServer() as other:
         _commit_lfsconfig(git_http_repo, other.endpoint(), tmp_path)
@@ -75,7 +65,7 @@ def test_lfsconfig_naming_https_elsewhere_gets_only_its_own_stored_credentials(g
     ca = tls_certs.ca
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls_certs.good.cert, tls_certs.good.key)
-    env = _env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(ca))
+    env = cli_env(tmp_path, git_http_server, LFSREG_CA_BUNDLE=str(ca))
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, env=env))
     with FaultLfsServer(ssl_context=context) as other:
         _commit_lfsconfig(git_http_repo, other.endpoint(), tmp_path)
@@ -97,7 +87,7 @@ def test_lfs_url_the_user_gives_gets_the_environment_credentials(git_http_server
         for how in ("flag", "env"):
             extra = {"LFSREG_LFS_URL": lfs.endpoint()} if how == "env" else {}
             args = ["--lfs-url", lfs.endpoint()] if how == "flag" else []
-            env = _env(tmp_path / how, git_http_server, **extra)
+            env = cli_env(tmp_path / how, git_http_server, **extra)
             assert_ok(run_cli(*args, "push", git_http_repo.url, IMAGE if how == "flag" else OTHER, env=env))
         assert set(_basic_sent(lfs)) == {FaultLfsServer.redacted_basic(user, password)}
 
@@ -120,7 +110,7 @@ def test_storage_host_named_by_a_batch_response_gets_only_the_actions_headers(gi
         FaultLfsServer(action_auth=False, storage_dir=shared) as storage,
         _StorageElsewhere(storage, credentials=(user, password), storage_dir=shared) as lfs,
     ):
-        env = _env(tmp_path, git_http_server, LFSREG_LFS_URL=lfs.endpoint())
+        env = cli_env(tmp_path, git_http_server, LFSREG_LFS_URL=lfs.endpoint())
         assert_ok(run_cli("push", git_http_repo.url, IMAGE, env=env))
         uploads = [r for r in storage.requests if r.method == "PUT"]
         assert uploads, "the layers went to the storage host"

@@ -10,25 +10,25 @@ a refused one must end in one error line without the secret, the server unchange
 
 from __future__ import annotations
 
-import os
+import functools
 import stat
 from pathlib import Path
 
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
 TAG = "acme/base:1.0"
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The process environment without any credential source, HOME empty, plus ``extra``."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), GIT_CONFIG_NOSYSTEM="1", **extra)
-    return env
+# git run by these tests ignores /etc/gitconfig (its credential helpers) too
+_env = functools.partial(cli_env, GIT_CONFIG_NOSYSTEM="1")
+
+
+# git run by these tests ignores /etc/gitconfig (its credential helpers) too
+_env = functools.partial(cli_env, GIT_CONFIG_NOSYSTEM="1")
 
 
 def _main(repo) -> str | None:

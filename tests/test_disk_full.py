@@ -1,7 +1,7 @@
 """A real full disk at each stage of push and pull: one clear line, nothing half-written, then it works.
 
 Each test mounts a small tmpfs (as root; under ``CI`` a failed mount fails the test) and
-fills it to the last byte at the stage under test (``tests/fill_at.py`` fills it when a
+fills it to the last byte at the stage under test (``tests/cli_at.py fill`` fills it when a
 chosen lfsreg function is first called, so the earlier stages had room). The kernel then
 answers a real ``ENOSPC``. The command must exit 1 with one ``lfsreg: error:`` line naming
 the path on the full disk, leave no lock, temporary or partial file, leave the registry as
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_TIMEOUT, TESTS, assert_error, assert_ok, describe
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, tags_of, verify_docker_archive, verify_oci_layout
 
 APP = f"oci:{FIXTURES / 'app.oci'}:1.0"
@@ -52,9 +52,7 @@ def disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The CLI's environment: its own home and cache (on the ordinary disk)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    return {**os.environ, "HOME": str(home), "LFSREG_CACHE": str(tmp_path / "cache")}
+    return cli_env(tmp_path)
 
 
 def cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:
@@ -67,7 +65,7 @@ def run_filled(env: dict[str, str], disk: Path | None, hook: str, *args: object)
     if disk is None:
         argv = [sys.executable, "-m", "lfsreg", *map(str, args)]
     else:
-        argv = [sys.executable, str(TESTS / "fill_at.py"), str(disk), hook, "--", *map(str, args)]
+        argv = [sys.executable, str(TESTS / "cli_at.py"), "fill", str(disk), hook, "--", *map(str, args)]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, check=False)
 
 

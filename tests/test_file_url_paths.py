@@ -8,13 +8,12 @@ with "repository not found", and the failed first push left the empty repository
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from conftest import run_cli
-from gitenv import isolated_git_env
+from gitenv import cli_env, isolated_git_env
 from imageverify import FIXTURES, source_image, verify_oci_layout
 from test_git_durability import fsck_clean
 
@@ -28,14 +27,6 @@ SOURCE = f"oci:{FIXTURES / 'app.oci'}:1.0"
 NAMES = ["my reg.git", "50%.git", "a:b.git", "caf\u00e9 #1?.git"]
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"))
-    return env
-
-
 def _url(path: Path) -> str:
     return "file://" + quote(str(path))
 
@@ -43,7 +34,7 @@ def _url(path: Path) -> str:
 @pytest.mark.parametrize("name", NAMES)
 def test_push_images_pull_through_a_percent_encoded_file_url(tmp_path: Path, name: str) -> None:
     """The decoded path is the repository everywhere: created there, read there, pulled from there."""
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     repo = tmp_path / name
     url = _url(repo)
     assert "%" in url  # the precondition: the URL really is encoded
@@ -73,7 +64,7 @@ def test_push_images_pull_through_a_percent_encoded_file_url(tmp_path: Path, nam
 
 def test_failed_first_push_to_a_percent_encoded_url_leaves_nothing(tmp_path: Path) -> None:
     """A push that fails after creating the repository removes it (decoded path, no encoded twin)."""
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     repo = tmp_path / "my reg.git"
     bad = f"docker-archive:{FIXTURES / 'bad' / 'digest-mismatch.docker.tar'}"
     proc = run_cli("push", _url(repo), bad, "--tag", "acme/bad:1", env=env)
@@ -127,7 +118,7 @@ def test_clean_up_keeps_a_repository_that_has_a_commit(tmp_path: Path, monkeypat
 
 
 def test_init_inspect_and_rm_through_a_percent_encoded_file_url(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     repo = tmp_path / "with space.git"
     url = _url(repo)
     created = run_cli("init", url, env=env)

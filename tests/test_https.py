@@ -6,7 +6,6 @@ GitHub serves both), and dulwich's lfs_server as a second, independent LFS serve
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,11 @@ from pathlib import Path
 import pytest
 from clirun import check_no_crash_text
 from conftest import assert_error, assert_ok, fixture, run_cli
-from gitenv import isolated_git_env, require_tool, run_git
+from gitenv import cli_env, isolated_git_env, require_tool, run_git
 from imageverify import skopeo_inspect, source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 from peers import use_credential_store
 
 pytestmark = pytest.mark.interop
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), **extra)
-    return env
 
 
 def _creds(server) -> dict[str, str]:
@@ -47,7 +38,7 @@ SOURCES = [
 
 
 def test_roundtrip_every_format_through_https(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path, **_creds(git_http_server))
+    env = cli_env(tmp_path, **_creds(git_http_server))
     for source, name in SOURCES:
         assert_ok(run_cli("push", git_http_repo.url, source, "--tag", name, env=env))
     multi = "oci:" + str(fixture("multi.oci")) + ":1.0"
@@ -75,9 +66,9 @@ def test_roundtrip_every_format_through_https(git_http_server, git_http_repo, tm
 
 
 def test_second_pull_is_served_from_the_cache(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path, **_creds(git_http_server))
+    env = cli_env(tmp_path, **_creds(git_http_server))
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")), env=env))
-    fresh = _env(tmp_path / "second", **_creds(git_http_server))
+    fresh = cli_env(tmp_path / "second", **_creds(git_http_server))
     log = git_http_server.access_log
     before = log.read_text().count("/objects/storage/")
     assert_ok(run_cli("pull", git_http_repo.url, "acme/app:1.0", "-o", f"oci:{tmp_path / 'a.oci'}", env=fresh))
@@ -91,12 +82,12 @@ def test_second_pull_is_served_from_the_cache(git_http_server, git_http_repo, tm
 
 
 def test_dulwich_lfs_server_as_lfs_endpoint(git_http_server, git_http_repo, dulwich_lfs_server, tmp_path):
-    env = _env(tmp_path, **_creds(git_http_server), LFSREG_LFS_URL=dulwich_lfs_server.lfs_url)
+    env = cli_env(tmp_path, **_creds(git_http_server), LFSREG_LFS_URL=dulwich_lfs_server.lfs_url)
     assert_ok(run_cli("push", git_http_repo.url, "oci:" + str(fixture("tool.oci")) + ":2.0", "--tag", "acme/tool:2.0", env=env))
     src = source_image("oci:" + str(fixture("tool.oci")) + ":2.0")
     for digest in src.layer_digests:
         assert dulwich_lfs_server.object_path(digest.split(":")[1]).exists()
-    fresh = _env(tmp_path / "b", **_creds(git_http_server), LFSREG_LFS_URL=dulwich_lfs_server.lfs_url)
+    fresh = cli_env(tmp_path / "b", **_creds(git_http_server), LFSREG_LFS_URL=dulwich_lfs_server.lfs_url)
     assert_ok(run_cli("pull", git_http_repo.url, "acme/tool:2.0", "-o", f"oci:{tmp_path / 'tool.oci'}", env=fresh))
     (image,) = verify_oci_layout(tmp_path / "tool.oci")
     assert image.layer_digests == src.layer_digests
@@ -104,7 +95,7 @@ def test_dulwich_lfs_server_as_lfs_endpoint(git_http_server, git_http_repo, dulw
 
 def test_stock_git_lfs_reads_what_lfsreg_pushed_and_back(git_http_server, git_http_repo, tmp_path):
     require_tool("git-lfs")
-    env = _env(tmp_path, **_creds(git_http_server))
+    env = cli_env(tmp_path, **_creds(git_http_server))
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")), env=env))
     genv = isolated_git_env(tmp_path / "git")
     use_credential_store(genv, git_http_server, tmp_path)
@@ -123,7 +114,7 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_and_back(git_http_server, git_ht
     run_git(["add", "-A"], cwd=clone, env=genv)
     run_git(["commit", "-qm", "tag from git"], cwd=clone, env=genv)
     run_git(["push", "-q", "origin", "main"], cwd=clone, env=genv)
-    fresh = _env(tmp_path / "fresh", **_creds(git_http_server))
+    fresh = cli_env(tmp_path / "fresh", **_creds(git_http_server))
     assert_ok(run_cli("pull", git_http_repo.url, "acme/app:from-git", "-o", f"docker-archive:{tmp_path / 'g.tar'}", env=fresh))
     verify_docker_archive(tmp_path / "g.tar")
     # and lfsreg pushes on top of git's commit
@@ -133,10 +124,10 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_and_back(git_http_server, git_ht
 
 
 def test_credentials_from_netrc_and_git_credentials(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     (Path(env["HOME"]) / ".netrc").write_text(f"machine 127.0.0.1 login {git_http_server.user} password {git_http_server.password}\n")
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar")), env=env))
-    env2 = _env(tmp_path / "two")
+    env2 = cli_env(tmp_path / "two")
     (Path(env2["HOME"]) / ".git-credentials").write_text(git_http_server.credential_line() + "\n")
     proc = run_cli("images", git_http_repo.url, env=env2)
     assert_ok(proc)
@@ -144,16 +135,16 @@ def test_credentials_from_netrc_and_git_credentials(git_http_server, git_http_re
 
 
 def test_missing_and_wrong_credentials_are_clear_and_secret_free(git_http_server, git_http_repo, tmp_path):
-    proc = run_cli("images", git_http_repo.url, env=_env(tmp_path))
+    proc = run_cli("images", git_http_repo.url, env=cli_env(tmp_path))
     assert_error(proc, 1, "authentication failed")
-    wrong = _env(tmp_path, LFSREG_USERNAME="tester", LFSREG_PASSWORD="not-the-pw-42")
+    wrong = cli_env(tmp_path, LFSREG_USERNAME="tester", LFSREG_PASSWORD="not-the-pw-42")
     for argv in (["images", git_http_repo.url], ["-v", "push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar"))]):
         proc = run_cli(*argv, env=wrong)
         assert proc.returncode == 1
         assert "not-the-pw-42" not in proc.stderr + proc.stdout
         assert "authentication failed" in proc.stderr
     url_with_secret = git_http_repo.url.replace("http://", "http://tester:not-the-pw-42@")
-    proc = run_cli("-v", "images", url_with_secret, env=_env(tmp_path))
+    proc = run_cli("-v", "images", url_with_secret, env=cli_env(tmp_path))
     assert proc.returncode == 1 and "not-the-pw-42" not in proc.stderr + proc.stdout
     assert _remote_main(git_http_repo) is None
 
@@ -161,7 +152,7 @@ def test_missing_and_wrong_credentials_are_clear_and_secret_free(git_http_server
 def test_failed_lfs_upload_leaves_remote_unchanged(git_http_server, git_http_repo, tmp_path):
     from fault_lfs import FaultLfsServer
 
-    env = _env(tmp_path, **_creds(git_http_server))
+    env = cli_env(tmp_path, **_creds(git_http_server))
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar")), env=env))
     before = _remote_main(git_http_repo)
     with FaultLfsServer() as lfs:
@@ -174,11 +165,11 @@ def test_failed_lfs_upload_leaves_remote_unchanged(git_http_server, git_http_rep
 
 
 def test_concurrent_https_pushers_all_land(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path, **_creds(git_http_server))
+    env = cli_env(tmp_path, **_creds(git_http_server))
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar")), env=env))
     procs = []
     for i in range(4):
-        penv = _env(tmp_path / f"p{i}", **_creds(git_http_server))
+        penv = cli_env(tmp_path / f"p{i}", **_creds(git_http_server))
         procs.append(
             subprocess.Popen(
                 [

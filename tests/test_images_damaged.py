@@ -8,7 +8,6 @@ line each), and the exit code is 1; ``--format json`` carries the errors as entr
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zlib
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from dulwich.repo import Repo
+from gitenv import cli_env
 from hostile import blob_path, edit_registry, tag_path
 from imageverify import FIXTURES
 
@@ -33,17 +33,11 @@ SOURCES = {
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding four tags (two of them one manifest), built once."""
     repo = tmp_path_factory.mktemp("pristine") / "reg.git"
-    env = _env(repo.parent)
+    env = cli_env(repo.parent)
     for ref, source in SOURCES.items():
         proc = run_cli("push", repo, source, "--tag", ref, env=env)
         assert proc.returncode == 0, proc.stderr
     return repo
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_"))}
-    env["LFSREG_CACHE"] = str(tmp / "cache")
-    return env
 
 
 def _copy(pristine: Path, tmp_path: Path) -> Path:
@@ -87,7 +81,7 @@ def _other_content(loose: Path) -> None:
 
 
 def _images(repo: Path, tmp_path: Path, *extra: str):
-    return run_cli("images", repo, *extra, env=_env(tmp_path))
+    return run_cli("images", repo, *extra, env=cli_env(tmp_path))
 
 
 def _listed(stdout: str) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from clirun import check_no_crash_text
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES
 from test_concurrency import DRIVER
 from test_git_durability import fsck_clean
@@ -35,14 +34,6 @@ KILLS = 12
 # take twice as long a moment later; over 1x only, every kill could then land before the commit.
 SPREAD = 2.0
 BIG_LAYER = 12 << 20  # random bytes: compressing and storing them takes a while, so kills land in staging
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp_path / "home"), LFSREG_CACHE=str(tmp_path / "cache"), **extra)
-    if "LFSREG_FORMATS" in os.environ:
-        env["LFSREG_FORMATS"] = os.environ["LFSREG_FORMATS"]
-    return env
 
 
 def _big_archive(path: Path, seed: int) -> str:
@@ -135,13 +126,13 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str]) -
 
 def test_local_pushes_killed_at_many_moments(tmp_path: Path) -> None:
     repo = tmp_path / "reg.git"
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     assert _kill_many(tmp_path, str(repo), repo, env) == []  # no staging left (defect #4)
 
 
 @pytest.mark.interop
 def test_https_pushes_killed_at_many_moments(git_http_server, git_http_repo, tmp_path: Path) -> None:
-    env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
+    env = cli_env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
     assert _kill_many(tmp_path, git_http_repo.url, git_http_repo.path, env) == []  # no staging left (defect #4)
 
 
@@ -156,7 +147,7 @@ def test_push_killed_while_it_holds_the_branch_lock(tmp_path: Path, kind: str, s
     git_env = isolated_git_env(tmp_path)
     repo = tmp_path / "reg.git"
     location = str(repo) if kind == "path" else f"file://{repo}"
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     _timed_push(location, SMALL[0], "kill/img:first", env)
     before = _branch_tip(repo, git_env)
     barrier = tmp_path / "go"

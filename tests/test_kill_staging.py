@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from clirun import check_no_crash_text
 from conftest import assert_ok, main_ref, run_cli
+from gitenv import cli_env
 
 LAYERS = 3
 LAYER_BYTES = 48 << 20
@@ -98,10 +99,7 @@ def _wait_for_staging(proc: subprocess.Popen[str], staging: Path, *, min_bytes: 
 
 def _setup(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Path, Path, dict[str, str]]:
     """The push target, the registry's bare repository, where its pushes stage layers, the environment."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"))
+    env = cli_env(tmp_path)
     if kind == "https":  # git http-backend + giftless behind nginx (tests/peers)
         server, repo = request.getfixturevalue("git_http_server"), request.getfixturevalue("git_http_repo")
         env.update(LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)

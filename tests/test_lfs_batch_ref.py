@@ -10,13 +10,12 @@ server the user names (tests/fault_lfs) records every batch body's ``ref``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
 from fault_lfs import FaultLfsServer
-from test_ssh import _env
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
@@ -35,9 +34,11 @@ def test_ssh_transfer_batches_name_the_registry_branch(branch, sshd_server, git_
     url = sshd_server.url(git_http_repo)
     store = sshd_server.transfer_store / git_http_repo.name
 
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path / "push", sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "push", sshd=sshd_server, key=key)))
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "pull", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "pull", sshd=sshd_server, key=key))
+    )
 
     assert (git_http_repo.path / "refs" / "heads" / branch).is_file(), "the push went to another branch than HEAD's"
     seen = _batch_refs(store)
@@ -50,13 +51,7 @@ def test_http_batches_name_the_registry_branch(branch, git_http_server, git_http
     """The same over HTTPS-style remotes: the batch body's ``ref.name`` (an LFS server the user names records it)."""
     (git_http_repo.path / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
     with FaultLfsServer() as lfs:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-        env.update(
-            HOME=str(tmp_path),
-            LFSREG_USERNAME=git_http_server.user,
-            LFSREG_PASSWORD=git_http_server.password,
-            LFSREG_LFS_URL=lfs.endpoint(),
-        )
+        env = cli_env(tmp_path, git_http_server, LFSREG_LFS_URL=lfs.endpoint())
         assert_ok(run_cli("push", git_http_repo.url, APP, env={**env, "LFSREG_CACHE": str(tmp_path / "push")}))
         out = tmp_path / "app.tar"
         pull_env = {**env, "LFSREG_CACHE": str(tmp_path / "pull")}

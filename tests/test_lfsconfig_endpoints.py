@@ -8,23 +8,14 @@ giftless and the image pulls back.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
-
-
-def _env(tmp_path: Path, server) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    return env
 
 
 def _commit_lfsconfig(repo, text: str, tmp_path: Path) -> None:
@@ -51,7 +42,7 @@ def _layers_in_giftless(repo) -> set[str]:
     ids=["no-url", "no-lfs-section", "unparsable"],
 )
 def test_an_lfsconfig_without_a_url_keeps_the_derived_endpoint(git_http_server, git_http_repo, tmp_path, lfsconfig):
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=env))
     _commit_lfsconfig(git_http_repo, lfsconfig, tmp_path)
     before = _layers_in_giftless(git_http_repo)
@@ -65,18 +56,18 @@ def test_an_lfsconfig_without_a_url_keeps_the_derived_endpoint(git_http_server, 
             "acme/app:1",
             "-o",
             f"docker-archive:{tmp_path / 'app.tar'}",
-            env=_env(tmp_path / "b", git_http_server),
+            env=cli_env(tmp_path / "b", git_http_server),
         )
     )
 
 
 def test_an_lfsconfig_naming_the_git_hosts_own_endpoint_gets_its_credentials(git_http_server, git_http_repo, tmp_path):
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=env))
     # The endpoint lfsreg would derive anyway, named explicitly: the same host, so the same credentials.
     _commit_lfsconfig(git_http_repo, f'[lfs]\n\turl = "{git_http_repo.lfs_url}"\n', tmp_path)
     app = "docker-archive:" + str(fixture("app.docker.tar"))
     assert_ok(run_cli("push", git_http_repo.url, app, "--tag", "acme/app:1", env=env))
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", git_http_repo.url, "acme/app:1", "-o", f"docker-archive:{out}", env=_env(tmp_path / "b", git_http_server)))
+    assert_ok(run_cli("pull", git_http_repo.url, "acme/app:1", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "b", git_http_server)))
     assert out.stat().st_size > 0

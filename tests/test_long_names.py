@@ -9,7 +9,6 @@ lowercase letters. The limit is now checked on the expanded name, with a message
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from gitenv import require_tool
+from gitenv import cli_env, require_tool
 from imageverify import FIXTURES
 
 from lfsreg.errors import InvalidReference
@@ -90,16 +89,10 @@ def test_a_long_name_with_bad_letters_is_refused_for_its_length() -> None:
         validate_name("Acme/app")
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_"))}
-    env["LFSREG_CACHE"] = str(tmp_path / "cache")
-    return env
-
-
 @pytest.mark.parametrize("name", [_two(246), _two(255), _one(238)])
 def test_push_refuses_a_name_docker_would_refuse_and_writes_nothing(tmp_path: Path, name: str) -> None:
     repo = tmp_path / "reg.git"
-    proc = run_cli("push", repo, SOURCE, "--tag", f"{name}:1", env=_env(tmp_path))
+    proc = run_cli("push", repo, SOURCE, "--tag", f"{name}:1", env=cli_env(tmp_path))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("lfsreg: error: invalid image name ") and "too long" in lines[0], proc.stderr
@@ -147,7 +140,7 @@ def _retagged(src: Path, dest: Path, old: str, new: str) -> Path:
 def test_podman_loads_what_lfsreg_writes_at_the_limit(tmp_path: Path) -> None:
     """A name exactly at the limit goes through push, pull and ``podman load``; one more character is podman's limit too."""
     require_tool("podman")
-    env = _env(tmp_path)
+    env = cli_env(tmp_path)
     repo = tmp_path / "reg.git"
     at_limit = _two(MAX_NAME - 10)
     single = _one(MAX_NAME - 18)

@@ -8,10 +8,10 @@ reads an index that is still being written (ChecksumMismatch). Seen once in the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from conftest import assert_ok
+from gitenv import cli_env
 from imageverify import FIXTURES, lfsreg
 from test_concurrency import run_concurrently
 
@@ -24,8 +24,7 @@ def test_readers_sharing_an_empty_cache_all_succeed(tmp_path: Path) -> None:
     lfsreg("init", repo)
     for i, source in enumerate([f"oci:{FIXTURES / 'app.oci'}:1.0", f"oci:{FIXTURES / 'tool.oci'}:2.0"]):
         lfsreg("push", repo, source, "--tag", f"acme/x:{i}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env["SLOW_GIT_LOCKS"] = "0.05"  # a slow disk: the index of a pack stays locked longer (see test_concurrency)
+    env = cli_env(tmp_path, SLOW_GIT_LOCKS="0.05")  # a slow disk: the index of a pack stays locked longer (see test_concurrency)
     for round_ in range(ROUNDS):
         env["LFSREG_CACHE"] = str(tmp_path / f"cache{round_}")  # empty: every reader fetches the pack
         results = run_concurrently(tmp_path / f"r{round_}", [["tags", f"file://{repo}", "acme/x"]] * READERS, env=env)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from clirun import check_no_crash
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, tags_of
 from peers import use_credential_store
 
@@ -93,13 +93,7 @@ def test_https_registry_follows_the_remote_head(git_http_server, tmp_path: Path,
     run_git(["config", "http.receivepack", "true"], cwd=peer.path, env=env)
     if peer.lfs_storage is not None:
         peer.lfs_storage.mkdir(parents=True, exist_ok=True)
-    lfsreg_env_vars = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "GIT_"))},
-        "LFSREG_CACHE": str(tmp_path / "cache"),
-        "LFSREG_USERNAME": git_http_server.user,
-        "LFSREG_PASSWORD": git_http_server.password,
-    }
-    _push_images(peer.url, lfsreg_env_vars)
+    _push_images(peer.url, cli_env(tmp_path, git_http_server))
     assert _branches(peer.path, env) == [f"refs/heads/{branch}"]
     run_git(["fsck", "--strict", "--no-dangling"], cwd=peer.path, env=env)
     use_credential_store(env, git_http_server, tmp_path)

@@ -8,14 +8,14 @@ remote's refs in the pushing process) and over HTTPS (stock ``git http-backend``
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, tags_of
 from test_concurrency import check_history, run_concurrently
 from test_git_durability import fsck_clean
@@ -29,15 +29,12 @@ SOURCES = [
 ]
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    # Locks are held 30 ms longer (a slow disk): the pushers really meet each other's locks.
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), SLOW_GIT_LOCKS="0.03", **extra)
-    if "LFSREG_FORMATS" in os.environ:
-        env["LFSREG_FORMATS"] = os.environ["LFSREG_FORMATS"]
-    return env
+# Locks are held 30 ms longer (a slow disk): the pushers really meet each other's locks.
+_env = functools.partial(cli_env, SLOW_GIT_LOCKS="0.03")
+
+
+# Locks are held 30 ms longer (a slow disk): the pushers really meet each other's locks.
+_env = functools.partial(cli_env, SLOW_GIT_LOCKS="0.03")
 
 
 def _push_all(tmp_path: Path, url: str, env: dict[str, str], run: str) -> dict[str, subprocess.CompletedProcess[str]]:

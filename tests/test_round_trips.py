@@ -3,21 +3,11 @@ tens of milliseconds away), so the count is part of the contract, measured in ng
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from conftest import assert_ok, fixture, run_cli
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
-
-
-def _env(tmp_path: Path, server) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    return env
 
 
 def _requests(server, repo, since: int) -> list[str]:
@@ -31,7 +21,7 @@ def _requests(server, repo, since: int) -> list[str]:
 
 @pytest.mark.parametrize("image", ["app.docker.tar"])
 def test_a_push_reads_the_remote_tip_once(git_http_server, git_http_repo, tmp_path, image):
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     source = "docker-archive:" + str(fixture(image))
     assert_ok(run_cli("push", git_http_repo.url, source, env=env))
     for attempt in ("repeat", "new tag"):

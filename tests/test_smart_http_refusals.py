@@ -8,13 +8,12 @@ server's branch stays where it was. A host where nothing listens is unreachable,
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
-from pathlib import Path
 
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
+from gitenv import cli_env
 
 import lfsreg
 from lfsreg.errors import PermissionDeniedError, RepositoryNotFound, UnreachableError
@@ -22,14 +21,6 @@ from lfsreg.errors import PermissionDeniedError, RepositoryNotFound, Unreachable
 pytestmark = pytest.mark.interop
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
 OTHER = "docker-archive:" + str(fixture("app.docker.tar"))
-
-
-def _env(tmp_path: Path, server) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "NETRC"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    return env
 
 
 def _main(repo) -> str | None:
@@ -46,7 +37,7 @@ def _decline(repo, why: str) -> None:
 
 def test_a_repository_that_does_not_exist_is_not_found(git_http_server, tmp_path):
     url = f"{git_http_server.url}/nobody/nothing.git"
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     assert_error(run_cli("images", url, env=env), 1, "repository not found")
     proc = run_cli("push", url, IMAGE, "--tag", "acme/base:1", env=env)
     assert_error(proc, 1, "repository not found")
@@ -54,7 +45,7 @@ def test_a_repository_that_does_not_exist_is_not_found(git_http_server, tmp_path
 
 
 def test_a_repository_that_does_not_exist_in_the_library(git_http_server, tmp_path, monkeypatch):
-    for name, value in _env(tmp_path, git_http_server).items():
+    for name, value in cli_env(tmp_path, git_http_server).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(RepositoryNotFound) as info:
         lfsreg.Registry(f"{git_http_server.url}/nobody/nothing.git").images()
@@ -63,14 +54,14 @@ def test_a_repository_that_does_not_exist_in_the_library(git_http_server, tmp_pa
 
 def test_a_declined_first_push_is_refused_and_leaves_no_branch(git_http_server, git_http_repo, tmp_path):
     _decline(git_http_repo, "protected: no pushes here")
-    proc = run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=_env(tmp_path, git_http_server))
+    proc = run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=cli_env(tmp_path, git_http_server))
     line = assert_error(proc, 1, "the remote refused the update of refs/heads/main")
     assert "pre-receive hook declined" in line
     assert _main(git_http_repo) is None
 
 
 def test_a_declined_push_onto_a_registry_leaves_its_branch(git_http_server, git_http_repo, tmp_path, monkeypatch):
-    env = _env(tmp_path, git_http_server)
+    env = cli_env(tmp_path, git_http_server)
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=env))
     before = _main(git_http_repo)
     _decline(git_http_repo, "frozen")
@@ -91,8 +82,7 @@ def test_a_git_host_that_refuses_connections_is_unreachable(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     url = f"http://127.0.0.1:{port}/org/images.git"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LFSREG_")}
-    env.update(HOME=str(tmp_path), LFSREG_CACHE=str(tmp_path / "cache"))
+    env = cli_env(tmp_path)
     for argv in (["images", url], ["push", url, IMAGE, "--tag", "acme/base:1"]):
         proc = run_cli(*argv, env=env)
         assert_error(proc, 1, "cannot connect")

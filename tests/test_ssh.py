@@ -18,25 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli
-from gitenv import isolated_git_env, require_tool, run_git
+from gitenv import cli_env, isolated_git_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 
 pytestmark = pytest.mark.interop
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
-
-
-def _env(tmp_path: Path, sshd, key=None, *, known_hosts: Path | None = None, **extra: str) -> dict[str, str]:
-    """An environment with its own HOME and cache, the key in LFSREG_SSH_KEY, the server's known_hosts."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_SSH_KNOWN_HOSTS=str(known_hosts or sshd.known_hosts))
-    if key is not None:
-        env["LFSREG_SSH_KEY"] = str(key.path)
-    env.update(extra)
-    return env
 
 
 def _main(repo) -> str | None:
@@ -64,13 +52,13 @@ SOURCES = [
 def test_roundtrip_every_format_through_ssh_one_connection_each(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
     url = sshd_server.url(git_http_repo)
-    env = _env(tmp_path, sshd_server, key)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
     for source, name in SOURCES:
         before = sshd_server.logins()
         assert_ok(run_cli("push", url, source, "--tag", name, env=env))
         assert sshd_server.logins() - before == 1  # git fetch, LFS auth and git push share one connection
     assert _lfs_objects(git_http_repo)  # the layers went to giftless through git-lfs-authenticate's href
-    fresh = _env(tmp_path / "fresh", sshd_server, key)
+    fresh = cli_env(tmp_path / "fresh", sshd=sshd_server, key=key)
     for source, name in SOURCES:
         src = source_image(source.replace("oci-archive:", "oci:").replace("app.oci.tar", "app.oci"))
         out = tmp_path / name.replace("/", "_").replace(":", "_")
@@ -96,7 +84,7 @@ def test_roundtrip_every_format_through_ssh_one_connection_each(sshd_server, git
 @pytest.mark.parametrize("key_type", ["ecdsa", "rsa"])
 def test_ecdsa_and_rsa_keys(sshd_server, git_http_repo, tmp_path, key_type):
     key = sshd_server.add_key(git_http_repo, key_type=key_type)
-    env = _env(tmp_path, sshd_server, key)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
     assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=env))
     proc = run_cli("images", sshd_server.url(git_http_repo), env=env)
     assert_ok(proc)
@@ -108,12 +96,12 @@ def test_key_text_identity_option_default_key_and_passphrase(sshd_server, git_ht
     key = sshd_server.add_key(git_http_repo)
     text = key.path.read_text()
     # the key itself in LFSREG_SSH_KEY, as CI secrets hand it over (also with literal \n escapes)
-    assert_ok(run_cli("push", url, BASE, env=_env(tmp_path / "a", sshd_server, LFSREG_SSH_KEY=text)))
-    assert_ok(run_cli("images", url, env=_env(tmp_path / "b", sshd_server, LFSREG_SSH_KEY=text.strip().replace("\n", "\\n"))))
+    assert_ok(run_cli("push", url, BASE, env=cli_env(tmp_path / "a", sshd=sshd_server, LFSREG_SSH_KEY=text)))
+    assert_ok(run_cli("images", url, env=cli_env(tmp_path / "b", sshd=sshd_server, LFSREG_SSH_KEY=text.strip().replace("\n", "\\n"))))
     # --identity FILE
-    assert_ok(run_cli("--identity", key.path, "images", url, env=_env(tmp_path / "c", sshd_server)))
+    assert_ok(run_cli("--identity", key.path, "images", url, env=cli_env(tmp_path / "c", sshd=sshd_server)))
     # ~/.ssh/id_ed25519 when nothing is given
-    env = _env(tmp_path / "d", sshd_server)
+    env = cli_env(tmp_path / "d", sshd=sshd_server)
     ssh_dir = Path(env["HOME"]) / ".ssh"
     ssh_dir.mkdir()
     (ssh_dir / "id_ed25519").write_text(text)
@@ -121,12 +109,12 @@ def test_key_text_identity_option_default_key_and_passphrase(sshd_server, git_ht
     assert_ok(run_cli("images", url, env=env))
     # an encrypted key: its passphrase from LFSREG_SSH_PASSPHRASE
     locked = sshd_server.add_key(git_http_repo, passphrase="correct horse 42")
-    proc = run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked))
+    proc = run_cli("images", url, env=cli_env(tmp_path / "e", sshd=sshd_server, key=locked))
     assert_error(proc, 1, "encrypted")
     assert "LFSREG_SSH_PASSPHRASE" in proc.stderr
-    proc = run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked, LFSREG_SSH_PASSPHRASE="wrong"))
+    proc = run_cli("images", url, env=cli_env(tmp_path / "e", sshd=sshd_server, key=locked, LFSREG_SSH_PASSPHRASE="wrong"))
     assert_error(proc, 1, "passphrase")
-    proc = run_cli("images", url, env=_env(tmp_path / "e", sshd_server, locked, LFSREG_SSH_PASSPHRASE="correct horse 42"))
+    proc = run_cli("images", url, env=cli_env(tmp_path / "e", sshd=sshd_server, key=locked, LFSREG_SSH_PASSPHRASE="correct horse 42"))
     assert_ok(proc)
     assert "acme/base" in proc.stdout  # the unlocked key read the registry pushed above
 
@@ -141,7 +129,7 @@ def test_keys_from_ssh_agent(sshd_server, git_http_repo, tmp_path):
             if sock.exists():
                 break
             time.sleep(0.05)
-        env = _env(tmp_path, sshd_server, SSH_AUTH_SOCK=str(sock))
+        env = cli_env(tmp_path, sshd=sshd_server, SSH_AUTH_SOCK=str(sock))
         other = tmp_path / "other"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
         for path in (other, key.path):  # an unrelated key first: lfsreg offers each in turn
@@ -172,7 +160,7 @@ def test_keys_from_ssh_agent(sshd_server, git_http_repo, tmp_path):
 
 def test_known_hosts_in_home_with_hashed_entries(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
-    env = _env(tmp_path, sshd_server, key)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
     del env["LFSREG_SSH_KNOWN_HOSTS"]
     ssh_dir = Path(env["HOME"]) / ".ssh"
     ssh_dir.mkdir()
@@ -190,7 +178,7 @@ def test_unknown_host_is_refused_with_fingerprint_and_line(sshd_server, git_http
     key = sshd_server.add_key(git_http_repo)
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    proc = run_cli("push", sshd_server.url(git_http_repo), APP, env=_env(tmp_path, sshd_server, key, known_hosts=empty))
+    proc = run_cli("push", sshd_server.url(git_http_repo), APP, env=cli_env(tmp_path, sshd=sshd_server, key=key, known_hosts=empty))
     line = assert_error(proc, 1, "unknown SSH host key")
     assert _host_fingerprint(sshd_server) in line
     assert f"{sshd_server.known_hosts_name} {sshd_server.host_public}" in proc.stderr  # the line to add
@@ -201,11 +189,11 @@ def test_unknown_host_is_refused_with_fingerprint_and_line(sshd_server, git_http
 def test_accept_new_records_the_host_then_checks_it(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
     known = tmp_path / "ssh" / "known_hosts"  # its directory does not exist yet
-    env = _env(tmp_path, sshd_server, key, known_hosts=known)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key, known_hosts=known)
     assert_ok(run_cli("--accept-new-host-key", "push", sshd_server.url(git_http_repo), BASE, env=env))
     assert known.read_text() == f"{sshd_server.known_hosts_name} {sshd_server.host_public}\n"
     assert_ok(run_cli("images", sshd_server.url(git_http_repo), env=env))  # now known: no flag needed
-    env2 = _env(tmp_path / "two", sshd_server, key, known_hosts=tmp_path / "kh2", LFSREG_SSH_ACCEPT_NEW="1")
+    env2 = cli_env(tmp_path / "two", sshd=sshd_server, key=key, known_hosts=tmp_path / "kh2", LFSREG_SSH_ACCEPT_NEW="1")
     assert_ok(run_cli("images", sshd_server.url(git_http_repo), env=env2))
     assert sshd_server.host_public in (tmp_path / "kh2").read_text()
 
@@ -216,7 +204,7 @@ def test_changed_host_key_is_always_refused(sshd_server, git_http_repo, tmp_path
     other = " ".join((tmp_path / "other.pub").read_text().split()[:2])
     known = tmp_path / "known_hosts"
     known.write_text(f"{sshd_server.known_hosts_name} {other}\n")
-    env = _env(tmp_path, sshd_server, key, known_hosts=known)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key, known_hosts=known)
     for extra in ([], ["--accept-new-host-key"]):
         proc = run_cli(*extra, "push", sshd_server.url(git_http_repo), APP, env=env)
         line = assert_error(proc, 1, "CHANGED")
@@ -228,7 +216,7 @@ def test_changed_host_key_is_always_refused(sshd_server, git_http_repo, tmp_path
 def test_key_of_another_repository_is_refused(sshd_server, git_http_server, git_http_repo, tmp_path):
     other = git_http_server.create_repo(git_http_repo.name + "-other")
     key = sshd_server.add_key(other)  # a deploy key of the other repository
-    env = _env(tmp_path, sshd_server, key)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
     proc = run_cli("push", sshd_server.url(git_http_repo), APP, env=env)
     assert_error(proc, 1, "repository not found")
     assert_ok(run_cli("push", sshd_server.url(other), BASE, env=env))  # it works where it belongs
@@ -237,10 +225,10 @@ def test_key_of_another_repository_is_refused(sshd_server, git_http_server, git_
 
 def test_read_only_key_cannot_push_and_nothing_changes(sshd_server, git_http_repo, tmp_path):
     writer = sshd_server.add_key(git_http_repo)
-    assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=_env(tmp_path / "w", sshd_server, writer)))
+    assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=cli_env(tmp_path / "w", sshd=sshd_server, key=writer)))
     before, objects = _main(git_http_repo), _lfs_objects(git_http_repo)
     reader = sshd_server.add_key(git_http_repo, access="ro")
-    env = _env(tmp_path / "r", sshd_server, reader)
+    env = cli_env(tmp_path / "r", sshd=sshd_server, key=reader)
     assert_ok(run_cli("pull", sshd_server.url(git_http_repo), "acme/base:1.0", "-o", f"oci:{tmp_path / 'b.oci'}", env=env))
     proc = run_cli("push", sshd_server.url(git_http_repo), APP, env=env)  # refused at git-lfs-authenticate upload
     assert_error(proc, 1, "permission denied")
@@ -254,7 +242,7 @@ def test_unauthorised_key_is_refused_without_showing_it(sshd_server, git_http_re
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
     text = (tmp_path / "stranger").read_text()
     secret_line = text.splitlines()[1]
-    env = _env(tmp_path, sshd_server, LFSREG_SSH_KEY=text)
+    env = cli_env(tmp_path, sshd=sshd_server, LFSREG_SSH_KEY=text)
     for argv in (["images", sshd_server.url(git_http_repo)], ["-v", "push", sshd_server.url(git_http_repo), APP]):
         proc = run_cli(*argv, env=env)
         assert proc.returncode == 1
@@ -265,7 +253,7 @@ def test_unauthorised_key_is_refused_without_showing_it(sshd_server, git_http_re
 
 
 def test_usage_errors_exit_2(sshd_server, tmp_path):
-    env = _env(tmp_path, sshd_server)
+    env = cli_env(tmp_path, sshd=sshd_server)
     assert_error(run_cli("images", "ssh://127.0.0.1/", env=env), 2, "no repository path")
     assert_error(run_cli("--identity", tmp_path / "nope", "images", sshd_server.url("t/x"), env=env), 2, "not found")
     garbage = tmp_path / "garbage"
@@ -277,19 +265,19 @@ def test_usage_errors_exit_2(sshd_server, tmp_path):
 def test_lfs_authentication_is_renewed_when_it_expires(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs_expires_in=1)  # expired on arrival (5 s margin)
     before = len(sshd_server.commands())
-    assert_ok(run_cli("push", sshd_server.url(git_http_repo), APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", sshd_server.url(git_http_repo), APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     auths = [c for c in sshd_server.commands()[before:] if c.startswith("git-lfs-authenticate")]
     assert len(auths) >= 2  # one per batch call: missing() and upload()
     key2 = sshd_server.add_key(git_http_repo)
     before = len(sshd_server.commands())
-    assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=_env(tmp_path / "b", sshd_server, key2)))
+    assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=cli_env(tmp_path / "b", sshd=sshd_server, key=key2)))
     assert len([c for c in sshd_server.commands()[before:] if c.startswith("git-lfs-authenticate")]) == 1
 
 
 def test_pure_ssh_lfs_with_git_lfs_transfer(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("--transfers", "2", "push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("--transfers", "2", "push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     store = sshd_server.transfer_store / git_http_repo.name
     src = source_image("oci:" + str(fixture("app.oci")) + ":1.0")
     stored = {p.name for p in store.iterdir() if not p.name.startswith(".")}
@@ -298,7 +286,9 @@ def test_pure_ssh_lfs_with_git_lfs_transfer(sshd_server, git_http_repo, tmp_path
     assert len(stored) == 3 and not _lfs_objects(git_http_repo)
     out = tmp_path / "app.tar"
     before = sshd_server.logins()
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     assert sshd_server.logins() - before == 1
     (image,) = verify_docker_archive(out)
     assert image.diff_ids == src.diff_ids
@@ -315,7 +305,7 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
 
     key = sshd_server.add_key(git_http_repo, lfs="none")
     url = sshd_server.url(git_http_repo)
-    for name, value in _env(tmp_path, sshd_server).items():
+    for name, value in cli_env(tmp_path, sshd=sshd_server).items():
         monkeypatch.setenv(name, value)
     ssh = SshSettings(identity=str(key.path), known_hosts=str(sshd_server.known_hosts))
     options = RemoteOptions(ssh=ssh, policy=RetryPolicy(max_retries=0, sleep=lambda s: None))
@@ -327,14 +317,7 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
     assert _main(git_http_repo) is None
     cmds = [c for c in sshd_server.commands() if git_http_repo.name in c]
     assert any(c.startswith("git-lfs-authenticate") for c in cmds) and any(c.startswith("git-lfs-transfer") for c in cmds)
-    env = _env(
-        tmp_path,
-        sshd_server,
-        key,
-        LFSREG_LFS_URL=git_http_repo.lfs_url,
-        LFSREG_USERNAME=git_http_server.user,
-        LFSREG_PASSWORD=git_http_server.password,
-    )
+    env = cli_env(tmp_path, git_http_server, sshd=sshd_server, key=key, LFSREG_LFS_URL=git_http_repo.lfs_url)
     assert_ok(run_cli("push", url, APP, env=env))  # an explicit endpoint, with the usual credentials
     assert _lfs_objects(git_http_repo)
 
@@ -345,7 +328,7 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
     require_tool("ssh")
     key = sshd_server.add_key(git_http_repo)
     url = sshd_server.url(git_http_repo)
-    env = _env(tmp_path, sshd_server, key)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
     assert_ok(run_cli("push", url, APP, env=env))
     genv = isolated_git_env(tmp_path / "git")
     genv["GIT_SSH_COMMAND"] = sshd_server.ssh_command(key)
@@ -361,7 +344,7 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
     run_git(["add", "-A"], cwd=clone, env=genv)
     run_git(["commit", "-qm", "tag from git"], cwd=clone, env=genv)
     run_git(["push", "-q", "origin", "main"], cwd=clone, env=genv)
-    fresh = _env(tmp_path / "fresh", sshd_server, key)
+    fresh = cli_env(tmp_path / "fresh", sshd=sshd_server, key=key)
     assert_ok(run_cli("pull", url, "acme/app:from-git", "-o", f"docker-archive:{tmp_path / 'g.tar'}", env=fresh))
     verify_docker_archive(tmp_path / "g.tar")
     assert_ok(run_cli("push", url, BASE, env=env))  # lfsreg on top of git's commit, then git sees it
@@ -375,7 +358,7 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
 def test_ssh_remote_without_ssh_or_git_on_path(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
     python = python_only_path(tmp_path)
-    env = _env(tmp_path, sshd_server, key, PATH=str(python.parent), TMPDIR=str(tmp_path))
+    env = cli_env(tmp_path, sshd=sshd_server, key=key, PATH=str(python.parent), TMPDIR=str(tmp_path))
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
 
@@ -401,7 +384,7 @@ def test_keygen_key_works_with_openssh_paramiko_and_the_server(sshd_server, git_
     import paramiko
 
     out = tmp_path / "deploy"
-    proc = run_cli("keygen", "--out", out, "--repo", "git@github.com:acme/images.git", env=_env(tmp_path, sshd_server))
+    proc = run_cli("keygen", "--out", out, "--repo", "git@github.com:acme/images.git", env=cli_env(tmp_path, sshd=sshd_server))
     assert_ok(proc)
     assert out.stat().st_mode & 0o777 == 0o600
     public = (tmp_path / "deploy.pub").read_text().strip()
@@ -411,7 +394,7 @@ def test_keygen_key_works_with_openssh_paramiko_and_the_server(sshd_server, git_
     assert derived[:2] == public.split()[:2]
     assert paramiko.Ed25519Key.from_private_key_file(str(out)).get_base64() == public.split()[1]
     sshd_server.authorize(public, git_http_repo)
-    env = _env(tmp_path, sshd_server, LFSREG_SSH_KEY=out.read_text())
+    env = cli_env(tmp_path, sshd=sshd_server, LFSREG_SSH_KEY=out.read_text())
     assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=env))
     assert_error(run_cli("keygen", "--out", out, env=env), 1, "already exists")
     proc = run_cli("keygen", "--out", tmp_path / "generic", env=env)

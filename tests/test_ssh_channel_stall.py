@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import fixture, run_cli
 from cutproxy import Cut, CutProxy
-from test_ssh import _env
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
@@ -23,7 +23,7 @@ HOLD = 60.0  # the proxy's silence; the command must give up long before
 
 def test_a_silent_channel_after_authentication_is_one_line(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo)
-    seed = _env(tmp_path / "seed", sshd_server, key)
+    seed = cli_env(tmp_path / "seed", sshd=sshd_server, key=key)
     direct = f"ssh://{sshd_server.login}@127.0.0.1:{sshd_server.port}/{git_http_repo.name}.git"
     assert run_cli("push", direct, APP, env=seed).returncode == 0
     # cut only after the hold, so a read without a timeout would wait all of it
@@ -31,7 +31,7 @@ def test_a_silent_channel_after_authentication_is_one_line(sshd_server, git_http
         known = tmp_path / "known_hosts"
         known.write_text(f"[127.0.0.1]:{proxy.port} {sshd_server.host_public}\n")
         url = f"ssh://{sshd_server.login}@127.0.0.1:{proxy.port}/{git_http_repo.name}.git"
-        env = _env(tmp_path, sshd_server, key, known_hosts=known, LFSREG_RETRIES="0", LFSREG_TIMEOUT="2")
+        env = cli_env(tmp_path, sshd=sshd_server, key=key, known_hosts=known, LFSREG_RETRIES="0", LFSREG_TIMEOUT="2")
         start = time.monotonic()
         proc = run_cli("tags", url, env=env)
         took = time.monotonic() - start

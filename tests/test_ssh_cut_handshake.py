@@ -18,7 +18,7 @@ import re
 import pytest
 from conftest import fixture, run_cli
 from cutproxy import Cut, CutProxy
-from test_ssh import _env
+from gitenv import cli_env
 
 from lfsreg.errors import LfsregError, RetriableError
 from lfsreg.ssh.connection import SshConnection
@@ -85,7 +85,7 @@ def test_a_cut_handshake_through_the_cli_is_one_line(sshd_server, git_http_repo,
         known = tmp_path / "known_hosts"
         known.write_text(f"[127.0.0.1]:{proxy.port} {sshd_server.host_public}\n")
         url = f"ssh://{sshd_server.login}@127.0.0.1:{proxy.port}/{git_http_repo.name}.git"
-        env = _env(tmp_path, sshd_server, key, known_hosts=known, LFSREG_RETRIES="1")
+        env = cli_env(tmp_path, sshd=sshd_server, key=key, known_hosts=known, LFSREG_RETRIES="1")
         proc = run_cli("push", url, APP, env=env)
         connections = proxy.connections
     assert proc.returncode == 1, proc.stderr

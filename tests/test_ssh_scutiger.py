@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from gitenv import isolated_git_env, require_tool, run_git
+from gitenv import cli_env, isolated_git_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive
-from test_ssh import _env
 
 pytestmark = pytest.mark.interop
 
@@ -93,7 +92,7 @@ def _transfers(sshd, repo, operation: str) -> int:
 def test_push_and_pull_through_scutiger(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("--transfers", "2", "push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("--transfers", "2", "push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     stored = _objects(git_http_repo)
     assert len(stored) == 3
     for oid, path in stored.items():
@@ -101,7 +100,9 @@ def test_push_and_pull_through_scutiger(sshd_server, git_http_repo, tmp_path):
         assert path.parent.name == oid[2:4] and path.parent.parent.name == oid[:2]  # git-lfs's layout
     assert _transfers(sshd_server, git_http_repo, "upload") >= 1
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     (image,) = verify_docker_archive(out)
     assert image.diff_ids == source_image("oci:" + str(fixture("app.oci")) + ":1.0").diff_ids
     assert _transfers(sshd_server, git_http_repo, "download") >= 1
@@ -111,10 +112,12 @@ def test_objects_the_server_has_are_not_sent_again(sshd_server, git_http_repo, t
     inodes = _seed(git_http_repo, app_objects)  # scutiger answers "noop" for each
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     assert {oid: p.stat().st_ino for oid, p in _objects(git_http_repo).items()} == inodes  # no put-object replaced one
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     verify_docker_archive(out)
 
 
@@ -128,10 +131,12 @@ def test_a_truncated_copy_on_the_server_is_replaced_by_a_push(sshd_server, git_h
     _seed(git_http_repo, {**app_objects, victim: app_objects[victim][:-10]})
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     assert {oid: p.read_bytes() for oid, p in _objects(git_http_repo).items()} == app_objects
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     verify_docker_archive(out)
 
 
@@ -139,7 +144,7 @@ def test_a_truncated_copy_on_the_server_is_replaced_by_a_push(sshd_server, git_h
 def test_a_bad_object_on_the_server_fails_the_pull_with_one_line(sshd_server, git_http_repo, tmp_path, damage):
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     victim, path = sorted(_objects(git_http_repo).items())[1]
     data = path.read_bytes()
     if damage == "missing":
@@ -149,7 +154,7 @@ def test_a_bad_object_on_the_server_fails_the_pull_with_one_line(sshd_server, gi
         path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]) if damage == "corrupt" else data[: len(data) // 2])
     out = tmp_path / "app.tar"
     before = _transfers(sshd_server, git_http_repo, "download")
-    proc = run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key))
+    proc = run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
     assert proc.returncode == 1, proc.stderr
     # Not retried: the same bytes would come back (before, 8 retries: ~40 s and a session each).
     # A session per object at most (3); a failed exchange closes its session, so a retry opens one.
@@ -163,7 +168,7 @@ def test_a_bad_object_on_the_server_fails_the_pull_with_one_line(sshd_server, gi
 def test_stock_git_lfs_reads_what_lfsreg_pushed_through_scutiger_and_back(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path / "lfsreg", sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "lfsreg", sshd=sshd_server, key=key)))
     pushed = {oid: p.read_bytes() for oid, p in _objects(git_http_repo).items()}
     genv = _git_env(tmp_path / "git", sshd_server, key)
     before = _transfers(sshd_server, git_http_repo, "download")
@@ -179,7 +184,9 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_through_scutiger_and_back(sshd_s
     run_git(["lfs", "push", "--all", "origin"], cwd=clone, env=genv)
     assert {oid: p.read_bytes() for oid, p in _objects(git_http_repo).items()} == pushed
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     (image,) = verify_docker_archive(out)
     assert image.diff_ids == source_image("oci:" + str(fixture("app.oci")) + ":1.0").diff_ids
 
@@ -189,11 +196,11 @@ def test_a_layer_of_many_packets_both_ways(sshd_server, git_http_repo, tmp_path)
     image = _big_image(tmp_path / "big.tar")
     key = sshd_server.add_key(git_http_repo, lfs="scutiger")
     url = sshd_server.url(git_http_repo)
-    assert_ok(run_cli("push", url, image, env=_env(tmp_path / "push", sshd_server, key)))
+    assert_ok(run_cli("push", url, image, env=cli_env(tmp_path / "push", sshd=sshd_server, key=key)))
     ((oid, path),) = [(o, p) for o, p in _objects(git_http_repo).items() if p.stat().st_size > 300_000]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == oid
     out = tmp_path / "big-out.tar"
-    assert_ok(run_cli("pull", url, "acme/big:1", "-o", f"docker-archive:{out}", env=_env(tmp_path / "pull", sshd_server, key)))
+    assert_ok(run_cli("pull", url, "acme/big:1", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "pull", sshd=sshd_server, key=key)))
     with tarfile.open(tmp_path / "big.tar") as a, tarfile.open(out) as b:
         layer = next(m for m in a.getmembers() if m.name.endswith("layer.tar"))
         pulled = [m for m in b.getmembers() if m.isfile() and m.size == layer.size]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from conftest import assert_ok, fixture, run_cli
-from test_ssh import _env
+from gitenv import cli_env
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 
@@ -38,7 +38,7 @@ def test_upload_faults_are_retried(sshd_server, git_http_repo, tmp_path):
     oids = _oids(tmp_path)
     assert len(oids) == 3
     markers = [_script(store, "put-object", oids[0], "500"), _script(store, "put-object", oids[1], "cut")]
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     assert not any(m.exists() for m in markers), "the faults were not hit"
     assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == oids
 
@@ -47,11 +47,13 @@ def test_download_faults_are_retried(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
     store = sshd_server.transfer_store / git_http_repo.name
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     oids = sorted(p.name for p in store.iterdir() if not p.name.startswith("."))
     markers = [_script(store, "get-object", oids[0], "cut"), _script(store, "get-object", oids[2], "503")]
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     assert not any(m.exists() for m in markers), "the faults were not hit"
     assert out.stat().st_size > 0
 
@@ -60,10 +62,10 @@ def test_a_missing_object_is_one_line(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
     store = sshd_server.transfer_store / git_http_repo.name
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path, sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path, sshd=sshd_server, key=key)))
     victim = sorted(p for p in store.iterdir() if not p.name.startswith("."))[0]
     victim.unlink()
     out = tmp_path / "x.tar"
-    proc = run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key))
+    proc = run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert victim.name in proc.stderr.splitlines()[0]

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from gitenv import isolated_git_env, require_tool, run_git
+from gitenv import cli_env, isolated_git_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive
-from test_ssh import _env
 
 pytestmark = pytest.mark.interop
 
@@ -77,7 +76,7 @@ def test_lfsreg_reads_what_stock_git_lfs_uploaded_and_passes_tokens_back(sshd_se
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
     store = sshd_server.transfer_store / git_http_repo.name
-    assert_ok(run_cli("push", url, APP, env=_env(tmp_path / "lfsreg", sshd_server, key)))
+    assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "lfsreg", sshd=sshd_server, key=key)))
     puts = _requests(store, "put-object")
     assert len(puts) == 3
     for oid, *args in puts:  # lfsreg hands back the id and token the batch answer gave it
@@ -94,7 +93,9 @@ def test_lfsreg_reads_what_stock_git_lfs_uploaded_and_passes_tokens_back(sshd_se
     assert _stored(store) == pushed
     assert {r[0] for r in _requests(store, "put-object")} == set(pushed)
     out = tmp_path / "app.tar"
-    assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=_env(tmp_path / "fresh", sshd_server, key)))
+    assert_ok(
+        run_cli("pull", url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "fresh", sshd=sshd_server, key=key))
+    )
     (image,) = verify_docker_archive(out)
     assert image.diff_ids == source_image("oci:" + str(fixture("app.oci")) + ":1.0").diff_ids
     shutil.rmtree(clone)

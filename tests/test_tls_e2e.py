@@ -10,8 +10,8 @@ LFS endpoint on the front checks that the CA reaches LFS behind SSH too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 import re
 import socket
 import warnings
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_error, assert_ok, describe, fixture, run_cli
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import source_image, verify_oci_layout
 from peers import start_tls_front
 
@@ -33,21 +33,8 @@ pytestmark = pytest.mark.interop
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 TLS_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
-
-
-def _env(tmp_path: Path, server, **extra: str) -> dict[str, str]:
-    """A clean environment: the server's credentials, a fresh cache, no CA setting but ``extra``."""
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_")) and k not in TLS_VARIABLES}
-    env.update(
-        HOME=str(home),
-        LFSREG_CACHE=str(tmp_path / "cache"),
-        LFSREG_USERNAME=server.user,
-        LFSREG_PASSWORD=server.password,
-        **extra,
-    )
-    return env
+# A clean environment: the server's credentials, a fresh cache, no CA setting but the test's own.
+_env = functools.partial(cli_env, drop=TLS_VARIABLES)
 
 
 def _files(directory: Path | None) -> list[Path]:
@@ -296,12 +283,7 @@ def test_ssh_remote_whose_lfs_server_speaks_https(sshd_server, git_http_server, 
     url = sshd_server.url(git_http_repo)
 
     def env(where: str, **extra: str) -> dict[str, str]:
-        home = tmp_path / where / "home"
-        home.mkdir(parents=True)
-        out = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_")) and k not in TLS_VARIABLES}
-        out.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / where / "cache"), LFSREG_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts))
-        out.update(LFSREG_SSH_KEY=str(key.path), **extra)
-        return out
+        return _env(tmp_path / where, sshd=sshd_server, key=key, **extra)
 
     proc = run_cli("push", url, APP, env=env("no-ca"))
     assert_error(proc, 1, f"127.0.0.1:{tls_front.port}", "unable to get local issuer certificate")

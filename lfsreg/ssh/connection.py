@@ -217,14 +217,22 @@ class SshConnection:
 
         A connection the server dropped while it sat idle (a long compression between a fetch
         and a push) is reopened once.
+
+        Raises:
+            SshConnectionLost: the connection broke (or went silent) while opening the channel
+                or asking for the command; worth a retry.
+            SshError: the server refused the channel or the command (one line naming the stage).
         """
+        name = command.split()[0]
         for attempt in (1, 2):
             transport = self.transport()
+            stage = f"the opening of a channel for {name}"
             try:
                 chan = transport.open_session(timeout=self.settings.timeout)
-                for name, value in (env or {}).items():
-                    chan.set_environment_variable(name, value)  # servers without AcceptEnv ignore it
-                chan.exec_command(command)
+                stage = f"the exec of {name}"
+                for key, value in (env or {}).items():
+                    chan.set_environment_variable(key, value)  # servers without AcceptEnv ignore it
+                self._exec_within(chan, command)
                 # a read that waits longer than this raises TimeoutError (a stall, retried like a
                 # cut), as an HTTP read does; without it a silent server hangs the command
                 chan.settimeout(self.settings.timeout)
@@ -232,10 +240,59 @@ class SshConnection:
                 if attempt == 1 and not transport.is_active():
                     log.debug("%s: connection lost (%s); reconnecting", self.label, exc)
                     continue
-                raise SshError(f"{self.label}: cannot run {command.split()[0]}: {exc or type(exc).__name__}") from None
+                raise self._exec_failed(exc, stage, name, transport) from None
             log.debug("%s: running %s", self.label, command)
             return Channel(chan, command)
         raise AssertionError("unreachable")
+
+    def _exec_within(self, chan: paramiko.Channel, command: str) -> None:
+        """``chan.exec_command(command)``, or :class:`TimeoutError` if the server does not answer within the timeout.
+
+        paramiko waits for the answer to an exec request without a bound: a server (or a path)
+        gone silent there would hang the command for as long as it held the connection.
+        """
+        expired = threading.Event()
+
+        def give_up() -> None:
+            expired.set()
+            chan.close()  # wakes the wait for the answer
+
+        timer = threading.Timer(self.settings.timeout, give_up)
+        timer.daemon = True
+        timer.start()
+        try:
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError):
+            if not expired.is_set():
+                raise
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            raise TimeoutError(f"no answer to the exec request within {self.settings.timeout:g} s")
+
+    def _exec_failed(self, exc: BaseException, stage: str, name: str, transport: paramiko.Transport) -> SshError:
+        """The one-line error for ``exc`` raised during ``stage`` (opening the channel for, or the exec of, ``name``).
+
+        paramiko says little: a refused channel is a :class:`paramiko.ChannelException` whose
+        text is the RFC 4254 reason code's name, a refused exec request is "Channel closed.",
+        and a connection that died under either is often an ``EOFError`` without any text.
+        """
+        said = str(exc).strip().rstrip(".")
+        if isinstance(exc, paramiko.ChannelException):  # an answer: the channel is refused
+            said = (exc.text or "").strip().lower() or f"reason code {exc.code}"
+        elif "timeout" in said.lower() or isinstance(exc, TimeoutError):
+            return self._silent(stage)
+        elif not transport.is_active():
+            return self._lost(exc, stage) or self._closed(stage)
+        elif said.lower() not in ("", "channel closed"):  # not the answer to a request: say it as paramiko did
+            return SshError(f"{self.label}: {stage} failed: {said}", hint="check the URL and the key; retry later if the host is busy")
+        else:  # the server answered the request with a failure
+            said = ""
+        if stage.startswith("the exec"):
+            hint = "the server runs no commands for this key or account (a forced command, a restricted shell): check the URL and the key"
+        else:
+            hint = "the server allows no (more) sessions for this connection or key (sshd: MaxSessions); ask the host's administrator"
+        return SshError(f"{self.label}: {stage} was refused by the server" + (f" ({said})" if said else ""), hint=hint)
 
     def run(self, command: str) -> tuple[int | None, bytes, bytes]:
         """Run ``command`` to completion with empty stdin: ``(exit status, stdout, stderr)``."""
@@ -247,6 +304,8 @@ class SshConnection:
                 out.append(data)
             err = chan.stderr()
             return chan.exit_status(), b"".join(out), err
+        except TimeoutError:  # the channel's read timeout: a stall, retried like a cut
+            raise self._silent(command.split()[0]) from None
         finally:
             chan.close()
 

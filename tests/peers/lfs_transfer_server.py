@@ -13,8 +13,11 @@ refused (400). Every ``put-object`` / ``verify-object`` / ``get-object`` is logg
 ``STORE/.requests`` as ``<command> <oid> <arguments...>`` so that a test can check what a
 client sent back.
 
-A test scripts a one-shot fault for a command on an object by writing ``cut`` or a status
-(e.g. ``500``) into ``STORE/.fault.<command>.<oid>``. Each ``batch`` appends its operation and
+A test scripts a one-shot fault for a command on an object by writing ``cut``, a status (e.g.
+``500``) or ``stall SECONDS`` into ``STORE/.fault.<command>.<oid>``; several lines script as many
+faults, one per session that meets the command (first line first). ``stall`` on ``get-object``
+sends the answer's head and half the object's first chunk, then goes silent for SECONDS (or until
+the client closes the channel) and hangs up: a stall in the middle of an exchange. Each ``batch`` appends its operation and
 ``refname`` (``-`` if none) to ``STORE.batch-refs`` (beside the store). Stdlib only (run by
 path, not imported).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import select
 import sys
 import tempfile
 
@@ -71,7 +75,8 @@ class Conn:
 
 def _claim_fault(store: str, cmd: str) -> str | None:
     """A one-shot fault scripted by a test: the file ``STORE/.fault.<command>.<oid>`` holds
-    ``cut`` or a status; the first session to claim it (atomic rename) applies it."""
+    ``cut``, a status or ``stall SECONDS`` (a line each); the first session to claim it (atomic
+    rename) applies its first line and puts the others back."""
     parts = cmd.split()
     if len(parts) != 2:
         return None
@@ -82,9 +87,26 @@ def _claim_fault(store: str, cmd: str) -> str | None:
     except OSError:
         return None
     with open(claimed) as f:
-        fault = f.read().strip()
-    os.unlink(claimed)
-    return fault
+        fault, *rest = f.read().strip().splitlines() or [""]
+    if rest:
+        with open(claimed, "w") as f:
+            f.write("\n".join(rest) + "\n")
+        os.rename(claimed, marker)
+    else:
+        os.unlink(claimed)
+    return fault.strip()
+
+
+def _stall(c: Conn, path: str, seconds: float) -> int:
+    """Start the answer to ``get-object``, then go silent until ``seconds`` pass or the client leaves."""
+    with open(path, "rb") as f:
+        chunk = f.read(65516)
+    half = chunk[: max(1, len(chunk) // 2)]
+    c.send("status 200", f"size={os.path.getsize(path)}", DELIM)
+    c.out.write(b"%04x" % (len(half) + 4) + half)
+    c.out.flush()
+    select.select([c.rin], [], [], seconds)  # readable at EOF: the client closed the channel
+    return 0
 
 
 def main(store: str, operation: str) -> int:
@@ -120,6 +142,8 @@ def main(store: str, operation: str) -> int:
         fault = _claim_fault(store, cmd)
         if fault == "cut":
             return 0  # hang up in the middle of the exchange
+        if fault and fault.startswith("stall ") and cmd.startswith("get-object ") and os.path.exists(os.path.join(store, cmd.split()[1])):
+            return _stall(c, os.path.join(store, cmd.split()[1]), float(fault.split()[1]))
         if fault:
             if delim:
                 while c.read() is not None:  # the request's lines or data

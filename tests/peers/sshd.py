@@ -231,8 +231,10 @@ class SshServer:
 
 
 @contextlib.contextmanager
-def start_sshd(workdir: Path, git: GitHttpServer) -> Iterator[SshServer]:
+def start_sshd(workdir: Path, git: GitHttpServer, extra_config: str = "") -> Iterator[SshServer]:
     """``sshd -D -e`` on a free port of 127.0.0.1 with a throwaway ed25519 host key.
+
+    ``extra_config``: sshd_config lines appended to the generated ones (e.g. ``MaxSessions 0``).
 
     Keys are added per test with :meth:`SshServer.add_key`; each may reach one repository of
     ``git`` (``git-upload-pack``, ``git-receive-pack`` unless read-only, and for LFS either
@@ -263,7 +265,7 @@ def start_sshd(workdir: Path, git: GitHttpServer) -> Iterator[SshServer]:
     config = workdir / "sshd_config"
 
     def start(port: int) -> tuple[list[Proc], Path]:
-        config.write_text(_SSHD_CONFIG.format(port=port, host=HOST, host_key=host_key, run=workdir, login=login))
+        config.write_text(_SSHD_CONFIG.format(port=port, host=HOST, host_key=host_key, run=workdir, login=login) + extra_config)
         return [Proc([sshd, "-D", "-e", "-f", str(config)], log, cwd=workdir)], log
 
     def healthy(port: int) -> bool:
