@@ -335,39 +335,31 @@ class Registry:
     def verify(self, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
         """Check every live tag, what it references, and the LFS objects behind it (:mod:`lfsreg.ops.verify`).
 
-        Problems are in the report, one each; ``deep`` also downloads and hashes every object.
-        An empty registry has nothing wrong with it.
+        Problems are in the report, one each (none for an empty registry); ``deep`` also downloads and hashes every object.
         """
         publisher = self._publisher()
         lfs = self._lfs()
-        view = publisher.view()
-        return verify_registry(view, lfs, deep=deep, progress=progress)
+        return verify_registry(publisher.view(), lfs, deep=deep, progress=progress)
 
-    def copy(self, dest: str | Registry, images: Sequence[str] = (), *, progress: ProgressCallback = no_progress) -> CopyResult:
-        """Copy ``images`` (``NAME:TAG`` or ``NAME``; default every tag) into the registry at ``dest``.
+    def copy(
+        self, dest: str | Registry, images: Sequence[str] = (), *, progress: ProgressCallback = no_progress, object_limit: int | None = None
+    ) -> CopyResult:
+        """Copy ``images`` (``NAME:TAG`` or ``NAME``; default every tag) into ``dest``, one commit there (:mod:`lfsreg.ops.copy`).
 
-        Only the LFS objects ``dest`` lacks are moved; ``dest`` gets one commit with the tags
-        (no history), published as a push is (:mod:`lfsreg.ops.copy`). A ``dest`` that does not
-        exist yet is created, and removed again if the copy fails.
-
-        Raises:
-            InvalidReference: a malformed image reference.
-            NotFoundError: the source is empty or has no tags; ``ImageNotFound``: no such name or tag.
-            BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
-            ConcurrentUpdateError: ``dest`` kept moving under the commit.
+        Only objects ``dest`` lacks move; layers over ``object_limit`` (default: ``dest``'s ``limits.object``)
+        are stored there as chunks. A ``dest`` the copy created is removed again if it fails. Raises what
+        :meth:`pull` and :meth:`push` do, and ``NotFoundError`` when the source has no tags.
         """
         target = dest if isinstance(dest, Registry) else Registry(dest, options=self.options)
         try:
             view = self.view()
-            _require_content(view)
             tags = selected_tags(view, list(images))
-            if not tags:
-                raise NotFoundError(f"{self.label}: no tags to copy")
             fresh = _fresh_local_path(target.location) if target._backend is None else None
             try:
                 publisher = target._publisher(create=True)
-                dst_lfs = target._lfs()
-                return copy_images(view, self._lfs(), publisher, publisher.view(), dst_lfs, tags, progress=progress)
+                to = publisher.view()
+                limit = check_limit(object_limit if object_limit is not None else configured_object_limit(to))
+                return copy_images(view, self._lfs(), publisher, to, target._lfs(), tags, progress=progress, object_limit=limit)
             except BaseException:
                 if fresh is not None:
                     target._undo_create(fresh)

@@ -229,3 +229,20 @@ def test_chunks_through_giftless_and_a_stock_clone_over_http(archive, git_http_s
     assert _chunk_dirs(local) == _chunk_dirs(git_http_repo.path)
     assert json.loads(tree_files(local, layout.MARKER)[layout.MARKER])["version"] == 2
     _pulled_matches(local, tmp_path, diff_ids, fresh)
+
+
+def test_copy_cuts_whole_layers_to_the_destinations_limit(archive, tmp_path):
+    path, diff_ids = archive
+    src, dst = tmp_path / "src.git", tmp_path / "dst.git"
+    with lfsreg.Registry(str(src)) as reg:
+        reg.push([f"docker-archive:{path}"])  # no limit: stored whole
+        first = reg.copy(str(dst), object_limit=MIB)
+        again = reg.copy(str(dst), object_limit=MIB)
+    assert not _chunk_dirs(src) and list(_chunk_dirs(dst).values()) == [["000000", "000001", "000002"]]
+    assert max(p.stat().st_size for p in lfs_objects(dst)) <= MIB
+    assert first.objects_copied == 4 and first.bytes_copied == sum(p.stat().st_size for p in lfs_objects(dst))
+    assert again.objects_copied == 0 and again.commit is None  # the destination holds it (as chunks): nothing moves
+    assert json.loads(tree_files(dst, layout.MARKER)[layout.MARKER])["version"] == 2
+    env = _env(tmp_path)
+    _pulled_matches(dst, tmp_path, diff_ids, env)
+    assert run_cli("verify", str(dst), "--deep", env=env).returncode == 0

@@ -15,7 +15,7 @@ from ..errors import CorruptContentError, UsageError
 from ..formats.lfs_pointer import LfsObject
 from ..layers import PreparedLayer
 from ..lfs.store import LfsStore
-from ..staging import forget
+from ..staging import Reader, forget
 
 #: The smallest object limit accepted: below it a layer would be cut into absurdly many pieces.
 MIN_LIMIT = 64 << 10
@@ -31,33 +31,43 @@ def check_limit(limit: int | None) -> int | None:
 def split_staged(layer: PreparedLayer, limit: int, lfs: LfsStore) -> list[tuple[LfsObject, str]]:
     """Cut the staged file of ``layer`` into staged chunk files of at most ``limit`` bytes, in order.
 
-    Each chunk is hashed as it is written (its oid); together they are checked against the
-    layer's size. The layer's own staged file is removed once its chunks are staged; if
-    anything fails, the chunks staged so far are removed and the layer's file stays.
+    The layer's own staged file is removed once its chunks are staged; if anything fails, the
+    chunks staged so far are removed and the layer's file stays.
     """
     assert layer.staged is not None
+    with open(layer.staged, "rb") as src:
+        parts = split_reader(src, layer.desc.size, limit, lfs, f"staged layer {layer.desc.digest}")
+    forget(layer.staged, remove=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(layer.staged)
+    return parts
+
+
+def split_reader(src: Reader, size: int, limit: int, lfs: LfsStore, what: str) -> list[tuple[LfsObject, str]]:
+    """Stage ``size`` bytes read from ``src`` as chunk files of at most ``limit`` bytes, in order.
+
+    Each chunk is hashed as it is written (its oid). :class:`CorruptContentError` (and every
+    chunk removed) if ``src`` holds other than ``size`` bytes; the caller checks the content.
+    """
     parts: list[tuple[LfsObject, str]] = []
     try:
-        with open(layer.staged, "rb") as src:
-            while True:
-                with lfs.staging() as (out, path):
-                    left = limit
-                    while left and (data := src.read(min(CHUNK, left))):
-                        out.write(data)
-                        left -= len(data)
-                if out.count == 0:
-                    forget(path, remove=True)
-                    break
-                parts.append((LfsObject(out.digest, out.count), path))
-                if out.count < limit:
-                    break
-        if sum(obj.size for obj, _ in parts) != layer.desc.size:
-            raise CorruptContentError(f"staged layer {layer.desc.digest} changed size while it was cut into chunks")
+        while True:
+            with lfs.staging() as (out, path):
+                left = limit
+                while left and (data := src.read(min(CHUNK, left))):
+                    out.write(data)
+                    left -= len(data)
+            if out.count == 0:
+                forget(path, remove=True)
+                break
+            parts.append((LfsObject(out.digest, out.count), path))
+            if out.count < limit:
+                break
+        total = sum(obj.size for obj, _ in parts)
+        if total != size or src.read(1):
+            raise CorruptContentError(f"{what}: expected {size} bytes to cut into chunks, got {total if total != size else 'more'}")
     except BaseException:
         for _, path in parts:
             forget(path, remove=True)
         raise
-    forget(layer.staged, remove=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(layer.staged)
     return parts

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import BlobNotFound, ImageNotFound, InvalidImageError, LfsregError
+from ..errors import BlobNotFound, ImageNotFound, InvalidImageError, LfsregError, NotFoundError
+from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
+from ..integrity import VerifiedReader
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from ..progress import DONE, ProgressCallback, ProgressEvent, no_progress
@@ -30,6 +32,8 @@ from ..reference import ImageRef
 from ..registry import layout
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from ..staging import forget
+from .chunking import split_reader
 
 #: Objects staged for the destination at once (their staged copies are consumed by each upload).
 GROUP_BYTES = 1 << 30
@@ -105,7 +109,10 @@ def selected_tags(view: RegistryView, images: list[str]) -> list[tuple[str, str,
     Raises :class:`ImageNotFound` for a name or tag the source lacks, before anything is copied.
     """
     if not images:
-        return [(name, tag, digest) for name in view.names() for tag, digest in view.tags(name)]
+        every = [(name, tag, digest) for name in view.names() for tag, digest in view.tags(name)]
+        if not every:
+            raise NotFoundError(f"{view.label}: no tags to copy", hint=f"see what it holds with: lfsreg images {view.label}")
+        return every
     out: dict[tuple[str, str], Digest] = {}
     for image in images:
         ref = ImageRef.parse(image) if ":" in image.rsplit("/", 1)[-1] or "@" in image else None
@@ -158,6 +165,34 @@ def _move(objects: list[LfsObject], src: LfsStore, dst: LfsStore, progress: Prog
         result.bytes_copied += sum(o.size for o in group)
 
 
+def _rechunk(
+    layer: _Layer, limit: int, src: LfsStore, dst: LfsStore, progress: ProgressCallback, result: CopyResult
+) -> tuple[list[LfsObject], dict[str, bytes]]:
+    """Store a whole source layer in the destination as chunks of at most ``limit``; its chunks and their pointers."""
+    (obj,) = layer.objects
+    src.fetch([obj], progress)
+    what = f"{src.label}: layer {layer.desc.digest}"
+    with src.open(obj) as f:
+        reader = VerifiedReader(f, layer.desc.digest, layer.desc.size, what)
+        parts = split_reader(reader, layer.desc.size, limit, dst, what)
+        try:
+            reader.finish()  # the chunks are the layer the manifest names
+        except BaseException:
+            for _, path in parts:
+                forget(path, remove=True)
+            raise
+    try:
+        lacking = {o.oid for o in dst.missing([o for o, _ in parts])}
+        dst.upload([(o, path) for o, path in parts if o.oid in lacking], progress)
+    finally:
+        for _, path in parts:
+            forget(path, remove=True)
+    result.objects_copied += len(lacking)
+    result.bytes_copied += sum(o.size for o, _ in parts if o.oid in lacking)
+    objects = [o for o, _ in parts]
+    return objects, {layout.chunk_path(layer.desc.digest, i): lfs_pointer.encode(o) for i, o in enumerate(objects)}
+
+
 def copy_images(
     src_view: RegistryView,
     src_lfs: LfsStore,
@@ -167,11 +202,14 @@ def copy_images(
     tags: list[tuple[str, str, Digest]],
     *,
     progress: ProgressCallback = no_progress,
+    object_limit: int | None = None,
 ) -> CopyResult:
     """Copy ``tags`` (from :func:`selected_tags`) of the source into the destination, in one commit.
 
     ``dst_view`` is the destination publisher's latest view. The order of writes is a push's:
-    LFS objects first (and checked present), then the commit.
+    LFS objects first (and checked present), then the commit. A layer the source holds as one
+    object larger than ``object_limit`` (the destination's ``limits.object``) is stored there
+    as chunks (docs/format.md).
 
     Raises:
         BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
@@ -187,11 +225,21 @@ def copy_images(
     absent = {o.oid for o in dst_lfs.missing(list(asked.values()))}
     # A layer the destination holds (pointers sound, objects present) stays as it is there.
     keep = {d for d, objects in held.items() if objects is not None and not any(o.oid in absent for o in objects)}
+    # A layer the source holds whole but the destination's limit does not allow is cut into chunks.
+    split = {
+        d
+        for d, layer in collect.layers.items()
+        if d not in keep and object_limit is not None and len(layer.objects) == 1 and layer.desc.size > object_limit
+    }
     needed = {o.oid: o for d, layer in collect.layers.items() for o in (held[d] or []) if d in keep}
-    needed.update({o.oid: o for d, layer in collect.layers.items() if d not in keep for o in layer.objects})
+    needed.update({o.oid: o for d, layer in collect.layers.items() if d not in keep | split for o in layer.objects})
     result.objects = len(needed)
     lacking = sorted((o for o in needed.values() if o.oid in absent), key=lambda o: -o.size)
     _move(lacking, src_lfs, dst_lfs, progress, result)
+    for digest in split:
+        layer = collect.layers[digest]
+        layer.objects, layer.pointers = _rechunk(layer, object_limit or 0, src_lfs, dst_lfs, progress, result)
+        needed.update({o.oid: o for o in layer.objects})
     still = dst_lfs.missing(list(needed.values()))
     if still:
         raise BlobNotFound(f"{dst_lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in still)}")
