@@ -10,41 +10,53 @@ The CLI is a thin shell over this module; Python programs embed it the same way:
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
 from .credentials import strip_userinfo
-from .describe import ImageSummary, UnreadableImage, inspect_image, summarize
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
-from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
-from .layers import Compression, LayerStaging
-from .lfs.store import LfsStore
-from .ops.chunking import check_limit
-from .ops.copy import CopyResult, copy_images, selected_tags
-from .ops.history import RollbackResult, TagHistory, rollback, tag_history
-from .ops.pull import pull_images
-from .ops.push import PushOptions, PushResult, push_images
-from .ops.selection import check_push_names, push_items
-from .ops.verify import VerifyReport, verify_registry
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.chunks import configured_object_limit
-from .registry.location import Backend, RemoteOptions, local_directory, open_location
+from .registry.location import Backend, RemoteOptions, fresh_local_path, no_commit, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .ssh.settings import SshSettings
 from .ssh.url import is_ssh_location, parse_ssh_url
 from .staging import discard_own_staging
-from .transports import open_destination, open_sources, parse_source, parse_target
+
+if TYPE_CHECKING:
+    from .describe import ImageSummary, UnreadableImage
+    from .lfs.store import LfsStore
+    from .ops.copy import CopyResult
+    from .ops.history import RollbackResult, TagHistory
+    from .ops.push import PushResult
+    from .ops.verify import VerifyReport
+
+# Push, pull and the image transports, and the describe module, are imported by the methods
+# that use them (PEP 562 for the names re-exported here): every command starts a new process,
+# and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
+_LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
+_LAZY.update({"CopyResult": "ops.copy", "VerifyReport": "ops.verify"})
+
+
+def __getattr__(name: str) -> object:
+    """The names of :data:`_LAZY`, imported when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,23 +172,26 @@ class Registry:
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
         """
+        from .layers import Compression, LayerStaging
+        from .ops.push import PushOptions, push_images
+        from .ops.selection import check_push_names, push_items
+        from .transports import open_sources, parse_source
+
         check_algorithm(compression)
-        check_limit(object_limit)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
-        options = PushOptions(compression, level, jobs, progress)
+        options = PushOptions(compression, level, jobs, progress, object_limit)
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
             check_push_names(opened, renames)  # usage errors before the registry is opened, or created
-            fresh = _fresh_local_path(self.location) if self._backend is None else None
+            fresh = fresh_local_path(self.location) if self._backend is None else None
             try:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
-                limit = check_limit(object_limit if object_limit is not None else configured_object_limit(view))
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, replace(options, object_limit=limit))
+                return push_images(publisher, view, lfs, items, options)
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -196,7 +211,7 @@ class Registry:
         except LfsregError:
             # The registry could not be read through its location (e.g. the URL itself was the
             # problem): ask the repository on disk, which this push created, directly.
-            unpublished = _no_commit(path)
+            unpublished = no_commit(path)
         finally:
             self.close()
         if not unpublished:
@@ -231,6 +246,9 @@ class Registry:
             InvalidImageError: a damaged ``index.json`` in an existing ``oci:`` destination.
             UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
+        from .ops.pull import pull_images
+        from .transports import open_destination, parse_target
+
         refs = [ImageRef.parse(i) for i in images]
         destination = open_destination(parse_target(dest))
         publisher = self._publisher()
@@ -266,6 +284,8 @@ class Registry:
         ``unreadable`` is given: then it is appended there and the listing goes on, so one
         damaged image does not hide the others.
         """
+        from .describe import ImageSummary, UnreadableImage, summarize
+
         view = self.view()
         cache: dict[Digest, ImageSummary | LfsregError] = {}
         out = []
@@ -309,6 +329,8 @@ class Registry:
             ImageNotFound: no such image.
             BlobNotFound, CorruptContentError: a stored manifest or config missing or damaged.
         """
+        from .describe import inspect_image
+
         ref = ImageRef.parse(image)
         view = self.view()
         return inspect_image(view, ref, view.resolve(ref))
@@ -333,37 +355,32 @@ class Registry:
         return [str(r) for r in refs]
 
     def verify(self, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
-        """Check every live tag, what it references, and the LFS objects behind it (:mod:`lfsreg.ops.verify`).
+        """Check every live tag, what it needs, and the LFS objects behind it: the problems, one each (:mod:`lfsreg.ops.verify`)."""
+        from .ops.verify import verify_registry
 
-        Problems are in the report, one each (none for an empty registry); ``deep`` also downloads and hashes every object.
-        """
-        publisher = self._publisher()
-        lfs = self._lfs()
-        return verify_registry(publisher.view(), lfs, deep=deep, progress=progress)
+        return verify_registry(self.view(), self._lfs(), deep=deep, progress=progress)
 
     def copy(
         self, dest: str | Registry, images: Sequence[str] = (), *, progress: ProgressCallback = no_progress, object_limit: int | None = None
     ) -> CopyResult:
-        """Copy ``images`` (``NAME:TAG`` or ``NAME``; default every tag) into ``dest``, one commit there (:mod:`lfsreg.ops.copy`).
+        """Copy ``images`` (``NAME:TAG``, ``NAME``; default every tag) into ``dest``, moving what it lacks (:mod:`lfsreg.ops.copy`).
 
-        Only objects ``dest`` lacks move; layers over ``object_limit`` (default: ``dest``'s ``limits.object``)
-        are stored there as chunks. A ``dest`` the copy created is removed again if it fails. Raises what
-        :meth:`pull` and :meth:`push` do, and ``NotFoundError`` when the source has no tags.
+        Layers over ``object_limit`` (default ``dest``'s ``limits.object``) are chunked there; a ``dest`` the copy created
+        is removed if it fails. Raises what :meth:`pull` and :meth:`push` do; ``NotFoundError``: no tags to copy.
         """
+        from .ops.copy import copy_images
+
         target = dest if isinstance(dest, Registry) else Registry(dest, options=self.options)
+        fresh = fresh_local_path(target.location) if target._backend is None else None
         try:
             view = self.view()
-            tags = selected_tags(view, list(images))
-            fresh = _fresh_local_path(target.location) if target._backend is None else None
-            try:
-                publisher = target._publisher(create=True)
-                to = publisher.view()
-                limit = check_limit(object_limit if object_limit is not None else configured_object_limit(to))
-                return copy_images(view, self._lfs(), publisher, to, target._lfs(), tags, progress=progress, object_limit=limit)
-            except BaseException:
-                if fresh is not None:
-                    target._undo_create(fresh)
-                raise
+            return copy_images(
+                view, self._lfs(), target._publisher(create=True), target._lfs(), list(images), progress=progress, object_limit=object_limit
+            )
+        except BaseException:
+            if fresh is not None:
+                target._undo_create(fresh)
+            raise
         finally:
             if target is not dest:
                 target.close()
@@ -374,6 +391,8 @@ class Registry:
         ref = ImageRef.parse(image, default_tag="")
         if ref.tag is None:
             raise UsageError("history takes NAME or NAME:TAG, not a digest")
+        from .ops.history import tag_history
+
         backend = self._open()[0]
         return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
 
@@ -384,34 +403,12 @@ class Registry:
             ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
             ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
         """
+        from .ops.history import rollback
+
         name, tag = parse_tagged(image)
         target = Digest.parse(to) if to is not None else None
         backend, publisher = self._open()
         return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
-
-
-def _fresh_local_path(location: str) -> tuple[str, bool] | None:
-    """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
-    path = local_directory(location)
-    if path is None:
-        return None
-    if not os.path.exists(path):
-        return path, False
-    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
-        return path, True
-    return None
-
-
-def _no_commit(path: str) -> bool:
-    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
-    try:
-        git = GitStore.open(path)
-    except LfsregError:
-        return False  # not a repository: leave it rather than guess
-    try:
-        return git.head() is None
-    finally:
-        git.close()
 
 
 def _require_content(view: RegistryView) -> None:

@@ -65,6 +65,11 @@ class VerifiedReader:
         """Bytes read so far."""
         return self._hashing.count
 
+    @property
+    def digest(self) -> Digest:
+        """The digest of the bytes read so far."""
+        return self._hashing.digest
+
     def finish(self) -> None:
         """Drain the rest and verify; raise :class:`DigestMismatchError` on any mismatch."""
         while self.read(CHUNK):

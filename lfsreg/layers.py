@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from . import mediatypes as mt
 from .compression import FeedDecompressor, Reader, compressor, sniff
@@ -23,7 +23,7 @@ from .formats.lfs_pointer import LfsObject
 from .integrity import DiffIdCheck, VerifiedReader
 from .manifest import Descriptor
 from .progress import ProgressCallback, ProgressEvent
-from .staging import VerifiedWriter
+from .staging import HashedSource, VerifiedWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,10 @@ class LayerStaging:
     progress: ProgressCallback
 
 
+class HashedReader(Reader, HashedSource, Protocol):
+    """A reader that hashes what it yields (:class:`lfsreg.digest.HashingReader`, :class:`lfsreg.integrity.VerifiedReader`)."""
+
+
 def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress) -> None:
     while True:
         data = src.read(CHUNK)
@@ -98,7 +102,7 @@ def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress
 
 
 def stage_plain(
-    src: Reader,
+    src: HashedReader,
     finish: Callable[[], Digest],
     compression: Compression,
     staging: Staging,
@@ -112,9 +116,10 @@ def stage_plain(
     """
     with staging() as (out, path):
         if compression.algorithm == "none":
+            out.hashed_by(src)  # the staged bytes are the plain layer, hashed once as read
             _pump(src, out.write, bar)
             diff_id = finish()
-            out.expect(diff_id.hex)  # the staged bytes are the plain layer: checked again as written
+            out.expect(diff_id.hex)  # and checked again when the file is kept
             stored = Descriptor(mt.OCI_LAYER, diff_id, out.count)
         else:
             comp = compressor(compression.algorithm, out, compression.level, compression.threads)  # type: ignore[arg-type]
@@ -157,6 +162,7 @@ def store_compressed(
     src = VerifiedReader(raw, desc.digest, desc.size, what, tap=check)
     with staging() as (out, path):
         out.expect(desc.digest.hex, desc.size)
+        out.hashed_by(src)
         _pump(src, out.write, bar)
         src.finish()
     bar.done()
@@ -169,6 +175,7 @@ def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: 
     src = VerifiedReader(raw, desc.digest, desc.size, what)
     with staging() as (out, path):
         out.expect(desc.digest.hex, desc.size)
+        out.hashed_by(src)
         _pump(src, out.write, bar)
         src.finish()
     bar.done()

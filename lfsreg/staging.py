@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
-from .digest import CHUNK
+from .digest import CHUNK, Digest
 from .errors import ConcurrentUpdateError, CorruptContentError, LocalStorageError
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,32 @@ def _open_owned(path: str) -> BinaryIO:
     raise ConcurrentUpdateError(f"{path}: replaced by other processes while it was opened")
 
 
+def _open_empty(path: str) -> BinaryIO:
+    """Open ``path`` to write from byte 0; truncated only if it holds bytes (it is nearly always new and empty).
+
+    Why not ``open(path, "wb")``: ``O_TRUNC`` (even to the size it has) marks the file on ext4
+    (``auto_da_alloc``) as one replaced in place, and its close then flushes every page to disk.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class HashedSource(Protocol):
+    """A reader that hashes and counts what it yields (:class:`lfsreg.digest.HashingReader`)."""
+
+    @property
+    def count(self) -> int: ...  # noqa: D102
+
+    @property
+    def digest(self) -> Digest: ...  # noqa: D102
+
+
 class VerifiedWriter:
     """Writes an object's bytes to ``path`` while hashing them; :meth:`commit` checks them and renames it to ``target``.
 
@@ -286,10 +312,11 @@ class VerifiedWriter:
         self.resume = resume
         self._hash = hashlib.sha256()
         self.offset = 0
+        self._source: HashedSource | None = None
         with writing(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if not resume:
-                self._file: BinaryIO = open(path, "wb")
+                self._file: BinaryIO = _open_empty(path)
                 return
             assert size is not None, "a resumed download knows its size"
             self._file = _open_owned(path)
@@ -318,10 +345,24 @@ class VerifiedWriter:
             raise LocalStorageError("lfsreg is shutting down: staging stopped")
         if self.size is not None and self.offset + len(data) > self.size:
             raise CorruptContentError(f"{self.what}: more than the {self.size} bytes announced")
-        with writing(self.path):
+        try:  # what `writing` does, without a context manager per piece (a download's may be 4 KiB)
             self._file.write(data)
-        self._hash.update(data)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            raise storage_error(exc, self.path) from None
+        if self._source is None:
+            self._hash.update(data)
         self.offset += len(data)
+
+    def hashed_by(self, source: HashedSource) -> None:
+        """Take ``source``'s hash for this file's: the caller writes exactly the bytes it reads from it.
+
+        Each byte is then hashed once, not twice. :meth:`commit` checks the source's digest, and
+        that the file got every byte the source gave. Call it before the first write.
+        """
+        assert self.offset == 0 and not self.resume, "hashed_by comes before any write, on a fresh file"
+        self._source = source
 
     def copy_from(self, src: Reader, progress: Callable[[int], None] | None = None) -> None:
         """Write everything ``src`` yields (calling ``progress`` with each chunk's size)."""
@@ -338,7 +379,7 @@ class VerifiedWriter:
     @property
     def digest(self) -> str:
         """The sha256 (hex) of the bytes written so far."""
-        return self._hash.hexdigest()
+        return self._source.digest.hex if self._source is not None else self._hash.hexdigest()
 
     def expect(self, oid: str | None = None, size: int | None = None, what: str | None = None) -> None:
         """What :meth:`commit` must find (and how errors name it), learnt after the writer was made."""
@@ -368,7 +409,10 @@ class VerifiedWriter:
         except BaseException:
             self.discard()
             raise
-        got = self._hash.hexdigest()
+        got = self.digest
+        if self._source is not None and self._source.count != self.offset:
+            self.discard()
+            raise CorruptContentError(f"{self.what}: {self.offset} bytes written of the {self._source.count} read")
         if (self.size is not None and self.offset != self.size) or (self.oid is not None and got != self.oid):
             self.discard()
             expected = f"{self.size if self.size is not None else 'any number of'} bytes of sha256:{self.oid or 'any'}"

@@ -30,10 +30,11 @@ from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_m
 from ..progress import DONE, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry import layout
+from ..registry.chunks import configured_object_limit
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 from ..staging import forget
-from .chunking import split_reader
+from .chunking import check_limit, split_reader
 
 #: Objects staged for the destination at once (their staged copies are consumed by each upload).
 GROUP_BYTES = 1 << 30
@@ -197,24 +198,27 @@ def copy_images(
     src_view: RegistryView,
     src_lfs: LfsStore,
     dst: Publisher,
-    dst_view: RegistryView,
     dst_lfs: LfsStore,
-    tags: list[tuple[str, str, Digest]],
+    images: list[str],
     *,
     progress: ProgressCallback = no_progress,
     object_limit: int | None = None,
 ) -> CopyResult:
-    """Copy ``tags`` (from :func:`selected_tags`) of the source into the destination, in one commit.
+    """Copy the tags ``images`` select (:func:`selected_tags`) from the source into ``dst``, in one commit.
 
-    ``dst_view`` is the destination publisher's latest view. The order of writes is a push's:
+    The order of writes is a push's:
     LFS objects first (and checked present), then the commit. A layer the source holds as one
     object larger than ``object_limit`` (the destination's ``limits.object``) is stored there
-    as chunks (docs/format.md).
+    as chunks (docs/format.md); default: the destination's own ``limits.object``.
 
     Raises:
         BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
         ConcurrentUpdateError: the destination kept moving under the commit.
     """
+    tags = selected_tags(src_view, images)  # before the destination is read: bad names write nothing
+    dst_view = dst.view()
+    if object_limit is None:
+        object_limit = check_limit(configured_object_limit(dst_view))
     result = CopyResult(tags=list(tags))
     collect = _Collect(src_view)
     for name, tag, digest in tags:

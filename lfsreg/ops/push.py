@@ -27,9 +27,10 @@ from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
 from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
+from ..registry.chunks import configured_object_limit
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
-from .chunking import split_staged
+from .chunking import check_limit, split_staged
 
 log = logging.getLogger(__name__)
 MAX_METADATA = 16 << 20
@@ -73,7 +74,10 @@ class PushOptions:
     level: int | None = None
     jobs: int = 2
     progress: ProgressCallback = no_progress
-    object_limit: int | None = None  # layers larger than this are stored as chunks (docs/format.md)
+    object_limit: int | None = None  # chunk layers larger than this (docs/format.md); default: the registry's limits.object
+
+    def __post_init__(self) -> None:
+        check_limit(self.object_limit)
 
 
 @dataclass(slots=True)
@@ -351,7 +355,8 @@ def _publish(
         for name, tag in item.targets:
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
-    staged = _staged(push, lfs, options.object_limit)
+    limit = options.object_limit if options.object_limit is not None else check_limit(configured_object_limit(push.view))
+    staged = _staged(push, lfs, limit)
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
     lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))

@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..credentials import CredentialSources, strip_userinfo
-from ..errors import UsageError
-from ..git.remote import GitRemote
+from ..errors import LfsregError, UsageError
 from ..git.store import GitStore
 from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
-from ..lfs.filestore import FileRemoteLfsStore
 from ..lfs.retry import RetryPolicy
 from ..lfs.store import CachedLfsStore, LfsStore, LocalLfsStore, Remote
 from ..ssh.settings import SshSettings
@@ -31,6 +29,7 @@ from ..ssh.url import is_ssh_location, parse_ssh_url
 from .endpoint import DeferredRemote, check_url, lfsconfig_url
 
 if TYPE_CHECKING:
+    from ..git.remote import GitRemote
     from ..lfs.http import HttpSettings
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
@@ -257,6 +256,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
 
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
+    from ..git.remote import GitRemote  # the git client of remotes: a local registry needs none of it
     from .endpoint import http_remote
 
     _check_ca_bundle(options)
@@ -286,6 +286,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
 
 def _ssh(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     """An SSH remote: git and LFS share one paramiko connection per operation (no ``ssh`` binary)."""
+    from ..git.remote import GitRemote
     from ..git.ssh import ssh_client_factory  # paramiko is imported only for SSH remotes
     from ..ssh.connection import SshConnection
     from .endpoint import ssh_remote
@@ -327,6 +328,30 @@ def local_directory(location: str) -> str | None:
     return unquote(parts.path)
 
 
+def fresh_local_path(location: str) -> tuple[str, bool] | None:
+    """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
+    path = local_directory(location)
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        return path, False
+    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+        return path, True
+    return None
+
+
+def no_commit(path: str) -> bool:
+    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
+    try:
+        git = GitStore.open(path)
+    except LfsregError:
+        return False  # not a repository: leave it rather than guess
+    try:
+        return git.head() is None
+    finally:
+        git.close()
+
+
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> Backend:
     """The backend of the registry at ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
 
@@ -348,6 +373,9 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
         return LocalBackend(git, location, LocalLfsStore(location))
     parts = urlsplit(location)
     if parts.scheme == "file":
+        from ..git.remote import GitRemote
+        from ..lfs.filestore import FileRemoteLfsStore
+
         path = unquote(parts.path)
         if create and not os.path.exists(path):
             GitStore.init(path)
@@ -359,4 +387,4 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
     raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http(s):// or ssh://")
 
 
-__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "local_directory", "open_location"]
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "fresh_local_path", "local_directory", "no_commit", "open_location"]
