@@ -16,6 +16,7 @@ from .errors import (
     InvalidImageError,
     InvalidReference,
     LfsregError,
+    LimitExceededError,
     LocalStorageError,
     NotARegistryError,
     NotFoundError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .digest import Digest
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
     from .ops.push import PushResult
+    from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
     from .reference import ImageRef
 
@@ -49,6 +51,7 @@ _LAZY = {
     "PushResult": ("ops.push", "PushResult"),
     "VerifyReport": ("ops.verify", "VerifyReport"),
     "CopyResult": ("ops.copy", "CopyResult"),
+    "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
     # the defaults the CLI shows in its help (also in lfsreg.api)
@@ -87,6 +90,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidReference",
     "LfsregError",
+    "LimitExceededError",
     "LocalStorageError",
     "NotARegistryError",
     "NotFoundError",
@@ -96,6 +100,7 @@ __all__ = [
     "PushResult",
     "VerifyReport",
     "Registry",
+    "RegistryUsage",
     "RepositoryNotFound",
     "RetriableError",
     "TagInfo",

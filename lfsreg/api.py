@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .api_cost import CostMethods
+from .api_maintain import MaintainMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -40,7 +42,10 @@ if TYPE_CHECKING:
     from .lfs.store import LfsStore
     from .ops.copy import CopyResult
     from .ops.history import RollbackResult, TagHistory
+    from .ops.limits import PRESETS
     from .ops.push import PushResult
+    from .ops.traffic import Traffic
+    from .ops.usage import RegistryUsage
     from .ops.verify import VerifyReport
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 # and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
 _LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
 _LAZY.update({"CopyResult": "ops.copy", "VerifyReport": "ops.verify"})
+_LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
 
 
 def __getattr__(name: str) -> object:
@@ -68,7 +74,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry:
+class Registry(CostMethods, MaintainMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -145,11 +151,15 @@ class Registry:
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
         object_limit: int | None = None,
+        dry_run: bool = False,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
         Name errors are raised before the registry is opened (or created); a first push that
         fails removes the repository it created, so a failed push leaves nothing behind.
+
+        Before uploading it reports what the host lacks (progress action ``"estimate"``,
+        ``PushResult.estimate``), and refuses to go over ``limits.storage``.
 
         Args:
             sources: skopeo-style references (``docker-archive:PATH[:NAME:TAG]``, ``oci:DIR[:REF]``…),
@@ -162,6 +172,7 @@ class Registry:
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
             object_limit: store new layers larger than this many bytes as chunks of at most
                 this size (docs/format.md); default: the registry's ``limits.object``, if any.
+            dry_run: stage, verify and estimate only; upload and commit nothing.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -171,6 +182,7 @@ class Registry:
             CorruptContentError: bytes that do not match their digest, size or diff_id.
             BlobNotFound: a blob the source lacks, or an LFS object missing after upload.
             ConcurrentUpdateError: the registry kept moving under the commit.
+            LimitExceededError: over ``limits.storage`` (nothing uploaded), the host's quota or object size.
         """
         from .layers import Compression, LayerStaging
         from .ops.push import PushOptions, push_images
@@ -180,7 +192,7 @@ class Registry:
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
-        options = PushOptions(compression, level, jobs, progress, object_limit)
+        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit)
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
             check_push_names(opened, renames)  # usage errors before the registry is opened, or created
@@ -189,9 +201,13 @@ class Registry:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
                 view = publisher.view()  # first: a remote's LFS endpoint may come from its fetched .lfsconfig
+                options = self._costed(options, publisher, view, dry_run)
                 staging = LayerStaging(lambda: lfs.staging(), Compression(compression, level), progress)
                 items = push_items(opened, renames, view, staging)
-                return push_images(publisher, view, lfs, items, options)
+                result = push_images(publisher, view, lfs, items, options)
+                if dry_run and fresh is not None:
+                    self._undo_create(fresh)
+                return result
             except BaseException:
                 if fresh is not None:
                     self._undo_create(fresh)
@@ -232,11 +248,13 @@ class Registry:
         *,
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
+        traffic: Traffic | None = None,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
-        ``docker-daemon:`` to load the images straight into the Docker engine.
+        ``docker-daemon:`` to load the images straight into the Docker engine. ``traffic``, if
+        given, is filled with the bytes moved from the host and from the local cache.
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -255,6 +273,7 @@ class Registry:
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        progress = self._counted(traffic, view, progress)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:
@@ -354,37 +373,6 @@ class Registry:
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
-    def verify(self, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
-        """Check every live tag, what it needs, and the LFS objects behind it: the problems, one each (:mod:`lfsreg.ops.verify`)."""
-        from .ops.verify import verify_registry
-
-        return verify_registry(self.view(), self._lfs(), deep=deep, progress=progress)
-
-    def copy(
-        self, dest: str | Registry, images: Sequence[str] = (), *, progress: ProgressCallback = no_progress, object_limit: int | None = None
-    ) -> CopyResult:
-        """Copy ``images`` (``NAME:TAG``, ``NAME``; default every tag) into ``dest``, moving what it lacks (:mod:`lfsreg.ops.copy`).
-
-        Layers over ``object_limit`` (default ``dest``'s ``limits.object``) are chunked there; a ``dest`` the copy created
-        is removed if it fails. Raises what :meth:`pull` and :meth:`push` do; ``NotFoundError``: no tags to copy.
-        """
-        from .ops.copy import copy_images
-
-        target = dest if isinstance(dest, Registry) else Registry(dest, options=self.options)
-        fresh = fresh_local_path(target.location) if target._backend is None else None
-        try:
-            view = self.view()
-            return copy_images(
-                view, self._lfs(), target._publisher(create=True), target._lfs(), list(images), progress=progress, object_limit=object_limit
-            )
-        except BaseException:
-            if fresh is not None:
-                target._undo_create(fresh)
-            raise
-        finally:
-            if target is not dest:
-                target.close()
-
     # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
     def history(self, image: str) -> TagHistory:
         """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
@@ -426,13 +414,16 @@ __all__ = [
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
+    "PRESETS",
     "Registry",
+    "RegistryUsage",
     "RemoteOptions",
     "RollbackResult",
     "SshSettings",
     "TagHistory",
     "TagInfo",
     "VerifyReport",
+    "Traffic",
     "discard_own_staging",
     "is_ssh_location",
     "parse_ssh_url",

@@ -8,6 +8,8 @@ bare). Classes also subclass the fitting builtin, so callers can catch either::
      │    └── InvalidReference                   a name, tag, digest or transport reference
      ├── AuthenticationError (PermissionError)   give (other) credentials: missing, refused, 401
      ├── PermissionDeniedError (PermissionError) ask for access: the credentials may not do this, 403
+     │    └── LimitExceededError                 free space or raise the limit: a storage, object-size
+     │                                           or transfer limit (the registry's own, or the host's)
      ├── NotFoundError (LookupError)             check the name: it is not there, 404
      │    ├── RepositoryNotFound                 no repository at that location
      │    ├── ImageNotFound                      no image or tag by that name
@@ -66,6 +68,10 @@ class AuthenticationError(LfsregError, PermissionError):
 
 class PermissionDeniedError(LfsregError, PermissionError):
     """The credentials were accepted but may not do this (HTTP 403, a read-only deploy key)."""
+
+
+class LimitExceededError(PermissionDeniedError):
+    """The operation would go over a limit: the registry's ``limits.*``, or the host's quota or object size."""
 
 
 class NotFoundError(LfsregError, LookupError):
@@ -141,10 +147,15 @@ def error_for_status(
 ) -> LfsregError:
     """The error for an HTTP ``status`` (git-lfs ``lfshttp/errors.go``); ``message`` names the request.
 
-    401 → :class:`AuthenticationError`, 403 → :class:`PermissionDeniedError`, 404 and 410 →
+    A host's answer that a limit is reached -- 403 or 422 naming a quota or size ("This repository
+    is over its data quota", GitHub), 413, 507 -- → :class:`LimitExceededError`, naming the limit.
+    Otherwise 401 → :class:`AuthenticationError`, 403 → :class:`PermissionDeniedError`, 404 and 410 →
     :class:`NotFoundError`, 408/429/5xx (not 501, 505 or 507) → :class:`RetriableError`,
     anything else → :class:`ProtocolError`. The caller adds the server's message to ``message``.
     """
+    limit = _host_limit(status, message)
+    if limit is not None:
+        return limit
     if status == 401:
         return AuthenticationError(message, hint=hint or "check the credentials (LFSREG_USERNAME/LFSREG_TOKEN, netrc, or the URL)")
     if status == 403:
@@ -154,6 +165,29 @@ def error_for_status(
     if status in _RETRIABLE or status >= 520:
         return RetriableError(message, status=status, retry_after=retry_after, hint=hint)
     return ProtocolError(message, hint=hint)
+
+
+_QUOTA_WORDS = ("quota", "size limit", "storage limit", "out of storage", "insufficient storage")
+_SIZE_WORDS = ("too large", "too big", "file size", "max size", "maximum size", "larger than", "size must be")
+
+
+def _host_limit(status: int, message: str) -> LimitExceededError | None:
+    """The :class:`LimitExceededError` for a host's over-quota or over-size answer, else ``None``."""
+    low = message.lower()
+    quota = status == 507 or (status in (403, 422) and any(w in low for w in _QUOTA_WORDS))
+    if quota:
+        return LimitExceededError(
+            f"{message} -- the host's LFS quota is used up (storage or monthly downloads; GitHub Free: 10 GiB each)",
+            hint="see what the registry takes with `lfsreg du REPO`; free space with `lfsreg prune` and `lfsreg gc`, "
+            "then (GitHub keeps LFS storage until the repository is deleted) move to a fresh repository with "
+            "`lfsreg copy`, or buy more storage from the host",
+        )
+    if status == 413 or (status in (403, 422) and any(w in low for w in _SIZE_WORDS)):
+        return LimitExceededError(
+            f"{message} -- an object is larger than the host accepts (GitHub: 2 GB on Free/Pro, 4 GB Team, 5 GB Enterprise Cloud)",
+            hint="set the host's object limit, e.g. `lfsreg config REPO --preset github-free` or `lfsreg config REPO limits.object 2GB`",
+        )
+    return None
 
 
 def tls_error(exc: BaseException, what: str, host: str) -> UnreachableError | None:

@@ -10,7 +10,10 @@ Vocabulary. ``key`` names one unit of work, a layer as the operation's source na
 - ``"upload"``: sending a staged layer to an LFS server;
 - ``"stored"``: moving a staged layer into a local store (no byte events);
 - ``"download"``: fetching a layer from an LFS server into the local cache;
-- ``"pull"``: reading a layer back out of the store, verified, into the destination.
+- ``"pull"``: reading a layer back out of the store, verified, into the destination;
+- ``"estimate"``: once per push, before any upload (key ``"registry"``): ``total`` is the bytes
+  the push adds to the host's LFS storage, ``detail`` the whole estimate
+  (:class:`lfsreg.ops.limits.Estimate` as a dict).
 
 ``phase`` says where the action stands, in this order for one key and action:
 
@@ -29,7 +32,8 @@ Events for one key arrive in order. ``done`` is true exactly for :data:`DONE` an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 WAITING = "waiting"
 TRANSFERRING = "transferring"
@@ -37,6 +41,7 @@ VERIFYING = "verifying"
 DONE = "done"
 PRESENT = "present"
 PHASES = (WAITING, TRANSFERRING, VERIFYING, DONE, PRESENT)
+ESTIMATE = "estimate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class ProgressEvent:
     """One step of progress on one unit of work (a layer, a manifest…); see the module docstring.
 
     ``phase`` defaults to :data:`DONE` when ``done`` is given, else :data:`TRANSFERRING`.
+    ``detail`` carries what an action has beyond bytes (an ``"estimate"``'s numbers).
     """
 
     key: str
@@ -52,6 +58,7 @@ class ProgressEvent:
     delta: int = 0
     done: bool = False
     phase: str = ""
+    detail: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         phase = self.phase or (DONE if self.done else TRANSFERRING)

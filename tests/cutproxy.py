@@ -30,7 +30,16 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Cut", "CutProxy"]
+__all__ = ["BATCH", "RECEIVE_PACK", "REFS", "STORAGE_GET", "STORAGE_PUT", "UPLOAD_PACK", "VERIFY", "Cut", "CutProxy"]
+
+# The requests of a git + LFS exchange over HTTP (giftless behind nginx), as ``Cut.request`` patterns.
+BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
+STORAGE_PUT = rb"PUT [^ ]*/info/lfs/objects/storage/"
+STORAGE_GET = rb"GET [^ ]*/info/lfs/objects/storage/"
+VERIFY = rb"POST [^ ]*/objects/storage/verify "
+REFS = rb"GET [^ ]*/info/refs\?service=git-"
+UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
+RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,15 @@ def cli_env(
     return env
 
 
+def use_cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: str | os.PathLike[str], server: object | None = None) -> None:
+    """:func:`cli_env` for in-process runs (the library, or ``run_cli``): this process's environment, until the test ends."""
+    env = cli_env(tmp_path, server)
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
 def run_git(
     args: Sequence[str | os.PathLike[str]],
     cwd: str | os.PathLike[str],

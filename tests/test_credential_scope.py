@@ -35,11 +35,6 @@ def _commit_lfsconfig(repo, lfs_url: str, tmp_path: Path) -> None:
     run_git(["push", "-q", "origin", "HEAD:main"], cwd=clone, env=genv)
 
 
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
-
-
 def _basic_sent(server: FaultLfsServer) -> list[str]:
     return [r.header("Authorization") or "" for r in server.requests if r.auth_scheme == "Basic"]
 
@@ -49,7 +44,7 @@ def test_lfsconfig_naming_plain_http_elsewhere_gets_nothing(git_http_server, git
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, env=env))
     with FaultLfsServer() as other:
         _commit_lfsconfig(git_http_repo, other.endpoint(), tmp_path)
-        before = _main(git_http_repo)
+        before = git_http_repo.main()
         proc = run_cli("push", git_http_repo.url, OTHER, env=env)
         assert_error(proc, 2, ".lfsconfig", other.endpoint())
         assert other.requests == []  # not a byte: neither credentials nor objects
@@ -57,7 +52,7 @@ def test_lfsconfig_naming_plain_http_elsewhere_gets_nothing(git_http_server, git
         proc = run_cli("pull", git_http_repo.url, "acme/base:1.0", "-o", f"docker-archive:{tmp_path / 'x.tar'}", env=fresh)
         assert_error(proc, 2, ".lfsconfig")
         assert other.requests == []
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
     assert git_http_server.password not in proc.stderr
 
 

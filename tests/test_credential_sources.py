@@ -31,14 +31,9 @@ _env = functools.partial(cli_env, GIT_CONFIG_NOSYSTEM="1")
 _env = functools.partial(cli_env, GIT_CONFIG_NOSYSTEM="1")
 
 
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
-
-
 def _landed(server, repo, tmp_path: Path) -> None:
     """The push reached both halves of the host: the branch and giftless's store."""
-    assert _main(repo) is not None
+    assert repo.main() is not None
     proc = run_cli("images", "--format", "json", repo.auth_url, env=_env(tmp_path / "check"))
     assert_ok(proc)
     assert "acme/base" in proc.stdout
@@ -50,7 +45,7 @@ def _refused(proc, repo, *secrets: str) -> None:
     assert_error(proc, 1, "authentication failed")
     for secret in secrets:
         assert secret not in proc.stdout + proc.stderr
-    assert _main(repo) is None
+    assert repo.main() is None
 
 
 # -- LFSREG_TOKEN -------------------------------------------------------------------------------------

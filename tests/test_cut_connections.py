@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture, run_cli
-from cutproxy import Cut, CutProxy
+from cutproxy import BATCH, RECEIVE_PACK, REFS, STORAGE_GET, STORAGE_PUT, UPLOAD_PACK, Cut, CutProxy
+from gitenv import use_cli_env
 from imageverify import verify_docker_archive
 
 import lfsreg
@@ -32,13 +33,6 @@ pytestmark = pytest.mark.interop
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 FAST = RetryPolicy(max_retries=3, base_delay=0.01, max_delay=0.05, max_retry_time=20)
-
-BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
-STORAGE_PUT = rb"PUT [^ ]*/info/lfs/objects/storage/"
-STORAGE_GET = rb"GET [^ ]*/info/lfs/objects/storage/"
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 
 # stage -> (operation, rule); the rule's ``times`` is set per test (once, or every time)
 PUSH_STAGES = {
@@ -74,22 +68,13 @@ PULL_STAGES = {
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """In-process runs see only this test's HOME and cache."""
-    for name in list(os.environ):
-        if name.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_")) or name == "NETRC":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
+    use_cli_env(monkeypatch, tmp_path)
     return tmp_path
 
 
 def _creds(monkeypatch, server) -> None:
     monkeypatch.setenv("LFSREG_USERNAME", server.user)
     monkeypatch.setenv("LFSREG_PASSWORD", server.password)
-
-
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
 
 
 def _tags(repo_url: str, cache: Path, monkeypatch, options: RemoteOptions | None = None) -> set[str]:
@@ -125,7 +110,7 @@ def test_push_through_a_cut(stage, times, git_http_server, git_http_repo, isolat
     monkeypatch.setenv("LFSREG_CACHE", str(isolated / "seed-cache"))
     with lfsreg.Registry(git_http_repo.url, options=RemoteOptions(policy=FAST)) as reg:
         reg.push([BASE])
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     rule = PUSH_STAGES[stage]
     with CutProxy(("127.0.0.1", git_http_server.port), Cut(**{**rule.__dict__, "times": times})) as proxy:
         monkeypatch.setenv("LFSREG_CACHE", str(isolated / "cache"))
@@ -141,7 +126,7 @@ def test_push_through_a_cut(stage, times, git_http_server, git_http_repo, isolat
     landed = "acme/cut:1.0" in _tags(git_http_repo.url, isolated / "check", monkeypatch)
     assert (error is None) == landed, f"{stage}: push said {error!r} but the tag {'did' if landed else 'did not'} land"
     if error is not None:
-        assert _main(git_http_repo) == before
+        assert git_http_repo.main() == before
 
 
 @pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
@@ -149,7 +134,7 @@ def test_push_through_a_cut(stage, times, git_http_server, git_http_repo, isolat
 def test_pull_through_a_cut(stage, times, git_http_server, git_http_repo, isolated, monkeypatch):
     _creds(monkeypatch, git_http_server)
     _seed(git_http_server, git_http_repo, isolated, monkeypatch)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     rule = PULL_STAGES[stage]
     out = isolated / "out.tar"
     with CutProxy(("127.0.0.1", git_http_server.port), Cut(**{**rule.__dict__, "times": times})) as proxy:
@@ -167,7 +152,7 @@ def test_pull_through_a_cut(stage, times, git_http_server, git_http_repo, isolat
         verify_docker_archive(out)
     else:
         assert not out.exists(), "a failed pull left its output behind"
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 def _pull(url: str, options: RemoteOptions, out: Path) -> None:
@@ -194,7 +179,7 @@ def test_cut_error_body_is_one_line(git_http_server, git_http_repo, isolated, mo
 def test_cut_through_the_cli_is_one_line(git_http_server, git_http_repo, isolated, monkeypatch):
     _creds(monkeypatch, git_http_server)
     _seed(git_http_server, git_http_repo, isolated, monkeypatch)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     # the refs exchange: the CLI's default retry policy would spend a minute on a batch API cut
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=20, request=REFS, body=True, times=None)) as proxy:
         env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli-cache"), "LFSREG_RETRIES": "1"}
@@ -203,7 +188,7 @@ def test_cut_through_the_cli_is_one_line(git_http_server, git_http_repo, isolate
     lines = proc.stderr.splitlines()
     assert 1 <= len(lines) <= 2 and lines[0].startswith("lfsreg: error: "), proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 # -- SSH -------------------------------------------------------------------------------------------
@@ -214,7 +199,7 @@ SSH_CUTS = [("down", 600), ("down", 2500), ("down", 6000), ("up", 1500), ("up", 
 def test_ssh_channel_cut(direction, after, sshd_server, git_http_repo, isolated, monkeypatch, git_http_server):
     _creds(monkeypatch, git_http_server)
     _seed(git_http_server, git_http_repo, isolated, monkeypatch)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     key = sshd_server.add_key(git_http_repo)
     with CutProxy(("127.0.0.1", sshd_server.port), Cut(direction, after=after, times=None)) as proxy:
         known = isolated / "known_hosts"
@@ -234,4 +219,4 @@ def test_ssh_channel_cut(direction, after, sshd_server, git_http_repo, isolated,
     if fired:
         assert error is not None or landed
     if error is not None:
-        assert _main(git_http_repo) == before
+        assert git_http_repo.main() == before

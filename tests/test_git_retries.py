@@ -13,15 +13,15 @@ retries are spent the error is one line in lfsreg's words. Faults come from the 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import fixture
-from cutproxy import Cut, CutProxy
+from cutproxy import RECEIVE_PACK, REFS, UPLOAD_PACK, Cut, CutProxy
 from dulwich.repo import Repo
+from gitenv import use_cli_env
 from imageverify import verify_docker_archive
 
 import lfsreg
@@ -33,9 +33,6 @@ pytestmark = pytest.mark.interop
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 TOOL = "docker-archive:" + str(fixture("tool.docker.tar"))
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 RAW = ("HTTPConnectionPool", "urllib3", "Max retries", "Caused by", "IncompleteRead", "ProtocolError(", "NewConnectionError")
 
 
@@ -58,13 +55,8 @@ def _policy(sleeps: Sleeps, retries: int = 3) -> RetryPolicy:
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch, git_http_server):
-    for name in list(os.environ):
-        if name.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_")) or name == "NETRC":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("LFSREG_USERNAME", git_http_server.user)
-    monkeypatch.setenv("LFSREG_PASSWORD", git_http_server.password)
+    """In-process runs see only this test's HOME and cache, and the server's credentials."""
+    use_cli_env(monkeypatch, tmp_path, git_http_server)
     return tmp_path
 
 
@@ -77,11 +69,6 @@ def _push(url: str, cache: Path, source: str, tag: str, policy: RetryPolicy | No
 def _tags(url: str, cache: Path) -> set[str]:
     with lfsreg.Registry(url, options=RemoteOptions(cache_dir=str(cache))) as reg:
         return {f"{t.name}:{t.tag}" for t in reg.tags()}
-
-
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
 
 
 def _history(repo) -> list[str]:
@@ -120,7 +107,7 @@ def test_a_cut_fetch_is_retried(rule, git_http_server, git_http_repo, isolated):
 
 def test_a_cut_push_request_is_sent_again_once(git_http_server, git_http_repo, isolated):
     _push(git_http_repo.url, isolated / "seed", BASE, "acme/base:1.0")
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     sleeps = Sleeps()
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("up", after=200, request=RECEIVE_PACK, times=1)) as proxy:
         _push(proxy.url(git_http_repo.url), isolated / "cache", APP, "acme/app:1.0", _policy(sleeps))
@@ -133,7 +120,7 @@ def test_a_cut_push_request_is_sent_again_once(git_http_server, git_http_repo, i
 def test_a_lost_push_answer_is_checked_not_sent_again(git_http_server, git_http_repo, isolated):
     """The update landed but its answer is cut, every time: the branch, read again, says so."""
     _push(git_http_repo.url, isolated / "seed", BASE, "acme/base:1.0")
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     sleeps = Sleeps()
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=4, request=RECEIVE_PACK, body=True, times=None)) as proxy:
         _push(proxy.url(git_http_repo.url), isolated / "cache", APP, "acme/app:1.0", _policy(sleeps))
@@ -161,7 +148,7 @@ def test_a_branch_moved_between_attempts_is_re_applied(git_http_server, git_http
 
 def test_spent_retries_are_one_line(git_http_server, git_http_repo, isolated):
     _push(git_http_repo.url, isolated / "seed", BASE, "acme/base:1.0")
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     sleeps = Sleeps()
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=10, request=REFS, body=True, times=None)) as proxy:
         with pytest.raises(RetriableError) as caught:
@@ -170,7 +157,7 @@ def test_spent_retries_are_one_line(git_http_server, git_http_repo, isolated):
     text = _one_line(caught.value)
     assert "cut during the refs advertisement" in text and "gave up after 3 attempts" in text, text
     assert len(sleeps) == 2
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 def _refusing_port() -> socket.socket:

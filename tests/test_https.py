@@ -24,11 +24,6 @@ def _creds(server) -> dict[str, str]:
     return {"LFSREG_USERNAME": server.user, "LFSREG_PASSWORD": server.password}
 
 
-def _remote_main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
-
-
 SOURCES = [
     ("docker-archive:" + str(fixture("app.docker.tar")), "acme/app:1.0"),
     ("oci:" + str(fixture("app.oci")) + ":1.0", "acme/app-oci:1.0"),
@@ -146,7 +141,7 @@ def test_missing_and_wrong_credentials_are_clear_and_secret_free(git_http_server
     url_with_secret = git_http_repo.url.replace("http://", "http://tester:not-the-pw-42@")
     proc = run_cli("-v", "images", url_with_secret, env=cli_env(tmp_path))
     assert proc.returncode == 1 and "not-the-pw-42" not in proc.stderr + proc.stdout
-    assert _remote_main(git_http_repo) is None
+    assert git_http_repo.main() is None
 
 
 def test_failed_lfs_upload_leaves_remote_unchanged(git_http_server, git_http_repo, tmp_path):
@@ -154,14 +149,14 @@ def test_failed_lfs_upload_leaves_remote_unchanged(git_http_server, git_http_rep
 
     env = cli_env(tmp_path, **_creds(git_http_server))
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar")), env=env))
-    before = _remote_main(git_http_repo)
+    before = git_http_repo.main()
     with FaultLfsServer() as lfs:
         lfs.set_read_only("repo", "batch")
         proc = run_cli(
             "push", git_http_repo.url, "docker-archive:" + str(fixture("app.docker.tar")), env={**env, "LFSREG_LFS_URL": lfs.endpoint()}
         )
     assert_error(proc, 1, "403")
-    assert _remote_main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 def test_concurrent_https_pushers_all_land(git_http_server, git_http_repo, tmp_path):

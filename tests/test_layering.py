@@ -49,7 +49,7 @@ ALLOWED = {
     "click": ("lfsreg.cli",),
     "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
-    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client"),
+    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts"),  # hosts: the hosts' REST APIs
     "urllib3": ("lfsreg.lfs", "lfsreg.git.transport", "lfsreg.transports.engine_client"),  # git.transport: under dulwich
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
     "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
@@ -67,14 +67,14 @@ LAYERS = [
         "lfsreg.credentials",
     ),
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
-    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh"),
+    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts"),
     ("lfsreg.registry",),
     # where a registry lives: the backend of a location, LFS endpoint discovery and credentials
     # per host; above the registry format, which never knows where it is stored
     ("lfsreg.registry.location", "lfsreg.registry.endpoint"),
     ("lfsreg.transports",),
     ("lfsreg.ops", "lfsreg.describe"),
-    ("lfsreg.api",),
+    ("lfsreg.api", "lfsreg.api_cost", "lfsreg.api_maintain"),  # Registry's cost and maintenance methods (mix-ins: api.py stays small)
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]
 

@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 from fault_lfs import Fault, FaultLfsServer
+from lfsclient import NO_WAIT, lfs_store
 
 from lfsreg.errors import ProtocolError, RetriableError
 from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.lfs.cache import ObjectCache
 from lfsreg.lfs.http import HttpLfsStore, HttpSettings
-from lfsreg.lfs.retry import RetryPolicy
 
 DATA = b"a layer for malformed batch answers\n" * 40
 OBJ = LfsObject(hashlib.sha256(DATA).hexdigest(), len(DATA))
 OTHER = "b" * 64
-POLICY = RetryPolicy(max_retries=2, sleep=lambda s: None)
+POLICY = NO_WAIT
 
 
 @pytest.fixture
@@ -36,11 +36,6 @@ def server():
     # Hand-written answers carry no action tokens: the storage routes take any request.
     with FaultLfsServer(action_auth=False) as srv:
         yield srv
-
-
-def _store(server: FaultLfsServer, tmp_path: Path) -> HttpLfsStore:
-    cache = ObjectCache(str(tmp_path / "cache"))
-    return HttpLfsStore(server.endpoint(), [], cache, HttpSettings(policy=POLICY, timeout=10))
 
 
 def _answer(server: FaultLfsServer, body: Any, times: int = 1) -> None:
@@ -56,7 +51,7 @@ def _entry(server: FaultLfsServer, **fields: Any) -> dict[str, Any]:
 def _download_refused(server: FaultLfsServer, tmp_path: Path, body: Any, *needles: str) -> ProtocolError:
     server.add_object(DATA)
     _answer(server, body)
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with pytest.raises(ProtocolError) as info:
         store.fetch([OBJ])
     for needle in needles:
@@ -69,7 +64,7 @@ def _download_refused(server: FaultLfsServer, tmp_path: Path, body: Any, *needle
 
 def _upload_refused(server: FaultLfsServer, tmp_path: Path, body: Any, *needles: str) -> ProtocolError:
     _answer(server, body)
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with store.staging() as (f, path):
         f.write(DATA)
     with pytest.raises(ProtocolError) as info:
@@ -103,7 +98,7 @@ def test_a_hash_algorithm_other_than_sha256_is_refused(server, tmp_path):
 def test_an_explicit_basic_adapter_and_sha256_are_accepted(server, tmp_path):
     server.add_object(DATA)
     _answer(server, {"transfer": "basic", "hash_algo": "sha256", "objects": [_entry(server)]})
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     store.fetch([OBJ])
     with store.open(OBJ) as f:
         assert f.read() == DATA
@@ -170,7 +165,7 @@ def test_a_body_cut_short_without_a_length_is_retried(server, tmp_path, where):
 
 def test_a_body_that_keeps_stopping_short_gives_up_retriably(server, tmp_path):
     _answer(server, b'{"objects": [', times=POLICY.max_retries + 1)
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with pytest.raises(RetriableError, match="ended early"):
         store.fetch([OBJ])
     assert server.batch_calls == POLICY.max_retries + 1
@@ -205,7 +200,7 @@ def test_an_object_error_without_an_integer_code_is_refused(server, tmp_path, er
 def test_an_object_error_without_a_message_still_names_the_object(server, tmp_path):
     server.add_object(DATA)
     _answer(server, {"objects": [{"oid": OBJ.oid, "size": OBJ.size, "error": {"code": 404, "message": 42}}]})
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with pytest.raises(Exception) as info:
         store.fetch([OBJ])
     assert type(info.value).__name__ == "BlobNotFound"
@@ -216,7 +211,7 @@ def test_an_object_error_without_a_message_still_names_the_object(server, tmp_pa
 def test_an_object_error_code_outside_http_statuses_is_a_protocol_error(server, tmp_path):
     server.add_object(DATA)
     _answer(server, {"objects": [{"oid": OBJ.oid, "size": OBJ.size, "error": {"code": 7, "message": "odd"}}]})
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with pytest.raises(ProtocolError, match=r"odd \(code 7\)"):
         store.fetch([OBJ])
 
@@ -234,7 +229,7 @@ def test_unknown_actions_are_ignored(server, tmp_path):
     entry = _entry(server)
     entry["actions"]["teleport"] = "not even an action"
     _answer(server, {"objects": [entry]})
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     store.fetch([OBJ])
     assert server.attempts(OBJ.oid, "download") == 1
 
@@ -276,7 +271,7 @@ def test_an_expires_at_in_the_past_is_requested_again(server, tmp_path):
     stale = _entry(server)
     stale["actions"]["download"]["expires_at"] = "2001-01-01T00:00:00Z"
     _answer(server, {"objects": [stale]})  # then the server's own (fresh) answer
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     store.fetch([OBJ])
     assert server.batch_calls == 2
     assert server.attempts(OBJ.oid, "download") == 1  # the stale href was never used

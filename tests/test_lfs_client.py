@@ -6,23 +6,23 @@ down the client's behaviour under each failure the batch/basic-transfer specs de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
-from pathlib import Path
 
 import pytest
 from fault_lfs import Fault, FaultLfsServer
+from lfsclient import lfs_store, stage
 
 from lfsreg.credentials import Credential
 from lfsreg.errors import BlobNotFound, LfsregError, NotFoundError, RetriableError
 from lfsreg.formats.lfs_pointer import LfsObject
-from lfsreg.lfs.cache import ObjectCache
-from lfsreg.lfs.http import HttpLfsStore, HttpSettings
 from lfsreg.lfs.retry import RetryPolicy
 
 SLEEPS: list[float] = []
 POLICY = RetryPolicy(max_retries=4, sleep=SLEEPS.append)
+_store = functools.partial(lfs_store, policy=POLICY, jobs=4)
 
 
 def _data(n: int, seed: int = 1) -> bytes:
@@ -31,18 +31,6 @@ def _data(n: int, seed: int = 1) -> bytes:
 
 def _obj(data: bytes) -> LfsObject:
     return LfsObject(hashlib.sha256(data).hexdigest(), len(data))
-
-
-def _store(server: FaultLfsServer, tmp_path: Path, creds: list[Credential] | None = None, jobs: int = 4) -> HttpLfsStore:
-    cache = ObjectCache(str(tmp_path / "cache"))
-    return HttpLfsStore(server.endpoint(), creds or [], cache, HttpSettings(jobs=jobs, policy=POLICY, timeout=10))
-
-
-def _stage(store: HttpLfsStore, data: bytes) -> tuple[LfsObject, str]:
-    with store.staging() as (f, path):
-        f.write(data)
-    # staging() removes the file only on error; keep it for upload
-    return _obj(data), path
 
 
 @pytest.fixture
@@ -55,7 +43,7 @@ def server():
 def test_upload_download_roundtrip_many_objects_batched(server, tmp_path):
     store = _store(server, tmp_path)
     blobs = [_data(1000 + i, seed=i) for i in range(130)]
-    items = [_stage(store, b) for b in blobs]
+    items = [stage(store, b) for b in blobs]
     assert len(store.missing([o for o, _ in items])) == 130
     store.upload(items)
     assert all(server.has_object(o.oid) for o, _ in items)
@@ -77,7 +65,7 @@ def test_already_present_objects_are_not_uploaded(server, tmp_path):
     data = _data(5000)
     server.add_object(data)
     store = _store(server, tmp_path)
-    obj, path = _stage(store, data)
+    obj, path = stage(store, data)
     store.upload([(obj, path)])
     assert server.requests_for(oid=obj.oid, operation="upload") == []
 
@@ -107,7 +95,7 @@ def test_upload_retry_after_http_date(server, tmp_path):
     from datetime import datetime, timedelta, timezone
 
     store = _store(server, tmp_path)
-    obj, path = _stage(store, _data(4000))
+    obj, path = stage(store, _data(4000))
     server.script(obj.oid, "upload", [Fault.status(429, retry_after=datetime.now(timezone.utc) + timedelta(seconds=3))])
     store.upload([(obj, path)])
     assert server.has_object(obj.oid)
@@ -213,7 +201,7 @@ def test_403_on_push_reported(tmp_path):
     with FaultLfsServer() as server:
         server.set_read_only("repo", "batch")
         store = _store(server, tmp_path)
-        obj, path = _stage(store, _data(700))
+        obj, path = stage(store, _data(700))
         with pytest.raises(LfsregError) as info:
             store.upload([(obj, path)])
         assert "403" in str(info.value)
@@ -244,7 +232,7 @@ def test_retries_give_up(server, tmp_path):
 
 def test_verify_action_called_after_upload(server, tmp_path):
     store = _store(server, tmp_path)
-    obj, path = _stage(store, _data(1234))
+    obj, path = stage(store, _data(1234))
     server.script(obj.oid, "verify", [Fault.status(500)])
     store.upload([(obj, path)])
     # The failed verify is followed by a fresh batch call, which finds the object stored; the

@@ -12,20 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import pytest
 from fault_lfs import Fault, FaultLfsServer
+from lfsclient import NO_WAIT, lfs_store, stage
 
 from lfsreg.errors import LfsregError, NotFoundError
 from lfsreg.formats.lfs_pointer import LfsObject
-from lfsreg.lfs.cache import ObjectCache
-from lfsreg.lfs.http import HttpLfsStore, HttpSettings
-from lfsreg.lfs.retry import RetryPolicy
 
 DATA = os.urandom(50_000)
 OBJ = LfsObject(hashlib.sha256(DATA).hexdigest(), len(DATA))
-POLICY = RetryPolicy(max_retries=2, sleep=lambda s: None)
+POLICY = NO_WAIT
 
 
 @pytest.fixture
@@ -35,16 +32,6 @@ def server():
         yield srv
 
 
-def _store(server: FaultLfsServer, tmp_path: Path) -> HttpLfsStore:
-    return HttpLfsStore(server.endpoint(), [], ObjectCache(str(tmp_path / "cache")), HttpSettings(policy=POLICY, timeout=10))
-
-
-def _staged(store: HttpLfsStore) -> str:
-    with store.staging() as (f, path):
-        f.write(DATA)
-    return path
-
-
 def _answer(server: FaultLfsServer, actions: dict) -> None:
     body = json.dumps({"objects": [{"oid": OBJ.oid, "size": OBJ.size, "actions": actions}]}).encode()
     server.script_batch([Fault.raw(200, body, content_type="application/vnd.git-lfs+json")], operation="upload")
@@ -52,8 +39,8 @@ def _answer(server: FaultLfsServer, actions: dict) -> None:
 
 def test_an_upload_without_a_verify_action_is_not_verified(server, tmp_path):
     _answer(server, {"upload": {"href": server.storage_url(OBJ.oid)}})
-    store = _store(server, tmp_path)
-    store.upload([(OBJ, _staged(store))])
+    store = lfs_store(server, tmp_path)
+    store.upload([stage(store, DATA)])
     assert server.read_object(OBJ.oid) == DATA
     assert server.attempts(OBJ.oid, "upload") == 1
     assert server.attempts(OBJ.oid, "verify") == 0
@@ -64,20 +51,20 @@ def test_an_upload_without_a_verify_action_is_not_verified(server, tmp_path):
 def test_only_a_download_action_means_the_server_holds_it(server, tmp_path):
     server.add_object(DATA)
     _answer(server, {"download": {"href": server.storage_url(OBJ.oid)}})
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     assert store.missing([OBJ]) == []
     _answer(server, {"download": {"href": server.storage_url(OBJ.oid)}})
-    store.upload([(OBJ, _staged(store))])
+    store.upload([stage(store, DATA)])
     assert server.attempts(OBJ.oid, "upload") == 0
     assert server.attempts(OBJ.oid, "download") == 0
 
 
 def test_an_object_error_after_a_failed_upload_ends_the_upload(server, tmp_path):
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     server.script(OBJ.oid, "upload", [Fault.status(500)])
     server.script(OBJ.oid, "batch", [Fault.ok(), Fault.object_error(507, "quota exceeded")])
     with pytest.raises(LfsregError) as info:
-        store.upload([(OBJ, _staged(store))])
+        store.upload([stage(store, DATA)])
     assert OBJ.oid in str(info.value) and "quota exceeded (code 507)" in str(info.value)
     assert server.attempts(OBJ.oid, "upload") == 1  # no second upload into a full quota
     assert not server.has_object(OBJ.oid)
@@ -85,7 +72,7 @@ def test_an_object_error_after_a_failed_upload_ends_the_upload(server, tmp_path)
 
 def test_a_cache_entry_of_the_wrong_size_is_fetched_again(server, tmp_path):
     server.add_object(DATA)
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     store.fetch([OBJ])
     path = store.cache.path(OBJ)
     with open(path, "r+b") as f:
@@ -100,7 +87,7 @@ def test_a_cache_entry_of_the_wrong_size_is_fetched_again(server, tmp_path):
 def test_an_error_status_whose_body_is_no_message_keeps_its_class(server, tmp_path, body):
     server.add_object(DATA)
     server.script_batch([Fault.raw(404, body, content_type="application/vnd.git-lfs+json")])
-    store = _store(server, tmp_path)
+    store = lfs_store(server, tmp_path)
     with pytest.raises(NotFoundError) as info:
         store.fetch([OBJ])
     assert str(info.value).endswith("HTTP 404")  # the class from the status; no message to add

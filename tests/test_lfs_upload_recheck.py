@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from fault_lfs import Fault, FaultLfsServer
+from lfsclient import lfs_store, stage
 
 from lfsreg.errors import BlobNotFound
 from lfsreg.formats.lfs_pointer import LfsObject
-from lfsreg.lfs.cache import ObjectCache
-from lfsreg.lfs.http import HttpLfsStore, HttpSettings
-from lfsreg.lfs.retry import RetryPolicy
+from lfsreg.lfs.http import HttpLfsStore
 
 DATA = os.urandom(50_000)
 OBJ = LfsObject(hashlib.sha256(DATA).hexdigest(), len(DATA))
@@ -32,11 +31,8 @@ def server():
 
 
 def _upload(server: FaultLfsServer, tmp_path: Path) -> HttpLfsStore:
-    policy = RetryPolicy(max_retries=2, sleep=lambda s: None)
-    store = HttpLfsStore(server.endpoint(), [], ObjectCache(str(tmp_path / "cache")), HttpSettings(policy=policy, timeout=10))
-    with store.staging() as (f, path):
-        f.write(DATA)
-    store.upload([(OBJ, path)])
+    store = lfs_store(server, tmp_path)
+    store.upload([stage(store, DATA)])
     return store
 
 

@@ -7,16 +7,12 @@ hands out new actions); lfsreg's queue does the same, in its one retry loop.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from pathlib import Path
 
 import pytest
 from fault_lfs import Fault, FaultLfsServer
+from lfsclient import lfs_store, stage
 
-from lfsreg.formats.lfs_pointer import LfsObject
-from lfsreg.lfs.cache import ObjectCache
-from lfsreg.lfs.http import HttpLfsStore, HttpSettings
 from lfsreg.lfs.retry import RetryPolicy
 
 SLEEPS: list[float] = []
@@ -30,20 +26,9 @@ def server():
         yield srv
 
 
-def _staged(store: HttpLfsStore, seed: int) -> tuple[LfsObject, str]:
-    data = random.Random(seed).randbytes(3000)
-    with store.staging() as (f, path):
-        f.write(data)
-    return LfsObject(hashlib.sha256(data).hexdigest(), len(data)), path
-
-
-def _store(server: FaultLfsServer, tmp_path: Path) -> HttpLfsStore:
-    return HttpLfsStore(server.endpoint(), [], ObjectCache(str(tmp_path / "cache")), HttpSettings(jobs=2, policy=POLICY, timeout=10))
-
-
 def test_verify_422_then_batch_reports_the_object_present(server, tmp_path):
-    store = _store(server, tmp_path)
-    obj, path = _staged(store, 1)
+    store = lfs_store(server, tmp_path, policy=POLICY, jobs=2)
+    obj, path = stage(store, random.Random(1).randbytes(3000))
     server.script(obj.oid, "verify", [Fault.status(422, message="object is being written")])
     store.upload([(obj, path)])
     # One upload, the refused verify, then a fresh batch call that finds the object stored

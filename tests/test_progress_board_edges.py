@@ -10,20 +10,13 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from test_progress_lines import Clock
 
 from lfsreg.cli.progress_lines import LayerBoard, LiveLines
 from lfsreg.progress import PRESENT, ProgressEvent
 
 A, B = ("sha256:" + c * 64 for c in "ab")
 MB = 1_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _rows(board: LayerBoard) -> dict:

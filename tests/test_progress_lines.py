@@ -31,7 +31,7 @@ from rich.console import Console
 import lfsreg
 from lfsreg.cli.progress_lines import LayerBoard, LiveLines, Row, fit
 from lfsreg.cli.render import ProgressBars
-from lfsreg.progress import DONE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
+from lfsreg.progress import DONE, ESTIMATE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
 
 A, B, C = ("sha256:" + c * 64 for c in "abc")
 MB = 1_000_000
@@ -272,9 +272,11 @@ def test_cli_in_a_terminal_shows_per_layer_lines_and_a_total(tmp_path):
 
 # -- what the library sends -----------------------------------------------------------------------
 def _phases(events: list[ProgressEvent]) -> dict[str, list[tuple[str, str]]]:
-    """Per key, the (action, phase) steps with consecutive repeats folded."""
+    """Per key, the (action, phase) steps with consecutive repeats folded (a push's one estimate left out)."""
     out: dict[str, list[tuple[str, str]]] = {}
     for e in events:
+        if e.action == ESTIMATE:
+            continue
         steps = out.setdefault(e.key, [])
         if not steps or steps[-1] != (e.action, e.phase):
             steps.append((e.action, e.phase))

@@ -23,11 +23,6 @@ IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
 OTHER = "docker-archive:" + str(fixture("app.docker.tar"))
 
 
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
-
-
 def _decline(repo, why: str) -> None:
     hook = repo.path / "hooks" / "pre-receive"
     hook.parent.mkdir(exist_ok=True)
@@ -57,21 +52,21 @@ def test_a_declined_first_push_is_refused_and_leaves_no_branch(git_http_server, 
     proc = run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=cli_env(tmp_path, git_http_server))
     line = assert_error(proc, 1, "the remote refused the update of refs/heads/main")
     assert "pre-receive hook declined" in line
-    assert _main(git_http_repo) is None
+    assert git_http_repo.main() is None
 
 
 def test_a_declined_push_onto_a_registry_leaves_its_branch(git_http_server, git_http_repo, tmp_path, monkeypatch):
     env = cli_env(tmp_path, git_http_server)
     assert_ok(run_cli("push", git_http_repo.url, IMAGE, "--tag", "acme/base:1", env=env))
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     _decline(git_http_repo, "frozen")
     assert_error(run_cli("push", git_http_repo.url, OTHER, "--tag", "acme/app:1", env=env), 1, "refused the update")
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(PermissionDeniedError):
         lfsreg.Registry(git_http_repo.url).remove(["acme/base:1"])
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
     proc = run_cli("images", git_http_repo.url, env=env)  # reading is still fine
     assert_ok(proc)
     assert "acme/base" in proc.stdout and "acme/app" not in proc.stdout

@@ -18,18 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_path, run_cli
-from gitenv import cli_env, isolated_git_env, require_tool, run_git
+from gitenv import cli_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 
 pytestmark = pytest.mark.interop
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 BASE = "docker-archive:" + str(fixture("base.docker.tar"))
-
-
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
 
 
 def _lfs_objects(repo) -> set[str]:
@@ -146,10 +141,10 @@ def test_keys_from_ssh_agent(sshd_server, git_http_repo, tmp_path):
             )
 
         before = logins_with_key()
-        assert _main(git_http_repo) is None
+        assert git_http_repo.main() is None
         assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, "--tag", "agent/base:1", env=env))
         assert logins_with_key() > before  # sshd accepted the agent's key
-        assert _main(git_http_repo) is not None and _lfs_objects(git_http_repo)  # the remote changed
+        assert git_http_repo.main() is not None and _lfs_objects(git_http_repo)  # the remote changed
         proc = run_cli("images", sshd_server.url(git_http_repo), env=env)
         assert_ok(proc)
         assert "agent/base" in proc.stdout
@@ -168,9 +163,9 @@ def test_known_hosts_in_home_with_hashed_entries(sshd_server, git_http_repo, tmp
     known.write_text("@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBadKey\n" + sshd_server.known_hosts.read_text())
     subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
     assert "|1|" in known.read_text() and "127.0.0.1" not in known.read_text()
-    assert _main(git_http_repo) is None
+    assert git_http_repo.main() is None
     assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=env))
-    assert _main(git_http_repo) is not None  # the host was recognised and the push landed
+    assert git_http_repo.main() is not None  # the host was recognised and the push landed
 
 
 # -- refusals: nothing is written to the remote ------------------------------------------------------
@@ -183,7 +178,7 @@ def test_unknown_host_is_refused_with_fingerprint_and_line(sshd_server, git_http
     assert _host_fingerprint(sshd_server) in line
     assert f"{sshd_server.known_hosts_name} {sshd_server.host_public}" in proc.stderr  # the line to add
     assert empty.read_text() == ""
-    assert _main(git_http_repo) is None and not _lfs_objects(git_http_repo)
+    assert git_http_repo.main() is None and not _lfs_objects(git_http_repo)
 
 
 def test_accept_new_records_the_host_then_checks_it(sshd_server, git_http_repo, tmp_path):
@@ -210,7 +205,7 @@ def test_changed_host_key_is_always_refused(sshd_server, git_http_repo, tmp_path
         line = assert_error(proc, 1, "CHANGED")
         assert _host_fingerprint(sshd_server) in line
     assert known.read_text() == f"{sshd_server.known_hosts_name} {other}\n"
-    assert _main(git_http_repo) is None and not _lfs_objects(git_http_repo)
+    assert git_http_repo.main() is None and not _lfs_objects(git_http_repo)
 
 
 def test_key_of_another_repository_is_refused(sshd_server, git_http_server, git_http_repo, tmp_path):
@@ -220,13 +215,13 @@ def test_key_of_another_repository_is_refused(sshd_server, git_http_server, git_
     proc = run_cli("push", sshd_server.url(git_http_repo), APP, env=env)
     assert_error(proc, 1, "repository not found")
     assert_ok(run_cli("push", sshd_server.url(other), BASE, env=env))  # it works where it belongs
-    assert _main(git_http_repo) is None and not _lfs_objects(git_http_repo)
+    assert git_http_repo.main() is None and not _lfs_objects(git_http_repo)
 
 
 def test_read_only_key_cannot_push_and_nothing_changes(sshd_server, git_http_repo, tmp_path):
     writer = sshd_server.add_key(git_http_repo)
     assert_ok(run_cli("push", sshd_server.url(git_http_repo), BASE, env=cli_env(tmp_path / "w", sshd=sshd_server, key=writer)))
-    before, objects = _main(git_http_repo), _lfs_objects(git_http_repo)
+    before, objects = git_http_repo.main(), _lfs_objects(git_http_repo)
     reader = sshd_server.add_key(git_http_repo, access="ro")
     env = cli_env(tmp_path / "r", sshd=sshd_server, key=reader)
     assert_ok(run_cli("pull", sshd_server.url(git_http_repo), "acme/base:1.0", "-o", f"oci:{tmp_path / 'b.oci'}", env=env))
@@ -235,7 +230,7 @@ def test_read_only_key_cannot_push_and_nothing_changes(sshd_server, git_http_rep
     assert "write access" in proc.stderr
     proc = run_cli("rm", sshd_server.url(git_http_repo), "acme/base:1.0", env=env)  # a git-only push: receive-pack refused
     assert_error(proc, 1, "permission denied")
-    assert _main(git_http_repo) == before and _lfs_objects(git_http_repo) == objects
+    assert git_http_repo.main() == before and _lfs_objects(git_http_repo) == objects
 
 
 def test_unauthorised_key_is_refused_without_showing_it(sshd_server, git_http_repo, tmp_path):
@@ -249,7 +244,7 @@ def test_unauthorised_key_is_refused_without_showing_it(sshd_server, git_http_re
         assert secret_line not in proc.stderr + proc.stdout and "PRIVATE KEY" not in proc.stderr + proc.stdout
         assert "authentication refused" in proc.stderr
     assert_error(run_cli("images", sshd_server.url(git_http_repo), env=env), 1, "authentication refused")
-    assert _main(git_http_repo) is None
+    assert git_http_repo.main() is None
 
 
 def test_usage_errors_exit_2(sshd_server, tmp_path):
@@ -314,7 +309,7 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
     with pytest.raises(lfsreg.LfsregError) as info:
         lfsreg.Registry(url, options=options).push([APP])
     assert f"https://127.0.0.1/{git_http_repo.name}.git/info/lfs" in str(info.value)  # what git-lfs derives
-    assert _main(git_http_repo) is None
+    assert git_http_repo.main() is None
     cmds = [c for c in sshd_server.commands() if git_http_repo.name in c]
     assert any(c.startswith("git-lfs-authenticate") for c in cmds) and any(c.startswith("git-lfs-transfer") for c in cmds)
     env = cli_env(tmp_path, git_http_server, sshd=sshd_server, key=key, LFSREG_LFS_URL=git_http_repo.lfs_url)
@@ -324,14 +319,11 @@ def test_without_lfs_over_ssh_the_https_endpoint_is_used(sshd_server, git_http_s
 
 # -- interop with stock git + git-lfs over the same sshd ----------------------------------------------
 def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, git_http_repo, tmp_path):
-    require_tool("git-lfs")
-    require_tool("ssh")
     key = sshd_server.add_key(git_http_repo)
     url = sshd_server.url(git_http_repo)
+    genv = sshd_server.git_env(tmp_path / "git", key)
     env = cli_env(tmp_path, sshd=sshd_server, key=key)
     assert_ok(run_cli("push", url, APP, env=env))
-    genv = isolated_git_env(tmp_path / "git")
-    genv["GIT_SSH_COMMAND"] = sshd_server.ssh_command(key)
     run_git(["clone", "-q", url, str(tmp_path / "clone")], cwd=tmp_path, env=genv)
     clone = tmp_path / "clone"
     assert run_git(["status", "--porcelain"], cwd=clone, env=genv).stdout == b""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from gitenv import cli_env, isolated_git_env, require_tool, run_git
+from gitenv import cli_env, run_git
 from imageverify import source_image, verify_docker_archive
 
 pytestmark = pytest.mark.interop
@@ -75,14 +75,6 @@ def _big_image(path: Path, size: int = 400_000) -> str:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return f"docker-archive:{path}"
-
-
-def _git_env(tmp_path: Path, sshd, key) -> dict[str, str]:
-    require_tool("git-lfs")
-    require_tool("ssh")
-    env = isolated_git_env(tmp_path)
-    env["GIT_SSH_COMMAND"] = sshd.ssh_command(key)
-    return env
 
 
 def _transfers(sshd, repo, operation: str) -> int:
@@ -170,7 +162,7 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_through_scutiger_and_back(sshd_s
     url = sshd_server.url(git_http_repo)
     assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "lfsreg", sshd=sshd_server, key=key)))
     pushed = {oid: p.read_bytes() for oid, p in _objects(git_http_repo).items()}
-    genv = _git_env(tmp_path / "git", sshd_server, key)
+    genv = sshd_server.git_env(tmp_path / "git", key)
     before = _transfers(sshd_server, git_http_repo, "download")
     clone = tmp_path / "clone"
     run_git(["clone", "-q", url, str(clone)], cwd=tmp_path, env=genv)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_ok, fixture, run_cli
-from gitenv import cli_env, isolated_git_env, require_tool, run_git
+from gitenv import cli_env, run_git
 from imageverify import source_image, verify_docker_archive
 
 pytestmark = pytest.mark.interop
@@ -35,19 +35,11 @@ def _requests(store: Path, command: str) -> list[list[str]]:
     return [line.split()[1:] for line in lines if line.startswith(command + " ")]
 
 
-def _git_env(tmp_path: Path, sshd, key) -> dict[str, str]:
-    require_tool("git-lfs")
-    require_tool("ssh")
-    env = isolated_git_env(tmp_path)
-    env["GIT_SSH_COMMAND"] = sshd.ssh_command(key)
-    return env
-
-
 def test_stock_git_lfs_pushes_and_clones_through_it(sshd_server, git_http_repo, tmp_path):
     key = sshd_server.add_key(git_http_repo, lfs="transfer")
     url = sshd_server.url(git_http_repo)
     store = sshd_server.transfer_store / git_http_repo.name
-    genv = _git_env(tmp_path / "git", sshd_server, key)
+    genv = sshd_server.git_env(tmp_path / "git", key)
     work = tmp_path / "work"
     run_git(["init", "-q", str(work)], cwd=tmp_path, env=genv)
     (work / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
@@ -63,7 +55,7 @@ def test_stock_git_lfs_pushes_and_clones_through_it(sshd_server, git_http_repo, 
     assert {r[0] for r in _requests(store, "put-object")} == set(oids)
     assert {r[0] for r in _requests(store, "verify-object")} == set(oids)
     clone = tmp_path / "clone"
-    run_git(["clone", "-q", url, str(clone)], cwd=tmp_path, env=_git_env(tmp_path / "git2", sshd_server, key))
+    run_git(["clone", "-q", url, str(clone)], cwd=tmp_path, env=sshd_server.git_env(tmp_path / "git2", key))
     for name, data in files.items():
         assert (clone / name).read_bytes() == data  # smudged with what get-object sent
     assert {r[0] for r in _requests(store, "get-object")} == set(oids)
@@ -81,7 +73,7 @@ def test_lfsreg_reads_what_stock_git_lfs_uploaded_and_passes_tokens_back(sshd_se
     assert len(puts) == 3
     for oid, *args in puts:  # lfsreg hands back the id and token the batch answer gave it
         assert f"token=t-{oid[:6]}" in args and f"id={oid[:8]}" in args, args
-    genv = _git_env(tmp_path / "git", sshd_server, key)
+    genv = sshd_server.git_env(tmp_path / "git", key)
     clone = tmp_path / "clone"
     run_git(["clone", "-q", url, str(clone)], cwd=tmp_path, env=genv)
     pushed = _stored(store)

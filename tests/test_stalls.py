@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture, run_cli
-from cutproxy import Cut, CutProxy
+from cutproxy import BATCH, RECEIVE_PACK, REFS, STORAGE_GET, STORAGE_PUT, UPLOAD_PACK, VERIFY, Cut, CutProxy
+from gitenv import use_cli_env
 from imageverify import verify_docker_archive
 
 import lfsreg
@@ -31,14 +32,6 @@ APP = "docker-archive:" + str(fixture("app.docker.tar"))
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, max_retry_time=60)
 TIMEOUT = 3.0  # seconds per read: long enough for a loaded machine, short for a test
 HOLD = 60.0  # how long the proxy holds a stalled connection (far past TIMEOUT)
-
-BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
-STORAGE_PUT = rb"PUT [^ ]*/info/lfs/objects/storage/"
-STORAGE_GET = rb"GET [^ ]*/info/lfs/objects/storage/"
-VERIFY = rb"POST [^ ]*/objects/storage/verify "
-REFS = rb"GET [^ ]*/info/refs\?service=git-"
-UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
-RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
 
 PUSH_STALLS = {
     "batch-request": Cut("up", after=10, request=BATCH, stall=HOLD),
@@ -59,22 +52,13 @@ RAW = ("HTTPConnectionPool", "urllib3", "Max retries", "Caused by", "Read timed 
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """In-process runs see only this test's HOME and cache, and the server's credentials."""
-    for name in list(os.environ):
-        if name.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_")) or name == "NETRC":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
+    """In-process runs see only this test's HOME and cache."""
+    use_cli_env(monkeypatch, tmp_path)
     return tmp_path
 
 
 def _options() -> RemoteOptions:
     return RemoteOptions(policy=FAST, timeout=TIMEOUT)
-
-
-def _main(repo) -> str | None:
-    ref = repo.path / "refs" / "heads" / "main"
-    return ref.read_text().strip() if ref.exists() else None
 
 
 def _outcome(run) -> LfsregError | None:
@@ -108,7 +92,7 @@ def _seed(git_http_server, git_http_repo, isolated, monkeypatch, *sources: str) 
 @pytest.mark.parametrize("stage", sorted(PUSH_STALLS))
 def test_push_through_a_stall(stage, times, git_http_server, git_http_repo, isolated, monkeypatch):
     _seed(git_http_server, git_http_repo, isolated, monkeypatch, BASE)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     rule = PUSH_STALLS[stage]
     with CutProxy(("127.0.0.1", git_http_server.port), Cut(**{**rule.__dict__, "times": times})) as proxy:
         monkeypatch.setenv("LFSREG_CACHE", str(isolated / "cache"))
@@ -132,7 +116,7 @@ def test_push_through_a_stall(stage, times, git_http_server, git_http_repo, isol
         assert "stalled" in str(error) or "sent nothing" in str(error), error
     assert (error is None) == landed, f"{stage}: push said {error!r} but the tag {'did' if landed else 'did not'} land"
     if error is not None:
-        assert _main(git_http_repo) == before
+        assert git_http_repo.main() == before
     else:  # exactly one new commit: a push is never applied twice
         assert _parent(git_http_repo) == before
 
@@ -141,7 +125,7 @@ def _parent(repo) -> str | None:
     from dulwich.repo import Repo
 
     with Repo(str(repo.path)) as r:
-        parents = r[_main(repo).encode()].parents
+        parents = r[repo.main().encode()].parents
     return parents[0].decode() if parents else None
 
 
@@ -149,7 +133,7 @@ def _parent(repo) -> str | None:
 @pytest.mark.parametrize("stage", sorted(PULL_STALLS))
 def test_pull_through_a_stall(stage, times, git_http_server, git_http_repo, isolated, monkeypatch):
     _seed(git_http_server, git_http_repo, isolated, monkeypatch, BASE, APP)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     out = isolated / "out.tar"
     rule = PULL_STALLS[stage]
     with CutProxy(("127.0.0.1", git_http_server.port), Cut(**{**rule.__dict__, "times": times})) as proxy:
@@ -170,7 +154,7 @@ def test_pull_through_a_stall(stage, times, git_http_server, git_http_repo, isol
     else:
         assert isinstance(error, RetriableError), f"{stage}: {error!r}"
         assert not out.exists(), "a failed pull left its output behind"
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 def test_deadline_bounds_a_response_that_keeps_the_read_timeout(git_http_server, git_http_repo, isolated, monkeypatch):
@@ -193,7 +177,7 @@ def test_deadline_bounds_a_response_that_keeps_the_read_timeout(git_http_server,
 def test_stall_through_the_cli_is_one_line(git_http_server, git_http_repo, isolated, monkeypatch):
     """LFSREG_TIMEOUT and LFSREG_RETRIES reach the CLI's options: a stalled refs answer fails fast, in one line."""
     _seed(git_http_server, git_http_repo, isolated, monkeypatch, BASE)
-    before = _main(git_http_repo)
+    before = git_http_repo.main()
     with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=10, request=REFS, body=True, stall=HOLD, times=None)) as proxy:
         env = {**os.environ, "LFSREG_CACHE": str(isolated / "cli"), "LFSREG_TIMEOUT": "2.5", "LFSREG_RETRIES": "1"}
         started = time.monotonic()
@@ -205,7 +189,7 @@ def test_stall_through_the_cli_is_one_line(git_http_server, git_http_repo, isola
     assert "stalled" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not any(raw in proc.stderr for raw in RAW), proc.stderr
     assert took < HOLD
-    assert _main(git_http_repo) == before
+    assert git_http_repo.main() == before
 
 
 @pytest.mark.parametrize(("name", "value"), [("LFSREG_TIMEOUT", "soon"), ("LFSREG_TIMEOUT", "0"), ("LFSREG_DEADLINE", "-5")])

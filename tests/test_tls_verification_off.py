@@ -14,12 +14,11 @@ import ssl
 
 import pytest
 from fault_lfs import FaultLfsServer
+from lfsclient import lfs_store
 
 import lfsreg
 from lfsreg.errors import UnreachableError
 from lfsreg.formats.lfs_pointer import LfsObject
-from lfsreg.lfs.cache import ObjectCache
-from lfsreg.lfs.http import HttpLfsStore, HttpSettings
 from lfsreg.lfs.retry import RetryPolicy
 from lfsreg.registry.location import RemoteOptions
 
@@ -45,20 +44,18 @@ def lfs_server(tls_certs):
         yield srv
 
 
-def _store(server, tmp_path, **settings) -> HttpLfsStore:
-    policy = RetryPolicy(max_retries=0, sleep=lambda s: None)
-    return HttpLfsStore(server.endpoint(), [], ObjectCache(str(tmp_path / "lfs")), HttpSettings(policy=policy, timeout=10, **settings))
+NO_RETRY = RetryPolicy(max_retries=0, sleep=lambda s: None)
 
 
 def test_the_lfs_client_refuses_a_private_ca_by_default(lfs_server, tmp_path):
     assert lfs_server.endpoint().startswith("https://")
     with pytest.raises(UnreachableError, match=r"certificate of 127\.0\.0\.1:[0-9]+ not accepted"):
-        _store(lfs_server, tmp_path).fetch([OBJ])
+        lfs_store(lfs_server, tmp_path, policy=NO_RETRY).fetch([OBJ])
     assert lfs_server.batch_calls == 0  # refused in the handshake: no request reached the server
 
 
 def test_the_lfs_client_with_verification_off_accepts_it(lfs_server, tmp_path):
-    store = _store(lfs_server, tmp_path, verify_tls=False)
+    store = lfs_store(lfs_server, tmp_path, policy=NO_RETRY, verify_tls=False)
     store.fetch([OBJ])
     with store.open(OBJ) as f:
         assert f.read() == DATA

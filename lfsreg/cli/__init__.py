@@ -14,6 +14,7 @@ from .. import __version__
 from ..errors import LfsregError
 from . import maintain
 from .commands import register
+from .cost import register as register_cost
 from .keygen import keygen
 from .retention import COMMANDS as RETENTION
 
@@ -77,6 +78,7 @@ def cli(
 
 
 register(cli)
+register_cost(cli)
 cli.add_command(keygen)
 maintain.register(cli)
 for _command in RETENTION:

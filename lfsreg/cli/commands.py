@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from .. import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION
+from .cost import estimate_printer, traffic_line
 from .render import ProgressBars, emit_json, table
 from .sizes import human_size
 
@@ -48,15 +49,24 @@ def init(repo: str) -> None:
 @click.option("--compression-level", "level", type=int, default=None, help="zstd 1-19 (default 3) or gzip 1-9 (default 6).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression: str, level: int | None, jobs: int, fmt: str) -> None:
+@click.option("--dry-run", is_flag=True, help="Stage, verify and estimate what the push would add; upload and commit nothing.")
+def push(
+    repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression: str, level: int | None, jobs: int, fmt: str, dry_run: bool
+) -> None:
     """Push images from SOURCES.
 
     SOURCE is NAME:TAG (an image in the Docker engine), docker-archive:PATH[:NAME:TAG],
     oci:DIR[:REF] or oci-archive:PATH[:REF].
+
+    Before uploading, the push says what it will add to the host's LFS storage and the
+    registry's billed total after it; a push over the registry's limits.storage is refused.
     """
     bars = ProgressBars("push")
+    progress = estimate_printer(bars, fmt == "text")
     try:
-        result = _registry(repo).push(list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=bars)
+        result = _registry(repo).push(
+            list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=progress, dry_run=dry_run
+        )
     finally:
         bars.close()
     if fmt == "json":
@@ -64,10 +74,14 @@ def push(repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression
         return
     for image in result.images:
         click.echo(f"{image.name}:{image.tag}: {image.digest}")
+    if result.dry_run:
+        click.echo("dry run: nothing uploaded, nothing committed")
+        return
     click.echo(
         f"{result.layers_uploaded} layer(s) stored ({human_size(result.bytes_uploaded)}), {result.layers_reused} already present"
         + ("" if result.commit else "; registry unchanged")
     )
+    click.echo(f"sent to the host: {human_size(result.bytes_to_host)} of LFS objects")
 
 
 @click.command()
@@ -81,13 +95,17 @@ def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platf
     if load == bool(dest):
         raise click.UsageError("give exactly one of -o/--output DEST and --load")
     dest = dest or "docker-daemon:"
+    from .. import api
+
     bars = ProgressBars("pull")
+    traffic = api.Traffic()
     try:
-        pulled = _registry(repo).pull(list(images), dest, platform=platform, progress=bars)
+        pulled = _registry(repo).pull(list(images), dest, platform=platform, progress=bars, traffic=traffic)
     finally:
         bars.close()
     for ref, digest in pulled:
         click.echo(f"{ref}: {digest}")
+    click.echo(traffic_line(traffic))
 
 
 @click.command()

@@ -23,7 +23,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..progress import DONE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
+from ..progress import DONE, ESTIMATE, PRESENT, TRANSFERRING, VERIFYING, WAITING, ProgressEvent
 from .sizes import human_size
 
 # What each action is called while it runs and once it is done (docker's words where it has them).
@@ -90,7 +90,9 @@ class LayerBoard:
         self._start = clock()
 
     def update(self, event: ProgressEvent) -> None:
-        """Account for one event (the order of events for one key is kept)."""
+        """Account for one event (the order of events for one key is kept); a push's estimate is no layer."""
+        if event.action == ESTIMATE:
+            return
         with self._lock:
             now = self._clock()
             ident = layer_id(event.key)

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 import requests
 
 from ..digest import CHUNK
-from ..errors import AuthenticationError, CorruptContentError, LfsregError, PermissionDeniedError, RetriableError, tls_error
+from ..errors import (
+    AuthenticationError,
+    CorruptContentError,
+    LfsregError,
+    LimitExceededError,
+    PermissionDeniedError,
+    RetriableError,
+    tls_error,
+)
 from ..formats.lfs_pointer import LfsObject
 from .batch import MAX_ERROR_BODY, MEDIA_TYPE, BatchClient, BatchItem, ExpiredActionError, error_from_response
 from .cache import ObjectCache
@@ -42,8 +50,8 @@ def _check(resp: requests.Response, what: str) -> None:
     if resp.status_code in (200, 201, 202, 204, 206):
         return
     err = error_from_response(resp, what)
-    if isinstance(err, AuthenticationError | PermissionDeniedError):
-        # Signed hrefs answer 401/403 once they expire: ask the batch API again.
+    if isinstance(err, AuthenticationError | PermissionDeniedError) and not isinstance(err, LimitExceededError):
+        # Signed hrefs answer 401/403 once they expire: ask the batch API again (not a host's "over quota").
         raise ExpiredActionError(str(err), status=resp.status_code)
     raise err
 

@@ -30,7 +30,7 @@ from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_m
 from ..progress import DONE, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry import layout
-from ..registry.chunks import configured_object_limit
+from ..registry.config import object_limit as configured_object_limit
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 from ..staging import forget

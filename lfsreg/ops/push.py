@@ -25,12 +25,14 @@ from ..image import ImageSource, StagingSource
 from ..layers import Compression, PreparedLayer, store_compressed, store_uncompressed, store_verbatim
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
-from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
+from ..progress import DONE, ESTIMATE, PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
-from ..registry.chunks import configured_object_limit
+from ..registry.config import Limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 from .chunking import check_limit, split_staged
+from .limits import Estimate, check_storage, estimate
+from .usage import billed_objects
 
 log = logging.getLogger(__name__)
 MAX_METADATA = 16 << 20
@@ -57,24 +59,40 @@ class PushedImage:
 
 @dataclass(slots=True)
 class PushResult:
-    """What a push did: the tags it set, the commit, and the layer traffic."""
+    """What a push did: the tags it set, the commit, and the layer traffic.
+
+    ``bytes_to_host`` is what the push sent to the host's LFS storage (the objects it lacked);
+    ``estimate`` what the push knew before uploading (:class:`lfsreg.ops.limits.Estimate`).
+    A ``dry_run`` result has the tags and digests the push would set, no commit, nothing uploaded.
+    """
 
     images: list[PushedImage] = field(default_factory=list)
     commit: str | None = None
     layers_uploaded: int = 0
     bytes_uploaded: int = 0
     layers_reused: int = 0
+    bytes_to_host: int = 0
+    estimate: Estimate | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class PushOptions:
-    """How to store layers. ``jobs`` layers are processed at once."""
+    """How to store layers. ``jobs`` layers are processed at once.
+
+    ``dry_run``: stage, verify and estimate, but upload and commit nothing. ``limits``: the
+    registry's (checked before any upload). ``memo_path``: the history walk's memo
+    (:mod:`lfsreg.ops.walk`).
+    """
 
     compression: str = "zstd"
     level: int | None = None
     jobs: int = 2
     progress: ProgressCallback = no_progress
-    object_limit: int | None = None  # chunk layers larger than this (docs/format.md); default: the registry's limits.object
+    dry_run: bool = False
+    limits: Limits = field(default_factory=Limits)
+    memo_path: str | None = None
+    object_limit: int | None = None  # chunk layers larger than this (docs/format.md); default: limits.object
 
     def __post_init__(self) -> None:
         check_limit(self.object_limit)
@@ -355,7 +373,14 @@ def _publish(
         for name, tag in item.targets:
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
-    limit = options.object_limit if options.object_limit is not None else check_limit(configured_object_limit(push.view))
+    staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
+    result.estimate = _estimate(push, publisher, lfs, staged, options)
+    result.dry_run = options.dry_run
+    if options.dry_run:
+        result.layers_reused = len(push.layers) - len(staged)
+        return result
+    # layers over the host's object limit become chunks now (the estimate is the same bytes)
+    limit = options.object_limit if options.object_limit is not None else check_limit(options.limits.object)
     staged = _staged(push, lfs, limit)
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
@@ -367,7 +392,19 @@ def _publish(
     result.layers_uploaded = uploaded
     result.bytes_uploaded = sum(obj.size for obj, _ in staged)
     result.layers_reused = len(push.layers) - uploaded
+    result.bytes_to_host = result.estimate.bytes
     names = ", ".join(f"{n}:{t}" for n, t in tags)
     body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
     result.commit = publisher.publish(lambda view: _changes(push, tags, view), f"push {names}\n\n{body}\n")
     return result
+
+
+def _estimate(push: _Push, publisher: Publisher, lfs: LfsStore, staged: list[tuple[LfsObject, str]], options: PushOptions) -> Estimate:
+    """What the push will add (the objects the host lacks), reported and checked against the limits before any upload."""
+    lacking = {o.oid: o.size for o in lfs.missing([obj for obj, _ in staged])} if staged else {}
+    layers = {o.oid: o.size for layer in push.layers.values() for o in push.objects_of(layer)}
+    billed, complete = billed_objects(publisher.backend.git, push.view.snapshot.commit, lfs.label, options.memo_path)
+    est = estimate(lacking, layers, billed, complete, options.limits)
+    options.progress(ProgressEvent("registry", ESTIMATE, est.bytes, phase=DONE, detail=est.to_json()))
+    check_storage(est, publisher.label)
+    return est

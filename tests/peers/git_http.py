@@ -58,6 +58,11 @@ class PeerRepo:
     lfs_url: str  # url + "/info/lfs" (what git-lfs derives by itself)
     lfs_storage: Path | None  # giftless's directory for this repo's objects (None without LFS)
 
+    def main(self) -> str | None:
+        """The commit ``refs/heads/main`` points at (git http-backend writes loose refs), ``None`` before the first push."""
+        ref = self.path / "refs" / "heads" / "main"
+        return ref.read_text().strip() if ref.exists() else None
+
     def lfs_object(self, oid: str) -> Path:
         """Where giftless stores object ``oid`` of this repo."""
         if self.lfs_storage is None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitenv import isolated_git_env, require_tool
+
 from peers.giftless import peers_dir, repo_path
 from peers.git_http import GitHttpServer, PeerRepo
 from peers.procs import HOST, Proc, missing, started, tool
@@ -214,6 +216,13 @@ class SshServer:
             f"ssh -i {key.path} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts or self.known_hosts} "
             "-o StrictHostKeyChecking=yes -o BatchMode=yes"
         )
+
+    def git_env(self, tmp_path: Path, key: SshKey) -> dict[str, str]:
+        """An isolated environment (``gitenv.isolated_git_env``) for stock git + git-lfs over this server with ``key``."""
+        require_tool("ssh")
+        env = isolated_git_env(tmp_path)  # requires git-lfs
+        env["GIT_SSH_COMMAND"] = self.ssh_command(key)
+        return env
 
     def logins(self) -> int:
         """How many connections authenticated so far (sshd's ``Accepted publickey`` lines)."""

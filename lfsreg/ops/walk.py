@@ -1,0 +1,290 @@
+"""Bulk walks of a registry for ``du`` and estimates: live tags' LFS objects, and every object history references.
+
+Git objects never change, so what a walk learns about one is kept in memo files (JSON, in
+lfsreg's cache, two per repository): ``BASE.live.json`` the tags under a tree id and the LFS
+objects of a manifest digest (``du``); ``BASE.history.json`` the root and parents of a commit
+and the pointer sizes under a ``layers/`` tree id (``du`` and every push's estimate, which so
+never loads the larger live memo). The next walk reads only trees it has not seen: after a
+push, the few the push rewrote. A missing, damaged or foreign memo is ignored (the walk reads
+everything); only entries the walk used are written back, so a file stays the size of the
+registry, not of its history. Damaged objects are never memoised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from ..digest import Digest
+from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
+from ..formats import lfs_pointer
+from ..git.bulk import RawObjects, read_commit
+from ..git.store import GitStore
+from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest
+from ..registry import layout
+
+log = logging.getLogger(__name__)
+MEMO_VERSION = 1
+
+#: (name, tag) -> (image digest, {oid: size}) of every readable live tag
+LiveTags = dict[tuple[str, str], tuple[Digest, dict[str, int]]]
+
+
+class Memo:
+    """What earlier walks learned, by immutable key; :meth:`save` keeps only what this walk used."""
+
+    def __init__(self, path: str | None, kinds: tuple[str, ...]) -> None:
+        self.path = path
+        self.KINDS = kinds
+        self.old: dict[str, dict[str, Any]] = {k: {} for k in self.KINDS}
+        self.new: dict[str, dict[str, Any]] = {k: {} for k in self.KINDS}
+        if path is None:
+            return
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if isinstance(data, dict) and data.get("version") == MEMO_VERSION:
+                self.old = {k: v if isinstance(v := data.get(k), dict) else {} for k in self.KINDS}
+        except (OSError, ValueError, RecursionError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.debug("ignoring the du memo %s: %s", path, exc)
+
+    def get(self, kind: str, key: str) -> Any:
+        """The memoised value (and keep it), or ``None``."""
+        value = self.new[kind].get(key)
+        if value is None:
+            value = self.old[kind].get(key)
+            if value is not None:
+                self.new[kind][key] = value
+        return value
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        """Remember ``value`` for ``key``."""
+        self.new[kind][key] = value
+
+    def save(self) -> None:
+        """Write the entries this walk used (atomically; a failure only costs the next walk time)."""
+        if self.path is None or self.new == self.old:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".du-", dir=os.path.dirname(self.path))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps({"version": MEMO_VERSION, **self.new}, separators=(",", ":")))  # dumps: the C encoder
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.debug("could not write the du memo %s: %s", self.path, exc)
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+
+
+class RegistryWalk:
+    """Reads the live tags and the history of one repository, through a :class:`Memo`."""
+
+    def __init__(self, git: GitStore, label: str, memo_base: str | None = None) -> None:
+        self.git = git
+        self.objects = RawObjects(git)
+        self.label = label
+        self._base = memo_base
+        self._memos: dict[str, Memo] = {}
+        self._blob_shards: dict[tuple[bytes, str], dict[str, bytes]] = {}
+        self._images: dict[str, dict[str, int]] = {}  # this walk's answers, shared by tags of one image
+        self._digests: dict[str, Digest] = {}
+
+    def _memo(self, part: str) -> Memo:
+        memo = self._memos.get(part)
+        if memo is None:
+            kinds = ("dirs", "manifests") if part == "live" else ("layers", "roots", "commits")
+            memo = self._memos[part] = Memo(f"{self._base}.{part}.json" if self._base else None, kinds)
+        return memo
+
+    def save(self) -> None:
+        """Write back the memos this walk used."""
+        for memo in self._memos.values():
+            memo.save()
+
+    # -- live tags ------------------------------------------------------------------------
+    def _dir(self, sha: bytes, prefix: str) -> tuple[list[list[str]] | None, list[list[str]]]:
+        """``(tags, subdirs)`` of the directory ``repositories/<prefix>``: ``[[tag, digest]]`` or ``None``, ``[[entry, sha]]``."""
+        key = sha.decode()
+        found = self._memo("live").get("dirs", key)
+        if found is not None:
+            return found[0], found[1]
+        tags: list[list[str]] | None = None
+        subdirs: list[list[str]] = []
+        for entry, is_dir, child in self.objects.tree(sha, f"{layout.REPOSITORIES}/{prefix}"):
+            if not is_dir:
+                continue
+            if entry != layout.TAGS_DIR:
+                subdirs.append([entry, child.decode()])
+                continue
+            tags = []
+            for tag, tag_is_dir, blob in self.objects.tree(child, layout.tags_dir(prefix)):
+                if tag_is_dir:
+                    continue
+                digest = layout.parse_tag(self.objects.blob(blob, f"{prefix}:{tag}"))
+                if digest is None:
+                    raise NotARegistryError(f"{self.label}: tag file for {prefix}:{tag} is corrupt")
+                tags.append([tag, str(digest)])
+        self._memo("live").put("dirs", key, [tags, subdirs])
+        return tags, subdirs
+
+    def tags(self, root: bytes | None) -> Iterator[tuple[str, list[list[str]] | LfsregError]]:
+        """``(name, [[tag, digest]] or the error reading them)`` of every image name, sorted by name."""
+        start = self.objects.child(root, layout.REPOSITORIES) if root is not None else None
+        todo = [("", start)] if start is not None else []
+        found: list[tuple[str, list[list[str]] | LfsregError]] = []
+        while todo:
+            prefix, sha = todo.pop()
+            try:
+                tags, subdirs = self._dir(sha, prefix)
+            except LfsregError as exc:
+                found.append((prefix, exc))
+                continue
+            if tags is not None:
+                found.append((prefix, tags))
+            todo.extend((f"{prefix}/{entry}" if prefix else entry, child.encode()) for entry, child in subdirs)
+        return iter(sorted(found, key=lambda f: f[0]))
+
+    def _metadata(self, root: bytes, digest: Digest) -> bytes:
+        shard = digest.hex[:2]
+        entries = self._blob_shards.get((root, shard))
+        if entries is None:
+            sha = self.objects.child(root, f"blobs/{digest.algorithm}/{shard}")
+            entries = {n: s for n, d, s in self.objects.tree(sha)} if sha is not None else {}
+            self._blob_shards[(root, shard)] = entries
+        blob = entries.get(digest.hex)
+        if blob is None:
+            raise BlobNotFound(f"{self.label}: blob {digest} is missing")
+        return self.objects.blob(blob, layout.blob_path(digest))
+
+    def image_objects(self, root: bytes, digest: Digest, depth: int = 0) -> dict[str, int]:
+        """The LFS objects (oid -> size, from the layer descriptors) of a manifest or index."""
+        key = str(digest)
+        done = self._images.get(key)
+        if done is not None:
+            return done
+        found = self._memo("live").get("manifests", key)
+        if found is not None:
+            done = self._images[key] = dict(found)
+            return done
+        parsed = parse_manifest(self._metadata(root, digest), f"{self.label}: {digest}")
+        out: dict[str, int] = {}
+        if isinstance(parsed, Index):
+            for child in parsed.manifests:
+                if depth >= MAX_INDEX_DEPTH:
+                    raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep under {digest}")
+                out.update(self.image_objects(root, child.digest, depth + 1))
+        else:
+            out = {layer.digest.hex: layer.size for layer in parsed.layers if layer.digest.algorithm == "sha256"}
+        self._memo("live").put("manifests", key, [[o, s] for o, s in out.items()])
+        self._images[key] = out
+        return out
+
+    def live(self, commit: str | None) -> tuple[LiveTags, list[tuple[str, str | None, str]]]:
+        """Every live tag at ``commit`` with its LFS objects, and ``(name, tag, error)`` of those that could not be read."""
+        root = self.git.snapshot(commit).root
+        tags: LiveTags = {}
+        bad: list[tuple[str, str | None, str]] = []
+        if root is None:
+            return tags, bad
+        for name, entries in self.tags(root):
+            if isinstance(entries, LfsregError):
+                bad.append((name, None, str(entries)))
+                continue
+            for tag, text in entries:
+                digest = self._digests.get(text)
+                if digest is None:
+                    digest = self._digests[text] = Digest.parse(text)
+                try:
+                    tags[(name, tag)] = (digest, self.image_objects(root, digest))
+                except LfsregError as exc:
+                    bad.append((name, tag, str(exc)))
+        return tags, bad
+
+    # -- history --------------------------------------------------------------------------
+    def _layers_tree(self, root: bytes) -> bytes | None:
+        key = root.decode()
+        found = self._memo("history").get("roots", key)
+        if found is not None:
+            return found.encode() if found else None
+        sha = self.objects.child(root, "layers")
+        self._memo("history").put("roots", key, sha.decode() if sha else "")
+        return sha
+
+    def _pointers(self, sha: bytes, known: dict[str, int]) -> tuple[list[list[Any]], list[str]]:
+        """``([[oid, size]], [subtree])`` of one tree under ``layers/``; a pointer's size comes from ``known`` if there."""
+        key = sha.decode()
+        found = self._memo("history").get("layers", key)
+        if found is not None:
+            return found[0], found[1]
+        files: list[list[Any]] = []
+        subtrees: list[str] = []
+        for name, is_dir, child in self.objects.tree(sha, "layers"):
+            if is_dir:
+                subtrees.append(child.decode())
+                continue
+            if name in known:  # the pointer's file name is its oid
+                files.append([name, known[name]])
+                continue
+            obj = lfs_pointer.decode(self.objects.blob(child, f"layers/…/{name}"))
+            if obj is None:
+                log.warning("%s: layers/…/%s is not an LFS pointer; not counted", self.label, name)
+                continue
+            files.append([obj.oid, obj.size])
+        self._memo("history").put("layers", key, [files, subtrees])
+        return files, subtrees
+
+    def _commits(self, tip: str | None) -> tuple[list[bytes], bool]:
+        """Root tree ids of every commit reachable from ``tip`` (to the shallow boundary), and completeness."""
+        if tip is None:
+            return [], True
+        boundary = {b.decode() for b in self.git.shallow()}
+        roots: list[bytes] = []
+        seen: set[str] = set()
+        todo = [tip]
+        complete = True
+        while todo:
+            sha = todo.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            found = self._memo("history").get("commits", sha)
+            if found is None:
+                tree, parents = read_commit(self.git, sha.encode())
+                found = [tree.decode(), list(parents)]
+                self._memo("history").put("commits", sha, found)
+            roots.append(found[0].encode())
+            if sha in boundary:
+                complete = complete and not found[1]
+                continue
+            todo.extend(found[1])
+        return roots, complete
+
+    def history(self, tip: str | None, known: dict[str, int] | None = None) -> tuple[dict[str, int], int, bool]:
+        """Every LFS object any commit up to ``tip`` references under ``layers/`` (oid -> size), commits, completeness.
+
+        ``known``: sizes already known (the live tags' layer descriptors), so their pointers need not be read.
+        """
+        roots, complete = self._commits(tip)
+        sizes: dict[str, int] = {}
+        seen: set[bytes] = set()
+        todo = [t for root in roots if (t := self._layers_tree(root)) is not None]
+        while todo:
+            sha = todo.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            files, subtrees = self._pointers(sha, known or {})
+            for oid, size in files:
+                sizes.setdefault(oid, size)
+            todo.extend(s.encode() for s in subtrees)
+        return sizes, len(roots), complete
+
+
+__all__ = ["LiveTags", "Memo", "RegistryWalk"]
