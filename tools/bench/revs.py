@@ -3,6 +3,11 @@
 A commit runs from a temporary snapshot of its ``lfsreg/`` directory (``git archive``) put first
 on ``PYTHONPATH``, so the same interpreter and dependencies run both; the snapshot is checked
 to be what ``import lfsreg`` finds, and removed at the end.
+
+Every lfsreg measured, the working tree's included, has its bytecode compiled first (untimed),
+as an install does: otherwise each command would also time the compiling of its modules
+(``PYTHONDONTWRITEBYTECODE`` set, or a fresh snapshot), and the working tree would run with
+whatever bytecode a test run left in it while the snapshots compile on every command.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +58,7 @@ def prepare(lfsreg_cmd: str, revs: list[str], tmp: Path) -> list[Lfsreg]:
             raise RuntimeError(f"cannot export lfsreg/ of {rev}: {(archive.stderr or untar.stderr).decode(errors='replace')[-500:]}")
         out.append(Lfsreg(re.sub(r"[^A-Za-z0-9._-]+", "-", rev), sha, argv, dest))  # a name for paths too
     for lr in out:
+        _compile(argv[0] if argv[1:3] == ("-m", "lfsreg") else sys.executable, lr.source / "lfsreg")
         if len(argv) >= 3 and argv[1:3] == ("-m", "lfsreg"):  # a python: check which lfsreg it imports
             p = subprocess.run(
                 [argv[0], "-c", _WHERE], env=lr.env({"PATH": "/usr/bin:/bin"}), cwd="/", capture_output=True, text=True, check=False
@@ -59,6 +66,18 @@ def prepare(lfsreg_cmd: str, revs: list[str], tmp: Path) -> list[Lfsreg]:
             if not p.stdout.startswith(str(lr.source)):
                 raise RuntimeError(f"lfsreg {lr.name}: {argv[0]} imports {p.stdout or p.stderr[-300:]}, not {lr.source}")
     return out
+
+
+def _compile(python: str, package: Path) -> None:
+    """Write the bytecode of ``package`` beside it (its ``__pycache__``), as ``pip install`` does.
+
+    Raises:
+        RuntimeError: The package does not compile.
+
+    """
+    p = subprocess.run([python, "-m", "compileall", "-q", str(package)], capture_output=True, text=True, check=False)
+    if p.returncode:
+        raise RuntimeError(f"cannot compile {package}: {(p.stdout + p.stderr).strip()[-500:]}")
 
 
 def _git(*args: str) -> str:
