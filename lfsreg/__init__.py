@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .compression import DEFAULT as DEFAULT_COMPRESSION
     from .digest import Digest
     from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
+    from .ops.prune import PrunePolicy
     from .ops.push import PushResult
     from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
@@ -51,6 +52,7 @@ _LAZY = {
     "PushResult": ("ops.push", "PushResult"),
     "VerifyReport": ("ops.verify", "VerifyReport"),
     "CopyResult": ("ops.copy", "CopyResult"),
+    "PrunePolicy": ("ops.prune", "PrunePolicy"),
     "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
@@ -97,6 +99,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressEvent",
     "ProtocolError",
+    "PrunePolicy",
     "PushResult",
     "VerifyReport",
     "Registry",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .api_cost import CostMethods
 from .api_maintain import MaintainMethods
+from .api_retention import RetentionMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -41,8 +42,10 @@ if TYPE_CHECKING:
     from .describe import ImageSummary, UnreadableImage
     from .lfs.store import LfsStore
     from .ops.copy import CopyResult
+    from .ops.gc import GcResult
     from .ops.history import RollbackResult, TagHistory
     from .ops.limits import PRESETS
+    from .ops.prune import PrunePolicy, PruneResult
     from .ops.push import PushResult
     from .ops.traffic import Traffic
     from .ops.usage import RegistryUsage
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 _LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
 _LAZY.update({"CopyResult": "ops.copy", "VerifyReport": "ops.verify"})
 _LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
+_LAZY |= {"GcResult": "ops.gc", "PrunePolicy": "ops.prune", "PruneResult": "ops.prune"}
 
 
 def __getattr__(name: str) -> object:
@@ -74,7 +78,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods, MaintainMethods):
+class Registry(CostMethods, RetentionMethods, MaintainMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -373,31 +377,6 @@ class Registry(CostMethods, MaintainMethods):
         publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
-    # -- history and retention (lfsreg/ops/history.py, prune.py, gc.py) ------------------------
-    def history(self, image: str) -> TagHistory:
-        """Every digest ``NAME:TAG`` (every tag of a bare ``NAME``) has named, newest first, with its commit."""
-        ref = ImageRef.parse(image, default_tag="")
-        if ref.tag is None:
-            raise UsageError("history takes NAME or NAME:TAG, not a digest")
-        from .ops.history import tag_history
-
-        backend = self._open()[0]
-        return tag_history(backend.git, backend.history_tip(), ref.name, ref.tag or None)
-
-    def rollback(self, image: str, *, to: str | None = None, steps: int | None = None) -> RollbackResult:
-        """Point ``NAME:TAG`` back at ``to`` (a digest it named) or at what it named ``steps`` changes ago (default 1).
-
-        Raises:
-            ImageNotFound: no such tag history or target; BlobNotFound: the target's layers are gone.
-            ConcurrentUpdateError: the tag moved meanwhile (nothing is written).
-        """
-        from .ops.history import rollback
-
-        name, tag = parse_tagged(image)
-        target = Digest.parse(to) if to is not None else None
-        backend, publisher = self._open()
-        return rollback(publisher, backend.git, backend.history_tip(), backend.lfs, name, tag, to=target, steps=steps)
-
 
 def _require_content(view: RegistryView) -> None:
     if view.empty:
@@ -411,10 +390,13 @@ __all__ = [
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
     "CopyResult",
+    "GcResult",
     "ImageSummary",
     "UnreadableImage",
     "NotARegistryError",
     "PRESETS",
+    "PrunePolicy",
+    "PruneResult",
     "Registry",
     "RegistryUsage",
     "RemoteOptions",

@@ -208,9 +208,15 @@ def discard_own_staging() -> int:
 def place(path: str, target: str) -> None:
     """Rename a complete file into place (readable by all, like git-lfs objects)."""
     with writing(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
         os.chmod(path, 0o644)
-        os.replace(path, target)
+        for attempt in (1, 2):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                os.replace(path, target)
+                break
+            except FileNotFoundError:  # `lfsreg gc` removed the empty directory just now
+                if attempt == 2 or not os.path.exists(path):
+                    raise
     forget(path)
 
 

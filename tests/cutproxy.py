@@ -226,6 +226,10 @@ class CutProxy:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        # Wake the accept() at once (it would see the stop only at its next 0.2 s timeout: a
+        # wait at every exit, and some tests make dozens of proxies).
+        with contextlib.suppress(OSError):
+            socket.create_connection(self._listener.getsockname(), timeout=1).close()
         self._thread.join(timeout=5)
         self._listener.close()
         self.reset()
@@ -237,6 +241,9 @@ class CutProxy:
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self._stop.is_set():  # the wake-up call of __exit__ (or a late client): not relayed
+                client.close()
                 return
             try:
                 server = socket.create_connection(self.target, timeout=10)

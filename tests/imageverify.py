@@ -82,8 +82,16 @@ def lfsreg(*args: str | os.PathLike[str], check: bool = True) -> subprocess.Comp
 
 
 def tags_of(repo: str | os.PathLike[str]) -> dict[str, str]:
-    """``{"name:tag": "sha256:..."}`` from ``lfsreg tags REPO --format json``."""
-    rows = json.loads(lfsreg("tags", repo, "--format", "json").stdout)
+    """``{"name:tag": "sha256:..."}`` from ``lfsreg tags REPO --format json``.
+
+    A read for checking what a test did: run in this process (``clirun.run_cli``; a new process
+    only from another thread), which spares a Python start-up per check; crashes fail the test.
+    """
+    from clirun import run_cli
+
+    proc = run_cli("tags", os.fspath(repo), "--format", "json")
+    assert proc.returncode == 0, f"lfsreg tags {repo}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    rows = json.loads(proc.stdout)
     return {f"{r['name']}:{r['tag']}": r["digest"] for r in rows}
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_error
+from conftest import assert_error, run_cli
 from gitenv import isolated_git_env, run_git
 from imageverify import FIXTURES, crash_in, lfsreg, source_image, tags_of, verify_docker_archive, verify_oci_layout
 
@@ -159,10 +159,17 @@ SOURCES = [
 ]
 
 
+def _check_cli(*args: object) -> None:
+    """``lfsreg ARGS`` in this process, exit 0: the set-up before a race and the checks after it
+    (the racers themselves are processes of their own)."""
+    proc = run_cli(*args)
+    assert proc.returncode == 0, f"lfsreg {' '.join(map(str, args))}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
 def prepare(kind: str, repo: Path, env: dict[str, str]) -> int:
     """Create the registry as ``kind`` says; return the number of commits it starts with."""
     if kind == "lfsreg-init":
-        lfsreg("init", repo)
+        _check_cli("init", repo)
         return 1
     if kind == "git-init-bare":
         run_git(["init", "--quiet", "--bare", repo], cwd=repo.parent, env=env)
@@ -205,7 +212,7 @@ def test_concurrent_pushes_of_different_tags(tmp_path: Path, kind: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no half-made repositories left
 
     # every tag pulls, verifies, and is the image its pusher pushed
-    lfsreg("pull", repo, *wanted, "-o", f"oci:{tmp_path / 'out.oci'}")
+    _check_cli("pull", repo, *wanted, "-o", f"oci:{tmp_path / 'out.oci'}")
     pulled = {i.manifest_digest: i for i in verify_oci_layout(tmp_path / "out.oci")}
     for tag, source in wanted.items():
         expected = source_image(source)
@@ -228,7 +235,7 @@ def test_concurrent_pushes_of_the_same_tag(tmp_path: Path, kind: str, sources: t
     expected = {s: source_image(s) for s in sources}
     for round_ in range(2):
         repo = tmp_path / f"reg{round_}.git"
-        lfsreg("init", repo)
+        _check_cli("init", repo)
         results = run_concurrently(tmp_path / f"run{round_}", [push_argv(repo, s, "race/img:latest") for s in sources])
         digests = {pushed_digest(r): s for r, s in zip(results, sources, strict=True)}
         assert len(digests) == 2
@@ -250,16 +257,16 @@ def test_concurrent_pushes_of_the_same_tag(tmp_path: Path, kind: str, sources: t
         # the winning manifest is complete and is exactly one source's image, never a mix
         source = expected[digests[winner]]
         out = tmp_path / f"out{round_}.oci"
-        lfsreg("pull", repo, "race/img:latest", "-o", f"oci:{out}")
+        _check_cli("pull", repo, "race/img:latest", "-o", f"oci:{out}")
         (pulled,) = verify_oci_layout(out)
         assert pulled.manifest_digest == winner
         assert pulled.config_digest == source.config_digest
         assert pulled.diff_ids == source.diff_ids
-        lfsreg("pull", repo, "race/img:latest", "-o", f"docker-archive:{tmp_path / f'out{round_}.tar'}")
+        _check_cli("pull", repo, "race/img:latest", "-o", f"docker-archive:{tmp_path / f'out{round_}.tar'}")
         (archive,) = verify_docker_archive(tmp_path / f"out{round_}.tar")
         assert (archive.config_digest, archive.diff_ids) == (source.config_digest, source.diff_ids)
         # the loser's image is still reachable by digest
-        lfsreg("pull", repo, f"race/img@{loser}", "-o", f"oci:{tmp_path / f'loser{round_}.oci'}")
+        _check_cli("pull", repo, f"race/img@{loser}", "-o", f"oci:{tmp_path / f'loser{round_}.oci'}")
         (pulled_loser,) = verify_oci_layout(tmp_path / f"loser{round_}.oci")
         assert pulled_loser.diff_ids == expected[digests[loser]].diff_ids
 
@@ -300,7 +307,7 @@ def test_failed_layer_upload_leaves_main_unchanged(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(LocalLfsStore, "upload", original)
     registry.push([f"docker-archive:{FIXTURES / 'app.docker.tar'}"], tags=["acme/app:1.0"])
     assert "acme/app:1.0" in tags_of(repo)
-    lfsreg("pull", repo, "acme/app:1.0", "-o", f"docker-archive:{tmp_path / 'app.tar'}")
+    _check_cli("pull", repo, "acme/app:1.0", "-o", f"docker-archive:{tmp_path / 'app.tar'}")
     verify_docker_archive(tmp_path / "app.tar")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CLI_TIMEOUT, TESTS, assert_error, assert_ok, describe
+from conftest import CLI_TIMEOUT, TESTS, assert_error, assert_ok, describe, run_cli
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, tags_of, verify_docker_archive, verify_oci_layout
 
@@ -56,16 +56,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:
-    """Run the CLI with room on every disk."""
-    return run_filled(env, None, "-", *args)
+    """Run the CLI with room on every disk (in this process: the state before and the retry after)."""
+    return run_cli(*args, env=env)
 
 
-def run_filled(env: dict[str, str], disk: Path | None, hook: str, *args: object) -> subprocess.CompletedProcess[str]:
-    """Run the CLI, filling ``disk`` when ``hook`` is first called (``-``: before it starts)."""
-    if disk is None:
-        argv = [sys.executable, "-m", "lfsreg", *map(str, args)]
-    else:
-        argv = [sys.executable, str(TESTS / "cli_at.py"), "fill", str(disk), hook, "--", *map(str, args)]
+def run_filled(env: dict[str, str], disk: Path, hook: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a process of its own, filling ``disk`` when ``hook`` is first called (``-``: before it starts)."""
+    argv = [sys.executable, str(TESTS / "cli_at.py"), "fill", str(disk), hook, "--", *map(str, args)]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, check=False)
 
 

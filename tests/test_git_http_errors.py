@@ -52,7 +52,7 @@ def answering() -> Iterator[callable]:
     def start(status: int, retry_after: str | None = None) -> str:
         handler = type("Handler", (_Status,), {"status": status, "retry_after": retry_after})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/org/images.git"
 

@@ -151,7 +151,7 @@ def test_a_body_cut_short_without_a_length_is_retried(server, tmp_path, where):
     body = json.dumps({"objects": [_entry(server)]}).encode()
     cut = {"inside-a-string": body.index(b"/storage/") + 3, "between-tokens": body.index(b'"size"'), "before-the-body": 0}[where]
     batch = _CuttingBatchServer(body, [cut, None])
-    threading.Thread(target=batch.serve_forever, daemon=True).start()
+    threading.Thread(target=batch.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         store = HttpLfsStore(batch.url, [], ObjectCache(str(tmp_path / "cache")), HttpSettings(policy=POLICY, timeout=10))
         store.fetch([OBJ])

@@ -88,7 +88,7 @@ def serve() -> Iterator[Callable[[Scenario], _Server]]:
 
     def start(scenario: Scenario) -> _Server:
         srv = _Server(scenario)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(srv)
         return srv
 

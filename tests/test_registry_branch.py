@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from clirun import check_no_crash
+from clirun import run_cli
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, lfsreg, tags_of
 from peers import use_credential_store
@@ -51,9 +49,7 @@ def _clone_and_check(url: str, tmp_path: Path, env: dict[str, str], branch: str)
 
 def _push_images(location: str, env: dict[str, str]) -> None:
     for tag, source in IMAGES.items():
-        argv = [sys.executable, "-m", "lfsreg", "push", location, source, "--tag", tag]
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
-        check_no_crash(proc)
+        proc = run_cli("push", location, source, "--tag", tag, env=env)  # in this process
         assert proc.returncode == 0, proc.stderr
 
 

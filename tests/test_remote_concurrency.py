@@ -20,6 +20,8 @@ from imageverify import FIXTURES, lfsreg, tags_of
 from test_concurrency import check_history, run_concurrently
 from test_git_durability import fsck_clean
 
+from lfsreg.git import locks
+
 PUSHERS = 8
 SOURCES = [
     f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -95,8 +97,11 @@ def test_one_user_pushes_many_tags_at_once_over_https(git_http_server, git_http_
 
 
 @pytest.mark.interop
-def test_stale_branch_lock_on_the_server_is_reported_with_the_way_out(git_http_server, git_http_repo, tmp_path: Path) -> None:
+def test_stale_branch_lock_on_the_server_is_reported_with_the_way_out(git_http_server, git_http_repo, tmp_path: Path, monkeypatch) -> None:
     """A ``main.lock`` left on the server (by a killed ``git receive-pack``): one clear line naming it, main unchanged."""
+    # The push re-applies while the server says the branch is locked, for LOCK_WAIT (10 s), then
+    # gives up; the CLI runs in this process, so a shorter wait takes the same path.
+    monkeypatch.setattr(locks, "LOCK_WAIT", 1.5)
     env = _env(tmp_path, LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password)
     env.pop("SLOW_GIT_LOCKS")
     first = run_cli("push", git_http_repo.url, SOURCES[0], "--tag", "a/b:1", env=env)

@@ -2,14 +2,40 @@
 # The whole test suite, on a fresh machine or a developer's: installs what the tests need
 # (Debian peers, the package with its test extras), then runs pytest.  Idempotent.
 # usage: tools/test.sh [PYTEST_ARGS...]   (env: LFSREG_TEST_WORKERS, LFSREG_COVERAGE, LFSREG_COVERAGE_DIR)
+# Ends with the wall and CPU time of each phase (CPU: user+sys of the phase's processes and
+# of every process they waited for, i.e. the peers and CLI runs of the tests too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-test-deps.sh
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m ruff check lfsreg tests tools
-python3 -m ruff format --check lfsreg tests tools
-python3 -m mypy  # the lfsreg package, settings in pyproject.toml [tool.mypy]
-# pytest on every core (pytest-xdist; LFSREG_TEST_WORKERS=0 runs in one process, or pass -n N),
+# Byte-code caches on: lfsreg's modules are imported by hundreds of CLI processes, and pytest
+# rewrites the asserts of every test module in every worker; with PYTHONDONTWRITEBYTECODE set
+# (some environments do) each of them compiles it all again (~2 s CPU per worker, ~30 ms per
+# CLI process). The caches go to the ignored __pycache__/ directories.
+unset PYTHONDONTWRITEBYTECODE
+
+PHASES=()
+TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
+children_cpu() {  # CPU ticks of this shell's waited-for children so far (cutime + cstime), 0 without /proc
+  local stat
+  stat=$(cat "/proc/$$/stat" 2>/dev/null) || { echo 0; return; }
+  set -- ${stat##*) }  # fields from 3 (state) on: cutime and cstime are fields 16 and 17
+  echo $((${14} + ${15}))
+}
+phase() {  # phase NAME COMMAND...: run it, note its wall and CPU time; its exit status is returned
+  local name=$1 t0 c0 rc=0
+  shift
+  t0=$(date +%s%N) c0=$(children_cpu)
+  "$@" || rc=$?
+  PHASES+=("$(printf '%-9s %7.1f s wall %7.1f s CPU' "$name" \
+    "$(awk "BEGIN{print ($(date +%s%N) - $t0) / 1e9}")" "$(awk "BEGIN{print ($(children_cpu) - $c0) / $TICKS}")")")
+  return "$rc"
+}
+
+phase deps tools/install-test-deps.sh
+phase install tools/install-package.sh
+phase ruff python3 -m ruff check lfsreg tests tools
+phase format python3 -m ruff format --check lfsreg tests tools
+phase mypy python3 -m mypy # the lfsreg package, settings in pyproject.toml [tool.mypy]
+# pytest on every core (pytest-xdist; LFSREG_TEST_WORKERS=N workers, 0 runs in one process),
 # under coverage: branch coverage of lfsreg in the pytest processes and in every Python process
 # they start (pyproject.toml [tool.coverage.run]: patch = subprocess), combined and summed up
 # per package at the end. LFSREG_COVERAGE=0 runs without it.
@@ -22,16 +48,23 @@ else
   export COVERAGE_FILE=$COVERAGE_DIR/data  # absolute: tests run processes in other directories
   RUN=(python3 -m coverage run -m pytest)
 fi
-set +e
-"${RUN[@]}" -n "${LFSREG_TEST_WORKERS:-auto}" "$@"
-rc=$?
-set -e
+# One worker more than there are cores: many tests wait on a peer or a timeout (a stall timed
+# out, a process killed mid-push), and the extra worker's CPU work fills those waits. worksteal:
+# a worker that is done takes queued tests from a busy one (no idle core behind a long test).
+WORKERS=${LFSREG_TEST_WORKERS:-$(($(nproc) + 1))}
+rc=0
+phase pytest "${RUN[@]}" -n "$WORKERS" --dist worksteal "$@" || rc=$?
 if [ "${LFSREG_COVERAGE:-1}" != 0 ]; then
-  python3 -m coverage combine -q
-  # only this checkout's lfsreg: tools/bench runs other revisions from temporary copies
-  python3 -m coverage json -q --include="$PWD/lfsreg/*" -o "$COVERAGE_DIR/coverage.json"
-  python3 tools/coverage_summary.py "$COVERAGE_DIR/coverage.json"
+  report() {  # one chain: set -e does not apply inside a function called from `phase`
+    python3 -m coverage combine -q &&
+      # only this checkout's lfsreg: tools/bench runs other revisions from temporary copies
+      python3 -m coverage json -q --include="$PWD/lfsreg/*" -o "$COVERAGE_DIR/coverage.json" &&
+      python3 tools/coverage_summary.py "$COVERAGE_DIR/coverage.json"
+  }
+  phase coverage report
 fi
+echo "test.sh phases:"
+printf '  %s\n' "${PHASES[@]}"
 # pytest exits 5 when it collected nothing: that is a failure, not a pass.
 [ "$rc" -eq 5 ] && { echo "no tests collected" >&2; exit 1; }
 exit "$rc"

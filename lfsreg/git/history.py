@@ -160,7 +160,7 @@ class Walk:
         while current is not None and current not in seen:
             seen.add(current)
             info = self.commit(current)
-            if info.parent is not None and (current.encode() in shallow or info.parent.encode() not in self.store):
+            if info.parent is not None and (current.encode() in shallow or not self.store.objects.has(info.parent.encode())):
                 self.truncated = True
                 yield replace(info, parent=None)
                 return

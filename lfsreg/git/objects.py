@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
+from dulwich.pack import Pack
 
 from ..errors import ConcurrentUpdateError
 from ..staging import storage_error
@@ -66,7 +67,24 @@ class ObjectFiles:
             # new commit is about to reference.
             os.utime(path)
             return True
-        return bool(self._store.contains_packed(ObjectID(hexsha)))
+
+        def freshen(pack: Pack) -> bool:
+            # the same for the pack holding it, as git does: `lfsreg gc` keeps unreachable
+            # objects whose file is recent (dulwich's lookup rescans packs that moved)
+            if ObjectID(hexsha) not in pack:
+                raise KeyError(hexsha)
+            with contextlib.suppress(OSError):
+                os.utime(pack._data_path)
+            return True
+
+        try:
+            return self._store._lookup_in_packs(freshen)
+        except KeyError:
+            return False
+
+    def has(self, hexsha: bytes) -> bool:
+        """Whether the object is stored, loose or packed; unlike ``in``, a read that refreshes nothing."""
+        return bool(self._store.contains_loose(ObjectID(hexsha)) or self._store.contains_packed(ObjectID(hexsha)))
 
     def add(self, obj: ShaFile) -> bytes:
         """Store ``obj`` (temporary file, then rename) unless it is there; return its id."""
@@ -79,11 +97,16 @@ class ObjectFiles:
         if hexsha in self:
             return hexsha
         directory = os.path.dirname(path)
-        try:
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
-        except OSError as exc:
-            raise storage_error(exc, path) from exc
+        for attempt in (1, 2):
+            try:
+                os.makedirs(directory, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+                break
+            except FileNotFoundError as exc:  # `lfsreg gc` removed the empty directory just now
+                if attempt == 2:
+                    raise storage_error(exc, path) from exc
+            except OSError as exc:
+                raise storage_error(exc, path) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(obj.as_legacy_object())

@@ -74,10 +74,17 @@ class LocalLfsStore:
         return os.path.join(self.root, "objects", obj.oid[0:2], obj.oid[2:4], obj.oid)
 
     def _present(self, obj: LfsObject) -> bool:
+        path = self.path(obj)
         try:
-            return os.path.getsize(self.path(obj)) == obj.size
+            if os.path.getsize(path) != obj.size:
+                return False
         except OSError:
             return False
+        # Refresh its time, as git refreshes an object it reuses: a push about to reference it
+        # keeps `lfsreg gc` (which deletes only unreferenced objects older than its grace) off it.
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return True
 
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects with no file of the right size."""

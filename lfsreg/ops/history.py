@@ -14,13 +14,13 @@ import logging
 from dataclasses import dataclass
 
 from ..digest import Digest
-from ..errors import BlobNotFound, ConcurrentUpdateError, ImageNotFound, UsageError
+from ..errors import BlobNotFound, ConcurrentUpdateError, ImageNotFound, NotFoundError, UsageError
 from ..git.history import CommitInfo, Trees, Walk
 from ..git.store import GitStore
-from ..lfs.store import LfsStore
-from ..reference import validate_name, validate_tag
+from ..reference import ImageRef, parse_tagged, validate_name, validate_tag
 from ..registry import layout
 from ..registry.closure import Closure
+from ..registry.location import Backend
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 
@@ -66,6 +66,31 @@ def _tag_files(trees: Trees, tree: bytes | None, directory: str) -> dict[str, by
 
 def _digest(trees: Trees, sha: bytes | None, what: str) -> Digest | None:
     return None if sha is None else layout.parse_tag(trees.blob(sha, what))
+
+
+def history_tip(backend: Backend, label: str) -> str | None:
+    """The registry's tip with its whole history at hand; :class:`NotARegistryError` if it is not a registry."""
+    tip = backend.history_tip()
+    RegistryView(backend.git.snapshot(tip), label)  # refuses a repository without the format marker
+    return tip
+
+
+def image_history(backend: Backend, label: str, image: str) -> TagHistory:
+    """:func:`tag_history` of ``NAME:TAG`` or of every tag of ``NAME``.
+
+    Raises :class:`ImageNotFound` when no such tag was ever set, :class:`NotFoundError` for an
+    empty registry, :class:`UsageError` for a reference by digest.
+    """
+    ref = ImageRef.parse(image, default_tag="")
+    if ref.tag is None:
+        raise UsageError("history takes NAME or NAME:TAG, not a digest")
+    tip = history_tip(backend, label)
+    if tip is None:
+        raise NotFoundError(f"{label}: the registry is empty")
+    found = tag_history(backend.git, tip, ref.name, ref.tag or None)
+    if not found.changes and not found.truncated:
+        raise ImageNotFound(f"{label}: {ref.name}{':' + ref.tag if ref.tag else ''} was never tagged here")
+    return found
 
 
 def tag_history(git: GitStore, tip: str | None, name: str, tag: str | None = None) -> TagHistory:
@@ -129,18 +154,20 @@ def _target(history: TagHistory, current: Digest | None, to: Digest | None, step
     return named[index]
 
 
-def rollback(
-    publisher: Publisher, git: GitStore, tip: str | None, lfs: LfsStore, name: str, tag: str, *, to: Digest | None, steps: int | None
-) -> RollbackResult:
-    """Point ``name:tag`` back at ``to`` (or at what it named ``steps`` changes ago) in one commit.
+def rollback(backend: Backend, publisher: Publisher, image: str, *, to: str | None, steps: int | None) -> RollbackResult:
+    """Point ``NAME:TAG`` back at the digest ``to`` (or at what it named ``steps`` changes ago) in one commit.
 
     The files the target needs are taken from the newest commit where the tag named it. Raises
     :class:`ImageNotFound` (no such tag history or target), :class:`BlobNotFound` (its layers are
     no longer stored: nothing is written), :class:`ConcurrentUpdateError` (the tag moved meanwhile).
     """
-    ref = f"{name}:{tag}"
     if to is not None and steps is not None:
         raise UsageError("give --to DIGEST or --steps N, not both")
+    name, tag = parse_tagged(image)
+    target_digest = Digest.parse(to) if to is not None else None
+    ref = f"{name}:{tag}"
+    git, lfs = backend.git, backend.lfs
+    tip = history_tip(backend, publisher.label)
     history = tag_history(git, tip, name, tag)
     if not history.changes:
         raise ImageNotFound(f"{publisher.label}: {ref} has no history", hint=f"tags of {name}: lfsreg tags {publisher.label} {name}")
@@ -148,7 +175,7 @@ def rollback(
     path = layout.tag_path(name, tag)
     current_data = trees.read(Walk(git).commit(tip).tree, path) if tip else None
     current = layout.parse_tag(current_data) if current_data is not None else None
-    target = _target(history, current, to, steps, ref)
+    target = _target(history, current, target_digest, steps, ref)
     if target == current:
         return RollbackResult(name, tag, current, target, None, 0)
     source = next(c for c in history.changes if c.digest == target)

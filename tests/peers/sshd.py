@@ -19,12 +19,13 @@ import itertools
 import os
 import pwd
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from gitenv import isolated_git_env, require_tool
 
 from peers.giftless import peers_dir, repo_path
@@ -113,6 +114,31 @@ def scutiger_transfer() -> str:
     return str(binary)
 
 
+def write_key_pair(path: Path, key_type: str = "ed25519", passphrase: str = "", *, comment: str = "") -> str:
+    """Write a new private key to ``path`` (OpenSSH format, mode 0600) and ``path.pub``; return the public line.
+
+    ``key_type`` is ``ed25519``, ``ecdsa`` (P-256) or ``rsa`` (3072 bits), as ``ssh-keygen``
+    makes them; a ``passphrase`` encrypts the private key as ``ssh-keygen -N`` does (bcrypt KDF).
+    """
+    key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if key_type == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    elif key_type == "ecdsa":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    else:
+        raise ValueError(f"key_type={key_type!r}")
+    encryption = serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption))
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    public = f"{public} {comment}" if comment else public
+    Path(f"{path}.pub").write_text(public + "\n")
+    return public
+
+
 @dataclass(frozen=True)
 class SshKey:
     """A client key the server knows, locked to one repository (a deploy key)."""
@@ -164,18 +190,17 @@ class SshServer:
         lfs_expires_in: int = 3600,
         name: str | None = None,
     ) -> SshKey:
-        """Make a key (``ssh-keygen``) and authorise it for ``repo`` only, like a deploy key."""
+        """Make a key and authorise it for ``repo`` only, like a deploy key.
+
+        The key pair is made in this process (what ``ssh-keygen -t TYPE [-N PASSPHRASE]`` writes:
+        an OpenSSH private key file, mode 0600, and ``NAME.pub``), not by a process per key:
+        every deploy key must be a key of its own, and the suite makes dozens.
+        """
         name = name or f"key-{next(self._counter)}"
         keydir = self.workdir / "keys"
         keydir.mkdir(exist_ok=True)
         path = keydir / name
-        bits = ["-b", "3072"] if key_type == "rsa" else ["-b", "256"] if key_type == "ecdsa" else []
-        subprocess.run(
-            [tool("ssh-keygen"), "-q", "-t", key_type, *bits, "-N", passphrase, "-C", name, "-f", str(path)],
-            check=True,
-            capture_output=True,
-        )
-        public = (keydir / f"{name}.pub").read_text().strip()
+        public = write_key_pair(path, key_type, passphrase, comment=name)
         return self.authorize(public, repo, access=access, lfs=lfs, lfs_expires_in=lfs_expires_in, name=name, path=path)
 
     def authorize(
@@ -251,7 +276,6 @@ def start_sshd(workdir: Path, git: GitHttpServer, extra_config: str = "") -> Ite
     ``git-lfs-transfer`` served by :mod:`peers.lfs_transfer_server` or by scutiger).
     """
     sshd = tool("sshd")
-    keygen = tool("ssh-keygen")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "home").mkdir(exist_ok=True)
     if not Path("/run/sshd").is_dir():  # privilege separation directory compiled into Debian's sshd
@@ -261,7 +285,7 @@ def start_sshd(workdir: Path, git: GitHttpServer, extra_config: str = "") -> Ite
             missing("/run/sshd (sshd's privilege separation directory) is missing and cannot be created")
     host_key = workdir / "ssh_host_ed25519_key"
     if not host_key.exists():
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "throwaway-host-key", "-f", str(host_key)], check=True)
+        write_key_pair(host_key, comment="throwaway-host-key")
     host_public = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
     shell = workdir / "git-shell.sh"
     shell.write_text(_GIT_SHELL)

@@ -9,11 +9,19 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import cost, engine, https, local, maintain, report, scale, ssh
+from tools.bench import cost, engine, https, local, maintain, report, retention, scale, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
-SCENARIOS: dict[str, ModuleType] = {"local": local, "scale": scale, "https": https, "ssh": ssh, "engine": engine, "cost": cost}
+SCENARIOS: dict[str, ModuleType] = {
+    "local": local,
+    "scale": scale,
+    "https": https,
+    "ssh": ssh,
+    "engine": engine,
+    "cost": cost,
+    "retention": retention,
+}
 SCENARIOS["verify"] = maintain
 
 
