@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
+from cutproxy import Cut, CutProxy
 
 pytestmark = pytest.mark.interop
 
@@ -29,6 +30,7 @@ DRIP_EVERY = 0.4  # seconds between dripped bytes: far inside the per-read timeo
 DRIP_FOR = 15.0  # seconds a connection is dripped before the rest flows at once
 DEADLINE = 2.0
 RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
+UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
 
 
 class DripProxy:
@@ -152,3 +154,17 @@ def test_a_dripped_answer_to_the_push_is_cut_and_the_branch_read_again(git_http_
     check = run_cli("tags", git_http_repo.url, env=_env(tmp_path / "check", git_http_server))
     assert_ok(check)
     assert re.search(r"^acme/drip +1\.0 ", check.stdout, re.M), check.stdout
+
+
+def test_a_pack_held_mid_body_is_cut_at_the_deadline_and_fetched_again(git_http_server, git_http_repo, tmp_path):
+    # the read timeout (30 s) would wait the hold out; the deadline cuts it, the retry heals
+    assert_ok(run_cli("push", git_http_repo.url, BASE, env=_env(tmp_path / "seed", git_http_server)))
+    env = _env(tmp_path, git_http_server, LFSREG_DEADLINE=str(DEADLINE), LFSREG_RETRIES="1", LFSREG_TIMEOUT="30")
+    with CutProxy(("127.0.0.1", git_http_server.port), Cut("down", after=30, request=UPLOAD_PACK, body=True, stall=60, times=1)) as proxy:
+        started = time.monotonic()
+        proc = run_cli("tags", proxy.url(git_http_repo.url), env=env)
+        took = time.monotonic() - started
+        assert proxy.fired == 1
+    assert_ok(proc)
+    assert re.search(r"^acme/base +1\.0 ", proc.stdout, re.M), proc.stdout
+    assert took < 20, f"the held pack was waited out ({took:.1f} s), not cut at the deadline"

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
-from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient, get_transport_and_path
+from dulwich.client import GitClient, HTTPUnauthorized, LocalGitClient
 from dulwich.config import ConfigDict
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import ZERO_SHA, ObjectID
@@ -54,7 +54,7 @@ from .filepush import local_git_dir, push_to_directory
 from .objects import storage_error
 from .reffiles import abandon_git_files
 from .store import DEFAULT_BRANCH, GitStore, choose_branch
-from .transport import HttpClient, HttpStatus, redact, spent, timed_out, transport_error, worth_retrying
+from .transport import DEFAULT_DEADLINE, HttpClient, HttpStatus, redact, spent, timed_out, transport_error, worth_retrying
 
 log = logging.getLogger(__name__)
 # The mirror's copy of the remote's registry branch, whatever the branch is called there.
@@ -75,7 +75,7 @@ class GitRemote:
     one is kept for later requests. Messages never contain a credential. ``client_factory``
     replaces dulwich's choice of client for the URL (SSH uses it: no ``ssh`` binary).
     ``timeout`` bounds connecting and each read of smart HTTP (seconds; ``None``: no bound),
-    ``deadline`` each smart-HTTP request from start to last byte (``None``: no bound);
+    ``deadline`` each smart-HTTP request from start to last byte;
     ``policy`` says how often a cut or stalled exchange is tried again.
     """
 
@@ -90,7 +90,7 @@ class GitRemote:
         verify_tls: bool = True,
         client_factory: Callable[[], tuple[GitClient, str]] | None = None,
         timeout: float | None = None,
-        deadline: float | None = None,
+        deadline: float = DEFAULT_DEADLINE,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.url = url
@@ -133,11 +133,10 @@ class GitRemote:
             client = cast(HttpClient, HttpClient.from_parsedurl(parsed, config=self._config, username=username, password=password))
             client.deadline = self.deadline
             return client, parsed.path
-        if parsed.scheme == "file":
-            # dulwich would take the path undecoded (``my%20reg.git``), and a plain path with a
-            # ``:`` for scp-like SSH: give it the decoded path, to its local client.
-            return LocalGitClient(config=self._config), unquote(parsed.path)
-        return get_transport_and_path(self.url, config=self._config, username=username, password=password)
+        # file:// (open_location names no other scheme without a client factory). dulwich would take
+        # the path undecoded (``my%20reg.git``), and a plain path with a ``:`` for scp-like SSH:
+        # give it the decoded path, to its local client.
+        return LocalGitClient(config=self._config), unquote(parsed.path)
 
     def _call(
         self,
@@ -283,9 +282,7 @@ class GitRemote:
 
         def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
             nonlocal moved, landed
-            current = refs.get(branch)
-            if current == ZERO_SHA:
-                current = None
+            current = refs.get(branch)  # an empty repository advertises no branch (dulwich drops capabilities^{})
             if current == new.encode():
                 landed = True  # an earlier attempt's update arrived after all
                 return {}
@@ -311,8 +308,6 @@ class GitRemote:
 
         def recheck(exc: LfsregError) -> bool | None:
             # Before a push is sent again: where is the branch now?
-            if isinstance(exc, UnreachableError) and not worth_retrying(exc):
-                raise exc
             tip = self._tip_now()
             if tip == new:
                 return self._pushed(new)  # the lost push landed

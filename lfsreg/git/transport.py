@@ -13,6 +13,9 @@ tree: refused, cut, stalled, an HTTP status, or a broken protocol, naming the ex
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
 import time
@@ -25,6 +28,9 @@ from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
 from ..errors import LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
+
+#: Seconds a smart-HTTP request may take from start to last byte, unless the options say otherwise.
+DEFAULT_DEADLINE = 300.0
 
 __all__ = ["ExchangeTimeout", "HttpClient", "HttpStatus", "redact", "spent", "timed_out", "transport_error", "worth_retrying"]
 
@@ -59,9 +65,12 @@ def _stage(url: str) -> str:
         return "the refs advertisement"
     if url.rstrip("/").endswith("git-receive-pack"):
         return "the push (git-receive-pack)"
-    if url.rstrip("/").endswith("git-upload-pack"):
-        return "the fetch (git-upload-pack)"
-    return "the request"
+    return "the fetch (git-upload-pack)"  # dulwich asks for nothing else
+
+
+def _smart(content_type: str | None) -> bool:
+    """Whether a refs advertisement of this type is smart HTTP's (lfsreg speaks no dumb HTTP: it cannot push)."""
+    return (content_type or "").split(";")[0].strip().lower().startswith("application/x-git-")
 
 
 class ExchangeTimeout(TimeoutError):
@@ -70,6 +79,36 @@ class ExchangeTimeout(TimeoutError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"no complete answer within {seconds:g} s")
         self.seconds = seconds
+
+
+class _Watchdog:
+    """One thread that fires every exchange's deadline when it is due (not a thread per request)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Exchange]] = []
+        self._order = itertools.count()
+        self._pid = 0  # the process whose thread runs (a forked child starts its own)
+
+    def schedule(self, when: float, exchange: Exchange) -> None:
+        """Call ``exchange._fire()`` at ``when`` (``time.monotonic()``)."""
+        with self._cond:
+            heapq.heappush(self._due, (when, next(self._order), exchange))
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="lfsreg-git-deadlines", daemon=True).start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                exchange = heapq.heappop(self._due)[2]
+            exchange._fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 class Exchange:
@@ -82,23 +121,14 @@ class Exchange:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
-        self._end = time.monotonic() + seconds
         self._conn: Any = None
         self._done = False
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._arm(seconds)
-
-    def _arm(self, delay: float) -> None:
-        self._timer = threading.Timer(delay, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.schedule(time.monotonic() + seconds, self)
 
     def attach(self, conn: Any) -> None:
-        """The request goes out on ``conn`` (a urllib3 connection); raise once the deadline passed."""
+        """The request goes out on ``conn`` (a urllib3 connection; urllib3 does not retry past the deadline)."""
         with self._lock:
-            if self.fired:  # urllib3 trying again after the deadline
-                raise ExchangeTimeout(self.seconds)
             self._conn = conn
 
     def _fire(self) -> None:
@@ -108,7 +138,7 @@ class Exchange:
             self.fired = True
             sock = getattr(self._conn, "sock", None)
             if sock is None:  # not connected yet: look again soon
-                self._arm(0.05)
+                _WATCHDOG.schedule(time.monotonic() + 0.05, self)
                 return
             with contextlib.suppress(OSError):
                 # socket.socket's own shutdown, also for an SSLSocket: wakes a blocked recv or send.
@@ -117,13 +147,11 @@ class Exchange:
     def finish(self) -> None:
         """The exchange is over: stop watching it."""
         with self._lock:
-            self._done = True
+            self._done = True  # the watchdog drops it when it is due
             self._conn = None
-            if self._timer is not None:
-                self._timer.cancel()
 
 
-_current: ContextVar[Exchange | None] = ContextVar("lfsreg_git_exchange", default=None)
+_current: ContextVar[Exchange] = ContextVar("lfsreg_git_exchange")  # set while HttpClient sends a request
 
 
 def _certificate_refused(error: BaseException) -> bool:
@@ -142,9 +170,7 @@ def _pool_classes() -> tuple[dict[str, type], type]:
 
     def joining(base: Any) -> type:
         def request(self: Any, *args: Any, **kwargs: Any) -> Any:
-            exchange = _current.get()
-            if exchange is not None:
-                exchange.attach(self)
+            _current.get().attach(self)  # only HttpClient uses these pools, always within an exchange
             return base.request(self, *args, **kwargs)
 
         return type(f"Deadline{base.__name__}", (base,), {"request": request})
@@ -168,8 +194,7 @@ def _pool_classes() -> tuple[dict[str, type], type]:
             _pool: Any = None,
             _stacktrace: Any = None,
         ) -> Any:
-            exchange = _current.get()
-            if error is not None and (_certificate_refused(error) or (exchange is not None and exchange.fired)):
+            if error is not None and (_certificate_refused(error) or _current.get().fired):
                 raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
             return super().increment(method, url, response, error, _pool, _stacktrace)
 
@@ -181,21 +206,20 @@ class HttpClient(Urllib3HttpGitClient):
 
     It notes which exchange runs (:attr:`stage`, for messages), turns every failure of a body
     read into :class:`GitProtocolError` (dulwich lets a read timeout through as urllib3's own),
-    and bounds each request by :attr:`deadline` seconds (``None``: no bound), raising
-    :class:`ExchangeTimeout` past it. Call :meth:`finish` when the operation is over.
+    and bounds each request by :attr:`deadline` seconds, raising :class:`ExchangeTimeout` past
+    it. Call :meth:`finish` when the operation is over.
     """
 
     stage = "the request"
-    deadline: float | None = None
+    deadline = DEFAULT_DEADLINE
     _exchange: Exchange | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # no auth callbacks: dulwich makes a plain PoolManager or ProxyManager
         manager: Any = self.pool_manager
-        if hasattr(manager, "pool_classes_by_scheme"):
-            pools, retry = _pool_classes()
-            manager.pool_classes_by_scheme = pools
-            manager.connection_pool_kw["retries"] = retry(3)  # urllib3's default count
+        pools, retry = _pool_classes()
+        manager.pool_classes_by_scheme = pools
+        manager.connection_pool_kw["retries"] = retry(3)  # urllib3's default count
 
     def finish(self) -> None:
         """Stop the deadline of the last request (its answer has been read)."""
@@ -210,34 +234,36 @@ class HttpClient(Urllib3HttpGitClient):
 
         self.stage = _stage(url)
         self.finish()  # dulwich reads one answer before it asks the next question
-        exchange = self._exchange = Exchange(self.deadline) if self.deadline else None
+        exchange = self._exchange = Exchange(self.deadline)
         token = _current.set(exchange)
         try:
             resp, read = super()._http_request(url, headers, data, raise_for_status=False)
         except GitProtocolError:
-            if exchange is not None and exchange.fired:
+            if exchange.fired:
                 raise ExchangeTimeout(exchange.seconds) from None
             raise
         finally:
             _current.reset(token)
 
         def guarded(*args: Any, **kwargs: Any) -> bytes:
+            # urllib3 turns a socket's errors (a shut one's too) into its own; dulwich, some of those into its own
             try:
-                chunk = bytes(read(*args, **kwargs))
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if exchange is not None and exchange.fired:
+                return bytes(read(*args, **kwargs))
+            except (urllib3.exceptions.HTTPError, GitProtocolError) as exc:
+                if exchange.fired:
                     raise ExchangeTimeout(exchange.seconds) from None
-                if isinstance(exc, urllib3.exceptions.HTTPError):
-                    raise GitProtocolError(str(exc)) from exc
-                raise
-            if not chunk and exchange is not None and exchange.fired:
-                raise ExchangeTimeout(exchange.seconds)
-            return chunk
+                if isinstance(exc, GitProtocolError):
+                    raise
+                raise GitProtocolError(str(exc)) from exc
 
         if raise_for_status and resp.status not in (200, 401, 404, 407):
             retry_after = _retry_after(resp.headers.get("Retry-After"))
             resp.close()
             raise HttpStatus(resp.status, retry_after)
+        if raise_for_status and resp.status == 200 and "/info/refs" in url and not _smart(resp.headers.get("Content-Type")):
+            # dulwich would read it as dumb HTTP's refs list and fail on the first line (a web page, a login form)
+            resp.close()
+            raise GitProtocolError(f"the refs advertisement is {resp.headers.get('Content-Type') or 'untyped'}, not git's smart HTTP")
         if raise_for_status and resp.status == 404:
             raise NotGitRepository
         if raise_for_status and resp.status in (401, 407):
@@ -281,10 +307,9 @@ def transport_error(label: str, exc: Exception, secrets: Sequence[str], stage: s
         return RetriableError(f"{label}: the git server sent nothing for {timeout or 0:g} s during {stage} (stalled)")
     if isinstance(exc, (HangupException, ConnectionError)) or exc.__cause__ is not None:
         return RetriableError(f"{label}: the connection to the git server was cut during {stage}")
+    # what is left is dulwich's own GitProtocolError: the server's answer made no sense
     text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, secrets)
-    if isinstance(exc, GitProtocolError):
-        return ProtocolError(f"{label}: the git server broke the protocol: {text}")
-    return RetriableError(f"{label}: git transport failed during {stage}: {text}")
+    return ProtocolError(f"{label}: the git server broke the protocol: {text}")
 
 
 def timed_out(exc: BaseException) -> bool:

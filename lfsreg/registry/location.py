@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 #: Seconds to connect and per read for smart HTTP when the options name none (HttpSettings' own default).
 DEFAULT_TIMEOUT = 60.0
-#: Seconds a smart-HTTP request may take from start to last byte when the options name none (HttpSettings' own default).
-DEFAULT_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -257,6 +255,7 @@ def _check_ca_bundle(options: RemoteOptions) -> None:
 
 def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> RemoteBackend:
     from ..git.remote import GitRemote  # the git client of remotes: a local registry needs none of it
+    from ..git.transport import DEFAULT_DEADLINE
     from .endpoint import http_remote
 
     _check_ca_bundle(options)
@@ -270,7 +269,7 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         ca_bundle=options.ca_bundle,
         verify_tls=options.verify_tls,
         timeout=options.timeout or DEFAULT_TIMEOUT,
-        deadline=options.deadline or DEFAULT_DEADLINE,
+        deadline=options.deadline or DEFAULT_DEADLINE,  # HttpSettings' own default too
         policy=options.policy,
     )
     settings = _http_settings(options)
