@@ -63,8 +63,14 @@ class Watchdog:
         self._cancelled = 0  # cancelled entries still in the heap
         self._order = itertools.count()  # ties run in the order they were scheduled
         self._pid = 0  # the process whose thread runs (a forked child starts its own)
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._forked())
+        ref = weakref.ref(self)  # a watchdog that is gone needs no fork hook (tests make many)
+
+        def forked() -> None:
+            dog = ref()
+            if dog is not None:
+                dog._forked()
+
+        os.register_at_fork(after_in_child=forked)
 
     def schedule(self, when: float, callback: Callable[[], None]) -> Watch:
         """Call ``callback()`` on the watchdog thread at ``when`` (``time.monotonic()``; a past time: at once)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -113,3 +114,15 @@ def test_due_calls_all_run_on_the_one_thread():
         dog.schedule(now + 0.05 + i / 10000, fire)
     assert done.wait(10)
     assert threads == {"wd-burst"} and len(_threads("wd-burst")) == 1
+
+
+def test_a_forked_child_gets_its_own_thread():
+    dog = Watchdog("wd-fork")
+    dog.schedule(time.monotonic() + 60, lambda: None)  # the parent's thread runs
+    pid = os.fork()
+    if pid == 0:  # the child has no watchdog thread: its first call starts one
+        done = threading.Event()
+        dog.schedule(time.monotonic() + 0.05, done.set)
+        os._exit(0 if done.wait(5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
