@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .api_cost import CostMethods
+from .api_maintain import MaintainMethods
 from .api_retention import RetentionMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
@@ -25,13 +26,12 @@ from .compression import check_algorithm
 from .credentials import strip_userinfo
 from .digest import Digest
 from .errors import ImageNotFound, LfsregError, NotARegistryError, NotFoundError, UsageError
-from .git.store import GitStore
 from .keys import DEFAULT_COMMENT as DEFAULT_KEY_COMMENT
 from .keys import write_keypair
 from .progress import ProgressCallback, no_progress
 from .reference import ImageRef, parse_tagged, validate_name, validate_tag
 from .registry import layout
-from .registry.location import Backend, RemoteOptions, local_directory, open_location
+from .registry.location import Backend, RemoteOptions, fresh_local_path, no_commit, open_location
 from .registry.transaction import Publisher
 from .registry.view import RegistryView
 from .ssh.settings import SshSettings
@@ -41,6 +41,7 @@ from .staging import discard_own_staging
 if TYPE_CHECKING:
     from .describe import ImageSummary, UnreadableImage
     from .lfs.store import LfsStore
+    from .ops.copy import CopyResult
     from .ops.gc import GcResult
     from .ops.history import RollbackResult, TagHistory
     from .ops.limits import PRESETS
@@ -48,11 +49,13 @@ if TYPE_CHECKING:
     from .ops.push import PushResult
     from .ops.traffic import Traffic
     from .ops.usage import RegistryUsage
+    from .ops.verify import VerifyReport
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
 # that use them (PEP 562 for the names re-exported here): every command starts a new process,
 # and `lfsreg init`, `tags` or `rm` need none of that code (nor zstandard).
 _LAZY = {"ImageSummary": "describe", "UnreadableImage": "describe", "RollbackResult": "ops.history", "TagHistory": "ops.history"}
+_LAZY.update({"CopyResult": "ops.copy", "VerifyReport": "ops.verify"})
 _LAZY |= {"PRESETS": "ops.limits", "Traffic": "ops.traffic", "RegistryUsage": "ops.usage"}
 _LAZY |= {"GcResult": "ops.gc", "PrunePolicy": "ops.prune", "PruneResult": "ops.prune"}
 
@@ -75,7 +78,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods, RetentionMethods):
+class Registry(CostMethods, RetentionMethods, MaintainMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -151,6 +154,7 @@ class Registry(CostMethods, RetentionMethods):
         jobs: int = 2,
         progress: ProgressCallback = no_progress,
         spool_dir: str | None = None,
+        object_limit: int | None = None,
         dry_run: bool = False,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
@@ -170,6 +174,8 @@ class Registry(CostMethods, RetentionMethods):
             jobs: layers processed at once.
             progress: receives :class:`lfsreg.progress.ProgressEvent`s.
             spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+            object_limit: store new layers larger than this many bytes as chunks of at most
+                this size (docs/format.md); default: the registry's ``limits.object``, if any.
             dry_run: stage, verify and estimate only; upload and commit nothing.
 
         Raises:
@@ -190,11 +196,11 @@ class Registry(CostMethods, RetentionMethods):
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
-        options = PushOptions(compression, level, jobs, progress)
+        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit)
         opened = open_sources(refs, spool_dir=spool_dir)
         try:
             check_push_names(opened, renames)  # usage errors before the registry is opened, or created
-            fresh = _fresh_local_path(self.location) if self._backend is None else None
+            fresh = fresh_local_path(self.location) if self._backend is None else None
             try:
                 publisher = self._publisher(create=True)
                 lfs = self._lfs()
@@ -225,7 +231,7 @@ class Registry(CostMethods, RetentionMethods):
         except LfsregError:
             # The registry could not be read through its location (e.g. the URL itself was the
             # problem): ask the repository on disk, which this push created, directly.
-            unpublished = _no_commit(path)
+            unpublished = no_commit(path)
         finally:
             self.close()
         if not unpublished:
@@ -372,30 +378,6 @@ class Registry(CostMethods, RetentionMethods):
         return [str(r) for r in refs]
 
 
-def _fresh_local_path(location: str) -> tuple[str, bool] | None:
-    """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
-    path = local_directory(location)
-    if path is None:
-        return None
-    if not os.path.exists(path):
-        return path, False
-    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
-        return path, True
-    return None
-
-
-def _no_commit(path: str) -> bool:
-    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
-    try:
-        git = GitStore.open(path)
-    except LfsregError:
-        return False  # not a repository: leave it rather than guess
-    try:
-        return git.head() is None
-    finally:
-        git.close()
-
-
 def _require_content(view: RegistryView) -> None:
     if view.empty:
         raise NotFoundError(f"{view.label}: the registry is empty", hint=f"push an image first: lfsreg push {view.label} SOURCE")
@@ -407,6 +389,7 @@ __all__ = [
     "COMPRESSION_ALGORITHMS",
     "DEFAULT_COMPRESSION",
     "DEFAULT_KEY_COMMENT",
+    "CopyResult",
     "GcResult",
     "ImageSummary",
     "UnreadableImage",
@@ -421,6 +404,7 @@ __all__ = [
     "SshSettings",
     "TagHistory",
     "TagInfo",
+    "VerifyReport",
     "Traffic",
     "discard_own_staging",
     "is_ssh_location",

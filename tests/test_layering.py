@@ -74,7 +74,7 @@ LAYERS = [
     ("lfsreg.registry.location", "lfsreg.registry.endpoint"),
     ("lfsreg.transports",),
     ("lfsreg.ops", "lfsreg.describe"),
-    ("lfsreg.api", "lfsreg.api_cost", "lfsreg.api_retention"),  # Registry's cost and retention methods (mix-ins: api.py stays small)
+    ("lfsreg.api", "lfsreg.api_cost", "lfsreg.api_retention", "lfsreg.api_maintain"),  # Registry mix-ins: api.py stays small
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]
 

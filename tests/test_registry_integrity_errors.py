@@ -83,7 +83,7 @@ def _pull_fails(reg: Path, tmp_path: Path, image: str, code: int, *needles: str)
     ("marker", "needle"),
     [
         (None, "not an lfsreg registry"),
-        (b'{"format": "lfsreg", "version": 2}\n', "format version 2 is not supported"),
+        (b'{"format": "lfsreg", "version": 3}\n', "format version 3 is not supported"),
         (b'{"format": "lfsreg", "version": "1"}\n', "format version '1' is not supported"),
         (b"[1]\n", "format version None"),
         (b"not json at all\n", "format version None"),

@@ -12,6 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import LfsregError
+from . import maintain
 from .commands import register
 from .cost import register as register_cost
 from .keygen import keygen
@@ -79,6 +80,7 @@ def cli(
 register(cli)
 register_cost(cli)
 cli.add_command(keygen)
+maintain.register(cli)
 for _command in RETENTION:
     cli.add_command(_command)
 

@@ -44,6 +44,10 @@ class FileRemote:
         """Objects the remote lacks."""
         return self._remote.missing(objects)
 
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """Objects the remote has no file of the right size for, with why."""
+        return self._remote.probe(objects)
+
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
         """Copy each staged file the remote lacks into it (verified, renamed atomically)."""
         for obj, staged in items:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
-from ..errors import BlobNotFound, LfsregError, ProtocolError, RetriableError, error_for_status
+from ..errors import BlobNotFound, LfsregError, NotFoundError, ProtocolError, RetriableError, error_for_status
 from ..formats.lfs_pointer import LfsObject
 from ..progress import PRESENT, VERIFYING, ProgressCallback, ProgressEvent, no_progress
 from .batch import BatchItem, ExpiredActionError
@@ -148,6 +148,32 @@ class TransferQueue:
             return [item.obj for item in self.batches("upload", objects) if "upload" in item.actions or item.error]
         finally:
             self.adapter.end()
+
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """Objects the server cannot serve, with why: a download batch per 100, nothing downloaded.
+
+        A per-object error is the reason (404/410: missing; giftless says 422 for another
+        size). A whole batch refused with 404 (giftless's answer when *every* object of it is
+        missing) marks each of its objects missing.
+        """
+        out: list[tuple[LfsObject, str]] = []
+        ordered = sorted({o.oid: o for o in objects}.values(), key=lambda o: -o.size)
+        try:
+            for i in range(0, len(ordered), self.batch_size):
+                group = ordered[i : i + self.batch_size]
+                try:
+                    items = self._batch("download", group)
+                except NotFoundError as exc:
+                    log.debug("%s: %s; every object of the batch counts as missing", self.label, exc)
+                    out.extend((o, "missing") for o in group)
+                    continue
+                for item in items:
+                    if item.error is not None:
+                        code, message = item.error
+                        out.append((item.obj, "missing" if code in (404, 410) else f"{message or 'refused'} (code {code})"))
+        finally:
+            self.adapter.end()
+        return out
 
     # -- per-object work ---------------------------------------------------------------------
     def _run(self, operation: str, item: BatchItem, work: Callable[[BatchItem, Progress], None], progress: ProgressCallback) -> None:

@@ -40,6 +40,10 @@ class LfsStore(Protocol):
         """The objects the store does not hold (complete, with the right size)."""
         ...
 
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """The objects the store cannot serve, each with why (missing, another size); nothing is read."""
+        ...
+
     def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """A temporary file (handle, path) to write an object into before ``upload``."""
         ...
@@ -86,6 +90,22 @@ class LocalLfsStore:
         """Objects with no file of the right size."""
         return [o for o in objects if not self._present(o)]
 
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """Objects with no file, or a file of another size (one ``stat`` each)."""
+        out = []
+        for obj in objects:
+            try:
+                size = os.stat(self.path(obj)).st_size
+            except FileNotFoundError:
+                out.append((obj, "missing"))
+                continue
+            except OSError as exc:
+                out.append((obj, f"unreadable ({exc.strerror or exc})"))
+                continue
+            if size != obj.size:
+                out.append((obj, f"has {size} bytes, expected {obj.size}"))
+        return out
+
     def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """A temporary file under ``lfs/tmp`` (same file system, so upload is a rename)."""
         return staged_file(os.path.join(self.root, "tmp"))
@@ -121,6 +141,10 @@ class Remote(Protocol):
         """The objects the server lacks."""
         ...
 
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """The objects the server cannot serve, with why (asked as for a download; nothing is downloaded)."""
+        ...
+
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
         """Send the files the server lacks; the files stay where they are."""
         ...
@@ -145,6 +169,10 @@ class CachedLfsStore:
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the remote lacks."""
         return self.remote.missing(objects) if objects else []
+
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """Objects the remote cannot serve, with why (the cache is not consulted)."""
+        return self.remote.probe(objects) if objects else []
 
     def staging(self) -> contextlib.AbstractContextManager[tuple[VerifiedWriter, str]]:
         """Stage in the cache, so an uploaded object is also cached."""

@@ -11,6 +11,7 @@ import io
 import logging
 import platform as _platform
 import zlib
+from typing import BinaryIO
 
 import zstandard
 
@@ -59,12 +60,13 @@ class _Reader:
         return Blob(desc, lambda: VerifiedReader(io.BytesIO(data), desc.digest, desc.size, f"blob {desc.digest}"))
 
     def _want(self, desc: Descriptor) -> None:
-        obj = self.view.layer_object(desc)
-        self.objects[obj.oid] = obj
+        for obj in self.view.layer_objects(desc):
+            self.objects[obj.oid] = obj
 
     def _layer_stream(self, desc: Descriptor, tap: DiffIdCheck | None = None) -> VerifiedReader:
-        obj = self.view.layer_object(desc)
-        raw = _Counting(self.lfs.open(obj), self.progress, str(desc.digest), obj.size)
+        objects = self.view.layer_objects(desc)
+        opened = self.lfs.open(objects[0]) if len(objects) == 1 else _Joined(self.lfs, objects)
+        raw = _Counting(opened, self.progress, str(desc.digest), desc.size)
         return VerifiedReader(raw, desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
 
     def stored_layer(self, desc: Descriptor, diff_id: Digest | None) -> Blob:
@@ -109,7 +111,7 @@ class _Reader:
         if stored is not None and stored.uncompressed_size is not None and stored.desc.digest == desc.digest:
             return stored.uncompressed_size, True
         # Layers pushed by other tools carry no record: measure by decompressing once.
-        self.lfs.fetch([self.view.layer_object(desc)], self.progress)
+        self.lfs.fetch(self.view.layer_objects(desc), self.progress)
         reader = decompressing_reader(compression, self._layer_stream(desc))  # type: ignore[arg-type]
         total = 0
         try:
@@ -150,6 +152,35 @@ class _RecordedSize:
         if self._count > self._size or (ended and self._count < self._size):
             raise _RecordSizeWrong(f"{self._what}: its diffids record says {self._size} bytes uncompressed, the content differs")
         return b"".join(parts)
+
+
+class _Joined:
+    """The chunks of a layer (docs/format.md) read one after the other, each opened when reached.
+
+    The layer's digest, checked over the whole stream, vouches for the order and the content.
+    """
+
+    def __init__(self, lfs: LfsStore, objects: list[LfsObject]) -> None:
+        self._lfs = lfs
+        self._todo = list(objects)
+        self._current: BinaryIO | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            if self._current is None:
+                if not self._todo:
+                    return b""
+                self._current = self._lfs.open(self._todo.pop(0))
+            data = self._current.read(n)
+            if data:
+                return data
+            self._current.close()
+            self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
 
 
 class _Counting:

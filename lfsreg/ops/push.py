@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from .. import mediatypes as mt
 from ..compression import check_algorithm, zstd_threads
 from ..digest import Digest
-from ..errors import BlobNotFound, InvalidImageError
+from ..errors import BlobNotFound, InvalidImageError, LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..image import ImageSource, StagingSource
@@ -30,6 +30,7 @@ from ..registry import layout
 from ..registry.config import Limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from .chunking import check_limit, split_staged
 from .limits import Estimate, check_storage, estimate
 from .usage import billed_objects
 
@@ -91,6 +92,10 @@ class PushOptions:
     dry_run: bool = False
     limits: Limits = field(default_factory=Limits)
     memo_path: str | None = None
+    object_limit: int | None = None  # chunk layers larger than this (docs/format.md); default: limits.object
+
+    def __post_init__(self) -> None:
+        check_limit(self.object_limit)
 
 
 @dataclass(slots=True)
@@ -115,6 +120,8 @@ class _Push:
         self.reusable: dict[Digest, PreparedLayer] = {}
         self.nodes: dict[Digest, _Node] = {}  # every manifest and index walked, by digest
         self.finished: dict[Digest, Descriptor] = {}  # final descriptor of each walked node
+        self.chunks: dict[Digest, list[LfsObject]] = {}  # layers stored as chunks, by stored digest
+        self.chunk_files: list[str] = []  # their staged files
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
         if desc.size > MAX_METADATA:
@@ -213,8 +220,19 @@ class _Push:
             for d, (source, desc, diff_id) in self.jobs.items()
             if self._handed_over(source, desc) is None and (r := self._reuse(desc, diff_id)) is not None
         }
-        missing = {o.oid for o in self.lfs.missing([r.lfs_object for r in candidates.values()])}
-        self.reusable = {d: r for d, r in candidates.items() if r.lfs_object.oid not in missing}
+        objects = {d: self.objects_of(r) for d, r in candidates.items()}
+        missing = {o.oid for o in self.lfs.missing([o for objs in objects.values() for o in objs])}
+        self.reusable = {d: r for d, r in candidates.items() if not any(o.oid in missing for o in objects[d])}
+
+    def objects_of(self, layer: PreparedLayer) -> list[LfsObject]:
+        """The LFS objects that hold ``layer``: its chunks if it is (or will be) stored so, else its one object."""
+        chunks = self.chunks.get(layer.desc.digest)
+        if chunks is not None:
+            return chunks
+        if layer.staged is None and self.view.has_layer(layer.desc.digest):
+            with contextlib.suppress(LfsregError):  # a damaged pointer: the object by the layer's digest
+                return self.view.layer_objects(layer.desc)
+        return [layer.lfs_object]
 
     def store_layers(self) -> None:
         self.find_reusable()
@@ -240,10 +258,9 @@ class _Push:
 
     def discard(self) -> None:
         """Remove staged files that were not uploaded."""
-        for layer in self.layers.values():
-            if layer.staged:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(layer.staged)
+        for path in [layer.staged for layer in self.layers.values() if layer.staged] + self.chunk_files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def finish(self, node: _Node) -> Descriptor:
         """Final descriptor of ``node``, rewriting its document if any layer or child changed."""
@@ -295,13 +312,37 @@ class _Push:
 def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: RegistryView) -> dict[str, bytes | None]:
     changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in push.blobs.items()}
     for layer in push.layers.values():
-        changes[layout.layer_path(layer.desc.digest)] = lfs_pointer.encode(layer.lfs_object)
+        digest = layer.desc.digest
+        if view.has_layer(digest) and view.snapshot.read(layout.layer_path(digest)) is None:
+            continue  # stored as chunks already (by us, or by a concurrent push): keep them
+        chunks = push.chunks.get(digest)
+        if chunks is None:
+            changes[layout.layer_path(digest)] = lfs_pointer.encode(layer.lfs_object)
+        elif not view.has_layer(digest):
+            changes.update({layout.chunk_path(digest, i): lfs_pointer.encode(c) for i, c in enumerate(chunks)})
+            changes[layout.MARKER] = layout.marker_bytes(layout.CHUNKED_VERSION)
         if layer.staged is not None and layer.diff_id is not None and view.stored_layer(layer.diff_id) is None:
             record = layout.DiffIdRecord(layer.desc, layer.uncompressed_size)
             changes[layout.diffid_path(layer.diff_id)] = layout.diffid_content(record)
     for (name, tag), digest in tags.items():
         changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
     return changes
+
+
+def _staged(push: _Push, lfs: LfsStore, limit: int | None) -> list[tuple[LfsObject, str]]:
+    """The staged files to upload: one per new layer, or its chunks when it is larger than ``limit``."""
+    staged: list[tuple[LfsObject, str]] = []
+    for layer in push.layers.values():
+        if layer.staged is None:
+            continue
+        if limit is None or layer.desc.size <= limit or push.view.has_layer(layer.desc.digest):
+            staged.append((layer.lfs_object, layer.staged))
+            continue
+        parts = split_staged(layer, limit, lfs)
+        push.chunks[layer.desc.digest] = [obj for obj, _ in parts]  # the layer's staged file became these
+        push.chunk_files.extend(path for _, path in parts)
+        staged.extend(parts)
+    return staged
 
 
 def push_images(publisher: Publisher, view: RegistryView, lfs: LfsStore, items: list[PushItem], options: PushOptions) -> PushResult:
@@ -332,21 +373,24 @@ def _publish(
         for name, tag in item.targets:
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
-    staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
+    # layers over the host's object limit become chunks first: the estimate counts what is uploaded
+    limit = options.object_limit if options.object_limit is not None else check_limit(options.limits.object)
+    staged = _staged(push, lfs, limit)
     result.estimate = _estimate(push, publisher, lfs, staged, options)
     result.dry_run = options.dry_run
-    if options.dry_run:
-        result.layers_reused = len(push.layers) - len(staged)
+    if options.dry_run:  # push_images discards the staged files and chunks
+        result.layers_reused = sum(1 for layer in push.layers.values() if not layer.staged)
         return result
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
     lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))
-    missing = lfs.missing([layer.lfs_object for layer in push.layers.values()])
+    missing = lfs.missing([o for layer in push.layers.values() for o in push.objects_of(layer)])
     if missing:
         raise BlobNotFound(f"{lfs.label}: LFS objects missing after upload: {', '.join(o.oid[:12] for o in missing)}")
-    result.layers_uploaded = len(staged)
+    uploaded = sum(1 for layer in push.layers.values() if layer.staged)
+    result.layers_uploaded = uploaded
     result.bytes_uploaded = sum(obj.size for obj, _ in staged)
-    result.layers_reused = len(push.layers) - len(staged)
+    result.layers_reused = len(push.layers) - uploaded
     result.bytes_to_host = result.estimate.bytes
     names = ", ".join(f"{n}:{t}" for n, t in tags)
     body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
@@ -357,7 +401,7 @@ def _publish(
 def _estimate(push: _Push, publisher: Publisher, lfs: LfsStore, staged: list[tuple[LfsObject, str]], options: PushOptions) -> Estimate:
     """What the push will add (the objects the host lacks), reported and checked against the limits before any upload."""
     lacking = {o.oid: o.size for o in lfs.missing([obj for obj, _ in staged])} if staged else {}
-    layers = {layer.lfs_object.oid: layer.lfs_object.size for layer in push.layers.values()}
+    layers = {o.oid: o.size for layer in push.layers.values() for o in push.objects_of(layer)}
     billed, complete = billed_objects(publisher.backend.git, push.view.snapshot.commit, lfs.label, options.memo_path)
     est = estimate(lacking, layers, billed, complete, options.limits)
     options.progress(ProgressEvent("registry", ESTIMATE, est.bytes, phase=DONE, detail=est.to_json()))

@@ -10,6 +10,7 @@ in every commit that holds it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
-from ..manifest import MAX_INDEX_DEPTH, Index, parse_config, parse_manifest
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from . import layout
 
 # Reads a file of the tree at one commit (None: absent).
@@ -76,7 +77,7 @@ class Closure:
             with contextlib.suppress(LfsregError):  # an artifact's config: no diff_ids, no records
                 needs.diff_ids.update(parse_config(config, f"{self.label}: {doc.config.digest}").diff_ids)
             for desc in doc.layers:
-                needs.layers[layout.layer_path(desc.digest)] = LfsObject.of(desc.digest, desc.size)
+                needs.layers.update(layer_pointers(desc, read))
         self._cache[digest] = needs
         return needs
 
@@ -92,9 +93,26 @@ class Closure:
                 record = layout.parse_diffid(data, diff_id, path)
             except LfsregError:
                 continue  # a damaged record is only a lost shortcut
-            if layout.layer_path(record.desc.digest) in needs.layers:
+            digest = record.desc.digest
+            if layout.layer_path(digest) in needs.layers or layout.chunk_path(digest, 0) in needs.layers:
                 out[path] = data
         return out
+
+
+def layer_pointers(desc: Descriptor, read: Reader) -> dict[str, LfsObject]:
+    """Pointer path -> LFS object of a layer: its one pointer, or each of its chunks (docs/format.md).
+
+    A layer stored whole is named by its descriptor (its pointer is not read); a chunked one's
+    chunk pointers are read in order (``000000``, ``000001``… until the first that is absent).
+    """
+    chunks: dict[str, LfsObject] = {}
+    for i in itertools.count():
+        path = layout.chunk_path(desc.digest, i)
+        data = read(path)
+        if data is None:
+            break
+        chunks[path] = pointer_object(data, path)
+    return chunks or {layout.layer_path(desc.digest): LfsObject.of(desc.digest, desc.size)}
 
 
 def pointer_object(data: bytes, path: str) -> LfsObject:

@@ -113,6 +113,10 @@ class DeferredRemote:
         """Objects the LFS server lacks."""
         return self._remote("upload").missing(objects)
 
+    def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
+        """Objects the LFS server cannot serve, with why."""
+        return self._remote("download").probe(objects)
+
     def upload(self, items: Sequence[tuple[LfsObject, str]], progress: ProgressCallback = no_progress) -> None:
         """Upload what the server lacks."""
         self._remote("upload").upload(items, progress)

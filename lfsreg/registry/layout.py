@@ -23,8 +23,20 @@ from ..errors import InvalidImageError, InvalidReference
 from ..manifest import Descriptor, json_int, load_json
 
 MARKER = "lfsreg.json"
+#: The version a registry is written with until it holds a chunked layer (then :data:`CHUNKED_VERSION`).
 FORMAT_VERSION = 1
-MARKER_BYTES = (json.dumps({"format": "lfsreg", "version": FORMAT_VERSION}, indent=2) + "\n").encode()
+#: The first version with chunked layers (docs/format.md): older readers refuse it.
+CHUNKED_VERSION = 2
+#: The newest version this lfsreg reads.
+KNOWN_VERSION = CHUNKED_VERSION
+
+
+def marker_bytes(version: int) -> bytes:
+    """The content of the format marker for ``version``."""
+    return (json.dumps({"format": "lfsreg", "version": version}, indent=2) + "\n").encode()
+
+
+MARKER_BYTES = marker_bytes(FORMAT_VERSION)
 GITATTRIBUTES = ".gitattributes"
 GITATTRIBUTES_BYTES = b"layers/** filter=lfs diff=lfs merge=lfs -text\n"
 REPOSITORIES = "repositories"
@@ -43,6 +55,20 @@ def blob_path(digest: Digest) -> str:
 def layer_path(digest: Digest) -> str:
     """Where a layer's LFS pointer lives."""
     return _sharded("layers", digest)
+
+
+#: Digits of a chunk pointer's name: ``layers/sha256/<hh>/<hex>/000000`` and on.
+CHUNK_DIGITS = 6
+
+
+def chunk_path(digest: Digest, index: int) -> str:
+    """Where the pointer of chunk ``index`` (from 0) of a chunked layer lives."""
+    return f"{layer_path(digest)}/{index:0{CHUNK_DIGITS}d}"
+
+
+def chunk_names(count: int) -> list[str]:
+    """The names of the chunk pointers of a layer in ``count`` chunks, in order."""
+    return [f"{i:0{CHUNK_DIGITS}d}" for i in range(count)]
 
 
 def diffid_path(diff_id: Digest) -> str:

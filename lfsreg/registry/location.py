@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..credentials import CredentialSources, strip_userinfo
-from ..errors import UsageError
+from ..errors import LfsregError, UsageError
 from ..git.store import GitStore
 from ..git.userconfig import http_ssl_cainfo
 from ..lfs.cache import ObjectCache, cache_root
@@ -327,6 +327,30 @@ def local_directory(location: str) -> str | None:
     return unquote(parts.path)
 
 
+def fresh_local_path(location: str) -> tuple[str, bool] | None:
+    """``(path, existed)`` when a push would create the registry at a local ``path``: missing or an empty directory."""
+    path = local_directory(location)
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        return path, False
+    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+        return path, True
+    return None
+
+
+def no_commit(path: str) -> bool:
+    """Whether the bare repository at ``path`` has no registry commit (``False`` if it cannot be read)."""
+    try:
+        git = GitStore.open(path)
+    except LfsregError:
+        return False  # not a repository: leave it rather than guess
+    try:
+        return git.head() is None
+    finally:
+        git.close()
+
+
 def open_location(location: str, *, create: bool, options: RemoteOptions | None = None) -> Backend:
     """The backend of the registry at ``location``: a path, a ``file://``/``http(s)://`` URL, or an SSH location.
 
@@ -362,4 +386,4 @@ def open_location(location: str, *, create: bool, options: RemoteOptions | None 
     raise UsageError(f"{strip_userinfo(location)}: unsupported URL scheme {parts.scheme!r}; use a path, file://, http(s):// or ssh://")
 
 
-__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "local_directory", "open_location"]
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RemoteOptions", "fresh_local_path", "local_directory", "no_commit", "open_location"]

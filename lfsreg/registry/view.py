@@ -37,7 +37,7 @@ class RegistryView:
                 version = json.loads(marker).get("version")
             except (ValueError, AttributeError, RecursionError):  # the marker is content too
                 version = None
-            if not isinstance(version, int) or version > layout.FORMAT_VERSION:
+            if not isinstance(version, int) or isinstance(version, bool) or version > layout.KNOWN_VERSION:
                 raise NotARegistryError(
                     f"{label}: registry format version {version!r} is not supported by this lfsreg",
                     hint="upgrade lfsreg",
@@ -85,14 +85,44 @@ class RegistryView:
         return self.snapshot.exists(layout.layer_path(digest))
 
     def layer_object(self, desc: Descriptor) -> LfsObject:
-        """The LFS object of a layer, checked against its pointer file in the tree."""
-        data = self.snapshot.read(layout.layer_path(desc.digest))
-        if data is None:
+        """The LFS object of a layer stored whole, checked against its pointer file in the tree.
+
+        A chunked layer (docs/format.md) has no one object: use :meth:`layer_objects`.
+        """
+        objects = self.layer_objects(desc)
+        if len(objects) != 1 or objects[0].oid != desc.digest.hex:
+            raise DigestMismatchError(f"{self.label}: layer {desc.digest} is stored in {len(objects)} chunks, not as one object")
+        return objects[0]
+
+    def layer_objects(self, desc: Descriptor) -> list[LfsObject]:
+        """The LFS objects holding a layer, in order: its one object, or its chunks.
+
+        Checked against the tree: one pointer whose oid and size are the layer's, or chunk
+        pointers ``000000``… without gaps whose sizes add up to the layer's (the chunks' own
+        oids are their bytes' digests; the layer's digest is checked when they are read).
+        """
+        path = layout.layer_path(desc.digest)
+        data = self.snapshot.read(path)
+        if data is not None:
+            obj = lfs_pointer.decode(data)
+            if obj is None or obj.oid != desc.digest.hex or obj.size != desc.size:
+                raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
+            return [obj]
+        entries = sorted(self.snapshot.listdir(path))
+        if not entries:
             raise BlobNotFound(f"{self.label}: layer {desc.digest} has no pointer in the registry")
-        obj = lfs_pointer.decode(data)
-        if obj is None or obj.oid != desc.digest.hex or obj.size != desc.size:
-            raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
-        return obj
+        if [name for name, _, _ in entries] != layout.chunk_names(len(entries)) or any(is_dir for _, is_dir, _ in entries):
+            raise DigestMismatchError(f"{self.label}: chunks of layer {desc.digest} are not named 000000, 000001, … without gaps")
+        objects = []
+        for name, _, sha in entries:
+            obj = lfs_pointer.decode(self.snapshot.blob(sha, f"{path}/{name}"))
+            if obj is None:
+                raise DigestMismatchError(f"{self.label}: chunk {name} of layer {desc.digest} is not an LFS pointer")
+            objects.append(obj)
+        total = sum(o.size for o in objects)
+        if total != desc.size:
+            raise DigestMismatchError(f"{self.label}: chunks of layer {desc.digest} add up to {total} bytes, not {desc.size}")
+        return objects
 
     def stored_layer(self, diff_id: Digest) -> DiffIdRecord | None:
         """The stored blob for an uncompressed layer digest, if the registry holds one.
@@ -109,7 +139,7 @@ class RegistryView:
         if data is not None:
             try:
                 record = layout.parse_diffid(data, diff_id, f"{self.label}: {path}")
-                self.layer_object(record.desc)  # the blob it names is in the tree, with that size
+                self.layer_objects(record.desc)  # the blob it names is in the tree, with that size
             except LfsregError as exc:
                 log.warning("ignoring a damaged diffids record: %s", exc)
                 record = None

@@ -7,6 +7,7 @@ usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev 
   https   lfsreg vs git + git-lfs against the test servers (nginx + git http-backend + giftless)
   ssh     lfsreg over SSH (OpenSSH sshd, git-lfs-authenticate) vs over HTTP, same servers
   engine  push from / pull --load into a Docker Engine API (podman) vs through a docker-archive
+  verify  lfsreg verify (target < 2 s) and copy on a registry of 3,000 images x 10 tags
   cost    lfsreg du on a registry of 3,000 images x 10 tags (cold and warm; the registry is kept in --workdir)
   retention  prune + gc of a local registry of 1,000 images down to 100 live ones (time, bytes freed, du)
 

@@ -9,7 +9,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import cost, engine, https, local, report, retention, scale, ssh
+from tools.bench import cost, engine, https, local, maintain, report, retention, scale, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
@@ -22,6 +22,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "cost": cost,
     "retention": retention,
 }
+SCENARIOS["verify"] = maintain
 
 
 def _size_mib(text: str) -> int:

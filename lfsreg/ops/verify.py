@@ -1,0 +1,323 @@
+"""Checking a registry: every live tag, everything it references, and the LFS objects behind it.
+
+:func:`verify_registry` walks every tag (a tag file that does not parse, a manifest, index or
+config that is missing, damaged or does not hash to its digest, a layer pointer that is
+malformed or disagrees with its manifest) and then asks the LFS store whether it holds every
+object the live tags need, with its size, without reading them (a local registry: one ``stat``
+each; a remote: download batch requests, nothing downloaded). ``deep`` also reads every
+object and checks it: its oid, the layer digest (a chunked layer's chunks in order), and for a
+compressed image layer its diff_id after decompression. A remote's objects are downloaded for
+that (into a temporary directory beside the cache, then kept in the cache): a copy already
+cached does not vouch for the host's.
+
+Each problem is reported once (an object many tags share is one problem, naming the first
+tag that needs it); nothing stops at the first one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from .. import mediatypes as mt
+from ..digest import CHUNK, Digest
+from ..errors import DigestMismatchError, LfsregError
+from ..formats.lfs_pointer import LfsObject
+from ..integrity import DiffIdCheck, VerifiedReader
+from ..lfs.cache import ObjectCache
+from ..lfs.store import CachedLfsStore, LfsStore
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
+from ..progress import ProgressCallback, no_progress
+from ..registry import layout
+from ..registry.view import RegistryView
+
+#: Objects downloaded at once by a deep check of a remote (the temporary copies are removed after each group).
+DEEP_GROUP_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong: where it was found (``name:tag``, or the registry), and what."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What :func:`verify_registry` checked and found."""
+
+    tags: int = 0
+    blobs: int = 0  # manifests, indexes and configs checked
+    objects: int = 0  # LFS objects the live tags need
+    object_bytes: int = 0
+    deep: bool = False
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return not self.problems
+
+
+@dataclass(slots=True)
+class _Layer:
+    desc: Descriptor
+    diff_id: Digest | None
+    objects: list[LfsObject]
+    where: str
+
+
+class _Walk:
+    def __init__(self, view: RegistryView, report: VerifyReport) -> None:
+        self.view = view
+        self.report = report
+        self.seen: set[Digest] = set()  # manifests, indexes and configs checked already
+        self.layers: dict[Digest, _Layer] = {}
+        self.objects: dict[str, tuple[LfsObject, str]] = {}  # oid -> (object, first tag that needs it)
+
+    def problem(self, where: str, message: str) -> None:
+        self.report.problems.append(Problem(where, message))
+
+    def blob(self, digest: Digest, size: int | None, kind: str, where: str) -> bytes | None:
+        """The stored bytes of a manifest, index or config, or ``None`` after reporting why not."""
+        self.report.blobs += 1
+        try:
+            data = self.view.snapshot.read(layout.blob_path(digest))
+        except LfsregError as exc:
+            self.problem(where, f"{kind} {digest}: {exc}")
+            return None
+        if data is None:
+            self.problem(where, f"{kind} {digest} is missing")
+            return None
+        if Digest.of_bytes(data) != digest:
+            self.problem(where, f"{kind} {digest} does not match its digest (the stored bytes hash to {Digest.of_bytes(data)})")
+            return None
+        if size is not None and len(data) != size:
+            self.problem(where, f"{kind} {digest} has {len(data)} bytes, its descriptor says {size}")
+            return None
+        return data
+
+    def root(self, digest: Digest, where: str) -> None:
+        self.node(digest, None, where, 0)
+
+    def node(self, digest: Digest, size: int | None, where: str, depth: int) -> None:
+        if digest in self.seen:
+            return
+        self.seen.add(digest)
+        if depth > MAX_INDEX_DEPTH:
+            self.problem(where, f"indexes nested more than {MAX_INDEX_DEPTH} deep at {digest}")
+            return
+        data = self.blob(digest, size, "manifest", where)
+        if data is None:
+            return
+        try:
+            parsed = parse_manifest(data, f"manifest {digest}")
+        except LfsregError as exc:
+            self.problem(where, str(exc))
+            return
+        if isinstance(parsed, Index):
+            for child in parsed.manifests:
+                self.node(child.digest, child.size, where, depth + 1)
+            return
+        config = parsed.config
+        diff_ids: tuple[Digest | None, ...] = (None,) * len(parsed.layers)
+        if config.digest not in self.seen:
+            self.seen.add(config.digest)
+            raw = self.blob(config.digest, config.size, "config", where)
+            if raw is not None and mt.is_image_config(config.media_type):
+                try:
+                    parsed_config = parse_config(raw, f"config {config.digest}")
+                except LfsregError as exc:
+                    self.problem(where, str(exc))
+                else:
+                    if len(parsed_config.diff_ids) != len(parsed.layers):
+                        self.problem(where, f"manifest {digest} has {len(parsed.layers)} layers, its config {len(parsed_config.diff_ids)}")
+                    else:
+                        diff_ids = parsed_config.diff_ids
+        for layer, diff_id in zip(parsed.layers, diff_ids, strict=True):
+            self.layer(layer, diff_id, where)
+
+    def layer(self, desc: Descriptor, diff_id: Digest | None, where: str) -> None:
+        known = self.layers.get(desc.digest)
+        if known is not None:
+            if known.diff_id is None:
+                known.diff_id = diff_id
+            return
+        try:
+            objects = self.view.layer_objects(desc)
+        except LfsregError as exc:
+            self.problem(where, str(exc).removeprefix(f"{self.view.label}: "))
+            objects = []
+        self.layers[desc.digest] = _Layer(desc, diff_id, objects, where)
+        for obj in objects:
+            self.objects.setdefault(obj.oid, (obj, where))
+
+
+def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
+    """Check the registry at ``view`` and the objects ``lfs`` holds for it (see the module docstring).
+
+    Problems are returned, not raised; what does raise is what stops the check as a whole
+    (the LFS server unreachable, credentials refused…).
+    """
+    report = VerifyReport(deep=deep)
+    walk = _Walk(view, report)
+    for name in view.names():
+        try:
+            entries = view.tag_entries(name)
+        except LfsregError as exc:
+            walk.problem(name, str(exc))
+            continue
+        for tag, found in entries:
+            report.tags += 1
+            where = f"{name}:{tag}"
+            if isinstance(found, Digest):
+                walk.root(found, where)
+            else:
+                walk.problem(where, f"tag file: {str(found).removeprefix(f'{view.label}: ')}")
+    objects = [obj for obj, _ in walk.objects.values()]
+    report.objects = len(objects)
+    report.object_bytes = sum(o.size for o in objects)
+    absent = {obj.oid: why for obj, why in lfs.probe(objects)}
+    for oid, why in absent.items():
+        obj, where = walk.objects[oid]
+        report.problems.append(Problem(where, f"LFS object sha256:{oid} ({obj.size} bytes): {why}"))
+    if deep:
+        _deep(walk, lfs, absent, progress)
+    return report
+
+
+def _deep(walk: _Walk, lfs: LfsStore, absent: dict[str, str], progress: ProgressCallback) -> None:
+    """Read every layer the probe found present and check its bytes."""
+    layers = [layer for layer in walk.layers.values() if layer.objects and not any(o.oid in absent for o in layer.objects)]
+    with _Objects(lfs, progress) as source:
+        for group in _groups(layers):
+            failed = source.fetch([o for layer in group for o in layer.objects])
+            for layer in group:
+                bad = next((failed[o.oid] for o in layer.objects if o.oid in failed), None)
+                if bad is not None:
+                    walk.problem(layer.where, bad)
+                    continue
+                try:
+                    _check_layer(layer, source)
+                except LfsregError as exc:
+                    walk.problem(layer.where, str(exc))
+            source.drop()
+
+
+def _groups(layers: list[_Layer]) -> Iterator[list[_Layer]]:
+    group: list[_Layer] = []
+    total = 0
+    for layer in layers:
+        group.append(layer)
+        total += layer.desc.size
+        if total >= DEEP_GROUP_BYTES:
+            yield group
+            group, total = [], 0
+    if group:
+        yield group
+
+
+def _check_layer(layer: _Layer, source: _Objects) -> None:
+    """Read the layer's objects in order: each against its oid, all against the layer digest (and diff_id)."""
+    desc = layer.desc
+    compression = mt.layer_compression(desc.media_type)
+    tap = None
+    if layer.diff_id is not None and compression in ("gzip", "zstd"):
+        tap = DiffIdCheck(compression, layer.diff_id, f"layer {desc.digest}")
+    elif layer.diff_id is not None and compression == "none" and desc.digest != layer.diff_id:
+        raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {layer.diff_id}")
+    whole = VerifiedReader(_Chained(layer.objects, source), desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
+    while whole.read(CHUNK):
+        pass
+    whole.finish()
+
+
+class _Chained:
+    """The objects of a layer read one after the other, each checked against its oid and size."""
+
+    def __init__(self, objects: list[LfsObject], source: _Objects) -> None:
+        self._todo = list(objects)
+        self._source = source
+        self._current: VerifiedReader | None = None
+        self._file: BinaryIO | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            if self._current is None:
+                if not self._todo:
+                    return b""
+                obj = self._todo.pop(0)
+                self._file = self._source.open(obj)
+                self._current = VerifiedReader(self._file, obj.digest, obj.size, f"LFS object sha256:{obj.oid}")
+            data = self._current.read(n)
+            if data:
+                return data
+            self._current.finish()
+            assert self._file is not None
+            self._file.close()
+            self._current = self._file = None
+
+
+class _Objects:
+    """Where a deep check reads objects: the local store's files, or fresh downloads from a remote."""
+
+    def __init__(self, lfs: LfsStore, progress: ProgressCallback) -> None:
+        self.lfs = lfs
+        self.progress = progress
+        self.remote = lfs if isinstance(lfs, CachedLfsStore) else None
+        self._tmp: str | None = None
+        self._cache: ObjectCache | None = None
+
+    def __enter__(self) -> _Objects:
+        if self.remote is not None:
+            # Beside the user's cache (same file system): downloads are kept there afterwards.
+            parent = os.path.dirname(self.remote.cache.root.rstrip(os.sep)) or "."
+            os.makedirs(parent, exist_ok=True)
+            self._tmp = tempfile.mkdtemp(prefix="lfsreg-verify-", dir=parent)
+            self._cache = ObjectCache(self._tmp)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def fetch(self, objects: list[LfsObject]) -> dict[str, str]:
+        """Download ``objects`` from a remote (verified on arrival); the failures, by oid."""
+        if self.remote is None or self._cache is None or not objects:
+            return {}
+        failed: dict[str, str] = {}
+        unique = list({o.oid: o for o in objects}.values())
+        try:
+            self.remote.remote.download(unique, self._cache, self.progress)
+        except LfsregError as exc:
+            # Name each object that did not arrive; the error says why for the batch.
+            for obj in unique:
+                if not os.path.exists(self._cache.path(obj)):
+                    failed[obj.oid] = f"LFS object sha256:{obj.oid}: {exc}"
+        return failed
+
+    def open(self, obj: LfsObject) -> BinaryIO:
+        if self._cache is not None:
+            return self._cache.open(obj, self.lfs.label)
+        return self.lfs.open(obj)
+
+    def drop(self) -> None:
+        """Move this group's downloads into the user's cache (they are verified), freeing the space."""
+        if self.remote is None or self._cache is None:
+            return
+        root = os.path.join(self._cache.root, "objects")
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                obj = LfsObject(name, os.path.getsize(os.path.join(dirpath, name)))
+                with contextlib.suppress(OSError, LfsregError):
+                    self.remote.cache.adopt(obj, os.path.join(dirpath, name))
+        shutil.rmtree(root, ignore_errors=True)
