@@ -25,6 +25,9 @@ from clirun import CLI_TIMEOUT, check_no_crash, check_no_crash_text, run_cli  # 
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 from gitenv import MISSING_MARK, missing_prerequisite
+from tracefix import install as _retry_trace_installs
+
+_retry_trace_installs()  # before any test starts a thread: see tests/tracefix.py
 
 pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers/)
 

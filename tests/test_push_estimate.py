@@ -134,3 +134,23 @@ def test_a_push_over_ssh_estimates_what_the_host_stores(sshd_server, git_http_se
     result = reg.push([APP])
     after = _stored(repo.lfs_storage)
     assert result.estimate is not None and result.estimate.bytes == after[1] - before[1] > 0
+
+
+def test_the_estimate_counts_chunks_as_giftless_stores_them(git_http_repo, http_env, tmp_path):
+    from test_chunked_layers import big_archive
+
+    big_archive(tmp_path / "big.tar", [300_000, 1000])  # one layer of 5 chunks of 64 KiB, one small
+    source = f"docker-archive:{tmp_path / 'big.tar'}"
+    assert_ok(run_cli("config", git_http_repo.url, "limits.object", "64KiB", env=http_env))
+    before = _stored(git_http_repo.lfs_storage)
+    dry = run_cli("push", git_http_repo.url, source, "--compression", "none", "--dry-run", "--format", "json", env=http_env)
+    assert_ok(dry)
+    assert _stored(git_http_repo.lfs_storage) == before
+    proc = run_cli("push", git_http_repo.url, source, "--compression", "none", "--format", "json", env=http_env)
+    assert_ok(proc)
+    result = json.loads(proc.stdout)
+    after = _stored(git_http_repo.lfs_storage)
+    assert (result["estimate"]["objects"], result["estimate"]["bytes"]) == (after[0] - before[0], after[1] - before[1])
+    assert result["estimate"] == json.loads(dry.stdout)["estimate"]
+    assert result["estimate"]["objects"] == 6  # 5 chunks and the small layer
+    assert max(p.stat().st_size for p in git_http_repo.lfs_storage.rglob("*") if p.is_file()) <= 64 << 10

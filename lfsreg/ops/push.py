@@ -373,15 +373,14 @@ def _publish(
         for name, tag in item.targets:
             tags[(name, tag)] = final.digest
             result.images.append(PushedImage(name, tag, final.digest, final.media_type))
-    staged = [(layer.lfs_object, layer.staged) for layer in push.layers.values() if layer.staged]
-    result.estimate = _estimate(push, publisher, lfs, staged, options)
-    result.dry_run = options.dry_run
-    if options.dry_run:
-        result.layers_reused = len(push.layers) - len(staged)
-        return result
-    # layers over the host's object limit become chunks now (the estimate is the same bytes)
+    # layers over the host's object limit become chunks first: the estimate counts what is uploaded
     limit = options.object_limit if options.object_limit is not None else check_limit(options.limits.object)
     staged = _staged(push, lfs, limit)
+    result.estimate = _estimate(push, publisher, lfs, staged, options)
+    result.dry_run = options.dry_run
+    if options.dry_run:  # push_images discards the staged files and chunks
+        result.layers_reused = sum(1 for layer in push.layers.values() if not layer.staged)
+        return result
     # progress lines are keyed by the source's layer digest, also while the stored one uploads
     source_keys = {f"sha256:{layer.lfs_object.oid}": str(digest) for digest, layer in push.layers.items()}
     lfs.upload(staged, lambda e: options.progress(replace(e, key=source_keys.get(e.key, e.key))))

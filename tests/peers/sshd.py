@@ -89,6 +89,7 @@ elif [[ $cmd =~ ^(git-lfs-authenticate|git-lfs-transfer)\ $re_path\ (upload|down
     echo "ERROR: The key you are authenticating with has been marked as read only." >&2; exit 1
   fi
   if [[ $verb == git-lfs-authenticate ]]; then
+    [[ ${LFS_AUTH_STALL:-0} == 0 ]] || sleep "$LFS_AUTH_STALL"  # a fault: a server silent after the exec
     printf '{"href": "%s/%s/info/lfs", "header": {"Authorization": "%s"}, "expires_in": %s}\n' \
       "$LFS_BASE" "$repo" "$LFS_AUTH_HEADER" "$LFS_EXPIRES_IN"
     exit 0
@@ -189,6 +190,7 @@ class SshServer:
         passphrase: str = "",
         lfs_expires_in: int = 3600,
         name: str | None = None,
+        lfs_auth_stall: int = 0,
     ) -> SshKey:
         """Make a key and authorise it for ``repo`` only, like a deploy key.
 
@@ -201,7 +203,9 @@ class SshServer:
         keydir.mkdir(exist_ok=True)
         path = keydir / name
         public = write_key_pair(path, key_type, passphrase, comment=name)
-        return self.authorize(public, repo, access=access, lfs=lfs, lfs_expires_in=lfs_expires_in, name=name, path=path)
+        return self.authorize(
+            public, repo, access=access, lfs=lfs, lfs_expires_in=lfs_expires_in, name=name, path=path, lfs_auth_stall=lfs_auth_stall
+        )
 
     def authorize(
         self,
@@ -213,8 +217,12 @@ class SshServer:
         lfs_expires_in: int = 3600,
         name: str | None = None,
         path: Path | None = None,
+        lfs_auth_stall: int = 0,
     ) -> SshKey:
-        """Authorise an existing public key line for ``repo`` only (see :meth:`add_key`)."""
+        """Authorise an existing public key line for ``repo`` only (see :meth:`add_key`).
+
+        ``lfs_auth_stall``: seconds ``git-lfs-authenticate`` stays silent after its exec (a fault).
+        """
         repo_name = (repo.name if isinstance(repo, PeerRepo) else repo_path(repo)) + ".git"
         if lfs not in ("authenticate", "transfer", "scutiger", "none"):
             raise ValueError(f"lfs={lfs!r}")
@@ -229,7 +237,7 @@ class SshServer:
             f"LFS_BASE='{self.git.url}'\nLFS_AUTH_HEADER='{auth}'\nLFS_EXPIRES_IN={lfs_expires_in}\n"
             f"SHELL_LOG='{self.shell_log}'\nSHELL_HOME='{self.workdir / 'home'}'\nPYTHON='{sys.executable}'\n"
             f"TRANSFER_SERVER='{Path(__file__).with_name('lfs_transfer_server.py')}'\nTRANSFER_STORE='{self.transfer_store}'\n"
-            f"SCUTIGER='{scutiger}'\n"
+            f"SCUTIGER='{scutiger}'\nLFS_AUTH_STALL={lfs_auth_stall}\n"
         )
         with open(self.workdir / "authorized_keys", "a") as f:  # sshd reads it at every login
             f.write(f'command="{self.workdir / "git-shell.sh"} {conf}",restrict {public}\n')
