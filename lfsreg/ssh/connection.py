@@ -255,7 +255,9 @@ class SshConnection:
 
         def give_up() -> None:
             expired.set()
-            chan.close()  # wakes the wait for the answer
+            # wakes the wait for the answer; a connection already gone has ended the wait itself
+            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+                chan.close()
 
         timer = threading.Timer(self.settings.timeout, give_up)
         timer.daemon = True
