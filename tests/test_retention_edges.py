@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, main_ref, run_cli, snapshot, tree_files
-from hostile import app_manifest, edit_registry, tag_path
+from hostile import app_manifest, blob_path, digest_of, dumps, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
 import lfsreg
@@ -146,3 +146,51 @@ def test_gc_reads_past_junk_and_duplicate_pointers_under_layers(repo, tmp_path):
     _ok(run_cli("verify", str(repo), "--deep", env=env))
     pulled = tmp_path / "pulled"
     _ok(run_cli("pull", str(repo), APP, "-o", f"oci:{pulled}", env=env))
+
+
+def _broken(kind: str) -> dict[str, bytes | None]:
+    """Files that break the registry in one way (``kind``), for :func:`edit_registry`."""
+    manifest = json.loads(app_manifest()[1])
+    if kind == "corrupt tag":
+        return {tag_path("acme/bad", "1"): b"garbage\n"}
+    if kind == "missing manifest":
+        return {tag_path("acme/gone", "1"): ("sha256:" + "1" * 64 + "\n").encode()}
+    if kind == "missing config":
+        manifest["config"] = {**manifest["config"], "digest": "sha256:" + "2" * 64}
+        data = dumps(manifest)
+        return {tag_path("acme/nocfg", "1"): (digest_of(data) + "\n").encode(), blob_path(digest_of(data)): data}
+    root, docs = nested_indexes(6, 1)
+    return {tag_path("acme/deep", "1"): (root["digest"] + "\n").encode(), **{blob_path(digest_of(d)): d for d in docs}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("corrupt tag", "tag file for acme/bad:1 is corrupt"),
+        ("missing manifest", f"manifest sha256:{'1' * 64} is missing"),
+        ("missing config", f"config sha256:{'2' * 64} of sha256:"),
+        ("deep", "indexes nested more than 4 deep at sha256:"),
+    ],
+)
+def test_gc_and_prune_refuse_a_broken_registry_untouched(repo, tmp_path, kind, message):
+    _ok(run_cli("rm", str(repo), APP, env=_env(tmp_path)))  # an object gc could free, were it to go on
+    edit_registry(repo, _broken(kind), tmp_path)
+    before = snapshot(repo)
+    for argv in (["gc", "--grace", "0"], ["prune", "--keep-last", "0"]):
+        proc = run_cli(argv[0], str(repo), *argv[1:], env=_env(tmp_path))
+        assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+        first = proc.stderr.splitlines()[0]
+        assert first.startswith(f"lfsreg: error: {repo}: ") and message in first, first
+    assert snapshot(repo) == before
+
+
+def test_gc_drops_a_damaged_diffid_record_and_a_stray_file_keeps_the_image(repo, tmp_path):
+    env = _env(tmp_path)
+    record = sorted(tree_files(repo, "diffids/"))[0]
+    edit_registry(repo, {record: b"garbage\n", "repositories/README": b"not a name\n"}, tmp_path)
+    out = json.loads(_ok(run_cli("gc", str(repo), "--grace", "0", "--format", "json", env=env)).stdout)
+    assert out["live_layers"] == 3 and out["lfs_deleted"] == 0
+    assert record not in tree_files(repo, "diffids/")  # only a shortcut: gone, the others kept
+    assert len(tree_files(repo, "diffids/")) == 2
+    _ok(run_cli("verify", str(repo), "--deep", env=env))
+    _ok(run_cli("pull", str(repo), APP, "-o", f"oci:{tmp_path / 'pulled'}", env=env))
