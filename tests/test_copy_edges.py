@@ -141,21 +141,42 @@ def test_a_damaged_layer_record_in_the_destination_is_replaced(src, tmp_path):
     assert run_cli("verify", str(dst), "--deep", env=env).returncode == 0
 
 
-def test_a_corrupt_whole_layer_cut_into_chunks_leaves_nothing(src, tmp_path):
-    """The source's object has its size but not its bytes: the chunks cut from it are dropped, no commit."""
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "extended"])
+def test_a_corrupt_whole_layer_cut_into_chunks_leaves_nothing(src, tmp_path, damage):
+    """The source's object has other bytes than its layer: the chunks cut from it are dropped, no commit."""
     layer = max(json.loads(app_manifest()[1])["layers"], key=lambda x: x["size"])
     hexpart = layer["digest"].split(":")[1]
     obj = src / "lfs" / "objects" / hexpart[:2] / hexpart[2:4] / hexpart
     data = bytearray(obj.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    if damage == "flipped":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncated":
+        del data[len(data) // 2 :]
+    else:
+        data += b"more"
     obj.write_bytes(bytes(data))
     dst = tmp_path / "dst.git"
     assert run_cli("init", str(dst), env=_env(tmp_path)).returncode == 0
     before = main_ref(dst)
     limit = layer["size"] // 3
-    with lfsreg.Registry(str(src)) as reg, pytest.raises(CorruptContentError, match=f"layer {layer['digest']}"):
+    with lfsreg.Registry(str(src)) as reg, pytest.raises(CorruptContentError, match=layer["digest"]):
         reg.copy(str(dst), object_limit=limit)
     assert main_ref(dst) == before
     bad_chunks = {hashlib.sha256(data[i : i + limit]).hexdigest() for i in range(0, len(data), limit)}
     assert not bad_chunks & {p.name for p in lfs_objects(dst)}
     assert [p for p in (dst / "lfs").rglob("*") if p.is_file() and "objects" not in p.parts] == []  # no staged chunk left
+
+
+def test_a_layer_an_exact_multiple_of_the_limit_has_no_empty_last_chunk(src, tmp_path):
+    layers = {x["digest"].split(":")[1]: x["size"] for x in json.loads(app_manifest()[1])["layers"]}
+    even = next(h for h, size in layers.items() if size == 4946)  # 2 x 2473
+    dst = tmp_path / "dst.git"
+    with lfsreg.Registry(str(src)) as reg:
+        result = reg.copy(str(dst), object_limit=2473)
+    chunks = sorted(p.rsplit("/", 1)[-1] for p in tree_files(dst, f"layers/sha256/{even[:2]}/{even}/"))
+    assert chunks == ["000000", "000001"]
+    assert hashlib.sha256(b"").hexdigest() not in {p.name for p in lfs_objects(dst)}
+    assert result.objects_copied == len(lfs_objects(dst)) == 2 + 3 + 1  # 4946 in 2, 6481 in 3, 352 whole
+    env = _env(tmp_path)
+    assert run_cli("verify", str(dst), "--deep", env=env).returncode == 0
+    assert run_cli("pull", str(dst), APP, "-o", f"oci:{tmp_path / 'pulled'}", env=env).returncode == 0
