@@ -65,6 +65,7 @@ LAYERS = [
         "lfsreg.manifest",
         "lfsreg.progress",
         "lfsreg.credentials",
+        "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
     ),
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts"),

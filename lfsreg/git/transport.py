@@ -13,9 +13,6 @@ tree: refused, cut, stalled, an HTTP status, or a broken protocol, naming the ex
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
-import os
 import socket
 import threading
 import time
@@ -27,6 +24,7 @@ from typing import Any
 from dulwich.client import HTTPUnauthorized, Urllib3HttpGitClient
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
+from .. import watchdog
 from ..errors import LfsregError, ProtocolError, RetriableError, UnreachableError, error_for_status
 
 #: Seconds a smart-HTTP request may take from start to last byte, unless the options say otherwise.
@@ -81,36 +79,6 @@ class ExchangeTimeout(TimeoutError):
         self.seconds = seconds
 
 
-class _Watchdog:
-    """One thread that fires every exchange's deadline when it is due (not a thread per request)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, Exchange]] = []
-        self._order = itertools.count()
-        self._pid = 0  # the process whose thread runs (a forked child starts its own)
-
-    def schedule(self, when: float, exchange: Exchange) -> None:
-        """Call ``exchange._fire()`` at ``when`` (``time.monotonic()``)."""
-        with self._cond:
-            heapq.heappush(self._due, (when, next(self._order), exchange))
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="lfsreg-git-deadlines", daemon=True).start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                exchange = heapq.heappop(self._due)[2]
-            exchange._fire()
-
-
-_WATCHDOG = _Watchdog()
-
-
 class Exchange:
     """The overall deadline of one smart-HTTP request, from sending it to the last byte read.
 
@@ -124,7 +92,7 @@ class Exchange:
         self._conn: Any = None
         self._done = False
         self._lock = threading.Lock()
-        _WATCHDOG.schedule(time.monotonic() + seconds, self)
+        self._watch = watchdog.schedule(time.monotonic() + seconds, self._fire)
 
     def attach(self, conn: Any) -> None:
         """The request goes out on ``conn`` (a urllib3 connection; urllib3 does not retry past the deadline)."""
@@ -138,7 +106,7 @@ class Exchange:
             self.fired = True
             sock = getattr(self._conn, "sock", None)
             if sock is None:  # not connected yet: look again soon
-                _WATCHDOG.schedule(time.monotonic() + 0.05, self)
+                self._watch = watchdog.schedule(time.monotonic() + 0.05, self._fire)
                 return
             with contextlib.suppress(OSError):
                 # socket.socket's own shutdown, also for an SSLSocket: wakes a blocked recv or send.
@@ -147,8 +115,9 @@ class Exchange:
     def finish(self) -> None:
         """The exchange is over: stop watching it."""
         with self._lock:
-            self._done = True  # the watchdog drops it when it is due
+            self._done = True
             self._conn = None
+            self._watch.cancel()
 
 
 _current: ContextVar[Exchange] = ContextVar("lfsreg_git_exchange")  # set while HttpClient sends a request

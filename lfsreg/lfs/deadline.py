@@ -3,7 +3,8 @@
 requests' ``timeout`` bounds each socket read, so a server that sends one byte every few
 seconds never times out. :class:`Deadline` bounds a whole exchange: once it passes, the
 response's socket is shut down, which wakes the reading thread with an end of stream, and
-the reader reports a :class:`lfsreg.errors.RetriableError` (a stall is retried like a cut).
+the reader reports a :class:`lfsreg.errors.RetriableError` (a stall is retried like a cut). The
+process's one watchdog thread (:mod:`lfsreg.watchdog`) fires every deadline: no thread per request.
 Request bodies check the deadline as they are read. :func:`read_bounded` reads a body whole
 only up to a limit, so a hostile or broken server cannot make the client buffer gigabytes.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from .. import watchdog
 from ..errors import ProtocolError, RetriableError
 
 #: What reading a body may raise when the connection is cut (or shut down by a deadline).
@@ -85,7 +87,7 @@ class Deadline:
         self.end = time.monotonic() + seconds
         self.fired = False
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._watch: watchdog.Watch | None = None
         self._sock: socket.socket | None = None
 
     def __enter__(self) -> Deadline:
@@ -115,9 +117,7 @@ class Deadline:
             return
         with self._lock:
             self._sock = sock
-            self._timer = threading.Timer(max(0.0, self.remaining()), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            self._watch = watchdog.schedule(self.end, self._fire)
 
     def _fire(self) -> None:
         with self._lock:
@@ -133,9 +133,9 @@ class Deadline:
         """Stop watching (the exchange is over)."""
         with self._lock:
             self._sock = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch = None
 
 
 def read_bounded(resp: requests.Response, limit: int, what: str, deadline: Deadline | None = None) -> bytes:
