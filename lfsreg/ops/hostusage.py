@@ -57,7 +57,9 @@ def host_usage(location: str, options: RemoteOptions, *, kind: str | None = None
         api_url = "https://api.github.com" if kind == "github" and host == "github.com" else None
         api_url = api_url or f"{scheme}://{netloc}" + {"github": "/api/v3", "gitlab": "/api/v4", "forgejo": "/api/v1"}[kind]
     found = options.credentials.for_named_host(location) if options.credentials else []
-    token = found[0].password if found else ""
+    # The first with a password: a location's user name alone (ssh://git@host/..., https://alice@host/...)
+    # is a login, not an API token, and must not hide LFSREG_TOKEN or a netrc entry.
+    token = next((c.password for c in found if c.password), "")
     access = ApiAccess(api_url, token, options.ca_bundle, options.verify_tls, options.timeout or DEFAULT_TIMEOUT)
     return read(kind, access, project=path, user=path.split("/", 1)[0])
 
