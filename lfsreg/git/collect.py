@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dulwich.gc import find_reachable_objects
 from dulwich.objects import Commit
 
+from .bulk import directory_bytes
 from .store import GitStore
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,6 @@ class Collected:
     objects_after: int
     bytes_before: int
     bytes_after: int
-
-
-def directory_bytes(path: str) -> int:
-    """Bytes of the files under ``path`` (what ``du --apparent-size`` counts)."""
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
 
 
 def remove_empty_dirs(root: str, depth: int) -> None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from ..errors import ConcurrentUpdateError, UsageError
 from ..formats import lfs_pointer
-from ..git.collect import collect, directory_bytes, reachable_commits, ref_tips
+from ..git.bulk import directory_bytes
+from ..git.collect import collect, reachable_commits, ref_tips
 from ..git.history import DIR_MODE, CommitInfo, Trees, Walk
 from ..lfs.collect import sweep_objects
 from ..lfs.store import LocalLfsStore
