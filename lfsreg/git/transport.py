@@ -188,7 +188,9 @@ class HttpClient(Urllib3HttpGitClient):
         manager: Any = self.pool_manager
         pools, retry = _pool_classes()
         manager.pool_classes_by_scheme = pools
-        manager.connection_pool_kw["retries"] = retry(3)  # urllib3's default count
+        # urllib3's default count, for connections only: a status asking to come back later
+        # (Retry-After on 413/429/503) is lfsreg's loop's to wait for, not a second loop's inside it
+        manager.connection_pool_kw["retries"] = retry(3, respect_retry_after_header=False)
 
     def finish(self) -> None:
         """Stop the deadline of the last request (its answer has been read)."""
