@@ -4,10 +4,10 @@ counts and ``gc`` keeps)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from conftest import run_cli
+from gitenv import cli_env
 from imageverify import verify_docker_archive
 from test_chunked_layers import MIB, REF, _chunk_dirs, big_archive
 
@@ -18,9 +18,7 @@ from lfsreg.registry.closure import Closure
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 def test_rollback_restores_a_chunked_image(tmp_path):

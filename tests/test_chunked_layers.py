@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, run_cli, tree_files
-from gitenv import isolated_git_env, run_git
+from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import verify_docker_archive
 
 import lfsreg
@@ -56,9 +55,7 @@ def big_archive(path: Path, sizes: list[int], ref: str = REF) -> list[str]:
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"), **extra)
-    return env
+    return cli_env(tmp, **extra)
 
 
 def _chunk_dirs(repo: Path) -> dict[str, list[str]]:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, main_ref, run_cli
+from gitenv import cli_env
 from hostile import edit_registry
 from imageverify import FIXTURES
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ their files' mtimes watched in giftless's own storage), and sshd (git-lfs-authen
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import commit_count, lfs_objects, run_cli, snapshot, tree_files
+from gitenv import cli_env
 from imageverify import FIXTURES, source_image, verify_docker_archive
 
 APP, TOOL, MULTI = "acme/app:1.0", "acme/tool:2.0", "acme/multi:1.0"
@@ -25,11 +25,7 @@ SOURCES = {
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    home = tmp / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_", "SSH_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp / "cache"), **extra)
-    return env
+    return cli_env(tmp, **extra)
 
 
 def _ok(proc):

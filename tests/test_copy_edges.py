@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, main_ref, run_cli, tree_files
+from gitenv import cli_env
 from hostile import app_manifest, blob_path, digest_of, dumps, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
@@ -24,9 +24,7 @@ APP = "acme/app:1.0"
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from gitenv import cli_env
 from hostile import _git, app_manifest, blob_path, digest_of, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
@@ -19,9 +20,7 @@ APP_BYTES = sum(layer["size"] for layer in json.loads(app_manifest()[1])["layers
 
 
 def _env(tmp: Path, cache: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(cache or tmp / "cache"))
-    return env
+    return cli_env(tmp, LFSREG_CACHE=str(cache or tmp / "cache"))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ in front of the real nginx + git http-backend, and the push is driven through
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from conftest import assert_ok, fixture, run_cli
 from cutproxy import Cut, CutProxy
 from dulwich.objects import Commit
 from dulwich.repo import Repo
+from gitenv import cli_env
 
 from lfsreg.credentials import Credential
 from lfsreg.git.remote import GitRemote
@@ -39,9 +39,7 @@ HOLD = 30.0
 
 
 def _env(tmp_path: Path, server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp_path), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    return env
+    return cli_env(tmp_path, server)
 
 
 def _main(repo) -> str:

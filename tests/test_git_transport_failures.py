@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_error, run_cli
 from cutproxy import CutProxy
+from gitenv import cli_env
 
 import lfsreg
 from lfsreg.api import RemoteOptions
@@ -29,10 +30,7 @@ from lfsreg.lfs.retry import RetryPolicy
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp_path), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_RETRIES="0")
-    env.update(extra)
-    return env
+    return cli_env(tmp_path, **{"LFSREG_RETRIES": "0", **extra})
 
 
 @pytest.fixture

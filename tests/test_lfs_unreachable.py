@@ -6,12 +6,12 @@ why, and publishes nothing (the peer's repository keeps no branch).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 from conftest import assert_error, main_ref, run_cli
+from gitenv import cli_env
 from imageverify import FIXTURES
 from test_git_transport_failures import full_listener  # noqa: F401  (the fixture)
 
@@ -19,10 +19,7 @@ APP = f"oci:{FIXTURES / 'app.oci'}:1.0"
 
 
 def _env(tmp: Path, server, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"), LFSREG_RETRIES="0", LFSREG_USERNAME=server.user)
-    env.update(LFSREG_PASSWORD=server.password, **extra)
-    return env
+    return cli_env(tmp, server, **{"LFSREG_RETRIES": "0", **extra})
 
 
 @pytest.mark.interop

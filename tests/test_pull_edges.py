@@ -6,19 +6,17 @@ otherwise; every output refuses it in one line and writes nothing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from gitenv import cli_env
 from hostile import app_manifest, blob_path, digest_of, dumps, edit_registry, tag_path
 from imageverify import FIXTURES
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 @pytest.mark.parametrize("output", ["oci", "docker-archive", "oci-archive"])

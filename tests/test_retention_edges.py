@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, main_ref, run_cli, snapshot, tree_files
+from gitenv import cli_env
 from hostile import app_manifest, blob_path, digest_of, dumps, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
@@ -27,9 +27,7 @@ DIGEST = app_manifest()[0]["digest"]
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 def _ok(proc):

@@ -11,7 +11,6 @@ the deadline: a retry, then one line saying the answer was incomplete within it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_error, assert_ok, fixture, run_cli
 from cutproxy import Cut, CutProxy
+from gitenv import cli_env
 
 pytestmark = pytest.mark.interop
 
@@ -113,11 +113,7 @@ class DripProxy:
 
 
 def _env(tmp_path: Path, server, **extra: str) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(home), LFSREG_CACHE=str(tmp_path / "cache"), LFSREG_USERNAME=server.user, LFSREG_PASSWORD=server.password)
-    return {**env, **extra}
+    return cli_env(tmp_path, server, **extra)
 
 
 def _main(repo) -> str | None:

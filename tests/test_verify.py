@@ -8,12 +8,12 @@ flipped in giftless's own storage directory).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import lfs_objects, run_cli, tree_files
+from gitenv import cli_env
 from hostile import blob_path, edit_registry
 from imageverify import FIXTURES
 
@@ -27,9 +27,7 @@ SOURCES = {
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"), **extra)
-    return env
+    return cli_env(tmp, **extra)
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import run_cli, tree_files
+from gitenv import cli_env
 from hostile import app_manifest, blob_path, descriptor, digest_of, dumps, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
@@ -23,9 +23,7 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LFSREG_", "XDG_", "GIT_"))}
-    env.update(HOME=str(tmp), LFSREG_CACHE=str(tmp / "cache"))
-    return env
+    return cli_env(tmp)
 
 
 @pytest.fixture(scope="module")
