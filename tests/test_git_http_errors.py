@@ -9,11 +9,11 @@ line, the right exit code, no traceback).
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
+from canned_http import canned_server
 from conftest import run_cli
 
 import lfsreg
@@ -22,44 +22,18 @@ from lfsreg.errors import AuthenticationError, PermissionDeniedError, ProtocolEr
 from lfsreg.lfs.retry import RetryPolicy
 
 
-class _Status(BaseHTTPRequestHandler):
-    status = 503
-    retry_after: str | None = None
-
-    def do_GET(self) -> None:
-        self.send_response(self.status)
-        if self.retry_after is not None:
-            self.send_header("Retry-After", self.retry_after)
-        if self.status == 401:
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-        body = b"no\n"
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def answering() -> Iterator[callable]:
-    servers = []
+def answering() -> Iterator[Callable[..., str]]:
+    """Start canned servers answering one status (with ``Retry-After``, or a Basic challenge on 401); their URLs."""
+    with ExitStack() as servers:
 
-    def start(status: int, retry_after: str | None = None) -> str:
-        handler = type("Handler", (_Status,), {"status": status, "retry_after": retry_after})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/org/images.git"
+        def start(status: int, retry_after: str | None = None) -> str:
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="git"'
+            return servers.enter_context(canned_server(status, headers=headers)).url
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 @pytest.mark.parametrize(

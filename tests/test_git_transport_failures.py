@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from canned_http import canned_server
 from conftest import assert_error, run_cli
 from cutproxy import CutProxy
 from gitenv import cli_env
@@ -66,31 +65,12 @@ def test_an_unknown_host_is_one_line_at_once(tmp_path):
     assert "gave up" not in line  # not retried: the name will not resolve on the next try either
 
 
-class _WebPage(BaseHTTPRequestHandler):
-    """A web server where a git host was expected: every URL is a 200 HTML page (a login form, a portal)."""
-
-    def do_GET(self) -> None:
-        body = b"<html><body>Sign in</body></html>\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        self.do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def web_page() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/org/images.git"
-    server.shutdown()
-    server.server_close()
+    """A web server where a git host was expected: every URL is a 200 HTML page (a login form, a portal)."""
+    page = b"<html><body>Sign in</body></html>\n"
+    with canned_server(200, page, content_type="text/html; charset=utf-8") as served:
+        yield served.url
 
 
 @pytest.mark.parametrize("command", ["tags", "push"])
