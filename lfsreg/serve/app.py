@@ -79,8 +79,8 @@ class RegistryServer:
         host, port = parse_listen(self.options.listen)
         self.access = Access(htpasswd=self.options.htpasswd, token_file=self.options.token_file, read_only=self.options.read_only)
         self.context = ServeContext(registry, refresh=self.options.refresh)
-        self.blobs = BlobReader(self.context)
         write = _write_side(self.context) if self.access.writable else None
+        self.blobs = BlobReader(self.context, write.staged_blob if write is not None else None)
         self.router = Router(ReadSide(self.context, self.blobs), write, self.access)
         try:
             self.http = Server((host, port), self.router)

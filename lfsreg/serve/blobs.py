@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..digest import Digest
@@ -92,13 +93,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class BlobReader:
     """Answers blob ``GET``/``HEAD`` (see the module docstring). Thread-safe."""
 
-    def __init__(self, ctx: ServeContext) -> None:
+    def __init__(self, ctx: ServeContext, staged: Callable[[Digest], LfsObject | None] | None = None) -> None:
         self.ctx = ctx
+        self.staged = staged  # the write side's uploads that no commit names yet
 
     def get(self, req: Request, digest: Digest) -> Response:
         """The blob ``digest`` (404 ``BLOB_UNKNOWN`` if the registry does not hold it)."""
         with self.ctx.reading() as view:
             blob = None if view.empty else find_blob(view, digest)
+        if blob is None and self.staged is not None:
+            obj = self.staged(digest)
+            blob = StoredBlob(digest, obj.size, objects=(obj,)) if obj is not None else None
         if blob is None:
             raise ApiError("BLOB_UNKNOWN", f"blob unknown to registry: {digest}")
         headers = {"Content-Type": OCTETS, "Docker-Content-Digest": str(digest), "Accept-Ranges": "bytes", "ETag": f'"{digest}"'}

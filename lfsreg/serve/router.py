@@ -29,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..digest import Digest
 from ..errors import InvalidReference, LfsregError
+from ..formats.lfs_pointer import LfsObject
 from ..reference import validate_name
 from .errors import ApiError, from_lfsreg
 from .http import Request, Response
@@ -107,6 +109,14 @@ class WriteRoutes(Protocol):
 
     def delete_blob(self, req: Request) -> Response:
         """``DELETE /v2/<name>/blobs/<digest>``."""
+        ...
+
+    def staged_blob(self, digest: Digest) -> LfsObject | None:
+        """A blob uploaded (and stored in LFS) that no commit names yet, else ``None``.
+
+        The read side asks it for a blob ``GET``/``HEAD`` the tree does not hold (a client may read a
+        blob back right after uploading it, before its manifest is put). Cheap; called from many threads.
+        """
         ...
 
 
