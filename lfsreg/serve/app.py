@@ -125,6 +125,7 @@ class RegistryServer:
         left = self.http.drain(self.options.grace)
         if left:
             log.warning("stopping with %d request(s) still in progress", left)
+        self.http.cut_connections()
         self.http.server_close()
 
 
