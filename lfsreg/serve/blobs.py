@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +101,9 @@ class BlobReader:
         self.ctx = ctx
         self.staged = staged  # the write side's uploads that no commit names yet
         self.redirect = redirect  # --redirect: send clients to presigned LFS URLs
+        # Downloads into the cache, one at a time: the transfer queue and its connection (an SSH
+        # channel, an HTTP session) are the store's one client. A cold cache only; warm reads never wait.
+        self._fetching = threading.Lock()
 
     def get(self, req: Request, digest: Digest) -> Response:
         """The blob ``digest`` (404 ``BLOB_UNKNOWN`` if the registry does not hold it)."""
@@ -139,13 +143,14 @@ class BlobReader:
                 raise ApiError("UNKNOWN", f"{lfs.label}: LFS object sha256:{missing[0].oid} of {blob.digest} is missing", 500)
         elif isinstance(lfs, CachedLfsStore):
             paths = [lfs.cache.path(o) for o in blob.objects]
-            todo = [o for o, p in zip(blob.objects, paths, strict=True) if _size(p) != o.size]
-            if todo:
-                try:
-                    lfs.remote.download(todo, lfs.cache)  # verified before it appears in the cache
-                except LfsregError as exc:
-                    log.warning("fetching %s: %s", blob.digest, exc)
-                    raise
+            with self._fetching:
+                todo = [o for o, p in zip(blob.objects, paths, strict=True) if _size(p) != o.size]
+                if todo:
+                    try:
+                        lfs.remote.download(todo, lfs.cache)  # verified before it appears in the cache
+                    except LfsregError as exc:
+                        log.warning("fetching %s: %s", blob.digest, exc)
+                        raise
         else:  # another store: nothing to serve from
             raise ApiError("UNSUPPORTED", f"{lfs.label}: layers cannot be served from this store", 500)
         return [(p, o.size) for p, o in zip(paths, blob.objects, strict=True)]
