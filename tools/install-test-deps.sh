@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, the
 # giftless LFS server's venv, scutiger's git-lfs-transfer (cargo) and the Go-built registry clients
 # (crane, oras, the OCI distribution-spec conformance suite) that tests/peers/ start or run.
 #
