@@ -57,9 +57,12 @@ WORKERS=${LFSREG_TEST_WORKERS:-$(($(nproc) + 1))}
 # a RAM file system when one has room: on a disk every git object, rename, fsync and the final
 # clean-up is file-system work (measured: ~20 % of the tests' CPU, and deleting a run's files
 # took minutes of wall time on an ext4 mounted with `discard`). TMPDIR goes with it, so what the
-# tests do with tempfile stays on the same file system as their tmp_path. LFSREG_TEST_TMP=DIR
-# names the parent directory; without room (e.g. a container's 64 MB /dev/shm) the default
-# (pytest's numbered directories under the system's temporary directory) is kept.
+# tests do with tempfile stays on the same file system as their tmp_path. Its path is kept short:
+# stock git-lfs puts its ssh control socket under TMPDIR (a socket path has at most 107 bytes),
+# and with a 33-character TMPDIR its pure-SSH transfer failed over to git-lfs-authenticate.
+# LFSREG_TEST_TMP=DIR names the parent directory (short, too); without room (e.g. a container's
+# 64 MB /dev/shm) the default (pytest's numbered directories under the system's temporary
+# directory) is kept.
 TEST_TMP=
 pick_test_tmp() {  # a directory for this run on a tmpfs with >= 4 GiB free, and 4 GiB of memory to back it
   local parent=${LFSREG_TEST_TMP:-/dev/shm} avail mem
@@ -69,13 +72,13 @@ pick_test_tmp() {  # a directory for this run on a tmpfs with >= 4 GiB free, and
     mem=$(awk '/^MemAvailable:/{print $2}' /proc/meminfo 2>/dev/null)
     [ "${avail:-0}" -ge 4194304 ] && [ "${mem:-0}" -ge 4194304 ] || return 0
   fi
-  TEST_TMP=$(mktemp -d "$parent/lfsreg-tests.XXXXXX")
+  TEST_TMP=$(mktemp -d "$parent/lfsreg.XXXXXX")
 }
 pick_test_tmp
 TMP_ARGS=()
 if [ -n "$TEST_TMP" ]; then
-  mkdir "$TEST_TMP/tmp"
-  export TMPDIR=$TEST_TMP/tmp
+  mkdir "$TEST_TMP/t"
+  export TMPDIR=$TEST_TMP/t
   TMP_ARGS=(--basetemp "$TEST_TMP/pytest")
 fi
 rc=0
