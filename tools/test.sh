@@ -58,8 +58,8 @@ WORKERS=${LFSREG_TEST_WORKERS:-$(($(nproc) + 1))}
 # clean-up is file-system work (measured: ~20 % of the tests' CPU, and deleting a run's files
 # took minutes of wall time on an ext4 mounted with `discard`). TMPDIR goes with it, so what the
 # tests do with tempfile stays on the same file system as their tmp_path. Its path is kept short:
-# stock git-lfs puts its ssh control socket under TMPDIR (a socket path has at most 107 bytes),
-# and with a 33-character TMPDIR its pure-SSH transfer failed over to git-lfs-authenticate.
+# with a 33-character TMPDIR stock git-lfs's pure-SSH transfer failed over to git-lfs-authenticate
+# (with 24 it works; likely its ssh control socket there, a socket path has at most 107 bytes).
 # LFSREG_TEST_TMP=DIR names the parent directory (short, too); without room (e.g. a container's
 # 64 MB /dev/shm) the default (pytest's numbered directories under the system's temporary
 # directory) is kept.
