@@ -291,3 +291,16 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
             assert session.get(server.url + "/v2/acme/nothing/manifests/1", timeout=30).status_code == 404
     body = json.dumps({}).encode()
     assert body
+
+
+def test_a_request_whose_body_cannot_be_delimited_is_answered_and_the_connection_closed(server):
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"PUT /v2/acme/app/manifests/x HTTP/1.1\r\nHost: h\r\nContent-Length: ten\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: h\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"SIZE_INVALID" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1  # what followed was not taken for a request

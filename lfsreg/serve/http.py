@@ -224,7 +224,9 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", self.command, self.path)
             response = error_response(ApiError("UNKNOWN", "internal server error", 500))
         sent = self._send(response, request)
-        if request is not None and not request.body.finished:
+        if request is None:
+            self.close_connection = True  # the request could not be read: where its body ends is unknown
+        elif not request.body.finished:
             self._discard(request.body)
         access_log.info(
             '%s %s "%s %s" %d %d %.1fms',
