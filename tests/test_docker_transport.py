@@ -230,3 +230,29 @@ def _corrupt_layer_pull(registry: DistributionServer, tmp_path: Path) -> None:
     assert probe.returncode != 0  # no tag
     assert not registry.blob_path(f"sha256:{victim.name}").exists()
     assert "corrupt" in proc.stderr.lower() or "digest" in proc.stderr.lower(), proc.stderr
+
+
+def test_upload_body_verified_before_its_last_byte(distribution_registry: DistributionServer):
+    """The client's monolithic PUT reads a verifying reader: bytes that do not match are cut off, nothing stored."""
+    import hashlib
+    import io
+
+    from lfsreg.digest import Digest
+    from lfsreg.distribution.client import RegistryClient
+    from lfsreg.distribution.session import RegistryAccess
+    from lfsreg.errors import CorruptContentError
+    from lfsreg.integrity import VerifiedReader
+
+    good = b"the bytes the digest promises " * 4000
+    bad = good[:-1] + b"!"
+    digest = Digest("sha256", hashlib.sha256(good).hexdigest())
+    client = RegistryClient(distribution_registry.host, RegistryAccess())
+    try:
+        with pytest.raises(CorruptContentError):
+            client.upload("lfsreg/verified", digest, len(good), lambda: VerifiedReader(io.BytesIO(bad), digest, len(good), "test blob"))
+        assert not client.has_blob("lfsreg/verified", digest)
+        client.upload("lfsreg/verified", digest, len(good), lambda: VerifiedReader(io.BytesIO(good), digest, len(good), "test blob"))
+        assert client.has_blob("lfsreg/verified", digest, len(good))
+    finally:
+        client.close()
+    assert distribution_registry.blob_path(str(digest)).read_bytes() == good
