@@ -108,6 +108,9 @@ def test_credentials_from_docker_config(distribution_registry_token: Distributio
     assert json.loads(raw_manifest(registry, "lfsreg/from-config", "1"))["schemaVersion"] == 2
     asked = [r for r in registry.token_requests() if any("lfsreg/from-config" in s for s in r["scopes"])]
     assert asked and all(r["user"] == registry.user for r in asked)
+    # once /v2/ showed the bearer challenge, each scope's token is fetched before its first request
+    refused = [line for line in registry.access_log() if "/v2/lfsreg/from-config/" in line and '" 401 ' in line]
+    assert not refused, refused
 
 
 def test_multi_platform_index_both_ways(distribution_registry: DistributionServer, repo, tmp_path: Path):
