@@ -19,19 +19,20 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import mediatypes as mt
 from ..credentials import Credential
 from ..digest import Digest
 from ..distribution.auth import DOCKER_HUB, DOCKER_HUB_API, AuthSources
-from ..distribution.client import RegistryClient
-from ..distribution.session import RegistryAccess
 from ..errors import ImageNotFound, InvalidReference, UsageError
 from ..image import LayoutImage, Root
-from ..lfs.http import HttpSettings
 from ..manifest import Descriptor, Index, parse_manifest
 from ..reference import TAG_RE, validate_name, validate_tag
+
+if TYPE_CHECKING:  # the client (requests) is imported only when a docker:// reference is opened
+    from ..distribution.client import RegistryClient
+    from ..distribution.session import RegistryAccess
 
 log = logging.getLogger(__name__)
 PREFIX = "docker://"
@@ -50,13 +51,22 @@ class DockerAccess:
     creds: Credential | None = field(default=None, repr=False)
     insecure: bool = False
     sources: AuthSources = field(default_factory=AuthSources)
-    settings: HttpSettings = field(default_factory=HttpSettings)
+    ca_bundle: str | None = None
     platform: str | None = None
 
     def for_host(self, host: str) -> RegistryAccess:
         """The access to ``host``: the explicit credential, else the one stored for that host."""
+        from ..distribution.session import RegistryAccess
+        from ..lfs.http import HttpSettings
+
         cred = self.creds or self.sources.lookup(host)
-        return RegistryAccess(credential=cred, insecure=self.insecure, settings=self.settings)
+        return RegistryAccess(credential=cred, insecure=self.insecure, settings=HttpSettings(ca_bundle=self.ca_bundle))
+
+    def client(self, host: str) -> RegistryClient:
+        """A client of ``host`` with this access."""
+        from ..distribution.client import RegistryClient
+
+        return RegistryClient(host, self.for_host(host))
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,7 @@ class RegistrySource:
     def __init__(self, ref: RemoteRef, access: DockerAccess) -> None:
         self.ref = ref
         self.label = str(ref)
-        self.client = RegistryClient(ref.host, access.for_host(ref.host))
+        self.client = access.client(ref.host)
         self._manifests: dict[Digest, bytes] = {}
         try:
             fetched = self.client.get_manifest(ref.name, ref.reference)
@@ -182,7 +192,7 @@ class RegistryDestination:
             raise InvalidReference(f"{self.target}: a destination takes a tag, not a digest")
         self.ref_name = self.target.tag
         self.label = str(self.target)
-        self.client = RegistryClient(self.target.host, access.for_host(self.target.host))
+        self.client = access.client(self.target.host)
         self.uploaded = 0  # blobs sent (not found by HEAD, not mounted)
         self.skipped = 0  # blobs the registry already had
         self.mounted = 0
@@ -249,6 +259,6 @@ def access(creds: str | None, tls_verify: bool, *, platform: str | None = None, 
         creds=parse_creds(creds, what) if creds else None,
         insecure=not tls_verify,
         sources=AuthSources.from_environment(),
-        settings=HttpSettings(ca_bundle=ca),
+        ca_bundle=ca,
         platform=platform,
     )
