@@ -259,3 +259,25 @@ def test_upload_body_verified_before_its_last_byte(distribution_registry: Distri
     finally:
         client.close()
     assert distribution_registry.blob_path(str(digest)).read_bytes() == good
+
+
+def test_head_of_a_large_blob(distribution_registry: DistributionServer):
+    """A blob over 16 MiB: its HEAD answer declares the blob's length and has no body (failed before: "more than allowed")."""
+    import hashlib
+    import io
+
+    from lfsreg.digest import Digest
+    from lfsreg.distribution.client import RegistryClient
+    from lfsreg.distribution.session import RegistryAccess
+    from lfsreg.integrity import VerifiedReader
+
+    data = bytes(range(256)) * (17 * 4096 + 1)  # 17 MiB + 256 bytes
+    digest = Digest("sha256", hashlib.sha256(data).hexdigest())
+    client = RegistryClient(distribution_registry.host, RegistryAccess())
+    try:
+        assert not client.has_blob("lfsreg/large", digest)
+        client.upload("lfsreg/large", digest, len(data), lambda: VerifiedReader(io.BytesIO(data), digest, len(data), "large blob"))
+        assert client.has_blob("lfsreg/large", digest, len(data))
+        assert not client.has_blob("lfsreg/large", digest, len(data) - 1)  # another size is not this blob
+    finally:
+        client.close()

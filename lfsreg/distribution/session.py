@@ -248,7 +248,7 @@ class RegistrySession:
                     attempt -= 1
                     continue
                 if resp.status_code in ok:
-                    if not stream:
+                    if not stream and method != "HEAD":  # a HEAD's Content-Length is the blob's, no body follows
                         resp._content = read_bounded(resp, 16 << 20, what)  # small answers only
                     return resp
                 err = self._status_error(resp, what)
