@@ -28,6 +28,7 @@ from .. import mediatypes as mt
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, LfsregError
 from ..formats.lfs_pointer import LfsObject
+from ..git.bulk import BulkSnapshot
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.cache import ObjectCache
 from ..lfs.store import CachedLfsStore, LfsStore
@@ -35,6 +36,7 @@ from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_m
 from ..progress import ProgressCallback, no_progress
 from ..registry import layout
 from ..registry.view import RegistryView
+from .walk import paused_gc
 
 #: Objects downloaded at once by a deep check of a remote (the temporary copies are removed after each group).
 DEEP_GROUP_BYTES = 1 << 30
@@ -168,6 +170,11 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
     Problems are returned, not raised; what does raise is what stops the check as a whole
     (the LFS server unreachable, credentials refused…).
     """
+    with BulkSnapshot(view.snapshot) as snapshot, paused_gc():
+        return _verify(RegistryView(snapshot, view.label), lfs, deep, progress)
+
+
+def _verify(view: RegistryView, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
     walk = _Walk(view, report)
     for name in view.names():
