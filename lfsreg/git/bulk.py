@@ -141,6 +141,10 @@ class BulkSnapshot(Snapshot):
     def _read_blob(self, sha: bytes, path: str | None) -> bytes:
         return self._raw.blob(sha, path or "")
 
+    def blob(self, sha: bytes, path: str | None = None) -> bytes:
+        """As :meth:`Snapshot.blob`, uncached: a read is cheap here, and a whole registry's blobs would all stay."""
+        return self._raw.blob(sha, path or "")
+
 
 def read_commit(git: GitStore, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
     """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing."""
