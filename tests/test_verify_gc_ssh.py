@@ -46,7 +46,7 @@ def test_verify_over_ssh_finds_missing_truncated_and_changed_objects(sshd_server
     url = sshd_server.url(git_http_repo)
     assert_ok(run_cli("push", url, APP, env=cli_env(tmp_path / "push", sshd=sshd_server, key=key)))
     stored = _store(git_http_repo, lfs)
-    assert len(stored) == 3  # two layers and nothing else: configs and manifests are git blobs
+    assert len(stored) == 3  # its three layers: configs and manifests are git blobs
 
     def verify(*args: str, home: str) -> tuple[int, list[str], dict]:
         env = cli_env(tmp_path / home, sshd=sshd_server, key=key)

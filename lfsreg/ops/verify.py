@@ -8,7 +8,8 @@ each; a remote: download batch requests, nothing downloaded). ``deep`` also read
 object and checks it: its oid, the layer digest (a chunked layer's chunks in order), and for a
 compressed image layer its diff_id after decompression. A remote's objects are downloaded for
 that (into a temporary directory beside the cache, then kept in the cache): a copy already
-cached does not vouch for the host's.
+cached does not vouch for the host's. A deep check that would download more than the
+registry's ``limits.transfer`` is refused before it starts (:func:`lfsreg.ops.limits.check_transfer`).
 
 Each problem is reported once (an object many tags share is one problem, naming the first
 tag that needs it); nothing stops at the first one.
@@ -35,7 +36,9 @@ from ..lfs.store import CachedLfsStore, LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from ..progress import ProgressCallback, no_progress
 from ..registry import layout
+from ..registry.config import read_limits
 from ..registry.view import RegistryView
+from .limits import check_transfer
 from .walk import paused_gc
 
 #: Objects downloaded at once by a deep check of a remote (the temporary copies are removed after each group).
@@ -205,6 +208,9 @@ def _verify(view: RegistryView, lfs: LfsStore, deep: bool, progress: ProgressCal
 def _deep(walk: _Walk, lfs: LfsStore, absent: dict[str, str], progress: ProgressCallback) -> None:
     """Read every layer the probe found present and check its bytes."""
     layers = [layer for layer in walk.layers.values() if layer.objects and not any(o.oid in absent for o in layer.objects)]
+    if isinstance(lfs, CachedLfsStore):  # every object is downloaded afresh: the host meters it (limits.transfer)
+        unique = {o.oid: o.size for layer in layers for o in layer.objects}
+        check_transfer(sum(unique.values()), read_limits(walk.view).transfer, walk.view.label, "verify --deep")
     with _Objects(lfs, progress) as source:
         for group in _groups(layers):
             failed = source.fetch([o for layer in group for o in layer.objects])
