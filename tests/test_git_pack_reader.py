@@ -19,12 +19,19 @@ from conftest import fixture, run_cli
 from dulwich.repo import Repo
 
 import lfsreg
+from lfsreg.git import bulk
 from lfsreg.git.bulk import BulkSnapshot, RawObjects
 from lfsreg.git.store import GitStore
 from lfsreg.registry import layout
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 TOOL = "docker-archive:" + str(fixture("tool.docker.tar"))
+
+
+@pytest.fixture(autouse=True)
+def _packs_at_once(monkeypatch):
+    """Read through the pack reader from the first object (a walk of a big registry gets there after 256)."""
+    monkeypatch.setattr(bulk, "_FIRST_READS", 0)
 
 
 def _registry(path: Path) -> Path:

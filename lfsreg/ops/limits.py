@@ -177,7 +177,7 @@ def budgeted(lfs: LfsStore, limit: int | None, label: str, what: str = "this pul
     """``lfs`` held to ``limit`` bytes of downloads (see :class:`TransferBudget`); as it is without a limit or a host."""
     if limit is None or not isinstance(lfs, CachedLfsStore):
         return lfs
-    return TransferBudget(lfs, limit, label, what)  # type: ignore[return-value]
+    return TransferBudget(lfs, limit, label, what)
 
 
 def configure(
