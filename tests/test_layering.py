@@ -7,6 +7,7 @@ format -> transports (every image source and destination) -> operations -> api -
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "lfsreg"
 MODULES = sorted(p for p in PKG.rglob("*.py"))
 
 
+@functools.cache  # each test asks about every module (~300 parametrized tests): parse each file once
 def _name(path: Path) -> str:
     rel = path.relative_to(PKG.parent).with_suffix("")
     parts = list(rel.parts)
@@ -23,7 +25,8 @@ def _name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache
+def _imports(path: Path) -> frozenset[str]:
     """Absolute names of everything ``path`` imports (relative imports resolved)."""
     tree = ast.parse(path.read_text(), str(path))
     package = _name(path) if path.name == "__init__.py" else _name(path).rsplit(".", 1)[0]
@@ -41,7 +44,12 @@ def _imports(path: Path) -> set[str]:
             if node.module:  # "from .. import x" imports the module x, not the package
                 out.add(mod)
             out.update(f"{mod}.{alias.name}" for alias in node.names)
-    return out
+    return frozenset(out)
+
+
+@functools.cache
+def _module_names() -> frozenset[str]:
+    return frozenset(_name(p) for p in MODULES)
 
 
 # Who may import a system's client library.
@@ -49,7 +57,8 @@ ALLOWED = {
     "click": ("lfsreg.cli",),
     "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
-    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts"),  # hosts: the hosts' REST APIs
+    # hosts: the hosts' REST APIs; distribution: the OCI distribution-API client (docker:// registries)
+    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts", "lfsreg.distribution"),
     "urllib3": ("lfsreg.lfs", "lfsreg.git.transport", "lfsreg.transports.engine_client"),  # git.transport: under dulwich
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
     "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
@@ -68,7 +77,9 @@ LAYERS = [
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
     ),
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
-    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts"),
+    # lfsreg.distribution: the OCI distribution-API client beside the LFS client, whose HTTP session,
+    # retry policy and bounded reads it reuses; the docker:// transport above is its only user
+    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts", "lfsreg.distribution"),
     ("lfsreg.registry",),
     # where a registry lives: the backend of a location, LFS endpoint discovery and credentials
     # per host; above the registry format, which never knows where it is stored
@@ -107,7 +118,7 @@ def test_imports_point_down(path):
         if not imported.startswith("lfsreg"):
             continue
         target = imported
-        while target not in {_name(p) for p in MODULES} and "." in target:
+        while target not in _module_names() and "." in target:
             target = target.rsplit(".", 1)[0]  # "from .x import Name" -> the module x
         assert _layer(target) <= mine, f"{name} (layer {mine}) imports {target} (layer {_layer(target)})"
 
@@ -126,7 +137,7 @@ def test_modules_stay_small():
 
 def _module_of(imported: str) -> str:
     """The lfsreg module an imported name lives in: ``lfsreg.api.Registry`` -> ``lfsreg.api``."""
-    names = {_name(p) for p in MODULES}
+    names = _module_names()
     while imported not in names and "." in imported:
         imported = imported.rsplit(".", 1)[0]
     return imported
