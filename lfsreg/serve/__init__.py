@@ -1,0 +1,1 @@
+"""``lfsreg serve``: the OCI distribution API over a registry."""
