@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from .. import mediatypes as mt
@@ -35,7 +36,7 @@ from ..errors import BlobNotFound, CorruptContentError, ImageNotFound, InvalidIm
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..lfs.store import LfsStore
-from ..manifest import Descriptor, Index, Manifest, load_json, parse_manifest
+from ..manifest import Descriptor, Index, Manifest, dump_json, load_json, parse_manifest
 from ..reference import validate_name, validate_tag
 from ..registry import layout
 from ..registry.closure import Closure
@@ -117,86 +118,111 @@ def parse_put(data: bytes, content_type: str | None, digest: Digest | None, what
 
 
 class _Check:
-    """Gathers and checks what a manifest references, against one view and the LFS store."""
+    """Gathers what a manifest references: from the tree first (under the guard), then from the LFS store."""
 
-    def __init__(self, view: RegistryView, lfs: LfsStore, what: str) -> None:
-        self.view = view
+    def __init__(self, lfs: LfsStore, what: str) -> None:
         self.lfs = lfs
         self.what = what
         self.docs = _Documents()
+        self.config: Descriptor | None = None  # a config the tree lacks: read from LFS
+        self.wanted: dict[Digest, Descriptor] = {}  # layers the tree lacks: in LFS, or uploaded there
+        self.tree_bytes: dict[Digest, bytes] = {}  # ... from a git file of the tree (a config used as a layer)
 
     def unknown(self, desc: Descriptor, kind: str) -> BlobNotFound:
         return BlobNotFound(f"{self.what}: {kind} {desc.digest} is not in the registry (push it first)")
 
-    def tree_blob(self, desc: Descriptor, kind: str) -> bytes | None:
-        if not self.view.has_blob(desc.digest):
+    def tree_blob(self, view: RegistryView, desc: Descriptor, kind: str) -> bytes | None:
+        if not view.has_blob(desc.digest):
             return None
-        data = self.view.blob(desc.digest)  # checked against its digest
+        data = view.blob(desc.digest)  # checked against its digest
         if len(data) != desc.size:
             raise InvalidImageError(f"{self.what}: {kind} {desc.digest} has {len(data)} bytes, the manifest says {desc.size}")
         return data
 
-    def child(self, desc: Descriptor) -> None:
-        data = self.tree_blob(desc, "manifest")
-        if data is None:
-            raise self.unknown(desc, "manifest")
-        self.docs.blobs[desc.digest] = data
-
-    def config(self, desc: Descriptor) -> None:
-        if desc.size > MAX_MANIFEST:
-            raise InvalidImageError(f"{self.what}: config {desc.digest} is too large ({desc.size} bytes)")
-        data = self.tree_blob(desc, "config")
-        if data is None:
-            data = self._from_lfs(desc)
-        self.docs.blobs[desc.digest] = data
-
-    def _from_lfs(self, desc: Descriptor) -> bytes:
-        """A small blob uploaded into the LFS store (or stored as a layer), read and checked."""
-        obj = self._object(desc)
-        if obj is None or self.lfs.missing([obj]):
-            raise self.unknown(desc, "config")
-        self.lfs.fetch([obj])
-        with self.lfs.open(obj) as f:
-            data = f.read(desc.size + 1)
-        if len(data) != desc.size or Digest.of_bytes(data) != desc.digest:
-            raise CorruptContentError(f"{self.what}: stored blob {desc.digest} does not match its digest")
-        return data
-
-    def _object(self, desc: Descriptor) -> LfsObject | None:
-        if self.view.has_layer(desc.digest):
-            objects = self.view.layer_objects(desc)
-            return objects[0] if len(objects) == 1 else None
-        return LfsObject.of(desc.digest, desc.size)
-
-    def layers(self, descs: Iterable[Descriptor]) -> None:
-        """Every required layer is in the tree or in LFS; :class:`BlobNotFound` names the first one missing."""
-        wanted: dict[Digest, Descriptor] = {}
-        for desc in descs:
+    def gather(self, view: RegistryView, doc: Manifest | Index) -> None:
+        """Read what the tree holds of ``doc``'s references (call under the git guard)."""
+        if isinstance(doc, Index):
+            for child in doc.manifests:
+                data = self.tree_blob(view, child, "manifest")
+                if data is None:
+                    raise self.unknown(child, "manifest")
+                self.docs.blobs[child.digest] = data
+            return
+        if doc.config.size > MAX_MANIFEST:
+            raise InvalidImageError(f"{self.what}: config {doc.config.digest} is too large ({doc.config.size} bytes)")
+        data = self.tree_blob(view, doc.config, "config")
+        if data is not None:
+            self.docs.blobs[doc.config.digest] = data
+        else:
+            self.config = doc.config
+            if view.has_layer(doc.config.digest):  # a config stored as a layer: its one object
+                objects = self._objects(view, doc.config)
+                if len(objects) != 1:
+                    raise self.unknown(doc.config, "config")
+        for desc in doc.layers:
             if any(word in desc.media_type for word in _OPTIONAL_LAYER):
                 continue
-            if self.view.has_layer(desc.digest):
-                try:
-                    self.view.layer_objects(desc)  # the pointer (or chunks) agree with the descriptor
-                except CorruptContentError as exc:
-                    raise InvalidImageError(f"{self.what}: layer {desc.digest}: {exc}") from None
+            if view.has_layer(desc.digest):
+                self._objects(view, desc)  # the pointer (or chunks) agree with the descriptor
                 continue
-            wanted.setdefault(desc.digest, desc)
-        objects = {d: LfsObject.of(d, desc.size) for d, desc in wanted.items()}
-        missing = {o.oid for o in self.lfs.missing(list(objects.values()))} if objects else set()
-        for digest, desc in wanted.items():
-            if digest.hex in missing:
-                self._upload_tree_blob(desc)
-            self.docs.layers[digest] = objects[digest]
+            self.wanted.setdefault(desc.digest, desc)
+            data = self.tree_blob(view, desc, "layer")
+            if data is not None:
+                self.tree_bytes[desc.digest] = data
 
-    def _upload_tree_blob(self, desc: Descriptor) -> None:
+    def _objects(self, view: RegistryView, desc: Descriptor) -> list[LfsObject]:
+        try:
+            return view.layer_objects(desc)
+        except CorruptContentError as exc:
+            raise InvalidImageError(f"{self.what}: blob {desc.digest}: {exc}") from None
+
+    def fetch(self) -> None:
+        """Check the LFS store holds what the tree lacks (no guard needed: no git objects are read)."""
+        objects = {d: LfsObject.of(d, desc.size) for d, desc in self.wanted.items()}
+        if self.config is not None:
+            objects[self.config.digest] = LfsObject.of(self.config.digest, self.config.size)
+        missing = {o.oid for o in self.lfs.missing(list(objects.values()))} if objects else set()
+        for digest, desc in self.wanted.items():
+            if digest.hex in missing:
+                data = self.tree_bytes.get(digest)
+                if data is None:
+                    raise self.unknown(desc, "layer")
+                self._upload(desc, data)
+            self.docs.layers[digest] = objects[digest]
+        if self.config is not None:
+            if self.config.digest.hex in missing:
+                raise self.unknown(self.config, "config")
+            self.docs.blobs[self.config.digest] = self._read(objects[self.config.digest])
+
+    def _read(self, obj: LfsObject) -> bytes:
+        """A small blob from the LFS store, checked (every byte from storage is hostile until verified)."""
+        self.lfs.fetch([obj])
+        with self.lfs.open(obj) as f:
+            data = f.read(obj.size + 1)
+        if len(data) != obj.size or Digest.sha256(obj.oid) != Digest.of_bytes(data):
+            raise CorruptContentError(f"{self.what}: stored blob sha256:{obj.oid} does not match its digest")
+        return data
+
+    def _upload(self, desc: Descriptor, data: bytes) -> None:
         """A layer that is a git file here (a config used as a layer, say): copied into LFS."""
-        data = self.tree_blob(desc, "layer")
-        if data is None:
-            raise self.unknown(desc, "layer")
         with self.lfs.staging() as (writer, path):
             writer.write(data)
             writer.expect(desc.digest.hex, desc.size)
         self.lfs.upload([(LfsObject.of(desc.digest, desc.size), path)])
+
+
+def referrer_record(doc: Manifest | Index, digest: Digest) -> bytes:
+    """The ``_referrers`` record of a manifest with a subject: its descriptor as the referrers API lists it."""
+    obj = doc.obj
+    artifact = obj.get("artifactType")
+    if not isinstance(artifact, str) or not artifact:
+        artifact = doc.config.media_type if isinstance(doc, Manifest) else None
+    record: dict[str, object] = {"mediaType": doc.media_type, "digest": str(digest), "size": len(doc.data)}
+    if artifact:
+        record["artifactType"] = artifact
+    if isinstance(obj.get("annotations"), dict) and obj["annotations"]:
+        record["annotations"] = obj["annotations"]
+    return dump_json(record)
 
 
 def put_manifest(
@@ -208,8 +234,12 @@ def put_manifest(
     *,
     tags: Sequence[str] = (),
     digest: Digest | None = None,
+    guard: AbstractContextManager[object] | None = None,
 ) -> PutResult:
     """Store a manifest or index under ``name`` (tagged ``tags``), in one commit; see the module docstring.
+
+    ``guard`` is held while git objects are read or written (a server's lock: its git object
+    store is not shared between threads), never while the LFS store is asked.
 
     Raises:
         InvalidReference: a bad name or tag.
@@ -225,31 +255,38 @@ def put_manifest(
     what = f"{name}@{digest}" if digest is not None else f"{name}:{tags[0]}" if tags else name
     doc, subject = parse_put(data, content_type, digest, what)
     actual = Digest.of_bytes(data)
-    check = _Check(publisher.view(), lfs, what)
-    if isinstance(doc, Index):
-        for child in doc.manifests:
-            check.child(child)
-    else:
-        check.config(doc.config)
-        check.layers(doc.layers)
+    check = _Check(lfs, what)
+    with guard or nullcontext():
+        check.gather(publisher.view(), doc)
+    check.fetch()
     check.docs.blobs[actual] = data
+    record = referrer_record(doc, actual) if subject is not None else None
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
         changes = check.docs.changes(view)
         for tag in tags:
             changes[layout.tag_path(name, tag)] = layout.tag_content(actual)
+        if subject is not None and record is not None:
+            changes[layout.referrer_path(name, subject, actual)] = record
         return changes
 
     targets = ", ".join(f"{name}:{t}" for t in tags) or f"{name}@{actual}"
     body = "\n".join(f"{name}:{t} {actual}" for t in tags) or f"{name} {actual}"
-    commit = publisher.publish(build, f"push {targets}\n\n{body}\n")
+    with guard or nullcontext():
+        commit = publisher.publish(build, f"push {targets}\n\n{body}\n")
     return PutResult(actual, doc.media_type, subject, commit, tuple(tags))
 
 
-def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], bool]) -> str | None:
-    """``name:tag`` of a tagged image that needs ``path`` (``skip`` leaves tags out), or ``None``."""
+def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], bool], referrer_of: str | None = None) -> str | None:
+    """``name:tag`` of a tagged image that needs ``path`` (``skip`` leaves tags out), or ``None``.
+
+    ``referrer_of``: the name whose ``_referrers`` records are not counted; those of every other
+    name keep the manifest at ``path`` too (a referrer is untagged: its record is what names it).
+    """
     closure = Closure(view.label)
     for name in view.names():
+        if referrer_of is not None and name != referrer_of and _has_referrer_record(view, name, path.rsplit("/", 1)[-1]):
+            return f"{name} (a referrer)"
         for tag, digest in view.tags(name):
             if skip(name, tag):
                 continue
@@ -259,7 +296,12 @@ def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], 
     return None
 
 
-def delete_tag(publisher: Publisher, name: str, tag: str) -> str | None:
+def _has_referrer_record(view: RegistryView, name: str, hex_digest: str) -> bool:
+    base = f"{layout.REPOSITORIES}/{name}/{layout.REFERRERS_DIR}/sha256"
+    return any(view.snapshot.exists(f"{base}/{subject}/{hex_digest}") for subject, is_dir, _ in view.snapshot.listdir(base) if is_dir)
+
+
+def delete_tag(publisher: Publisher, name: str, tag: str, *, guard: AbstractContextManager[object] | None = None) -> str | None:
     """Remove a tag in one commit; :class:`ImageNotFound` if it does not exist."""
     validate_name(name)
     validate_tag(tag)
@@ -270,15 +312,17 @@ def delete_tag(publisher: Publisher, name: str, tag: str) -> str | None:
             raise ImageNotFound(f"{view.label}: no tag {name}:{tag}")
         return {path: None}
 
-    return publisher.publish(build, f"untag {name}:{tag}\n")
+    with guard or nullcontext():
+        return publisher.publish(build, f"untag {name}:{tag}\n")
 
 
-def delete_manifest(publisher: Publisher, name: str, digest: Digest) -> str | None:
+def delete_manifest(publisher: Publisher, name: str, digest: Digest, *, guard: AbstractContextManager[object] | None = None) -> str | None:
     """Delete manifest ``digest`` from ``name`` in one commit.
 
-    The name's tags that point at it go; the manifest goes too unless a tag of another name
-    still needs it (then only this name loses it). :class:`ImageNotFound` if ``name`` has no
-    such tag and the registry no such manifest.
+    The name's tags that point at it go, and its ``_referrers`` record if it has a subject; the
+    manifest goes too unless another name still needs it (a tag, or a referrer record; then
+    only this name loses it). :class:`ImageNotFound` if ``name`` has no such tag and the
+    registry no such manifest.
     """
     validate_name(name)
 
@@ -286,21 +330,28 @@ def delete_manifest(publisher: Publisher, name: str, digest: Digest) -> str | No
         changes: dict[str, bytes | None] = {layout.tag_path(name, t): None for t, d in view.tags(name) if d == digest}
         path = layout.blob_path(digest)
         data = view.snapshot.read(path)
-        is_manifest = False
+        doc: Manifest | Index | None = None
         if data is not None:
             with contextlib.suppress(InvalidImageError):
-                parse_manifest(data, str(digest))
-                is_manifest = True
-        if not changes and not is_manifest:
+                doc = parse_manifest(data, str(digest))
+        if not changes and doc is None:
             raise ImageNotFound(f"{view.label}: no manifest {digest} in {name}")
-        if is_manifest and _needed_by_others(view, path, lambda n, t: n == name and layout.tag_path(n, t) in changes) is None:
+        if doc is None:
+            return changes
+        subject = doc.obj.get("subject")
+        with contextlib.suppress(InvalidImageError):
+            record = layout.referrer_path(name, Descriptor.from_json(subject, str(digest)).digest, digest)
+            if view.snapshot.exists(record):
+                changes[record] = None
+        if _needed_by_others(view, path, lambda n, t: n == name and layout.tag_path(n, t) in changes, name) is None:
             changes[path] = None
         return changes
 
-    return publisher.publish(build, f"delete {name}@{digest}\n")
+    with guard or nullcontext():
+        return publisher.publish(build, f"delete {name}@{digest}\n")
 
 
-def delete_blob(publisher: Publisher, name: str, digest: Digest) -> str | None:
+def delete_blob(publisher: Publisher, name: str, digest: Digest, *, guard: AbstractContextManager[object] | None = None) -> str | None:
     """Remove a blob (config or layer) from the tree in one commit, as a registry unlinks it.
 
     Like the distribution registry, a blob that an image of ``name`` still uses may be deleted
@@ -329,4 +380,5 @@ def delete_blob(publisher: Publisher, name: str, digest: Digest) -> str | None:
                 raise PermissionDeniedError(f"{view.label}: blob {digest} is used by {user}; delete that image first")
         return changes
 
-    return publisher.publish(build, f"delete blob {digest} ({name})\n")
+    with guard or nullcontext():
+        return publisher.publish(build, f"delete blob {digest} ({name})\n")
