@@ -211,7 +211,7 @@ def _tag(text: str) -> str:
     try:
         return validate_tag(text)
     except InvalidReference as exc:
-        raise ApiError("TAG_INVALID", str(exc)) from None
+        raise ApiError("TAG_INVALID", str(exc), 400) from None
 
 
 def _reference(text: str) -> tuple[Digest | None, list[str]]:
