@@ -19,6 +19,7 @@ from .auth import Access
 from .blobs import BlobReader
 from .http import Server
 from .read import ReadSide
+from .redirect import Redirector
 from .router import Router, WriteRoutes
 from .state import DEFAULT_REFRESH, ServeContext
 
@@ -82,7 +83,8 @@ class RegistryServer:
         self.access = Access(htpasswd=self.options.htpasswd, token_file=self.options.token_file, read_only=self.options.read_only)
         self.context = ServeContext(registry, refresh=self.options.refresh)
         write = _write_side(self.context) if self.access.writable else None
-        self.blobs = BlobReader(self.context, write.staged_blob if write is not None else None)
+        redirect = Redirector(self.context.lfs) if self.options.redirect else None
+        self.blobs = BlobReader(self.context, write.staged_blob if write is not None else None, redirect)
         self.router = Router(ReadSide(self.context, self.blobs), write, self.access)
         try:
             self.http = Server((host, port), self.router)
@@ -127,6 +129,7 @@ class RegistryServer:
         left = self.http.drain(self.options.grace)
         if left:
             log.warning("stopping with %d request(s) still in progress", left)
+        self.http.cut_connections()
         self.http.server_close()
 
 

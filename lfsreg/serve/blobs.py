@@ -27,6 +27,7 @@ from ..registry import layout
 from ..registry.view import RegistryView
 from .errors import ApiError
 from .http import FileBody, Request, Response
+from .redirect import Redirector
 from .state import ServeContext
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class BlobReader:
     """Answers blob ``GET``/``HEAD`` (see the module docstring). Thread-safe."""
 
-    def __init__(self, ctx: ServeContext, staged: Callable[[Digest], LfsObject | None] | None = None) -> None:
+    def __init__(
+        self, ctx: ServeContext, staged: Callable[[Digest], LfsObject | None] | None = None, redirect: Redirector | None = None
+    ) -> None:
         self.ctx = ctx
         self.staged = staged  # the write side's uploads that no commit names yet
+        self.redirect = redirect  # --redirect: send clients to presigned LFS URLs
 
     def get(self, req: Request, digest: Digest) -> Response:
         """The blob ``digest`` (404 ``BLOB_UNKNOWN`` if the registry does not hold it)."""
@@ -115,6 +119,10 @@ class BlobReader:
                 return Response(200, headers, blob.data)
             start, end = span
             return Response(206, {**headers, "Content-Range": f"bytes {start}-{end}/{blob.size}"}, blob.data[start : end + 1])
+        if self.redirect is not None and len(blob.objects) == 1:
+            href = self.redirect.location(blob.objects[0])
+            if href is not None:
+                return Response(307, {"Location": href, "Docker-Content-Digest": str(digest)})
         files = self._files(blob)
         if span is None:
             return Response(200, headers, FileBody(_segments(files, 0, blob.size - 1), digest, lambda: self._drop(blob)))

@@ -10,6 +10,7 @@ of a blob. ``HEAD`` is answered by the ``GET`` handler with the body left out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import socket
@@ -203,6 +204,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         start = time.monotonic()
+        self.server.busy(+1)
+        try:
+            self._answer(start)
+        finally:
+            self.server.busy(-1)
+
+    def _answer(self, start: float) -> None:
         request: Request | None = None
         try:
             request = self._request()
@@ -344,20 +352,26 @@ class Server(ThreadingHTTPServer):
         self.dispatch = dispatch
         self.scheme = scheme
         self.connection_timeout = timeout
-        self.active = 0
+        self.active = 0  # requests in progress
+        self.connections: set[socket.socket] = set()
         self._active_lock = threading.Lock()
         super().__init__(address, Handler)
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        """Handle one connection, bounded in time, counted while it lasts."""
+        """Handle one connection, bounded in time; its socket is known until it ends (for :meth:`cut_idle`)."""
         request.settimeout(self.connection_timeout)  # a client that stops reading or writing frees its thread
         with self._active_lock:
-            self.active += 1
+            self.connections.add(request)
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self._active_lock:
-                self.active -= 1
+                self.connections.discard(request)
+
+    def busy(self, delta: int) -> None:
+        """Count a request in progress (+1) or done (-1)."""
+        with self._active_lock:
+            self.active += delta
 
     def drain(self, grace: float) -> int:
         """Wait up to ``grace`` seconds for requests in progress; return how many are still running."""
@@ -365,6 +379,14 @@ class Server(ThreadingHTTPServer):
         while self.active and time.monotonic() < end:
             time.sleep(0.05)
         return self.active
+
+    def cut_connections(self) -> None:
+        """Shut every open connection (idle keep-alive ones wait for a next request that will not come)."""
+        with self._active_lock:
+            open_ = list(self.connections)
+        for sock in open_:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 __all__ = ["PIECE", "BodyReader", "FileBody", "Request", "Response", "Server", "error_response"]

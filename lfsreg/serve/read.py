@@ -122,10 +122,13 @@ class ReadSide:
     def _manifest(self, view: RegistryView, digest: Digest, what: str) -> tuple[bytes, str]:
         data = view.blob(digest)
         try:
-            media_type = sniff_media_type(load_json(data, what))
+            obj = load_json(data, what)
         except LfsregError:
             raise ApiError("MANIFEST_UNKNOWN", f"{digest} is not a manifest") from None
-        if not (mt.is_manifest(media_type) or mt.is_index(media_type)):
+        # a config (or any JSON blob) has no mediaType: only the shape of a manifest or index counts
+        shaped = isinstance(obj.get("mediaType"), str) or "manifests" in obj or ("config" in obj and "layers" in obj)
+        media_type = sniff_media_type(obj)
+        if not shaped or not (mt.is_manifest(media_type) or mt.is_index(media_type)):
             raise ApiError("MANIFEST_UNKNOWN", f"{digest} is not a manifest ({media_type})")
         return data, media_type
 
