@@ -109,6 +109,13 @@ def test_wrong_digest_stores_nothing(served) -> None:
         assert c("GET", f"/v2/app/web/blobs/{digest}")[0] == 404
     status, _, body = c("POST", "/v2/app/web/blobs/uploads/?digest=sha256:nothex", b"x")
     assert status == 400 and code(body) == "DIGEST_INVALID"
+    sha512 = "sha512:" + "ab" * 64  # LFS oids are sha256: refused on upload, unknown on delete
+    status, _, body = c("POST", f"/v2/app/web/blobs/uploads/?digest={sha512}", b"x")
+    assert status == 400 and code(body) == "DIGEST_INVALID"
+    status, _, body = c("DELETE", f"/v2/app/web/blobs/{sha512}")
+    assert status == 404 and code(body) == "BLOB_UNKNOWN"
+    status, _, body = c("DELETE", f"/v2/app/web/manifests/{sha512}")
+    assert status == 404 and code(body) == "MANIFEST_UNKNOWN"
     assert not list((Path(reg.location) / "lfs" / "objects").rglob("*")) or all(
         p.is_dir() for p in (Path(reg.location) / "lfs" / "objects").rglob("*")
     )

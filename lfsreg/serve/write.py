@@ -171,6 +171,7 @@ class WriteSide:
     def delete_manifest(self, req: Request) -> Response:
         """``DELETE manifests/<digest>`` (the manifest and the name's tags of it) or ``<tag>`` (the tag)."""
         name = req.params["name"]
+        _never_stored(req.params["reference"], "MANIFEST_UNKNOWN")
         digest, tags = _reference(req.params["reference"])
         if digest is not None:
             publish.delete_manifest(self.publisher, name, digest, guard=self.ctx.git_lock)
@@ -182,6 +183,7 @@ class WriteSide:
     def delete_blob(self, req: Request) -> Response:
         """``DELETE blobs/<digest>``: unlinked from the tree (and from this server's staged uploads)."""
         name = req.params["name"]
+        _never_stored(req.params["digest"], "BLOB_UNKNOWN")
         digest = _digest(req.params["digest"])
         staged = self.uploads.forget(digest)
         try:
@@ -205,6 +207,16 @@ def _valid_name(name: str) -> bool:
     except InvalidReference:
         return False
     return True
+
+
+def _never_stored(reference: str, unknown: str) -> None:
+    """A well-formed digest of another algorithm than sha256 names nothing stored here: 404, as for any absent digest."""
+    try:
+        digest = Digest.parse(reference) if ":" in reference else None
+    except InvalidReference:
+        return  # malformed: DIGEST_INVALID, from the parse that follows
+    if digest is not None and digest.algorithm != "sha256":
+        raise ApiError(unknown, f"{digest.algorithm} digests are not stored here (sha256 only): {reference[:100]}")
 
 
 def _tag(text: str) -> str:
