@@ -266,3 +266,24 @@ def test_idle_sessions_expire_with_their_file(tmp_path: Path) -> None:
     assert not list((tmp_path / "reg.git" / "lfs" / "tmp").iterdir())
     with pytest.raises(Exception, match="no upload"):
         uploads.offset("app/web", session)
+
+
+def test_memory_stays_bounded_whatever_the_blob_size(served) -> None:
+    import hashlib
+    import tracemalloc
+
+    c, _, _ = served
+    piece, count = bytes(range(256)) * 256, 1024  # 64 KiB x 1024 = 64 MiB, streamed
+    digest = hashlib.sha256()
+    for _ in range(count):
+        digest.update(piece)
+    _, h, _ = c("POST", "/v2/app/web/blobs/uploads/")
+    tracemalloc.start()
+    try:
+        status, h, _ = c("PATCH", h["location"], (piece for _ in range(count)))
+        status2, _, _ = c("PUT", f"{h['location']}?digest=sha256:{digest.hexdigest()}")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (status, status2) == (202, 201)
+    assert peak < 16 << 20, f"{peak} bytes allocated at the peak for a 64 MiB upload"
