@@ -14,7 +14,8 @@ from serveput_images import OCI_INDEX, OCI_MANIFEST, dumps, image, index_of, sha
 from lfsreg.api import Registry
 from lfsreg.digest import Digest
 from lfsreg.errors import BlobNotFound, CorruptContentError, ImageNotFound, InvalidImageError, InvalidReference, PermissionDeniedError
-from lfsreg.ops.publish import delete_blob, delete_manifest, delete_tag, put_manifest
+from lfsreg.ops.delete import delete_blob, delete_manifest, delete_tag
+from lfsreg.ops.publish import put_manifest
 from lfsreg.serve.uploads import Uploads
 
 

@@ -287,3 +287,28 @@ def test_memory_stays_bounded_whatever_the_blob_size(served) -> None:
         tracemalloc.stop()
     assert (status, status2) == (202, 201)
     assert peak < 16 << 20, f"{peak} bytes allocated at the peak for a 64 MiB upload"
+
+
+def test_a_blob_over_limits_object_is_stored_in_chunks(served, tmp_path: Path) -> None:
+    import os
+
+    c, reg, server = served
+    reg.config({"limits.object": "64KiB"})
+    server.context.invalidate()  # served within --refresh; the test does not wait for it
+    im = image(os.urandom(150_000).hex())  # a gzip layer of ~170 KB: three chunks
+    layer = sha(im.layer)
+    assert len(im.layer) > 2 * 65536
+    c.push_blob("app/web", im.config)
+    _, h, _ = c("POST", "/v2/app/web/blobs/uploads/")
+    status, _, _ = c("PUT", f"{h['location']}?digest={layer}", im.layer)
+    assert status == 201
+    with Registry(reg.location) as fresh:
+        view = fresh.view()
+        chunks = view.snapshot.listdir(f"layers/sha256/{layer[7:9]}/{layer[7:]}")
+        assert [n for n, _, _ in chunks] == ["000000", "000001", "000002"]
+        assert json.loads(view.snapshot.read("lfsreg.json"))["version"] == 2
+    status, _, body = c("GET", f"/v2/app/web/blobs/{layer}")
+    assert (status, body) == (200, im.layer)
+    assert c("PUT", "/v2/app/web/manifests/big", im.manifest, Content_Type=OCI_MANIFEST)[0] == 201
+    reg.pull(["app/web:big"], f"oci:{tmp_path / 'out'}:big")
+    assert (tmp_path / "out" / "blobs" / "sha256" / layer[7:]).read_bytes() == im.layer

@@ -14,34 +14,32 @@ checks it completely before anything is written:
 
 and then writes ONE commit (the manifest, its config, layer pointers, the tags) through the
 publisher's compare-and-swap loop, re-applied on the new tip when the branch moved, as every
-push is. A manifest with a ``subject`` is stored like any other (its referrers are found by
-reading stored manifests; docs/format.md). Bad input raises before anything is written.
-
-Deletes are commits too: a tag; a manifest by digest (the name's tags that point at it, and the
-manifest itself unless a tag of another name still needs it); a blob (its file or pointer in the
-tree). History keeps every deleted document: ``lfsreg rollback`` or ``git revert`` restore them.
+push is. A manifest with a ``subject`` also gets its ``_referrers`` record under the name, in
+the same commit (docs/format.md). Bad input raises before anything is written. A blob larger
+than the registry's ``limits.object`` is stored as chunks when it is uploaded
+(:func:`store_upload`). Deletes are in :mod:`lfsreg.ops.delete`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import BlobNotFound, CorruptContentError, ImageNotFound, InvalidImageError, LfsregError, PermissionDeniedError
+from ..errors import BlobNotFound, CorruptContentError, InvalidImageError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..lfs.store import LfsStore
 from ..manifest import Descriptor, Index, Manifest, dump_json, load_json, parse_manifest
 from ..reference import validate_name, validate_tag
 from ..registry import layout
-from ..registry.closure import Closure
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from ..staging import forget
+from .chunking import check_limit, split_reader
 
 log = logging.getLogger(__name__)
 #: The largest manifest or config accepted (the spec asks registries to take at least 4 MB).
@@ -277,108 +275,43 @@ def put_manifest(
     return PutResult(actual, doc.media_type, subject, commit, tuple(tags))
 
 
-def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], bool], referrer_of: str | None = None) -> str | None:
-    """``name:tag`` of a tagged image that needs ``path`` (``skip`` leaves tags out), or ``None``.
+def store_upload(
+    publisher: Publisher,
+    lfs: LfsStore,
+    obj: LfsObject,
+    path: str,
+    limit: int | None,
+    *,
+    guard: AbstractContextManager[object] | None = None,
+) -> bool:
+    """Store a verified staged blob in the LFS store; ``True`` if stored whole, ``False`` if as chunks.
 
-    ``referrer_of``: the name whose ``_referrers`` records are not counted; those of every other
-    name keep the manifest at ``path`` too (a referrer is untagged: its record is what names it).
+    A blob larger than ``limit``, the registry's ``limits.object`` (docs/format.md, "Chunked layers"), is
+    cut into chunks, which are uploaded, and their pointers are committed at once (one commit,
+    format version 2 if not yet): a host refuses objects over its limit, and the chunks' ids
+    are known only here, so the commit is what lets any process (another ``serve`` behind the
+    same address) find the blob. The staged file is consumed either way.
     """
-    closure = Closure(view.label)
-    for name in view.names():
-        if referrer_of is not None and name != referrer_of and _has_referrer_record(view, name, path.rsplit("/", 1)[-1]):
-            return f"{name} (a referrer)"
-        for tag, digest in view.tags(name):
-            if skip(name, tag):
-                continue
-            with contextlib.suppress(LfsregError):  # a damaged image cannot be broken further
-                if path in closure.of(digest, view.snapshot.read).paths():
-                    return f"{name}:{tag}"
-    return None
-
-
-def _has_referrer_record(view: RegistryView, name: str, hex_digest: str) -> bool:
-    base = f"{layout.REPOSITORIES}/{name}/{layout.REFERRERS_DIR}/sha256"
-    return any(view.snapshot.exists(f"{base}/{subject}/{hex_digest}") for subject, is_dir, _ in view.snapshot.listdir(base) if is_dir)
-
-
-def delete_tag(publisher: Publisher, name: str, tag: str, *, guard: AbstractContextManager[object] | None = None) -> str | None:
-    """Remove a tag in one commit; :class:`ImageNotFound` if it does not exist."""
-    validate_name(name)
-    validate_tag(tag)
+    if check_limit(limit) is None or obj.size <= limit:
+        lfs.upload([(obj, path)])
+        return True
+    digest = obj.digest
+    with open(path, "rb") as src:
+        parts = split_reader(src, obj.size, limit, lfs, f"uploaded blob {digest}")
+    forget(path, remove=True)
+    try:
+        lfs.upload(parts)
+    except BaseException:
+        for _, part in parts:
+            forget(part, remove=True)
+        raise
+    pointers = {layout.chunk_path(digest, i): lfs_pointer.encode(chunk) for i, (chunk, _) in enumerate(parts)}
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
-        path = layout.tag_path(name, tag)
-        if not view.snapshot.exists(path):
-            raise ImageNotFound(f"{view.label}: no tag {name}:{tag}")
-        return {path: None}
+        if view.has_layer(digest):
+            return {}  # stored already (by a concurrent upload), whole or in chunks
+        return {**pointers, layout.MARKER: layout.marker_bytes(layout.CHUNKED_VERSION)}
 
     with guard or nullcontext():
-        return publisher.publish(build, f"untag {name}:{tag}\n")
-
-
-def delete_manifest(publisher: Publisher, name: str, digest: Digest, *, guard: AbstractContextManager[object] | None = None) -> str | None:
-    """Delete manifest ``digest`` from ``name`` in one commit.
-
-    The name's tags that point at it go, and its ``_referrers`` record if it has a subject; the
-    manifest goes too unless another name still needs it (a tag, or a referrer record; then
-    only this name loses it). :class:`ImageNotFound` if ``name`` has no such tag and the
-    registry no such manifest.
-    """
-    validate_name(name)
-
-    def build(view: RegistryView) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {layout.tag_path(name, t): None for t, d in view.tags(name) if d == digest}
-        path = layout.blob_path(digest)
-        data = view.snapshot.read(path)
-        doc: Manifest | Index | None = None
-        if data is not None:
-            with contextlib.suppress(InvalidImageError):
-                doc = parse_manifest(data, str(digest))
-        if not changes and doc is None:
-            raise ImageNotFound(f"{view.label}: no manifest {digest} in {name}")
-        if doc is None:
-            return changes
-        subject = doc.obj.get("subject")
-        with contextlib.suppress(InvalidImageError):
-            record = layout.referrer_path(name, Descriptor.from_json(subject, str(digest)).digest, digest)
-            if view.snapshot.exists(record):
-                changes[record] = None
-        if _needed_by_others(view, path, lambda n, t: n == name and layout.tag_path(n, t) in changes, name) is None:
-            changes[path] = None
-        return changes
-
-    with guard or nullcontext():
-        return publisher.publish(build, f"delete {name}@{digest}\n")
-
-
-def delete_blob(publisher: Publisher, name: str, digest: Digest, *, guard: AbstractContextManager[object] | None = None) -> str | None:
-    """Remove a blob (config or layer) from the tree in one commit, as a registry unlinks it.
-
-    Like the distribution registry, a blob that an image of ``name`` still uses may be deleted
-    (that image is then broken, until history restores it); one that an image of another name
-    uses is refused (:class:`PermissionDeniedError`). :class:`BlobNotFound` if the tree lacks it.
-    """
-    validate_name(name)
-
-    def build(view: RegistryView) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {}
-        blob = layout.blob_path(digest)
-        if view.snapshot.exists(blob):
-            changes[blob] = None
-        layer = layout.layer_path(digest)
-        if view.snapshot.read(layer) is not None:
-            changes[layer] = None
-        else:
-            for entry, is_dir, _ in view.snapshot.listdir(layer):
-                if not is_dir:
-                    changes[f"{layer}/{entry}"] = None
-        if not changes:
-            raise BlobNotFound(f"{view.label}: no blob {digest}")
-        for path in changes:
-            user = _needed_by_others(view, path, lambda n, _t: n == name)
-            if user is not None:
-                raise PermissionDeniedError(f"{view.label}: blob {digest} is used by {user}; delete that image first")
-        return changes
-
-    with guard or nullcontext():
-        return publisher.publish(build, f"delete blob {digest} ({name})\n")
+        publisher.publish(build, f"store blob {digest} in {len(parts)} chunks\n")
+    return False

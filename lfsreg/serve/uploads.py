@@ -107,8 +107,12 @@ class Uploads:
         expiry: float = DEFAULT_EXPIRY,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         clock: Callable[[], float] = time.monotonic,
+        keep: Callable[[LfsObject, str], bool] | None = None,
     ) -> None:
         self.lfs = lfs
+        # Stores a verified staged file (consumed); True if the blob is now one LFS object
+        # (staged), False if it went into the tree some other way (chunks committed).
+        self.keep = keep or self._upload
         self.expiry = expiry
         self.max_sessions = max_sessions
         self.clock = clock
@@ -136,14 +140,19 @@ class Uploads:
             raise DigestInvalid(f"uploaded {writer.count} bytes hash to sha256:{writer.digest}, not {digest}") from exc
         obj = LfsObject.of(digest, writer.count)
         try:
-            self.lfs.upload([(obj, path)])
+            whole = self.keep(obj, path)
         except BaseException:
             forget(path, remove=True)
             raise
-        with self._lock:
-            self._staged[digest] = obj
+        if whole:
+            with self._lock:
+                self._staged[digest] = obj
         log.debug("staged %s (%d bytes) in %s", digest, obj.size, self.lfs.label)
         return obj
+
+    def _upload(self, obj: LfsObject, path: str) -> bool:
+        self.lfs.upload([(obj, path)])
+        return True
 
     def monolithic(self, digest: Digest, body: Reader, length: int | None) -> LfsObject:
         """``POST ?digest=`` (or ``PUT`` without a session): the whole blob in one request."""

@@ -35,8 +35,9 @@ import logging
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidReference, PermissionDeniedError
 from ..formats.lfs_pointer import LfsObject
-from ..ops import publish
+from ..ops import delete, publish
 from ..reference import validate_name, validate_tag
+from ..registry.config import object_limit
 from .errors import ApiError
 from .http import Request, Response
 from .state import ServeContext
@@ -70,8 +71,16 @@ class WriteSide:
 
     def __init__(self, ctx: ServeContext, *, expiry: float = DEFAULT_EXPIRY) -> None:
         self.ctx = ctx
-        self.uploads = Uploads(ctx.lfs, expiry=expiry)
         self.publisher = ctx.registry.publisher()
+        self.uploads = Uploads(ctx.lfs, expiry=expiry, keep=self._keep)
+
+    def _keep(self, obj: LfsObject, path: str) -> bool:
+        with self.ctx.reading() as view:  # the served view: no ref query per blob for a remote registry
+            limit = None if view.empty else object_limit(view)
+        whole = publish.store_upload(self.publisher, self.ctx.lfs, obj, path, limit, guard=self.ctx.git_lock)
+        if not whole:
+            self.ctx.invalidate()  # its chunks were committed
+        return whole
 
     # -- what the read side asks -------------------------------------------------------------
     def staged_blob(self, digest: Digest) -> LfsObject | None:
@@ -174,9 +183,9 @@ class WriteSide:
         _never_stored(req.params["reference"], "MANIFEST_UNKNOWN")
         digest, tags = _reference(req.params["reference"])
         if digest is not None:
-            publish.delete_manifest(self.publisher, name, digest, guard=self.ctx.git_lock)
+            delete.delete_manifest(self.publisher, name, digest, guard=self.ctx.git_lock)
         else:
-            publish.delete_tag(self.publisher, name, tags[0], guard=self.ctx.git_lock)
+            delete.delete_tag(self.publisher, name, tags[0], guard=self.ctx.git_lock)
         self.ctx.invalidate()
         return Response(202)
 
@@ -187,7 +196,7 @@ class WriteSide:
         digest = _digest(req.params["digest"])
         staged = self.uploads.forget(digest)
         try:
-            publish.delete_blob(self.publisher, name, digest, guard=self.ctx.git_lock)
+            delete.delete_blob(self.publisher, name, digest, guard=self.ctx.git_lock)
         except BlobNotFound:
             if not staged:
                 raise ApiError("BLOB_UNKNOWN", f"blob unknown to registry: {digest}") from None
