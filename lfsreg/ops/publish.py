@@ -292,7 +292,8 @@ def store_upload(
     are known only here, so the commit is what lets any process (another ``serve`` behind the
     same address) find the blob. The staged file is consumed either way.
     """
-    if check_limit(limit) is None or obj.size <= limit:
+    limit = check_limit(limit)
+    if limit is None or obj.size <= limit:
         lfs.upload([(obj, path)])
         return True
     digest = obj.digest
