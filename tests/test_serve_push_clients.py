@@ -153,6 +153,8 @@ def test_oras_artifact_with_subject_found_through_referrers(served: Served, tmp_
     found = json.loads(served.oras("discover", "--format", "json", f"{served.host}/art/chart:1.0"))
     referrers = found.get("manifests") or found.get("referrers") or []
     assert [r["artifactType"] for r in referrers] == ["application/vnd.example.sig"]
+    attached = json.loads(served.crane("manifest", f"{served.host}/art/chart@{referrers[0]['digest']}"))  # another client reads it
+    assert attached["subject"]["digest"] == served.crane("digest", f"{served.host}/art/chart:1.0").strip()
     out = tmp_path / "pulled"
     served.oras("pull", "-o", str(out), f"{served.host}/art/chart@{referrers[0]['digest']}")
     assert (out / "sig.txt").read_text() == "a signature\n"
