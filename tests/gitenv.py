@@ -61,6 +61,7 @@ DEBIAN_PACKAGE = {
     "ssh-agent": "openssh-client",
     "ssh-add": "openssh-client",
     "podman": "podman",
+    "docker-registry": "docker-registry",
 }
 
 

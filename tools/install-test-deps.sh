@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what lfsreg's test suite (and tools/make_fixtures.sh) need: Debian packages, the
-# giftless LFS server's venv and scutiger's git-lfs-transfer (cargo) that tests/peers/ start.
+# giftless LFS server's venv, scutiger's git-lfs-transfer (cargo) and the Go-built registry clients
+# (crane, oras, the OCI distribution-spec conformance suite) that tests/peers/ start or run.
 #
 # usage: tools/install-test-deps.sh [EXTRA_DEB_PACKAGE...]
 #
@@ -11,12 +12,14 @@
 # The giftless venv is (re)built only when its marker file differs from
 # tools/peers/giftless-requirements.txt.  With everything present the script takes ~0.1 s;
 # from scratch ~15 s here (apt ~5 s with package lists present, +apt-get update on a fresh
-# machine; venv ~10 s: all wheels, nothing compiles), plus 1.5-3 min once for scutiger (below).
+# machine; venv ~10 s: all wheels, nothing compiles), plus 1.5-3 min once for scutiger and ~2 min
+# once for the Go-built crane, oras and conformance suite (below).
 #
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
 # ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
 #   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
 #   $LFSREG_PEERS/scutiger-lfs-V/bin/git-lfs-transfer   V pinned in tools/peers/scutiger-lfs.version
+#   $LFSREG_PEERS/go-NAME-V/bin/NAME   crane, oras, conformance(.test); pinned in tools/peers/go-tools.txt
 #
 # Must run as root (or with passwordless sudo).  It never touches git configuration: the
 # tests isolate git config themselves (tests/gitenv.py), so whatever /root/.gitconfig holds
@@ -34,7 +37,6 @@ CORE_PKGS=(
   busybox-static # a static /bin/busybox for tiny runnable images
 )
 # Peers the tests start on 127.0.0.1 (tests/peers/).  More later, e.g.:
-#   docker-registry  - a reference OCI distribution registry
 #   podman           - pull/push/run against lfsreg
 # Note: nginx's package would start a distro nginx on :80 where no /usr/sbin/policy-rc.d
 # forbids it (the CI image has one); the tests never use it -- they run their own nginx.
@@ -45,6 +47,9 @@ PEER_PKGS=(
   openssh-server # sshd for SSH remotes (tests/test_ssh.py); policy-rc.d keeps Debian's from starting
   openssh-client # ssh-keygen for test keys, ssh for stock git + git-lfs interop over SSH (never lfsreg)
   podman         # a real Docker Engine API (podman system service) for the docker-daemon tests
+  docker-registry # distribution 2.8, the reference OCI registry (tests/peers/distribution.py runs
+                  # its binary with its own config; Debian's service and :5000 config never start:
+                  # policy-rc.d on the CI image, and nothing here enables it)
 )
 # --------------------------------------------------------------------------------------------
 
@@ -84,6 +89,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-test-deps: install failed; running apt-get update and retrying" >&2
     "${SUDO[@]}" apt-get update -q
     apt_install
+  fi
+  # Where no policy-rc.d forbids it, Debian's postinst starts docker-registry's own service on
+  # :5000 (all interfaces). The tests never use it: stop and disable it right away.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1 &&
+    systemctl is-active --quiet docker-registry 2>/dev/null; then
+    "${SUDO[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true
   fi
 fi
 
@@ -142,3 +153,54 @@ if [ ! -x "$SCUTIGER_BIN" ]; then
     fi
   ) 9>"$PEERS_DIR/.scutiger-lfs.lock"
 fi
+
+# --- Go-built peers: crane, oras, the OCI distribution-spec conformance suite --------------------
+# Pinned in tools/peers/go-tools.txt (NAME PACKAGE VERSION); each is built into a root named for
+# its version, $PEERS_DIR/go-NAME-VERSION/bin/NAME, so a new pin builds afresh; skipped when the
+# binary is there (~0 s). Go: `go` on PATH or /usr/local/go/bin/go; GOTOOLCHAIN=local (never a
+# toolchain download), CGO off (static binaries, no C compiler needed); the module cache is the
+# default one (GOMODCACHE), so a rebuild downloads nothing.
+# crane and oras: `go install PACKAGE@VERSION` (their own go.mod pins every dependency).
+# The conformance suite is a Go *test* package: `go install` cannot build it, so a throwaway
+# module requires it at the pinned pseudo-version (`go get -t` pulls in its test dependencies,
+# ginkgo/gomega, at the versions its go.mod names) and `go test -c` writes the test binary.
+# From scratch (empty module and build caches, 2 busy cores, one after the other; measured):
+# crane 64 s, oras 27 s (sharing crane's downloaded and built dependencies), conformance 23 s,
+# ~2 min in all; with the caches warm ~5 s.
+GO=$(command -v go || true)
+[ -n "$GO" ] || { [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go; }
+while read -r name package version; do
+  case $name in '' | \#*) continue ;; esac
+  root=$PEERS_DIR/go-$name-$version
+  bin=$root/bin/$name
+  [ "$name" = conformance ] && bin=$root/bin/conformance.test
+  [ -x "$bin" ] && continue
+  if [ -z "$GO" ]; then
+    echo "install-test-deps: go not found: needed to build $package@$version" >&2
+    exit 1
+  fi
+  mkdir -p "$PEERS_DIR"
+  (
+    flock 9
+    [ -x "$bin" ] && exit 0
+    echo "install-test-deps: building $name ($package@$version) with go" >&2
+    start=$(date +%s)
+    export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    if [ "$name" = conformance ]; then
+      (cd "$tmp" && "$GO" mod init lfsreg.test/peers >/dev/null 2>&1 &&
+        "$GO" get -t "$package@$version" >/dev/null 2>&1 &&
+        "$GO" test -c -o "$tmp/conformance.test" "$package") ||
+        { echo "install-test-deps: building $package@$version failed" >&2; exit 1; }
+      mkdir -p "$root/bin"
+      mv "$tmp/conformance.test" "$bin"
+    else
+      GOBIN=$tmp/bin "$GO" install "$package@$version" ||
+        { echo "install-test-deps: go install $package@$version failed" >&2; exit 1; }
+      mkdir -p "$root/bin"
+      mv "$tmp/bin/$name" "$bin"  # last: an interrupted build leaves no binary behind
+    fi
+    echo "install-test-deps: $bin built in $(($(date +%s) - start)) s" >&2
+  ) 9>"$PEERS_DIR/.go-$name.lock"
+done <"$HERE/peers/go-tools.txt"

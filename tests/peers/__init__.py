@@ -19,6 +19,13 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
   generated in-process; ``tls_front`` / ``tls_front_expired`` / ``tls_front_foreign`` / ``tls_front_wrong_name``
   (session): nginx serving HTTPS in front of ``git_http_server`` with a good, an expired, another CA's
   and another host name's certificate.
+* :mod:`peers.distribution` -- ``distribution_registry`` / ``distribution_registry_htpasswd`` /
+  ``distribution_registry_token`` (session): Debian's docker-registry (distribution 2.8) on
+  ``http://127.0.0.1:PORT``, anonymous / HTTP Basic / bearer tokens from our
+  :mod:`peers.token_server`; each a :class:`DistributionServer` (``.host``, ``.creds``, ``.ref(name, tag)``,
+  ``.token_requests()``, ``.access_log()``). Use a repository name of your own per test.
+* :mod:`peers.goclients` -- ``crane()``, ``oras()``, ``conformance_suite()``: paths of the Go-built
+  clients ``tools/install-test-deps.sh`` pins (a missing one fails the test); ``docker_config(dir, auths)``.
 * :mod:`peers.engine` -- ``start_engine(root)``: podman's Docker Engine API on a unix socket.
 * :mod:`peers.procs` (process groups, ports, tool lookup) and :mod:`peers.probes` (HTTP probes).
 
@@ -37,10 +44,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from peers.distribution import REGISTRY_PASSWORD, REGISTRY_USER, DistributionServer, TokenServer, start_distribution
 from peers.dulwich_lfs import DulwichLfsServer, start_dulwich_lfs
 from peers.engine import Engine, start_engine
 from peers.giftless import GIFTLESS_SECRET, GiftlessServer, giftless_venv, peers_dir, start_giftless
 from peers.git_http import DEFAULT_PASSWORD, DEFAULT_USER, GitHttpServer, PeerRepo, start_git_http, use_credential_store
+from peers.goclients import conformance_suite, crane, docker_config, go_tool, oras
 from peers.probes import EMPTY_OID, LFS_HEADERS, LFS_MEDIA_TYPE, http_request, lfs_batch_body
 from peers.procs import HOST, START_TIMEOUT, STOP_TIMEOUT, free_port, log_tail
 from peers.sshd import SshKey, SshServer, start_sshd
@@ -57,8 +66,11 @@ __all__ = [
     "HOST",
     "LFS_HEADERS",
     "LFS_MEDIA_TYPE",
+    "REGISTRY_PASSWORD",
+    "REGISTRY_USER",
     "START_TIMEOUT",
     "STOP_TIMEOUT",
+    "DistributionServer",
     "DulwichLfsServer",
     "Engine",
     "GiftlessServer",
@@ -69,18 +81,28 @@ __all__ = [
     "SshServer",
     "TlsCerts",
     "TlsFront",
+    "TokenServer",
+    "conformance_suite",
+    "crane",
+    "distribution_registry",
+    "distribution_registry_htpasswd",
+    "distribution_registry_token",
+    "docker_config",
     "dulwich_lfs_server",
     "free_port",
     "giftless_server",
     "giftless_venv",
     "git_http_repo",
     "git_http_server",
+    "go_tool",
     "http_request",
     "lfs_batch_body",
     "log_tail",
     "make_certs",
+    "oras",
     "peers_dir",
     "sshd_server",
+    "start_distribution",
     "start_dulwich_lfs",
     "start_engine",
     "start_giftless",
@@ -126,6 +148,27 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory, git_http_server: GitHt
 def dulwich_lfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DulwichLfsServer]:
     """dulwich.lfs_server for the whole session (no auth; endpoint = its root URL)."""
     with start_dulwich_lfs(tmp_path_factory.mktemp("dulwich-lfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def distribution_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionServer]:
+    """docker-registry (distribution 2.8), anonymous read/write, for the whole session."""
+    with start_distribution(tmp_path_factory.mktemp("registry-anon"), "none") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def distribution_registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionServer]:
+    """docker-registry behind HTTP Basic auth (``.user``/``.password``, ``.creds``)."""
+    with start_distribution(tmp_path_factory.mktemp("registry-htpasswd"), "htpasswd") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def distribution_registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionServer]:
+    """docker-registry behind our token server (bearer flow; ``.user``/``.password``, no anonymous pull)."""
+    with start_distribution(tmp_path_factory.mktemp("registry-token"), "token") as server:
         yield server
 
 
