@@ -94,15 +94,3 @@ def free_env(tmp_path: Path) -> dict[str, str]:
     home.mkdir(exist_ok=True)
     (home / "auth.json").write_text("{}")  # podman refuses a REGISTRY_AUTH_FILE that does not exist
     return {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home), "REGISTRY_AUTH_FILE": str(home / "auth.json")}
-
-
-def go_client(name: str) -> str:
-    """``crane``, ``oras`` or ``conformance`` (the suite's test binary), as tools/install-test-deps.sh builds them."""
-    from peers.giftless import peers_dir
-    from peers.procs import missing
-
-    binary = "conformance.test" if name == "conformance" else name
-    found = sorted(peers_dir().glob(f"go-{name}-*/bin/{binary}"))
-    if not found:
-        missing(f"{name} not found under {peers_dir()} (tools/install-test-deps.sh builds it with go)")
-    return str(found[-1])

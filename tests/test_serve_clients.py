@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import peers
 import pytest
 
 import lfsreg
@@ -97,7 +98,7 @@ def test_podman_pulls_and_runs_busybox(server, tmp_path):
 
 
 def test_crane_reads_manifests_tags_catalog_and_pulls(server, tmp_path):
-    crane = require_tool("crane")
+    crane = peers.crane()
     env = free_env(tmp_path)
     base = host(server)
     manifest = run([crane, "manifest", "--insecure", f"{base}/acme/app:1.0"], env).stdout
@@ -112,7 +113,7 @@ def test_crane_reads_manifests_tags_catalog_and_pulls(server, tmp_path):
 
 
 def test_oras_reads_manifests_tags_and_referrers(server, tmp_path):
-    oras = require_tool("oras")
+    oras = peers.oras()
     env = free_env(tmp_path)
     base = host(server)
     fetched = run([oras, "manifest", "fetch", "--plain-http", "--descriptor", f"{base}/acme/app:1.0"], env).stdout

@@ -18,11 +18,12 @@ import os
 import re
 import subprocess
 
+import peers
 import requests
 
 import lfsreg
 from tests.conftest import FIXTURES
-from tests.servehelp import go_client, serving
+from tests.servehelp import serving
 
 RESULT = re.compile(r"^(\s*)(OCI Conformance Test[^:]*): (\w+)\s*$")
 #: What a test may end as besides failing (the suite prints FAIL, and Unknown for what a failure cut short).
@@ -42,7 +43,7 @@ def parse_results(output: str) -> dict[str, list[str]]:
 
 
 def run_suite(env: dict[str, str], tmp_path) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
-    suite = go_client("conformance")
+    suite = peers.conformance_suite()
     full = {**os.environ, "OCI_RESULTS_DIR": str(tmp_path / "results"), "OCI_LOG": "warn", **env}
     proc = subprocess.run([suite], env=full, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
     return proc, parse_results(proc.stdout)

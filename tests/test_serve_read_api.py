@@ -254,7 +254,7 @@ def test_blob_head_is_answered_from_the_registry_not_the_storage(tmp_path):
         assert lost.status_code == 500 and error_code(lost) == "UNKNOWN"
 
 
-def test_a_damaged_layer_file_is_never_served_whole(tmp_path):
+def test_a_damaged_layer_file_is_never_served_whole_even_after_it_was_served(tmp_path):
     reg_path = tmp_path / "reg.git"
     reg = lfsreg.Registry(str(reg_path))
     reg.init()
@@ -264,6 +264,8 @@ def test_a_damaged_layer_file_is_never_served_whole(tmp_path):
         layer = get(srv, "/v2/acme/app/manifests/1.0").json()["layers"][-1]
         hexdigest = layer["digest"].split(":")[1]
         path = reg_path / "lfs" / "objects" / hexdigest[:2] / hexdigest[2:4] / hexdigest
+        for _ in range(2):  # hashed as sent, then sent as a file once it matched: the same bytes
+            assert hashlib.sha256(get(srv, f"/v2/acme/app/blobs/{layer['digest']}").content).hexdigest() == hexdigest
         data = bytearray(path.read_bytes())
         data[-1] ^= 0xFF
         path.write_bytes(bytes(data))

@@ -1,6 +1,7 @@
-"""``lfsreg serve`` over a registry on a git host (nginx + git http-backend + giftless): layers
-fetched into an empty cache on first request, ``--redirect`` to giftless's presigned URLs that
-skopeo follows, and freshness at the price of one ref query per ``--refresh`` when nothing changed.
+"""``lfsreg serve`` over a registry on a git host (nginx + git http-backend + giftless, and the
+test sshd with scutiger's git-lfs-transfer): layers fetched into an empty cache on first request,
+``--redirect`` to giftless's presigned URLs that skopeo follows, and freshness at the price of one
+ref query per ``--refresh`` when nothing changed.
 """
 
 from __future__ import annotations
@@ -8,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import time
 
 import pytest
 import requests
 
 import lfsreg
-from tests.conftest import FIXTURES
-from tests.gitenv import require_tool, use_cli_env
+from tests.clirun import run_cli
+from tests.conftest import FIXTURES, assert_ok
+from tests.gitenv import cli_env, require_tool, use_cli_env
 from tests.servehelp import free_env, serving
 
 pytestmark = pytest.mark.interop
@@ -94,3 +97,33 @@ def test_a_push_to_the_host_is_served_within_refresh_with_one_ref_query_when_qui
     assert 1 <= len(ref_queries) <= 2.0 / 0.3 + 2, quiet
     assert len(ls_refs) == len(ref_queries) and len(quiet) == 2 * len(ref_queries), f"only ref queries when nothing changed: {quiet}"
     assert requests_made > 3 * len(ref_queries)
+
+
+def test_serve_over_ssh(sshd_server, git_http_repo, tmp_path):
+    key = sshd_server.add_key(git_http_repo, lfs="scutiger")
+    url = sshd_server.url(git_http_repo)
+    env = cli_env(tmp_path, sshd=sshd_server, key=key)
+    assert_ok(run_cli("push", url, f"oci:{FIXTURES / 'app.oci'}:1.0", "--tag", "acme/app:1.0", env=env))
+    serve_env = cli_env(tmp_path / "server", sshd=sshd_server, key=key)  # an empty cache: layers come over SSH
+    argv = [sys.executable, "-m", "lfsreg", "serve", url, "--listen", "127.0.0.1:0", "--format", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=serve_env)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line, proc.communicate(timeout=30)[1]
+        host = json.loads(line)["url"].removeprefix("http://")
+        out = tmp_path / "out"
+        copy = subprocess.run(
+            [require_tool("skopeo"), "copy", "--src-tls-verify=false", f"docker://{host}/acme/app:1.0", f"oci:{out}:x"],
+            env=free_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert copy.returncode == 0, copy.stderr
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    for blob in (out / "blobs" / "sha256").iterdir():
+        assert blob.read_bytes() == (FIXTURES / "app.oci" / "blobs" / "sha256" / blob.name).read_bytes()

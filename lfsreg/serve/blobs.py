@@ -3,9 +3,11 @@
 ``HEAD`` is answered from the registry alone: the size is the pointer's (or the git blob's),
 nothing is asked of the LFS storage. ``GET`` sends the object's file: for a local registry
 its LFS directory, for a remote one the local cache (filled first, each object verified
-before it appears there). A whole-blob ``GET`` is hashed as it is sent and cut short if the
-file no longer matches its digest (the damaged cache entry is dropped); a ``Range`` is sent
-from the same files. ``Range: bytes=a-b`` (one range) gets 206, an unsatisfiable one 416.
+before it appears there). The first whole-blob ``GET`` of a file (per server process, per
+size, mtime and inode of the file) is hashed as it is sent and cut short if the file does not
+match its digest (a damaged cache entry is dropped); once a file matched, it is sent with
+``sendfile`` (clients check the digest too). A ``Range`` is sent from the same files:
+``Range: bytes=a-b`` (one range) gets 206, an unsatisfiable one 416.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +103,10 @@ class BlobReader:
         self.ctx = ctx
         self.staged = staged  # the write side's uploads that no commit names yet
         self.redirect = redirect  # --redirect: send clients to presigned LFS URLs
+        # Downloads into the cache, one at a time: the transfer queue and its connection (an SSH
+        # channel, an HTTP session) are the store's one client. A cold cache only; warm reads never wait.
+        self._fetching = threading.Lock()
+        self._verified: set[tuple[str, int, int, int]] = set()  # files whose bytes matched their digest
 
     def get(self, req: Request, digest: Digest) -> Response:
         """The blob ``digest`` (404 ``BLOB_UNKNOWN`` if the registry does not hold it)."""
@@ -125,7 +132,11 @@ class BlobReader:
                 return Response(307, {"Location": href, "Docker-Content-Digest": str(digest)})
         files = self._files(blob)
         if span is None:
-            return Response(200, headers, FileBody(_segments(files, 0, blob.size - 1), digest, lambda: self._drop(blob)))
+            stamps = [_stamp(path) for path, _ in files]
+            if all(stamp in self._verified for stamp in stamps):
+                return Response(200, headers, FileBody(_segments(files, 0, blob.size - 1)))
+            body = FileBody(_segments(files, 0, blob.size - 1), digest, lambda: self._drop(blob), lambda: self._verified.update(stamps))
+            return Response(200, headers, body)
         start, end = span
         return Response(206, {**headers, "Content-Range": f"bytes {start}-{end}/{blob.size}"}, FileBody(_segments(files, start, end)))
 
@@ -139,13 +150,14 @@ class BlobReader:
                 raise ApiError("UNKNOWN", f"{lfs.label}: LFS object sha256:{missing[0].oid} of {blob.digest} is missing", 500)
         elif isinstance(lfs, CachedLfsStore):
             paths = [lfs.cache.path(o) for o in blob.objects]
-            todo = [o for o, p in zip(blob.objects, paths, strict=True) if _size(p) != o.size]
-            if todo:
-                try:
-                    lfs.remote.download(todo, lfs.cache)  # verified before it appears in the cache
-                except LfsregError as exc:
-                    log.warning("fetching %s: %s", blob.digest, exc)
-                    raise
+            with self._fetching:
+                todo = [o for o, p in zip(blob.objects, paths, strict=True) if _size(p) != o.size]
+                if todo:
+                    try:
+                        lfs.remote.download(todo, lfs.cache)  # verified before it appears in the cache
+                    except LfsregError as exc:
+                        log.warning("fetching %s: %s", blob.digest, exc)
+                        raise
         else:  # another store: nothing to serve from
             raise ApiError("UNSUPPORTED", f"{lfs.label}: layers cannot be served from this store", 500)
         return [(p, o.size) for p, o in zip(paths, blob.objects, strict=True)]
@@ -158,6 +170,15 @@ class BlobReader:
             for obj in blob.objects:
                 with contextlib.suppress(OSError):
                     os.unlink(lfs.cache.path(obj))
+
+
+def _stamp(path: str) -> tuple[str, int, int, int]:
+    """What identifies a file's version: path, size, mtime and inode (a replaced or rewritten file is new)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, -1, 0, 0)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _size(path: str) -> int:

@@ -129,12 +129,15 @@ class FileBody:
 
     With ``digest``, the whole content is hashed as it is sent and the connection is cut
     (the client sees a short body) if it does not match: a damaged file is never passed off as
-    the blob. ``on_mismatch`` is called then (e.g. to drop a cache entry).
+    the blob. ``on_mismatch`` is called then (e.g. to drop a cache entry), ``on_match`` when the
+    bytes matched (so the files need not be hashed again); without ``digest``, the files are
+    sent with ``sendfile``.
     """
 
     segments: list[tuple[str, int, int]]
     digest: Digest | None = None
     on_mismatch: Callable[[], None] | None = None
+    on_match: Callable[[], None] | None = None
 
     @property
     def length(self) -> int:
@@ -312,6 +315,8 @@ class Handler(BaseHTTPRequestHandler):
                             body.on_mismatch()
                         raise BodyMismatch(f"stored content of {body.digest} does not match its digest; connection cut")
                     self.wfile.write(piece)
+        if hasher is not None and body.on_match is not None:
+            body.on_match()
         return sent
 
 
