@@ -19,7 +19,7 @@ import bcrypt
 import pytest
 from conftest import formats, main_ref
 from gitenv import missing_prerequisite
-from servehelp import go_client
+from peers.goclients import go_tool
 from serveput_images import OCI_INDEX, dumps, image, index_of, sha
 
 from lfsreg.api import Registry
@@ -31,7 +31,7 @@ TIMEOUT = 120
 
 def tool(name: str) -> str:
     if name in ("crane", "oras"):
-        return go_client(name)
+        return go_tool(name)
     found = shutil.which(name)
     if found is None:
         missing_prerequisite(f"{name} not found on PATH", "tools/install-test-deps.sh installs it")
