@@ -312,3 +312,17 @@ def test_a_blob_over_limits_object_is_stored_in_chunks(served, tmp_path: Path) -
     assert c("PUT", "/v2/app/web/manifests/big", im.manifest, Content_Type=OCI_MANIFEST)[0] == 201
     reg.pull(["app/web:big"], f"oci:{tmp_path / 'out'}:big")
     assert (tmp_path / "out" / "blobs" / "sha256" / layer[7:]).read_bytes() == im.layer
+
+
+def test_an_upload_over_limits_storage_is_refused_before_it_is_stored(served) -> None:
+    c, reg, server = served
+    c.push_blob("app/web", b"small" * 100)  # 500 bytes: billed once a manifest names it; staged is not billed
+    reg.config({"limits.storage": "1KB"})
+    server.context.invalidate()
+    big = b"x" * 1500
+    status, _, body = c("POST", f"/v2/app/web/blobs/uploads/?digest={sha(big)}", big)
+    assert status == 403 and code(body) == "DENIED" and "limits.storage" in json.loads(body)["errors"][0]["message"]
+    assert c("HEAD", f"/v2/app/web/blobs/{sha(big)}")[0] == 404
+    objects = Path(reg.location) / "lfs" / "objects" / sha(big)[7:9] / sha(big)[9:11] / sha(big)[7:]
+    assert not objects.exists()
+    c.push_blob("app/web", b"fits")  # under the limit: stored

@@ -36,10 +36,13 @@ from ..lfs.store import LfsStore
 from ..manifest import Descriptor, Index, Manifest, dump_json, load_json, parse_manifest
 from ..reference import validate_name, validate_tag
 from ..registry import layout
+from ..registry.config import Limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 from ..staging import forget
 from .chunking import check_limit, split_reader
+from .limits import check_storage, estimate
+from .usage import billed_objects
 
 log = logging.getLogger(__name__)
 #: The largest manifest or config accepted (the spec asks registries to take at least 4 MB).
@@ -273,6 +276,18 @@ def put_manifest(
     with guard or nullcontext():
         commit = publisher.publish(build, f"push {targets}\n\n{body}\n")
     return PutResult(actual, doc.media_type, subject, commit, tuple(tags))
+
+
+def check_upload_storage(publisher: Publisher, view: RegistryView, obj: LfsObject, storage: int | None, memo_path: str | None) -> None:
+    """:class:`LimitExceededError` if storing ``obj`` would take the registry over ``limits.storage`` (``storage``).
+
+    Checked per blob, before it is uploaded, as ``lfsreg push`` checks a push: an object that
+    history references already costs nothing. Reads the history (memoised at ``memo_path``).
+    """
+    if storage is None:
+        return
+    billed, complete = billed_objects(publisher.backend.git, view.snapshot.commit, publisher.label, memo_path)
+    check_storage(estimate({obj.oid: obj.size}, {obj.oid: obj.size}, billed, complete, Limits(storage=storage)), publisher.label)
 
 
 def store_upload(

@@ -33,11 +33,12 @@ from __future__ import annotations
 import logging
 
 from ..digest import Digest
-from ..errors import BlobNotFound, InvalidReference, PermissionDeniedError
+from ..errors import BlobNotFound, InvalidReference, LimitExceededError, PermissionDeniedError
 from ..formats.lfs_pointer import LfsObject
 from ..ops import delete, publish
+from ..ops.usage import memo_file
 from ..reference import validate_name, validate_tag
-from ..registry.config import object_limit
+from ..registry.config import Limits, read_limits
 from .errors import ApiError
 from .http import Request, Response
 from .state import ServeContext
@@ -72,12 +73,18 @@ class WriteSide:
     def __init__(self, ctx: ServeContext, *, expiry: float = DEFAULT_EXPIRY) -> None:
         self.ctx = ctx
         self.publisher = ctx.registry.publisher()
+        self._memo = memo_file(ctx.registry.options.cache_dir, self.publisher.backend.git)
         self.uploads = Uploads(ctx.lfs, expiry=expiry, keep=self._keep)
 
     def _keep(self, obj: LfsObject, path: str) -> bool:
+        """Store a verified upload: refused over ``limits.storage``, in chunks over ``limits.object``."""
         with self.ctx.reading() as view:  # the served view: no ref query per blob for a remote registry
-            limit = None if view.empty else object_limit(view)
-        whole = publish.store_upload(self.publisher, self.ctx.lfs, obj, path, limit, guard=self.ctx.git_lock)
+            limits = Limits() if view.empty else read_limits(view)
+            try:
+                publish.check_upload_storage(self.publisher, view, obj, limits.storage, self._memo)
+            except LimitExceededError as exc:
+                raise ApiError("DENIED", str(exc), 403) from None
+        whole = publish.store_upload(self.publisher, self.ctx.lfs, obj, path, limits.object, guard=self.ctx.git_lock)
         if not whole:
             self.ctx.invalidate()  # its chunks were committed
         return whole
