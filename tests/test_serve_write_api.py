@@ -15,6 +15,7 @@ from conftest import commit_count, main_ref
 from serveput_images import OCI_INDEX, OCI_MANIFEST, image, index_of, sha
 
 from lfsreg.api import Registry
+from lfsreg.digest import Digest
 from lfsreg.serve import RegistryServer, ServeOptions
 from lfsreg.serve.uploads import Uploads
 
@@ -171,6 +172,8 @@ def test_manifest_put_get_and_errors(served) -> None:
     assert status == 201 and h["docker-content-digest"] == im.digest and h["location"] == f"/v2/app/web/manifests/{im.digest}"
     assert "oci-subject" not in h
     assert commit_count(repo) == before[1] + 1
+    uploads = served[2].router.write.uploads
+    assert all(uploads.staged(Digest.parse(d)) is None for d in im.blobs)  # the tree has them now
     status, h, body = c("GET", "/v2/app/web/manifests/v1", Accept=OCI_MANIFEST)
     assert (status, body, h["docker-content-digest"]) == (200, im.manifest, im.digest)
     assert json.loads(c("GET", "/v2/app/web/tags/list")[2])["tags"] == ["v1"]

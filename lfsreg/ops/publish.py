@@ -61,6 +61,7 @@ class PutResult:
     subject: Digest | None
     commit: str | None
     tags: tuple[str, ...] = ()
+    stored: tuple[Digest, ...] = ()  # the blobs and layers the commit names (it names them from now on)
 
 
 @dataclass(slots=True)
@@ -275,7 +276,7 @@ def put_manifest(
     body = "\n".join(f"{name}:{t} {actual}" for t in tags) or f"{name} {actual}"
     with guard or nullcontext():
         commit = publisher.publish(build, f"push {targets}\n\n{body}\n")
-    return PutResult(actual, doc.media_type, subject, commit, tuple(tags))
+    return PutResult(actual, doc.media_type, subject, commit, tuple(tags), (*check.docs.blobs, *check.docs.layers))
 
 
 def check_upload_storage(publisher: Publisher, view: RegistryView, obj: LfsObject, storage: int | None, memo_path: str | None) -> None:

@@ -38,6 +38,9 @@ from ..staging import Reader, VerifiedWriter, forget
 log = logging.getLogger(__name__)
 DEFAULT_EXPIRY = 3600.0
 DEFAULT_MAX_SESSIONS = 256
+#: Staged blobs remembered for reads before their manifest comes (the oldest are forgotten first:
+#: a manifest put still finds them in the LFS store, only a GET of such a blob before it is 404).
+MAX_STAGED = 100_000
 _RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)")
 _UUID = re.compile(r"[0-9a-f]{32}")
 # The context manager of a staging file (LfsStore.staging()): leaving it normally verifies the file.
@@ -146,7 +149,10 @@ class Uploads:
             raise
         if whole:
             with self._lock:
-                self._staged[digest] = obj
+                self._staged.pop(digest, None)
+                self._staged[digest] = obj  # the newest last
+                while len(self._staged) > MAX_STAGED:
+                    del self._staged[next(iter(self._staged))]
         log.debug("staged %s (%d bytes) in %s", digest, obj.size, self.lfs.label)
         return obj
 

@@ -176,6 +176,8 @@ class WriteSide:
             )
         except BlobNotFound as exc:
             raise ApiError("MANIFEST_BLOB_UNKNOWN", str(exc), 400) from None
+        for stored in result.stored:  # the tree names them now: no need to remember them
+            self.uploads.forget(stored)
         if result.commit is not None:
             self.ctx.invalidate()
             log.info("%s: %s %s -> commit %s", name, ",".join(tags) or "untagged", result.digest, result.commit)
