@@ -72,7 +72,7 @@ def test_object_locks_left_by_a_killed_push_do_not_block_later_pushes(tmp_path: 
             os.utime(lock, (HOUR_AGO, HOUR_AGO))
 
     started = time.monotonic()
-    result = lfsreg("push", repo, APP, "--tag", "acme/app:1.0", check=False)
+    result = lfsreg("push", repo, APP, "--tag", "acme/app:1.0", check=False, spawn=True)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 8, "the push waited on the dead writer's locks"
     assert tags_of(repo) == tags_of(model)
@@ -91,7 +91,7 @@ def test_stale_branch_lock_is_named_with_the_way_out(tmp_path: Path) -> None:
     os.utime(lock, (HOUR_AGO, HOUR_AGO))
 
     started = time.monotonic()
-    result = lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0", check=False)
+    result = lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0", check=False, spawn=True)
     assert time.monotonic() - started < 8, "a lock an hour old is stale: no need to wait for it"
     assert result.returncode == 1, result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -100,7 +100,7 @@ def test_stale_branch_lock_is_named_with_the_way_out(tmp_path: Path) -> None:
     assert head(repo, env) == before
 
     lock.unlink()
-    lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0")
+    lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0", spawn=True)
     assert set(tags_of(repo)) == {"acme/app:1.0", "acme/tool:2.0"}
     fsck_clean(repo, env)
 
@@ -115,7 +115,7 @@ def test_branch_lock_held_by_a_live_process_is_waited_for(tmp_path: Path) -> Non
     release = threading.Timer(2.0, lambda: (holder.close(), lock.unlink()))
     release.start()
     try:
-        result = lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0", check=False)
+        result = lfsreg("push", repo, TOOL, "--tag", "acme/tool:2.0", check=False, spawn=True)
     finally:
         release.join()
     assert result.returncode == 0, result.stderr

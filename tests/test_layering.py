@@ -7,6 +7,7 @@ format -> transports (every image source and destination) -> operations -> api -
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "lfsreg"
 MODULES = sorted(p for p in PKG.rglob("*.py"))
 
 
+@functools.cache  # each test asks about every module (~300 parametrized tests): parse each file once
 def _name(path: Path) -> str:
     rel = path.relative_to(PKG.parent).with_suffix("")
     parts = list(rel.parts)
@@ -23,7 +25,8 @@ def _name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache
+def _imports(path: Path) -> frozenset[str]:
     """Absolute names of everything ``path`` imports (relative imports resolved)."""
     tree = ast.parse(path.read_text(), str(path))
     package = _name(path) if path.name == "__init__.py" else _name(path).rsplit(".", 1)[0]
@@ -41,7 +44,12 @@ def _imports(path: Path) -> set[str]:
             if node.module:  # "from .. import x" imports the module x, not the package
                 out.add(mod)
             out.update(f"{mod}.{alias.name}" for alias in node.names)
-    return out
+    return frozenset(out)
+
+
+@functools.cache
+def _module_names() -> frozenset[str]:
+    return frozenset(_name(p) for p in MODULES)
 
 
 # Who may import a system's client library.
@@ -115,7 +123,7 @@ def test_imports_point_down(path):
         if not imported.startswith("lfsreg"):
             continue
         target = imported
-        while target not in {_name(p) for p in MODULES} and "." in target:
+        while target not in _module_names() and "." in target:
             target = target.rsplit(".", 1)[0]  # "from .x import Name" -> the module x
         assert _layer(target) <= mine, f"{name} (layer {mine}) imports {target} (layer {_layer(target)})"
 
@@ -134,7 +142,7 @@ def test_modules_stay_small():
 
 def _module_of(imported: str) -> str:
     """The lfsreg module an imported name lives in: ``lfsreg.api.Registry`` -> ``lfsreg.api``."""
-    names = {_name(p) for p in MODULES}
+    names = _module_names()
     while imported not in names and "." in imported:
         imported = imported.rsplit(".", 1)[0]
     return imported

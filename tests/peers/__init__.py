@@ -35,6 +35,17 @@ own, logs under a pytest temp dir, is health-checked before it is handed out and
 SIGTERM (SIGKILL after 10 s). A missing tool (nginx, fcgiwrap, htpasswd, git http-backend, the
 giftless venv from ``tools/install-test-deps.sh``) fails the test, naming the install step
 (``gitenv.missing_prerequisite``). By hand: ``python3 tests/peers git-http [WORKDIR]``.
+
+Sharing: a shared server is a ``scope="session"`` fixture here, so each pytest-xdist worker
+(``tools/test.sh`` runs cores + 1) starts its own set on the first test that asks for it, and
+only then. They are not shared across workers on purpose: starting every peer of this module
+costs ~1 s of CPU per worker (measured), less than a cross-process lock, state file and
+last-one-out teardown would save, and tests read a server's own logs (sshd logins, nginx access
+log) without other workers' traffic in them. A new peer does the same: a ``start_*`` context
+manager in its own module, a session fixture in this file; each test isolates itself on it with
+names of its own (``git_http_repo``: a fresh repository per test, ``sshd_server.add_key``: a key
+per test) and counts from a mark it takes first (``len(commands())``, the log's size), since
+other tests of the same worker use the server too.
 """
 
 from __future__ import annotations
