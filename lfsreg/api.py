@@ -157,6 +157,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         spool_dir: str | None = None,
         object_limit: int | None = None,
         dry_run: bool = False,
+        src_creds: str | None = None,
+        src_tls_verify: bool = True,
+        platform: str | None = None,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
@@ -178,6 +181,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
             object_limit: store new layers larger than this many bytes as chunks of at most
                 this size (docs/format.md); default: the registry's ``limits.object``, if any.
             dry_run: stage, verify and estimate only; upload and commit nothing.
+            src_creds: ``USER:PASSWORD`` for ``docker://`` sources' registry (else the Docker config).
+            src_tls_verify: ``False`` allows plain HTTP to a ``docker://`` source (loopback always may).
+            platform: take only this platform's image from a ``docker://`` source's index.
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -192,13 +198,16 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         from .layers import Compression, LayerStaging
         from .ops.push import PushOptions, push_images
         from .ops.selection import check_push_names, push_items
-        from .transports import open_sources, parse_source
+        from .transports import OpenOptions, docker_registry, open_sources, parse_source
 
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
         options = PushOptions(compression, level, jobs, progress, object_limit=object_limit)
-        opened = open_sources(refs, spool_dir=spool_dir)
+        if platform and not any(r.transport == "docker" for r in refs):
+            raise UsageError("--platform picks from a docker:// source's index; no source is docker://")
+        remote = docker_registry.access(src_creds, src_tls_verify, platform=platform)
+        opened = open_sources(refs, options=OpenOptions(spool_dir, source=remote))
         try:
             check_push_names(opened, renames)  # usage errors before the registry is opened, or created
             fresh = fresh_local_path(self.location) if self._backend is None else None
@@ -254,11 +263,15 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         platform: str | None = None,
         progress: ProgressCallback = no_progress,
         traffic: Traffic | None = None,
+        dest_creds: str | None = None,
+        dest_tls_verify: bool = True,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
         ``dest`` is ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``, or
-        ``docker-daemon:`` to load the images straight into the Docker engine. ``traffic``, if
+        ``docker-daemon:`` to load the images straight into the Docker engine, or
+        ``docker://HOST[/NAME[:TAG]]`` (a distribution registry; ``dest_creds`` ``USER:PASSWORD``
+        for it, else the Docker config; ``dest_tls_verify=False`` allows plain HTTP). ``traffic``, if
         given, is filled with the bytes moved from the host and from the local cache.
 
         Raises:
@@ -270,10 +283,11 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
             UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
         from .ops.pull import pull_images
-        from .transports import open_destination, parse_target
+        from .transports import OpenOptions, docker_registry, open_destination, parse_target
 
         refs = [ImageRef.parse(i) for i in images]
-        destination = open_destination(parse_target(dest))
+        remote = docker_registry.access(dest_creds, dest_tls_verify, what="--dest-creds")
+        destination = open_destination(parse_target(dest), OpenOptions(dest=remote))
         publisher = self._publisher()
         lfs = self._lfs()
         view = publisher.view()

@@ -57,7 +57,8 @@ ALLOWED = {
     "click": ("lfsreg.cli",),
     "rich": ("lfsreg.cli",),
     "dulwich": ("lfsreg.git",),
-    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts"),  # hosts: the hosts' REST APIs
+    # hosts: the hosts' REST APIs; distribution: the OCI distribution-API client (docker:// registries)
+    "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts", "lfsreg.distribution"),
     "urllib3": ("lfsreg.lfs", "lfsreg.git.transport", "lfsreg.transports.engine_client"),  # git.transport: under dulwich
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
     "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
@@ -76,7 +77,9 @@ LAYERS = [
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
     ),
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
-    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts"),
+    # lfsreg.distribution: the OCI distribution-API client beside the LFS client, whose HTTP session,
+    # retry policy and bounded reads it reuses; the docker:// transport above is its only user
+    ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts", "lfsreg.distribution"),
     ("lfsreg.registry",),
     # where a registry lives: the backend of a location, LFS endpoint discovery and credentials
     # per host; above the registry format, which never knows where it is stored

@@ -47,8 +47,7 @@ PEER_PKGS=(
   openssh-server # sshd for SSH remotes (tests/test_ssh.py); policy-rc.d keeps Debian's from starting
   openssh-client # ssh-keygen for test keys, ssh for stock git + git-lfs interop over SSH (never lfsreg)
   podman         # a real Docker Engine API (podman system service) for the docker-daemon tests
-  runc           # `podman run` of an image pulled from lfsreg serve: crun 1.8 fails on this kernel's
-                 # hybrid cgroups ("cgroups in hybrid mode not supported"); runc with cgroupfs works
+  runc           # podman run in the serve tests: crun 1.8 fails here ("cgroups in hybrid mode not supported")
   docker-registry # distribution 2.8, the reference OCI registry (tests/peers/distribution.py runs
                   # its binary with its own config; Debian's service and :5000 config never start:
                   # policy-rc.d on the CI image, and nothing here enables it)

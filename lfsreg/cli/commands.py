@@ -50,13 +50,28 @@ def init(repo: str) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Layers processed at once.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Stage, verify and estimate what the push would add; upload and commit nothing.")
+@click.option(
+    "--src-creds", envvar="LFSREG_SRC_CREDS", metavar="USER:PASSWORD", help="For a docker:// source (default: ~/.docker/config.json)."
+)
+@click.option("--src-tls-verify", type=bool, default=True, metavar="BOOL", help="false: plain HTTP to a docker:// source.")
+@click.option("--platform", default=None, metavar="OS/ARCH", help="Take only this platform's image from a docker:// index.")
 def push(
-    repo: str, sources: tuple[str, ...], tags: tuple[str, ...], compression: str, level: int | None, jobs: int, fmt: str, dry_run: bool
+    repo: str,
+    sources: tuple[str, ...],
+    tags: tuple[str, ...],
+    compression: str,
+    level: int | None,
+    jobs: int,
+    fmt: str,
+    dry_run: bool,
+    src_creds: str | None,
+    src_tls_verify: bool,
+    platform: str | None,
 ) -> None:
     """Push images from SOURCES.
 
     SOURCE is NAME:TAG (an image in the Docker engine), docker-archive:PATH[:NAME:TAG],
-    oci:DIR[:REF] or oci-archive:PATH[:REF].
+    oci:DIR[:REF], oci-archive:PATH[:REF] or docker://HOST/NAME[:TAG|@DIGEST] (a registry).
 
     Before uploading, the push says what it will add to the host's LFS storage and the
     registry's billed total after it; a push over the registry's limits.storage is refused.
@@ -65,7 +80,16 @@ def push(
     progress = estimate_printer(bars, fmt == "text")
     try:
         result = _registry(repo).push(
-            list(sources), tags=list(tags), compression=compression, level=level, jobs=jobs, progress=progress, dry_run=dry_run
+            list(sources),
+            tags=list(tags),
+            compression=compression,
+            level=level,
+            jobs=jobs,
+            progress=progress,
+            dry_run=dry_run,
+            src_creds=src_creds,
+            src_tls_verify=src_tls_verify,
+            platform=platform,
         )
     finally:
         bars.close()
@@ -87,10 +111,22 @@ def push(
 @click.command()
 @click.argument("repo")
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", "dest", metavar="DEST", help="docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF] or docker-daemon:")
+@click.option(
+    "-o",
+    "--output",
+    "dest",
+    metavar="DEST",
+    help="docker-archive:PATH, oci:DIR[:REF], oci-archive:PATH[:REF], docker://HOST[/NAME[:TAG]] or docker-daemon:",
+)
 @click.option("--load", is_flag=True, help="Load into the Docker engine (same as -o docker-daemon:).")
 @click.option("--platform", default=None, metavar="OS/ARCH", help="Platform to take from a multi-platform image (docker-archive).")
-def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None) -> None:
+@click.option(
+    "--dest-creds", envvar="LFSREG_DEST_CREDS", metavar="USER:PASSWORD", help="For a docker:// output (default: ~/.docker/config.json)."
+)
+@click.option("--dest-tls-verify", type=bool, default=True, metavar="BOOL", help="false: plain HTTP to a docker:// output.")
+def pull(
+    repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None, dest_creds: str | None, dest_tls_verify: bool
+) -> None:
     """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
     if load == bool(dest):
         raise click.UsageError("give exactly one of -o/--output DEST and --load")
@@ -100,7 +136,9 @@ def pull(repo: str, images: tuple[str, ...], dest: str | None, load: bool, platf
     bars = ProgressBars("pull")
     traffic = api.Traffic()
     try:
-        pulled = _registry(repo).pull(list(images), dest, platform=platform, progress=bars, traffic=traffic)
+        pulled = _registry(repo).pull(
+            list(images), dest, platform=platform, progress=bars, traffic=traffic, dest_creds=dest_creds, dest_tls_verify=dest_tls_verify
+        )
     finally:
         bars.close()
     for ref, digest in pulled:

@@ -1,9 +1,10 @@
 """Every image source and destination, in skopeo's ``TRANSPORT:REFERENCE`` syntax, in one table.
 
 Sources: ``docker-archive:PATH[:NAME:TAG|:@N]``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``,
-and images in the local Docker engine: ``docker-daemon:NAME[:TAG]`` or a bare ``NAME[:TAG]``.
-Destinations of a pull: ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``
-and ``docker-daemon:``.
+``docker://HOST/NAME[:TAG|@DIGEST]`` (a distribution registry), and images in the local Docker
+engine: ``docker-daemon:NAME[:TAG]`` or a bare ``NAME[:TAG]``.
+Destinations of a pull: ``docker-archive:PATH``, ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]``,
+``docker://HOST[/NAME[:TAG]]`` and ``docker-daemon:``.
 
 Adding a transport is one module in this package plus one row in :data:`TRANSPORTS`.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InvalidReference, UsageError
 from ..image import ImageDestination, ImageSource, Root
 from ..reference import ImageRef, familiar
-from . import docker_archive, docker_daemon, oci_layout
+from . import docker_archive, docker_daemon, docker_registry, oci_layout
+from .docker_registry import DockerAccess
 
 DAEMON = "docker-daemon"
 
@@ -43,6 +45,21 @@ class PullTarget:
     ref: str | None = None
 
 
+@dataclass(frozen=True)
+class OpenOptions:
+    """What opening a source or destination may need besides its reference.
+
+    Attributes:
+        spool_dir: where compressed tarballs are decompressed to (default: the temp dir).
+        source: how to reach ``docker://`` sources (credentials, TLS, platform).
+        dest: how to reach a ``docker://`` destination.
+    """
+
+    spool_dir: str | None = None
+    source: DockerAccess = field(default_factory=DockerAccess)
+    dest: DockerAccess = field(default_factory=DockerAccess)
+
+
 @dataclass(frozen=True, slots=True)
 class Transport:
     """One row of :data:`TRANSPORTS`: how a transport's references are read and opened.
@@ -57,28 +74,36 @@ class Transport:
         path_required: ``TRANSPORT:`` alone is not a reference.
         shared: one source serves all of a push's references (the engine: one save stream).
         dest_selector: a destination reference may name the image (``oci:DIR:REF``).
+        parse_path: checks the whole rest of a reference of a transport with its own syntax
+            (``docker://HOST:PORT/NAME:TAG``: colons are not selectors); the rest is the path.
     """
 
     name: str
-    open_source: Callable[[list[SourceRef], str | None], ImageSource]
+    open_source: Callable[[list[SourceRef], OpenOptions], ImageSource]
     select: Callable[[list[Root], str | None, str], list[Root]]
     check_selector: Callable[[str], None] | None
-    open_destination: Callable[[PullTarget], ImageDestination] | None
+    open_destination: Callable[[PullTarget, OpenOptions], ImageDestination] | None
     path_required: bool = True
     dest_selector: bool = True
     shared: bool = False
+    parse_path: Callable[[str, bool], object] | None = None
 
 
-def _one(opener: Callable[[str, str | None], ImageSource]) -> Callable[[list[SourceRef], str | None], ImageSource]:
-    def open_one(refs: list[SourceRef], spool_dir: str | None) -> ImageSource:
+def _one(opener: Callable[[str, str | None], ImageSource]) -> Callable[[list[SourceRef], OpenOptions], ImageSource]:
+    def open_one(refs: list[SourceRef], options: OpenOptions) -> ImageSource:
         (ref,) = refs
-        return opener(ref.path, spool_dir)
+        return opener(ref.path, options.spool_dir)
 
     return open_one
 
 
-def _engine_source(refs: list[SourceRef], spool_dir: str | None) -> ImageSource:
+def _engine_source(refs: list[SourceRef], options: OpenOptions) -> ImageSource:
     return docker_daemon.DockerDaemonSource([ImageRef.parse(r.path) for r in refs])
+
+
+def _registry_source(refs: list[SourceRef], options: OpenOptions) -> ImageSource:
+    (ref,) = refs
+    return docker_registry.open_source(ref.path, options.source)
 
 
 def _every_root(roots: list[Root], selector: str | None, label: str) -> list[Root]:
@@ -93,7 +118,7 @@ TRANSPORTS: dict[str, Transport] = {
             _one(docker_archive.open_source),
             docker_archive.select,
             docker_archive.check_selector,
-            lambda t: docker_archive.DockerArchiveDestination(t.path),
+            lambda t, o: docker_archive.DockerArchiveDestination(t.path),
             dest_selector=False,
         ),
         Transport(
@@ -101,27 +126,35 @@ TRANSPORTS: dict[str, Transport] = {
             _one(oci_layout.open_source),
             oci_layout.select,
             None,
-            lambda t: oci_layout.OciLayoutDestination(t.path, t.ref, archive=False),
+            lambda t, o: oci_layout.OciLayoutDestination(t.path, t.ref, archive=False),
         ),
         Transport(
             "oci-archive",
             _one(oci_layout.open_source),
             oci_layout.select,
             None,
-            lambda t: oci_layout.OciLayoutDestination(t.path, t.ref, archive=True),
+            lambda t, o: oci_layout.OciLayoutDestination(t.path, t.ref, archive=True),
         ),
         Transport(
             DAEMON,
             _engine_source,
             _every_root,
             None,
-            lambda t: docker_daemon.DockerDaemonDestination(),
+            lambda t, o: docker_daemon.DockerDaemonDestination(),
             path_required=False,
             shared=True,
         ),
+        Transport(
+            "docker",
+            _registry_source,
+            docker_registry.select,
+            None,
+            lambda t, o: docker_registry.RegistryDestination(t.path, o.dest),
+            parse_path=lambda rest, source: docker_registry.parse(rest, name_required=source),
+        ),
     )
 }
-_EXPECTED = "expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker-daemon:NAME:TAG or NAME:TAG"
+_EXPECTED = "expected docker-archive:PATH, oci:DIR, oci-archive:PATH, docker://HOST/NAME:TAG, docker-daemon:NAME:TAG or NAME:TAG"
 
 
 def _transport(text: str) -> tuple[Transport, str]:
@@ -157,6 +190,9 @@ def parse_source(text: str) -> SourceRef:
     transport, rest = _transport(text)
     if transport.name == DAEMON:
         return SourceRef(DAEMON, _engine_ref(rest))
+    if transport.parse_path is not None:
+        transport.parse_path(rest, True)
+        return SourceRef(transport.name, rest)
     path, _, selector = rest.partition(":")
     if not path:
         raise InvalidReference(f"{text!r}: missing path after {transport.name}:")
@@ -170,9 +206,12 @@ def parse_target(text: str) -> PullTarget:
     if text == DAEMON:
         text += ":"
     transport, rest = _transport(text)
-    path, _, selector = rest.partition(":")
     if transport.open_destination is None:
         raise InvalidReference(f"{text!r}: {transport.name} is not a pull destination")
+    if transport.parse_path is not None:
+        transport.parse_path(rest, False)
+        return PullTarget(transport.name, rest)
+    path, _, selector = rest.partition(":")
     if not transport.path_required:
         if rest:
             raise InvalidReference(f"{text!r}: {transport.name}: takes no path; the images keep their names")
@@ -184,11 +223,14 @@ def parse_target(text: str) -> PullTarget:
     return PullTarget(transport.name, path, selector or None)
 
 
-def open_sources(refs: list[SourceRef], *, spool_dir: str | None = None) -> list[tuple[list[SourceRef], ImageSource]]:
+def open_sources(
+    refs: list[SourceRef], *, spool_dir: str | None = None, options: OpenOptions | None = None
+) -> list[tuple[list[SourceRef], ImageSource]]:
     """Open the sources ``refs`` name, each with the references it serves; the caller closes them.
 
     Sources come in the order of ``refs``; a shared transport's one source comes after them.
     """
+    options = options or OpenOptions(spool_dir=spool_dir)
     groups = [[r] for r in refs if not TRANSPORTS[r.transport].shared]
     for name, transport in TRANSPORTS.items():
         if transport.shared and (mine := [r for r in refs if r.transport == name]):
@@ -196,7 +238,7 @@ def open_sources(refs: list[SourceRef], *, spool_dir: str | None = None) -> list
     opened: list[tuple[list[SourceRef], ImageSource]] = []
     try:
         for group in groups:
-            opened.append((group, TRANSPORTS[group[0].transport].open_source(group, spool_dir)))
+            opened.append((group, TRANSPORTS[group[0].transport].open_source(group, options)))
     except BaseException:
         for _, source in opened:
             source.close()
@@ -209,8 +251,8 @@ def select(source: ImageSource, ref: SourceRef) -> list[Root]:
     return TRANSPORTS[ref.transport].select(source.roots(), ref.selector, str(ref))
 
 
-def open_destination(target: PullTarget) -> ImageDestination:
+def open_destination(target: PullTarget, options: OpenOptions | None = None) -> ImageDestination:
     """Open the destination ``target`` names (the engine is pinged; an OCI layout's index is read)."""
     opener = TRANSPORTS[target.kind].open_destination
     assert opener is not None  # parse_target refuses source-only transports
-    return opener(target)
+    return opener(target, options or OpenOptions())

@@ -1,0 +1,264 @@
+"""The ``docker://`` transport: a registry speaking the OCI distribution API, as a source and a destination.
+
+References are skopeo's: ``docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`` (no host, or a first
+component without ``.``/``:`` that is not ``localhost``, means Docker Hub; its one-component
+names get ``library/``). A source offers the one image the reference names, indexes whole, or
+the one platform ``--platform`` picks from an index. A destination takes images as stored
+(indexes whole): ``docker://HOST/NAME[:TAG]`` puts every image under NAME (with its own tag, or
+TAG for a single image); ``docker://HOST`` keeps each image's own name.
+
+Writing is all or nothing as far as a registry allows: every blob and child manifest of every
+image is uploaded (only those the registry lacks: ``HEAD`` first, a cross-repository mount when
+this write already put the blob in another repository of the host) before the first tag is
+set, so a failure leaves no tag changed, only unreferenced blobs a registry garbage-collects.
+Credentials, TLS and retries: :mod:`lfsreg.distribution`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
+
+from .. import mediatypes as mt
+from ..credentials import Credential
+from ..digest import Digest
+from ..distribution.auth import DOCKER_HUB, DOCKER_HUB_API, AuthSources
+from ..errors import ImageNotFound, InvalidReference, UsageError
+from ..image import LayoutImage, Root
+from ..manifest import Descriptor, Index, parse_manifest
+from ..reference import TAG_RE, validate_name, validate_tag
+
+if TYPE_CHECKING:  # the client (requests) is imported only when a docker:// reference is opened
+    from ..distribution.client import RegistryClient
+    from ..distribution.session import RegistryAccess
+
+log = logging.getLogger(__name__)
+PREFIX = "docker://"
+
+
+@dataclass(frozen=True)
+class DockerAccess:
+    """One side's (source or destination) way into ``docker://`` registries.
+
+    Attributes:
+        creds: given explicitly (``--src-creds``/``--dest-creds``): for this side's host only.
+        insecure: plain HTTP to a non-loopback host (skopeo's ``--tls-verify=false``).
+        platform: a source index is narrowed to this platform's image (``OS/ARCH[/VARIANT]``).
+    """
+
+    creds: Credential | None = field(default=None, repr=False)
+    insecure: bool = False
+    sources: AuthSources = field(default_factory=AuthSources)
+    ca_bundle: str | None = None
+    platform: str | None = None
+
+    def for_host(self, host: str) -> RegistryAccess:
+        """The access to ``host``: the explicit credential, else the one stored for that host."""
+        from ..distribution.session import RegistryAccess
+        from ..lfs.http import HttpSettings
+
+        cred = self.creds or self.sources.lookup(host)
+        return RegistryAccess(credential=cred, insecure=self.insecure, settings=HttpSettings(ca_bundle=self.ca_bundle))
+
+    def client(self, host: str) -> RegistryClient:
+        """A client of ``host`` with this access."""
+        from ..distribution.client import RegistryClient
+
+        return RegistryClient(host, self.for_host(host))
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """``docker://HOST/NAME[:TAG|@DIGEST]`` parsed: the API host, the repository, tag or digest."""
+
+    host: str
+    name: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @property
+    def reference(self) -> str:
+        """The tag or digest to ask the registry for (``latest`` when none was given)."""
+        return str(self.digest) if self.digest else (self.tag or "latest")
+
+    def __str__(self) -> str:
+        return f"{PREFIX}{self.host}/{self.name}" + (f"@{self.digest}" if self.digest else f":{self.tag}" if self.tag else "")
+
+
+def parse(text: str, *, name_required: bool = True) -> RemoteRef:
+    """Parse what follows ``docker:`` (``//HOST/NAME[:TAG|@DIGEST]``); :class:`InvalidReference` names the fault."""
+    if not text.startswith("//"):
+        raise InvalidReference(f"docker:{text!r}: expected docker://HOST/NAME[:TAG]")
+    rest = text[2:]
+    rest, at, digest_text = rest.partition("@")
+    first, slash, path = rest.partition("/")
+    looks_like_host = "." in first or ":" in first or first == "localhost"
+    if not slash and looks_like_host and not name_required and not at:
+        return RemoteRef(first.lower(), "")  # docker://HOST: the images keep their names
+    if not slash or not looks_like_host:
+        host, path = DOCKER_HUB_API, rest  # Docker Hub
+        if "/" not in path.split(":")[0]:
+            path = "library/" + path
+    else:
+        host = first.lower()
+    if not host or any(c in host for c in "?#@ \\") or host.count(":") > 1:
+        raise InvalidReference(f"docker:{text!r}: bad registry host {host!r}")
+    tag = None
+    name = path
+    colon = path.rfind(":")
+    if colon > path.rfind("/"):
+        name, tag = path[:colon], path[colon + 1 :]
+        if not TAG_RE.fullmatch(tag):
+            validate_tag(tag)
+    if not name:
+        if name_required or at or tag:
+            raise InvalidReference(f"docker:{text!r}: missing the repository name after {host}")
+        return RemoteRef(host, "")
+    validate_name(name)
+    return RemoteRef(host, name, tag, Digest.parse(digest_text) if at else None)
+
+
+def _familiar(ref: RemoteRef) -> str:
+    if ref.host in (DOCKER_HUB, DOCKER_HUB_API) and ref.name.startswith("library/"):
+        return ref.name[len("library/") :]
+    return ref.name
+
+
+class RegistrySource:
+    """An :class:`lfsreg.image.ImageSource` over one image in a distribution registry."""
+
+    def __init__(self, ref: RemoteRef, access: DockerAccess) -> None:
+        self.ref = ref
+        self.label = str(ref)
+        self.client = access.client(ref.host)
+        self._manifests: dict[Digest, bytes] = {}
+        try:
+            fetched = self.client.get_manifest(ref.name, ref.reference)
+            self._manifests[fetched.digest] = fetched.data
+            desc = Descriptor(fetched.media_type, fetched.digest, len(fetched.data))
+            if access.platform and mt.is_index(fetched.media_type):
+                desc = self._platform(fetched.data, access.platform)
+        except BaseException:
+            self.client.close()
+            raise
+        names = (f"{_familiar(ref)}:{ref.tag or 'latest'}",) if not ref.digest else ()
+        self._root = Root(desc, names, (ref.reference,))
+
+    def _platform(self, data: bytes, wanted: str) -> Descriptor:
+        parsed = parse_manifest(data, self.label)
+        assert isinstance(parsed, Index)
+        found = [c for c in parsed.manifests if c.platform() == wanted or (c.platform() or "").startswith(wanted + "/")]
+        if not found:
+            have = ", ".join(p for p in (c.platform() for c in parsed.manifests) if p) or "none"
+            raise ImageNotFound(f"{self.label}: no image for platform {wanted} (has: {have})")
+        return found[0]
+
+    def roots(self) -> list[Root]:
+        """The one image the reference names."""
+        return [self._root]
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        """A manifest (kept from the fetch, or fetched by digest) or a blob stream; raw, unverified."""
+        if mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type):
+            data = self._manifests.get(desc.digest)
+            if data is None:
+                data = self._manifests[desc.digest] = self.client.get_manifest(self.ref.name, str(desc.digest)).data
+            return io.BytesIO(data)
+        return self.client.open_blob(self.ref.name, desc.digest)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.client.close()
+
+
+def open_source(text: str, access: DockerAccess) -> RegistrySource:
+    """Open ``//HOST/NAME[:TAG|@DIGEST]`` (the manifest is fetched and verified now)."""
+    return RegistrySource(parse(text), access)
+
+
+def select(roots: list[Root], selector: str | None, label: str) -> list[Root]:
+    """A registry reference names one image: it is selected."""
+    return roots
+
+
+class RegistryDestination:
+    """An :class:`lfsreg.image.LayoutDestination` writing to a distribution registry (see the module docstring)."""
+
+    def __init__(self, text: str, access: DockerAccess) -> None:
+        self.target = parse(text, name_required=False)
+        if self.target.digest is not None:
+            raise InvalidReference(f"{self.target}: a destination takes a tag, not a digest")
+        self.ref_name = self.target.tag
+        self.label = str(self.target)
+        self.client = access.client(self.target.host)
+        self.uploaded = 0  # blobs sent (not found by HEAD, not mounted)
+        self.skipped = 0  # blobs the registry already had
+        self.mounted = 0
+
+    def _repository(self, name: str | None) -> str:
+        repository = self.target.name or name
+        if not repository:
+            raise UsageError(f"{self.label}: name the repository (docker://HOST/NAME) for an image without a name")
+        return validate_name(repository)
+
+    def write_layout(self, images: list[LayoutImage]) -> None:
+        """Upload what the registry lacks, child manifests by digest, then every tag (see the module docstring)."""
+        try:
+            self.client.ping()
+            placed: dict[Digest, str] = {}  # blob -> a repository of this host that now holds it
+            tags: list[tuple[str, str, LayoutImage]] = []
+            for image in images:
+                for name, tag in image.refs or ((None, None),):
+                    repository = self._repository(name)
+                    self._send_blobs(repository, image, placed)
+                    tags.append((repository, tag or str(image.root.digest), image))
+            for repository, reference, image in tags:
+                root = next(b for b in image.blobs if b.desc.digest == image.root.digest)
+                reader = root.opener()
+                data = reader.read()
+                reader.finish()
+                self.client.put_manifest(repository, reference, data, image.root.media_type)
+        finally:
+            self.client.close()
+
+    def _send_blobs(self, repository: str, image: LayoutImage, placed: dict[Digest, str]) -> None:
+        for blob in image.blobs:
+            desc = blob.desc
+            if desc.digest == image.root.digest:
+                continue  # the root goes last, with its tag
+            if mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type):
+                reader = blob.opener()
+                data = reader.read()
+                reader.finish()
+                self.client.put_manifest(repository, str(desc.digest), data, desc.media_type)
+                continue
+            if self.client.has_blob(repository, desc.digest, desc.size):
+                self.skipped += 1
+            elif (other := placed.get(desc.digest)) and other != repository and self.client.mount(repository, desc.digest, other):
+                self.mounted += 1
+            else:
+                self.client.upload(repository, desc.digest, desc.size, blob.opener)
+                self.uploaded += 1
+            placed.setdefault(desc.digest, repository)
+
+
+def access(creds: str | None, tls_verify: bool, *, platform: str | None = None, what: str = "--src-creds") -> DockerAccess:
+    """The :class:`DockerAccess` for one side from the command's options and the environment.
+
+    ``creds`` (``USER:PASSWORD``) go to that side's registry host only; without them the
+    Docker config / containers auth file / an opted-in credential helper are consulted per host.
+    """
+    import os
+
+    from ..distribution.auth import parse_creds
+
+    ca = os.environ.get("LFSREG_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    return DockerAccess(
+        creds=parse_creds(creds, what) if creds else None,
+        insecure=not tls_verify,
+        sources=AuthSources.from_environment(),
+        ca_bundle=ca,
+        platform=platform,
+    )
