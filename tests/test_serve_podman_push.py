@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import bcrypt
@@ -25,7 +27,9 @@ def test_podman_push_then_pull_and_run(tmp_path: Path) -> None:
     path = tmp_path / "reg.git"
     with lfsreg.Registry(str(path)) as reg:
         reg.init()
-    layout = busybox_oci(tmp_path / "busybox.oci")
+    # podman names an image pulled from oci:PATH after PATH, which must be lowercase (the test's tmp may not be)
+    lower = Path(tempfile.mkdtemp(prefix="lfsreg-sp-", dir="/tmp"))
+    layout = busybox_oci(lower / "busybox.oci")
     env = free_env(tmp_path)
     stores = []
     for side in ("pusher", "puller"):
@@ -44,6 +48,7 @@ def test_podman_push_then_pull_and_run(tmp_path: Path) -> None:
             argv += ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", image, "/bin/sh", "-c", "echo pushed and run"]
             assert run(argv, env).stdout.strip() == "pushed and run"
     finally:
+        shutil.rmtree(lower, ignore_errors=True)
         for store in stores:
             subprocess.run([podman, *store, "rmi", "-af"], env=env, capture_output=True, timeout=120, check=False)
             subprocess.run([podman, *store, "system", "reset", "-f"], env=env, capture_output=True, timeout=120, check=False)
