@@ -282,7 +282,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
             InvalidImageError: a damaged ``index.json`` in an existing ``oci:`` destination.
             UnreachableError, PermissionDeniedError: the Docker engine, for ``docker-daemon:``.
         """
+        from .ops.limits import budgeted
         from .ops.pull import pull_images
+        from .registry.config import read_limits
         from .transports import OpenOptions, docker_registry, open_destination, parse_target
 
         refs = [ImageRef.parse(i) for i in images]
@@ -293,6 +295,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         view = publisher.view()
         _require_content(view)
         progress = self._counted(traffic, view, progress)
+        lfs = budgeted(lfs, read_limits(view).transfer, self.label)  # limits.transfer (docs/limits.md)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
 
     def tags(self, name: str | None = None, tag_globs: Sequence[str] = ()) -> list[TagInfo]:

@@ -120,7 +120,8 @@ def parse_json(data: bytes, what: str) -> Any:
         raise InvalidImageError(f"{what}: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidImageError(f"{what}: not valid JSON ({exc})") from exc
-    if not _depth_ok(obj):
+    # A document can nest no deeper than it has brackets: the walk is for the rare one with many.
+    if (data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH if isinstance(data, bytes) else True) and not _depth_ok(obj):
         raise InvalidImageError(f"{what}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
     return obj
 

@@ -60,6 +60,18 @@ class ObjectFiles:
                     raise
                 attempt += 1
 
+    def get_raw(self, hexsha: bytes) -> tuple[int, bytes]:
+        """``(type, content)`` of the object ``hexsha``, unchecked; :class:`KeyError` if absent (retried as :meth:`get`)."""
+        attempt = 1
+        while True:
+            try:
+                kind, data = self._store.get_raw(ObjectID(hexsha))
+                return kind, data if isinstance(data, bytes) else b"".join(data)
+            except KeyError:
+                if attempt == _READ_ATTEMPTS:
+                    raise
+                attempt += 1
+
     def __contains__(self, hexsha: bytes) -> bool:
         path = self._loose_path(hexsha)
         with contextlib.suppress(OSError):

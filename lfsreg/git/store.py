@@ -39,6 +39,7 @@ BRANCH = DEFAULT_BRANCH  # the name of earlier releases
 FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 _PACK_THRESHOLD = 6700  # git's gc.auto
+_UNSEEN = object()
 
 
 def _ident() -> bytes:
@@ -110,12 +111,16 @@ class Snapshot:
     """The registry tree at one commit (or the empty tree when ``commit`` is ``None``).
 
     Trees are cached per snapshot, so repeated lookups under the same directories are cheap.
+    Objects are read through dulwich one at a time; :class:`lfsreg.git.bulk.BulkSnapshot` is
+    the same view for reads of a whole registry.
     """
 
     def __init__(self, objects: ObjectFiles, commit: str | None) -> None:
+        self.objects = objects
         self._objects = objects
         self.commit = commit
-        self._trees: dict[bytes, Tree] = {}
+        self._trees: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}  # tree id -> {name: (mode, id)}
+        self._dirs: dict[str, object] = {}  # directory path -> its entries, or None
         self._blobs: dict[bytes, bytes] = {}
         self.root: bytes | None = None
         if commit is not None:
@@ -135,28 +140,43 @@ class Snapshot:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
 
-    def _tree(self, sha: bytes) -> Tree:
+    def _tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
         tree = self._trees.get(sha)
         if tree is None:
-            obj = self._get(sha)
-            if not isinstance(obj, Tree):
-                raise NotFoundError(f"git object {sha.decode()} is not a tree")
-            tree = self._trees[sha] = obj
+            tree = self._trees[sha] = self._read_tree(sha)
         return tree
+
+    def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
+        """The entries of tree ``sha``, in the tree's order: ``{name: (mode, id)}``."""
+        obj = self._get(sha)
+        if not isinstance(obj, Tree):
+            raise NotFoundError(f"git object {sha.decode()} is not a tree")
+        return {bytes(e.path): (e.mode, bytes(e.sha)) for e in obj.iteritems()}
+
+    def _dir(self, path: str) -> dict[bytes, tuple[int, bytes]] | None:
+        """The entries of the directory ``path`` (no leading or trailing ``/``), or ``None`` if there is none."""
+        found = self._dirs.get(path, _UNSEEN)
+        if found is _UNSEEN:
+            assert self.root is not None
+            if not path:
+                found = self._tree(self.root)
+            else:
+                parent, _, name = path.rpartition("/")
+                above = self._dir(parent)
+                entry = above.get(name.encode()) if above is not None else None
+                found = self._tree(entry[1]) if entry is not None and entry[0] == DIR_MODE else None
+            self._dirs[path] = found
+        return found  # type: ignore[return-value]
 
     def _entry(self, path: str) -> tuple[int, bytes] | None:
         if self.root is None:
             return None
-        mode, sha = DIR_MODE, self.root
-        for part in path.strip("/").split("/") if path.strip("/") else []:
-            if mode != DIR_MODE:
-                return None
-            try:
-                mode, sha = self._tree(sha)[part.encode()]
-                sha = bytes(sha)
-            except KeyError:
-                return None
-        return mode, sha
+        path = path.strip("/")
+        if not path:
+            return DIR_MODE, self.root
+        parent, _, name = path.rpartition("/")
+        above = self._dir(parent)  # directories are looked up once per snapshot
+        return above.get(name.encode()) if above is not None else None
 
     def read(self, path: str) -> bytes | None:
         """The content of the file at ``path``, or ``None`` if there is none."""
@@ -172,13 +192,16 @@ class Snapshot:
         """
         data = self._blobs.get(sha)
         if data is None:
-            obj = self._get(sha, path)
-            if not isinstance(obj, Blob):
-                raise NotFoundError(f"git object {sha.decode()} is not a blob")
-            data = obj.as_raw_string()
+            data = self._read_blob(sha, path)
             if len(data) <= 4096:
                 self._blobs[sha] = data
         return data
+
+    def _read_blob(self, sha: bytes, path: str | None) -> bytes:
+        obj = self._get(sha, path)
+        if not isinstance(obj, Blob):
+            raise NotFoundError(f"git object {sha.decode()} is not a blob")
+        return obj.as_raw_string()
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -189,7 +212,7 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] != DIR_MODE:
             return []
-        return [(bytes(e.path).decode(), e.mode == DIR_MODE, bytes(e.sha)) for e in self._tree(entry[1]).iteritems()]
+        return [(name.decode(), mode == DIR_MODE, sha) for name, (mode, sha) in self._tree(entry[1]).items()]
 
 
 class GitStore:

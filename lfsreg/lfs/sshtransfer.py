@@ -248,6 +248,8 @@ class SshTransferAdapter:
 
         Except on upload when the server's ``noop`` names another size: what it holds under
         that oid is not the object (e.g. a truncated copy), so ours is sent and replaces it.
+        A download the server offers with another size is refused the same way, before a byte
+        moves (``verify`` learns of the damage from this answer alone).
         """
         with self._session(operation) as session:
             answers = session.batch(objects, ref)
@@ -257,6 +259,10 @@ class SshTransferAdapter:
             if operation == "upload" and action == "noop" and size != obj.size:
                 log.info("%s: the server holds %d bytes as sha256:%s, not %d: uploading it again", self.label, size, obj.oid, obj.size)
                 action = "upload"
+            if operation == "download" and action == "download" and size != obj.size:
+                # what it would send is not the object: say so now (verify asks nothing more)
+                items.append(BatchItem(obj, {}, (422, f"the server's copy is damaged: it holds {size} bytes, not {obj.size}")))
+                continue
             if action == operation:
                 header = dict(kv.split("=", 1) for kv in args)
                 items.append(BatchItem(obj, {operation: Action(f"git-lfs-transfer {self.label}", header, None)}))

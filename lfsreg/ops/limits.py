@@ -8,6 +8,13 @@ a push that would go over is refused before a byte is uploaded, and one that wou
 is warned about. For a remote, history is read as far as the mirror holds it (a first push
 reads only the tip): the totals are then lower bounds, and ``complete`` says so.
 
+``limits.transfer`` (a host's monthly download allowance, GitHub's 10 GiB) is enforced per
+command: a pull, or a deep ``verify`` of a remote, that would download more than the limit by
+itself is refused before it downloads (:class:`TransferBudget`, :func:`check_transfer`); one
+that would use more than 80 % of it is warned about. Objects already in the local cache cost
+nothing. Only the host knows the month's total (``lfsreg usage`` shows its meter where it has
+one); the check cannot see what other machines downloaded.
+
 Host plans (``PRESETS``): numbers as published on 2026-11-30; sources in docs/limits.md.
 """
 
@@ -19,6 +26,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import LimitExceededError, UsageError
+from ..formats.lfs_pointer import LfsObject
+from ..lfs.store import CachedLfsStore, LfsStore
+from ..progress import ProgressCallback, no_progress
 from ..registry.config import CONFIG, KEYS, LIMIT_KEYS, Limits, encode, flatten, format_size, parse_size, read_config, updated
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
@@ -108,6 +118,68 @@ def check_storage(est: Estimate, label: str) -> None:
     )
 
 
+def check_transfer(nbytes: int, limit: int | None, label: str, what: str, *, spent: int = 0) -> None:
+    """Refuse (:class:`LimitExceededError`) ``what`` downloading ``nbytes`` more from the host than ``limit`` allows.
+
+    ``spent``: bytes the same command downloaded already. Past 80 % of the limit a warning is
+    logged. Nothing is checked without a limit, or when nothing is to be downloaded.
+    """
+    total = spent + nbytes
+    if limit is None or nbytes == 0:
+        return
+    if total > limit:
+        raise LimitExceededError(
+            f"{label}: {what} would download {format_size(total)} from the host, {format_size(total - limit)} over "
+            f"limits.transfer ({format_size(limit)} a month); nothing more was downloaded",
+            hint=f"download fewer images at a time, or raise the limit: lfsreg config {label} limits.transfer SIZE "
+            f"(or --unset limits.transfer)",
+        )
+    if total > WARN_AT * limit:
+        log.warning(
+            "%s: %s downloads %s from the host, %.0f %% of limits.transfer (%s a month)",
+            label,
+            what,
+            format_size(total),
+            100 * total / limit,
+            format_size(limit),
+        )
+
+
+class TransferBudget:
+    """An LFS store whose downloads from the host, over one command, stay within ``limits.transfer``.
+
+    Every other method is the wrapped store's. A fetch counts only the objects not validly in
+    the local cache (what would really come over the network) and is refused, before anything
+    of it is downloaded, once the command's downloads would pass the limit.
+    """
+
+    def __init__(self, lfs: CachedLfsStore, limit: int, label: str, what: str) -> None:
+        self._lfs = lfs
+        self._limit = limit
+        self._label = label
+        self._what = what
+        self.spent = 0
+        self._counted: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lfs, name)
+
+    def fetch(self, objects: Sequence[LfsObject], progress: ProgressCallback = no_progress) -> None:
+        """As the store's ``fetch``, after checking the bytes it would download against the limit."""
+        pending = {o.oid: o.size for o in objects if o.oid not in self._counted and not self._lfs.cache.valid(o)}
+        check_transfer(sum(pending.values()), self._limit, self._label, self._what, spent=self.spent)
+        self.spent += sum(pending.values())
+        self._counted.update(pending)
+        self._lfs.fetch(objects, progress)
+
+
+def budgeted(lfs: LfsStore, limit: int | None, label: str, what: str = "this pull") -> LfsStore:
+    """``lfs`` held to ``limit`` bytes of downloads (see :class:`TransferBudget`); as it is without a limit or a host."""
+    if limit is None or not isinstance(lfs, CachedLfsStore):
+        return lfs
+    return TransferBudget(lfs, limit, label, what)
+
+
 def configure(
     publisher: Publisher,
     values: dict[str, str],
@@ -147,4 +219,4 @@ def configure(
     return flatten(read_config(publisher.view()))
 
 
-__all__ = ["PRESETS", "WARN_AT", "Estimate", "check_storage", "configure", "estimate"]
+__all__ = ["PRESETS", "WARN_AT", "Estimate", "TransferBudget", "budgeted", "check_storage", "check_transfer", "configure", "estimate"]

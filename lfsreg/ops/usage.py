@@ -25,7 +25,7 @@ from ..git.bulk import directory_bytes
 from ..git.store import GitStore
 from ..registry.location import Backend
 from ..registry.view import RegistryView
-from .walk import RegistryWalk
+from .walk import RegistryWalk, paused_gc
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +156,16 @@ def registry_usage(
     tip = backend.history_tip()
     RegistryView(backend.git.snapshot(tip), label)  # refuses a repository that is not a registry
     git = backend.git
-    return disk_usage(
-        git,
-        tip,
-        label,
-        image_globs=image_globs,
-        tag_globs=tag_globs,
-        git_bytes=directory_bytes(git.objects.path),
-        memo_path=memo_file(cache_dir, git),
-    )
+    with paused_gc():
+        return disk_usage(
+            git,
+            tip,
+            label,
+            image_globs=image_globs,
+            tag_globs=tag_globs,
+            git_bytes=directory_bytes(git.objects.path),
+            memo_path=memo_file(cache_dir, git),
+        )
 
 
 def billed_objects(git: GitStore, tip: str | None, label: str, memo_path: str | None = None) -> tuple[dict[str, int], bool]:

@@ -8,7 +8,8 @@ each; a remote: download batch requests, nothing downloaded). ``deep`` also read
 object and checks it: its oid, the layer digest (a chunked layer's chunks in order), and for a
 compressed image layer its diff_id after decompression. A remote's objects are downloaded for
 that (into a temporary directory beside the cache, then kept in the cache): a copy already
-cached does not vouch for the host's.
+cached does not vouch for the host's. A deep check that would download more than the
+registry's ``limits.transfer`` is refused before it starts (:func:`lfsreg.ops.limits.check_transfer`).
 
 Each problem is reported once (an object many tags share is one problem, naming the first
 tag that needs it); nothing stops at the first one.
@@ -28,13 +29,17 @@ from .. import mediatypes as mt
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, LfsregError
 from ..formats.lfs_pointer import LfsObject
+from ..git.bulk import BulkSnapshot
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.cache import ObjectCache
 from ..lfs.store import CachedLfsStore, LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from ..progress import ProgressCallback, no_progress
 from ..registry import layout
+from ..registry.config import read_limits
 from ..registry.view import RegistryView
+from .limits import check_transfer
+from .walk import paused_gc
 
 #: Objects downloaded at once by a deep check of a remote (the temporary copies are removed after each group).
 DEEP_GROUP_BYTES = 1 << 30
@@ -168,6 +173,11 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
     Problems are returned, not raised; what does raise is what stops the check as a whole
     (the LFS server unreachable, credentials refused…).
     """
+    with BulkSnapshot(view.snapshot) as snapshot, paused_gc():
+        return _verify(RegistryView(snapshot, view.label), lfs, deep, progress)
+
+
+def _verify(view: RegistryView, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
     walk = _Walk(view, report)
     for name in view.names():
@@ -198,6 +208,9 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
 def _deep(walk: _Walk, lfs: LfsStore, absent: dict[str, str], progress: ProgressCallback) -> None:
     """Read every layer the probe found present and check its bytes."""
     layers = [layer for layer in walk.layers.values() if layer.objects and not any(o.oid in absent for o in layer.objects)]
+    if isinstance(lfs, CachedLfsStore):  # every object is downloaded afresh: the host meters it (limits.transfer)
+        unique = {o.oid: o.size for layer in layers for o in layer.objects}
+        check_transfer(sum(unique.values()), read_limits(walk.view).transfer, walk.view.label, "verify --deep")
     with _Objects(lfs, progress) as source:
         for group in _groups(layers):
             failed = source.fetch([o for layer in group for o in layer.objects])

@@ -13,6 +13,7 @@ registry, not of its history. Damaged objects are never memoised.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -83,12 +84,29 @@ class Memo:
                 os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold Python's cycle collector off during a walk of a whole registry.
+
+    A walk keeps hundreds of thousands of small objects alive (parsed trees, manifests, memo
+    entries) and makes no cycles; the collector would rescan all of them every few thousand
+    allocations, about a third of ``du``'s and ``verify``'s time on 30,000 images.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class RegistryWalk:
     """Reads the live tags and the history of one repository, through a :class:`Memo`."""
 
     def __init__(self, git: GitStore, label: str, memo_base: str | None = None) -> None:
         self.git = git
-        self.objects = RawObjects(git)
+        self.objects = RawObjects(git.objects)
         self.label = label
         self._base = memo_base
         self._memos: dict[str, Memo] = {}
@@ -287,4 +305,4 @@ class RegistryWalk:
         return sizes, len(roots), complete
 
 
-__all__ = ["LiveTags", "Memo", "RegistryWalk"]
+__all__ = ["LiveTags", "Memo", "RegistryWalk", "paused_gc"]

@@ -1,0 +1,171 @@
+"""Reading many objects out of a repository's packs quickly, for whole-registry walks.
+
+dulwich reads one object at a time through several layers (index bisection in Python,
+buffered zlib reads, an object built per read): about 50 µs an object, which is seconds on
+a registry of 30,000 images. A :class:`PackReader` loads a pack's index once (``.idx``
+version 2: its ids and offsets), maps the pack, and then
+reads an object with one dictionary look-up and one ``zlib.decompress``: a few µs. Deltas are
+resolved here too (against a small cache of bases, so a chain is unpacked once).
+
+Only what a reader is sure of is answered: an object it does not hold, an index it cannot
+read, a pack that went away gives ``None`` and the caller asks dulwich (loose objects,
+packs written since, alternates). Damage is reported as :class:`CorruptContentError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import zlib
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable
+
+from dulwich.pack import apply_delta
+
+from ..errors import CorruptContentError
+
+_IDX_MAGIC = b"\377tOc"
+_OFS_DELTA, _REF_DELTA = 6, 7
+_BASES = 256  # resolved delta bases kept (a pack's delta chains are at most 50 deep by default)
+_BASE_BYTES = 1 << 16  # only small bases are kept: registry trees and documents are small
+
+#: looks an object up by binary id anywhere in the repository: (type, content), or None
+Lookup = Callable[[bytes], "tuple[int, bytes] | None"]
+
+
+class PackReader:
+    """One pack (``pack-*.pack`` + its ``.idx``), read through a map of the file."""
+
+    def __init__(self, idx_path: str, pack_path: str) -> None:
+        with open(idx_path, "rb") as f:
+            idx = f.read()
+        if idx[:8] != _IDX_MAGIC + b"\0\0\0\2" or len(idx) < 8 + 1024 + 40:
+            raise ValueError(f"{idx_path}: not a version 2 pack index")
+        count = struct.unpack_from(">I", idx, 8 + 255 * 4)[0]
+        names = 8 + 1024
+        small = names + 24 * count  # after the ids and their CRC-32s
+        if len(idx) < small + 4 * count + 40:
+            raise ValueError(f"{idx_path}: truncated")
+        ids = idx[names : names + 20 * count]
+        offsets = array("I")
+        offsets.frombytes(idx[small : small + 4 * count])
+        if struct.pack("=I", 1) != struct.pack(">I", 1):
+            offsets.byteswap()
+        big = small + 4 * count
+        where: array[int] | list[int] = offsets
+        if any(o & 0x80000000 for o in offsets):  # packs over 2 GiB: 8-byte offsets for the far ones
+            where = [struct.unpack_from(">Q", idx, big + 8 * (o & 0x7FFFFFFF))[0] if o & 0x80000000 else o for o in offsets]
+        self._offsets = dict(zip([ids[i : i + 20] for i in range(0, 20 * count, 20)], where, strict=True))
+        with open(pack_path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if self._map[:4] != b"PACK" or len(self._map) < 32:
+            self.close()
+            raise ValueError(f"{pack_path}: not a pack")
+        self._end = len(self._map) - 20  # the pack's trailing checksum
+        self._bases: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+        self.path = pack_path
+
+    def close(self) -> None:
+        """Release the map (reads after this fail)."""
+        with contextlib.suppress(BufferError, ValueError):
+            self._map.close()
+
+    def offset(self, sha: bytes) -> int | None:
+        """Where the object with binary id ``sha`` starts in the pack, or ``None`` if the pack lacks it."""
+        return self._offsets.get(sha)
+
+    def _inflate(self, pos: int, size: int) -> bytes:
+        """The zlib stream at ``pos`` that inflates to ``size`` bytes (what follows it is ignored)."""
+        # zlib adds 11 bytes and 5 a stored block of 16 KiB at worst: read that much first,
+        # and the rest of the pack only for a stream written some odder way.
+        try:
+            return zlib.decompress(self._map[pos : pos + size + 5 * (size >> 14) + 64])
+        except zlib.error:
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(self._map[pos : self._end], size + 1)
+            if not inflater.eof:
+                raise
+            return data
+
+    def read(self, offset: int, lookup: Lookup) -> tuple[int, bytes]:
+        """``(type, content)`` of the object at ``offset``; deltas resolved (a REF_DELTA's base via ``lookup``)."""
+        m = self._map
+        try:
+            c = m[offset]
+            kind, size, pos = (c >> 4) & 7, c & 15, offset + 1
+            shift = 4
+            while c & 0x80:
+                c = m[pos]
+                pos += 1
+                size |= (c & 0x7F) << shift
+                shift += 7
+            if kind < _OFS_DELTA:  # a whole object: the common case, kept short
+                try:
+                    data = zlib.decompress(m[pos : pos + size + 5 * (size >> 14) + 64])
+                except zlib.error:
+                    data = self._inflate(pos, size)
+                if len(data) != size or not 0 < kind < 5:
+                    raise CorruptContentError(f"{self.path}: the object at offset {offset} has a bad header (type {kind}, {size} bytes)")
+                return kind, data
+            return self._delta(offset, kind, size, pos, lookup)
+        except (IndexError, zlib.error) as exc:
+            raise CorruptContentError(f"{self.path}: the object at offset {offset} is damaged: {exc}") from None
+
+    def _delta(self, offset: int, kind: int, size: int, pos: int, lookup: Lookup) -> tuple[int, bytes]:
+        cached = self._bases.get(offset)
+        if cached is not None:
+            self._bases.move_to_end(offset)
+            return cached
+        m = self._map
+        if kind == _OFS_DELTA:
+            c = m[pos]
+            pos += 1
+            back = c & 0x7F
+            while c & 0x80:
+                c = m[pos]
+                pos += 1
+                back = ((back + 1) << 7) | (c & 0x7F)
+            if not 0 < back <= offset - 12:
+                raise CorruptContentError(f"{self.path}: a delta at offset {offset} points outside the pack")
+            base = self.read(offset - back, lookup)
+        else:
+            found = lookup(bytes(m[pos : pos + 20]))
+            pos += 20
+            if found is None:
+                raise CorruptContentError(f"{self.path}: the base of the delta at offset {offset} is missing")
+            base = found
+        delta = self._inflate(pos, size)
+        if len(delta) != size:
+            raise CorruptContentError(f"{self.path}: the delta at offset {offset} has {len(delta)} bytes, its header says {size}")
+        try:
+            out = base[0], b"".join(apply_delta(base[1], delta))
+        except (ValueError, AssertionError, IndexError, TypeError) as exc:
+            raise CorruptContentError(f"{self.path}: the delta at offset {offset} does not apply: {exc}") from None
+        if len(out[1]) <= _BASE_BYTES:  # it may be the base of the next one in its chain
+            self._bases[offset] = out
+            if len(self._bases) > _BASES:
+                self._bases.popitem(last=False)
+        return out
+
+
+def open_packs(objects_dir: str) -> list[PackReader]:
+    """A reader for every readable pack of the ``objects`` directory, newest first (as git looks them up)."""
+    pack_dir = os.path.join(objects_dir, "pack")
+    try:
+        names = [n for n in os.listdir(pack_dir) if n.startswith("pack-") and n.endswith(".idx")]
+    except OSError:
+        return []
+    found: list[tuple[float, PackReader]] = []
+    for name in names:
+        base = os.path.join(pack_dir, name[: -len(".idx")])
+        try:
+            found.append((os.stat(base + ".pack").st_mtime, PackReader(base + ".idx", base + ".pack")))
+        except (OSError, ValueError, struct.error):
+            continue  # gone since the listing, half-written, or a format this reader leaves to dulwich
+    return [reader for _, reader in sorted(found, key=lambda f: -f[0])]
+
+
+__all__ = ["Lookup", "PackReader", "open_packs"]
