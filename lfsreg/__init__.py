@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .ops.usage import RegistryUsage
     from .progress import ProgressEvent
     from .reference import ImageRef
+    from .serve import RegistryServer, ServeOptions
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,8 @@ _LAZY = {
     "RegistryUsage": ("ops.usage", "RegistryUsage"),
     "ProgressEvent": ("progress", "ProgressEvent"),
     "ImageRef": ("reference", "ImageRef"),
+    "RegistryServer": ("serve", "RegistryServer"),  # lfsreg serve: the OCI distribution API
+    "ServeOptions": ("serve", "ServeOptions"),
     # the defaults the CLI shows in its help (also in lfsreg.api)
     "COMPRESSION_ALGORITHMS": ("compression", "ALGORITHMS"),
     "DEFAULT_COMPRESSION": ("compression", "DEFAULT"),
@@ -103,9 +106,11 @@ __all__ = [
     "PushResult",
     "VerifyReport",
     "Registry",
+    "RegistryServer",
     "RegistryUsage",
     "RepositoryNotFound",
     "RetriableError",
+    "ServeOptions",
     "TagInfo",
     "UnreachableError",
     "UsageError",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .api_cost import CostMethods
 from .api_maintain import MaintainMethods
 from .api_retention import RetentionMethods
+from .api_serve import ServeMethods
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -78,7 +79,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods, RetentionMethods, MaintainMethods):
+class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.

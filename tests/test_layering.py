@@ -86,7 +86,15 @@ LAYERS = [
     ("lfsreg.registry.location", "lfsreg.registry.endpoint"),
     ("lfsreg.transports",),
     ("lfsreg.ops", "lfsreg.describe"),
-    ("lfsreg.api", "lfsreg.api_cost", "lfsreg.api_retention", "lfsreg.api_maintain"),  # Registry mix-ins: api.py stays small
+    (
+        "lfsreg.api",
+        "lfsreg.api_cost",
+        "lfsreg.api_retention",
+        "lfsreg.api_maintain",
+        "lfsreg.api_serve",
+    ),  # Registry mix-ins: api.py stays small
+    # `lfsreg serve`: an HTTP server (the OCI distribution API) over the public API, below the CLI that starts it
+    ("lfsreg.serve",),
     ("lfsreg", "lfsreg.cli", "lfsreg.__main__"),
 ]
 

@@ -17,6 +17,7 @@ from .commands import register
 from .cost import register as register_cost
 from .keygen import keygen
 from .retention import COMMANDS as RETENTION
+from .serve import serve
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -81,6 +82,7 @@ register(cli)
 register_cost(cli)
 cli.add_command(keygen)
 maintain.register(cli)
+cli.add_command(serve)
 for _command in RETENTION:
     cli.add_command(_command)
 

@@ -109,6 +109,10 @@ class DeferredRemote:
                 self._chosen = self._choose(operation)
             return self._chosen
 
+    def chosen(self, operation: str) -> Remote:
+        """The remote that serves ``operation`` (chosen now if not yet), e.g. to ask it for download URLs."""
+        return self._remote(operation)
+
     def missing(self, objects: Sequence[LfsObject]) -> list[LfsObject]:
         """Objects the LFS server lacks."""
         return self._remote("upload").missing(objects)

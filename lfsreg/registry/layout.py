@@ -10,6 +10,8 @@ The one place that knows how tag files and ``diffids/`` records are encoded and 
     layers/sha256/<hh>/<hex>              one LFS pointer per layer blob (oid == digest hex)
     diffids/sha256/<hh>/<hex>             the stored layer blob whose uncompressed digest is <hex>
     repositories/<name>/_tags/<tag>       "sha256:<hex>\n" of a manifest or index
+    repositories/<name>/_referrers/sha256/<subject hex>/<hex>
+                                          descriptor (JSON) of a manifest whose subject is <subject>
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ GITATTRIBUTES = ".gitattributes"
 GITATTRIBUTES_BYTES = b"layers/** filter=lfs diff=lfs merge=lfs -text\n"
 REPOSITORIES = "repositories"
 TAGS_DIR = "_tags"
+REFERRERS_DIR = "_referrers"
 
 
 def _sharded(kind: str, digest: Digest) -> str:
@@ -84,6 +87,16 @@ def tags_dir(name: str) -> str:
 def tag_path(name: str, tag: str) -> str:
     """The file holding the digest a tag points at (``name``/``tag`` must be validated)."""
     return f"{tags_dir(name)}/{tag}"
+
+
+def referrers_dir(name: str, subject: Digest) -> str:
+    """The directory of the records of manifests in ``name`` whose ``subject`` is ``subject``."""
+    return f"{REPOSITORIES}/{name}/{REFERRERS_DIR}/{subject.algorithm}/{subject.hex}"
+
+
+def referrer_path(name: str, subject: Digest, referrer: Digest) -> str:
+    """The record of manifest ``referrer`` (its descriptor, JSON, as the referrers API lists it) under ``subject``."""
+    return f"{referrers_dir(name, subject)}/{referrer.hex}"
 
 
 def tag_content(digest: Digest) -> bytes:

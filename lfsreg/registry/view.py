@@ -154,8 +154,8 @@ class RegistryView:
             prefix = stack.pop()
             base = f"{layout.REPOSITORIES}/{prefix}" if prefix else layout.REPOSITORIES
             for entry, is_dir, _ in self.snapshot.listdir(base):
-                if not is_dir:
-                    continue
+                if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
+                    continue  # files, and records beside _tags (_referrers): no name component starts with "_"
                 if entry == layout.TAGS_DIR:
                     found.append(prefix)
                 else:

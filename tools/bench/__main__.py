@@ -9,7 +9,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import cost, engine, https, local, maintain, report, retention, scale, ssh
+from tools.bench import cost, engine, https, local, maintain, report, retention, scale, serve, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
@@ -21,6 +21,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "engine": engine,
     "cost": cost,
     "retention": retention,
+    "serve": serve,
 }
 SCENARIOS["verify"] = maintain
 
