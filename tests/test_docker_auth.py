@@ -143,3 +143,12 @@ def test_platform_needs_a_registry_source(tmp_path: Path):
     proc = run_cli("push", tmp_path / "r.git", "oci:/nonexistent", "--platform", "linux/amd64", env=cli_env(tmp_path))
     assert proc.returncode == 2 and "docker://" in proc.stderr
     assert not (tmp_path / "r.git").exists()
+
+
+def test_copy_points_to_pull_and_push_for_docker_registries(tmp_path: Path):
+    env = cli_env(tmp_path)
+    out = run_cli("copy", tmp_path / "a.git", "docker://127.0.0.1:9/x", env=env)
+    assert out.returncode == 2 and "lfsreg pull" in out.stderr and "-o docker://127.0.0.1:9/x" in out.stderr
+    back = run_cli("copy", "docker://127.0.0.1:9/x:1", tmp_path / "b.git", env=env)
+    assert back.returncode == 2 and "lfsreg push" in back.stderr
+    assert not (tmp_path / "b.git").exists()

@@ -72,7 +72,12 @@ def copy(src: str, dst: str, images: tuple[str, ...], fmt: str) -> None:
 
     SRC and DST are any registry locations (paths, file://, https://, ssh://). Only the LFS
     objects DST lacks are moved; DST gets one commit with the tags, without SRC's history.
+    A docker:// registry is not a registry location: pull into one, push from one.
     """
+    if dst.startswith("docker://"):
+        raise click.UsageError(f"{dst}: copy is between lfsreg registries; into a docker:// one use `lfsreg pull {src} IMAGE... -o {dst}`")
+    if src.startswith("docker://"):
+        raise click.UsageError(f"{src}: copy is between lfsreg registries; from a docker:// one use `lfsreg push {dst} {src}`")
     bars = ProgressBars("copy")
     try:
         result = _registry(src).copy(dst, list(images), progress=bars)

@@ -62,8 +62,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def _write_side(ctx: ServeContext) -> WriteRoutes | None:
-    """The write side: :mod:`lfsreg.serve.write` (serveput) plugs in here, e.g. ``return WriteSide(ctx)``."""
-    return None
+    """The write side (:mod:`lfsreg.serve.write`)."""
+    from .write import WriteSide
+
+    return WriteSide(ctx)
 
 
 class RegistryServer:
