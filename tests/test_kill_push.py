@@ -96,8 +96,21 @@ def _staging(tmp_path: Path, repo: Path) -> list[str]:
 # pytest-xdist runs side by side: one test of all 12 took up to 3 minutes of mostly waiting on a
 # loaded machine, longer than the whole rest of the suite's share of a worker. Each half has early
 # and late moments, SIGKILL and SIGTERM, big and small sources, so each still sees kills that
-# miss the commit and kills that follow it.
+# miss the commit and kills that follow it. The first moment of each half kills at once (always
+# before the commit) and the last kills right after the ref moved (always after it), so both
+# outcomes are seen however loaded the machine is; the moments between are spread over a push.
 HALVES = ([i for i in range(KILLS) if i % 4 in (0, 3)], [i for i in range(KILLS) if i % 4 in (1, 2)])
+
+
+def _wait_for_commit(repo: Path, before: str | None, proc: subprocess.Popen[str], git_env: dict[str, str]) -> None:
+    """Return once the push has moved the branch (or ended); reading the ref file is cheaper than a git per poll."""
+    ref = repo / "refs" / "heads" / "main"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ref.exists() and ref.read_text().strip() != (before or ""):
+            return
+        time.sleep(0.005)
+    assert _branch_tip(repo, git_env) != before, "the push ended without moving the branch"
 
 
 def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str], half: int) -> list[str]:
@@ -111,7 +124,12 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str], h
         sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM
         before = _branch_tip(repo, git_env)
         proc = _push(location, source, tag, env)
-        time.sleep(duration * SPREAD * (i + 0.5) / KILLS)
+        if i == HALVES[half][0]:
+            pass  # killed at once, in start-up: always before the commit, however loaded the machine
+        elif i == HALVES[half][-1]:
+            _wait_for_commit(repo, before, proc, git_env)  # killed after the ref moved: always after the commit
+        else:
+            time.sleep(duration * SPREAD * (i + 0.5) / KILLS)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
         check_no_crash_text(err, out)
