@@ -18,6 +18,7 @@ import pytest
 from conftest import run_cli
 from gitenv import cli_env, require_tool
 from imageverify import FIXTURES
+from peers.engine import podman_storage
 
 from lfsreg.errors import InvalidReference
 from lfsreg.reference import MAX_NAME, ImageRef, expanded, validate_name
@@ -102,7 +103,7 @@ def test_push_refuses_a_name_docker_would_refuse_and_writes_nothing(tmp_path: Pa
 
 # -- what real podman reads -----------------------------------------------------------------------
 def _podman(store: Path, runroot: str, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [require_tool("podman"), "--root", str(store), "--runroot", runroot, "--storage-driver", "vfs", *args]
+    argv = [require_tool("podman"), *podman_storage(store, runroot), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
 
 

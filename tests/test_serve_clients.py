@@ -13,6 +13,7 @@ from pathlib import Path
 
 import peers
 import pytest
+from peers.engine import podman_storage
 
 import lfsreg
 from tests.conftest import FIXTURES
@@ -84,7 +85,7 @@ def test_skopeo_with_a_docker_list_and_inspect(server, tmp_path):
 def test_podman_pulls_and_runs_busybox(server, tmp_path):
     podman = require_tool("podman")
     runc = require_tool("runc")
-    storage = ["--root", str(tmp_path / "root"), "--runroot", f"/tmp/lfsreg-sv-{tmp_path.name[-12:]}", "--storage-driver", "vfs"]
+    storage = podman_storage(tmp_path / "root", f"/tmp/lfsreg-sv-{tmp_path.name[-12:]}")
     env = free_env(tmp_path)
     image = f"{host(server)}/test/busybox:1"
     try:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import bcrypt
+from peers.engine import podman_storage
 
 import lfsreg
 from tests.gitenv import require_tool
@@ -33,7 +34,7 @@ def test_podman_push_then_pull_and_run(tmp_path: Path) -> None:
     env = free_env(tmp_path)
     stores = []
     for side in ("pusher", "puller"):
-        store = ["--root", str(tmp_path / side), "--runroot", f"/tmp/lfsreg-sp-{side}-{tmp_path.name[-12:]}", "--storage-driver", "vfs"]
+        store = podman_storage(tmp_path / side, f"/tmp/lfsreg-sp-{side}-{tmp_path.name[-12:]}")
         stores.append(store)
     pusher, puller = stores
     try:

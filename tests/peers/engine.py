@@ -42,6 +42,15 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+def podman_storage(root: Path | str, runroot: Path | str) -> list[str]:
+    """podman's options for a store of its own: images under ``root``, run state and libpod's tmp under ``runroot``.
+
+    ``--tmpdir`` too: podmans sharing the default ``/run/libpod`` raced on its ``alive`` file when
+    tests ran side by side ("creating runtime status file: open /run/libpod/alive: no such file").
+    """
+    return ["--root", str(root), "--runroot", str(runroot), "--tmpdir", f"{runroot}/libpod", "--storage-driver", "vfs"]
+
+
 @dataclass(frozen=True)
 class Engine:
     """One podman service: ``docker_host`` goes in ``DOCKER_HOST``; ``podman(...)`` runs the CLI on its storage."""
@@ -56,7 +65,7 @@ class Engine:
         return f"unix://{self.socket}"
 
     def podman_argv(self, *args: str) -> list[str]:
-        return ["podman", "--root", str(self.root / "root"), "--runroot", str(self.runroot), "--storage-driver", "vfs", *args]
+        return ["podman", *podman_storage(self.root / "root", self.runroot), *args]
 
     def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = self.podman_argv(*args)
