@@ -35,10 +35,6 @@ SOURCES = [
 _env = functools.partial(cli_env, SLOW_GIT_LOCKS="0.03")
 
 
-# Locks are held 30 ms longer (a slow disk): the pushers really meet each other's locks.
-_env = functools.partial(cli_env, SLOW_GIT_LOCKS="0.03")
-
-
 def _push_all(tmp_path: Path, url: str, env: dict[str, str], run: str) -> dict[str, subprocess.CompletedProcess[str]]:
     tags = {f"same/user:{run}-{i}": SOURCES[i % len(SOURCES)] for i in range(PUSHERS)}
     argvs = [["push", url, source, "--tag", tag] for tag, source in tags.items()]
