@@ -2,17 +2,21 @@
 
 A chunk is an ordinary LFS object: bytes ``[i * limit, (i + 1) * limit)`` of the layer's stored
 blob, addressed by their own sha256. The layer's digest is unchanged (the manifest still names
-the whole blob); pull reads the chunks in order and checks the digest end to end.
+the whole blob); pull reads the chunks in order (:class:`JoinedObjects`) and checks the digest
+end to end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from typing import BinaryIO
 
 from ..digest import CHUNK
 from ..errors import CorruptContentError, UsageError
 from ..formats.lfs_pointer import LfsObject
+from ..integrity import VerifiedReader
 from ..layers import PreparedLayer
 from ..lfs.store import LfsStore
 from ..staging import Reader, forget
@@ -71,3 +75,42 @@ def split_reader(src: Reader, size: int, limit: int, lfs: LfsStore, what: str) -
             forget(path, remove=True)
         raise
     return parts
+
+
+class JoinedObjects:
+    """The LFS objects of a layer (its chunks) read one after the other, each opened when reached.
+
+    The layer's digest, checked by the caller over the whole stream, vouches for the order and the
+    content. ``check_each`` also checks each object against its own oid and size as it ends, so
+    that a damaged one is named (verify); without it nothing is hashed twice (pull).
+    """
+
+    def __init__(self, objects: list[LfsObject], open_object: Callable[[LfsObject], BinaryIO], *, check_each: bool = False) -> None:
+        self._todo = list(objects)
+        self._open = open_object
+        self._check_each = check_each
+        self._file: BinaryIO | None = None
+        self._current: BinaryIO | VerifiedReader | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes of the joined stream; ``b""`` at its end."""
+        while True:
+            if self._current is None:
+                if not self._todo:
+                    return b""
+                obj = self._todo.pop(0)
+                self._file = self._current = self._open(obj)
+                if self._check_each:
+                    self._current = VerifiedReader(self._file, obj.digest, obj.size, f"LFS object sha256:{obj.oid}")
+            data = self._current.read(n)
+            if data:
+                return data
+            if isinstance(self._current, VerifiedReader):
+                self._current.finish()
+            self.close()
+
+    def close(self) -> None:
+        """Close the object being read (the next read opens the next one)."""
+        if self._file is not None:
+            self._file.close()
+        self._file = self._current = None

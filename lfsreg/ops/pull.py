@@ -11,7 +11,6 @@ import io
 import logging
 import platform as _platform
 import zlib
-from typing import BinaryIO
 
 import zstandard
 
@@ -27,6 +26,7 @@ from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_confi
 from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
+from .chunking import JoinedObjects
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class _Reader:
 
     def _layer_stream(self, desc: Descriptor, tap: DiffIdCheck | None = None) -> VerifiedReader:
         objects = self.view.layer_objects(desc)
-        opened = self.lfs.open(objects[0]) if len(objects) == 1 else _Joined(self.lfs, objects)
+        opened = self.lfs.open(objects[0]) if len(objects) == 1 else JoinedObjects(objects, self.lfs.open)
         raw = _Counting(opened, self.progress, str(desc.digest), desc.size)
         return VerifiedReader(raw, desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
 
@@ -152,35 +152,6 @@ class _RecordedSize:
         if self._count > self._size or (ended and self._count < self._size):
             raise _RecordSizeWrong(f"{self._what}: its diffids record says {self._size} bytes uncompressed, the content differs")
         return b"".join(parts)
-
-
-class _Joined:
-    """The chunks of a layer (docs/format.md) read one after the other, each opened when reached.
-
-    The layer's digest, checked over the whole stream, vouches for the order and the content.
-    """
-
-    def __init__(self, lfs: LfsStore, objects: list[LfsObject]) -> None:
-        self._lfs = lfs
-        self._todo = list(objects)
-        self._current: BinaryIO | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            if self._current is None:
-                if not self._todo:
-                    return b""
-                self._current = self._lfs.open(self._todo.pop(0))
-            data = self._current.read(n)
-            if data:
-                return data
-            self._current.close()
-            self._current = None
-
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
-            self._current = None
 
 
 class _Counting:

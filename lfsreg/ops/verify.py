@@ -38,6 +38,7 @@ from ..progress import ProgressCallback, no_progress
 from ..registry import layout
 from ..registry.config import read_limits
 from ..registry.view import RegistryView
+from .chunking import JoinedObjects
 from .limits import check_transfer
 from .walk import paused_gc
 
@@ -248,36 +249,11 @@ def _check_layer(layer: _Layer, source: _Objects) -> None:
         tap = DiffIdCheck(compression, layer.diff_id, f"layer {desc.digest}")
     elif layer.diff_id is not None and compression == "none" and desc.digest != layer.diff_id:
         raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {layer.diff_id}")
-    whole = VerifiedReader(_Chained(layer.objects, source), desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
+    joined = JoinedObjects(layer.objects, source.open, check_each=True)
+    whole = VerifiedReader(joined, desc.digest, desc.size, f"layer {desc.digest}", tap=tap)
     while whole.read(CHUNK):
         pass
     whole.finish()
-
-
-class _Chained:
-    """The objects of a layer read one after the other, each checked against its oid and size."""
-
-    def __init__(self, objects: list[LfsObject], source: _Objects) -> None:
-        self._todo = list(objects)
-        self._source = source
-        self._current: VerifiedReader | None = None
-        self._file: BinaryIO | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            if self._current is None:
-                if not self._todo:
-                    return b""
-                obj = self._todo.pop(0)
-                self._file = self._source.open(obj)
-                self._current = VerifiedReader(self._file, obj.digest, obj.size, f"LFS object sha256:{obj.oid}")
-            data = self._current.read(n)
-            if data:
-                return data
-            self._current.finish()
-            assert self._file is not None
-            self._file.close()
-            self._current = self._file = None
 
 
 class _Objects:
