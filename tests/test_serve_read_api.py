@@ -254,6 +254,25 @@ def test_blob_head_is_answered_from_the_registry_not_the_storage(tmp_path):
         assert lost.status_code == 500 and error_code(lost) == "UNKNOWN"
 
 
+def test_a_layer_pointer_naming_another_object_is_a_server_error_not_its_bytes(tmp_path):
+    """The tree's pointer for a layer must name that layer's own object: else 500 UNKNOWN, not another layer's bytes."""
+    reg_path = tmp_path / "reg.git"
+    reg = lfsreg.Registry(str(reg_path))
+    reg.init()
+    reg.push([f"oci:{FIXTURES / 'app.oci'}:1.0"], tags=["acme/app:1.0"])
+    with serving(reg_path) as srv:
+        first, second = (lfsreg.Digest.parse(d["digest"]) for d in get(srv, "/v2/acme/app/manifests/1.0").json()["layers"][:2])
+    pointer = reg.view().snapshot.read(layout.layer_path(second))
+    reg.publisher().publish(lambda view: {layout.layer_path(first): pointer}, "a pointer naming another layer")
+    reg.close()
+    with serving(reg_path) as srv:
+        for method in ("GET", "HEAD"):
+            swapped = get(srv, f"/v2/acme/app/blobs/{first}", method)
+            assert swapped.status_code == 500, method
+        body = get(srv, f"/v2/acme/app/blobs/{first}")
+        assert error_code(body) == "UNKNOWN" and f"pointer for layer {first}" in body.json()["errors"][0]["message"]
+
+
 def test_a_damaged_layer_file_is_never_served_whole_even_after_it_was_served(tmp_path):
     reg_path = tmp_path / "reg.git"
     reg = lfsreg.Registry(str(reg_path))

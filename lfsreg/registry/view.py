@@ -101,27 +101,35 @@ class RegistryView:
         pointers ``000000``… without gaps whose sizes add up to the layer's (the chunks' own
         oids are their bytes' digests; the layer's digest is checked when they are read).
         """
-        path = layout.layer_path(desc.digest)
+        return self._objects(desc.digest, desc.size)
+
+    def blob_objects(self, digest: Digest) -> list[LfsObject]:
+        """:meth:`layer_objects` of a blob asked for by digest alone (a registry's blob ``GET``): any size."""
+        return self._objects(digest, None)
+
+    def _objects(self, digest: Digest, size: int | None) -> list[LfsObject]:
+        path = layout.layer_path(digest)
         data = self.snapshot.read(path)
         if data is not None:
             obj = lfs_pointer.decode(data)
-            if obj is None or obj.oid != desc.digest.hex or obj.size != desc.size:
-                raise DigestMismatchError(f"{self.label}: pointer for layer {desc.digest} does not match the manifest")
+            if obj is None or obj.oid != digest.hex or (size is not None and obj.size != size):
+                against = "its digest" if size is None else "the manifest"
+                raise DigestMismatchError(f"{self.label}: pointer for layer {digest} does not match {against}")
             return [obj]
         entries = sorted(self.snapshot.listdir(path))
         if not entries:
-            raise BlobNotFound(f"{self.label}: layer {desc.digest} has no pointer in the registry")
+            raise BlobNotFound(f"{self.label}: layer {digest} has no pointer in the registry")
         if [name for name, _, _ in entries] != layout.chunk_names(len(entries)) or any(is_dir for _, is_dir, _ in entries):
-            raise DigestMismatchError(f"{self.label}: chunks of layer {desc.digest} are not named 000000, 000001, … without gaps")
+            raise DigestMismatchError(f"{self.label}: chunks of layer {digest} are not named 000000, 000001, … without gaps")
         objects = []
         for name, _, sha in entries:
             obj = lfs_pointer.decode(self.snapshot.blob(sha, f"{path}/{name}"))
             if obj is None:
-                raise DigestMismatchError(f"{self.label}: chunk {name} of layer {desc.digest} is not an LFS pointer")
+                raise DigestMismatchError(f"{self.label}: chunk {name} of layer {digest} is not an LFS pointer")
             objects.append(obj)
         total = sum(o.size for o in objects)
-        if total != desc.size:
-            raise DigestMismatchError(f"{self.label}: chunks of layer {desc.digest} add up to {total} bytes, not {desc.size}")
+        if size is not None and total != size:
+            raise DigestMismatchError(f"{self.label}: chunks of layer {digest} add up to {total} bytes, not {size}")
         return objects
 
     def stored_layer(self, diff_id: Digest) -> DiffIdRecord | None:

@@ -21,11 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..digest import Digest
-from ..errors import LfsregError
-from ..formats import lfs_pointer
+from ..errors import BlobNotFound, LfsregError
 from ..formats.lfs_pointer import LfsObject
 from ..lfs.store import CachedLfsStore, LocalLfsStore
-from ..manifest import Descriptor
 from ..registry import layout
 from ..registry.view import RegistryView
 from .errors import ApiError
@@ -49,28 +47,18 @@ class StoredBlob:
 
 
 def find_blob(view: RegistryView, digest: Digest) -> StoredBlob | None:
-    """The stored blob ``digest``, or ``None``: a git blob's bytes (verified), or a layer's LFS objects (checked against the tree)."""
+    """The stored blob ``digest``, or ``None``: a git blob's bytes (verified), or a layer's LFS objects (checked against the tree).
+
+    Damaged pointers raise :class:`CorruptContentError` (the router answers 500 ``UNKNOWN``).
+    """
     if view.snapshot.exists(layout.blob_path(digest)):
         data = view.blob(digest)  # manifests and configs are small
         return StoredBlob(digest, len(data), data=data)
-    path = layout.layer_path(digest)
-    pointer = view.snapshot.read(path)
-    if pointer is not None:
-        obj = lfs_pointer.decode(pointer)
-        if obj is None or obj.oid != digest.hex:
-            raise ApiError("UNKNOWN", f"the pointer of {digest} is damaged", 500)
-        return StoredBlob(digest, obj.size, objects=(obj,))
-    chunks = view.snapshot.listdir(path)  # a chunked layer (docs/format.md): a directory of pointers
-    if not chunks:
+    try:
+        objects = view.blob_objects(digest)  # one pointer, or a chunked layer's (docs/format.md)
+    except BlobNotFound:
         return None
-    size = 0
-    for name, _, sha in chunks:
-        obj = lfs_pointer.decode(view.snapshot.blob(sha, f"{path}/{name}"))
-        if obj is None:
-            raise ApiError("UNKNOWN", f"chunk {name} of {digest} is damaged", 500)
-        size += obj.size
-    objects = view.layer_objects(Descriptor("", digest, size))  # checks names and gaps
-    return StoredBlob(digest, size, objects=tuple(objects))
+    return StoredBlob(digest, sum(o.size for o in objects), objects=tuple(objects))
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
