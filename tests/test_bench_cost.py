@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchrun import run_bench
 
 
 def test_cost_scenario_runs(tmp_path):
-    args = ["cost", "--du-images", "3", "--du-tags", "2", "--du-reps", "1", "--workdir", str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", *args, "--json", str(tmp_path / "r.json")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    steps = json.loads((tmp_path / "r.json").read_text())["steps"]
+    stdout, data = run_bench("cost", "--du-images", "3", "--du-tags", "2", "--du-reps", "1", workdir=tmp_path)
+    steps = data["steps"]
     for key in ("cost.push@work", "cost.du_cold@work", "cost.du_warm@work", "cost.du_json@work"):
         assert steps[key]["median_seconds"] is not None, key
-    assert "live tags reference:" in proc.stdout and "in 3 LFS object(s)" in proc.stdout
+    assert "live tags reference:" in stdout and "in 3 LFS object(s)" in stdout

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import ast
 import graphlib
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchrun import ROOT, run_bench
 from clirun import without_coverage
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALLEST = ["--size", "1MiB", "--scale-images", "2", "--scale-tags", "2", "--scale-reps", "1", "--reps", "1"]
 
 
@@ -24,18 +23,9 @@ def bench(*args: str, workdir: Path) -> dict:
     # Unmeasured by coverage (tools/test.sh): these check that the tools run, not lfsreg, whose
     # every path here other tests measure; coverage in each of its dozens of timed lfsreg
     # processes only added start-up work (~0.1 s each) and distorted the timings.
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", *args, *SMALLEST, "--workdir", str(workdir), "--json", str(workdir / "r.json")],
-        cwd=ROOT,
-        env=without_coverage(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "no failures" in proc.stdout
-    return json.loads((workdir / "r.json").read_text())
+    stdout, data = run_bench(*args, *SMALLEST, workdir=workdir, env=without_coverage())
+    assert "no failures" in stdout
+    return data
 
 
 def test_no_import_cycle():
