@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from .digest import Digest
-from .integrity import VerifiedReader
+from .integrity import Verifying
 from .layers import LayerStaging, PreparedLayer
 from .manifest import Descriptor
 
@@ -107,7 +107,7 @@ class StagingSource(Protocol):
         ...
 
 
-Opener = Callable[[], VerifiedReader]
+Opener = Callable[[], Verifying]
 
 
 @dataclass(frozen=True, slots=True)

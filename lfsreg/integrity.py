@@ -8,13 +8,31 @@ import os
 import tempfile
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
 
 from .compression import FeedDecompressor, Reader
 from .digest import CHUNK, Digest, HashingReader
 from .errors import DigestMismatchError
+
+
+class Verifying(Protocol):
+    """A reader that checks what it read once finished (a :class:`VerifiedReader`, or a ReadAhead over one).
+
+    Consumers stop at the declared size and call ``finish()``, which raises
+    :class:`DigestMismatchError` unless every byte was as promised.
+    """
+
+    what: str
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at the end."""
+        ...
+
+    def finish(self) -> None:
+        """Drain the rest and verify."""
+        ...
 
 
 class VerifiedReader:

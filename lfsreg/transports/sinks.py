@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
-from ..digest import HashingReader
+from ..digest import CHUNK, HashingReader
 from ..errors import InvalidImageError, UsageError
 from ..formats.oci_layout import blob_path
 from ..image import Blob
-from ..integrity import VerifiedReader, atomic_output
+from ..integrity import Verifying, atomic_output
 from ..manifest import Descriptor
 from ..staging import writing
 
@@ -33,7 +33,7 @@ class Sink(Protocol):
         """True if the output already holds the blob ``desc`` intact (so it need not be written)."""
         ...
 
-    def put(self, path: str, size: int, reader: VerifiedReader) -> None:
+    def put(self, path: str, size: int, reader: Verifying) -> None:
         """Copy exactly ``size`` bytes from ``reader``, then ``reader.finish()`` (which verifies)."""
         ...
 
@@ -84,15 +84,17 @@ class TarStreamSink:
     On failure the stream simply ends early, which makes the receiver reject the archive.
     """
 
-    def __init__(self, stream: BinaryIO, *, mode: str = "w|") -> None:
-        self._tar = tarfile.open(fileobj=stream, mode=mode, format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    def __init__(self, stream: BinaryIO, *, mode: str = "w|", copy_size: int | None = None) -> None:
+        # copy_size: the reads by which members are copied (tarfile's default, 16 KiB, for a
+        # stream: its buffer re-slices itself per 10 KiB record, so large writes cost more there)
+        self._tar = tarfile.open(fileobj=stream, mode=mode, format=tarfile.PAX_FORMAT, copybufsize=copy_size)  # type: ignore[call-overload]
         self._written: set[str] = set()
 
     def has_blob(self, desc: Descriptor) -> bool:
         """True if the blob was already written (and verified) into this archive."""
         return blob_path(desc) in self._written
 
-    def put(self, path: str, size: int, reader: VerifiedReader) -> None:
+    def put(self, path: str, size: int, reader: Verifying) -> None:
         """Add a member of ``size`` bytes from ``reader`` and verify it."""
         try:
             self._tar.addfile(_member(path, size), reader)
@@ -130,7 +132,7 @@ class TarSink(TarStreamSink):
         directory = os.path.dirname(os.path.abspath(path))
         fd, self._tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tar.tmp", dir=directory)
         self._file = os.fdopen(fd, "wb")
-        super().__init__(self._file, mode="w")
+        super().__init__(self._file, mode="w", copy_size=CHUNK)  # layers come in CHUNKs (ReadAhead): no re-slicing
 
     def commit(self) -> None:
         """Finish the archive and rename it into place."""
@@ -186,7 +188,7 @@ class DirSink:
             reader.drain()
         return reader.digest == desc.digest
 
-    def put(self, path: str, size: int, reader: VerifiedReader) -> None:
+    def put(self, path: str, size: int, reader: Verifying) -> None:
         """Write a file of ``size`` bytes from ``reader`` and verify it before it appears."""
         with atomic_output(self._full(path)) as f:
             shutil.copyfileobj(reader, f, 1 << 20)
