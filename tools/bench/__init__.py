@@ -10,6 +10,7 @@ usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev 
   verify  lfsreg verify (target < 2 s) and copy on a registry of 3,000 images x 10 tags
   cost    lfsreg du on a registry of 3,000 images x 10 tags (cold and warm; the registry is kept in --workdir)
   retention  prune + gc of a local registry of 1,000 images down to 100 live ones (time, bytes freed, du)
+  zstd    push/pull beside zstd -T0, zstd -d and a sha256 pass on the same archive (best of --reps; use 2)
 
   python -m tools.bench local --size 64MiB                 # smoke run (seconds)
   python -m tools.bench local scale https ssh --reps 3     # medians of 3
