@@ -14,9 +14,9 @@ def test_the_compressor_scenario_reports_every_ratio(tmp_path):
     stdout, data = run_bench("zstd", "--size", "1MiB", "--reps", "1", workdir=tmp_path, env=without_coverage())
     assert "no failures" in stdout
     yardsticks = ("zstd.cli", "zstd.cli.d", "zstd.sha", "zstd.git.push")
-    for key in (*yardsticks, "zstd.push.zstd", "zstd.pull.zstd", "zstd.push.none", "zstd.pull.none"):
+    for key in (*yardsticks, "zstd.push.zstd@work", "zstd.pull.zstd@work", "zstd.push.none@work", "zstd.pull.none@work"):
         assert data["steps"][key]["median_seconds"] is not None, key
-    assert data["steps"]["zstd.verify.zstd"]["runs"]  # the pull was checked against the pushed image
-    ratios = [c for c in data["checks"] if c["name"].startswith("best of 1:")]
+    assert data["steps"]["zstd.verify.zstd@work"]["runs"]  # the pull was checked against the pushed image
+    ratios = [c for c in data["checks"] if c["name"].startswith("[work] best of 1:")]
     assert len(ratios) == 5 and all(c["value"] != "-" for c in ratios), ratios
     assert data["scenarios"]["zstd"]["load average at each repetition"]

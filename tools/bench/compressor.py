@@ -24,12 +24,13 @@ from pathlib import Path
 
 from tools.bench import local
 from tools.bench.report import Check
+from tools.bench.revs import Lfsreg
 from tools.bench.runner import Step, rmtree
 from tools.bench.session import Session
 
 LEVEL = 3  # lfsreg.compression.DEFAULT_LEVELS["zstd"] (the bench never imports lfsreg)
 TARGETS = {  # (lfsreg step, yardstick step, at most)
-    "push (zstd) / zstd -T0": ("zstd.push.zstd", "zstd.cli", 1.15),
+    "push (zstd) / zstd -T0": ("zstd.push.zstd", "zstd.cli", 1.15),  # lfsreg steps: KEY@revision
     "push (zstd) / git+lfs push": ("zstd.push.zstd", "zstd.git.push", 0.7),
     "pull (zstd) / zstd -d of the stored layers": ("zstd.pull.zstd", "zstd.cli.d", 1.3),
     "push (none) / python sha256 pass": ("zstd.push.none", "zstd.sha", 1.1),
@@ -53,16 +54,15 @@ def _objects(repo: Path) -> list[str]:
     return sorted(str(p) for p in (repo / "lfs" / "objects").rglob("*") if p.is_file())
 
 
-def _lfsreg(s: Session, comp: str, base: Path, yardstick: tuple[Step, list[str]] | None) -> None:
-    """Push and pull with ``comp`` into a fresh registry; ``yardstick`` runs between them (its args may say ``{objects}``)."""
+def _lfsreg(s: Session, lr: Lfsreg, comp: str, base: Path, yardstick: tuple[Step, list[str]] | None) -> None:
+    """Push and pull with ``comp`` into a fresh registry; ``yardstick`` runs between them (``{objects}``: the stored layers)."""
     img, _ = s.image()
-    lr = s.lfsregs[0]  # the working tree: the ratios are about it
     group, nb = f"lfsreg {comp}", s.image_bytes
-    init = s.r.step(f"zstd.init.{comp}", "lfsreg init", group, lfsreg=True, indent=True)
-    push = s.r.step(f"zstd.push.{comp}", f"lfsreg push --compression {comp}", group, nbytes=nb, lfsreg=True)
-    pull = s.r.step(f"zstd.pull.{comp}", "lfsreg pull -o docker-archive:FILE", group, nbytes=nb, lfsreg=True)
-    verify = s.r.step(f"zstd.verify.{comp}", "verify the pulled archive (untimed)", group, indent=True)
-    repo, out, env = base / f"registry-{comp}.git", base / f"pulled-{comp}.tar", lr.env(s.env)
+    init = s.lfsreg_step(f"zstd.init.{comp}", "lfsreg init", group, lr, indent=True)
+    push = s.lfsreg_step(f"zstd.push.{comp}", f"lfsreg push --compression {comp}", group, lr, nbytes=nb)
+    pull = s.lfsreg_step(f"zstd.pull.{comp}", "lfsreg pull -o docker-archive:FILE", group, lr, nbytes=nb)
+    verify = s.lfsreg_step(f"zstd.verify.{comp}", "verify the pulled archive (untimed)", group, lr, lfsreg=False, indent=True)
+    repo, out, env = base / f"registry-{comp}-{lr.name}.git", base / f"pulled-{comp}.tar", lr.env(s.env)
     s.r.run(init, lr.cmd("init", str(repo)), cwd=base, env=env)
     if not s.r.run(push, lr.cmd("push", str(repo), f"docker-archive:{img}", "--compression", comp), cwd=base, env=env).ok:
         return
@@ -84,15 +84,17 @@ def run(s: Session) -> None:
     cli_d = s.r.step("zstd.cli.d", "zstd -d of the layers lfsreg stored (zstd)", "yardsticks", nbytes=nb)
     sha = s.r.step("zstd.sha", "python hashlib.sha256 pass over the docker-archive", "yardsticks", nbytes=nb)
     base = s.run_dir / "zstd"
-    for _ in range(s.a.reps):
+    for rep in range(s.a.reps):
         s.data.setdefault("zstd", {}).setdefault("load average at each repetition", []).append(os.getloadavg())
         rmtree(base)
         base.mkdir(parents=True)
         s.r.run(cli, ["zstd", f"-{LEVEL}", "-T0", "-q", "-c", str(img)], cwd=base, env=s.env, stdout=base / "cli.zst")
         (base / "cli.zst").unlink(missing_ok=True)
-        _lfsreg(s, "zstd", base, (cli_d, ["zstd", "-d", "-q", "-c", "{objects}"]))
+        for lr in s.in_turn(rep):  # the working tree's stored layers are the ones zstd -d reads
+            _lfsreg(s, lr, "zstd", base, (cli_d, ["zstd", "-d", "-q", "-c", "{objects}"]) if lr.name == "work" else None)
         s.r.run(sha, [sys.executable, "-c", local.HASHLIB_PASS, str(img)], env=s.env)
-        _lfsreg(s, "none", base, None)
+        for lr in s.in_turn(rep):
+            _lfsreg(s, lr, "none", base, None)
         remote = base / "gitlfs" / "remote.git"
         remote.parent.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", "--bare", str(remote)], env=s.env, check=True)
@@ -102,15 +104,20 @@ def run(s: Session) -> None:
 
 
 def checks(s: Session) -> list[Check]:
+    """The targets, for the working tree; each other revision's same ratios for information."""
     out = []
-    for name, (num, den, target) in TARGETS.items():
-        n, d = best(s.r.steps.get(num)), best(s.r.steps.get(den))
-        tgt = f"<= {target:.2f}x"
-        if n is None or d is None or d <= 0:
-            out.append(Check(f"best of {s.a.reps}: {name}", "-", tgt, None, "not measured or failed"))
-            continue
-        out.append(Check(f"best of {s.a.reps}: {name}", f"{n / d:.2f}x ({n:.2f}/{d:.2f} s)", tgt, n / d <= target))
+    for lr in s.lfsregs:
+        for name, (num, den, target) in TARGETS.items():
+            out.append(_ratio(s, f"[{lr.name}] best of {s.a.reps}: {name}", f"{num}@{lr.name}", den, target if lr.name == "work" else None))
     return out
+
+
+def _ratio(s: Session, name: str, num: str, den: str, target: float | None) -> Check:
+    n, d = best(s.r.steps.get(num)), best(s.r.steps.get(den))
+    tgt = f"<= {target:.2f}x" if target else "info"
+    if n is None or d is None or d <= 0:
+        return Check(name, "-", tgt, None, "not measured or failed")
+    return Check(name, f"{n / d:.2f}x ({n:.2f}/{d:.2f} s)", tgt, n / d <= target if target else None)
 
 
 def report(s: Session) -> list[str]:
