@@ -123,6 +123,11 @@ def test_skopeo_follows_the_307_to_seaweedfs_without_serves_credentials(
         for secret in (PASSWORD, git_http_s3_server.password, seaweedfs_server.secret_key):
             assert secret not in location
         mark = len(seaweedfs_server.access_log())
+        conn.request("HEAD", f"/v2/acme/app/blobs/{layers[1]['digest']}", headers={"Authorization": AUTH})
+        resp = conn.getresponse()
+        resp.read()
+        assert (resp.status, resp.getheader("Content-Length")) == (200, str(layers[1]["size"]))
+        assert seaweedfs_server.access_log()[mark:] == []  # HEAD is answered from the registry, not the storage
         lines.clear()
         out = tmp_path / "out"
         proc = subprocess.run(
