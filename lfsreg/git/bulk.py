@@ -74,8 +74,12 @@ class RawObjects:
             return self._objects.get_raw(sha_to_hex(RawObjectID(binary)))
         return None
 
-    def raw(self, sha: bytes, kind: int, what: str = "") -> bytes:
-        """The content of object ``sha`` (hex), which must be of type ``kind`` (2 tree, 3 blob)."""
+    def raw(self, sha: bytes, kind: int, what: str = "", *, check: bool | None = None) -> bytes:
+        """The content of object ``sha`` (hex), which must be of type ``kind`` (2 tree, 3 blob).
+
+        ``check`` overrides the reader's own setting for this read (``False``: the caller checks
+        the content some stronger way, as ``verify`` hashes a manifest against its digest).
+        """
         try:
             binary = unhexlify(sha)
             if self._before_packs >= 0:  # a walk that reads few objects (a memo holds the rest) loads no index
@@ -83,9 +87,9 @@ class RawObjects:
                 if self._before_packs < 0:
                     self._open_packs()
             for pack in self._packs:
-                offset = pack.offset(binary)
-                if offset is not None:
-                    kind_found, data = pack.read(offset, self._lookup)
+                found = pack.get(binary, self._lookup)
+                if found is not None:
+                    kind_found, data = found
                     break
             else:
                 kind_found, data = self._objects.get_raw(sha)  # loose, or a pack that appeared since
@@ -96,13 +100,17 @@ class RawObjects:
             raise CorruptContentError(f"{_name(sha, what)} is damaged: {text}", hint=_FSCK) from None
         if kind_found != kind:
             raise NotFoundError(f"{_name(sha, what)} is not a {'tree' if kind == _TREE else 'blob'}")
-        if self._check and sha1(b"%s%d\0%s" % (_HEADERS[kind], len(data), data)).digest() != binary:
+        if (self._check if check is None else check) and sha1(b"%s%d\0%s" % (_HEADERS[kind], len(data), data)).digest() != binary:
             raise CorruptContentError(f"{_name(sha, what)} is damaged: its content does not hash to its id", hint=_FSCK)
         return data
 
     def tree(self, sha: bytes, what: str = "") -> list[tuple[str, bool, bytes]]:
         """Entries of tree ``sha``: ``(name, is_dir, sha)``."""
-        return [(name.decode("utf-8", "replace"), mode == DIR_MODE, s) for name, mode, s in self.entries(sha, what)]
+        data = self.raw(sha, _TREE, what)
+        try:
+            return [(name.decode("utf-8", "replace"), mode == DIR_MODE, s) for name, mode, s in parse_tree(data, 20)]
+        except (ObjectFormatException, ValueError) as exc:
+            raise CorruptContentError(f"git object {sha.decode()} ({what}) is a damaged tree: {exc}") from None
 
     def entries(self, sha: bytes, what: str = "") -> list[tuple[bytes, int, bytes]]:
         """Entries of tree ``sha`` as git stores them: ``(name, mode, sha)``."""
@@ -158,6 +166,18 @@ class BulkSnapshot(Snapshot):
     def blob(self, sha: bytes, path: str | None = None) -> bytes:
         """As :meth:`Snapshot.blob`, uncached: a read is cheap here, and a whole registry's blobs would all stay."""
         return self._raw.blob(sha, path or "")
+
+    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
+        """As :meth:`Snapshot.tree_entries`, uncached (a walk lists each tree once)."""
+        return self._raw.tree(sha)
+
+    def blob_unchecked(self, sha: bytes, path: str) -> bytes:
+        """:meth:`blob` without the check against the git object id, for a file the caller hashes itself.
+
+        ``verify`` checks a manifest or config against its sha256 digest: a second hash of the
+        same bytes would vouch for nothing more.
+        """
+        return self._raw.raw(sha, _BLOB, path, check=False)
 
 
 def read_commit(git: GitStore, sha: bytes) -> tuple[bytes, tuple[str, ...]]:

@@ -212,7 +212,21 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] != DIR_MODE:
             return []
-        return [(name.decode(), mode == DIR_MODE, sha) for name, (mode, sha) in self._tree(entry[1]).items()]
+        return self.tree_entries(entry[1])
+
+    def directory(self, path: str) -> Mapping[bytes, tuple[int, bytes]]:
+        """The directory at ``path`` as git stores it, ``{name: (mode, id)}`` (empty if there is none); do not modify.
+
+        For many look-ups in one directory (a shard of ``blobs/``): one dictionary look-up each.
+        """
+        return self._dir(path.strip("/")) or {}
+
+    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
+        """Entries of the tree ``sha`` (a directory's id from :meth:`listdir`): ``(name, is_dir, sha)``.
+
+        For walks that go down a tree by ids instead of looking each path up from the root.
+        """
+        return [(name.decode(), mode == DIR_MODE, s) for name, (mode, s) in self._tree(sha).items()]
 
 
 class GitStore:
