@@ -12,12 +12,9 @@ what is wrong. On 30,000 images that is most of ``verify``'s time.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any
 
 from .. import mediatypes as mt
 from ..digest import Digest
@@ -25,12 +22,10 @@ from ..errors import LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.bulk import DIR_MODE, BulkSnapshot
-from ..manifest import MAX_INDEX_DEPTH, MAX_JSON_DEPTH, Descriptor, Index, parse_config, parse_manifest
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest, plain_diff_ids, plain_manifest
 from ..registry.view import RegistryView
 
-_SHA256 = re.compile(r"sha256:([a-f0-9]{64})")
 _POINTER = lfs_pointer.encode(LfsObject("%s", 0)).replace(b"size 0", b"size %d")  # the canonical pointer, as a template
-_CONFIG_STRINGS = ("os", "architecture", "variant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,49 +64,6 @@ class CheckedLayer:
     diff_id: Digest | None
     objects: list[LfsObject]
     where: str
-
-
-def _descriptor(obj: Any) -> tuple[str, str, int] | None:
-    """``(mediaType, sha256 hex, size)`` of a descriptor :meth:`Descriptor.from_json` accepts; ``None``: let it say.
-
-    Anything unusual (another algorithm, annotations, a platform, a missing field) is ``None``.
-    """
-    if type(obj) is not dict or "annotations" in obj or "platform" in obj:
-        return None
-    digest, size, media_type = obj.get("digest"), obj.get("size"), obj.get("mediaType", "")
-    if type(digest) is not str or type(size) is not int or size < 0 or type(media_type) is not str:
-        return None
-    exact = _SHA256.fullmatch(digest)
-    return None if exact is None else (media_type, exact.group(1), size)
-
-
-def _document(data: bytes) -> dict[str, Any] | None:
-    """The JSON object :func:`lfsreg.manifest.load_json` would return, when it surely would; else ``None``."""
-    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH:
-        return None  # the full parser decides how deep it nests
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return obj if type(obj) is dict else None
-
-
-def _diff_ids(data: bytes) -> list[str] | None:
-    """The sha256 hex diff_ids of an image config :func:`lfsreg.manifest.parse_config` accepts; ``None``: let it say."""
-    obj = _document(data)
-    if obj is None:
-        return None
-    rootfs = obj.get("rootfs")
-    ids = rootfs.get("diff_ids") if type(rootfs) is dict else None
-    if type(ids) is not list or any(obj.get(k) is not None and type(obj.get(k)) is not str for k in _CONFIG_STRINGS):
-        return None
-    out = []
-    for text in ids:
-        exact = _SHA256.fullmatch(text) if type(text) is str else None
-        if exact is None:
-            return None
-        out.append(exact.group(1))
-    return out
 
 
 class Walk:
@@ -162,20 +114,10 @@ class Walk:
         data = self._file("blobs", digest, check=False) if digest.algorithm == "sha256" else None
         if data is None or sha256(data).hexdigest() != digest.hex or (size is not None and len(data) != size):
             return False
-        obj = _document(data)
-        if obj is None:
+        plain = plain_manifest(data)
+        if plain is None:
             return False
-        media_type, version, notes = obj.get("mediaType"), obj.get("schemaVersion", 2), obj.get("annotations")
-        layers, config = obj.get("layers"), _descriptor(obj.get("config"))
-        if type(media_type) is not str or media_type not in mt.MANIFESTS or type(version) is not int or version != 2:
-            return False
-        if notes is not None and (type(notes) is not dict or not all(type(v) is str for v in notes.values())):
-            return False
-        if config is None or type(layers) is not list:
-            return False
-        descs = [_descriptor(d) for d in layers]
-        if None in descs:
-            return False
+        config, descs, layers = plain
         diff_ids: list[Digest | None] = [None] * len(descs)
         blobs = 1
         if config[1] not in self.seen:
@@ -184,13 +126,12 @@ class Walk:
                 return False
             blobs = 2
             if mt.is_image_config(config[0]):
-                ids = _diff_ids(raw)
+                ids = plain_diff_ids(raw)
                 if ids is None or len(ids) != len(descs):
                     return False
                 diff_ids = [Digest("sha256", h) for h in ids]
         found: dict[str, CheckedLayer] = {}
         for d, desc, diff_id in zip(layers, descs, diff_ids, strict=True):
-            assert desc is not None
             layer_type, hexpart, layer_size = desc
             if hexpart in self.layers or hexpart in found:
                 continue
@@ -205,7 +146,6 @@ class Walk:
         self.seen.add(config[1])
         self.report.blobs += blobs
         for desc, diff_id in zip(descs, diff_ids, strict=True):
-            assert desc is not None
             known = self.layers.get(desc[1])
             if known is None:
                 known = self.layers[desc[1]] = found[desc[1]]

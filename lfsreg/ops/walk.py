@@ -26,7 +26,7 @@ from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryE
 from ..formats import lfs_pointer
 from ..git.bulk import RawObjects, read_commit
 from ..git.store import GitStore
-from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest
+from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest, plain_manifest
 from ..registry import layout
 
 log = logging.getLogger(__name__)
@@ -191,9 +191,12 @@ class RegistryWalk:
         if found is not None:
             done = self._images[key] = dict(found)
             return done
-        parsed = parse_manifest(self._metadata(root, digest), f"{self.label}: {digest}")
+        data = self._metadata(root, digest)
+        plain = plain_manifest(data)  # the common case, without building what is not kept
         out: dict[str, int] = {}
-        if isinstance(parsed, Index):
+        if plain is not None:
+            out = {hexpart: size for _, hexpart, size in plain[1]}
+        elif isinstance(parsed := parse_manifest(data, f"{self.label}: {digest}"), Index):
             for child in parsed.manifests:
                 if depth >= MAX_INDEX_DEPTH:
                     raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep under {digest}")
