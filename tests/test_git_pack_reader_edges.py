@@ -8,6 +8,7 @@ about a real pack: the reader either reads what git wrote or names the damage; i
 from __future__ import annotations
 
 import random
+import struct
 import subprocess
 from pathlib import Path
 
@@ -128,3 +129,27 @@ def test_files_that_are_not_an_index_or_a_pack_are_left_to_dulwich(tmp_path):
     pack.write_bytes(b"JUNK" + pack.read_bytes()[4:])
     with pytest.raises(ValueError, match="not a pack"):
         PackReader(str(idx), str(pack))
+
+
+def test_the_index_search_finds_every_id_and_nothing_between_them(tmp_path, monkeypatch):
+    """Before the table is built, ids are searched in the index's bytes: only whole, aligned ids match."""
+    monkeypatch.setattr(packs, "_SEARCHES", 10**9)
+    idx, pack, ids = _pack_of(tmp_path, [b"blob %d\n" % k for k in range(40)])
+    reader = PackReader(str(idx), str(pack))
+    table = dict(zip([reader._ids[i : i + 20] for i in range(0, len(reader._ids), 20)], reader._where, strict=True))
+    for sha in ids:
+        assert reader.offset(sha) == table[sha] and reader.get(sha, lambda _sha: None)[1] == ids[sha]
+    assert reader.offset(b"\xff" * 20) is None and reader.offset(b"\0" * 20) is None and reader.offset(b"short") is None
+    assert reader._offsets is None  # all of it by search
+    reader.close()
+
+    # Three ids whose bytes hold a fourth, straddling two of them inside the first byte's range.
+    a, b, c = b"\1" * 20, b"\1" * 19 + b"\2", b"\1" * 18 + b"\2\7"
+    fanout = struct.pack(">256I", 0, *([3] * 255))
+    index = b"\377tOc\0\0\0\2" + fanout + a + b + c + b"\0" * 12 + struct.pack(">3I", 12, 40, 80) + b"\0" * 40
+    (tmp_path / "x.idx").write_bytes(index)
+    (tmp_path / "x.pack").write_bytes(b"PACK" + b"\0" * 100)
+    reader = PackReader(str(tmp_path / "x.idx"), str(tmp_path / "x.pack"))
+    assert [reader.offset(sha) for sha in (a, b, c)] == [12, 40, 80]
+    assert reader.offset(b[1:] + c[:1]) is None  # found at byte 21 of the ids: not an id
+    reader.close()

@@ -26,10 +26,6 @@ from .store import GitStore, Snapshot
 
 DIR_MODE = 0o040000
 _TREE, _BLOB = 2, 3
-#: Objects read through dulwich before the packs' indexes are loaded: loading one costs about
-#: what 2,000 reads through dulwich do (0.1 s for 200,000 objects), and most walks that read
-#: this few objects read nothing more.
-_FIRST_READS = 256
 _FSCK = "run `git fsck` in the repository"
 _HEADERS = {_TREE: b"tree ", _BLOB: b"blob "}
 
@@ -41,9 +37,9 @@ def _name(sha: bytes, what: str) -> str:
 class RawObjects:
     """Objects of one repository as ``(type, bytes)``; missing or damaged ones raise lfsreg errors.
 
-    Packed objects are read by :mod:`lfsreg.git.packs` (the packs there after the first
-    :data:`_FIRST_READS` reads, which go through dulwich); the rest (loose objects, packs
-    written since) through dulwich. ``check``: hash every object read against its id, as
+    Packed objects are read by :mod:`lfsreg.git.packs` (the packs there at the first read);
+    the rest (loose objects, packs written since) through dulwich. ``check``: hash every
+    object read against its id, as
     dulwich's reads of whole objects do (a walk that vouches for the registry, ``verify``,
     wants it; ``du`` does not).
     """
@@ -52,11 +48,11 @@ class RawObjects:
         self._objects = objects
         self._packs: list[PackReader] = []
         self._check = check
-        self._before_packs = _FIRST_READS  # reads left through dulwich before the packs' indexes are loaded
+        self._opened = False
 
     def _open_packs(self) -> None:
         self._packs = open_packs(self._objects.path)
-        self._before_packs = -1
+        self._opened = True
 
     def close(self) -> None:
         """Release the packs' maps."""
@@ -82,10 +78,8 @@ class RawObjects:
         """
         try:
             binary = unhexlify(sha)
-            if self._before_packs >= 0:  # a walk that reads few objects (a memo holds the rest) loads no index
-                self._before_packs -= 1
-                if self._before_packs < 0:
-                    self._open_packs()
+            if not self._opened:
+                self._open_packs()
             for pack in self._packs:
                 found = pack.get(binary, self._lookup)
                 if found is not None:
