@@ -12,22 +12,25 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
+import re
 import zlib
 from binascii import unhexlify
 from hashlib import sha1
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
-from dulwich.objects import Commit, RawObjectID, parse_tree, sha_to_hex
+from dulwich.objects import RawObjectID, parse_tree, sha_to_hex
 
 from ..errors import BlobNotFound, CorruptContentError, NotFoundError
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
-from .store import GitStore, Snapshot
+from .store import Snapshot
 
 DIR_MODE = 0o040000
-_TREE, _BLOB = 2, 3
+_COMMIT, _TREE, _BLOB = 1, 2, 3
+_KINDS = {_COMMIT: "commit", _TREE: "tree", _BLOB: "blob"}
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 _FSCK = "run `git fsck` in the repository"
-_HEADERS = {_TREE: b"tree ", _BLOB: b"blob "}
+_HEADERS = {_COMMIT: b"commit ", _TREE: b"tree ", _BLOB: b"blob "}
 
 
 def _name(sha: bytes, what: str) -> str:
@@ -93,10 +96,35 @@ class RawObjects:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CorruptContentError(f"{_name(sha, what)} is damaged: {text}", hint=_FSCK) from None
         if kind_found != kind:
-            raise NotFoundError(f"{_name(sha, what)} is not a {'tree' if kind == _TREE else 'blob'}")
+            raise NotFoundError(f"{_name(sha, what)} is not a {_KINDS[kind]}")
         if (self._check if check is None else check) and sha1(b"%s%d\0%s" % (_HEADERS[kind], len(data), data)).digest() != binary:
             raise CorruptContentError(f"{_name(sha, what)} is damaged: its content does not hash to its id", hint=_FSCK)
         return data
+
+    def commit(self, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing.
+
+        Only the commit's header is inflated where the packs allow: a push of thousands of images
+        writes a message of megabytes naming them.
+        """
+        if not self._opened:
+            self._open_packs()
+        binary = unhexlify(sha)
+        head = next((found for pack in self._packs if (found := pack.head(binary, 4096)) is not None), None)
+        if head is not None and head[0] != _COMMIT:
+            raise NotFoundError(f"git object {sha.decode()} is not a commit")
+        lines = (head[1] if head is not None else b"").split(b"\n")[:-1]  # the last may be cut short
+        if not any(not line.startswith((b"tree ", b"parent ")) for line in lines):  # not all of them yet
+            lines = self.raw(sha, _COMMIT, "a commit").split(b"\n")
+        tree = lines[0][5:] if lines[0].startswith(b"tree ") else b""
+        parents = []
+        for line in lines[1:]:
+            if not line.startswith(b"parent "):
+                break
+            parents.append(line[7:])
+        if not _HEX40.fullmatch(tree) or not all(_HEX40.fullmatch(p) for p in parents):
+            raise CorruptContentError(f"git object {sha.decode()} is a damaged commit", hint=_FSCK)
+        return tree, tuple(p.decode() for p in parents)
 
     def tree(self, sha: bytes, what: str = "") -> list[tuple[str, bool, bytes]]:
         """Entries of tree ``sha``: ``(name, is_dir, sha)``."""
@@ -174,17 +202,6 @@ class BulkSnapshot(Snapshot):
         return self._raw.raw(sha, _BLOB, path, check=False)
 
 
-def read_commit(git: GitStore, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
-    """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing."""
-    try:
-        commit = git.objects.get(sha)
-    except KeyError:
-        raise BlobNotFound(f"git object {sha.decode()} (a commit) is missing", hint=_FSCK) from None
-    if not isinstance(commit, Commit):
-        raise NotFoundError(f"git object {sha.decode()} is not a commit")
-    return bytes(commit.tree), tuple(bytes(p).decode() for p in commit.parents)
-
-
 def directory_bytes(path: str) -> int:
     """Bytes of the files under ``path`` (apparent sizes; 0 if it does not exist)."""
     total = 0
@@ -197,4 +214,4 @@ def directory_bytes(path: str) -> int:
     return total
 
 
-__all__ = ["BulkSnapshot", "RawObjects", "directory_bytes", "read_commit"]
+__all__ = ["BulkSnapshot", "RawObjects", "directory_bytes"]

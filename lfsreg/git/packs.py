@@ -131,6 +131,29 @@ class PackReader:
             pass
         return self.read(offset, lookup)  # a delta, or damage: named there
 
+    def head(self, sha: bytes, limit: int) -> tuple[int, bytes] | None:
+        """Type and first ``limit`` bytes (at most) of the whole object ``sha``; ``None`` if absent, a delta, or unreadable here.
+
+        For a commit's header (its tree and parents) without inflating a message of megabytes.
+        """
+        offset = self.offset(sha)
+        if offset is None:
+            return None
+        m = self._map
+        try:
+            c = m[offset]
+            kind, size, pos, shift = (c >> 4) & 7, c & 15, offset + 1, 4
+            while c & 0x80:
+                c = m[pos]
+                pos += 1
+                size |= (c & 0x7F) << shift
+                shift += 7
+            if not 0 < kind < 5:
+                return None
+            return kind, zlib.decompressobj().decompress(m[pos : pos + min(size, limit) + 5 * (limit >> 14) + 4096], limit)
+        except (IndexError, zlib.error):
+            return None
+
     def _inflate(self, pos: int, size: int) -> bytes:
         """The zlib stream at ``pos`` that inflates to ``size`` bytes (what follows it is ignored)."""
         # zlib adds 11 bytes and 5 a stored block of 16 KiB at worst: read that much first,

@@ -24,7 +24,7 @@ from typing import Any
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
-from ..git.bulk import RawObjects, read_commit
+from ..git.bulk import RawObjects
 from ..git.store import GitStore
 from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest, plain_manifest
 from ..registry import layout
@@ -277,7 +277,7 @@ class RegistryWalk:
             seen.add(sha)
             found = self._memo("history").get("commits", sha)
             if found is None:
-                tree, parents = read_commit(self.git, sha.encode())
+                tree, parents = self.objects.commit(sha.encode())
                 found = [tree.decode(), list(parents)]
                 self._memo("history").put("commits", sha, found)
             roots.append(found[0].encode())
