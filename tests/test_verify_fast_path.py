@@ -29,6 +29,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"  # uncompressed: the diff_id is the layer's digest
+SIGNATURE_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 
 
@@ -59,6 +60,8 @@ class _Image:
         self.store_config = True
         self.tampered: set[str] = set()
         self.index: Callable[[dict[str, Any]], None] | None = None
+        self.payload: bytes | None = None  # a signature payload layer, stored as a git file (docs/format.md)
+        self.store_payload = True
 
     def files(self, lfs: Path) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
@@ -75,6 +78,10 @@ class _Image:
         manifest = dict(self.manifest)
         manifest["config"] = {"mediaType": self.config_type, "digest": f"sha256:{_sha(config)}", "size": len(config)}
         manifest["layers"] = [{"mediaType": LAYER, "digest": f"sha256:{_sha(d)}", "size": len(d)} for d in self.layers]
+        if self.payload is not None:
+            manifest["layers"].append({"mediaType": SIGNATURE_PAYLOAD, "digest": f"sha256:{_sha(self.payload)}", "size": len(self.payload)})
+            if self.store_payload:
+                out[f"blobs/sha256/{_sha(self.payload)[:2]}/{_sha(self.payload)}"] = self.payload
         self.edit(manifest)
         data = _dumps(manifest)
         out[f"blobs/sha256/{_sha(data)[:2]}/{_sha(data)}"] = data + b" " * ("manifest" in self.tampered)
@@ -110,6 +117,13 @@ def _cases() -> list[tuple[_Image, bool]]:
     artifact = case("artifact-config", False)
     artifact.config_type, artifact.config_bytes = "application/x-anything", b"not json at all"
     case("sha512-diff-id", False).config["rootfs"]["diff_ids"] = ["sha512:" + "ab" * 64]
+
+    signed = case("signature-payload", False)
+    signed.payload = b'{"critical":{}}'
+    signed.config["rootfs"]["diff_ids"].append(f"sha256:{_sha(signed.payload)}")
+    unsigned = case("signature-payload-missing", True)
+    unsigned.payload, unsigned.store_payload = b'{"critical":{"x":1}}', False
+    unsigned.config["rootfs"]["diff_ids"].append(f"sha256:{_sha(unsigned.payload)}")
 
     case("config-size", True).edit = lambda m: m["config"].update(size=m["config"]["size"] + 1)
     case("layer-size", True).edit = lambda m: m["layers"][0].update(size=m["layers"][0]["size"] + 1)
@@ -204,3 +218,15 @@ def test_a_copy_of_the_registry_without_the_damaged_images_verifies(registry, tm
     problems, counts = _report(repo)
     assert problems == []
     assert counts[0] == 1 + sum(1 for _, bad in _cases() if not bad)
+
+
+def test_du_counts_no_lfs_object_for_a_signature_payload(registry, tmp_path, monkeypatch):
+    """du's walk reads plain manifests the cheap way too: a payload layer (a git file) is no LFS object there either."""
+    monkeypatch.setenv("LFSREG_CACHE", str(tmp_path / "cache"))
+    reg = lfsreg.Registry(str(registry))
+    try:
+        usage = reg.du(image_globs=["case/signature-payload"])
+    finally:
+        reg.close()
+    (row,) = usage.tags
+    assert row.objects == 1 and row.size == len(b"layer of signature-payload\n")

@@ -118,6 +118,8 @@ class Walk:
         if plain is None:
             return False
         config, descs, layers = plain
+        if any(mt.stored_in_git(d[0]) for d in descs):
+            return False  # a signature: its payload is a git file, left to the full check
         diff_ids: list[Digest | None] = [None] * len(descs)
         blobs = 1
         if config[1] not in self.seen:
@@ -216,6 +218,11 @@ class Walk:
 
     def layer(self, desc: Descriptor, diff_id: Digest | None, where: str) -> None:
         """Check a layer's pointer (or chunks) once; later tags only add a diff_id the first did not know."""
+        if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file under blobs/ (docs/format.md)
+            if desc.digest.hex not in self.seen:
+                self.seen.add(desc.digest.hex)
+                self.blob(desc.digest, desc.size, "signature payload", where)
+            return
         known = self.layers.get(desc.digest.hex)
         if known is not None:
             if known.diff_id is None:

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
@@ -194,15 +195,20 @@ class RegistryWalk:
         data = self._metadata(root, digest)
         plain = plain_manifest(data)  # the common case, without building what is not kept
         out: dict[str, int] = {}
-        if plain is not None:
-            out = {hexpart: size for _, hexpart, size in plain[1]}
+        if plain is not None:  # a signature's payload is a git file, no LFS object (docs/format.md)
+            out = {hexpart: size for media_type, hexpart, size in plain[1] if not mt.stored_in_git(media_type)}
         elif isinstance(parsed := parse_manifest(data, f"{self.label}: {digest}"), Index):
             for child in parsed.manifests:
                 if depth >= MAX_INDEX_DEPTH:
                     raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep under {digest}")
                 out.update(self.image_objects(root, child.digest, depth + 1))
         else:
-            out = {layer.digest.hex: layer.size for layer in parsed.layers if layer.digest.algorithm == "sha256"}
+            # a signature's payload is a git file, no LFS object (docs/format.md)
+            out = {
+                layer.digest.hex: layer.size
+                for layer in parsed.layers
+                if layer.digest.algorithm == "sha256" and not mt.stored_in_git(layer.media_type)
+            }
         self._memo("live").put("manifests", key, [[o, s] for o, s in out.items()])
         self._images[key] = out
         return out
