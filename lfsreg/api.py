@@ -21,6 +21,7 @@ from .api_cost import CostMethods
 from .api_maintain import MaintainMethods
 from .api_retention import RetentionMethods
 from .api_serve import ServeMethods
+from .api_sign import SignMethods, load_public_keys, load_signing_key, write_signing_keypair
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .ops.traffic import Traffic
     from .ops.usage import RegistryUsage
     from .ops.verify import VerifyReport
+    from .signing.keys import PrivateKey
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
 # that use them (PEP 562 for the names re-exported here): every command starts a new process,
@@ -79,7 +81,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
+class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, SignMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -160,6 +162,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         src_creds: str | None = None,
         src_tls_verify: bool = True,
         platform: str | None = None,
+        sign_key: PrivateKey | None = None,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
@@ -184,6 +187,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
             src_creds: ``USER:PASSWORD`` for ``docker://`` sources' registry (else the Docker config).
             src_tls_verify: ``False`` allows plain HTTP to a ``docker://`` source (loopback always may).
             platform: take only this platform's image from a ``docker://`` source's index.
+            sign_key: sign each pushed image's digest with this key, in the push's commit (cosign's format).
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -203,7 +207,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
-        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit)
+        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit, extra=self._push_signatures(sign_key))
         if platform and not any(r.transport == "docker" for r in refs):
             raise UsageError("--platform picks from a docker:// source's index; no source is docker://")
         remote = docker_registry.access(src_creds, src_tls_verify, platform=platform)
@@ -265,6 +269,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         traffic: Traffic | None = None,
         dest_creds: str | None = None,
         dest_tls_verify: bool = True,
+        verify_keys: Sequence[str] = (),
+        skip_signatures: bool = False,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
@@ -273,6 +279,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         ``docker://HOST[/NAME[:TAG]]`` (a distribution registry; ``dest_creds`` ``USER:PASSWORD``
         for it, else the Docker config; ``dest_tls_verify=False`` allows plain HTTP). ``traffic``, if
         given, is filled with the bytes moved from the host and from the local cache.
+        Signatures (``verify_keys``: PEM texts or files; the trust policy unless ``skip_signatures``)
+        are checked before anything is written (``SignatureError``).
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -294,6 +302,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        self._check_signatures(view, refs, verify_keys, skip_signatures)  # before anything is written
         progress = self._counted(traffic, view, progress)
         lfs = budgeted(lfs, read_limits(view).transfer, self.label)  # limits.transfer (docs/limits.md)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
@@ -426,6 +435,9 @@ __all__ = [
     "Traffic",
     "discard_own_staging",
     "is_ssh_location",
+    "load_public_keys",
+    "load_signing_key",
+    "write_signing_keypair",
     "parse_ssh_url",
     "write_keypair",
 ]
