@@ -12,7 +12,8 @@
 * ttfb: time to first byte of ``GET /v2/<name>/manifests/<tag>`` on a registry of
   ``--serve-images`` x ``--serve-tags`` (3000 x 10 = 30,000 tags; the scale benchmark's kind),
   warm (after one request), random tags, one keep-alive connection. Target: median < 50 ms.
-Pushing into ``lfsreg serve`` needs its write side: measured only when the server accepts pushes.
+* in, cold: pushing into each server, and pulling out of a cold ``lfsreg serve`` of an HTTP
+  registry: :mod:`tools.bench.serve_more`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tools.bench import image
+from tools.bench import image, serve_more
 from tools.bench.report import Check, ratio
 from tools.bench.runner import MIB, Run, rmtree
 from tools.bench.session import Session
@@ -194,7 +195,9 @@ def run(s: Session) -> None:
                         s.r.run(step, _concurrent([f"{host}/{name}" for name in names[1:]], work / "conc"), env=s.env)
                     info[f"peak RSS MB {who}"] = max(info.get(f"peak RSS MB {who}", 0), rss.peak_kb * 1024 / 1e6)
             rmtree(work / "conc")
+            serve_more.run_push(s, lr, env, work / "out", work, info)
             rmtree(work / "out")
+        serve_more.run_cold(s, lr, repo, work)
     _ttfb_run(s, work)
 
 
@@ -254,12 +257,12 @@ def checks(s: Session) -> list[Check]:
                 "manifest GET by tag, TTFB median (warm)", f"{ttfb * 1000:.1f} ms", f"< {TARGET_TTFB_S * 1000:.0f} ms", ttfb < TARGET_TTFB_S
             )
         )
-    return out
+    return out + serve_more.checks(s)
 
 
 def report(s: Session) -> list[str]:
     data = s.data.get("serve")
-    return [f"serve: {json.dumps(data)}", "pushing into lfsreg serve: not measured (needs the write side)", ""] if data else []
+    return [f"serve: {json.dumps(data)}", ""] if data else []
 
 
 if __name__ == "__main__":
