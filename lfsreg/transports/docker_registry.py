@@ -11,6 +11,8 @@ Writing is all or nothing as far as a registry allows: every blob and child mani
 image is uploaded (only those the registry lacks: ``HEAD`` first, a cross-repository mount when
 this write already put the blob in another repository of the host) before the first tag is
 set, so a failure leaves no tag changed, only unreferenced blobs a registry garbage-collects.
+The registry is asked what it holds before anything is read (:meth:`RegistryDestination.held`),
+so a pull does not download from LFS the layers the destination has.
 Credentials, TLS and retries: :mod:`lfsreg.distribution`.
 """
 
@@ -196,6 +198,7 @@ class RegistryDestination:
         self.uploaded = 0  # blobs sent (not found by HEAD, not mounted)
         self.skipped = 0  # blobs the registry already had
         self.mounted = 0
+        self._held: dict[tuple[str, Digest], bool] | None = None  # what held() found, per repository and blob
 
     def _repository(self, name: str | None) -> str:
         repository = self.target.name or name
@@ -203,23 +206,54 @@ class RegistryDestination:
             raise UsageError(f"{self.label}: name the repository (docker://HOST/NAME) for an image without a name")
         return validate_name(repository)
 
+    def _targets(self, images: list[LayoutImage]) -> list[tuple[str, str | None, LayoutImage]]:
+        """Each image once per name it goes to: ``(repository, tag, image)``."""
+        return [(self._repository(name), tag, image) for image in images for name, tag in image.refs or ((None, None),)]
+
+    def held(self, images: list[LayoutImage]) -> set[Digest]:
+        """The blobs (not manifests) the registry holds in every repository they go to (:class:`lfsreg.image.HeldBlobs`).
+
+        One ``HEAD`` per blob and repository; a blob ``HEAD`` found in another repository of
+        this host is mounted from there (a mount writes no tag). Remembered for
+        :meth:`write_layout`, which then neither asks again nor reads those blobs.
+        """
+        self.client.ping()
+        status: dict[tuple[str, Digest], bool] = {}
+        found: dict[Digest, str] = {}  # blob -> a repository of this host that holds it
+        for repository, _, image in self._targets(images):
+            for blob in image.blobs:
+                desc = blob.desc
+                key = (repository, desc.digest)
+                if key in status or _is_manifest(desc) or desc.digest == image.root.digest:
+                    continue
+                if self.client.has_blob(repository, desc.digest, desc.size):
+                    self.skipped += 1
+                    status[key] = True
+                elif (other := found.get(desc.digest)) and self.client.mount(repository, desc.digest, other):
+                    self.mounted += 1
+                    status[key] = True
+                else:
+                    status[key] = False
+                if status[key]:
+                    found.setdefault(desc.digest, repository)
+        self._held = status
+        missing = {digest for (_, digest), ok in status.items() if not ok}
+        return {digest for _, digest in status} - missing
+
     def write_layout(self, images: list[LayoutImage]) -> None:
         """Upload what the registry lacks, child manifests by digest, then every tag (see the module docstring)."""
         try:
             self.client.ping()
             placed: dict[Digest, str] = {}  # blob -> a repository of this host that now holds it
-            tags: list[tuple[str, str, LayoutImage]] = []
-            for image in images:
-                for name, tag in image.refs or ((None, None),):
-                    repository = self._repository(name)
-                    self._send_blobs(repository, image, placed)
-                    tags.append((repository, tag or str(image.root.digest), image))
-            for repository, reference, image in tags:
+            targets = self._targets(images)
+            for repository, _, image in targets:
+                self._send_blobs(repository, image, placed)
+            for repository, tag, image in targets:
                 root = next(b for b in image.blobs if b.desc.digest == image.root.digest)
                 reader = root.opener()
                 data = reader.read()
                 reader.finish()
-                self.client.put_manifest(repository, reference, data, image.root.media_type)
+                self.client.put_manifest(repository, tag or str(image.root.digest), data, image.root.media_type)
         finally:
             self.client.close()
 
@@ -228,13 +262,16 @@ class RegistryDestination:
             desc = blob.desc
             if desc.digest == image.root.digest:
                 continue  # the root goes last, with its tag
-            if mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type):
+            if _is_manifest(desc):
                 reader = blob.opener()
                 data = reader.read()
                 reader.finish()
                 self.client.put_manifest(repository, str(desc.digest), data, desc.media_type)
                 continue
-            if self.client.has_blob(repository, desc.digest, desc.size):
+            known = self._held.get((repository, desc.digest)) if self._held is not None else None
+            if known:
+                pass  # held() found it (counted there)
+            elif known is None and self.client.has_blob(repository, desc.digest, desc.size):
                 self.skipped += 1
             elif (other := placed.get(desc.digest)) and other != repository and self.client.mount(repository, desc.digest, other):
                 self.mounted += 1
@@ -242,6 +279,10 @@ class RegistryDestination:
                 self.client.upload(repository, desc.digest, desc.size, blob.opener)
                 self.uploaded += 1
             placed.setdefault(desc.digest, repository)
+
+
+def _is_manifest(desc: Descriptor) -> bool:
+    return mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type)
 
 
 def access(creds: str | None, tls_verify: bool, *, platform: str | None = None, what: str = "--src-creds") -> DockerAccess:
