@@ -3,7 +3,14 @@
 References are skopeo's: ``docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`` (no host, or a first
 component without ``.``/``:`` that is not ``localhost``, means Docker Hub; its one-component
 names get ``library/``). A source offers the one image the reference names, indexes whole, or
-the one platform ``--platform`` picks from an index. A destination takes images as stored
+a platform subset ``--platform`` picks from an index (as crane's ``--platform`` does): one
+platform is that platform's image manifest, stored as the source has it (its digest is the one
+the source index lists for it); several (``--platform linux/amd64,linux/arm64``) are a new
+index of the same media type listing only their descriptors, as the source lists them and in
+its order, the index's other fields kept. That index is new bytes: its digest is not the source
+index's (a pull by the source's index digest does not find it; the tag does), unless they are
+all of the index's children: then it is the source index itself. Each platform asked for must
+be in the index. A destination takes images as stored
 (indexes whole): ``docker://HOST/NAME[:TAG]`` puts every image under NAME (with its own tag, or
 TAG for a single image); ``docker://HOST`` keeps each image's own name.
 
@@ -29,7 +36,7 @@ from ..digest import Digest
 from ..distribution.auth import DOCKER_HUB, DOCKER_HUB_API, AuthSources
 from ..errors import ImageNotFound, InvalidReference, UsageError
 from ..image import LayoutImage, Root
-from ..manifest import Descriptor, Index, parse_manifest
+from ..manifest import Descriptor, Index, dump_json, parse_manifest
 from ..reference import TAG_RE, validate_name, validate_tag
 
 if TYPE_CHECKING:  # the client (requests) is imported only when a docker:// reference is opened
@@ -140,22 +147,35 @@ class RegistrySource:
             fetched = self.client.get_manifest(ref.name, ref.reference)
             self._manifests[fetched.digest] = fetched.data
             desc = Descriptor(fetched.media_type, fetched.digest, len(fetched.data))
-            if access.platform and mt.is_index(fetched.media_type):
-                desc = self._platform(fetched.data, access.platform)
+            wanted = [p.strip() for p in (access.platform or "").split(",") if p.strip()]
+            if wanted and mt.is_index(fetched.media_type):
+                desc = self._platforms(fetched.data, fetched.media_type, wanted)
         except BaseException:
             self.client.close()
             raise
         names = (f"{_familiar(ref)}:{ref.tag or 'latest'}",) if not ref.digest else ()
         self._root = Root(desc, names, (ref.reference,))
 
-    def _platform(self, data: bytes, wanted: str) -> Descriptor:
+    def _platforms(self, data: bytes, media_type: str, wanted: list[str]) -> Descriptor:
+        """The one platform's descriptor, or a new index of several (see the module docstring)."""
         parsed = parse_manifest(data, self.label)
         assert isinstance(parsed, Index)
-        found = [c for c in parsed.manifests if c.platform() == wanted or (c.platform() or "").startswith(wanted + "/")]
-        if not found:
-            have = ", ".join(p for p in (c.platform() for c in parsed.manifests) if p) or "none"
-            raise ImageNotFound(f"{self.label}: no image for platform {wanted} (has: {have})")
-        return found[0]
+        picked: list[int] = []
+        for platform in wanted:
+            found = [i for i, c in enumerate(parsed.manifests) if c.platform() == platform or _variant_of(c, platform)]
+            if not found:
+                have = ", ".join(p for p in (c.platform() for c in parsed.manifests) if p) or "none"
+                raise ImageNotFound(f"{self.label}: no image for platform {platform} (has: {have})")
+            if found[0] not in picked:
+                picked.append(found[0])
+        if len(picked) == 1:
+            return parsed.manifests[picked[0]]
+        if len(picked) == len(parsed.manifests):
+            return Descriptor(media_type, Digest.of_bytes(data), len(data))  # all of them: the index as it is
+        subset = dump_json({**parsed.obj, "manifests": [parsed.obj["manifests"][i] for i in sorted(picked)]})
+        digest = Digest.of_bytes(subset)
+        self._manifests[digest] = subset
+        return Descriptor(media_type, digest, len(subset))
 
     def roots(self) -> list[Root]:
         """The one image the reference names."""
@@ -173,6 +193,11 @@ class RegistrySource:
     def close(self) -> None:
         """Close the connections."""
         self.client.close()
+
+
+def _variant_of(child: Descriptor, platform: str) -> bool:
+    """``linux/arm`` asks for any ``linux/arm/VARIANT``."""
+    return (child.platform() or "").startswith(platform + "/")
 
 
 def open_source(text: str, access: DockerAccess) -> RegistrySource:
