@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -32,6 +33,10 @@ from .session import RegistrySession
 log = logging.getLogger(__name__)
 OCTET = "application/octet-stream"
 _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
 
 
 class SessionLost(RetriableError):
@@ -96,7 +101,7 @@ class ChunkedUpload:
             try:
                 self.patches += 1
                 resp = self.session.request(
-                    "PATCH", self.location, self.what, scope=self.scope, ok=(202, 416), headers=headers, body=lambda p=part: p, retry=False
+                    "PATCH", self.location, self.what, scope=self.scope, ok=(202, 416), headers=headers, body=_constant(part), retry=False
                 )
                 if resp.status_code == 202:
                     self._next(resp)

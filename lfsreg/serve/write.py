@@ -88,6 +88,9 @@ class WriteSide:
                 raise ApiError("DENIED", str(exc), 403) from None
         return limits
 
+    def _check_commit_storage(self, objects: list[LfsObject]) -> None:
+        self._check_storage(objects, "nothing was committed")
+
     def _keep(self, obj: LfsObject, path: str) -> bool:
         """Store a verified upload: refused over ``limits.storage``, in chunks over ``limits.object``."""
         limits = self._check_storage([obj], "nothing was uploaded")
@@ -187,7 +190,7 @@ class WriteSide:
                 tags=tags,
                 digest=digest,
                 guard=self.ctx.git_lock,
-                before_commit=lambda objects: self._check_storage(objects, "nothing was committed"),
+                before_commit=self._check_commit_storage,
             )
         except BlobNotFound as exc:
             raise ApiError("MANIFEST_BLOB_UNKNOWN", str(exc), 400) from None
