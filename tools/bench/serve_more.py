@@ -21,6 +21,7 @@ from tools.bench import https
 from tools.bench.report import Check, ratio
 from tools.bench.revs import Lfsreg
 from tools.bench.runner import rmtree
+from tools.bench.serve_peers import PeakRss, docker_registry, lfsreg_serve
 from tools.bench.session import Session
 
 TARGET_IN = 1.2
@@ -28,8 +29,6 @@ TARGET_IN = 1.2
 
 def run_push(s: Session, lr: Lfsreg, env: dict[str, str], src: Path, work: Path, info: dict[str, object]) -> None:
     """The "in" step (see the module docstring); ``src`` is a ``dir:`` copy of the image."""
-    from tools.bench.serve import PeakRss, docker_registry, lfsreg_serve
-
     token = secrets.token_hex(16)
     tokens = work / "push-tokens"
     tokens.write_text(token + "\n")
@@ -58,8 +57,6 @@ def run_push(s: Session, lr: Lfsreg, env: dict[str, str], src: Path, work: Path,
 
 def run_cold(s: Session, lr: Lfsreg, local_repo: Path, work: Path) -> None:
     """The "cold" step (see the module docstring)."""
-    from tools.bench.serve import lfsreg_serve
-
     try:
         server = https.start_servers(s)
     except RuntimeError as exc:
