@@ -80,3 +80,12 @@ def test_push_pull_and_git_clone_with_lfs_objects_in_seaweedfs(git_http_s3_serve
     assert json.loads((out / "index.json").read_text())["manifests"][0]["digest"] == want
     for blob in (out / "blobs" / "sha256").iterdir():
         assert blob.read_bytes() == (FIXTURES / "app.oci" / "blobs" / "sha256" / blob.name).read_bytes()
+
+    # verify asks giftless, which asks S3: clean now; an object deleted from the bucket is named
+    with lfsreg.Registry(s3_repo.url) as reg:
+        report = reg.verify()
+        assert report.ok and report.objects == len(objects), report.problems
+        gone = min(objects)
+        assert seaweed.request("DELETE", f"/{seaweed.bucket}/{giftless_s3_server.s3_key(s3_repo.name, gone)}")[0] == 204
+        report = reg.verify()
+    assert not report.ok and all(gone in str(p) for p in report.problems), report.problems

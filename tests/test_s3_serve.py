@@ -10,6 +10,9 @@
   ``--refresh``; blobs uploaded through one and the manifest put through the other become one
   image (staged blobs are found in the shared LFS storage); an upload session started on one is
   unknown to the other (``BLOB_UPLOAD_UNKNOWN``, nothing written), and goes on where it began.
+* The two behind one address, nginx configured as README's deployment example: round robin
+  serves skopeo's pull from both but splits an upload session (``BLOB_UPLOAD_UNKNOWN``); by
+  source address, skopeo pushes through it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import bcrypt
 import pytest
 from gitenv import cli_env, require_tool
 from peers.engine import podman_storage
-from serveput_images import OCI_MANIFEST, image, sha
+from peers.nginx import nginx_config, nginx_starter
+from peers.procs import started
+from serveput_images import OCI_MANIFEST, Image, image, sha
 
 import lfsreg
 from tests.conftest import FIXTURES
@@ -123,6 +128,11 @@ def test_skopeo_follows_the_307_to_seaweedfs_without_serves_credentials(
         for secret in (PASSWORD, git_http_s3_server.password, seaweedfs_server.secret_key):
             assert secret not in location
         mark = len(seaweedfs_server.access_log())
+        conn.request("HEAD", f"/v2/acme/app/blobs/{layers[1]['digest']}", headers={"Authorization": AUTH})
+        resp = conn.getresponse()
+        resp.read()
+        assert (resp.status, resp.getheader("Content-Length")) == (200, str(layers[1]["size"]))
+        assert seaweedfs_server.access_log()[mark:] == []  # HEAD is answered from the registry, not the storage
         lines.clear()
         out = tmp_path / "out"
         proc = subprocess.run(
@@ -198,59 +208,149 @@ def code(body: bytes) -> str:
     return json.loads(body)["errors"][0]["code"]
 
 
-def test_two_serve_processes_on_the_s3_registry(s3_registry, git_http_s3_server, giftless_s3_server, seaweedfs_server, tmp_path):
+@pytest.fixture(scope="module")
+def serves(s3_registry, git_http_s3_server, tmp_path_factory):
+    """Two ``lfsreg serve`` processes on the S3 registry (``--redirect``, ``--refresh 0.5``), caches of their own: their URLs."""
     repo, htpasswd = s3_registry
-    skopeo = require_tool("skopeo")
+    tmp = tmp_path_factory.mktemp("serves")
     opts = ("--htpasswd", str(htpasswd), "--refresh", "0.5", "--redirect")
-    env_a, env_b = cli_env(tmp_path / "a", git_http_s3_server), cli_env(tmp_path / "b", git_http_s3_server)  # caches of their own
+    env_a, env_b = cli_env(tmp / "a", git_http_s3_server), cli_env(tmp / "b", git_http_s3_server)
     with serve_process(repo.url, env_a, *opts) as url_a, serve_process(repo.url, env_b, *opts) as url_b:
-        a, b = Client(url_a), Client(url_b)
-        # 1. skopeo pushes through A; B serves the tag within --refresh, and skopeo pulls it through B
-        layout = busybox_oci(tmp_path / "bb.oci")
-        copy = [skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}", f"oci:{layout}:1"]
-        run([*copy, f"docker://{a.netloc}/pushed/bb:1"], free_env(tmp_path))
-        pushed = time.monotonic()
-        while json.loads(b("GET", "/v2/pushed/bb/tags/list")[2]).get("tags") != ["1"]:
-            assert time.monotonic() - pushed < 0.5 + 5, "B did not serve A's push within --refresh"
-            time.sleep(0.05)
-        mark = len(seaweedfs_server.access_log())
-        out = tmp_path / "out"
-        pull = [skopeo, "copy", "--src-tls-verify=false", "--src-creds", f"{USER}:{PASSWORD}", f"docker://{b.netloc}/pushed/bb:1"]
-        run([*pull, f"oci:{out}:x"], free_env(tmp_path))
-        for blob in (out / "blobs" / "sha256").iterdir():
-            assert blob.read_bytes() == (layout / "blobs" / "sha256" / blob.name).read_bytes()
-        layer = json.loads(b("GET", "/v2/pushed/bb/manifests/1", Accept=OCI_MANIFEST)[2])["layers"][0]
-        got = [line.split()[1:] for line in seaweedfs_server.access_log()[mark:] if line.startswith("GET ")]
-        assert [f"/{seaweedfs_server.bucket}/giftless/{repo.name}/{layer['digest'][7:]}", "200", str(layer["size"]), "auth=no"] in got
-        assert giftless_s3_server.s3_key(repo.name, layer["digest"][7:]) in seaweedfs_server.objects(f"giftless/{repo.name}/")
+        yield url_a, url_b
 
-        # 2. blobs uploaded through A, the manifest put through B: one image (staged blobs are in the shared LFS storage)
-        im = image("two servers")
-        for data in im.blobs.values():
-            status, _, body = a("POST", f"/v2/split/app/blobs/uploads/?digest={sha(data)}", data)
-            assert status == 201, body
-        status, _, body = b("PUT", "/v2/split/app/manifests/v1", im.manifest, Content_Type=OCI_MANIFEST)
+
+def test_two_serve_processes_on_the_s3_registry(s3_registry, serves, giftless_s3_server, seaweedfs_server, tmp_path):
+    repo, _ = s3_registry
+    skopeo = require_tool("skopeo")
+    a, b = (Client(url) for url in serves)
+    # 1. skopeo pushes through A; B serves the tag within --refresh, and skopeo pulls it through B
+    layout = busybox_oci(tmp_path / "bb.oci")
+    copy = [skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}", f"oci:{layout}:1"]
+    run([*copy, f"docker://{a.netloc}/pushed/bb:1"], free_env(tmp_path))
+    pushed = time.monotonic()
+    while json.loads(b("GET", "/v2/pushed/bb/tags/list")[2]).get("tags") != ["1"]:
+        assert time.monotonic() - pushed < 0.5 + 5, "B did not serve A's push within --refresh"
+        time.sleep(0.05)
+    mark = len(seaweedfs_server.access_log())
+    out = tmp_path / "out"
+    pull = [skopeo, "copy", "--src-tls-verify=false", "--src-creds", f"{USER}:{PASSWORD}", f"docker://{b.netloc}/pushed/bb:1"]
+    run([*pull, f"oci:{out}:x"], free_env(tmp_path))
+    for blob in (out / "blobs" / "sha256").iterdir():
+        assert blob.read_bytes() == (layout / "blobs" / "sha256" / blob.name).read_bytes()
+    layer = json.loads(b("GET", "/v2/pushed/bb/manifests/1", Accept=OCI_MANIFEST)[2])["layers"][0]
+    got = [line.split()[1:] for line in seaweedfs_server.access_log()[mark:] if line.startswith("GET ")]
+    assert [f"/{seaweedfs_server.bucket}/giftless/{repo.name}/{layer['digest'][7:]}", "200", str(layer["size"]), "auth=no"] in got
+    assert giftless_s3_server.s3_key(repo.name, layer["digest"][7:]) in seaweedfs_server.objects(f"giftless/{repo.name}/")
+
+    # 2. blobs uploaded through A, the manifest put through B: one image (staged blobs are in the shared LFS storage)
+    im = image("two servers")
+    for data in im.blobs.values():
+        status, _, body = a("POST", f"/v2/split/app/blobs/uploads/?digest={sha(data)}", data)
         assert status == 201, body
-        deadline = time.monotonic() + 5.5
-        while a("GET", "/v2/split/app/manifests/v1", Accept=OCI_MANIFEST)[0] != 200:
-            assert time.monotonic() < deadline, "A did not serve B's manifest within --refresh"
-            time.sleep(0.05)
+    status, _, body = b("PUT", "/v2/split/app/manifests/v1", im.manifest, Content_Type=OCI_MANIFEST)
+    assert status == 201, body
+    deadline = time.monotonic() + 5.5
+    while a("GET", "/v2/split/app/manifests/v1", Accept=OCI_MANIFEST)[0] != 200:
+        assert time.monotonic() < deadline, "A did not serve B's manifest within --refresh"
+        time.sleep(0.05)
 
-        # 3. an upload session is the process's own: the other answers BLOB_UPLOAD_UNKNOWN and writes nothing
-        data = hashlib.sha256(b"chunk").digest() * 300
-        status, h, _ = a("POST", "/v2/chunked/app/blobs/uploads/", b"", Content_Length="0")
+    # 3. an upload session is the process's own: the other answers BLOB_UPLOAD_UNKNOWN and writes nothing
+    data = hashlib.sha256(b"chunk").digest() * 300
+    status, h, _ = a("POST", "/v2/chunked/app/blobs/uploads/", b"", Content_Length="0")
+    assert status == 202
+    where = h["location"]
+    status, h, _ = a("PATCH", where, data[:4000], Content_Range="0-3999", Content_Type="application/octet-stream")
+    assert (status, h["range"]) == (202, "0-3999")
+    for method, path, body, extra in (
+        ("PATCH", where, data[4000:], {"Content_Range": f"4000-{len(data) - 1}", "Content_Type": "application/octet-stream"}),
+        ("GET", where, None, {}),
+        ("PUT", f"{where}?digest={sha(data)}", data[4000:], {"Content_Type": "application/octet-stream"}),
+    ):
+        status, _, body = b(method, path, body, **extra)
+        assert (status, code(body)) == (404, "BLOB_UPLOAD_UNKNOWN"), (method, status, body)
+    assert b("HEAD", f"/v2/chunked/app/blobs/{sha(data)}")[0] == 404
+    assert a("GET", where)[1]["range"] == "0-3999"  # A's session is untouched by what B refused
+    status, _, body = a("PUT", f"{where}?digest={sha(data)}", data[4000:], Content_Range=f"4000-{len(data) - 1}")
+    assert status == 201, body
+
+
+_UPSTREAM = """\
+  log_format lb '$request_method $uri $status $upstream_addr';
+  upstream lfsreg_serve {{
+{affinity}{servers}  }}
+"""
+
+# README's "TLS in front" example, without the TLS
+_BALANCED = """\
+    location /v2/ {{
+      access_log {log} lb;
+      proxy_pass http://lfsreg_serve;
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_read_timeout 900s;
+    }}
+"""
+
+
+def oci_layout(out: Path, im: Image) -> Path:
+    """An OCI layout holding ``im`` as tag ``1``."""
+    for data in (*im.blobs.values(), im.manifest):
+        blob = out / "blobs" / "sha256" / sha(data)[7:]
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+    (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    desc = {**im.descriptor(), "annotations": {"org.opencontainers.image.ref.name": "1"}}
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    return out
+
+
+@contextlib.contextmanager
+def balancer(workdir: Path, backends: tuple[str, ...], *, affinity: bool):
+    """nginx in front of ``backends``: by source address (``affinity``) or round robin; ``(netloc, its log)``."""
+    workdir.mkdir(parents=True)
+    log = workdir / "lb.log"
+    servers = "".join(f"    server {url.removeprefix('http://')};\n" for url in backends)
+    upstream = _UPSTREAM.format(affinity="    hash $remote_addr consistent;\n" if affinity else "", servers=servers)
+    start = nginx_starter(workdir, lambda port: nginx_config(workdir, port, _BALANCED.format(log=log), http=upstream))
+    port, procs = started(start, lambda port: Client(f"http://127.0.0.1:{port}")("GET", "/v2/")[0] == 200, "nginx (serve balancer)")
+    try:
+        yield f"127.0.0.1:{port}", log
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_serve_processes_behind_one_address(serves, tmp_path):
+    skopeo = require_tool("skopeo")
+    layout = oci_layout(tmp_path / "lb.oci", image("behind one address"))  # blobs the registry lacks yet
+    creds = f"{USER}:{PASSWORD}"
+    with (
+        balancer(tmp_path / "rr", serves, affinity=False) as (rr, rr_log),
+        balancer(tmp_path / "ip", serves, affinity=True) as (ip, ip_log),
+    ):
+        # pulls need no affinity: skopeo pulls through round robin, both processes answering
+        run(
+            [skopeo, "copy", "--src-tls-verify=false", "--src-creds", creds, f"docker://{rr}/acme/app:1.0", f"oci:{tmp_path / 'out'}:x"],
+            free_env(tmp_path),
+        )
+        assert {line.split()[3] for line in rr_log.read_text().splitlines()} == {u.removeprefix("http://") for u in serves}
+
+        # an upload session's requests spread over both processes: BLOB_UPLOAD_UNKNOWN on the other one, nothing written
+        c = Client(f"http://{rr}")
+        status, h, _ = c("POST", "/v2/lb/rr/blobs/uploads/", b"", Content_Length="0")
         assert status == 202
-        where = h["location"]
-        status, h, _ = a("PATCH", where, data[:4000], Content_Range="0-3999", Content_Type="application/octet-stream")
-        assert (status, h["range"]) == (202, "0-3999")
-        for method, path, body, extra in (
-            ("PATCH", where, data[4000:], {"Content_Range": f"4000-{len(data) - 1}", "Content_Type": "application/octet-stream"}),
-            ("GET", where, None, {}),
-            ("PUT", f"{where}?digest={sha(data)}", data[4000:], {"Content_Type": "application/octet-stream"}),
-        ):
-            status, _, body = b(method, path, body, **extra)
-            assert (status, code(body)) == (404, "BLOB_UPLOAD_UNKNOWN"), (method, status, body)
-        assert b("HEAD", f"/v2/chunked/app/blobs/{sha(data)}")[0] == 404
-        assert a("GET", where)[1]["range"] == "0-3999"  # A's session is untouched by what B refused
-        status, _, body = a("PUT", f"{where}?digest={sha(data)}", data[4000:], Content_Range=f"4000-{len(data) - 1}")
-        assert status == 201, body
+        status, _, body = c("PATCH", h["location"], b"abc", Content_Range="0-2", Content_Type="application/octet-stream")
+        assert (status, code(body)) == (404, "BLOB_UPLOAD_UNKNOWN")
+        uploads = [line.split() for line in rr_log.read_text().splitlines() if "/blobs/uploads/" in line]
+        assert [u[0] for u in uploads] == ["POST", "PATCH"] and uploads[0][3] != uploads[1][3]
+
+        # by source address: one process takes a client's uploads, and skopeo pushes through the balancer
+        run(
+            [skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:1", f"docker://{ip}/lb/ip:1"],
+            free_env(tmp_path),
+        )
+        lines = [line.split() for line in ip_log.read_text().splitlines()]
+        assert len({line[3] for line in lines if "/blobs/uploads/" in line[1]}) == 1
+        assert ["PUT", "/v2/lb/ip/manifests/1", "201"] in [line[:3] for line in lines]

