@@ -11,7 +11,7 @@ import click
 from .. import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION
 from .cost import estimate_printer, traffic_line
 from .render import ProgressBars, emit_json, table
-from .sigopts import SKIP_SIGNATURES, VERIFY_KEY, show_signatures
+from .sigopts import SKIP_SIGNATURES, VERIFY_KEY, private_key, show_signatures
 from .sizes import human_size
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def init(repo: str) -> None:
     help="Take only this platform from a docker:// index (repeatable, or comma-separated): one is stored as its image, "
     "several as a new index of just them (a new digest).",
 )
+@click.option("--sign-key", "sign_key", metavar="FILE", help="Sign each pushed image (cosign's format) in the push's commit.")
 def push(
     repo: str,
     sources: tuple[str, ...],
@@ -75,6 +76,7 @@ def push(
     src_creds: str | None,
     src_tls_verify: bool,
     platforms: tuple[str, ...],
+    sign_key: str | None,
 ) -> None:
     """Push images from SOURCES.
 
@@ -84,6 +86,7 @@ def push(
     Before uploading, the push says what it will add to the host's LFS storage and the
     registry's billed total after it; a push over the registry's limits.storage is refused.
     """
+    key = private_key(sign_key) if sign_key else None  # a bad key is refused before anything is read
     bars = ProgressBars("push")
     progress = estimate_printer(bars, fmt == "text")
     try:
@@ -98,6 +101,7 @@ def push(
             src_creds=src_creds,
             src_tls_verify=src_tls_verify,
             platform=",".join(platforms) or None,
+            sign_key=key,
         )
     finally:
         bars.close()
