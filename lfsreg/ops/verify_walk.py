@@ -24,6 +24,7 @@ from ..formats.lfs_pointer import LfsObject
 from ..git.bulk import DIR_MODE, BulkSnapshot
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, PlainManifest, parse_config, parse_manifest, plain_diff_ids, plain_manifest
 from ..registry.view import RegistryView
+from .halves import in_halves
 
 _POINTER = lfs_pointer.encode(LfsObject("%s", 0)).replace(b"size 0", b"size %d")  # the canonical pointer, as a template
 
@@ -147,20 +148,30 @@ class Walk:
         """Read what :meth:`quick` will need for these images all at once, in the order the packs hold it.
 
         Manifests, then their configs, then their layers' pointers: each a pass through the pack
-        instead of a jump per file. Only reads and checks that depend on nothing else are done
-        here; :meth:`quick` still decides, image by image, in the tags' order.
+        instead of a jump per file, half of them in a child process where two cores allow
+        (:func:`lfsreg.ops.halves.in_halves`). Only reads and checks that depend on nothing
+        else are done here; :meth:`quick` still decides, image by image, in the tags' order.
         """
         hexparts = list(dict.fromkeys(d.hex for d in roots if d.algorithm == "sha256" and d.hex not in self.seen))
+        for manifests, configs, pointers in in_halves(self._read_ahead, hexparts):
+            self._ready_manifests.update(manifests)
+            self._ready_configs.update(configs)
+            self._ready_pointers.update(pointers)
+
+    def _read_ahead(
+        self, hexparts: list[str]
+    ) -> tuple[dict[str, tuple[int, PlainManifest] | None], dict[str, tuple[int, list[str] | None] | None], dict[str, bytes | None]]:
+        """What :meth:`prepare` keeps for these manifests (hex digests): it reads, and changes nothing."""
+        manifests: dict[str, tuple[int, PlainManifest] | None] = {}
         configs: dict[str, None] = {}
         pointers: dict[str, None] = {}
         for hexpart, data in self._read_many("blobs", hexparts, check=False).items():
-            checked = self._ready_manifests[hexpart] = _checked_manifest(hexpart, data)
+            checked = manifests[hexpart] = _checked_manifest(hexpart, data)
             if checked is not None:
                 configs[checked[1][0][1]] = None
                 pointers.update((d[1], None) for d in checked[1][1] if not mt.stored_in_git(d[0]))
-        for hexpart, data in self._read_many("blobs", list(configs), check=False).items():
-            self._ready_configs[hexpart] = _checked_config(hexpart, data)
-        self._ready_pointers.update(self._read_many("layers", list(pointers), check=True))
+        read = self._read_many("blobs", list(configs), check=False)
+        return manifests, {h: _checked_config(h, data) for h, data in read.items()}, self._read_many("layers", list(pointers), check=True)
 
     def _manifest(self, digest: Digest) -> tuple[int, PlainManifest] | None:
         found = self._ready_manifests.pop(digest.hex, _UNREAD)
