@@ -57,7 +57,9 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
 def _verify(view: RegistryView, snapshot: BulkSnapshot, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
     walk = Walk(view, snapshot, report)
-    for name, entries in view.all_tag_entries():
+    names = list(view.all_tag_entries())
+    walk.prepare(found for _, entries in names if not isinstance(entries, LfsregError) for _, found in entries if isinstance(found, Digest))
+    for name, entries in names:
         if isinstance(entries, LfsregError):
             walk.problem(name, str(entries))
             continue
