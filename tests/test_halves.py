@@ -50,8 +50,15 @@ def test_a_child_that_fails_leaves_its_half_to_the_parent(forking):
 def test_short_lists_and_unsafe_processes_are_not_split(monkeypatch):
     assert len(halves.in_halves(_square, [1, 2])) == 1  # below MIN_ITEMS: one answer, for all of them
     monkeypatch.setattr(halves, "MIN_ITEMS", 1)
+    monkeypatch.setattr(halves, "_cores", lambda: 2)
+    monkeypatch.setattr(halves.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(halves.threading, "active_count", lambda: 1)
+    assert halves.can_fork()  # an idle core, one thread
+    monkeypatch.setattr(halves.os, "getloadavg", lambda: (1.5, 0.5, 0.5))
+    assert not halves.can_fork()  # both cores busy: a child would only add its cost
+    monkeypatch.setattr(halves.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     monkeypatch.setattr(halves.threading, "active_count", lambda: 2)  # another thread: no fork
-    assert len(halves.in_halves(_square, list(range(10)))) == 1
+    assert not halves.can_fork() and len(halves.in_halves(_square, list(range(10)))) == 1
 
 
 def test_verify_with_a_child_reports_what_it_reports_alone(tmp_path: Path, monkeypatch):
