@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import fixture, run_cli
 from gitenv import cli_env
+from hostile import edit_registry
 
 import lfsreg
 from lfsreg.ops import halves
@@ -68,7 +69,8 @@ def test_verify_with_a_child_reports_what_it_reports_alone(tmp_path: Path, monke
         proc = run_cli("push", repo, "docker-archive:" + str(fixture(image)), env=env)
         assert proc.returncode == 0, proc.stderr
     gone = next(p for p in (repo / "lfs" / "objects").rglob("*") if p.is_file())
-    gone.unlink()  # one problem to report
+    gone.unlink()  # one problem for the probe after the walk...
+    edit_registry(repo, {"repositories/acme/tool/_tags/junk": b"not a digest\n"}, tmp_path)  # ...one in the child's half of the tags
 
     def report() -> tuple[list[str], int, int]:
         reg = lfsreg.Registry(str(repo))
@@ -81,4 +83,4 @@ def test_verify_with_a_child_reports_what_it_reports_alone(tmp_path: Path, monke
     alone = report()
     monkeypatch.setattr(halves, "can_fork", lambda: True)
     monkeypatch.setattr(halves, "MIN_ITEMS", 1)
-    assert report() == alone and len(alone[0]) == 1
+    assert report() == alone and len(alone[0]) == 2

@@ -84,8 +84,11 @@ def in_halves(work: Callable[[list[T]], R], items: list[T]) -> list[R]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-    second = pickle.loads(data) if status == 0 and data else work(items[half:])
-    return [first, second]
+    second = None
+    if status == 0 and data:
+        with contextlib.suppress(Exception):  # what the child sent does not load (an error that does not pickle back)
+            second = pickle.loads(data)
+    return [first, second if second is not None else work(items[half:])]
 
 
 __all__ = ["MIN_ITEMS", "can_fork", "in_halves"]
