@@ -84,3 +84,25 @@ def test_verify_with_a_child_reports_what_it_reports_alone(tmp_path: Path, monke
     monkeypatch.setattr(halves, "can_fork", lambda: True)
     monkeypatch.setattr(halves, "MIN_ITEMS", 1)
     assert report() == alone and len(alone[0]) == 2
+
+
+def test_du_with_a_child_counts_what_it_counts_alone(tmp_path: Path, monkeypatch):
+    repo = tmp_path / "reg.git"
+    env = cli_env(tmp_path)
+    for image in ("app.docker.tar", "tool.docker.tar"):
+        assert run_cli("push", repo, "docker-archive:" + str(fixture(image)), env=env).returncode == 0
+    edit_registry(repo, {"repositories/acme/tool/_tags/junk": b"not a digest\n"}, tmp_path)  # in the child's half
+
+    def usage(cache: str) -> tuple:
+        monkeypatch.setenv("LFSREG_CACHE", str(tmp_path / cache))  # a cold walk each time: no memo
+        reg = lfsreg.Registry(str(repo))
+        try:
+            u = reg.du()
+        finally:
+            reg.close()
+        return [(t.name, t.tag, t.size, t.unique, t.objects) for t in u.tags], u.live_bytes, u.history_bytes, u.unreadable
+
+    alone = usage("alone")
+    monkeypatch.setattr(halves, "can_fork", lambda: True)
+    monkeypatch.setattr(halves, "MIN_ITEMS", 1)
+    assert usage("forked") == alone and len(alone[0]) == 1 and len(alone[3]) == 1

@@ -140,6 +140,10 @@ class RawObjects:
                 out[i] = self.raw(shas[i], kind, check=check)
         return out
 
+    def blobs(self, shas: Sequence[bytes]) -> list[bytes | None]:
+        """:meth:`many` blobs."""
+        return self.many(shas, _BLOB)
+
     def commit(self, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
         """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing.
 
