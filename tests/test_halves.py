@@ -54,8 +54,10 @@ def test_short_lists_and_unsafe_processes_are_not_split(monkeypatch):
     monkeypatch.setattr(halves, "_cores", lambda: 2)
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     monkeypatch.setattr(halves.threading, "active_count", lambda: 1)
-    assert halves.can_fork()  # an idle core, one thread
+    assert halves.can_fork()  # a free core, one thread
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (1.5, 0.5, 0.5))
+    assert halves.can_fork()  # this command run again and again: about one of the load
+    monkeypatch.setattr(halves.os, "getloadavg", lambda: (2.5, 0.5, 0.5))
     assert not halves.can_fork()  # both cores busy: a child would only add its cost
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     monkeypatch.setattr(halves.threading, "active_count", lambda: 2)  # another thread: no fork

@@ -4,7 +4,7 @@
 objects that do not depend on one another. :func:`in_halves` gives the second half of such a
 list to a child process (``fork``: it shares the parent's maps of the packs and its loaded
 indexes, nothing is set up again) and does the first half itself; the child sends its answers
-back pickled through a pipe. Where forking is not safe or not worth it (no ``fork``, no idle
+back pickled through a pipe. Where forking is not safe or not worth it (no ``fork``, no free
 core, other threads running, a short list) everything runs here, and so it does whenever the
 child fails: the answers are the same either way, only the time differs.
 """
@@ -34,10 +34,11 @@ def _cores() -> int:
 
 
 def can_fork() -> bool:
-    """True where a child can take half the work: ``fork`` exists, no other thread to copy mid-way, and a core is idle.
+    """True where a child can take half the work: ``fork`` exists, no other thread to copy mid-way, and a core is free.
 
-    Idle: the load average of the last minute below the cores this process may use. On a busy
-    machine a second process only adds the fork's and the pipe's cost to the same CPU time.
+    Free: the load average of the last minute below the cores this process may use (as
+    ``make -l``; a command run again and again counts about one itself). On a busy machine a
+    second process only adds the fork's and the pipe's cost to the same CPU time.
     """
     if not hasattr(os, "fork") or threading.active_count() != 1:
         return False
@@ -45,7 +46,7 @@ def can_fork() -> bool:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return False
-    return load + 1 <= _cores()
+    return load < _cores()
 
 
 def in_halves(work: Callable[[list[T]], R], items: list[T]) -> list[R]:
