@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
@@ -42,6 +42,21 @@ class ObjectFiles:
     def __init__(self, store: DiskObjectStore) -> None:
         self._store = store
         self.path = os.fspath(store.path)
+        #: Set for a mirror fetched partially (:mod:`lfsreg.git.partial`): fetches objects by id
+        #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
+        #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids``.
+        self.fetch_missing: Callable[[Sequence[bytes], int], bool] | None = None
+
+    def prefetch(self, ids: Iterable[bytes], below: int = 0) -> None:
+        """Fetch those of ``ids`` this repository lacks in one exchange (with ``below`` levels under trees), if it is a partial mirror."""
+        if self.fetch_missing is not None:
+            wanted = [i for i in ids if not self.has(i)]
+            if wanted:
+                self.fetch_missing(wanted, below)
+
+    def _missing(self, hexsha: bytes) -> bool:
+        """Whether fetching ``hexsha`` from the remote was tried (read again), after a read found it absent."""
+        return self.fetch_missing is not None and not self.has(hexsha) and self.fetch_missing([hexsha], 0)
 
     def _loose_path(self, hexsha: bytes) -> str:
         name = hexsha.decode("ascii")
@@ -57,6 +72,8 @@ class ObjectFiles:
                 # A concurrent pack may have appeared after we scanned the packs and taken the
                 # loose copy away before we looked for it: looking again rescans the packs.
                 if attempt == _READ_ATTEMPTS:
+                    if self._missing(hexsha):
+                        return self._store[ObjectID(hexsha)]
                     raise
                 attempt += 1
 
@@ -69,6 +86,9 @@ class ObjectFiles:
                 return kind, data if isinstance(data, bytes) else b"".join(data)
             except KeyError:
                 if attempt == _READ_ATTEMPTS:
+                    if self._missing(hexsha):
+                        kind, data = self._store.get_raw(ObjectID(hexsha))
+                        return kind, data if isinstance(data, bytes) else b"".join(data)
                     raise
                 attempt += 1
 

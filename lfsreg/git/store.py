@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked, GitFile
@@ -40,6 +40,8 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 _PACK_THRESHOLD = 6700  # git's gc.auto
 _UNSEEN = object()
+#: The file in a mirror that says some objects its commits reference may be absent (:mod:`lfsreg.git.partial`).
+PARTIAL_MARKER = "partial"  # beside git's own "shallow"
 
 
 def _ident() -> bytes:
@@ -202,6 +204,29 @@ class Snapshot:
         if not isinstance(obj, Blob):
             raise NotFoundError(f"git object {sha.decode()} is not a blob")
         return obj.as_raw_string()
+
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
+        """Fetch in one exchange per directory level what reading ``paths`` (and the objects ``ids``) needs.
+
+        Only a partial mirror fetches (:mod:`lfsreg.git.partial`); elsewhere this does nothing. A
+        path naming a directory brings its tree and ``below`` levels under it, a file its blob;
+        absent paths are skipped.
+        """
+        if self._objects.fetch_missing is None or self.root is None:
+            return
+        split = [p.strip("/").split("/") for p in paths if p.strip("/")]
+        for depth in range(1, max((len(parts) for parts in split), default=0) + 1):
+            wanted: dict[bytes, None] = {}
+            last: dict[bytes, None] = {}
+            for parts in split:
+                if len(parts) >= depth:
+                    above = self._dir("/".join(parts[: depth - 1]))
+                    entry = above.get(parts[depth - 1].encode()) if above is not None else None
+                    if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
+                        (last if depth == len(parts) else wanted)[entry[1]] = None
+            self._objects.prefetch(wanted)
+            self._objects.prefetch(last, below)
+        self._objects.prefetch(dict.fromkeys(ids))
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -386,6 +411,10 @@ class GitStore:
             return self._repo.refs[Ref(name)].decode()
         except KeyError:
             return None
+
+    def partial(self) -> bool:
+        """Whether this is a mirror fetched in part (:mod:`lfsreg.git.partial`): objects below its commits may be fetched on read."""
+        return os.path.exists(os.path.join(self.path, PARTIAL_MARKER))
 
     def shallow(self) -> set[bytes]:
         """The commits whose parents this (shallow) repository lacks."""
