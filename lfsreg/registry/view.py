@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 
 from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
-from ..manifest import Descriptor
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_manifest
 from ..reference import ImageRef, validate_name
 from . import layout
 from .layout import DiffIdRecord
 
 log = logging.getLogger(__name__)
+
+
+def _may_match(prefix: str, globs: Sequence[str]) -> bool:
+    """Whether a name at or below the directory ``prefix`` can match one of ``globs`` (all when there are none).
+
+    A name that matches starts with the glob's literal part (up to its first ``*``, ``?`` or ``[``),
+    so one of the two is a prefix of the other.
+    """
+    if not globs:
+        return True
+    for glob in globs:
+        literal = re.split(r"[*?\[]", glob, maxsplit=1)[0]
+        if prefix.startswith(literal) or literal.startswith(prefix):
+            return True
+    return False
 
 
 class RegistryView:
@@ -154,21 +170,62 @@ class RegistryView:
         self._records[diff_id] = record
         return record
 
-    def names(self) -> Iterator[str]:
-        """Every image name with at least one tag directory, sorted."""
+    def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
+        """Every image name with at least one tag directory, sorted; with ``globs``, at least those that match one.
+
+        Directories are read a level at a time (one fetch per level from a partial mirror), and
+        with ``globs`` only those under which a matching name can be.
+        """
         found: list[str] = []
-        stack = [""]
-        while stack:
-            prefix = stack.pop()
-            base = f"{layout.REPOSITORIES}/{prefix}" if prefix else layout.REPOSITORIES
-            for entry, is_dir, _ in self.snapshot.listdir(base):
-                if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
-                    continue  # files, and records beside _tags (_referrers): no name component starts with "_"
-                if entry == layout.TAGS_DIR:
-                    found.append(prefix)
-                else:
-                    stack.append(f"{prefix}/{entry}" if prefix else entry)
+        level = [""]
+        while level:
+            bases = [f"{layout.REPOSITORIES}/{prefix}" if prefix else layout.REPOSITORIES for prefix in level]
+            self.snapshot.prefetch(bases)
+            below = []
+            for prefix, base in zip(level, bases, strict=True):
+                for entry, is_dir, _ in self.snapshot.listdir(base):
+                    if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
+                        continue  # files, and records beside _tags (_referrers): no name component starts with "_"
+                    if entry == layout.TAGS_DIR:
+                        found.append(prefix)
+                    elif _may_match(name := f"{prefix}/{entry}" if prefix else entry, globs):
+                        below.append(name)
+            level = below
         return iter(sorted(found))
+
+    def prefetch_tags(self, names: Sequence[str]) -> None:
+        """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
+        dirs = [layout.tags_dir(n) for n in names]
+        self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
+        self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
+
+    def prefetch_summaries(self, names: Sequence[str]) -> None:
+        """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
+        try:
+            self.prefetch_tags(names)
+            self.prefetch_images([d for n in names for _, d in self.tag_entries(n) if isinstance(d, Digest)])
+        except LfsregError as exc:
+            log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
+
+    def prefetch_images(self, digests: Sequence[Digest]) -> None:
+        """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""
+        todo = list(dict.fromkeys(digests))
+        for _ in range(MAX_INDEX_DEPTH + 2):
+            if not todo:
+                return
+            self.snapshot.prefetch([layout.blob_path(d) for d in todo])
+            below: list[Digest] = []
+            for digest in todo:
+                data = self.snapshot.read(layout.blob_path(digest))
+                try:
+                    parsed = parse_manifest(data, str(digest)) if data is not None else None
+                except LfsregError:
+                    continue  # not a manifest (a config), or damaged: the reader says so
+                if isinstance(parsed, Index):
+                    below += [c.digest for c in parsed.manifests]
+                elif parsed is not None:
+                    below.append(parsed.config.digest)
+            todo = list(dict.fromkeys(below))
 
     def tags(self, name: str) -> list[tuple[str, Digest]]:
         """``(tag, digest)`` pairs of an image name, sorted by tag (unparsable tag files are left out).
