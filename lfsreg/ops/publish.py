@@ -287,6 +287,8 @@ def check_upload_storage(publisher: Publisher, view: RegistryView, obj: LfsObjec
     """
     if storage is None:
         return
+    if view.snapshot.commit is not None and publisher.backend.git.partial():
+        publisher.backend.complete(view.snapshot.commit)  # a mirror fetched in part: the whole history first, as before
     billed, complete = billed_objects(publisher.backend.git, view.snapshot.commit, publisher.label, memo_path)
     check_storage(estimate({obj.oid: obj.size}, {obj.oid: obj.size}, billed, complete, Limits(storage=storage)), publisher.label)
 
