@@ -44,8 +44,10 @@ MARKER = PARTIAL_MARKER
 TIP_FILTER = b"tree:2"
 #: Ids per request (each a 50-byte line; a whole-registry listing asks for tens of thousands).
 BATCH = 20000
-#: Answers up to this size are stored as loose objects, larger ones as a pack.
-LOOSE_BYTES = 512 * 1024
+#: Answers up to this size are stored as loose objects, larger ones (a listing's levels: thousands
+#: of trees, slow to write and read one file each) as a pack.
+LOOSE_BYTES = 64 * 1024
+LOOSE_OBJECTS = 256  # the same for objects copied from a file:// remote
 _GITLINK = 0o160000
 
 __all__ = ["MARKER", "ObjectFetcher", "fetch_everything", "fetch_filtered", "is_partial", "new_objects", "pack_data", "set_partial"]
@@ -240,7 +242,7 @@ class ObjectFetcher:
         if self._source is None:
             self._source = GitStore.open(self._source_dir or "")
         self.requests += 1
-        level = list(ids)
+        level, found = list(ids), []
         for depth in range(below + 1):
             under: list[bytes] = []
             for sha in level:
@@ -248,10 +250,17 @@ class ObjectFetcher:
                     obj = self._source.objects.get(sha)
                 except KeyError:
                     continue  # named as missing by the read that wanted it
-                self.mirror.objects.add(obj)
+                found.append(obj)
                 if isinstance(obj, Tree) and depth < below:
                     under += [bytes(e.sha) for e in obj.iteritems() if e.mode != _GITLINK]
             level = under
+        if len(found) > LOOSE_OBJECTS:
+            store: Any = self.mirror.repo.object_store
+            with self.mirror.objects.pack_writes():
+                store.add_objects([(obj, None) for obj in found])
+            return
+        for obj in found:
+            self.mirror.objects.add(obj)
 
 
 class _NoHaves:
