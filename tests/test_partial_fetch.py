@@ -22,6 +22,7 @@ IMAGES = {
     "acme/tool:2.0": f"oci:{FIXTURES / 'tool.oci'}:2.0",
     "other/base:1": f"docker-archive:{FIXTURES / 'base.docker.tar'}",
 }
+PUSHERS = 4
 NEW = ("acme/zstd:1.0", f"oci:{FIXTURES / 'app-zstd.oci'}:1.0")
 
 
@@ -207,7 +208,7 @@ def _run_apart(workdir: Path, argvs: list[list[str]], envs: list[dict[str, str]]
 
 @pytest.mark.interop
 def test_concurrent_pushers_with_partial_mirrors_lose_nothing(served, git_http_server, tmp_path: Path) -> None:
-    """6 pushers, each with its own cold cache (6 CI jobs), push 6 tags at once through a filtering server:
+    """4 pushers, each with its own cold cache (4 CI jobs), push 4 tags at once through a filtering server:
     each fetches part of the tree, re-applies on the moved branch, and every tag lands."""
     from test_concurrency import check_history
     from test_git_durability import fsck_clean
@@ -216,17 +217,19 @@ def test_concurrent_pushers_with_partial_mirrors_lose_nothing(served, git_http_s
     repo, _ = served
     _filters(repo.path, True)
     before = int(_git(repo.path, "rev-list", "--count", "main"))
-    tags = [f"jobs/push:{i}" for i in range(6)]
-    envs = [_env(tmp_path / f"job{i}", LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password) for i in range(6)]
+    tags = [f"jobs/push:{i}" for i in range(PUSHERS)]
+    envs = [
+        _env(tmp_path / f"job{i}", LFSREG_USERNAME=git_http_server.user, LFSREG_PASSWORD=git_http_server.password) for i in range(PUSHERS)
+    ]
     argvs = [["push", repo.url, SOURCES[i % len(SOURCES)], "--tag", tag] for i, tag in enumerate(tags)]
     results = _run_apart(tmp_path / "run", argvs, envs)
-    assert [r.returncode for r in results] == [0] * 6, [r.stderr for r in results]
-    for i in range(6):
+    assert [r.returncode for r in results] == [0] * PUSHERS, [r.stderr for r in results]
+    for i in range(PUSHERS):
         assert list((tmp_path / f"job{i}" / "cache" / "mirrors").glob("*.git/partial")), "a mirror fetched whole"
     listed = run_cli("tags", repo.url, "--format", "json", env=cli_env(tmp_path / "list", git_http_server))
     assert {f"{r['name']}:{r['tag']}" for r in json.loads(listed.stdout)} >= set(tags)
     git_env = isolated_git_env(tmp_path)
-    check_history(repo.path, git_env, before + 6)
+    check_history(repo.path, git_env, before + PUSHERS)
     fsck_clean(repo.path, git_env)
 
 
