@@ -309,3 +309,24 @@ def test_dulwich_smart_http_server_gets_the_whole_tree_fetch(tmp_path: Path) -> 
     finally:
         server.shutdown()
         store.close()
+
+
+@pytest.mark.interop
+def test_verify_after_a_partial_pull_fetches_the_whole_history(served, git_http_server, tmp_path: Path) -> None:
+    """verify reads every object of the tip: on a mirror fetched in part it fetches the tip's whole tree in one exchange."""
+    repo, _ = served
+    _filters(repo.path, True)
+    env = cli_env(tmp_path, git_http_server)
+    assert run_cli("tags", repo.url, "acme/app", env=env).returncode == 0
+    (mirror,) = (tmp_path / "cache" / "mirrors").glob("*.git")
+    assert (mirror / "partial").exists()
+    before = _upload_pack_posts(git_http_server, repo)
+    proc = run_cli("verify", repo.url, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _upload_pack_posts(git_http_server, repo) - before <= 2  # ls-refs, the whole tree (the tip is there)
+    tip = repo.main()
+    tree = _git(repo.path, "ls-tree", "-r", "-t", "--format=%(objectname)", tip).split()
+    assert set(tree) <= _mirror_objects(tmp_path / "cache")
+    before = _upload_pack_posts(git_http_server, repo)
+    assert run_cli("verify", repo.url, env=env).returncode == 0
+    assert _upload_pack_posts(git_http_server, repo) - before == 1  # ls-refs: nothing fetched again

@@ -44,8 +44,8 @@ class ObjectFiles:
         self.path = os.fspath(store.path)
         #: Set for a mirror fetched partially (:mod:`lfsreg.git.partial`): fetches objects by id
         #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
-        #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids``.
-        self.fetch_missing: Callable[[Sequence[bytes], int], bool] | None = None
+        #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids`` (``None``: all).
+        self.fetch_missing: Callable[[Sequence[bytes], int | None], bool] | None = None
 
     def prefetch(self, ids: Iterable[bytes], below: int = 0) -> None:
         """Fetch those of ``ids`` this repository lacks in one exchange (with ``below`` levels under trees), if it is a partial mirror."""
@@ -53,6 +53,11 @@ class ObjectFiles:
             wanted = [i for i in ids if not self.has(i)]
             if wanted:
                 self.fetch_missing(wanted, below)
+
+    def prefetch_whole(self, tree: bytes) -> None:
+        """Fetch ``tree`` with everything under it in one exchange, if this is a partial mirror that lacks some of it."""
+        if self.fetch_missing is not None:
+            self.fetch_missing([tree], None)
 
     def _missing(self, hexsha: bytes) -> bool:
         """Whether fetching ``hexsha`` from the remote was tried (read again), after a read found it absent."""

@@ -48,6 +48,9 @@ BATCH = 20000
 #: of trees, slow to write and read one file each) as a pack.
 LOOSE_BYTES = 64 * 1024
 LOOSE_OBJECTS = 256  # the same for objects copied from a file:// remote
+#: The file in a mirror listing trees fetched with everything under them (a whole-registry read's root).
+WHOLE = "partial-whole"
+WHOLE_KEPT = 64
 _GITLINK = 0o160000
 
 __all__ = ["MARKER", "ObjectFetcher", "fetch_everything", "fetch_filtered", "is_partial", "new_objects", "pack_data", "set_partial"]
@@ -95,10 +98,11 @@ class _Unsupported(Exception):
     """The server cannot send objects by id (protocol v0/v1 without allowAnySHA1InWant, or an old server)."""
 
 
-def _request(ids: Sequence[bytes], below: int) -> bytes:
-    """A protocol v2 ``fetch`` command for ``ids`` and, under those that are trees, ``below`` levels (``tree:<below>``)."""
+def _request(ids: Sequence[bytes], below: int | None) -> bytes:
+    """A protocol v2 ``fetch`` command for ``ids`` and, under those that are trees, ``below`` levels (``None``: all)."""
     parts = [pkt_line(b"command=fetch\n"), b"0001", pkt_line(b"ofs-delta\n"), pkt_line(b"no-progress\n")]
-    parts.append(pkt_line(b"filter tree:%d\n" % below))
+    if below is not None:
+        parts.append(pkt_line(b"filter tree:%d\n" % below))
     parts += [pkt_line(b"want " + i + b"\n") for i in ids]
     parts += [pkt_line(b"done\n"), b"0000"]
     return b"".join(parts)
@@ -183,17 +187,21 @@ class ObjectFetcher:
             self._source.close()
             self._source = None
 
-    def fetch(self, ids: Iterable[bytes], below: int = 0) -> bool:
+    def fetch(self, ids: Iterable[bytes], below: int | None = 0) -> bool:
         """Fetch the objects ``ids`` that the mirror lacks, with ``below`` levels under trees.
 
+        ``below=None``: trees with everything under them, once per tree (noted in :data:`WHOLE`).
         ``False`` if the server cannot send objects by id.
         """
         objects = self.mirror.objects
-        wanted = [i for i in dict.fromkeys(ids) if not objects.has(i)]
+        whole = self._whole() if below is None else set()
+        wanted = [i for i in dict.fromkeys(ids) if (i not in whole if below is None else not objects.has(i))]
         if not wanted or not self.working:
             return self.working
         if self._source_dir is not None:
-            self._copy_local(wanted, below)
+            self._copy_local(wanted, 1 << 30 if below is None else below)
+            if below is None:
+                self._note_whole(wanted)
             return True
         for start in range(0, len(wanted), BATCH):
             batch = wanted[start : start + BATCH]
@@ -212,7 +220,27 @@ class ObjectFetcher:
         missing = [i for i in wanted if not objects.has(i)]
         if missing:
             raise ProtocolError(f"the git server did not send object {missing[0].decode()} when asked for it")
+        if below is None:
+            self._note_whole(wanted)
         return True
+
+    def _whole(self) -> set[bytes]:
+        try:
+            with open(os.path.join(self.mirror.path, WHOLE), "rb") as f:
+                return {line.strip() for line in f}
+        except OSError:
+            return set()
+
+    def _note_whole(self, trees: Sequence[bytes]) -> None:
+        """Note ``trees`` as held with everything under them (the last :data:`WHOLE_KEPT`; a lost note costs a fetch)."""
+        path = os.path.join(self.mirror.path, WHOLE)
+        kept = [*sorted(self._whole() - set(trees)), *trees][-WHOLE_KEPT:]
+        try:
+            with open(path + ".tmp", "wb") as f:
+                f.write(b"".join(t + b"\n" for t in kept))
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            log.debug("%s: cannot note whole trees: %s", self.mirror.path, exc)
 
     def _exchange(self, client: GitClient, path: str, body: bytes) -> bytes:
         if isinstance(client, LocalGitClient):

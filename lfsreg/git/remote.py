@@ -282,8 +282,13 @@ class GitRemote:
             self._told = True
             log.info("%s: the server does not filter (no uploadpack.allowFilter or no protocol v2): fetched the whole tree", self.label)
 
-    def _fetch_missing(self, ids: Sequence[bytes], below: int = 0) -> bool:
-        """Fetch objects the mirror lacks by id; if the server cannot, the whole tree of the tip once."""
+    def _fetch_missing(self, ids: Sequence[bytes], below: int | None = 0) -> bool:
+        """Fetch objects the mirror lacks by id; if the server cannot, the whole tree of the tip once.
+
+        ``below=None`` (trees with everything under them) does nothing in a mirror that is whole.
+        """
+        if below is None and not partial.is_partial(self.mirror):
+            return True
         if self._fetcher.fetch(ids, below):
             return True
         if self._tip is None or self._filled:
