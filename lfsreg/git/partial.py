@@ -42,8 +42,8 @@ MARKER = PARTIAL_MARKER
 #: The filter of a fetch of the registry branch: commits, root trees and what is in them (the
 #: format marker, ``repositories``, and the three ``<kind>`` trees that hold only ``sha256``).
 TIP_FILTER = b"tree:2"
-#: Ids per request (each a 50-byte line; a whole-registry listing asks for tens of thousands).
-BATCH = 20000
+#: Ids per request (each a 50-byte line, so 500 kB; a whole-registry listing asks for tens of thousands).
+BATCH = 10000
 #: Answers up to this size are stored as loose objects, larger ones (a listing's levels: thousands
 #: of trees, slow to write and read one file each) as a pack.
 LOOSE_BYTES = 64 * 1024
