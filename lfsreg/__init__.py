@@ -24,6 +24,7 @@ from .errors import (
     ProtocolError,
     RepositoryNotFound,
     RetriableError,
+    SignatureError,
     UnreachableError,
     UsageError,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "InvalidReference",
     "LfsregError",
     "LimitExceededError",
+    "SignatureError",
     "LocalStorageError",
     "NotARegistryError",
     "NotFoundError",

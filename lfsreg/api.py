@@ -21,6 +21,7 @@ from .api_cost import CostMethods
 from .api_maintain import MaintainMethods
 from .api_retention import RetentionMethods
 from .api_serve import ServeMethods
+from .api_sign import SIGNING_ALGORITHMS, SignMethods, load_public_keys, load_signing_key, write_signing_keypair
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -79,7 +80,7 @@ class TagInfo:
     digest: Digest
 
 
-class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
+class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, SignMethods):
     """An lfsreg registry at ``location``: a path to a bare git repository, or a URL.
 
     Use it as a context manager (or call :meth:`close`) to release the repository's files.
@@ -265,6 +266,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         traffic: Traffic | None = None,
         dest_creds: str | None = None,
         dest_tls_verify: bool = True,
+        verify_keys: Sequence[str] = (),
+        skip_signatures: bool = False,
     ) -> list[tuple[ImageRef, Digest]]:
         """Write ``images`` (``NAME:TAG`` or ``NAME@sha256:…``) to ``dest``, verifying everything.
 
@@ -273,6 +276,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         ``docker://HOST[/NAME[:TAG]]`` (a distribution registry; ``dest_creds`` ``USER:PASSWORD``
         for it, else the Docker config; ``dest_tls_verify=False`` allows plain HTTP). ``traffic``, if
         given, is filled with the bytes moved from the host and from the local cache.
+        With ``verify_keys`` (public keys: PEM text or files) each image's digest must carry a
+        valid cosign signature by one of them (``SignatureError`` otherwise), checked before
+        anything is written; ``skip_signatures`` is ``--insecure-skip-signatures``.
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -294,6 +300,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods):
         lfs = self._lfs()
         view = publisher.view()
         _require_content(view)
+        self._check_signatures(view, refs, verify_keys, skip_signatures)  # before anything is written
         progress = self._counted(traffic, view, progress)
         lfs = budgeted(lfs, read_limits(view).transfer, self.label)  # limits.transfer (docs/limits.md)
         return pull_images(view, lfs, refs, destination, platform=platform, progress=progress)
@@ -427,6 +434,10 @@ __all__ = [
     "Traffic",
     "discard_own_staging",
     "is_ssh_location",
+    "load_public_keys",
+    "load_signing_key",
+    "SIGNING_ALGORITHMS",
+    "write_signing_keypair",
     "parse_ssh_url",
     "write_keypair",
 ]

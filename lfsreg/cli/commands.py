@@ -11,6 +11,7 @@ import click
 from .. import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION
 from .cost import estimate_printer, traffic_line
 from .render import ProgressBars, emit_json, table
+from .sigopts import SKIP_SIGNATURES, VERIFY_KEY, show_signatures
 from .sizes import human_size
 
 if TYPE_CHECKING:
@@ -124,8 +125,18 @@ def push(
     "--dest-creds", envvar="LFSREG_DEST_CREDS", metavar="USER:PASSWORD", help="For a docker:// output (default: ~/.docker/config.json)."
 )
 @click.option("--dest-tls-verify", type=bool, default=True, metavar="BOOL", help="false: plain HTTP to a docker:// output.")
+@VERIFY_KEY
+@SKIP_SIGNATURES
 def pull(
-    repo: str, images: tuple[str, ...], dest: str | None, load: bool, platform: str | None, dest_creds: str | None, dest_tls_verify: bool
+    repo: str,
+    images: tuple[str, ...],
+    dest: str | None,
+    load: bool,
+    platform: str | None,
+    dest_creds: str | None,
+    dest_tls_verify: bool,
+    verify_keys: tuple[str, ...],
+    skip_signatures: bool,
 ) -> None:
     """Pull IMAGES (NAME:TAG or NAME@sha256:...) into DEST, verifying every digest."""
     if load == bool(dest):
@@ -137,7 +148,15 @@ def pull(
     traffic = api.Traffic()
     try:
         pulled = _registry(repo).pull(
-            list(images), dest, platform=platform, progress=bars, traffic=traffic, dest_creds=dest_creds, dest_tls_verify=dest_tls_verify
+            list(images),
+            dest,
+            platform=platform,
+            progress=bars,
+            traffic=traffic,
+            dest_creds=dest_creds,
+            dest_tls_verify=dest_tls_verify,
+            verify_keys=verify_keys,
+            skip_signatures=skip_signatures,
         )
     finally:
         bars.close()
@@ -197,9 +216,14 @@ def tags(repo: str, name: str | None, tag_globs: tuple[str, ...], fmt: str) -> N
 @click.argument("repo")
 @click.argument("image")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def inspect(repo: str, image: str, fmt: str) -> None:
+@click.option("--signatures", "show_sigs", is_flag=True, help="Also list IMAGE's cosign signatures, checked against --verify-key keys.")
+@VERIFY_KEY
+def inspect(repo: str, image: str, fmt: str, show_sigs: bool, verify_keys: tuple[str, ...]) -> None:
     """Show the manifest, platforms, config and layers of IMAGE."""
-    info = _registry(repo).inspect(image)
+    reg = _registry(repo)
+    info = reg.inspect(image)
+    if show_sigs or verify_keys:
+        info["signatures"] = reg.signatures(image, verify_keys)
     if fmt == "json":
         emit_json(info)
         return
@@ -213,6 +237,8 @@ def inspect(repo: str, image: str, fmt: str) -> None:
             click.echo(f"{image_info['platform']}: {image_info['manifest']}")
         for layer in image_info.get("layers", []):
             click.echo(f"  {layer['digest']}  {layer['compression'] or '?':5}  {human_size(layer['size']):>8}")
+    if "signatures" in info:
+        show_signatures(cast("list[dict[str, Any]]", info["signatures"]))
 
 
 @click.command()

@@ -10,6 +10,7 @@ import click
 from .. import DEFAULT_KEY_COMMENT
 
 DEFAULT_OUT = "lfsreg_deploy_key"
+DEFAULT_SIGNING_OUT = "lfsreg_signing_key"
 
 
 def _owner_repo(repo: str | None) -> tuple[str, str]:
@@ -63,12 +64,32 @@ def instructions(repo: str | None) -> list[str]:
 @click.option("--comment", "-C", default=DEFAULT_KEY_COMMENT, show_default=True, help="Comment at the end of the public key.")
 @click.option("--repo", metavar="URL", help="The registry repository, to print the exact page where the key goes.")
 @click.option("--force", is_flag=True, help="Replace FILE and FILE.pub if they exist.")
-def keygen(out: str, comment: str, repo: str | None, force: bool) -> None:
-    """Create an ed25519 SSH deploy key for one registry repository.
+@click.option("--sign", "signing", is_flag=True, help="An image signing key pair instead (PKCS#8 + PUBLIC KEY PEM, as cosign reads).")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(["ecdsa-p256", "ed25519"]),
+    default="ecdsa-p256",
+    show_default=True,
+    help="With --sign: the key type (ECDSA P-256 is cosign's default).",
+)
+def keygen(out: str, comment: str, repo: str | None, force: bool, signing: bool, key_type: str) -> None:
+    """Create an ed25519 SSH deploy key for one registry repository (or, with --sign, an image signing key).
 
     Add the public key to the repository as a deploy key WITH WRITE ACCESS, store the private
     key (the content of FILE) as a CI secret given to lfsreg as LFSREG_SSH_KEY, then delete FILE.
+
+    With --sign: FILE is a PKCS#8 private key (encrypted when LFSREG_KEY_PASSWORD is set) for
+    `lfsreg sign --key FILE`, and FILE.pub the public key for `--verify-key`, `lfsreg trust` and
+    `cosign verify --key`.
     """
+    if signing:
+        from .sigopts import keygen_sign
+
+        keygen_sign(out if out != DEFAULT_OUT else DEFAULT_SIGNING_OUT, key_type, force)
+        return
+    if key_type != "ecdsa-p256":
+        raise click.UsageError("--type is for --sign keys; deploy keys are ed25519")
     from ..api import write_keypair
 
     pair = write_keypair(out, comment, force=force)

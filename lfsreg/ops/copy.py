@@ -92,6 +92,12 @@ class _Collect:
             self.layer(desc, diff_id)
 
     def layer(self, desc: Descriptor, diff_id: Digest | None) -> None:
+        if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file, copied as one (docs/format.md)
+            data = self.view.blob(desc.digest)
+            if len(data) != desc.size:
+                raise InvalidImageError(f"{self.view.label}: payload {desc.digest} has {len(data)} bytes, its descriptor says {desc.size}")
+            self.blobs[desc.digest] = data
+            return
         if desc.digest in self.layers:
             return
         objects = self.view.layer_objects(desc)  # checked: one pointer of the layer, or chunks adding up to it

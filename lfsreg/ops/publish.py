@@ -129,6 +129,7 @@ class _Check:
         self.config: Descriptor | None = None  # a config the tree lacks: read from LFS
         self.wanted: dict[Digest, Descriptor] = {}  # layers the tree lacks: in LFS, or uploaded there
         self.tree_bytes: dict[Digest, bytes] = {}  # ... from a git file of the tree (a config used as a layer)
+        self.small: dict[Digest, Descriptor] = {}  # layers stored as git files that the tree lacks: read from LFS
 
     def unknown(self, desc: Descriptor, kind: str) -> BlobNotFound:
         return BlobNotFound(f"{self.what}: {kind} {desc.digest} is not in the registry (push it first)")
@@ -164,6 +165,15 @@ class _Check:
         for desc in doc.layers:
             if any(word in desc.media_type for word in _OPTIONAL_LAYER):
                 continue
+            if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file (docs/format.md)
+                if desc.size > MAX_MANIFEST:
+                    raise InvalidImageError(f"{self.what}: payload {desc.digest} is too large ({desc.size} bytes)")
+                data = self.tree_blob(view, desc, "payload")
+                if data is not None:
+                    self.docs.blobs[desc.digest] = data
+                else:
+                    self.small[desc.digest] = desc  # uploaded into LFS: copied into blobs/
+                continue
             if view.has_layer(desc.digest):
                 self._objects(view, desc)  # the pointer (or chunks) agree with the descriptor
                 continue
@@ -183,6 +193,7 @@ class _Check:
         objects = {d: LfsObject.of(d, desc.size) for d, desc in self.wanted.items()}
         if self.config is not None:
             objects[self.config.digest] = LfsObject.of(self.config.digest, self.config.size)
+        objects.update({d: LfsObject.of(d, desc.size) for d, desc in self.small.items()})
         missing = {o.oid for o in self.lfs.missing(list(objects.values()))} if objects else set()
         for digest, desc in self.wanted.items():
             if digest.hex in missing:
@@ -191,6 +202,10 @@ class _Check:
                     raise self.unknown(desc, "layer")
                 self._upload(desc, data)
             self.docs.layers[digest] = objects[digest]
+        for digest, desc in self.small.items():
+            if digest.hex in missing:
+                raise self.unknown(desc, "payload")
+            self.docs.blobs[digest] = self._read(objects[digest])
         if self.config is not None:
             if self.config.digest.hex in missing:
                 raise self.unknown(self.config, "config")

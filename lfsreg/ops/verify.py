@@ -153,6 +153,11 @@ class _Walk:
             self.layer(layer, diff_id, where)
 
     def layer(self, desc: Descriptor, diff_id: Digest | None, where: str) -> None:
+        if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file under blobs/ (docs/format.md)
+            if desc.digest not in self.seen:
+                self.seen.add(desc.digest)
+                self.blob(desc.digest, desc.size, "signature payload", where)
+            return
         known = self.layers.get(desc.digest)
         if known is not None:
             if known.diff_id is None:

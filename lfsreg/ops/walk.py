@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
@@ -199,7 +200,12 @@ class RegistryWalk:
                     raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep under {digest}")
                 out.update(self.image_objects(root, child.digest, depth + 1))
         else:
-            out = {layer.digest.hex: layer.size for layer in parsed.layers if layer.digest.algorithm == "sha256"}
+            # a signature's payload is a git file, no LFS object (docs/format.md)
+            out = {
+                layer.digest.hex: layer.size
+                for layer in parsed.layers
+                if layer.digest.algorithm == "sha256" and not mt.stored_in_git(layer.media_type)
+            }
         self._memo("live").put("manifests", key, [[o, s] for o, s in out.items()])
         self._images[key] = out
         return out

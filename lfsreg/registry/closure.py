@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError
 from ..formats import lfs_pointer
@@ -77,6 +78,12 @@ class Closure:
             with contextlib.suppress(LfsregError):  # an artifact's config: no diff_ids, no records
                 needs.diff_ids.update(parse_config(config, f"{self.label}: {doc.config.digest}").diff_ids)
             for desc in doc.layers:
+                if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file (docs/format.md)
+                    payload_path = layout.blob_path(desc.digest)
+                    if read(payload_path) is None:
+                        raise BlobNotFound(f"{self.label}: payload {desc.digest} of {digest} is missing")
+                    needs.files[payload_path] = desc.size
+                    continue
                 needs.layers.update(layer_pointers(desc, read))
         self._cache[digest] = needs
         return needs

@@ -11,6 +11,10 @@ importable from ``peers`` itself. One module per server (quirks worth knowing in
   ``git_http_repo`` (function): a fresh, empty bare repo on it.
 * :mod:`peers.giftless` -- ``giftless_server`` (session): giftless 0.6.2 (uWSGI), anonymous
   read/write; the LFS endpoint of ``ORG/REPO`` is ``http://127.0.0.1:PORT/ORG/REPO.git/info/lfs``.
+* :mod:`peers.seaweedfs` -- ``seaweedfs_server`` (session): SeaweedFS's S3 gateway (``weed server -s3``),
+  bucket ``lfs``, SigV4 key of its own; ``giftless_s3_server`` (session): giftless with its objects
+  in that bucket (presigned S3 hrefs); ``git_http_s3_server`` (session): ``git_http_server``'s setup
+  (nginx + git http-backend, Basic auth) in front of ``giftless_s3_server``.
 * :mod:`peers.dulwich_lfs` -- ``dulwich_lfs_server`` (session): no auth, endpoint = its root URL.
 * :mod:`peers.sshd` -- ``sshd_server`` (session): OpenSSH over ``git_http_server``'s repos;
   ``add_key(repo, access="rw"|"ro", lfs="authenticate"|"transfer"|"scutiger"|"none")`` makes a deploy key
@@ -63,6 +67,7 @@ from peers.git_http import DEFAULT_PASSWORD, DEFAULT_USER, GitHttpServer, PeerRe
 from peers.goclients import conformance_suite, crane, docker_config, go_tool, oras
 from peers.probes import EMPTY_OID, LFS_HEADERS, LFS_MEDIA_TYPE, http_request, lfs_batch_body
 from peers.procs import HOST, START_TIMEOUT, STOP_TIMEOUT, free_port, log_tail
+from peers.seaweedfs import SeaweedServer, start_seaweedfs
 from peers.sshd import SshKey, SshServer, start_sshd
 from peers.tls import ServerCert, TlsCerts, TlsFront, make_certs, start_tls_front
 
@@ -88,6 +93,7 @@ __all__ = [
     "GitHttpServer",
     "PeerRepo",
     "SshKey",
+    "SeaweedServer",
     "ServerCert",
     "SshServer",
     "TlsCerts",
@@ -103,7 +109,9 @@ __all__ = [
     "free_port",
     "giftless_server",
     "giftless_venv",
+    "giftless_s3_server",
     "git_http_repo",
+    "git_http_s3_server",
     "git_http_server",
     "go_tool",
     "http_request",
@@ -116,8 +124,10 @@ __all__ = [
     "start_distribution",
     "start_dulwich_lfs",
     "start_engine",
+    "seaweedfs_server",
     "start_giftless",
     "start_git_http",
+    "start_seaweedfs",
     "start_sshd",
     "start_tls_front",
     "use_credential_store",
@@ -146,6 +156,27 @@ def git_http_repo(git_http_server: GitHttpServer, request: pytest.FixtureRequest
     while git_http_server.repo(f"t/{base}-{n}").path.exists():
         n += 1
     return git_http_server.create_repo(f"t/{base}-{n}")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS's S3 gateway with bucket ``lfs`` for the whole session (~3.5 s to start)."""
+    with start_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def giftless_s3_server(tmp_path_factory: pytest.TempPathFactory, seaweedfs_server: SeaweedServer) -> Iterator[GiftlessServer]:
+    """giftless (anonymous read/write) storing its objects in ``seaweedfs_server``'s bucket."""
+    with start_giftless(tmp_path_factory.mktemp("giftless-s3"), s3=seaweedfs_server) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def git_http_s3_server(tmp_path_factory: pytest.TempPathFactory, giftless_s3_server: GiftlessServer) -> Iterator[GitHttpServer]:
+    """git http-backend + giftless-over-S3 on one base URL, HTTP Basic auth; LFS objects in SeaweedFS."""
+    with start_git_http(tmp_path_factory.mktemp("git-http-s3"), lfs=giftless_s3_server) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

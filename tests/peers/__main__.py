@@ -13,13 +13,14 @@ from pathlib import Path
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peers import start_distribution, start_dulwich_lfs, start_giftless, start_git_http
+from peers import start_distribution, start_dulwich_lfs, start_giftless, start_git_http, start_seaweedfs
 from peers.goclients import go_pins, go_tool_path
 
 
 def _main(argv: list[str]) -> int:
     """``python3 tests/peers KIND [WORKDIR]``: run one until Ctrl-C; ``go-tools``: where the Go clients are."""
-    kinds = ("git-http", "giftless", "dulwich-lfs", "registry", "registry-htpasswd", "registry-token", "go-tools")
+    kinds = ("git-http", "git-http-s3", "giftless", "seaweedfs", "dulwich-lfs")
+    kinds += ("registry", "registry-htpasswd", "registry-token", "go-tools")
     if not argv or argv[0] not in kinds:
         print(f"usage: python3 tests/peers {'|'.join(kinds)} [WORKDIR]", file=sys.stderr)
         return 2
@@ -35,9 +36,14 @@ def _main(argv: list[str]) -> int:
         elif argv[0].startswith("registry"):
             auth = argv[0].partition("-")[2] or "none"
             server = stack.enter_context(start_distribution(workdir / argv[0], auth))
+        elif argv[0] == "seaweedfs":
+            server = stack.enter_context(start_seaweedfs(workdir / "seaweedfs"))
         else:
-            server = stack.enter_context(start_giftless(workdir / "giftless"))
-            if argv[0] == "git-http":
+            s3 = stack.enter_context(start_seaweedfs(workdir / "seaweedfs")) if argv[0] == "git-http-s3" else None
+            if s3 is not None:
+                print(s3, flush=True)
+            server = stack.enter_context(start_giftless(workdir / "giftless", s3=s3))
+            if argv[0].startswith("git-http"):
                 server = stack.enter_context(start_git_http(workdir / "git-http", lfs=server))
                 print(f"example repo: {server.create_repo('org/example').auth_url}")
         print(server, flush=True)

@@ -1,5 +1,10 @@
 """giftless 0.6.2 under uWSGI: anonymous read/write Git LFS, objects in ``storage/ORG/REPO/<oid>``.
 
+With ``s3=`` (a :class:`peers.seaweedfs.SeaweedServer`) its objects live in that S3 bucket
+instead, under ``giftless/ORG/REPO/<oid>`` (giftless's ``AmazonS3Storage`` through its external
+transfer adapter): the batch API hands out presigned S3 URLs (no header for downloads; uploads
+carry ``Content-Type`` and ``x-amz-checksum-sha256``), and only ``verify`` comes back to giftless.
+
 PYTEST_DONT_REWRITE
 
 giftless answers **HTTP 404** to a download batch in which *all* objects are missing (partial
@@ -23,6 +28,8 @@ from peers.procs import HOST, Proc, missing, started
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from peers.seaweedfs import SeaweedServer
 
 #: HMAC key giftless signs its object hrefs with (test-only).
 GIFTLESS_SECRET = "lfsreg-test-secret-0123456789abcdef0123"
@@ -52,9 +59,15 @@ class GiftlessServer:
 
     url: str
     port: int
-    storage: Path
+    storage: Path  # local storage (empty with S3 storage)
     config: Path
     log: Path
+    s3: SeaweedServer | None = None  # the bucket its objects are in (S3 storage), else None
+    s3_prefix: str = "giftless"  # key prefix of its objects in that bucket
+
+    def s3_key(self, repo: str, oid: str) -> str:
+        """The bucket key of object ``oid`` of ``ORG/REPO`` (S3 storage)."""
+        return f"{self.s3_prefix}/{repo_path(repo)}/{oid}"
 
     def lfs_url(self, repo: str) -> str:
         """LFS endpoint of ``ORG/REPO`` (``.git`` optional): ``URL/ORG/REPO.git/info/lfs``."""
@@ -86,6 +99,9 @@ PRE_AUTHORIZED_ACTION_PROVIDER:  # signs the upload/download/verify hrefs it han
     key_id: giftless-internal-jwt-key    # tokens without this "kid" header are ignored
 TRANSFER_ADAPTERS:
   basic:
+{adapter}"""
+
+_LOCAL_ADAPTER = """\
     factory: giftless.transfer.basic_streaming:factory
     options:
       storage_class: giftless.storage.local_storage:LocalStorage
@@ -94,19 +110,39 @@ TRANSFER_ADAPTERS:
       action_lifetime: 3600
 """
 
+# presigned S3 URLs; boto3 takes the key from AWS_* in the environment
+_S3_ADAPTER = """\
+    factory: giftless.transfer.basic_external:factory
+    options:
+      storage_class: giftless.storage.amazon_s3:AmazonS3Storage
+      storage_options:
+        bucket_name: {bucket}
+        endpoint: {endpoint}
+        path_prefix: {prefix}
+      action_lifetime: 3600
+"""
+
 
 @contextlib.contextmanager
-def start_giftless(workdir: Path) -> Iterator[GiftlessServer]:
-    """giftless under uWSGI on a free port; files (config, storage, log) under ``workdir``."""
+def start_giftless(workdir: Path, *, s3: SeaweedServer | None = None) -> Iterator[GiftlessServer]:
+    """giftless under uWSGI on a free port; files (config, storage, log) under ``workdir``; objects in ``s3``'s bucket if given."""
     venv = giftless_venv()
+    if s3 is not None and not any(venv.glob("lib/python*/site-packages/boto3/__init__.py")):
+        missing(f"boto3 (giftless's S3 storage) not in {venv} (the script adds tools/peers/giftless-s3-requirements.txt)")
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "lfs-storage"
     storage.mkdir(exist_ok=True)
     config = workdir / "giftless.yaml"
-    config.write_text(_GIFTLESS_YAML.format(secret=GIFTLESS_SECRET, storage=storage))
+    prefix = GiftlessServer.s3_prefix
+    adapter = _LOCAL_ADAPTER.format(storage=storage) if s3 is None else _S3_ADAPTER.format(bucket=s3.bucket, endpoint=s3.url, prefix=prefix)
+    config.write_text(_GIFTLESS_YAML.format(secret=GIFTLESS_SECRET, adapter=adapter))
     log = workdir / "giftless.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GIT_", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GIT_", "VIRTUAL_ENV", "AWS_"))}
     env["GIFTLESS_CONFIG_FILE"] = str(config)
+    if s3 is not None:
+        env.update(AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key, AWS_DEFAULT_REGION=s3.region)
+        env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # nothing from ~/.aws
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
 
     def start(port: int) -> tuple[list[Proc], Path]:
         argv = [
@@ -141,7 +177,7 @@ def start_giftless(workdir: Path) -> Iterator[GiftlessServer]:
 
     port, procs = started(start, healthy, "giftless")
     try:
-        server = GiftlessServer(url=f"http://{HOST}:{port}", port=port, storage=storage, config=config, log=log)
+        server = GiftlessServer(url=f"http://{HOST}:{port}", port=port, storage=storage, config=config, log=log, s3=s3, s3_prefix=prefix)
         _warm_up_giftless(server)
         yield server
     finally:
