@@ -205,6 +205,11 @@ class Snapshot:
             raise NotFoundError(f"git object {sha.decode()} is not a blob")
         return obj.as_raw_string()
 
+    @property
+    def fetches(self) -> bool:
+        """Whether reads may fetch from a remote (a mirror): :meth:`prefetch` is worth preparing for."""
+        return self._objects.fetch_missing is not None
+
     def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
         """Fetch in one exchange per directory level what reading ``paths`` (and the objects ``ids``) needs.
 

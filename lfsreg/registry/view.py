@@ -195,12 +195,16 @@ class RegistryView:
 
     def prefetch_tags(self, names: Sequence[str]) -> None:
         """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
+        if not self.snapshot.fetches:
+            return
         dirs = [layout.tags_dir(n) for n in names]
         self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
         self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
 
     def prefetch_summaries(self, names: Sequence[str]) -> None:
         """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
+        if not self.snapshot.fetches:
+            return  # a local repository: nothing to fetch, and the reads below would be done twice
         try:
             self.prefetch_tags(names)
             self.prefetch_images([d for n in names for _, d in self.tag_entries(n) if isinstance(d, Digest)])
@@ -209,6 +213,8 @@ class RegistryView:
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:
         """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""
+        if not self.snapshot.fetches:
+            return
         todo = list(dict.fromkeys(digests))
         for _ in range(MAX_INDEX_DEPTH + 2):
             if not todo:
