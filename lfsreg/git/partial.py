@@ -51,6 +51,8 @@ LOOSE_OBJECTS = 256  # the same for objects copied from a file:// remote
 #: The file in a mirror listing trees fetched with everything under them (a whole-registry read's root).
 WHOLE = "partial-whole"
 WHOLE_KEPT = 64
+#: The largest answer to a fetch by id held in memory (a whole registry's metadata is tens of MiB).
+MAX_ANSWER = 1 << 30
 _GITLINK = 0o160000
 
 __all__ = ["MARKER", "ObjectFetcher", "fetch_everything", "fetch_filtered", "is_partial", "new_objects", "pack_data", "set_partial"]
@@ -124,6 +126,8 @@ def _read_pack(proto: Protocol) -> bytes:
         channel, data = pkt[0], pkt[1:]
         if channel == 1:
             out.write(data)
+            if out.tell() > MAX_ANSWER:  # trees and small files: a server sending more is not answering the request
+                raise ProtocolError(f"the git server sent more than {MAX_ANSWER >> 20} MiB for a fetch of objects by id")
         elif channel == 3:
             raise GitProtocolError(data.decode("utf-8", "replace").strip())
     return out.getvalue()
