@@ -21,7 +21,7 @@ from .api_cost import CostMethods
 from .api_maintain import MaintainMethods
 from .api_retention import RetentionMethods
 from .api_serve import ServeMethods
-from .api_sign import SIGNING_ALGORITHMS, SignMethods, load_public_keys, load_signing_key, write_signing_keypair
+from .api_sign import SignMethods, load_public_keys, load_signing_key, write_signing_keypair
 from .compression import ALGORITHMS as COMPRESSION_ALGORITHMS
 from .compression import DEFAULT as DEFAULT_COMPRESSION
 from .compression import check_algorithm
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .ops.traffic import Traffic
     from .ops.usage import RegistryUsage
     from .ops.verify import VerifyReport
+    from .signing.keys import PrivateKey
 
 # Push, pull and the image transports, and the describe module, are imported by the methods
 # that use them (PEP 562 for the names re-exported here): every command starts a new process,
@@ -161,6 +162,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         src_creds: str | None = None,
         src_tls_verify: bool = True,
         platform: str | None = None,
+        sign_key: PrivateKey | None = None,
     ) -> PushResult:
         """Push every image the ``sources`` select, in one commit.
 
@@ -185,6 +187,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             src_creds: ``USER:PASSWORD`` for ``docker://`` sources' registry (else the Docker config).
             src_tls_verify: ``False`` allows plain HTTP to a ``docker://`` source (loopback always may).
             platform: take only this platform's image from a ``docker://`` source's index.
+            sign_key: sign each pushed image's digest with this key, in the push's commit (cosign's format).
 
         Raises:
             InvalidReference: a source, a tag, or a digest given where a tag is needed.
@@ -204,7 +207,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         check_algorithm(compression)
         refs = [parse_source(s) for s in sources]
         renames = [parse_tagged(t) for t in tags]
-        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit)
+        options = PushOptions(compression, level, jobs, progress, object_limit=object_limit, extra=self._push_signatures(sign_key))
         if platform and not any(r.transport == "docker" for r in refs):
             raise UsageError("--platform picks from a docker:// source's index; no source is docker://")
         remote = docker_registry.access(src_creds, src_tls_verify, platform=platform)
@@ -276,9 +279,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         ``docker://HOST[/NAME[:TAG]]`` (a distribution registry; ``dest_creds`` ``USER:PASSWORD``
         for it, else the Docker config; ``dest_tls_verify=False`` allows plain HTTP). ``traffic``, if
         given, is filled with the bytes moved from the host and from the local cache.
-        With ``verify_keys`` (public keys: PEM text or files) each image's digest must carry a
-        valid cosign signature by one of them (``SignatureError`` otherwise), checked before
-        anything is written; ``skip_signatures`` is ``--insecure-skip-signatures``.
+        Signatures (``verify_keys``: PEM texts or files; the trust policy unless ``skip_signatures``)
+        are checked before anything is written (``SignatureError``).
 
         Raises:
             InvalidReference: an image or destination reference.
@@ -436,7 +438,6 @@ __all__ = [
     "is_ssh_location",
     "load_public_keys",
     "load_signing_key",
-    "SIGNING_ALGORITHMS",
     "write_signing_keypair",
     "parse_ssh_url",
     "write_keypair",

@@ -8,6 +8,7 @@ JSON object so a rewritten manifest preserves fields lfsreg does not know (annot
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,6 +248,78 @@ def parse_config(data: bytes, what: str) -> ImageConfig:
         strings["architecture"] or "",
         strings["variant"] or None,
     )
+
+
+# -- the common case, cheaply ---------------------------------------------------------------------
+# A walk over a whole registry (verify, du) parses tens of thousands of manifests and configs.
+# These return what the parsers above would, for the one shape lfsreg writes and nearly every
+# image has, without building the objects; on anything else ``None``, and the caller asks the
+# parsers (which accept or name the problem). They accept nothing the parsers refuse.
+
+_SHA256_DIGEST = re.compile(r"sha256:([a-f0-9]{64})")
+_CONFIG_STRINGS = ("os", "architecture", "variant")
+#: ``(mediaType, sha256 hex, size)`` of a descriptor :meth:`Descriptor.from_json` accepts
+PlainDescriptor = tuple[str, str, int]
+
+
+def _plain_descriptor(obj: Any) -> PlainDescriptor | None:
+    if type(obj) is not dict or "annotations" in obj or "platform" in obj:
+        return None
+    digest, size, media_type = obj.get("digest"), obj.get("size"), obj.get("mediaType", "")
+    if type(digest) is not str or type(size) is not int or size < 0 or type(media_type) is not str:
+        return None
+    exact = _SHA256_DIGEST.fullmatch(digest)
+    return None if exact is None else (media_type, exact.group(1), size)
+
+
+def _plain_document(data: bytes) -> dict[str, Any] | None:
+    """The JSON object :func:`load_json` returns, when it surely would."""
+    if data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH:
+        return None  # load_json decides how deep it nests
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return obj if type(obj) is dict else None
+
+
+def plain_manifest(data: bytes) -> tuple[PlainDescriptor, list[PlainDescriptor], list[dict[str, Any]]] | None:
+    """Config and layers of an image manifest :func:`parse_manifest` accepts (and each layer's JSON object); ``None``: ask it.
+
+    ``None`` for an index, another algorithm than sha256, annotations or a platform on a
+    descriptor, and whatever :func:`parse_manifest` would refuse.
+    """
+    obj = _plain_document(data)
+    if obj is None:
+        return None
+    media_type, version, notes, layers = obj.get("mediaType"), obj.get("schemaVersion", 2), obj.get("annotations"), obj.get("layers")
+    if type(media_type) is not str or not mt.is_manifest(media_type) or type(version) is not int or version != 2:
+        return None
+    if notes is not None and (type(notes) is not dict or not all(type(v) is str for v in notes.values())):
+        return None
+    config = _plain_descriptor(obj.get("config"))
+    if config is None or type(layers) is not list:
+        return None
+    descs = [_plain_descriptor(d) for d in layers]
+    return None if None in descs else (config, descs, layers)  # type: ignore[return-value]
+
+
+def plain_diff_ids(data: bytes) -> list[str] | None:
+    """The sha256 hex diff_ids of an image config :func:`parse_config` accepts; ``None``: ask it."""
+    obj = _plain_document(data)
+    if obj is None:
+        return None
+    rootfs = obj.get("rootfs")
+    ids = rootfs.get("diff_ids") if type(rootfs) is dict else None
+    if type(ids) is not list or any(obj.get(k) is not None and type(obj.get(k)) is not str for k in _CONFIG_STRINGS):
+        return None
+    out = []
+    for text in ids:
+        exact = _SHA256_DIGEST.fullmatch(text) if type(text) is str else None
+        if exact is None:
+            return None
+        out.append(exact.group(1))
+    return out
 
 
 def dump_json(obj: Any) -> bytes:

@@ -19,19 +19,13 @@ from conftest import fixture, run_cli
 from dulwich.repo import Repo
 
 import lfsreg
-from lfsreg.git import bulk
+from lfsreg.git import packs
 from lfsreg.git.bulk import BulkSnapshot, RawObjects
 from lfsreg.git.store import GitStore
 from lfsreg.registry import layout
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
 TOOL = "docker-archive:" + str(fixture("tool.docker.tar"))
-
-
-@pytest.fixture(autouse=True)
-def _packs_at_once(monkeypatch):
-    """Read through the pack reader from the first object (a walk of a big registry gets there after 256)."""
-    monkeypatch.setattr(bulk, "_FIRST_READS", 0)
 
 
 def _registry(path: Path) -> Path:
@@ -64,9 +58,11 @@ def _every_object(path: Path) -> dict[bytes, tuple[int, bytes]]:
     }
 
 
+@pytest.mark.parametrize("searches", [0, 10**9], ids=["table", "search"])  # how the index is looked up (packs._SEARCHES)
 @pytest.mark.parametrize("config", [(), ("-c", "repack.useDeltaBaseOffset=false")], ids=["ofs-delta", "ref-delta"])
-def test_every_object_of_a_deltified_pack_reads_as_dulwich_reads_it(tmp_path, monkeypatch, config):
+def test_every_object_of_a_deltified_pack_reads_as_dulwich_reads_it(tmp_path, monkeypatch, config, searches):
     monkeypatch.setenv("LFSREG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(packs, "_SEARCHES", searches)
     repo = _registry(tmp_path / "reg.git")
     _repack(repo, *config)
     assert not [n for n in os.listdir(repo / "objects") if len(n) == 2 and os.listdir(repo / "objects" / n)]  # all packed

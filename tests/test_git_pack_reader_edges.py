@@ -7,7 +7,9 @@ about a real pack: the reader either reads what git wrote or names the damage; i
 
 from __future__ import annotations
 
+import os
 import random
+import struct
 import subprocess
 from pathlib import Path
 
@@ -15,9 +17,11 @@ import pytest
 from dulwich.repo import Repo
 from gitenv import isolated_git_env
 
-from lfsreg.errors import CorruptContentError
+from lfsreg.errors import BlobNotFound, CorruptContentError
 from lfsreg.git import packs
+from lfsreg.git.bulk import RawObjects
 from lfsreg.git.packs import PackReader, open_packs
+from lfsreg.git.store import GitStore
 
 
 def _pack_of(tmp_path: Path, blobs: list[bytes], ofs_delta: bool = True) -> tuple[Path, Path, dict[bytes, bytes]]:
@@ -128,3 +132,61 @@ def test_files_that_are_not_an_index_or_a_pack_are_left_to_dulwich(tmp_path):
     pack.write_bytes(b"JUNK" + pack.read_bytes()[4:])
     with pytest.raises(ValueError, match="not a pack"):
         PackReader(str(idx), str(pack))
+
+
+def test_the_index_search_finds_every_id_and_nothing_between_them(tmp_path, monkeypatch):
+    """Before the table is built, ids are searched in the index's bytes: only whole, aligned ids match."""
+    monkeypatch.setattr(packs, "_SEARCHES", 10**9)
+    idx, pack, ids = _pack_of(tmp_path, [b"blob %d\n" % k for k in range(40)])
+    reader = PackReader(str(idx), str(pack))
+    table = dict(zip([reader._ids[i : i + 20] for i in range(0, len(reader._ids), 20)], reader._where, strict=True))
+    for sha in ids:
+        assert reader.offset(sha) == table[sha] and reader.get(sha, lambda _sha: None)[1] == ids[sha]
+    assert reader.offset(b"\xff" * 20) is None and reader.offset(b"\0" * 20) is None and reader.offset(b"short") is None
+    assert reader._offsets is None  # all of it by search
+    reader.close()
+
+    # Three ids whose bytes hold a fourth, straddling two of them inside the first byte's range.
+    a, b, c = b"\1" * 20, b"\1" * 19 + b"\2", b"\1" * 18 + b"\2\7"
+    fanout = struct.pack(">256I", 0, *([3] * 255))
+    index = b"\377tOc\0\0\0\2" + fanout + a + b + c + b"\0" * 12 + struct.pack(">3I", 12, 40, 80) + b"\0" * 40
+    (tmp_path / "x.idx").write_bytes(index)
+    (tmp_path / "x.pack").write_bytes(b"PACK" + b"\0" * 100)
+    reader = PackReader(str(tmp_path / "x.idx"), str(tmp_path / "x.pack"))
+    assert [reader.offset(sha) for sha in (a, b, c)] == [12, 40, 80]
+    assert reader.offset(b[1:] + c[:1]) is None  # found at byte 21 of the ids: not an id
+    reader.close()
+
+
+def test_a_commit_is_read_from_its_header_whatever_its_message(tmp_path):
+    """RawObjects.commit: tree and parents of a packed commit from its first bytes, and of every other one in full."""
+    env = isolated_git_env(tmp_path)
+    repo = tmp_path / "c.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True, env=env)
+
+    def commit(parents: list[str], message: bytes) -> str:
+        text = b"tree %s\n" % tree.encode() + b"".join(b"parent %s\n" % p.encode() for p in parents)
+        text += b"author a <a@a> 0 +0000\ncommitter a <a@a> 0 +0000\n\n" + message
+        argv = ["git", "-C", str(repo), "hash-object", "-t", "commit", "-w", "--stdin"]
+        return subprocess.run(argv, input=text, check=True, capture_output=True, env=env).stdout.decode().strip()
+
+    tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the empty tree: git knows it without storing it
+    first = commit([], b"first\n")
+    huge = commit([first], os.urandom(300_000).hex().encode())  # a message of a push of thousands of images
+    parents = [f"{k:040x}" for k in range(1, 101)]  # a header longer than what is read first (parents need not exist)
+    many = commit(parents, b"octopus\n")
+    git = ["git", "-C", str(repo)]
+    subprocess.run([*git, "pack-objects", "-q", "objects/pack/pack"], input=f"{first}\n{huge}\n{many}\n".encode(), check=True, env=env)
+    subprocess.run([*git, "prune-packed"], check=True, env=env)
+    loose = commit([huge], b"not packed yet\n")
+    raw = RawObjects(GitStore.open(str(repo)).objects)
+    try:
+        assert raw.commit(huge.encode()) == (tree.encode(), (first,))
+        assert raw.commit(many.encode()) == (tree.encode(), tuple(parents))
+        assert raw.commit(loose.encode()) == (tree.encode(), (huge,))
+        assert raw.commit(first.encode()) == (tree.encode(), ())
+        assert raw._packs and not (repo / "objects" / huge[:2] / huge[2:]).exists()  # read from the pack
+        with pytest.raises(BlobNotFound, match="is missing"):
+            raw.commit(b"0" * 40)
+    finally:
+        raw.close()

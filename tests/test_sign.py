@@ -151,9 +151,9 @@ def test_bad_sign_input_writes_nothing(signed, keys):
 def test_pull_verify_key_refuses_before_writing(signed, keys, tmp_path):
     out = tmp_path / "out.tar"
     line = assert_error(run_cli("pull", signed, "acme/app:1.0", "--verify-key", keys / "ed.pub", "-o", f"docker-archive:{out}"), 1)
-    assert "acme/app@sha256:" in line and "no valid signature" in line
+    assert "acme/app@sha256:" in line and "needs a valid signature by a --verify-key key" in line and "not signed by a trusted key" in line
     line = assert_error(run_cli("pull", signed, "acme/multi:1.0", "--verify-key", keys / "p256.pub", "-o", f"docker-archive:{out}"), 1)
-    assert "acme/multi@sha256:" in line and "no signature" in line
+    assert "acme/multi@sha256:" in line and "has none" in line
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["reg.git"]
     assert_error(run_cli("pull", signed, "acme/app:1.0", "--verify-key", keys / "p256", "-o", f"oci:{out}"), 2, "not a PEM public key")
     either = ("--verify-key", keys / "ed.pub", "--verify-key", keys / "p256.pub")

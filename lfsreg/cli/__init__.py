@@ -18,7 +18,7 @@ from .cost import register as register_cost
 from .keygen import keygen
 from .retention import COMMANDS as RETENTION
 from .serve import serve
-from .signing import sign
+from .signing import sign, trust
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -85,6 +85,7 @@ cli.add_command(keygen)
 maintain.register(cli)
 cli.add_command(serve)
 cli.add_command(sign)
+cli.add_command(trust)
 for _command in RETENTION:
     cli.add_command(_command)
 

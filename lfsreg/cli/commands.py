@@ -11,7 +11,7 @@ import click
 from .. import COMPRESSION_ALGORITHMS, DEFAULT_COMPRESSION
 from .cost import estimate_printer, traffic_line
 from .render import ProgressBars, emit_json, table
-from .sigopts import SKIP_SIGNATURES, VERIFY_KEY, show_signatures
+from .sigopts import SKIP_SIGNATURES, VERIFY_KEY, private_key, show_signatures
 from .sizes import human_size
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def init(repo: str) -> None:
 )
 @click.option("--src-tls-verify", type=bool, default=True, metavar="BOOL", help="false: plain HTTP to a docker:// source.")
 @click.option("--platform", default=None, metavar="OS/ARCH", help="Take only this platform's image from a docker:// index.")
+@click.option("--sign-key", "sign_key", metavar="FILE", help="Sign each pushed image (cosign's format) in the push's commit.")
 def push(
     repo: str,
     sources: tuple[str, ...],
@@ -68,6 +69,7 @@ def push(
     src_creds: str | None,
     src_tls_verify: bool,
     platform: str | None,
+    sign_key: str | None,
 ) -> None:
     """Push images from SOURCES.
 
@@ -77,6 +79,7 @@ def push(
     Before uploading, the push says what it will add to the host's LFS storage and the
     registry's billed total after it; a push over the registry's limits.storage is refused.
     """
+    key = private_key(sign_key) if sign_key else None  # a bad key is refused before anything is read
     bars = ProgressBars("push")
     progress = estimate_printer(bars, fmt == "text")
     try:
@@ -91,6 +94,7 @@ def push(
             src_creds=src_creds,
             src_tls_verify=src_tls_verify,
             platform=platform,
+            sign_key=key,
         )
     finally:
         bars.close()

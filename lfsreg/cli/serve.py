@@ -38,6 +38,11 @@ import click
 )
 @click.option("--redirect", is_flag=True, help="Answer a blob GET with a 307 to its LFS URL when that URL needs no header (presigned).")
 @click.option(
+    "--require-signatures",
+    is_flag=True,
+    help="Serve a manifest the registry's trust policy covers only when signed as it asks (`lfsreg trust`).",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="How to announce the address."
 )
 @click.pass_obj
@@ -50,6 +55,7 @@ def serve(
     token_file: str | None,
     read_only: bool,
     redirect: bool,
+    require_signatures: bool,
     fmt: str,
 ) -> None:
     """Serve REPO to container clients (OCI distribution API v1.1) until Ctrl-C or SIGTERM.
@@ -62,7 +68,7 @@ def serve(
     from ..api import Registry
 
     registry = click.get_current_context().with_resource(Registry(repo, options=options))  # type: ignore[arg-type]
-    settings = ServeOptions(listen, refresh, htpasswd, token_file, read_only, redirect)
+    settings = ServeOptions(listen, refresh, htpasswd, token_file, read_only, redirect, require_signatures=require_signatures)
     server = RegistryServer(registry, settings)
     mode = "read-write" if server.writable else "read-only"
     if fmt == "json":

@@ -46,8 +46,14 @@ def encode(obj: LfsObject) -> bytes:
     return f"version {VERSION}\noid sha256:{obj.oid}\nsize {obj.size}\n".encode()
 
 
+_CANONICAL = re.compile(rb"version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize ([0-9]{1,19})\n")
+
+
 def decode(data: bytes) -> LfsObject | None:
     """Parse a pointer file; return ``None`` if ``data`` is not a valid pointer."""
+    exact = _CANONICAL.fullmatch(data)  # the one encoding written (:func:`encode`): no line-by-line parse
+    if exact is not None and int(exact.group(2)) <= MAX_SIZE:
+        return LfsObject(exact.group(1).decode(), int(exact.group(2)))
     if len(data) >= MAX_POINTER or not data.endswith(b"\n"):
         return None
     try:

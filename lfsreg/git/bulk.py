@@ -12,26 +12,25 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
+import re
 import zlib
 from binascii import unhexlify
 from hashlib import sha1
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
-from dulwich.objects import Commit, RawObjectID, parse_tree, sha_to_hex
+from dulwich.objects import RawObjectID, parse_tree, sha_to_hex
 
 from ..errors import BlobNotFound, CorruptContentError, NotFoundError
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
-from .store import GitStore, Snapshot
+from .store import Snapshot
 
 DIR_MODE = 0o040000
-_TREE, _BLOB = 2, 3
-#: Objects read through dulwich before the packs' indexes are loaded: loading one costs about
-#: what 2,000 reads through dulwich do (0.1 s for 200,000 objects), and most walks that read
-#: this few objects read nothing more.
-_FIRST_READS = 256
+_COMMIT, _TREE, _BLOB = 1, 2, 3
+_KINDS = {_COMMIT: "commit", _TREE: "tree", _BLOB: "blob"}
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 _FSCK = "run `git fsck` in the repository"
-_HEADERS = {_TREE: b"tree ", _BLOB: b"blob "}
+_HEADERS = {_COMMIT: b"commit ", _TREE: b"tree ", _BLOB: b"blob "}
 
 
 def _name(sha: bytes, what: str) -> str:
@@ -41,9 +40,9 @@ def _name(sha: bytes, what: str) -> str:
 class RawObjects:
     """Objects of one repository as ``(type, bytes)``; missing or damaged ones raise lfsreg errors.
 
-    Packed objects are read by :mod:`lfsreg.git.packs` (the packs there after the first
-    :data:`_FIRST_READS` reads, which go through dulwich); the rest (loose objects, packs
-    written since) through dulwich. ``check``: hash every object read against its id, as
+    Packed objects are read by :mod:`lfsreg.git.packs` (the packs there at the first read);
+    the rest (loose objects, packs written since) through dulwich. ``check``: hash every
+    object read against its id, as
     dulwich's reads of whole objects do (a walk that vouches for the registry, ``verify``,
     wants it; ``du`` does not).
     """
@@ -52,11 +51,11 @@ class RawObjects:
         self._objects = objects
         self._packs: list[PackReader] = []
         self._check = check
-        self._before_packs = _FIRST_READS  # reads left through dulwich before the packs' indexes are loaded
+        self._opened = False
 
     def _open_packs(self) -> None:
         self._packs = open_packs(self._objects.path)
-        self._before_packs = -1
+        self._opened = True
 
     def close(self) -> None:
         """Release the packs' maps."""
@@ -74,18 +73,20 @@ class RawObjects:
             return self._objects.get_raw(sha_to_hex(RawObjectID(binary)))
         return None
 
-    def raw(self, sha: bytes, kind: int, what: str = "") -> bytes:
-        """The content of object ``sha`` (hex), which must be of type ``kind`` (2 tree, 3 blob)."""
+    def raw(self, sha: bytes, kind: int, what: str = "", *, check: bool | None = None) -> bytes:
+        """The content of object ``sha`` (hex), which must be of type ``kind`` (2 tree, 3 blob).
+
+        ``check`` overrides the reader's own setting for this read (``False``: the caller checks
+        the content some stronger way, as ``verify`` hashes a manifest against its digest).
+        """
         try:
             binary = unhexlify(sha)
-            if self._before_packs >= 0:  # a walk that reads few objects (a memo holds the rest) loads no index
-                self._before_packs -= 1
-                if self._before_packs < 0:
-                    self._open_packs()
+            if not self._opened:
+                self._open_packs()
             for pack in self._packs:
-                offset = pack.offset(binary)
-                if offset is not None:
-                    kind_found, data = pack.read(offset, self._lookup)
+                found = pack.get(binary, self._lookup)
+                if found is not None:
+                    kind_found, data = found
                     break
             else:
                 kind_found, data = self._objects.get_raw(sha)  # loose, or a pack that appeared since
@@ -95,14 +96,43 @@ class RawObjects:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CorruptContentError(f"{_name(sha, what)} is damaged: {text}", hint=_FSCK) from None
         if kind_found != kind:
-            raise NotFoundError(f"{_name(sha, what)} is not a {'tree' if kind == _TREE else 'blob'}")
-        if self._check and sha1(b"%s%d\0%s" % (_HEADERS[kind], len(data), data)).digest() != binary:
+            raise NotFoundError(f"{_name(sha, what)} is not a {_KINDS[kind]}")
+        if (self._check if check is None else check) and sha1(b"%s%d\0%s" % (_HEADERS[kind], len(data), data)).digest() != binary:
             raise CorruptContentError(f"{_name(sha, what)} is damaged: its content does not hash to its id", hint=_FSCK)
         return data
 
+    def commit(self, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing.
+
+        Only the commit's header is inflated where the packs allow: a push of thousands of images
+        writes a message of megabytes naming them.
+        """
+        if not self._opened:
+            self._open_packs()
+        binary = unhexlify(sha)
+        head = next((found for pack in self._packs if (found := pack.head(binary, 4096)) is not None), None)
+        if head is not None and head[0] != _COMMIT:
+            raise NotFoundError(f"git object {sha.decode()} is not a commit")
+        lines = (head[1] if head is not None else b"").split(b"\n")[:-1]  # the last may be cut short
+        if not any(not line.startswith((b"tree ", b"parent ")) for line in lines):  # not all of them yet
+            lines = self.raw(sha, _COMMIT, "a commit").split(b"\n")
+        tree = lines[0][5:] if lines[0].startswith(b"tree ") else b""
+        parents = []
+        for line in lines[1:]:
+            if not line.startswith(b"parent "):
+                break
+            parents.append(line[7:])
+        if not _HEX40.fullmatch(tree) or not all(_HEX40.fullmatch(p) for p in parents):
+            raise CorruptContentError(f"git object {sha.decode()} is a damaged commit", hint=_FSCK)
+        return tree, tuple(p.decode() for p in parents)
+
     def tree(self, sha: bytes, what: str = "") -> list[tuple[str, bool, bytes]]:
         """Entries of tree ``sha``: ``(name, is_dir, sha)``."""
-        return [(name.decode("utf-8", "replace"), mode == DIR_MODE, s) for name, mode, s in self.entries(sha, what)]
+        data = self.raw(sha, _TREE, what)
+        try:
+            return [(name.decode("utf-8", "replace"), mode == DIR_MODE, s) for name, mode, s in parse_tree(data, 20)]
+        except (ObjectFormatException, ValueError) as exc:
+            raise CorruptContentError(f"git object {sha.decode()} ({what}) is a damaged tree: {exc}") from None
 
     def entries(self, sha: bytes, what: str = "") -> list[tuple[bytes, int, bytes]]:
         """Entries of tree ``sha`` as git stores them: ``(name, mode, sha)``."""
@@ -161,16 +191,17 @@ class BulkSnapshot(Snapshot):
         """As :meth:`Snapshot.blob`, uncached: a read is cheap here, and a whole registry's blobs would all stay."""
         return self._raw.blob(sha, path or "")
 
+    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
+        """As :meth:`Snapshot.tree_entries`, uncached (a walk lists each tree once)."""
+        return self._raw.tree(sha)
 
-def read_commit(git: GitStore, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
-    """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing."""
-    try:
-        commit = git.objects.get(sha)
-    except KeyError:
-        raise BlobNotFound(f"git object {sha.decode()} (a commit) is missing", hint=_FSCK) from None
-    if not isinstance(commit, Commit):
-        raise NotFoundError(f"git object {sha.decode()} is not a commit")
-    return bytes(commit.tree), tuple(bytes(p).decode() for p in commit.parents)
+    def blob_unchecked(self, sha: bytes, path: str) -> bytes:
+        """:meth:`blob` without the check against the git object id, for a file the caller hashes itself.
+
+        ``verify`` checks a manifest or config against its sha256 digest: a second hash of the
+        same bytes would vouch for nothing more.
+        """
+        return self._raw.raw(sha, _BLOB, path, check=False)
 
 
 def directory_bytes(path: str) -> int:
@@ -185,4 +216,4 @@ def directory_bytes(path: str) -> int:
     return total
 
 
-__all__ = ["BulkSnapshot", "RawObjects", "directory_bytes", "read_commit"]
+__all__ = ["BulkSnapshot", "RawObjects", "directory_bytes"]

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
 _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
+_SAMPLE = 64  # ids looked up before a prefetch of many checks them all (each look-up costs tens of µs)
 
 
 class ObjectFiles:
@@ -49,10 +50,14 @@ class ObjectFiles:
 
     def prefetch(self, ids: Iterable[bytes], below: int = 0) -> None:
         """Fetch those of ``ids`` this repository lacks in one exchange (with ``below`` levels under trees), if it is a partial mirror."""
-        if self.fetch_missing is not None:
-            wanted = [i for i in ids if not self.has(i)]
-            if wanted:
-                self.fetch_missing(wanted, below)
+        if self.fetch_missing is None:
+            return
+        ids = list(ids)
+        if len(ids) > _SAMPLE * 4 and all(self.has(i) for i in ids[:: len(ids) // _SAMPLE]):
+            return  # a mirror that read these before: the few that may lack are fetched when read
+        wanted = [i for i in ids if not self.has(i)]
+        if wanted:
+            self.fetch_missing(wanted, below)
 
     def prefetch_whole(self, tree: bytes) -> None:
         """Fetch ``tree`` with everything under it in one exchange, if this is a partial mirror that lacks some of it."""

@@ -274,7 +274,7 @@ class ObjectFetcher:
         if self._source is None:
             self._source = GitStore.open(self._source_dir or "")
         self.requests += 1
-        level, found = list(ids), []
+        level, found, packed = list(ids), [], False
         for depth in range(below + 1):
             under: list[bytes] = []
             for sha in level:
@@ -283,16 +283,23 @@ class ObjectFetcher:
                 except KeyError:
                     continue  # named as missing by the read that wanted it
                 found.append(obj)
+                if len(found) == BATCH:  # a pack at a time: a whole registry's objects are not all held
+                    self._add_pack(found)
+                    found, packed = [], True
                 if isinstance(obj, Tree) and depth < below:
                     under += [bytes(e.sha) for e in obj.iteritems() if e.mode != _GITLINK]
             level = under
-        if len(found) > LOOSE_OBJECTS:
-            store: Any = self.mirror.repo.object_store
-            with self.mirror.objects.pack_writes():
-                store.add_objects([(obj, None) for obj in found])
+        if packed or len(found) > LOOSE_OBJECTS:
+            self._add_pack(found)
             return
         for obj in found:
             self.mirror.objects.add(obj)
+
+    def _add_pack(self, objects: Sequence[Any]) -> None:
+        if objects:
+            store: Any = self.mirror.repo.object_store
+            with self.mirror.objects.pack_writes():
+                store.add_objects([(obj, None) for obj in objects])
 
 
 class _NoHaves:

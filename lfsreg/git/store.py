@@ -117,15 +117,15 @@ class Snapshot:
     the same view for reads of a whole registry.
     """
 
-    def __init__(self, objects: ObjectFiles, commit: str | None) -> None:
+    def __init__(self, objects: ObjectFiles, commit: str | None, *, root: bytes | None = None) -> None:
         self.objects = objects
         self._objects = objects
         self.commit = commit
         self._trees: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}  # tree id -> {name: (mode, id)}
         self._dirs: dict[str, object] = {}  # directory path -> its entries, or None
         self._blobs: dict[bytes, bytes] = {}
-        self.root: bytes | None = None
-        if commit is not None:
+        self.root: bytes | None = root  # the commit's tree, when the caller knows it already
+        if commit is not None and root is None:
             obj = self._get(commit.encode())
             if not isinstance(obj, Commit):
                 raise NotFoundError(f"git object {commit} is not a commit")
@@ -242,7 +242,21 @@ class Snapshot:
         entry = self._entry(path)
         if entry is None or entry[0] != DIR_MODE:
             return []
-        return [(name.decode(), mode == DIR_MODE, sha) for name, (mode, sha) in self._tree(entry[1]).items()]
+        return self.tree_entries(entry[1])
+
+    def directory(self, path: str) -> Mapping[bytes, tuple[int, bytes]]:
+        """The directory at ``path`` as git stores it, ``{name: (mode, id)}`` (empty if there is none); do not modify.
+
+        For many look-ups in one directory (a shard of ``blobs/``): one dictionary look-up each.
+        """
+        return self._dir(path.strip("/")) or {}
+
+    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
+        """Entries of the tree ``sha`` (a directory's id from :meth:`listdir`): ``(name, is_dir, sha)``.
+
+        For walks that go down a tree by ids instead of looking each path up from the root.
+        """
+        return [(name.decode(), mode == DIR_MODE, s) for name, (mode, s) in self._tree(sha).items()]
 
 
 class GitStore:
@@ -255,6 +269,7 @@ class GitStore:
         repo.lfsreg_cache = cache
         self.objects = ObjectFiles(repo.object_store)
         self.branch = self._local_branch()
+        self._roots: dict[str, bytes] = {}  # commit -> its tree, of the snapshots made
 
     @classmethod
     def open(cls, path: str, *, cache: bool = False) -> GitStore:
@@ -317,7 +332,12 @@ class GitStore:
 
     def snapshot(self, commit: str | None) -> Snapshot:
         """A read view of ``commit`` (``None``: the empty tree before the first commit)."""
-        return Snapshot(self.objects, commit)
+        snapshot = Snapshot(self.objects, commit, root=self._roots.get(commit) if commit else None)
+        if commit is not None and snapshot.root is not None:
+            # A commit never changes: the next view of it need not read it again (a push of
+            # thousands of images writes a message of megabytes).
+            self._roots[commit] = snapshot.root
+        return snapshot
 
     def write_blob(self, data: bytes) -> bytes:
         """Store ``data`` as a blob; return its object id."""

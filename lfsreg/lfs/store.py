@@ -93,9 +93,11 @@ class LocalLfsStore:
     def probe(self, objects: Sequence[LfsObject]) -> list[tuple[LfsObject, str]]:
         """Objects with no file, or a file of another size (one ``stat`` each)."""
         out = []
+        base = os.path.join(self.root, "objects", "")
         for obj in objects:
+            oid = obj.oid
             try:
-                size = os.stat(self.path(obj)).st_size
+                size = os.stat(f"{base}{oid[0:2]}/{oid[2:4]}/{oid}").st_size  # self.path(obj), without a join per object
             except FileNotFoundError:
                 out.append((obj, "missing"))
                 continue

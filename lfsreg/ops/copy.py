@@ -3,11 +3,11 @@
 :func:`copy_images` reads the chosen tags of the source (every blob checked against its
 digest as it is read), asks the destination's LFS store which objects it lacks (one batch
 query), and moves only those: each is read from the source's store (a remote's is downloaded
-into the verified cache first), staged for the destination while its oid and size are checked,
-and uploaded. Only when the destination holds every object is one commit published there
-through the same :class:`lfsreg.registry.transaction.Publisher` a push uses (compare-and-swap,
-re-applied if the destination moved). No history is copied: the destination gets the tags as
-they are now.
+into the verified cache first, held to the source's ``limits.transfer`` as a pull is), staged
+for the destination while its oid and size are checked, and uploaded. Only when the
+destination holds every object is one commit published there through the same
+:class:`lfsreg.registry.transaction.Publisher` a push uses (compare-and-swap, re-applied if
+the destination moved). No history is copied: the destination gets the tags as they are now.
 
 Layers keep the form the source stores them in (one object, or chunks: docs/format.md); a
 layer the destination already holds in either form is not written again.
@@ -25,16 +25,18 @@ from ..errors import BlobNotFound, ImageNotFound, InvalidImageError, LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..integrity import VerifiedReader
-from ..lfs.store import LfsStore
+from ..lfs.store import CachedLfsStore, LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from ..progress import DONE, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry import layout
 from ..registry.config import object_limit as configured_object_limit
+from ..registry.config import read_limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
 from ..staging import forget
 from .chunking import check_limit, split_reader
+from .limits import check_transfer
 
 #: Objects staged for the destination at once (their staged copies are consumed by each upload).
 GROUP_BYTES = 1 << 30
@@ -245,6 +247,7 @@ def copy_images(
     needed.update({o.oid: o for d, layer in collect.layers.items() if d not in keep | split for o in layer.objects})
     result.objects = len(needed)
     lacking = sorted((o for o in needed.values() if o.oid in absent), key=lambda o: -o.size)
+    _check_download(src_view, src_lfs, [*lacking, *(o for d in split for o in collect.layers[d].objects)])
     _move(lacking, src_lfs, dst_lfs, progress, result)
     for digest in split:
         layer = collect.layers[digest]
@@ -278,6 +281,18 @@ def copy_images(
     body = "\n".join(f"{n}:{t} {d}" for n, t, d in tags)
     result.commit = dst.publish(build, f"copy {names} from {src_view.label}\n\n{body}\n")
     return result
+
+
+def _check_download(view: RegistryView, lfs: LfsStore, objects: list[LfsObject]) -> None:
+    """Refuse a copy that would download more from the source's host than its ``limits.transfer`` allows.
+
+    As a pull is (docs/limits.md): before any object moves, counting only what the local cache
+    does not validly hold; past 80 % of the limit it warns. A local source has no host to meter.
+    """
+    if not isinstance(lfs, CachedLfsStore):
+        return
+    pending = {o.oid: o.size for o in objects if not lfs.cache.valid(o)}
+    check_transfer(sum(pending.values()), read_limits(view).transfer, view.label, "this copy")
 
 
 def _held(view: RegistryView, desc: Descriptor) -> list[LfsObject] | None:

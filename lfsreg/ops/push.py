@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
@@ -93,6 +93,8 @@ class PushOptions:
     limits: Limits = field(default_factory=Limits)
     memo_path: str | None = None
     object_limit: int | None = None  # chunk layers larger than this (docs/format.md); default: limits.object
+    # more changes for the push's one commit, given the tip and the tags it sets (push --sign-key: signatures)
+    extra: Callable[[RegistryView, Mapping[tuple[str, str], Digest]], Mapping[str, bytes | None]] | None = None
 
     def __post_init__(self) -> None:
         check_limit(self.object_limit)
@@ -394,7 +396,12 @@ def _publish(
     result.bytes_to_host = result.estimate.bytes
     names = ", ".join(f"{n}:{t}" for n, t in tags)
     body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
-    result.commit = publisher.publish(lambda view: _changes(push, tags, view), f"push {names}\n\n{body}\n")
+    extra = options.extra
+
+    def build(view: RegistryView) -> dict[str, bytes | None]:
+        return {**_changes(push, tags, view), **(extra(view, tags) if extra is not None else {})}
+
+    result.commit = publisher.publish(build, f"push {names}\n\n{body}\n")
     return result
 
 

@@ -114,22 +114,7 @@ def sign_images(
     result = SignResult(key_id=key.public.key_id)
 
     def build(tip: RegistryView) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {}
-        result.signed = []
-        for name, digest in wanted:
-            data = cosign.payload(name, digest, annotations)
-            layers = _existing(tip, name, digest)
-            tag = cosign.signature_tag(digest)
-            if any(_same(tip, layer, data, key.public) for layer in layers):
-                result.signed.append(Signed(name, digest, tag, False))
-                continue
-            layers.append(cosign.signed_layer(key, data, annotations))
-            manifest, config = cosign.signature_image(layers)
-            changes[layout.blob_path(Digest.of_bytes(data))] = data
-            changes[layout.blob_path(Digest.of_bytes(config))] = config
-            changes[layout.blob_path(Digest.of_bytes(manifest))] = manifest
-            changes[layout.tag_path(name, tag)] = layout.tag_content(Digest.of_bytes(manifest))
-            result.signed.append(Signed(name, digest, tag, True))
+        changes, result.signed = signature_changes(tip, wanted, key, annotations)
         return changes
 
     lines = [f"{s_name}@{s_digest}" for s_name, s_digest in wanted]
@@ -138,7 +123,33 @@ def sign_images(
     return result
 
 
-def _same(view: RegistryView, layer: Descriptor, data: bytes, public: PublicKey) -> bool:
+def signature_changes(
+    tip: RegistryView, wanted: Sequence[tuple[str, Digest]], key: PrivateKey, annotations: dict[str, str]
+) -> tuple[dict[str, bytes | None], list[Signed]]:
+    """The tree changes that add a signature by ``key`` for each ``(name, digest)`` on top of ``tip``, and what they sign.
+
+    Also what ``push --sign-key`` adds to its own commit (the digests it pushes need not be in ``tip``).
+    """
+    changes: dict[str, bytes | None] = {}
+    signed = []
+    for name, digest in wanted:
+        data = cosign.payload(name, digest, annotations)
+        layers = _existing(tip, name, digest)
+        tag = cosign.signature_tag(digest)
+        if any(_same(layer, data, key.public) for layer in layers):
+            signed.append(Signed(name, digest, tag, False))
+            continue
+        layers.append(cosign.signed_layer(key, data, annotations))
+        manifest, config = cosign.signature_image(layers)
+        changes[layout.blob_path(Digest.of_bytes(data))] = data
+        changes[layout.blob_path(Digest.of_bytes(config))] = config
+        changes[layout.blob_path(Digest.of_bytes(manifest))] = manifest
+        changes[layout.tag_path(name, tag)] = layout.tag_content(Digest.of_bytes(manifest))
+        signed.append(Signed(name, digest, tag, True))
+    return changes, signed
+
+
+def _same(layer: Descriptor, data: bytes, public: PublicKey) -> bool:
     """True if ``layer`` is a signature by ``public`` over exactly ``data``."""
     if layer.digest != Digest.of_bytes(data):
         return False
@@ -173,8 +184,34 @@ def require_signed(view: RegistryView, name: str, digest: Digest, keys: Sequence
     if good is not None:
         return good
     if not found:
-        missing = f"no signature ({cosign.signature_tag(digest)} is absent)"
+        missing = f"it has none ({cosign.signature_tag(digest)} is absent)"
     else:
         reasons = sorted({c.problem or "" for c in found})
-        missing = f"no valid signature by {why} ({len(found)} signature(s): {'; '.join(reasons)})"
-    raise SignatureError(f"{name}@{digest}: {missing}", hint=f"sign it with: lfsreg sign {view.label} {name}@{digest} --key KEY")
+        missing = f"none of its {len(found)} signature(s) counts: {'; '.join(reasons)}"
+    raise SignatureError(
+        f"{name}@{digest}: needs a valid signature by {why}: {missing}",
+        hint=f"sign it with: lfsreg sign {view.label} {name}@{digest} --key KEY",
+    )
+
+
+def require_signed_image(view: RegistryView, name: str, digest: Digest, keys: Sequence[PublicKey], why: str) -> cosign.Checked:
+    """:func:`require_signed`, or the signature of an index of ``name`` that holds ``digest`` (a platform manifest).
+
+    A multi-platform image is signed once, on its index (``cosign sign`` without
+    ``--recursive``): its platform manifests, asked for by digest, count as signed with it.
+    """
+    try:
+        return require_signed(view, name, digest, keys, why)
+    except SignatureError as exc:
+        refusal = exc
+    for tag, _ in view.tags(name):
+        parent = cosign.signed_digest(tag)
+        if parent is None or parent == digest:
+            continue
+        try:
+            doc = parse_manifest(view.blob(parent), f"{name}@{parent}")
+            if isinstance(doc, Index) and any(c.digest == digest for c in doc.manifests):
+                return require_signed(view, name, parent, keys, why)
+        except LfsregError:
+            continue
+    raise refusal

@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .. import mediatypes as mt
@@ -33,144 +32,16 @@ from ..git.bulk import BulkSnapshot
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.cache import ObjectCache
 from ..lfs.store import CachedLfsStore, LfsStore
-from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest
 from ..progress import ProgressCallback, no_progress
-from ..registry import layout
 from ..registry.config import read_limits
 from ..registry.view import RegistryView
 from .chunking import JoinedObjects
 from .limits import check_transfer
+from .verify_walk import CheckedLayer, Problem, VerifyReport, Walk
 from .walk import paused_gc
 
 #: Objects downloaded at once by a deep check of a remote (the temporary copies are removed after each group).
 DEEP_GROUP_BYTES = 1 << 30
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong: where it was found (``name:tag``, or the registry), and what."""
-
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """What :func:`verify_registry` checked and found."""
-
-    tags: int = 0
-    blobs: int = 0  # manifests, indexes and configs checked
-    objects: int = 0  # LFS objects the live tags need
-    object_bytes: int = 0
-    deep: bool = False
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing was found wrong."""
-        return not self.problems
-
-
-@dataclass(slots=True)
-class _Layer:
-    desc: Descriptor
-    diff_id: Digest | None
-    objects: list[LfsObject]
-    where: str
-
-
-class _Walk:
-    def __init__(self, view: RegistryView, report: VerifyReport) -> None:
-        self.view = view
-        self.report = report
-        self.seen: set[Digest] = set()  # manifests, indexes and configs checked already
-        self.layers: dict[Digest, _Layer] = {}
-        self.objects: dict[str, tuple[LfsObject, str]] = {}  # oid -> (object, first tag that needs it)
-
-    def problem(self, where: str, message: str) -> None:
-        self.report.problems.append(Problem(where, message))
-
-    def blob(self, digest: Digest, size: int | None, kind: str, where: str) -> bytes | None:
-        """The stored bytes of a manifest, index or config, or ``None`` after reporting why not."""
-        self.report.blobs += 1
-        try:
-            data = self.view.snapshot.read(layout.blob_path(digest))
-        except LfsregError as exc:
-            self.problem(where, f"{kind} {digest}: {exc}")
-            return None
-        if data is None:
-            self.problem(where, f"{kind} {digest} is missing")
-            return None
-        if Digest.of_bytes(data) != digest:
-            self.problem(where, f"{kind} {digest} does not match its digest (the stored bytes hash to {Digest.of_bytes(data)})")
-            return None
-        if size is not None and len(data) != size:
-            self.problem(where, f"{kind} {digest} has {len(data)} bytes, its descriptor says {size}")
-            return None
-        return data
-
-    def root(self, digest: Digest, where: str) -> None:
-        self.node(digest, None, where, 0)
-
-    def node(self, digest: Digest, size: int | None, where: str, depth: int) -> None:
-        if digest in self.seen:
-            return
-        self.seen.add(digest)
-        if depth > MAX_INDEX_DEPTH:
-            self.problem(where, f"indexes nested more than {MAX_INDEX_DEPTH} deep at {digest}")
-            return
-        data = self.blob(digest, size, "manifest", where)
-        if data is None:
-            return
-        try:
-            parsed = parse_manifest(data, f"manifest {digest}")
-        except LfsregError as exc:
-            self.problem(where, str(exc))
-            return
-        if isinstance(parsed, Index):
-            for child in parsed.manifests:
-                self.node(child.digest, child.size, where, depth + 1)
-            return
-        config = parsed.config
-        diff_ids: tuple[Digest | None, ...] = (None,) * len(parsed.layers)
-        if config.digest not in self.seen:
-            self.seen.add(config.digest)
-            raw = self.blob(config.digest, config.size, "config", where)
-            if raw is not None and mt.is_image_config(config.media_type):
-                try:
-                    parsed_config = parse_config(raw, f"config {config.digest}")
-                except LfsregError as exc:
-                    self.problem(where, str(exc))
-                else:
-                    if len(parsed_config.diff_ids) != len(parsed.layers):
-                        self.problem(where, f"manifest {digest} has {len(parsed.layers)} layers, its config {len(parsed_config.diff_ids)}")
-                    else:
-                        diff_ids = parsed_config.diff_ids
-        for layer, diff_id in zip(parsed.layers, diff_ids, strict=True):
-            self.layer(layer, diff_id, where)
-
-    def layer(self, desc: Descriptor, diff_id: Digest | None, where: str) -> None:
-        if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file under blobs/ (docs/format.md)
-            if desc.digest not in self.seen:
-                self.seen.add(desc.digest)
-                self.blob(desc.digest, desc.size, "signature payload", where)
-            return
-        known = self.layers.get(desc.digest)
-        if known is not None:
-            if known.diff_id is None:
-                known.diff_id = diff_id
-            return
-        try:
-            objects = self.view.layer_objects(desc)
-        except LfsregError as exc:
-            self.problem(where, str(exc).removeprefix(f"{self.view.label}: "))
-            objects = []
-        self.layers[desc.digest] = _Layer(desc, diff_id, objects, where)
-        for obj in objects:
-            self.objects.setdefault(obj.oid, (obj, where))
 
 
 def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, progress: ProgressCallback = no_progress) -> VerifyReport:
@@ -180,17 +51,15 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
     (the LFS server unreachable, credentials refused…).
     """
     with BulkSnapshot(view.snapshot) as snapshot, paused_gc():
-        return _verify(RegistryView(snapshot, view.label), lfs, deep, progress)
+        return _verify(RegistryView(snapshot, view.label), snapshot, lfs, deep, progress)
 
 
-def _verify(view: RegistryView, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
+def _verify(view: RegistryView, snapshot: BulkSnapshot, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
-    walk = _Walk(view, report)
-    for name in view.names():
-        try:
-            entries = view.tag_entries(name)
-        except LfsregError as exc:
-            walk.problem(name, str(exc))
+    walk = Walk(view, snapshot, report)
+    for name, entries in view.all_tag_entries():
+        if isinstance(entries, LfsregError):
+            walk.problem(name, str(entries))
             continue
         for tag, found in entries:
             report.tags += 1
@@ -211,7 +80,7 @@ def _verify(view: RegistryView, lfs: LfsStore, deep: bool, progress: ProgressCal
     return report
 
 
-def _deep(walk: _Walk, lfs: LfsStore, absent: dict[str, str], progress: ProgressCallback) -> None:
+def _deep(walk: Walk, lfs: LfsStore, absent: dict[str, str], progress: ProgressCallback) -> None:
     """Read every layer the probe found present and check its bytes."""
     layers = [layer for layer in walk.layers.values() if layer.objects and not any(o.oid in absent for o in layer.objects)]
     if isinstance(lfs, CachedLfsStore):  # every object is downloaded afresh: the host meters it (limits.transfer)
@@ -232,8 +101,8 @@ def _deep(walk: _Walk, lfs: LfsStore, absent: dict[str, str], progress: Progress
             source.drop()
 
 
-def _groups(layers: list[_Layer]) -> Iterator[list[_Layer]]:
-    group: list[_Layer] = []
+def _groups(layers: list[CheckedLayer]) -> Iterator[list[CheckedLayer]]:
+    group: list[CheckedLayer] = []
     total = 0
     for layer in layers:
         group.append(layer)
@@ -245,7 +114,7 @@ def _groups(layers: list[_Layer]) -> Iterator[list[_Layer]]:
         yield group
 
 
-def _check_layer(layer: _Layer, source: _Objects) -> None:
+def _check_layer(layer: CheckedLayer, source: _Objects) -> None:
     """Read the layer's objects in order: each against its oid, all against the layer digest (and diff_id)."""
     desc = layer.desc
     compression = mt.layer_compression(desc.media_type)
@@ -315,3 +184,6 @@ class _Objects:
                 with contextlib.suppress(OSError, LfsregError):
                     self.remote.cache.adopt(obj, os.path.join(dirpath, name))
         shutil.rmtree(root, ignore_errors=True)
+
+
+__all__ = ["Problem", "VerifyReport", "verify_registry"]

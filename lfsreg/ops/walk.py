@@ -25,9 +25,9 @@ from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, InvalidImageError, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
-from ..git.bulk import RawObjects, read_commit
+from ..git.bulk import RawObjects
 from ..git.store import GitStore
-from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest
+from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest, plain_manifest
 from ..registry import layout
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,12 @@ class RegistryWalk:
         if found is not None:
             done = self._images[key] = dict(found)
             return done
-        parsed = parse_manifest(self._metadata(root, digest), f"{self.label}: {digest}")
+        data = self._metadata(root, digest)
+        plain = plain_manifest(data)  # the common case, without building what is not kept
         out: dict[str, int] = {}
-        if isinstance(parsed, Index):
+        if plain is not None:  # a signature's payload is a git file, no LFS object (docs/format.md)
+            out = {hexpart: size for media_type, hexpart, size in plain[1] if not mt.stored_in_git(media_type)}
+        elif isinstance(parsed := parse_manifest(data, f"{self.label}: {digest}"), Index):
             for child in parsed.manifests:
                 if depth >= MAX_INDEX_DEPTH:
                     raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep under {digest}")
@@ -280,7 +283,7 @@ class RegistryWalk:
             seen.add(sha)
             found = self._memo("history").get("commits", sha)
             if found is None:
-                tree, parents = read_commit(self.git, sha.encode())
+                tree, parents = self.objects.commit(sha.encode())
                 found = [tree.decode(), list(parents)]
                 self._memo("history").put("commits", sha, found)
             roots.append(found[0].encode())

@@ -17,6 +17,7 @@ The one place that knows how tag files and ``diffids/`` records are encoded and 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from .. import mediatypes as mt
@@ -104,8 +105,14 @@ def tag_content(digest: Digest) -> bytes:
     return f"{digest}\n".encode()
 
 
+_TAG_FILE = re.compile(rb"sha256:([a-f0-9]{64})\n")
+
+
 def parse_tag(data: bytes) -> Digest | None:
     """The digest a tag file holds, or ``None`` if the file is damaged."""
+    exact = _TAG_FILE.fullmatch(data)  # as lfsreg writes it: no decoding, no second check of the hex
+    if exact is not None:
+        return Digest("sha256", exact.group(1).decode())
     try:
         return Digest.parse(data.decode().strip())
     except (UnicodeDecodeError, InvalidReference):

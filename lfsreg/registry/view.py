@@ -170,28 +170,32 @@ class RegistryView:
         self._records[diff_id] = record
         return record
 
-    def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
-        """Every image name with at least one tag directory, sorted; with ``globs``, at least those that match one.
+    def _tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
+        """``(name, id of its _tags directory)`` of every image name, sorted by name; with ``globs``, at least those that match one.
 
         Directories are read a level at a time (one fetch per level from a partial mirror), and
         with ``globs`` only those under which a matching name can be.
         """
-        found: list[str] = []
-        level = [""]
+        found: list[tuple[str, bytes]] = []
+        level: list[tuple[str, bytes | None]] = [("", None)]
         while level:
-            bases = [f"{layout.REPOSITORIES}/{prefix}" if prefix else layout.REPOSITORIES for prefix in level]
-            self.snapshot.prefetch(bases)
-            below = []
-            for prefix, base in zip(level, bases, strict=True):
-                for entry, is_dir, _ in self.snapshot.listdir(base):
+            self.snapshot.prefetch(ids=[sha for _, sha in level if sha is not None])
+            below: list[tuple[str, bytes | None]] = []
+            for prefix, sha in level:
+                entries = self.snapshot.listdir(layout.REPOSITORIES) if sha is None else self.snapshot.tree_entries(sha)
+                for entry, is_dir, child in entries:
                     if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
                         continue  # files, and records beside _tags (_referrers): no name component starts with "_"
                     if entry == layout.TAGS_DIR:
-                        found.append(prefix)
+                        found.append((prefix, child))
                     elif _may_match(name := f"{prefix}/{entry}" if prefix else entry, globs):
-                        below.append(name)
+                        below.append((name, child))
             level = below
-        return iter(sorted(found))
+        return sorted(found)
+
+    def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
+        """Every image name with at least one tag directory, sorted; with ``globs``, at least those that match one."""
+        return iter([name for name, _ in self._tag_dirs(globs)])
 
     def prefetch_tags(self, names: Sequence[str]) -> None:
         """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
@@ -254,14 +258,41 @@ class RegistryView:
         tag does not hide the others.
         """
         validate_name(name)
+        return self._tag_files(name, self.snapshot.listdir(layout.tags_dir(name)), {})
+
+    def all_tag_entries(self) -> Iterator[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]]:
+        """:meth:`tag_entries` of every name :meth:`names` lists, in that order, from one walk of the tree.
+
+        A name that is not valid, or whose tag directory cannot be read, comes with that error
+        instead of its tags. Tag files with the same content (tags of one image) are read once.
+        """
+        read: dict[bytes, Digest | LfsregError] = {}
+        for name, sha in self._tag_dirs():
+            try:
+                validate_name(name)
+                entries = self.snapshot.tree_entries(sha)
+            except LfsregError as exc:
+                yield name, exc
+                continue
+            yield name, self._tag_files(name, entries, read)
+
+    def _tag_files(
+        self, name: str, entries: list[tuple[str, bool, bytes]], read: dict[bytes, Digest | LfsregError]
+    ) -> list[tuple[str, Digest | LfsregError]]:
         out: list[tuple[str, Digest | LfsregError]] = []
-        for tag, is_dir, sha in self.snapshot.listdir(layout.tags_dir(name)):
+        for tag, is_dir, sha in entries:
             if is_dir:
                 continue
-            try:
-                digest = layout.parse_tag(self.snapshot.blob(sha, f"{layout.tags_dir(name)}/{tag}"))
-            except LfsregError as exc:
-                out.append((tag, exc))
-                continue
-            out.append((tag, digest if digest is not None else NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt")))
+            found = read.get(sha)
+            if found is None:
+                try:
+                    digest = layout.parse_tag(self.snapshot.blob(sha, f"{layout.tags_dir(name)}/{tag}"))
+                except LfsregError as exc:
+                    out.append((tag, exc))  # named by its path: not shared with other tags
+                    continue
+                if digest is None:
+                    out.append((tag, NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt")))
+                    continue
+                found = read[sha] = digest
+            out.append((tag, found))
         return sorted(out, key=lambda entry: entry[0])

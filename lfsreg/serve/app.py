@@ -21,6 +21,7 @@ from .http import Server
 from .read import ReadSide
 from .redirect import Redirector
 from .router import Router, WriteRoutes
+from .signatures import SignatureGate
 from .state import DEFAULT_REFRESH, ServeContext
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class ServeOptions:
             writes are always refused).
         redirect: answer a blob ``GET`` with a 307 to its LFS ``href`` when that needs no header.
         grace: seconds a shutdown waits for requests in progress.
+        require_signatures: serve a manifest the trust policy covers only when it is signed
+            as the policy asks (:mod:`lfsreg.serve.signatures`).
     """
 
     listen: str = "127.0.0.1:5000"
@@ -51,6 +54,7 @@ class ServeOptions:
     read_only: bool = False
     redirect: bool = False
     grace: float = 10.0
+    require_signatures: bool = False
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -85,7 +89,8 @@ class RegistryServer:
         write = _write_side(self.context) if self.access.writable else None
         redirect = Redirector(self.context.lfs) if self.options.redirect else None
         self.blobs = BlobReader(self.context, write.staged_blob if write is not None else None, redirect)
-        self.router = Router(ReadSide(self.context, self.blobs), write, self.access)
+        gate = SignatureGate(self.context) if self.options.require_signatures else None
+        self.router = Router(ReadSide(self.context, self.blobs, gate), write, self.access)
         try:
             self.http = Server((host, port), self.router)
         except OSError as exc:

@@ -24,6 +24,7 @@ from ..registry.view import RegistryView
 from .blobs import BlobReader
 from .errors import ApiError
 from .http import Request, Response
+from .signatures import SignatureGate
 from .state import ServeContext
 
 #: The most entries one page of ``tags/list`` or ``_catalog`` holds when the client asks for more (or for none).
@@ -71,9 +72,10 @@ def _paginate(items: list[str], req: Request, path: str, n: int, last: str | Non
 class ReadSide:
     """:class:`lfsreg.serve.router.ReadRoutes` over a :class:`ServeContext`."""
 
-    def __init__(self, ctx: ServeContext, blobs: BlobReader) -> None:
+    def __init__(self, ctx: ServeContext, blobs: BlobReader, gate: SignatureGate | None = None) -> None:
         self.ctx = ctx
         self.blobs = blobs
+        self.gate = gate  # --require-signatures: the trust policy decides what is served
 
     def base(self, req: Request) -> Response:
         """``/v2/``: 200 and an empty JSON object."""
@@ -116,6 +118,8 @@ class ReadSide:
             data, media_type = self._manifest(view, digest, str(ref))
             if accepted is not None and media_type not in accepted:
                 digest, data, media_type = self._fallback(view, str(ref), data, media_type, accepted)
+            if self.gate is not None:
+                self.gate.check(view, ref, digest)
         headers = {"Content-Type": media_type, "Docker-Content-Digest": str(digest), "ETag": f'"{digest}"'}
         return Response(200, headers, data)
 
