@@ -186,7 +186,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             dry_run: stage, verify and estimate only; upload and commit nothing.
             src_creds: ``USER:PASSWORD`` for ``docker://`` sources' registry (else the Docker config).
             src_tls_verify: ``False`` allows plain HTTP to a ``docker://`` source (loopback always may).
-            platform: take only this platform's image from a ``docker://`` source's index.
+            platform: take only this platform's image from a ``docker://`` source's index; several,
+                comma-separated, make a new index of just those (its digest is not the source's).
             sign_key: sign each pushed image's digest with this key, in the push's commit (cosign's format).
 
         Raises:

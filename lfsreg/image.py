@@ -159,4 +159,17 @@ class LayoutDestination(Protocol):
         ...
 
 
+@runtime_checkable
+class HeldBlobs(Protocol):
+    """A layout destination that can say, before any blob is read, which blobs it already holds (a registry: ``HEAD``).
+
+    The caller then does not fetch those (no LFS download for a blob the destination has), and
+    :meth:`LayoutDestination.write_layout` does not read them.
+    """
+
+    def held(self, images: list[LayoutImage]) -> set[Digest]:
+        """Digests of the blobs under ``images`` that the destination holds wherever they go."""
+        ...
+
+
 ImageDestination = ArchiveDestination | LayoutDestination

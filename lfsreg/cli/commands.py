@@ -55,7 +55,14 @@ def init(repo: str) -> None:
     "--src-creds", envvar="LFSREG_SRC_CREDS", metavar="USER:PASSWORD", help="For a docker:// source (default: ~/.docker/config.json)."
 )
 @click.option("--src-tls-verify", type=bool, default=True, metavar="BOOL", help="false: plain HTTP to a docker:// source.")
-@click.option("--platform", default=None, metavar="OS/ARCH", help="Take only this platform's image from a docker:// index.")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="OS/ARCH",
+    help="Take only this platform from a docker:// index (repeatable, or comma-separated): one is stored as its image, "
+    "several as a new index of just them (a new digest).",
+)
 @click.option("--sign-key", "sign_key", metavar="FILE", help="Sign each pushed image (cosign's format) in the push's commit.")
 def push(
     repo: str,
@@ -68,7 +75,7 @@ def push(
     dry_run: bool,
     src_creds: str | None,
     src_tls_verify: bool,
-    platform: str | None,
+    platforms: tuple[str, ...],
     sign_key: str | None,
 ) -> None:
     """Push images from SOURCES.
@@ -93,7 +100,7 @@ def push(
             dry_run=dry_run,
             src_creds=src_creds,
             src_tls_verify=src_tls_verify,
-            platform=platform,
+            platform=",".join(platforms) or None,
             sign_key=key,
         )
     finally:

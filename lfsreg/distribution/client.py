@@ -6,16 +6,23 @@ against the ``Docker-Content-Digest`` the registry sent). A blob is streamed raw
 verifies it while reading (:class:`lfsreg.integrity.VerifiedReader`), as for every source.
 
 Writes: a blob is skipped when ``HEAD`` finds it, mounted from another repository of the same
-registry when the caller knows one that holds it, else uploaded as one monolithic ``PUT`` whose
-body is read from a verifying reader: a body that fails verification aborts the request before
-its last byte, so the registry never completes it. A manifest is ``PUT`` last, by digest or by
-tag. Each step is retried by :class:`lfsreg.distribution.session.RegistrySession`'s one loop.
+registry when the caller knows one that holds it, else uploaded. A blob up to
+:attr:`RegistryClient.chunk_size` (default :data:`CHUNK_SIZE`) goes in one ``PUT ?digest=`` whose
+body is streamed from a verifying reader: a body that fails verification aborts the request
+before its last byte, so the registry never completes it. A larger one goes in ``PATCH``
+chunks with ``Content-Range`` (:mod:`lfsreg.distribution.upload`): one chunk in memory at a
+time, a cut chunk resumed from the registry's offset instead of the whole blob sent again, and
+no request larger than a chunk (proxies in front of registries cap request bodies). A
+manifest is ``PUT`` last, by digest or by tag. Each request is retried by
+:class:`lfsreg.distribution.session.RegistrySession`'s one loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -28,11 +35,17 @@ from ..errors import CorruptContentError, ImageNotFound, LfsregError, NotFoundEr
 from ..integrity import VerifiedReader
 from ..lfs.deadline import read_bounded
 from .session import RegistryAccess, RegistrySession
+from .upload import ChunkedUpload, SessionLost
 
+log = logging.getLogger(__name__)
 #: Manifests larger than this are refused (the spec asks registries to accept at least 4 MiB).
 MAX_MANIFEST = 4 << 20
 ACCEPT = ", ".join((mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST))
 OCTET = "application/octet-stream"
+#: Blobs up to this size are sent in one streamed ``PUT``; larger ones in ``PATCH`` chunks of this size.
+CHUNK_SIZE = 32 << 20
+#: A registry asking (``OCI-Chunk-Min-Length``) for chunks larger than this gets one streamed ``PUT``.
+MAX_CHUNK = 256 << 20
 
 
 def pull_scope(name: str) -> str:
@@ -80,9 +93,10 @@ class _VerifyingBody:
 class RegistryClient:
     """The operations of :mod:`lfsreg.distribution` on one registry host (``HOST[:PORT]``)."""
 
-    def __init__(self, host: str, access: RegistryAccess, *, session: RegistrySession | None = None) -> None:
+    def __init__(self, host: str, access: RegistryAccess, *, session: RegistrySession | None = None, chunk_size: int = CHUNK_SIZE) -> None:
         self.host = host
         self.session = session or RegistrySession(host, access)
+        self.chunk_size = chunk_size
 
     def close(self) -> None:
         """Close the host's connections."""
@@ -154,25 +168,43 @@ class RegistryClient:
         return False
 
     def upload(self, name: str, digest: Digest, size: int, opener: Callable[[], VerifiedReader]) -> None:
-        """Upload a blob: ``POST`` a session, then one ``PUT ?digest=`` with the verified body.
+        """Upload a blob: ``POST`` a session, then one ``PUT ?digest=`` or ``PATCH`` chunks (module docstring).
 
-        ``opener()`` returns a fresh :class:`VerifiedReader` for each attempt.
+        ``opener()`` returns a fresh :class:`VerifiedReader` for each attempt of a one-``PUT`` upload.
         """
         what = f"docker://{self.host}/{name}@{digest}"
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                done = self._upload_once(name, digest, size, opener, what)
+                break
+            except SessionLost as exc:
+                wait = self.session.policy.next_wait(attempt, started, exc.retry_after)
+                if wait is None:
+                    raise
+                log.info("%s; starting the upload again in %.1f s", exc, wait)
+                self.session.policy.sleep(wait)
+        sent = done.headers.get("Docker-Content-Digest", "")
+        if sent and sent != str(digest):
+            raise ProtocolError(f"{what}: {self.host} stored the blob as {sent[:80]}")
+
+    def _upload_once(self, name: str, digest: Digest, size: int, opener: Callable[[], VerifiedReader], what: str) -> requests.Response:
         scope = push_scope(name)
         resp = self.session.request("POST", f"/v2/{name}/blobs/uploads/", what, scope=scope, ok=(202,), allow_redirects=False)
         location = resp.headers.get("Location")
         if not location:
             raise ProtocolError(f"{what}: {self.host} opened an upload without a Location")
         url = self.session.url(location)
+        minimum = resp.headers.get("OCI-Chunk-Min-Length", "")
+        chunk = max(self.chunk_size, int(minimum) if minimum.isdigit() else 0)
+        if size > chunk and chunk <= MAX_CHUNK:
+            return ChunkedUpload(self.session, url, scope, what).run(opener(), size, chunk, str(digest))
         url += ("&" if "?" in url else "?") + f"digest={digest}"
         headers = {"Content-Type": OCTET, "Content-Length": str(size)}
-        done = self.session.request(
-            "PUT", url, what, scope=scope, ok=(201, 204), headers=headers, body=lambda: _VerifyingBody(opener(), size)
-        )
-        sent = done.headers.get("Docker-Content-Digest", "")
-        if sent and sent != str(digest):
-            raise ProtocolError(f"{what}: {self.host} stored the blob as {sent[:80]}")
+        body = lambda: _VerifyingBody(opener(), size)  # noqa: E731 -- a fresh reader per attempt
+        return self.session.request("PUT", url, what, scope=scope, ok=(201, 204), headers=headers, body=body)
 
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> None:
         """``PUT`` a manifest or index by tag or digest (exact bytes)."""

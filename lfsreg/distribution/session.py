@@ -206,11 +206,14 @@ class RegistrySession:
         body: Body | None = None,
         stream: bool = False,
         allow_redirects: bool = True,
+        retry: bool = True,
     ) -> requests.Response:
         """Send until the answer is in ``ok`` (returned; the caller closes a streamed one) or an error is final.
 
         ``404`` is returned when in ``ok``; otherwise raised like every other status, through
         :func:`lfsreg.errors.error_for_status`, with the registry's error code and message.
+        ``retry=False``: the first error is final (the caller retries itself: an upload chunk
+        resumes where the registry's offset says, which a blind resend would not).
         """
         url = self.url(path_or_url)
         if not self.same_host(url):
@@ -254,7 +257,9 @@ class RegistrySession:
                 err = self._status_error(resp, what)
                 if resp.status_code == 401:
                     raise self._refused(what)
-            if not isinstance(err, RetriableError) or (wait := self.policy.next_wait(attempt, started, err.retry_after)) is None:
+            if not retry or not isinstance(err, RetriableError):
+                raise err
+            if (wait := self.policy.next_wait(attempt, started, err.retry_after)) is None:
                 raise err
             log.info("%s: %s; retrying in %.1f s", what, err, wait)
             self.policy.sleep(wait)

@@ -100,7 +100,7 @@ def estimate(missing: dict[str, int], layers: dict[str, int], billed: dict[str, 
     return Estimate(len(missing), sum(missing.values()), before, after, complete, limits.storage, warning)
 
 
-def check_storage(est: Estimate, label: str) -> None:
+def check_storage(est: Estimate, label: str, *, outcome: str = "nothing was uploaded") -> None:
     """:class:`LimitExceededError` if the push would take the registry over ``limits.storage``.
 
     A push that adds no LFS object history lacks (new tags of stored images) costs nothing and passes.
@@ -112,7 +112,7 @@ def check_storage(est: Estimate, label: str) -> None:
     over = est.billed_after - est.storage_limit
     raise LimitExceededError(
         f"{label}: this push would take the registry to {format_size(est.billed_after)} of LFS objects, "
-        f"{format_size(over)} over limits.storage ({format_size(est.storage_limit)}); nothing was uploaded",
+        f"{format_size(over)} over limits.storage ({format_size(est.storage_limit)}); {outcome}",
         hint=f"free space first: lfsreg prune {label} --keep-last N, then lfsreg gc {label} "
         f"(see lfsreg du {label}); or raise the limit: lfsreg config {label} limits.storage SIZE",
     )

@@ -23,7 +23,7 @@ than the registry's ``limits.object`` is stored as chunks when it is uploaded
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -252,11 +252,15 @@ def put_manifest(
     tags: Sequence[str] = (),
     digest: Digest | None = None,
     guard: AbstractContextManager[object] | None = None,
+    before_commit: Callable[[list[LfsObject]], None] | None = None,
 ) -> PutResult:
     """Store a manifest or index under ``name`` (tagged ``tags``), in one commit; see the module docstring.
 
     ``guard`` is held while git objects are read or written (a server's lock: its git object
     store is not shared between threads), never while the LFS store is asked.
+    ``before_commit`` is called with the LFS objects the commit will newly name (layers the
+    tree lacks) once they are found; whatever it raises stops the put before anything is
+    written (a server's ``limits.storage`` check).
 
     Raises:
         InvalidReference: a bad name or tag.
@@ -276,6 +280,8 @@ def put_manifest(
     with guard or nullcontext():
         check.gather(publisher.view(), doc)
     check.fetch()
+    if before_commit is not None:
+        before_commit(list(check.docs.layers.values()))
     check.docs.blobs[actual] = data
     record = referrer_record(doc, actual) if subject is not None else None
 
@@ -294,18 +300,30 @@ def put_manifest(
     return PutResult(actual, doc.media_type, subject, commit, tuple(tags), (*check.docs.blobs, *check.docs.layers))
 
 
-def check_upload_storage(publisher: Publisher, view: RegistryView, obj: LfsObject, storage: int | None, memo_path: str | None) -> None:
-    """:class:`LimitExceededError` if storing ``obj`` would take the registry over ``limits.storage`` (``storage``).
+def check_upload_storage(
+    publisher: Publisher,
+    view: RegistryView,
+    objects: Sequence[LfsObject],
+    storage: int | None,
+    memo_path: str | None,
+    *,
+    outcome: str = "nothing was uploaded",
+) -> None:
+    """:class:`LimitExceededError` if history naming ``objects`` would take the registry over ``limits.storage``.
 
-    Checked per blob, before it is uploaded, as ``lfsreg push`` checks a push: an object that
-    history references already costs nothing. Reads the history (memoised at ``memo_path``).
+    Checked per blob before it is uploaded, and for all of a manifest's new layers before its
+    commit (blobs uploaded but not yet named by a commit are not billed, so blobs that each
+    fit may not fit together), as ``lfsreg push`` checks a push: an object that history
+    references already costs nothing. Reads the history (memoised at ``memo_path``).
+    ``outcome`` ends the error message (what was left undone).
     """
-    if storage is None:
+    if storage is None or not objects:
         return
     if view.snapshot.commit is not None and publisher.backend.git.partial():
         publisher.backend.complete(view.snapshot.commit)  # a mirror fetched in part: the whole history first, as before
     billed, complete = billed_objects(publisher.backend.git, view.snapshot.commit, publisher.label, memo_path)
-    check_storage(estimate({obj.oid: obj.size}, {obj.oid: obj.size}, billed, complete, Limits(storage=storage)), publisher.label)
+    sizes = {obj.oid: obj.size for obj in objects}
+    check_storage(estimate(sizes, sizes, billed, complete, Limits(storage=storage)), publisher.label, outcome=outcome)
 
 
 def store_upload(

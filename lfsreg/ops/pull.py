@@ -11,6 +11,7 @@ import io
 import logging
 import platform as _platform
 import zlib
+from collections.abc import Callable, Collection
 
 import zstandard
 
@@ -19,11 +20,11 @@ from ..compression import decompressing_reader
 from ..digest import CHUNK, Digest
 from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
-from ..image import ArchiveDestination, ArchiveImage, Blob, ImageDestination, LayoutImage
+from ..image import ArchiveDestination, ArchiveImage, Blob, HeldBlobs, ImageDestination, LayoutImage
 from ..integrity import DiffIdCheck, VerifiedReader
 from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, parse_config, parse_manifest
-from ..progress import WAITING, ProgressCallback, ProgressEvent, no_progress
+from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
 from .chunking import JoinedObjects
@@ -47,10 +48,19 @@ class _Reader:
         self.progress = progress
         self.trust_records = trust_records  # take uncompressed sizes from diffids/ records
         self.objects: dict[str, LfsObject] = {}  # every layer object the output will read
+        self.layers: dict[Digest, tuple[int, list[str]]] = {}  # layer -> its size and its objects' oids
 
-    def prefetch(self) -> None:
-        """Bring every layer the output needs into local reach (a remote store's cache)."""
-        objects = sorted(self.objects.values(), key=lambda o: -o.size)
+    def prefetch(self, held: Collection[Digest] = ()) -> None:
+        """Bring every layer the output needs into local reach (a remote store's cache).
+
+        Layers in ``held`` (the destination has them) are not fetched: each gets one
+        :data:`PRESENT` event instead.
+        """
+        skipped = {d: self.layers[d] for d in held if d in self.layers}
+        wanted = {oid for d, (_, oids) in self.layers.items() if d not in skipped for oid in oids}
+        objects = sorted((o for oid, o in self.objects.items() if oid in wanted), key=lambda o: -o.size)
+        for digest, (size, _) in skipped.items():
+            self.progress(ProgressEvent(str(digest), "pull", size, phase=PRESENT))
         for obj in objects:  # announce the whole job to progress bars
             self.progress(ProgressEvent(f"sha256:{obj.oid}", "pull", obj.size, phase=WAITING))
         self.lfs.fetch(objects, self.progress)
@@ -60,8 +70,10 @@ class _Reader:
         return Blob(desc, lambda: VerifiedReader(io.BytesIO(data), desc.digest, desc.size, f"blob {desc.digest}"))
 
     def _want(self, desc: Descriptor) -> None:
-        for obj in self.view.layer_objects(desc):
+        objects = self.view.layer_objects(desc)
+        for obj in objects:
             self.objects[obj.oid] = obj
+        self.layers[desc.digest] = (desc.size, [obj.oid for obj in objects])
 
     def _layer_stream(self, desc: Descriptor, tap: DiffIdCheck | None = None) -> VerifiedReader:
         objects = self.view.layer_objects(desc)
@@ -260,9 +272,18 @@ def archive_images(
 
 
 def layout_images(
-    view: RegistryView, lfs: LfsStore, refs: list[ImageRef], ref_name: str | None, progress: ProgressCallback
+    view: RegistryView,
+    lfs: LfsStore,
+    refs: list[ImageRef],
+    ref_name: str | None,
+    progress: ProgressCallback,
+    held: Callable[[list[LayoutImage]], set[Digest]] | None = None,
 ) -> tuple[list[tuple[ImageRef, Digest]], list[LayoutImage]]:
-    """The images ``refs`` name as stored (indexes whole), for an OCI layout; layers fetched."""
+    """The images ``refs`` name as stored (indexes whole), for an OCI layout; layers fetched.
+
+    ``held`` (the destination's :meth:`lfsreg.image.HeldBlobs.held`) names blobs the destination
+    has already: their layers are not fetched.
+    """
     reader = _Reader(view, lfs, progress)
     resolved = [(ref, view.resolve(ref)) for ref in refs]
     images = []
@@ -272,7 +293,7 @@ def layout_images(
         blobs: list[Blob] = []
         _collect(reader, root, blobs, str(ref), {})
         images.append(LayoutImage(root, tuple(blobs), ((ref.name, ref_name or ref.tag),)))
-    reader.prefetch()
+    reader.prefetch(held(images) if held is not None else set())
     return resolved, images
 
 
@@ -303,6 +324,7 @@ def pull_images(
         return resolved
     if dest.ref_name and len(refs) != 1:
         raise UsageError(f"{dest.label}:{dest.ref_name} names one image, but {len(refs)} were requested")
-    resolved, layout = layout_images(view, lfs, refs, dest.ref_name, progress)
+    held = dest.held if isinstance(dest, HeldBlobs) else None
+    resolved, layout = layout_images(view, lfs, refs, dest.ref_name, progress, held)
     dest.write_layout(layout)
     return resolved

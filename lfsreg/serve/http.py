@@ -176,7 +176,10 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
     server_version = "lfsreg"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        """The ``Server`` header: the base class appends a space and ``sys_version``; the name alone."""
+        return self.server_version
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Nothing: :meth:`_handle` logs each request once, with its user and timing."""

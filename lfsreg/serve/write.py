@@ -24,8 +24,10 @@ Errors: ``BLOB_UPLOAD_UNKNOWN`` (404), ``BLOB_UPLOAD_INVALID`` (400; 416 with ``
 chunk out of order), ``DIGEST_INVALID`` (400), ``MANIFEST_INVALID`` (400), ``MANIFEST_BLOB_UNKNOWN``
 (400, as the distribution registry answers), ``TAG_INVALID`` (400), ``SIZE_INVALID`` (413: a
 manifest over :data:`lfsreg.ops.publish.MAX_MANIFEST`), ``MANIFEST_UNKNOWN``/``BLOB_UNKNOWN``
-(404) for deletes, ``DENIED`` (403) for a blob another repository's image uses. A read-only
-server never gets here: the router answers ``DENIED``.
+(404) for deletes, ``DENIED`` (403) for a blob another repository's image uses, and for a blob
+upload or a manifest put that would take the registry over ``limits.storage`` (uploaded blobs
+no commit names yet are not billed, so a manifest's new layers are checked together before
+its commit). A read-only server never gets here: the router answers ``DENIED``.
 """
 
 from __future__ import annotations
@@ -76,14 +78,22 @@ class WriteSide:
         self._memo = memo_file(ctx.registry.options.cache_dir, self.publisher.backend.git)
         self.uploads = Uploads(ctx.lfs, expiry=expiry, keep=self._keep)
 
-    def _keep(self, obj: LfsObject, path: str) -> bool:
-        """Store a verified upload: refused over ``limits.storage``, in chunks over ``limits.object``."""
+    def _check_storage(self, objects: list[LfsObject], outcome: str) -> Limits:
+        """The registry's limits; ``DENIED`` (403) if naming ``objects`` would go over ``limits.storage``."""
         with self.ctx.reading() as view:  # the served view: no ref query per blob for a remote registry
             limits = Limits() if view.empty else read_limits(view)
             try:
-                publish.check_upload_storage(self.publisher, view, obj, limits.storage, self._memo)
+                publish.check_upload_storage(self.publisher, view, objects, limits.storage, self._memo, outcome=outcome)
             except LimitExceededError as exc:
                 raise ApiError("DENIED", str(exc), 403) from None
+        return limits
+
+    def _check_commit_storage(self, objects: list[LfsObject]) -> None:
+        self._check_storage(objects, "nothing was committed")
+
+    def _keep(self, obj: LfsObject, path: str) -> bool:
+        """Store a verified upload: refused over ``limits.storage``, in chunks over ``limits.object``."""
+        limits = self._check_storage([obj], "nothing was uploaded")
         whole = publish.store_upload(self.publisher, self.ctx.lfs, obj, path, limits.object, guard=self.ctx.git_lock)
         if not whole:
             self.ctx.invalidate()  # its chunks were committed
@@ -172,7 +182,15 @@ class WriteSide:
             raise ApiError("DIGEST_INVALID", f"the manifest's bytes are {Digest.of_bytes(data)}, not {digest}")
         try:
             result = publish.put_manifest(
-                self.publisher, self.ctx.lfs, name, data, req.headers.get("Content-Type"), tags=tags, digest=digest, guard=self.ctx.git_lock
+                self.publisher,
+                self.ctx.lfs,
+                name,
+                data,
+                req.headers.get("Content-Type"),
+                tags=tags,
+                digest=digest,
+                guard=self.ctx.git_lock,
+                before_commit=self._check_commit_storage,
             )
         except BlobNotFound as exc:
             raise ApiError("MANIFEST_BLOB_UNKNOWN", str(exc), 400) from None

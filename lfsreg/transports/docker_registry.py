@@ -3,7 +3,14 @@
 References are skopeo's: ``docker://HOST[:PORT]/NAME[:TAG|@DIGEST]`` (no host, or a first
 component without ``.``/``:`` that is not ``localhost``, means Docker Hub; its one-component
 names get ``library/``). A source offers the one image the reference names, indexes whole, or
-the one platform ``--platform`` picks from an index. A destination takes images as stored
+a platform subset ``--platform`` picks from an index (as crane's ``--platform`` does): one
+platform is that platform's image manifest, stored as the source has it (its digest is the one
+the source index lists for it); several (``--platform linux/amd64,linux/arm64``) are a new
+index of the same media type listing only their descriptors, as the source lists them and in
+its order, the index's other fields kept. That index is new bytes: its digest is not the source
+index's (a pull by the source's index digest does not find it; the tag does), unless they are
+all of the index's children: then it is the source index itself. Each platform asked for must
+be in the index. A destination takes images as stored
 (indexes whole): ``docker://HOST/NAME[:TAG]`` puts every image under NAME (with its own tag, or
 TAG for a single image); ``docker://HOST`` keeps each image's own name.
 
@@ -11,6 +18,8 @@ Writing is all or nothing as far as a registry allows: every blob and child mani
 image is uploaded (only those the registry lacks: ``HEAD`` first, a cross-repository mount when
 this write already put the blob in another repository of the host) before the first tag is
 set, so a failure leaves no tag changed, only unreferenced blobs a registry garbage-collects.
+The registry is asked what it holds before anything is read (:meth:`RegistryDestination.held`),
+so a pull does not download from LFS the layers the destination has.
 Credentials, TLS and retries: :mod:`lfsreg.distribution`.
 """
 
@@ -27,7 +36,7 @@ from ..digest import Digest
 from ..distribution.auth import DOCKER_HUB, DOCKER_HUB_API, AuthSources
 from ..errors import ImageNotFound, InvalidReference, UsageError
 from ..image import LayoutImage, Root
-from ..manifest import Descriptor, Index, parse_manifest
+from ..manifest import Descriptor, Index, dump_json, parse_manifest
 from ..reference import TAG_RE, validate_name, validate_tag
 
 if TYPE_CHECKING:  # the client (requests) is imported only when a docker:// reference is opened
@@ -138,22 +147,35 @@ class RegistrySource:
             fetched = self.client.get_manifest(ref.name, ref.reference)
             self._manifests[fetched.digest] = fetched.data
             desc = Descriptor(fetched.media_type, fetched.digest, len(fetched.data))
-            if access.platform and mt.is_index(fetched.media_type):
-                desc = self._platform(fetched.data, access.platform)
+            wanted = [p.strip() for p in (access.platform or "").split(",") if p.strip()]
+            if wanted and mt.is_index(fetched.media_type):
+                desc = self._platforms(fetched.data, fetched.media_type, wanted)
         except BaseException:
             self.client.close()
             raise
         names = (f"{_familiar(ref)}:{ref.tag or 'latest'}",) if not ref.digest else ()
         self._root = Root(desc, names, (ref.reference,))
 
-    def _platform(self, data: bytes, wanted: str) -> Descriptor:
+    def _platforms(self, data: bytes, media_type: str, wanted: list[str]) -> Descriptor:
+        """The one platform's descriptor, or a new index of several (see the module docstring)."""
         parsed = parse_manifest(data, self.label)
         assert isinstance(parsed, Index)
-        found = [c for c in parsed.manifests if c.platform() == wanted or (c.platform() or "").startswith(wanted + "/")]
-        if not found:
-            have = ", ".join(p for p in (c.platform() for c in parsed.manifests) if p) or "none"
-            raise ImageNotFound(f"{self.label}: no image for platform {wanted} (has: {have})")
-        return found[0]
+        picked: list[int] = []
+        for platform in wanted:
+            found = [i for i, c in enumerate(parsed.manifests) if c.platform() == platform or _variant_of(c, platform)]
+            if not found:
+                have = ", ".join(p for p in (c.platform() for c in parsed.manifests) if p) or "none"
+                raise ImageNotFound(f"{self.label}: no image for platform {platform} (has: {have})")
+            if found[0] not in picked:
+                picked.append(found[0])
+        if len(picked) == 1:
+            return parsed.manifests[picked[0]]
+        if len(picked) == len(parsed.manifests):
+            return Descriptor(media_type, Digest.of_bytes(data), len(data))  # all of them: the index as it is
+        subset = dump_json({**parsed.obj, "manifests": [parsed.obj["manifests"][i] for i in sorted(picked)]})
+        digest = Digest.of_bytes(subset)
+        self._manifests[digest] = subset
+        return Descriptor(media_type, digest, len(subset))
 
     def roots(self) -> list[Root]:
         """The one image the reference names."""
@@ -171,6 +193,11 @@ class RegistrySource:
     def close(self) -> None:
         """Close the connections."""
         self.client.close()
+
+
+def _variant_of(child: Descriptor, platform: str) -> bool:
+    """``linux/arm`` asks for any ``linux/arm/VARIANT``."""
+    return (child.platform() or "").startswith(platform + "/")
 
 
 def open_source(text: str, access: DockerAccess) -> RegistrySource:
@@ -196,6 +223,7 @@ class RegistryDestination:
         self.uploaded = 0  # blobs sent (not found by HEAD, not mounted)
         self.skipped = 0  # blobs the registry already had
         self.mounted = 0
+        self._held: dict[tuple[str, Digest], bool] | None = None  # what held() found, per repository and blob
 
     def _repository(self, name: str | None) -> str:
         repository = self.target.name or name
@@ -203,23 +231,54 @@ class RegistryDestination:
             raise UsageError(f"{self.label}: name the repository (docker://HOST/NAME) for an image without a name")
         return validate_name(repository)
 
+    def _targets(self, images: list[LayoutImage]) -> list[tuple[str, str | None, LayoutImage]]:
+        """Each image once per name it goes to: ``(repository, tag, image)``."""
+        return [(self._repository(name), tag, image) for image in images for name, tag in image.refs or ((None, None),)]
+
+    def held(self, images: list[LayoutImage]) -> set[Digest]:
+        """The blobs (not manifests) the registry holds in every repository they go to (:class:`lfsreg.image.HeldBlobs`).
+
+        One ``HEAD`` per blob and repository; a blob ``HEAD`` found in another repository of
+        this host is mounted from there (a mount writes no tag). Remembered for
+        :meth:`write_layout`, which then neither asks again nor reads those blobs.
+        """
+        self.client.ping()
+        status: dict[tuple[str, Digest], bool] = {}
+        found: dict[Digest, str] = {}  # blob -> a repository of this host that holds it
+        for repository, _, image in self._targets(images):
+            for blob in image.blobs:
+                desc = blob.desc
+                key = (repository, desc.digest)
+                if key in status or _is_manifest(desc) or desc.digest == image.root.digest:
+                    continue
+                if self.client.has_blob(repository, desc.digest, desc.size):
+                    self.skipped += 1
+                    status[key] = True
+                elif (other := found.get(desc.digest)) and self.client.mount(repository, desc.digest, other):
+                    self.mounted += 1
+                    status[key] = True
+                else:
+                    status[key] = False
+                if status[key]:
+                    found.setdefault(desc.digest, repository)
+        self._held = status
+        missing = {digest for (_, digest), ok in status.items() if not ok}
+        return {digest for _, digest in status} - missing
+
     def write_layout(self, images: list[LayoutImage]) -> None:
         """Upload what the registry lacks, child manifests by digest, then every tag (see the module docstring)."""
         try:
             self.client.ping()
             placed: dict[Digest, str] = {}  # blob -> a repository of this host that now holds it
-            tags: list[tuple[str, str, LayoutImage]] = []
-            for image in images:
-                for name, tag in image.refs or ((None, None),):
-                    repository = self._repository(name)
-                    self._send_blobs(repository, image, placed)
-                    tags.append((repository, tag or str(image.root.digest), image))
-            for repository, reference, image in tags:
+            targets = self._targets(images)
+            for repository, _, image in targets:
+                self._send_blobs(repository, image, placed)
+            for repository, tag, image in targets:
                 root = next(b for b in image.blobs if b.desc.digest == image.root.digest)
                 reader = root.opener()
                 data = reader.read()
                 reader.finish()
-                self.client.put_manifest(repository, reference, data, image.root.media_type)
+                self.client.put_manifest(repository, tag or str(image.root.digest), data, image.root.media_type)
         finally:
             self.client.close()
 
@@ -228,13 +287,16 @@ class RegistryDestination:
             desc = blob.desc
             if desc.digest == image.root.digest:
                 continue  # the root goes last, with its tag
-            if mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type):
+            if _is_manifest(desc):
                 reader = blob.opener()
                 data = reader.read()
                 reader.finish()
                 self.client.put_manifest(repository, str(desc.digest), data, desc.media_type)
                 continue
-            if self.client.has_blob(repository, desc.digest, desc.size):
+            known = self._held.get((repository, desc.digest)) if self._held is not None else None
+            if known:
+                pass  # held() found it (counted there)
+            elif known is None and self.client.has_blob(repository, desc.digest, desc.size):
                 self.skipped += 1
             elif (other := placed.get(desc.digest)) and other != repository and self.client.mount(repository, desc.digest, other):
                 self.mounted += 1
@@ -242,6 +304,10 @@ class RegistryDestination:
                 self.client.upload(repository, desc.digest, desc.size, blob.opener)
                 self.uploaded += 1
             placed.setdefault(desc.digest, repository)
+
+
+def _is_manifest(desc: Descriptor) -> bool:
+    return mt.is_index(desc.media_type) or mt.is_manifest(desc.media_type)
 
 
 def access(creds: str | None, tls_verify: bool, *, platform: str | None = None, what: str = "--src-creds") -> DockerAccess:

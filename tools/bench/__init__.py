@@ -9,6 +9,7 @@ usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev 
   engine  push from / pull --load into a Docker Engine API (podman) vs through a docker-archive
   verify  lfsreg verify (target < 2 s) and copy on a registry of 3,000 images x 10 tags
   cost    lfsreg du on a registry of 3,000 images x 10 tags (cold and warm; the registry is kept in --workdir)
+  serve   skopeo copy out of / into lfsreg serve vs docker-registry (warm, cold HTTP), 8 clients, TTFB on 30,000 tags
   retention  prune + gc of a local registry of 1,000 images down to 100 live ones (time, bytes freed, du)
 
   python -m tools.bench local --size 64MiB                 # smoke run (seconds)

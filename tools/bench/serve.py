@@ -12,28 +12,25 @@
 * ttfb: time to first byte of ``GET /v2/<name>/manifests/<tag>`` on a registry of
   ``--serve-images`` x ``--serve-tags`` (3000 x 10 = 30,000 tags; the scale benchmark's kind),
   warm (after one request), random tags, one keep-alive connection. Target: median < 50 ms.
-Pushing into ``lfsreg serve`` needs its write side: measured only when the server accepts pushes.
+* in, cold: pushing into each server, and pulling out of a cold ``lfsreg serve`` of an HTTP
+  registry: :mod:`tools.bench.serve_more`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import random
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from tools.bench import image
+from tools.bench import image, serve_more
 from tools.bench.report import Check, ratio
 from tools.bench.runner import MIB, Run, rmtree
+from tools.bench.serve_peers import PeakRss, docker_registry, lfsreg_serve
 from tools.bench.session import Session
 
 TARGET_OUT, TARGET_THROUGHPUT, TARGET_RSS_MB, TARGET_TTFB_S = 1.2, 0.8, 300.0, 0.050
@@ -43,75 +40,6 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--serve-clients", type=int, default=8, help="serve: concurrent pulls (default 8)")
     ap.add_argument("--serve-images", type=int, default=3000, help="serve: images of the ttfb registry (default 3000)")
     ap.add_argument("--serve-tags", type=int, default=10, help="serve: tags per image of the ttfb registry (default 10)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def lfsreg_serve(s: Session, cmd: list[str], env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """``lfsreg serve`` running; yields ``(host:port, pid)``."""
-    with open(log, "wb") as err:
-        p = subprocess.Popen([*cmd, "--listen", "127.0.0.1:0", "--format", "json"], env=env, stdout=subprocess.PIPE, stderr=err)
-        try:
-            line = p.stdout.readline() if p.stdout else b""
-            if not line:
-                raise RuntimeError(f"lfsreg serve did not start: {log.read_text()[-2000:]}")
-            yield json.loads(line)["url"].removeprefix("http://"), p.pid
-        finally:
-            p.terminate()
-            p.wait(timeout=60)
-
-
-@contextlib.contextmanager
-def docker_registry(work: Path) -> Iterator[tuple[str, int]]:
-    """Debian's docker-registry (distribution 2.8) on a free port, storage under ``work``; yields ``(host:port, pid)``."""
-    rmtree(work)
-    work.mkdir(parents=True)
-    port = _free_port()
-    config = work / "config.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    with open(work / "log", "wb") as log:
-        p = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}", p.pid
-    finally:
-        p.terminate()
-        p.wait(timeout=60)
-
-
-class PeakRss:
-    """Samples a process's resident set (and reads its high-water mark) while the block runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
-
-    def _read(self, field: str) -> int:
-        with contextlib.suppress(OSError, ValueError, StopIteration), open(f"/proc/{self.pid}/status") as f:
-            return int(next(line for line in f if line.startswith(field)).split()[1])
-        return 0
-
-    def __enter__(self) -> PeakRss:
-        threading.Thread(target=self._loop, daemon=True).start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak_kb = max(self.peak_kb, self._read("VmRSS:"))
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self.peak_kb = max(self.peak_kb, self._read("VmHWM:"))
 
 
 def _concurrent(skopeo_src: list[str], out: Path) -> list[str]:
@@ -194,7 +122,9 @@ def run(s: Session) -> None:
                         s.r.run(step, _concurrent([f"{host}/{name}" for name in names[1:]], work / "conc"), env=s.env)
                     info[f"peak RSS MB {who}"] = max(info.get(f"peak RSS MB {who}", 0), rss.peak_kb * 1024 / 1e6)
             rmtree(work / "conc")
+            serve_more.run_push(s, lr, env, work / "out", work, info)
             rmtree(work / "out")
+        serve_more.run_cold(s, lr, repo, work)
     _ttfb_run(s, work)
 
 
@@ -254,12 +184,12 @@ def checks(s: Session) -> list[Check]:
                 "manifest GET by tag, TTFB median (warm)", f"{ttfb * 1000:.1f} ms", f"< {TARGET_TTFB_S * 1000:.0f} ms", ttfb < TARGET_TTFB_S
             )
         )
-    return out
+    return out + serve_more.checks(s)
 
 
 def report(s: Session) -> list[str]:
     data = s.data.get("serve")
-    return [f"serve: {json.dumps(data)}", "pushing into lfsreg serve: not measured (needs the write side)", ""] if data else []
+    return [f"serve: {json.dumps(data)}", ""] if data else []
 
 
 if __name__ == "__main__":
