@@ -97,8 +97,10 @@ def test_cold_pull_fetches_only_the_paths_it_reads(served, git_http_server, tmp_
     _filters(repo.path, filters)
     env = cli_env(tmp_path, git_http_server)
     out = tmp_path / "app.tar"
+    before = _upload_pack_posts(git_http_server, repo)
     proc = run_cli("-v", "pull", repo.url, "acme/app:1.0", "-o", f"docker-archive:{out}", env=env)
     assert proc.returncode == 0, proc.stderr
+    posts = _upload_pack_posts(git_http_server, repo) - before
     tip = repo.main()
     assert tip is not None
     got = _mirror_objects(tmp_path / "cache")
@@ -106,6 +108,9 @@ def test_cold_pull_fetches_only_the_paths_it_reads(served, git_http_server, tmp_
         allowed = _path_objects(repo.path, tip, _image_paths(repo.path, tip, "acme/app", "1.0"))
         assert got <= allowed, f"fetched outside the paths read: {sorted(got - allowed)}"
         assert "does not filter" not in proc.stderr
+        # ls-refs, the tip; the tag (acme, app, _tags with its file); then a level an exchange: the shards'
+        # directories, manifest's directory, the manifest; config's and pointers' directories, them; the records'
+        assert posts <= 13, posts
     else:
         tree = _git(repo.path, "ls-tree", "-r", "-t", "--format=%(objectname)", tip).split()
         everything = {tip, _git(repo.path, "rev-parse", f"{tip}^{{tree}}").strip(), *tree}

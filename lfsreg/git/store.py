@@ -40,8 +40,7 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 _PACK_THRESHOLD = 6700  # git's gc.auto
 _UNSEEN = object()
-#: The file in a mirror that says some objects its commits reference may be absent (:mod:`lfsreg.git.partial`).
-PARTIAL_MARKER = "partial"  # beside git's own "shallow"
+PARTIAL_MARKER = "partial"  # in a mirror fetched in part (lfsreg.git.partial), beside git's own "shallow"
 
 
 def _ident() -> bytes:
@@ -211,26 +210,19 @@ class Snapshot:
         return self._objects.fetch_missing is not None
 
     def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
-        """Fetch in one exchange per directory level what reading ``paths`` (and the objects ``ids``) needs.
-
-        Only a partial mirror fetches (:mod:`lfsreg.git.partial`); elsewhere this does nothing. A
-        path naming a directory brings its tree and ``below`` levels under it, a file its blob;
-        absent paths are skipped.
-        """
+        """Fetch what reading ``paths`` (a directory: its tree, ``below`` levels deep) and ``ids`` needs, a level an exchange."""
         if self._objects.fetch_missing is None or self.root is None:
             return
         split = [p.strip("/").split("/") for p in paths if p.strip("/")]
         for depth in range(1, max((len(parts) for parts in split), default=0) + 1):
-            wanted: dict[bytes, None] = {}
-            last: dict[bytes, None] = {}
-            for parts in split:
-                if len(parts) >= depth:
-                    above = self._dir("/".join(parts[: depth - 1]))
-                    entry = above.get(parts[depth - 1].encode()) if above is not None else None
-                    if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
-                        (last if depth == len(parts) else wanted)[entry[1]] = None
-            self._objects.prefetch(wanted)
-            self._objects.prefetch(last, below)
+            level: tuple[dict[bytes, None], dict[bytes, None]] = ({}, {})  # on the way, and named by a path
+            for parts in (parts for parts in split if len(parts) >= depth):
+                above = self._dir("/".join(parts[: depth - 1]))
+                entry = above.get(parts[depth - 1].encode()) if above is not None else None
+                if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
+                    level[depth == len(parts)][entry[1]] = None
+            self._objects.prefetch(level[0])
+            self._objects.prefetch(level[1], below)
         self._objects.prefetch(dict.fromkeys(ids))
 
     def exists(self, path: str) -> bool:
@@ -438,7 +430,7 @@ class GitStore:
             return None
 
     def partial(self) -> bool:
-        """Whether this is a mirror fetched in part (:mod:`lfsreg.git.partial`): objects below its commits may be fetched on read."""
+        """Whether this is a mirror fetched in part (:mod:`lfsreg.git.partial`)."""
         return os.path.exists(os.path.join(self.path, PARTIAL_MARKER))
 
     def shallow(self) -> set[bytes]:

@@ -20,6 +20,15 @@ from .layout import DiffIdRecord
 log = logging.getLogger(__name__)
 
 
+def _diff_ids(config: bytes) -> list[Digest]:
+    """The ``rootfs.diff_ids`` of an image config, or none if it has none that parse (it is checked where it is read)."""
+    try:
+        ids = json.loads(config).get("rootfs", {}).get("diff_ids", [])
+        return [Digest.parse(d) for d in ids if isinstance(d, str)] if isinstance(ids, list) else []
+    except (ValueError, AttributeError, RecursionError, LfsregError):
+        return []
+
+
 def _may_match(prefix: str, globs: Sequence[str]) -> bool:
     """Whether a name at or below the directory ``prefix`` can match one of ``globs`` (all when there are none).
 
@@ -71,6 +80,9 @@ class RegistryView:
                 raise ImageNotFound(f"{self.label}: no manifest {ref.digest} for {ref.name}")
             return ref.digest
         assert ref.tag is not None
+        if self.snapshot.fetches:  # a partial mirror: the tag's directories a level an exchange, its _tags with the files
+            self.snapshot.prefetch([f"{layout.REPOSITORIES}/{ref.name}"])
+            self.snapshot.prefetch([layout.tags_dir(ref.name)], below=1)
         data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
@@ -214,6 +226,40 @@ class RegistryView:
             self.prefetch_images([d for n in names for _, d in self.tag_entries(n) if isinstance(d, Digest)])
         except LfsregError as exc:
             log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
+
+    def prefetch_pull(self, digests: Sequence[Digest]) -> None:
+        """Fetch what a pull of ``digests`` reads from a partial mirror, an exchange per level: about seven in all.
+
+        Manifests (and an index's children), then their configs with the layers' pointers, then
+        the ``diffids/`` records of the configs' layers. What cannot be read is left to the reads.
+        """
+        if not self.snapshot.fetches:
+            return
+        todo, paths = list(dict.fromkeys(digests)), [f"{kind}/sha256" for kind in ("layers", "diffids")]
+        try:
+            for _ in range(MAX_INDEX_DEPTH + 3):
+                if not todo and not paths:
+                    return
+                self.snapshot.prefetch([*(layout.blob_path(d) for d in todo), *paths])
+                below: list[Digest] = []
+                paths = []
+                for digest in todo:
+                    data = self.snapshot.read(layout.blob_path(digest))
+                    if data is None:
+                        continue
+                    try:
+                        parsed = parse_manifest(data, str(digest))
+                    except LfsregError:
+                        paths += [layout.diffid_path(d) for d in _diff_ids(data)]  # a config, or damaged
+                        continue
+                    if isinstance(parsed, Index):
+                        below += [c.digest for c in parsed.manifests]
+                    else:
+                        below.append(parsed.config.digest)
+                        paths += [layout.layer_path(layer.digest) for layer in parsed.layers]
+                todo = list(dict.fromkeys(below))
+        except LfsregError as exc:
+            log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:
         """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""
