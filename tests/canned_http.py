@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from untraced import UntracedThreadingHTTPServer, untraced
 
 
 class CannedServer:
@@ -43,9 +45,9 @@ def canned_server(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    server = UntracedThreadingHTTPServer(("127.0.0.1", 0), Canned)
     served = CannedServer(f"http://127.0.0.1:{server.server_address[1]}/org/images.git")
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=untraced(server.serve_forever), kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield served
     finally:

@@ -32,7 +32,7 @@ from tracefix import install as _retry_trace_installs
 
 _retry_trace_installs()  # before any test starts a thread: see tests/tracefix.py
 
-pytest_plugins = ["peers"]  # real servers on 127.0.0.1 (tests/peers/)
+pytest_plugins = ["peers", "fuzztrace"]  # real servers on 127.0.0.1 (tests/peers/); Hypothesis untraced (tests/fuzztrace.py)
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS.parent / "fixtures"

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from untraced import untraced
+
 __all__ = ["BATCH", "RECEIVE_PACK", "REFS", "STORAGE_GET", "STORAGE_PUT", "UPLOAD_PACK", "VERIFY", "Cut", "CutProxy"]
 
 # The requests of a git + LFS exchange over HTTP (giftless behind nginx), as ``Cut.request`` patterns.
@@ -181,7 +183,7 @@ class CutProxy:
         self._listener.settimeout(0.2)
         self._stop = threading.Event()
         self._conns: list[_Conn] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread = threading.Thread(target=untraced(self._serve), daemon=True)
 
     @property
     def port(self) -> int:
@@ -260,7 +262,7 @@ class CutProxy:
             if rule is not None and rule.request is None and self._take():
                 conn.armed, conn.in_body = True, True
             for src, dst, direction in ((client, server, "up"), (server, client, "down")):
-                threading.Thread(target=conn.relay, args=(src, dst, direction), daemon=True).start()
+                threading.Thread(target=untraced(conn.relay), args=(src, dst, direction), daemon=True).start()
 
 
 def wait_until(predicate, timeout: float = 10.0) -> bool:

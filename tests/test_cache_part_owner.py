@@ -15,13 +15,14 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
+import forkserver
 import pytest
-from conftest import CLI_TIMEOUT, TESTS, assert_ok, describe, run_cli
+from conftest import CLI_TIMEOUT, assert_ok, describe, run_cli
+from forkserver import ForkedProcess
 from gitenv import cli_env
 from imageverify import verify_oci_layout
 
@@ -73,7 +74,7 @@ def _image_with_a_big_layer(root: Path) -> str:
     return str(layer_desc["digest"])
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+def _wait_for(path: Path, proc: ForkedProcess) -> None:
     deadline = time.monotonic() + CLI_TIMEOUT
     while not path.exists():
         if proc.poll() is not None:
@@ -98,10 +99,8 @@ def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_htt
 
     shared = {**env, "LFSREG_CACHE": str(tmp_path / "shared-cache")}  # empty: both pulls download the layer
     ready, go = tmp_path / "first-paused", tmp_path / "go"
-    first = subprocess.Popen(
+    first = forkserver.spawn(
         [
-            sys.executable,
-            str(TESTS / "cli_at.py"),
             "pause",
             "lfsreg.staging:VerifiedWriter.write",
             str(ready),
@@ -114,9 +113,7 @@ def test_two_pulls_download_one_object_at_the_same_time(git_http_server, git_htt
             f"oci:{tmp_path / 'first.oci'}",
         ],
         env=shared,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        entry="cli_at",
     )
     try:
         _wait_for(ready, first)  # the first pull has written one chunk of the object, and waits

@@ -1,62 +1,34 @@
 """Concurrent pushers: several OS processes push into one registry at the same moment.
 
-Each pusher is a separate ``python`` process that imports lfsreg, reports that it is ready,
-then waits for a barrier file before calling the CLI, so the pushes really overlap (the
-interpreter start-up is not part of the race). Afterwards the registry must hold every tag
-with the right image, a linear history, and pass stock ``git fsck``. A push that fails
+Each pusher is a separate OS process (forked from one that imported lfsreg: tests/racers.py)
+that reports that it is ready, then waits for a barrier file before calling the CLI, so the
+pushes really overlap (the interpreter start-up is not part of the race). Afterwards the
+registry must hold every tag with the right image, a linear history, and pass stock ``git fsck``. A push that fails
 anywhere before its commit must leave ``refs/heads/main`` exactly as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import assert_error, run_cli
 from gitenv import isolated_git_env, run_git
-from imageverify import FIXTURES, crash_in, lfsreg, source_image, tags_of, verify_docker_archive, verify_oci_layout
+from imageverify import FIXTURES, lfsreg, source_image, tags_of, verify_docker_archive, verify_oci_layout
+from racers import SLOW_HOOKS, run_concurrently
 
 import lfsreg as lfsreg_api
 from lfsreg.lfs.store import LocalLfsStore
 
-# Imports lfsreg, says "ready", waits for the barrier, then runs the CLI with the remaining args.
-# SLOW_GIT_INIT=<seconds> makes dulwich's object-store creation (inside ``Repo.init_bare``) that
-# much slower, as on a slow or network file system: it widens, deterministically, the window in
-# which another process can see a half-created repository. SLOW_GIT_LOCKS=<seconds> keeps every
-# lock of git's lock protocol (``<file>.lock``, taken by dulwich's GitFile or lfsreg.git.reffiles) that much longer
-# before it is renamed into place, as on a slow disk: concurrent writers of a ref meet it, and a
-# test can kill a pusher while it holds one.
-DRIVER = r"""
-import os, sys, time
+# The one-process form of racers.ZYGOTE (test_kill_push kills one such pusher): imports
+# lfsreg, applies the SLOW_GIT_LOCKS / SLOW_GIT_INIT hooks (see tests/racers.py), says "ready",
+# waits for the barrier, then runs the CLI with the remaining args.
+DRIVER = (
+    SLOW_HOOKS
+    + r"""
 from lfsreg.cli import main
-slow_locks = float(os.environ.get("SLOW_GIT_LOCKS", "0"))
-if slow_locks:
-    from dulwich import file as _file
-    _close = _file._GitFile.close
-    def _slow_close(self):
-        if not self._closed:
-            time.sleep(slow_locks)
-        return _close(self)
-    _file._GitFile.close = _slow_close
-    from lfsreg.git import reffiles as _reffiles  # lfsreg's own ref writes (refs/heads/*)
-    _rename = _reffiles._rename
-    def _slow_rename(lock, path):
-        time.sleep(slow_locks)
-        return _rename(lock, path)
-    _reffiles._rename = _slow_rename
-delay = float(os.environ.get("SLOW_GIT_INIT", "0"))
-if delay:
-    from dulwich.object_store import DiskObjectStore
-    _init = DiskObjectStore.init.__func__
-    def _slow_init(cls, *args, **kwargs):
-        time.sleep(delay)
-        return _init(cls, *args, **kwargs)
-    DiskObjectStore.init = classmethod(_slow_init)
 barrier, ready = sys.argv[1], sys.argv[2]
 open(ready, "w").close()
 deadline = time.monotonic() + 60
@@ -66,53 +38,7 @@ while not os.path.exists(barrier):
     time.sleep(0.001)
 main(sys.argv[3:])
 """
-START_TIMEOUT = 60.0
-RUN_TIMEOUT = 120.0
-
-
-def run_concurrently(
-    workdir: Path, argvs: list[list[str]], *, slow_git_init: float = 0.0, env: dict[str, str] | None = None
-) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``lfsreg ARGV`` for every argv in its own process (environment ``env``), all released at the same moment."""
-    env = {**(os.environ if env is None else env), "SLOW_GIT_INIT": str(slow_git_init)}
-    workdir.mkdir(parents=True, exist_ok=True)
-    barrier = workdir / "go"
-    procs = []
-    for i, argv in enumerate(argvs):
-        ready = workdir / f"ready-{i}"
-        procs.append(
-            (
-                ready,
-                argv,
-                subprocess.Popen(
-                    [sys.executable, "-c", DRIVER, str(barrier), str(ready), *argv],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=env,
-                ),
-            )
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not all(ready.exists() for ready, _, _ in procs):
-            failed = [p for _, _, p in procs if p.poll() is not None]
-            assert not failed, f"a pusher died before the barrier: {failed[0].communicate()}"
-            assert time.monotonic() < deadline, "pushers did not start"
-            time.sleep(0.005)
-        barrier.touch()
-        results = []
-        for _, argv, proc in procs:
-            out, err = proc.communicate(timeout=RUN_TIMEOUT)
-            crash = crash_in(err) or crash_in(out)
-            assert crash is None, f"lfsreg {' '.join(argv)} printed {crash!r} (exit {proc.returncode})\n{out}\n{err}"
-            results.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
-        return results
-    finally:
-        for _, _, proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+)
 
 
 def push_argv(repo: Path, source: str, tag: str) -> list[str]:

@@ -15,12 +15,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import forkserver
 import pytest
-from conftest import CLI_TIMEOUT, TESTS, assert_error, assert_ok, describe, run_cli
+from conftest import CLI_TIMEOUT, assert_error, assert_ok, describe, run_cli
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES, tags_of, verify_docker_archive, verify_oci_layout
 
@@ -61,9 +61,11 @@ def cli(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:
 
 
 def run_filled(env: dict[str, str], disk: Path, hook: str, *args: object) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in a process of its own, filling ``disk`` when ``hook`` is first called (``-``: before it starts)."""
-    argv = [sys.executable, str(TESTS / "cli_at.py"), "fill", str(disk), hook, "--", *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=CLI_TIMEOUT, check=False)
+    """Run the CLI in a process of its own (forked: tests/forkserver.py), filling ``disk`` when ``hook`` is first called.
+
+    ``hook`` ``-``: before the command starts.
+    """
+    return forkserver.run(["fill", disk, hook, "--", *args], env=env, entry="cli_at", timeout=CLI_TIMEOUT)
 
 
 def free(disk: Path) -> None:

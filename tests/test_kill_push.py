@@ -3,8 +3,10 @@
 After every kill: the registry branch is the old commit or the new one (never anything
 else), stock ``git fsck`` has nothing to say, and the same push run again succeeds and
 leaves no staged files behind. The moments are spread over the length of an unkilled push,
-measured first, so they fall in every phase: start-up, reading the source, staging and
-uploading layers, writing git objects, the ref swap, packing.
+measured first, so they fall in every phase: the command's start, reading the source, staging
+and uploading layers, writing git objects, the ref swap, packing. Each push is a process of its
+own, forked from one that imported lfsreg (tests/forkserver.py): the interpreter's start-up,
+where a kill can only lose the process, is not among the moments.
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ import io
 import json
 import random
 import signal
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
+import forkserver
 import pytest
 from clirun import check_no_crash_text, run_cli
+from forkserver import ForkedProcess
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES
-from test_concurrency import DRIVER
 from test_git_durability import fsck_clean
 
 SMALL = [f"oci:{FIXTURES / 'tool.oci'}:2.0", f"docker-archive:{FIXTURES / 'base.docker.tar'}", f"oci:{FIXTURES / 'app-zstd.oci'}:1.0"]
@@ -59,9 +60,8 @@ def _big_archive(path: Path, seed: int) -> str:
     return f"docker-archive:{path}"
 
 
-def _push(location: str, source: str, tag: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "lfsreg", "push", location, source, "--tag", tag]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _push(location: str, source: str, tag: str, env: dict[str, str]) -> ForkedProcess:
+    return forkserver.spawn(["push", location, source, "--tag", tag], env=env)
 
 
 def _timed_push(location: str, source: str, tag: str, env: dict[str, str]) -> float:
@@ -102,7 +102,7 @@ def _staging(tmp_path: Path, repo: Path) -> list[str]:
 HALVES = ([i for i in range(KILLS) if i % 4 in (0, 3)], [i for i in range(KILLS) if i % 4 in (1, 2)])
 
 
-def _wait_for_commit(repo: Path, before: str | None, proc: subprocess.Popen[str], git_env: dict[str, str]) -> None:
+def _wait_for_commit(repo: Path, before: str | None, proc: ForkedProcess, git_env: dict[str, str]) -> None:
     """Return once the push has moved the branch (or ended); reading the ref file is cheaper than a git per poll."""
     ref = repo / "refs" / "heads" / "main"
     deadline = time.monotonic() + 120
@@ -125,7 +125,7 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str], h
         before = _branch_tip(repo, git_env)
         proc = _push(location, source, tag, env)
         if i == HALVES[half][0]:
-            pass  # killed at once, in start-up: always before the commit, however loaded the machine
+            pass  # killed at once, as the command starts: always before the commit, however loaded the machine
         elif i == HALVES[half][-1]:
             _wait_for_commit(repo, before, proc, git_env)  # killed after the ref moved: always after the commit
         else:
@@ -178,10 +178,7 @@ def test_push_killed_while_it_holds_the_branch_lock(tmp_path: Path, kind: str, s
     env = cli_env(tmp_path)
     _timed_push(location, SMALL[0], "kill/img:first", env)
     before = _branch_tip(repo, git_env)
-    barrier = tmp_path / "go"
-    barrier.touch()
-    argv = [sys.executable, "-c", DRIVER, str(barrier), str(tmp_path / "ready"), "push", location, SMALL[1], "--tag", "kill/img:second"]
-    proc = subprocess.Popen(argv, env={**env, "SLOW_GIT_LOCKS": "1.0"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = forkserver.spawn(["push", location, SMALL[1], "--tag", "kill/img:second"], env={**env, "SLOW_GIT_LOCKS": "1.0"})
     lock = repo / "refs" / "heads" / "main.lock"
     deadline = time.monotonic() + 60
     while not lock.exists() and proc.poll() is None and time.monotonic() < deadline:

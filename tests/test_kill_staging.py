@@ -21,9 +21,11 @@ import tarfile
 import time
 from pathlib import Path
 
+import forkserver
 import pytest
 from clirun import check_no_crash_text
 from conftest import assert_ok, main_ref, run_cli
+from forkserver import ForkedProcess
 from gitenv import cli_env
 
 LAYERS = 3
@@ -76,17 +78,12 @@ def _files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.is_file()] if directory.is_dir() else []
 
 
-def _start_push(target: str, image: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lfsreg", "push", target, f"oci:{image}", "--tag", "acme/big:1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+def _start_push(target: str, image: Path, env: dict[str, str]) -> ForkedProcess:
+    """The push in a process of its own (forked: tests/forkserver.py)."""
+    return forkserver.spawn(["push", target, f"oci:{image}", "--tag", "acme/big:1"], env=env)
 
 
-def _wait_for_staging(proc: subprocess.Popen[str], staging: Path, *, min_bytes: int = 1 << 20) -> None:
+def _wait_for_staging(proc: ForkedProcess, staging: Path, *, min_bytes: int = 1 << 20) -> None:
     """Wait until the push has written at least ``min_bytes`` into a staged file."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -15,9 +15,10 @@ import tempfile
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
+
+from untraced import UntracedThreadingHTTPServer, untraced
 
 from fault_lfs.faults import Fault
 from fault_lfs.handler import Handler
@@ -27,7 +28,7 @@ from fault_lfs.store import ObjectStore
 from fault_lfs.wire import RecordedRequest, Ticket
 
 
-class LfsHTTPServer(ThreadingHTTPServer):
+class LfsHTTPServer(UntracedThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     lfs: FaultLfsServer
@@ -104,7 +105,7 @@ class FaultLfsServer(ObjectStore, Scripts, Observations):
             httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True)
         httpd.lfs = self
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=untraced(httpd.serve_forever), kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
