@@ -183,7 +183,8 @@ def _run_apart(workdir: Path, argvs: list[list[str]], envs: list[dict[str, str]]
     import sys
     import time
 
-    from test_concurrency import DRIVER, RUN_TIMEOUT, START_TIMEOUT
+    from racers import RUN_TIMEOUT, START_TIMEOUT
+    from test_concurrency import DRIVER
 
     workdir.mkdir(parents=True, exist_ok=True)
     barrier = workdir / "go"
