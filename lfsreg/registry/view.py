@@ -182,11 +182,12 @@ class RegistryView:
         self._records[diff_id] = record
         return record
 
-    def _tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
-        """``(name, id of its _tags directory)`` of every image name, sorted by name; with ``globs``, at least those that match one.
+    def tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
+        """``(name, id of its _tags directory)`` of every image name, sorted by name (see :meth:`tags_in`).
 
-        Directories are read a level at a time (one fetch per level from a partial mirror), and
-        with ``globs`` only those under which a matching name can be.
+        With ``globs``, at least the names that match one. Directories are read a level at a time
+        (one fetch per level from a partial mirror), and with ``globs`` only those under which a
+        matching name can be.
         """
         found: list[tuple[str, bytes]] = []
         level: list[tuple[str, bytes | None]] = [("", None)]
@@ -207,7 +208,7 @@ class RegistryView:
 
     def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
         """Every image name with at least one tag directory, sorted; with ``globs``, at least those that match one."""
-        return iter([name for name, _ in self._tag_dirs(globs)])
+        return iter([name for name, _ in self.tag_dirs(globs)])
 
     def prefetch_tags(self, names: Sequence[str]) -> None:
         """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
@@ -312,15 +313,21 @@ class RegistryView:
         A name that is not valid, or whose tag directory cannot be read, comes with that error
         instead of its tags. Tag files with the same content (tags of one image) are read once.
         """
+        return iter(self.tags_in(self.tag_dirs()))
+
+    def tags_in(self, dirs: list[tuple[str, bytes]]) -> list[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]]:
+        """:meth:`all_tag_entries` of some of :meth:`tag_dirs`, in their order: it reads, and changes nothing."""
         read: dict[bytes, Digest | LfsregError] = {}
-        for name, sha in self._tag_dirs():
+        out: list[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]] = []
+        for name, sha in dirs:
             try:
                 validate_name(name)
                 entries = self.snapshot.tree_entries(sha)
             except LfsregError as exc:
-                yield name, exc
+                out.append((name, exc))
                 continue
-            yield name, self._tag_files(name, entries, read)
+            out.append((name, self._tag_files(name, entries, read)))
+        return out
 
     def _tag_files(
         self, name: str, entries: list[tuple[str, bool, bytes]], read: dict[bytes, Digest | LfsregError]
