@@ -6,8 +6,11 @@ Against docker-registry (distribution 2.8, the reference server) and ``lfsreg se
   (docker-registry's access log), and the stored bytes are the blob's; one under it in one ``PUT``;
 * bytes that do not match their digest never complete a blob (the reader is verified before the
   final ``PUT``);
-* a connection cut in the middle of a chunk is resumed from the offset the registry reports,
-  not restarted: the bytes sent in all are less than two blobs' worth.
+* a connection cut in the middle of a chunk is resumed from the offset the registry reports
+  (``lfsreg serve``), or the upload starts again in a new session where the registry cannot
+  resume (docker-registry);
+* a registry that refuses chunks (nginx in front of docker-registry answering every ``PATCH``
+  with ``416``, as GHCR does over its request size cap) gets the blob in one ``PUT``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from pathlib import Path
 import pytest
 from cutproxy import Cut, CutProxy
 from peers import DistributionServer
+from peers.nginx import nginx_config, nginx_starter, proxy_block
+from peers.probes import http_request
+from peers.procs import started
 from servehelp import serving
 
 from lfsreg.api import Registry
@@ -120,4 +126,40 @@ def test_a_cut_chunk_restarts_the_upload_on_docker_registry(distribution_registr
     """docker-registry 2.8 cannot resume a cut PATCH (404 BLOB_UPLOAD_INVALID on the session): a new session, the blob again."""
     host, port = distribution_registry.host.split(":")
     assert _cut_upload((host, int(port)), "lfsreg/restarted") > len(DATA)
+    assert distribution_registry.blob_path(str(DIGEST)).read_bytes() == DATA
+
+
+_REFUSE_PATCH = """\
+    location / {{
+      if ($request_method = PATCH) {{
+        return 416 '{{"errors":[{{"code":"BLOB_UPLOAD_INVALID","message":"the request body is too large"}}]}}';
+      }}
+{proxy}    }}
+"""
+
+
+def test_a_registry_refusing_chunks_gets_the_blob_whole(distribution_registry: DistributionServer, tmp_path: Path) -> None:
+    def config(port: int) -> str:
+        return nginx_config(tmp_path, port, _REFUSE_PATCH.format(proxy=proxy_block(distribution_registry.url, proto="http")))
+
+    def healthy(port: int) -> bool:
+        try:
+            return http_request("GET", f"http://127.0.0.1:{port}/v2/")[0] == 200
+        except OSError:
+            return False
+
+    port, procs = started(nginx_starter(tmp_path, config), healthy, "nginx refusing PATCH")
+    try:
+        client = _client(f"127.0.0.1:{port}")
+        try:
+            client.upload("lfsreg/whole", DIGEST, len(DATA), _opener())
+            assert client.has_blob("lfsreg/whole", DIGEST, len(DATA))
+        finally:
+            client.close()
+    finally:
+        for p in procs:
+            p.stop()
+    log = (tmp_path / "access.log").read_text()
+    assert '"PATCH /v2/lfsreg/whole/blobs/uploads/' in log and " 416 " in log
+    assert len([line for line in log.splitlines() if '"PUT /v2/lfsreg/whole/blobs/uploads/' in line and '" 201 ' in line]) == 1
     assert distribution_registry.blob_path(str(DIGEST)).read_bytes() == DATA

@@ -12,7 +12,8 @@ body is streamed from a verifying reader: a body that fails verification aborts 
 before its last byte, so the registry never completes it. A larger one goes in ``PATCH``
 chunks with ``Content-Range`` (:mod:`lfsreg.distribution.upload`): one chunk in memory at a
 time, a cut chunk resumed from the registry's offset instead of the whole blob sent again, and
-no request larger than a chunk (proxies in front of registries cap request bodies). A
+no request larger than a chunk (proxies in front of registries cap request bodies); a registry
+that refuses chunks gets the blob in one streamed ``PUT`` after all. A
 manifest is ``PUT`` last, by digest or by tag. Each request is retried by
 :class:`lfsreg.distribution.session.RegistrySession`'s one loop.
 """
@@ -35,7 +36,7 @@ from ..errors import CorruptContentError, ImageNotFound, LfsregError, NotFoundEr
 from ..integrity import VerifiedReader
 from ..lfs.deadline import read_bounded
 from .session import RegistryAccess, RegistrySession
-from .upload import ChunkedUpload, SessionLost
+from .upload import ChunkedUpload, ChunksRefused, SessionLost
 
 log = logging.getLogger(__name__)
 #: Manifests larger than this are refused (the spec asks registries to accept at least 4 MiB).
@@ -190,17 +191,25 @@ class RegistryClient:
         if sent and sent != str(digest):
             raise ProtocolError(f"{what}: {self.host} stored the blob as {sent[:80]}")
 
-    def _upload_once(self, name: str, digest: Digest, size: int, opener: Callable[[], VerifiedReader], what: str) -> requests.Response:
-        scope = push_scope(name)
-        resp = self.session.request("POST", f"/v2/{name}/blobs/uploads/", what, scope=scope, ok=(202,), allow_redirects=False)
+    def _start_upload(self, name: str, what: str) -> tuple[str, int]:
+        """``POST`` a new upload session: its URL, and the smallest chunk the registry takes (0: any)."""
+        resp = self.session.request("POST", f"/v2/{name}/blobs/uploads/", what, scope=push_scope(name), ok=(202,), allow_redirects=False)
         location = resp.headers.get("Location")
         if not location:
             raise ProtocolError(f"{what}: {self.host} opened an upload without a Location")
-        url = self.session.url(location)
         minimum = resp.headers.get("OCI-Chunk-Min-Length", "")
-        chunk = max(self.chunk_size, int(minimum) if minimum.isdigit() else 0)
+        return self.session.url(location), int(minimum) if minimum.isdigit() else 0
+
+    def _upload_once(self, name: str, digest: Digest, size: int, opener: Callable[[], VerifiedReader], what: str) -> requests.Response:
+        scope = push_scope(name)
+        url, minimum = self._start_upload(name, what)
+        chunk = max(self.chunk_size, minimum)
         if size > chunk and chunk <= MAX_CHUNK:
-            return ChunkedUpload(self.session, url, scope, what).run(opener(), size, chunk, str(digest))
+            try:
+                return ChunkedUpload(self.session, url, scope, what).run(opener(), size, chunk, str(digest))
+            except ChunksRefused as exc:  # its session was deleted: a new one for the blob whole
+                log.info("%s; sending the blob in one request", exc)
+                url, _ = self._start_upload(name, what)
         url += ("&" if "?" in url else "?") + f"digest={digest}"
         headers = {"Content-Type": OCTET, "Content-Length": str(size)}
         body = lambda: _VerifyingBody(opener(), size)  # noqa: E731 -- a fresh reader per attempt

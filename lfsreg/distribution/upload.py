@@ -11,7 +11,11 @@ that a failed ``PATCH`` can be sent again. After a retriable failure (cut connec
 and the rest of the current chunk is sent from there. A registry that cannot say (the
 distribution registry 2.8 answers ``404 BLOB_UPLOAD_INVALID`` once a ``PATCH`` was cut: the
 state signed into its ``Location`` no longer matches), or an offset outside the chunk in
-memory, raises :class:`SessionLost`: the caller starts the upload again. The reader
+memory, raises :class:`SessionLost`: the caller starts the upload again. A registry that
+answers a chunk with an error (400, 405, 413...) or a ``416`` without taking any of it (GHCR
+caps a request's size) raises :class:`ChunksRefused`: the caller sends the blob in one streamed
+``PUT`` instead. A ``Range`` that lags behind the bytes sent (ECR's) is not an error: the
+final ``PUT``'s digest check is what counts. The reader
 is finished (size and digest verified) before the final ``PUT``: bytes that do not match
 never complete a blob; the session is deleted (best effort) on any failure.
 """
@@ -26,7 +30,7 @@ from collections.abc import Callable
 
 import requests
 
-from ..errors import LfsregError, NotFoundError, ProtocolError, RetriableError
+from ..errors import LfsregError, LimitExceededError, NotFoundError, ProtocolError, RetriableError
 from ..integrity import VerifiedReader
 from .session import RegistrySession
 
@@ -37,6 +41,10 @@ _RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 
 def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
+
+
+class ChunksRefused(ProtocolError):
+    """The registry does not take ``PATCH`` chunks (an error answer, or a ``416`` that took nothing): send the blob whole."""
 
 
 class SessionLost(RetriableError):
@@ -103,15 +111,21 @@ class ChunkedUpload:
                 resp = self.session.request(
                     "PATCH", self.location, self.what, scope=self.scope, ok=(202, 416), headers=headers, body=_constant(part), retry=False
                 )
+            except RetriableError as exc:
+                err: LfsregError = exc
+            except (ProtocolError, LimitExceededError) as exc:  # 400, 405, 413, 501...: no chunks here
+                raise ChunksRefused(f"{self.what}: the registry refused a chunk ({exc})") from None
+            else:
                 if resp.status_code == 202:
                     self._next(resp)
-                    held = session_offset(resp, self.what)
-                    if held != first + len(part):
-                        raise ProtocolError(f"{self.what}: the registry holds {held} bytes after a chunk that ended at {first + len(part)}")
+                    if resp.headers.get("Range", "").strip() != f"0-{first + len(part) - 1}":
+                        # Some registries' Range lags behind (ECR's): the final PUT's digest check is what counts.
+                        log.debug("%s: Range %r after a chunk ending at %d", self.what, resp.headers.get("Range"), first + len(part) - 1)
                     return
-                err: LfsregError = RetriableError(f"{self.what}: the registry refused the chunk at {first} (416)")
-            except RetriableError as exc:
-                err = exc
+                held = self._offset()  # 416: where the registry stands
+                if held == first:  # it took nothing, and will not: e.g. GHCR's cap on a request's size
+                    raise ChunksRefused(f"{self.what}: the registry refused the chunk at {first} (416)")
+                err = RetriableError(f"{self.what}: the registry holds {held} bytes, not {first} (416)")
             wait = policy.next_wait(attempt, started, getattr(err, "retry_after", None))
             if wait is None:
                 raise err

@@ -34,6 +34,7 @@ from ..registry.config import object_limit as configured_object_limit
 from ..registry.config import read_limits
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from ..signing.cosign import signature_tag
 from ..staging import forget
 from .chunking import check_limit, split_reader
 from .limits import check_transfer
@@ -137,6 +138,25 @@ def selected_tags(view: RegistryView, images: list[str]) -> list[tuple[str, str,
     return [(name, tag, digest) for (name, tag), digest in out.items()]
 
 
+def with_signatures(view: RegistryView, tags: list[tuple[str, str, Digest]]) -> list[tuple[str, str, Digest]]:
+    """``tags`` and the signature tags (``NAME:sha256-<hex>.sig``, docs/format.md) the source holds for their digests.
+
+    A copied image keeps its signatures, as ``cosign copy`` keeps them (a copy of every tag has them already).
+    """
+    have = {(n, t) for n, t, _ in tags}
+    out = list(tags)
+    for name, _, digest in tags:
+        tag = signature_tag(digest)
+        if (name, tag) in have:
+            continue
+        found = view.snapshot.read(layout.tag_path(name, tag))
+        signed = layout.parse_tag(found) if found is not None else None
+        if signed is not None:
+            out.append((name, tag, signed))
+            have.add((name, tag))
+    return out
+
+
 def _groups(objects: list[LfsObject]) -> Iterator[list[LfsObject]]:
     group: list[LfsObject] = []
     total = 0
@@ -223,7 +243,7 @@ def copy_images(
         BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
         ConcurrentUpdateError: the destination kept moving under the commit.
     """
-    tags = selected_tags(src_view, images)  # before the destination is read: bad names write nothing
+    tags = with_signatures(src_view, selected_tags(src_view, images))  # before the destination is read: bad names write nothing
     dst_view = dst.view()
     if object_limit is None:
         object_limit = check_limit(configured_object_limit(dst_view))

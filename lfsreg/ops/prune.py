@@ -5,7 +5,9 @@ stopping once every live tag is dated). Per image name, the tags the filters sel
 (``--image``/``--tag`` globs, minus ``--protect``) are ordered newest first; a tag is pruned
 when it is beyond the ``keep_last`` newest **and** older than ``older_than`` (each condition
 applies only when given). What it frees is the bytes only pruned tags hold: layers and
-metadata files that no remaining tag needs.
+metadata files that no remaining tag needs. A signature tag (``NAME:sha256-<hex>.sig``) is
+not an image of its own: it is never selected, counted or aged, and goes with the last tag
+of the manifest it signs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..registry.location import Backend
 from ..registry.retention import Liveness
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
+from ..signing.cosign import signed_digest
 from .history import history_tip
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,28 @@ def tag_times(git: GitStore, tip: str, live: Sequence[tuple[str, str]], liveness
     return out
 
 
+def _signatures_of(
+    liveness: Liveness, root: bytes, tags: dict[tuple[str, str], Digest], doomed: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The signature tags (``NAME:sha256-<hex>.sig``, docs/format.md) of what pruning ``doomed`` leaves unnamed.
+
+    A signature tag is never counted or aged as an image tag of its own: it goes when the
+    manifest it signs is needed by a pruned tag of its name and by no tag that stays.
+    """
+    if not doomed:
+        return []
+    images = {k: d for k, d in tags.items() if signed_digest(k[1]) is None}
+    gone = liveness.needs(root, [images[k] for k in doomed]).files
+    stays = liveness.needs(root, [d for k, d in images.items() if k not in set(doomed)]).files
+    names = {n for n, _ in doomed}
+    out = []
+    for name, tag in tags:
+        signed = signed_digest(tag)
+        if signed is not None and name in names and layout.blob_path(signed) in gone and layout.blob_path(signed) not in stays:
+            out.append((name, tag))
+    return out
+
+
 def prune_tags(
     backend: Backend, publisher: Publisher, policy: PrunePolicy, *, dry_run: bool = False, now: float | None = None
 ) -> PruneResult:
@@ -126,7 +151,7 @@ def prune_tags(
     times = tag_times(git, tip, list(tags), liveness)
     by_name: dict[str, list[tuple[str, str]]] = {}
     for key in tags:
-        if policy.selects(*key):
+        if signed_digest(key[1]) is None and policy.selects(*key):  # signature tags follow their images (below)
             by_name.setdefault(key[0], []).append(key)
     doomed: list[tuple[str, str]] = []
     for keys in by_name.values():
@@ -137,6 +162,7 @@ def prune_tags(
             if policy.older_than is not None and times[key] > now - policy.older_than:
                 continue
             doomed.append(key)
+    doomed += _signatures_of(liveness, root, tags, doomed)
     doomed.sort()
     result.pruned = [PrunedTag(n, t, tags[(n, t)], times[(n, t)]) for n, t in doomed]
     result.kept = len(tags) - len(doomed)

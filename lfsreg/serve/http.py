@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -377,6 +378,17 @@ class Server(ThreadingHTTPServer):
         finally:
             with self._active_lock:
                 self.connections.discard(request)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Log what ended a connection's thread (socketserver's default prints a traceback to stderr: the library never prints).
+
+        A client that resets or drops its connection (between keep-alive requests, or mid-request) is routine.
+        """
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("%s dropped the connection: %s", client_address, exc)
+            return
+        log.error("connection from %s failed", client_address, exc_info=True)
 
     def busy(self, delta: int) -> None:
         """Count a request in progress (+1) or done (-1)."""
