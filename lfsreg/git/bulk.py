@@ -210,6 +210,8 @@ class BulkSnapshot(Snapshot):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__(snapshot.objects, None)
         self.commit, self.root = snapshot.commit, snapshot.root
+        if self.root is not None:
+            snapshot.objects.prefetch_whole(self.root)  # a mirror fetched in part: the whole tree in one exchange
         self._raw = RawObjects(snapshot.objects, check=True)
 
     def __enter__(self) -> BulkSnapshot:

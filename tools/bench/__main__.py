@@ -9,7 +9,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import cost, engine, https, local, maintain, report, retention, scale, serve, ssh
+from tools.bench import cost, engine, https, local, maintain, partial, report, retention, scale, serve, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
@@ -24,6 +24,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "serve": serve,
 }
 SCENARIOS["verify"] = maintain
+SCENARIOS["partial"] = partial  # issue 13: partial fetch of a big registry over HTTP
 
 
 def _size_mib(text: str) -> int:
