@@ -317,6 +317,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         """
         view = self.view()
         names = [validate_name(name)] if name else list(view.names())
+        view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
         out = []
         for n in names:
             for tag, digest in view.tags(n):
@@ -346,9 +347,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
                 raise error
             unreadable.append(UnreadableImage(name, tag, digest, error))
 
-        for name in view.names():
-            if image_globs and not any(fnmatch.fnmatchcase(name, g) for g in image_globs):
-                continue
+        names = [n for n in view.names(image_globs) if not image_globs or any(fnmatch.fnmatchcase(n, g) for g in image_globs)]
+        view.prefetch_summaries(names)  # a remote read in part: what the summaries read, an exchange per level
+        for name in names:
             try:
                 entries = view.tag_entries(name)
             except LfsregError as exc:  # the name's tag directory itself cannot be read

@@ -260,6 +260,8 @@ _SHA256_DIGEST = re.compile(r"sha256:([a-f0-9]{64})")
 _CONFIG_STRINGS = ("os", "architecture", "variant")
 #: ``(mediaType, sha256 hex, size)`` of a descriptor :meth:`Descriptor.from_json` accepts
 PlainDescriptor = tuple[str, str, int]
+#: config, layers and the layers' JSON objects of an image manifest, as :func:`plain_manifest` returns them
+PlainManifest = tuple[PlainDescriptor, list[PlainDescriptor], list[dict[str, Any]]]
 
 
 def _plain_descriptor(obj: Any) -> PlainDescriptor | None:
@@ -283,7 +285,7 @@ def _plain_document(data: bytes) -> dict[str, Any] | None:
     return obj if type(obj) is dict else None
 
 
-def plain_manifest(data: bytes) -> tuple[PlainDescriptor, list[PlainDescriptor], list[dict[str, Any]]] | None:
+def plain_manifest(data: bytes) -> PlainManifest | None:
     """Config and layers of an image manifest :func:`parse_manifest` accepts (and each layer's JSON object); ``None``: ask it.
 
     ``None`` for an index, another algorithm than sha256, annotations or a platform on a

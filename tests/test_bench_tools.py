@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 from benchrun import ROOT, run_bench
-from clirun import without_coverage
 
 SMALLEST = ["--size", "1MiB", "--scale-images", "2", "--scale-tags", "2", "--scale-reps", "1", "--reps", "1"]
 
 
 def bench(*args: str, workdir: Path) -> dict:
-    # Unmeasured by coverage (tools/test.sh): these check that the tools run, not lfsreg, whose
-    # every path here other tests measure; coverage in each of its dozens of timed lfsreg
-    # processes only added start-up work (~0.1 s each) and distorted the timings.
-    stdout, data = run_bench(*args, *SMALLEST, workdir=workdir, env=without_coverage())
+    stdout, data = run_bench(*args, *SMALLEST, workdir=workdir)  # unmeasured by coverage (benchrun)
     assert "no failures" in stdout
     return data
 

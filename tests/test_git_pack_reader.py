@@ -74,6 +74,9 @@ def test_every_object_of_a_deltified_pack_reads_as_dulwich_reads_it(tmp_path, mo
             if kind in (2, 3):
                 assert raw.raw(sha, kind) == data, sha
         assert raw._packs, "the pack was read by the bulk reader, not by the fallback"
+        # many at once, in pack order, answered in the order asked; what is not a blob there is None
+        asked = [*reversed(expected), b"0" * 40, b"not hex"]
+        assert raw.many(asked, 3) == [expected[s][1] if expected[s][0] == 3 else None for s in reversed(expected)] + [None, None]
     finally:
         raw.close()
 

@@ -15,12 +15,13 @@ import os
 import re
 import zlib
 from binascii import unhexlify
+from collections.abc import Sequence
 from hashlib import sha1
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import RawObjectID, parse_tree, sha_to_hex
 
-from ..errors import BlobNotFound, CorruptContentError, NotFoundError
+from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundError
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
 from .store import Snapshot
@@ -101,6 +102,48 @@ class RawObjects:
             raise CorruptContentError(f"{_name(sha, what)} is damaged: its content does not hash to its id", hint=_FSCK)
         return data
 
+    def many(self, shas: Sequence[bytes], kind: int, *, check: bool | None = None) -> list[bytes | None]:
+        """The contents of objects ``shas`` (hex), in that order, read in the order the packs hold them.
+
+        For walks that know many ids at once: reading a pack front to back touches each part of
+        it once. An object missing, damaged or of another type is ``None`` (:meth:`raw` says why).
+        """
+        if not self._opened:
+            self._open_packs()
+        found: list[tuple[int, int, int, bytes]] = []  # (pack, offset, index in shas, binary id)
+        out: list[bytes | None] = [None] * len(shas)
+        rest: list[int] = []
+        for i, sha in enumerate(shas):
+            try:
+                binary = unhexlify(sha)
+            except (ValueError, binascii.Error):
+                continue
+            for p, pack in enumerate(self._packs):
+                offset = pack.offset(binary)
+                if offset is not None:
+                    found.append((p, offset, i, binary))
+                    break
+            else:
+                rest.append(i)  # loose, or in a pack that appeared since
+        checking = self._check if check is None else check
+        header = _HEADERS[kind]
+        packs, lookup = self._packs, self._lookup
+        for p, offset, i, binary in sorted(found):
+            try:
+                kind_found, data = packs[p].at(offset, lookup)
+            except CorruptContentError:
+                continue
+            if kind_found == kind and not (checking and sha1(b"%s%d\0%s" % (header, len(data), data)).digest() != binary):
+                out[i] = data
+        for i in rest:
+            with contextlib.suppress(LfsregError):
+                out[i] = self.raw(shas[i], kind, check=check)
+        return out
+
+    def blobs(self, shas: Sequence[bytes]) -> list[bytes | None]:
+        """:meth:`many` blobs."""
+        return self.many(shas, _BLOB)
+
     def commit(self, sha: bytes) -> tuple[bytes, tuple[str, ...]]:
         """Root tree id and parent ids of the commit ``sha`` (hex); :class:`BlobNotFound` if missing.
 
@@ -167,6 +210,8 @@ class BulkSnapshot(Snapshot):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__(snapshot.objects, None)
         self.commit, self.root = snapshot.commit, snapshot.root
+        if self.root is not None:
+            snapshot.objects.prefetch_whole(self.root)  # a mirror fetched in part: the whole tree in one exchange
         self._raw = RawObjects(snapshot.objects, check=True)
 
     def __enter__(self) -> BulkSnapshot:
@@ -192,6 +237,10 @@ class BulkSnapshot(Snapshot):
     def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
         """As :meth:`Snapshot.tree_entries`, uncached (a walk lists each tree once)."""
         return self._raw.tree(sha)
+
+    def blobs(self, shas: Sequence[bytes], *, check: bool = True) -> list[bytes | None]:
+        """Contents of many blobs by git id, read in pack order (:meth:`RawObjects.many`); ``None`` for one unreadable."""
+        return self._raw.many(shas, _BLOB, check=check)
 
     def blob_unchecked(self, sha: bytes, path: str) -> bytes:
         """:meth:`blob` without the check against the git object id, for a file the caller hashes itself.

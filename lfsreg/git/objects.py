@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
 _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
+_SAMPLE = 64  # ids looked up before a prefetch of many checks them all (each look-up costs tens of µs)
 
 
 class ObjectFiles:
@@ -42,6 +43,30 @@ class ObjectFiles:
     def __init__(self, store: DiskObjectStore) -> None:
         self._store = store
         self.path = os.fspath(store.path)
+        #: Set for a mirror fetched partially (:mod:`lfsreg.git.partial`): fetches objects by id
+        #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
+        #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids`` (``None``: all).
+        self.fetch_missing: Callable[[Sequence[bytes], int | None], bool] | None = None
+
+    def prefetch(self, ids: Iterable[bytes], below: int = 0) -> None:
+        """Fetch those of ``ids`` this repository lacks in one exchange (with ``below`` levels under trees), if it is a partial mirror."""
+        if self.fetch_missing is None:
+            return
+        ids = list(ids)
+        if len(ids) > _SAMPLE * 4 and all(self.has(i) for i in ids[:: len(ids) // _SAMPLE]):
+            return  # a mirror that read these before: the few that may lack are fetched when read
+        wanted = [i for i in ids if not self.has(i)]
+        if wanted:
+            self.fetch_missing(wanted, below)
+
+    def prefetch_whole(self, tree: bytes) -> None:
+        """Fetch ``tree`` with everything under it in one exchange, if this is a partial mirror that lacks some of it."""
+        if self.fetch_missing is not None:
+            self.fetch_missing([tree], None)
+
+    def _missing(self, hexsha: bytes) -> bool:
+        """Whether fetching ``hexsha`` from the remote was tried (read again), after a read found it absent."""
+        return self.fetch_missing is not None and not self.has(hexsha) and self.fetch_missing([hexsha], 0)
 
     def _loose_path(self, hexsha: bytes) -> str:
         name = hexsha.decode("ascii")
@@ -57,6 +82,8 @@ class ObjectFiles:
                 # A concurrent pack may have appeared after we scanned the packs and taken the
                 # loose copy away before we looked for it: looking again rescans the packs.
                 if attempt == _READ_ATTEMPTS:
+                    if self._missing(hexsha):
+                        return self._store[ObjectID(hexsha)]
                     raise
                 attempt += 1
 
@@ -69,6 +96,9 @@ class ObjectFiles:
                 return kind, data if isinstance(data, bytes) else b"".join(data)
             except KeyError:
                 if attempt == _READ_ATTEMPTS:
+                    if self._missing(hexsha):
+                        kind, data = self._store.get_raw(ObjectID(hexsha))
+                        return kind, data if isinstance(data, bytes) else b"".join(data)
                     raise
                 attempt += 1
 

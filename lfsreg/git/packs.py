@@ -108,8 +108,10 @@ class PackReader:
         """
         table = self._offsets
         offset = table.get(sha) if table is not None else self.offset(sha)
-        if offset is None:
-            return None
+        return None if offset is None else self.at(offset, lookup)
+
+    def at(self, offset: int, lookup: Lookup) -> tuple[int, bytes]:
+        """:meth:`read` of the object at ``offset``, a whole object's header decoded inline."""
         m = self._map
         try:
             c = m[offset]

@@ -49,7 +49,7 @@ from ..errors import (
     tls_error,
 )
 from ..lfs.retry import RetryPolicy
-from . import locks
+from . import locks, partial
 from .filepush import local_git_dir, push_to_directory
 from .objects import storage_error
 from .reffiles import abandon_git_files
@@ -116,6 +116,11 @@ class GitRemote:
         self._tip: str | None = None
         self._fetched = False  # whether _tip is the remote's tip as read in this process
         self._locked_since: float | None = None  # when the server first could not lock the branch
+        self._local = client_factory is None and urlparse(url).scheme == "file"
+        self._fetcher = partial.ObjectFetcher(self.mirror, self._call, local_git_dir(url) if self._local else None)
+        self._told = False  # whether the server was said not to filter (once per command)
+        self._filled = False  # whether the whole tree was fetched after a fetch by id failed
+        self.mirror.objects.fetch_missing = self._fetch_missing
 
     @property
     def credential(self) -> Credential | None:
@@ -221,42 +226,100 @@ class GitRemote:
     def fetch_tip(self, *, retry: bool = True) -> str | None:
         """Fetch the registry branch into the mirror; return the remote's tip (``None`` if it has none).
 
-        With ``retry``, a cut or stalled exchange is tried again (:attr:`policy`).
+        The fetch asks for the commits and their root trees only (:mod:`lfsreg.git.partial`);
+        what lies below is fetched when read. A server that ignores the filter sends everything,
+        as before (said once under ``-v``). With ``retry``, a cut or stalled exchange is tried
+        again (:attr:`policy`).
         """
         mirror = self.mirror
         first = mirror.read_ref(MIRROR_REF) is None
+        asked: list[ObjectID] = []
 
         def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
             # HEAD's commit is the tip of the branch HEAD names; main's, of the registry's fallback.
             shas = [refs.get(Ref(HEAD)), refs.get(Ref(DEFAULT_BRANCH))]
-            return list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and s not in mirror))
+            asked[:] = list(dict.fromkeys(s for s in shas if s and s != ZERO_SHA and s not in mirror))
+            return [] if self._local else asked
 
         def fetch(client: GitClient, path: str) -> Any:
             with mirror.objects.pack_writes():
-                return client.fetch(path, mirror.repo, determine_wants=wants, depth=1 if first else None)
+                return partial.fetch_filtered(client, path, mirror.repo, wants, depth=1 if first else None)
 
         result = self._call(fetch, retry=retry)
         born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
         target = (result.symrefs or {}).get(Ref(HEAD))
         self.branch = choose_branch(bytes(target) if target else None, born)
         tip = born.get(self.branch)
-        if tip is not None and tip not in mirror:
+        if tip is not None and tip not in mirror and not self._local:
             # HEAD named another branch than the one it points at (or moved between calls).
             def fetch_tip(client: GitClient, path: str) -> Any:
                 with mirror.objects.pack_writes():
-                    return client.fetch(
-                        path, mirror.repo, determine_wants=lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None
+                    return partial.fetch_filtered(
+                        client, path, mirror.repo, lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None
                     )
 
+            asked[:] = [ObjectID(tip)]
             self._call(fetch_tip, retry=retry)
+        if tip is not None and self._local and tip not in mirror:
+            self._fetcher.fetch([tip])  # a file:// remote: the commit, read from its directory (the rest when read)
+            mirror.repo.update_shallow({ObjectID(tip)}, None)
+            partial.set_partial(mirror, True)
+        elif tip is not None:
+            self._note_filtered(tip, bool(asked))
         self._tip = tip.decode() if tip else None
         self._fetched = True
         if self._tip is not None:
             mirror.note_ref(MIRROR_REF, self._tip)
         return self._tip
 
+    def _note_filtered(self, tip: bytes, fetched: bool) -> None:
+        """After a fetch of ``tip``: mark the mirror partial if the server filtered; say once if it did not."""
+        if not fetched:
+            return
+        if partial.came_filtered(self.mirror, tip):
+            partial.set_partial(self.mirror, True)
+        elif not self._told:
+            self._told = True
+            log.info("%s: the server does not filter (no uploadpack.allowFilter or no protocol v2): fetched the whole tree", self.label)
+
+    def _fetch_missing(self, ids: Sequence[bytes], below: int | None = 0) -> bool:
+        """Fetch objects the mirror lacks by id; if the server cannot, the whole tree of the tip once.
+
+        ``below=None`` (trees with everything under them) does nothing in a mirror that is whole.
+        """
+        if below is None and not partial.is_partial(self.mirror):
+            return True
+        if self._fetcher.fetch(ids, below):
+            return True
+        if self._tip is None or self._filled:
+            return False
+        self._filled = True
+        self.complete(self._tip, history=False)
+        return True
+
+    def complete(self, tip: str, *, history: bool) -> None:
+        """Fetch every object of ``tip`` (with ``history``, of its whole history) into the mirror, and mark it whole.
+
+        No ``have`` is sent: a partial mirror holds commits without what they reference.
+        """
+        mirror = self.mirror
+        was_partial = partial.is_partial(mirror)
+        if not was_partial and not (history and mirror.shallow()):
+            return
+
+        def fetch(client: GitClient, path: str) -> None:
+            with mirror.objects.pack_writes():
+                partial.fetch_everything(client, path, mirror, tip.encode(), history=history)
+
+        self._call(fetch)
+        if was_partial and history:
+            partial.set_partial(mirror, False)
+
     def deepen(self, tip: str) -> None:
-        """Fetch the whole history behind ``tip`` into the mirror, if the mirror holds only part of it."""
+        """Fetch the whole history behind ``tip`` into the mirror, with every object, if the mirror holds only part of it."""
+        if partial.is_partial(self.mirror):
+            self.complete(tip, history=True)
+            return
         if not self.mirror.shallow():
             return
 
@@ -295,6 +358,9 @@ class GitRemote:
             have: Set[ObjectID], want: Set[ObjectID], *, ofs_delta: bool = True, progress: Callable[[bytes], None] | None = None
         ) -> Any:
             store = self.mirror.repo.object_store
+            if partial.is_partial(self.mirror):
+                # the commit's new trees and blobs, found along the changed paths (no walk of the whole tree)
+                return partial.pack_data(self.mirror, old, new)
             # A shallow mirror lacks history below its boundary: stop the walk there.
             shallow = self.mirror.repo.get_shallow()
             return store.generate_pack_data([h for h in have if h in self.mirror], want, shallow=shallow, ofs_delta=ofs_delta)

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.file import FileLocked, GitFile
@@ -40,6 +40,7 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040000
 _PACK_THRESHOLD = 6700  # git's gc.auto
 _UNSEEN = object()
+PARTIAL_MARKER = "partial"  # in a mirror fetched in part (lfsreg.git.partial), beside git's own "shallow"
 
 
 def _ident() -> bytes:
@@ -202,6 +203,27 @@ class Snapshot:
         if not isinstance(obj, Blob):
             raise NotFoundError(f"git object {sha.decode()} is not a blob")
         return obj.as_raw_string()
+
+    @property
+    def fetches(self) -> bool:
+        """Whether reads may fetch from a remote (a mirror): :meth:`prefetch` is worth preparing for."""
+        return self._objects.fetch_missing is not None
+
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
+        """Fetch what reading ``paths`` (a directory: its tree, ``below`` levels deep) and ``ids`` needs, a level an exchange."""
+        if self._objects.fetch_missing is None or self.root is None:
+            return
+        split = [p.strip("/").split("/") for p in paths if p.strip("/")]
+        for depth in range(1, max((len(parts) for parts in split), default=0) + 1):
+            level: tuple[dict[bytes, None], dict[bytes, None]] = ({}, {})  # on the way, and named by a path
+            for parts in (parts for parts in split if len(parts) >= depth):
+                above = self._dir("/".join(parts[: depth - 1]))
+                entry = above.get(parts[depth - 1].encode()) if above is not None else None
+                if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
+                    level[depth == len(parts)][entry[1]] = None
+            self._objects.prefetch(level[0])
+            self._objects.prefetch(level[1], below)
+        self._objects.prefetch(dict.fromkeys(ids))
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -406,6 +428,10 @@ class GitStore:
             return self._repo.refs[Ref(name)].decode()
         except KeyError:
             return None
+
+    def partial(self) -> bool:
+        """Whether this is a mirror fetched in part (:mod:`lfsreg.git.partial`)."""
+        return os.path.exists(os.path.join(self.path, PARTIAL_MARKER))
 
     def shallow(self) -> set[bytes]:
         """The commits whose parents this (shallow) repository lacks."""

@@ -319,6 +319,8 @@ def check_upload_storage(
     """
     if storage is None or not objects:
         return
+    if view.snapshot.commit is not None and publisher.backend.git.partial():
+        publisher.backend.complete(view.snapshot.commit)  # a mirror fetched in part: the whole history first, as before
     billed, complete = billed_objects(publisher.backend.git, view.snapshot.commit, publisher.label, memo_path)
     sizes = {obj.oid: obj.size for obj in objects}
     check_storage(estimate(sizes, sizes, billed, complete, Limits(storage=storage)), publisher.label, outcome=outcome)

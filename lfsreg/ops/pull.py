@@ -269,6 +269,7 @@ def archive_images(
     """
     reader = _Reader(view, lfs, progress, trust_records)
     resolved = [(ref, view.resolve(ref)) for ref in refs]
+    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = [_archive_image(reader, d, r, platform) for r, d in resolved]
     reader.prefetch()
     return resolved, images
@@ -289,6 +290,7 @@ def layout_images(
     """
     reader = _Reader(view, lfs, progress)
     resolved = [(ref, view.resolve(ref)) for ref in refs]
+    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = []
     for ref, digest in resolved:
         data = view.blob(digest)

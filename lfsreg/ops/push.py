@@ -415,7 +415,15 @@ def _estimate(push: _Push, publisher: Publisher, lfs: LfsStore, staged: list[tup
     """What the push will add (the objects the host lacks), reported and checked against the limits before any upload."""
     lacking = {o.oid: o.size for o in lfs.missing([obj for obj, _ in staged])} if staged else {}
     layers = {o.oid: o.size for layer in push.layers.values() for o in push.objects_of(layer)}
-    billed, complete = billed_objects(publisher.backend.git, push.view.snapshot.commit, lfs.label, options.memo_path)
+    git, tip = publisher.backend.git, push.view.snapshot.commit
+    billed: dict[str, int]
+    if git.partial() and not options.limits.storage:
+        # a mirror fetched in part: the history's pointers are not fetched for a figure no limit checks
+        billed, complete = {}, False
+    else:
+        if tip is not None and git.partial():
+            publisher.backend.complete(tip)  # limits.storage: the whole history is read, as before partial fetch
+        billed, complete = billed_objects(git, tip, lfs.label, options.memo_path)
     est = estimate(lacking, layers, billed, complete, options.limits)
     options.progress(ProgressEvent("registry", ESTIMATE, est.bytes, phase=DONE, detail=est.to_json()))
     check_storage(est, publisher.label)

@@ -36,6 +36,7 @@ from ..progress import ProgressCallback, no_progress
 from ..registry.config import read_limits
 from ..registry.view import RegistryView
 from .chunking import JoinedObjects
+from .halves import in_halves
 from .limits import check_transfer
 from .verify_walk import CheckedLayer, Problem, VerifyReport, Walk
 from .walk import paused_gc
@@ -57,7 +58,9 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
 def _verify(view: RegistryView, snapshot: BulkSnapshot, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
     walk = Walk(view, snapshot, report)
-    for name, entries in view.all_tag_entries():
+    names = [entry for part in in_halves(view.tags_in, view.tag_dirs()) for entry in part]  # all_tag_entries, maybe on two cores
+    walk.prepare(found for _, entries in names if not isinstance(entries, LfsregError) for _, found in entries if isinstance(found, Digest))
+    for name, entries in names:
         if isinstance(entries, LfsregError):
             walk.problem(name, str(entries))
             continue

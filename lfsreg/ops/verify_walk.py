@@ -12,7 +12,7 @@ what is wrong. On 30,000 images that is most of ``verify``'s time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
 
@@ -22,8 +22,9 @@ from ..errors import LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.bulk import DIR_MODE, BulkSnapshot
-from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_config, parse_manifest, plain_diff_ids, plain_manifest
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, PlainManifest, parse_config, parse_manifest, plain_diff_ids, plain_manifest
 from ..registry.view import RegistryView
+from .halves import in_halves
 
 _POINTER = lfs_pointer.encode(LfsObject("%s", 0)).replace(b"size 0", b"size %d")  # the canonical pointer, as a template
 
@@ -66,6 +67,24 @@ class CheckedLayer:
     where: str
 
 
+_UNREAD = object()
+
+
+def _checked_manifest(hexpart: str, data: bytes | None) -> tuple[int, PlainManifest] | None:
+    """Size and :func:`plain_manifest` of a manifest's bytes that hash to ``hexpart``; ``None`` otherwise."""
+    if data is None or sha256(data).hexdigest() != hexpart:
+        return None
+    plain = plain_manifest(data)
+    return None if plain is None else (len(data), plain)
+
+
+def _checked_config(hexpart: str, data: bytes | None) -> tuple[int, list[str] | None] | None:
+    """Size and :func:`plain_diff_ids` (``None``: not plain) of a config's bytes that hash to ``hexpart``; ``None`` otherwise."""
+    if data is None or sha256(data).hexdigest() != hexpart:
+        return None
+    return len(data), plain_diff_ids(data)
+
+
 class Walk:
     """One pass over the tags of a :class:`BulkSnapshot`'s registry; what many tags share is checked once."""
 
@@ -77,6 +96,10 @@ class Walk:
         self.layers: dict[str, CheckedLayer] = {}  # by hex digest
         self.objects: dict[str, tuple[LfsObject, str]] = {}  # oid -> (object, first tag that needs it)
         self._shards: dict[str, Mapping[bytes, tuple[int, bytes]]] = {}  # blobs/<algorithm>/<hh> (and layers/) -> entries
+        # What prepare() read for quick(), by hex digest; each taken once (None: unreadable or wrong).
+        self._ready_manifests: dict[str, tuple[int, PlainManifest] | None] = {}
+        self._ready_configs: dict[str, tuple[int, list[str] | None] | None] = {}
+        self._ready_pointers: dict[str, bytes | None] = {}
 
     def problem(self, where: str, message: str) -> None:
         """Report one problem."""
@@ -105,30 +128,94 @@ class Walk:
         self.node(digest, None, where, 0)
 
     # -- the fast path ------------------------------------------------------------------------
+    def _read_many(self, top: str, hexparts: list[str], *, check: bool) -> dict[str, bytes | None]:
+        """The files ``top/sha256/<hh>/<hex>`` of these hex digests (``None``: absent, a directory, or unreadable)."""
+        wanted: list[tuple[str, bytes]] = []
+        for hexpart in hexparts:  # _find's look-up, without a Digest and two paths for each of 90,000 files
+            shard_path = f"{top}/sha256/{hexpart[:2]}"
+            shard = self._shards.get(shard_path)
+            if shard is None:
+                try:
+                    shard = self._shards[shard_path] = self.snapshot.directory(shard_path)
+                except LfsregError:
+                    continue  # quick() reads it again, and the full check says what is wrong
+            entry = shard.get(hexpart.encode())
+            if entry is not None and entry[0] != DIR_MODE:
+                wanted.append((hexpart, entry[1]))
+        found = self.snapshot.blobs([sha for _, sha in wanted], check=check)
+        out: dict[str, bytes | None] = dict.fromkeys(hexparts)
+        out.update((h, data) for (h, _), data in zip(wanted, found, strict=True))
+        return out
+
+    def prepare(self, roots: Iterable[Digest]) -> None:
+        """Read what :meth:`quick` will need for these images all at once, in the order the packs hold it.
+
+        Manifests, then their configs, then their layers' pointers: each a pass through the pack
+        instead of a jump per file, half of them in a child process where two cores allow
+        (:func:`lfsreg.ops.halves.in_halves`). Only reads and checks that depend on nothing
+        else are done here; :meth:`quick` still decides, image by image, in the tags' order.
+        """
+        hexparts = list(dict.fromkeys(d.hex for d in roots if d.algorithm == "sha256" and d.hex not in self.seen))
+        for manifests, configs, pointers in in_halves(self._read_ahead, hexparts):
+            self._ready_manifests.update(manifests)
+            self._ready_configs.update(configs)
+            self._ready_pointers.update(pointers)
+
+    def _read_ahead(
+        self, hexparts: list[str]
+    ) -> tuple[dict[str, tuple[int, PlainManifest] | None], dict[str, tuple[int, list[str] | None] | None], dict[str, bytes | None]]:
+        """What :meth:`prepare` keeps for these manifests (hex digests): it reads, and changes nothing."""
+        manifests: dict[str, tuple[int, PlainManifest] | None] = {}
+        configs: dict[str, None] = {}
+        pointers: dict[str, None] = {}
+        for hexpart, data in self._read_many("blobs", hexparts, check=False).items():
+            checked = manifests[hexpart] = _checked_manifest(hexpart, data)
+            if checked is not None:
+                configs[checked[1][0][1]] = None
+                pointers.update((d[1], None) for d in checked[1][1] if not mt.stored_in_git(d[0]))
+        read = self._read_many("blobs", list(configs), check=False)
+        return manifests, {h: _checked_config(h, data) for h, data in read.items()}, self._read_many("layers", list(pointers), check=True)
+
+    def _manifest(self, digest: Digest) -> tuple[int, PlainManifest] | None:
+        found = self._ready_manifests.pop(digest.hex, _UNREAD)
+        if found is not _UNREAD:
+            return found  # type: ignore[return-value]
+        data = self._file("blobs", digest, check=False) if digest.algorithm == "sha256" else None
+        return _checked_manifest(digest.hex, data)
+
+    def _config(self, hexpart: str) -> tuple[int, list[str] | None] | None:
+        found = self._ready_configs.pop(hexpart, _UNREAD)
+        if found is not _UNREAD:
+            return found  # type: ignore[return-value]
+        return _checked_config(hexpart, self._file("blobs", Digest("sha256", hexpart), check=False))
+
+    def _pointer(self, hexpart: str) -> bytes | None:
+        found = self._ready_pointers.pop(hexpart, _UNREAD)
+        if found is not _UNREAD:
+            return found  # type: ignore[return-value]
+        return self._file("layers", Digest("sha256", hexpart), check=True)
+
     def quick(self, digest: Digest, size: int | None, where: str) -> bool:
         """Check an image manifest, its config and its whole layers as :meth:`node` would; ``False``: not sure, nothing changed.
 
         True only when :meth:`node` would find nothing wrong; it then records the same (the
         manifest and config seen, the layers with their diff_ids, the objects with ``where``).
         """
-        data = self._file("blobs", digest, check=False) if digest.algorithm == "sha256" else None
-        if data is None or sha256(data).hexdigest() != digest.hex or (size is not None and len(data) != size):
+        manifest = self._manifest(digest)
+        if manifest is None or (size is not None and manifest[0] != size):
             return False
-        plain = plain_manifest(data)
-        if plain is None:
-            return False
-        config, descs, layers = plain
+        config, descs, layers = manifest[1]
         if any(mt.stored_in_git(d[0]) for d in descs):
             return False  # a signature: its payload is a git file, left to the full check
         diff_ids: list[Digest | None] = [None] * len(descs)
         blobs = 1
         if config[1] not in self.seen:
-            raw = self._file("blobs", Digest("sha256", config[1]), check=False)
-            if raw is None or len(raw) != config[2] or sha256(raw).hexdigest() != config[1]:
+            checked = self._config(config[1])
+            if checked is None or checked[0] != config[2]:
                 return False
             blobs = 2
             if mt.is_image_config(config[0]):
-                ids = plain_diff_ids(raw)
+                ids = checked[1]
                 if ids is None or len(ids) != len(descs):
                     return False
                 diff_ids = [Digest("sha256", h) for h in ids]
@@ -137,9 +224,9 @@ class Walk:
             layer_type, hexpart, layer_size = desc
             if hexpart in self.layers or hexpart in found:
                 continue
-            layer = Digest("sha256", hexpart)
-            if self._file("layers", layer, check=True) != _POINTER % (hexpart.encode(), layer_size):
+            if self._pointer(hexpart) != _POINTER % (hexpart.encode(), layer_size):
                 return False  # chunked, missing or not the pointer lfsreg writes: the full check says which
+            layer = Digest("sha256", hexpart)
             found[hexpart] = CheckedLayer(
                 Descriptor(layer_type, layer, layer_size, dict(d)), diff_id, [LfsObject(hexpart, layer_size)], where
             )

@@ -29,6 +29,7 @@ from ..git.bulk import RawObjects
 from ..git.store import GitStore
 from ..manifest import MAX_INDEX_DEPTH, Index, parse_manifest, plain_manifest
 from ..registry import layout
+from .halves import in_halves
 
 log = logging.getLogger(__name__)
 MEMO_VERSION = 1
@@ -132,8 +133,13 @@ class RegistryWalk:
         """``(tags, subdirs)`` of the directory ``repositories/<prefix>``: ``[[tag, digest]]`` or ``None``, ``[[entry, sha]]``."""
         key = sha.decode()
         found = self._memo("live").get("dirs", key)
-        if found is not None:
-            return found[0], found[1]
+        if found is None:
+            found = self._read_dir(sha, prefix)
+            self._memo("live").put("dirs", key, found)
+        return found[0], found[1]
+
+    def _read_dir(self, sha: bytes, prefix: str) -> list[Any]:
+        """What :meth:`_dir` memoises for a directory it has not seen: it reads, and changes nothing."""
         tags: list[list[str]] | None = None
         subdirs: list[list[str]] = []
         for entry, is_dir, child in self.objects.tree(sha, f"{layout.REPOSITORIES}/{prefix}"):
@@ -150,37 +156,86 @@ class RegistryWalk:
                 if digest is None:
                     raise NotARegistryError(f"{self.label}: tag file for {prefix}:{tag} is corrupt")
                 tags.append([tag, str(digest)])
-        self._memo("live").put("dirs", key, [tags, subdirs])
-        return tags, subdirs
+        return [tags, subdirs]
+
+    def _read_dirs(self, items: list[tuple[str, bytes]]) -> dict[str, list[Any]]:
+        """:meth:`_read_dir` of many directories ``(prefix, id)``; one that cannot be read is left out (``_dir`` says why)."""
+        out: dict[str, list[Any]] = {}
+        for prefix, sha in items:
+            with contextlib.suppress(LfsregError):
+                out[sha.decode()] = self._read_dir(sha, prefix)
+        return out
 
     def tags(self, root: bytes | None) -> Iterator[tuple[str, list[list[str]] | LfsregError]]:
-        """``(name, [[tag, digest]] or the error reading them)`` of every image name, sorted by name."""
+        """``(name, [[tag, digest]] or the error reading them)`` of every image name, sorted by name.
+
+        One level of directories at a time; those no memo knows are read first, on two cores
+        where :func:`lfsreg.ops.halves.in_halves` allows.
+        """
         start = self.objects.child(root, layout.REPOSITORIES) if root is not None else None
-        todo = [("", start)] if start is not None else []
+        level = [("", start)] if start is not None else []
         found: list[tuple[str, list[list[str]] | LfsregError]] = []
-        while todo:
-            prefix, sha = todo.pop()
-            try:
-                tags, subdirs = self._dir(sha, prefix)
-            except LfsregError as exc:
-                found.append((prefix, exc))
-                continue
-            if tags is not None:
-                found.append((prefix, tags))
-            todo.extend((f"{prefix}/{entry}" if prefix else entry, child.encode()) for entry, child in subdirs)
+        while level:
+            unseen = [(prefix, sha) for prefix, sha in level if self._memo("live").get("dirs", sha.decode()) is None]
+            for part in in_halves(self._read_dirs, unseen) if unseen else ():
+                for key, value in part.items():
+                    self._memo("live").put("dirs", key, value)
+            below: list[tuple[str, bytes]] = []
+            for prefix, sha in level:
+                try:
+                    tags, subdirs = self._dir(sha, prefix)
+                except LfsregError as exc:
+                    found.append((prefix, exc))
+                    continue
+                if tags is not None:
+                    found.append((prefix, tags))
+                below.extend((f"{prefix}/{entry}" if prefix else entry, child.encode()) for entry, child in subdirs)
+            level = below
         return iter(sorted(found, key=lambda f: f[0]))
 
     def _metadata(self, root: bytes, digest: Digest) -> bytes:
+        blob = self._blob_id(root, digest)
+        if blob is None:
+            raise BlobNotFound(f"{self.label}: blob {digest} is missing")
+        return self.objects.blob(blob, layout.blob_path(digest))
+
+    def _blob_id(self, root: bytes, digest: Digest) -> bytes | None:
+        """The git id of the manifest, index or config ``digest`` at ``root`` (``None``: none)."""
         shard = digest.hex[:2]
         entries = self._blob_shards.get((root, shard))
         if entries is None:
             sha = self.objects.child(root, f"blobs/{digest.algorithm}/{shard}")
             entries = {n: s for n, d, s in self.objects.tree(sha)} if sha is not None else {}
             self._blob_shards[(root, shard)] = entries
-        blob = entries.get(digest.hex)
-        if blob is None:
-            raise BlobNotFound(f"{self.label}: blob {digest} is missing")
-        return self.objects.blob(blob, layout.blob_path(digest))
+        return entries.get(digest.hex)
+
+    def _read_ahead(self, root: bytes, texts: list[str]) -> None:
+        """Read the plain manifests of these digests that no memo knows: in pack order, on two cores where allowed.
+
+        What is found here is what :meth:`image_objects` would find the same cheap way; anything
+        else (an index, a blob missing or damaged) is left to it.
+        """
+        wanted: dict[str, bytes] = {}
+        for text in dict.fromkeys(texts):
+            if text in self._images or self._memo("live").get("manifests", text) is not None:
+                continue
+            with contextlib.suppress(LfsregError, ValueError):
+                sha = self._blob_id(root, Digest.parse(text))
+                if sha is not None:
+                    wanted[text] = sha
+        for part in in_halves(self._plain_objects, list(wanted.items())) if wanted else ():
+            for key, out in part.items():
+                self._memo("live").put("manifests", key, [[o, s] for o, s in out.items()])
+                self._images[key] = out
+
+    def _plain_objects(self, items: list[tuple[str, bytes]]) -> dict[str, dict[str, int]]:
+        """:meth:`image_objects` of the plain manifests among ``items`` (digest, git id): it reads, and changes nothing."""
+        out: dict[str, dict[str, int]] = {}
+        for (key, _), data in zip(items, self.objects.blobs([sha for _, sha in items]), strict=True):
+            plain = plain_manifest(data) if data is not None else None
+            if plain is not None:  # a signature's payload is a git file, no LFS object (docs/format.md)
+                out[key] = {hexpart: size for media_type, hexpart, size in plain[1] if not mt.stored_in_git(media_type)}
+        return out
 
     def image_objects(self, root: bytes, digest: Digest, depth: int = 0) -> dict[str, int]:
         """The LFS objects (oid -> size, from the layer descriptors) of a manifest or index."""
@@ -220,7 +275,9 @@ class RegistryWalk:
         bad: list[tuple[str, str | None, str]] = []
         if root is None:
             return tags, bad
-        for name, entries in self.tags(root):
+        names = list(self.tags(root))
+        self._read_ahead(root, [text for _, entries in names if not isinstance(entries, LfsregError) for _, text in entries])
+        for name, entries in names:
             if isinstance(entries, LfsregError):
                 bad.append((name, None, str(entries)))
                 continue

@@ -170,6 +170,9 @@ class LocalBackend:
         """Release the repository's files."""
         self.git.close()
 
+    def complete(self, tip: str) -> None:
+        """Nothing to do: a local repository holds every object of its history."""
+
     def swap(self, old: str | None, new: str) -> bool:
         """Compare-and-swap under git's lock protocol; pack loose objects now and then."""
         if not self.git.compare_and_swap(old, new):
@@ -216,6 +219,10 @@ class RemoteBackend:
         if tip is not None:
             self.remote.deepen(tip)
         return tip
+
+    def complete(self, tip: str) -> None:
+        """Fetch every object of ``tip``'s history into the mirror (which may hold only what was read)."""
+        self.remote.deepen(tip)
 
     def swap(self, old: str | None, new: str) -> bool:
         """Push ``new`` if the remote is still at ``old``."""

@@ -48,6 +48,10 @@ class Backend(Protocol):
         """Release files and connections."""
         ...
 
+    def complete(self, tip: str) -> None:
+        """Make ``git`` hold every object of ``tip``'s history (a remote's mirror may hold only what was read)."""
+        ...
+
 
 class Publisher:
     """Reads the registry at its tip and publishes change sets onto it."""

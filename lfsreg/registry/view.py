@@ -4,19 +4,44 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 
 from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
 from ..git.store import Snapshot
-from ..manifest import Descriptor
+from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_manifest
 from ..reference import ImageRef, validate_name
 from . import layout
 from .layout import DiffIdRecord
 
 log = logging.getLogger(__name__)
+
+
+def _diff_ids(config: bytes) -> list[Digest]:
+    """The ``rootfs.diff_ids`` of an image config, or none if it has none that parse (it is checked where it is read)."""
+    try:
+        ids = json.loads(config).get("rootfs", {}).get("diff_ids", [])
+        return [Digest.parse(d) for d in ids if isinstance(d, str)] if isinstance(ids, list) else []
+    except (ValueError, AttributeError, RecursionError, LfsregError):
+        return []
+
+
+def _may_match(prefix: str, globs: Sequence[str]) -> bool:
+    """Whether a name at or below the directory ``prefix`` can match one of ``globs`` (all when there are none).
+
+    A name that matches starts with the glob's literal part (up to its first ``*``, ``?`` or ``[``),
+    so one of the two is a prefix of the other.
+    """
+    if not globs:
+        return True
+    for glob in globs:
+        literal = re.split(r"[*?\[]", glob, maxsplit=1)[0]
+        if prefix.startswith(literal) or literal.startswith(prefix):
+            return True
+    return False
 
 
 class RegistryView:
@@ -55,6 +80,9 @@ class RegistryView:
                 raise ImageNotFound(f"{self.label}: no manifest {ref.digest} for {ref.name}")
             return ref.digest
         assert ref.tag is not None
+        if self.snapshot.fetches:  # a partial mirror: the tag's directories a level an exchange, its _tags with the files
+            self.snapshot.prefetch([f"{layout.REPOSITORIES}/{ref.name}"])
+            self.snapshot.prefetch([layout.tags_dir(ref.name)], below=1)
         data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
@@ -154,25 +182,107 @@ class RegistryView:
         self._records[diff_id] = record
         return record
 
-    def _tag_dirs(self) -> list[tuple[str, bytes]]:
-        """``(name, id of its _tags directory)`` of every image name, sorted by name."""
+    def tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
+        """``(name, id of its _tags directory)`` of every image name, sorted by name (see :meth:`tags_in`).
+
+        With ``globs``, at least the names that match one. Directories are read a level at a time
+        (one fetch per level from a partial mirror), and with ``globs`` only those under which a
+        matching name can be.
+        """
         found: list[tuple[str, bytes]] = []
-        stack: list[tuple[str, bytes | None]] = [("", None)]
-        while stack:
-            prefix, sha = stack.pop()
-            entries = self.snapshot.listdir(layout.REPOSITORIES) if sha is None else self.snapshot.tree_entries(sha)
-            for entry, is_dir, child in entries:
-                if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
-                    continue  # files, and records beside _tags (_referrers): no name component starts with "_"
-                if entry == layout.TAGS_DIR:
-                    found.append((prefix, child))
-                else:
-                    stack.append((f"{prefix}/{entry}" if prefix else entry, child))
+        level: list[tuple[str, bytes | None]] = [("", None)]
+        while level:
+            self.snapshot.prefetch(ids=[sha for _, sha in level if sha is not None])
+            below: list[tuple[str, bytes | None]] = []
+            for prefix, sha in level:
+                entries = self.snapshot.listdir(layout.REPOSITORIES) if sha is None else self.snapshot.tree_entries(sha)
+                for entry, is_dir, child in entries:
+                    if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
+                        continue  # files, and records beside _tags (_referrers): no name component starts with "_"
+                    if entry == layout.TAGS_DIR:
+                        found.append((prefix, child))
+                    elif _may_match(name := f"{prefix}/{entry}" if prefix else entry, globs):
+                        below.append((name, child))
+            level = below
         return sorted(found)
 
-    def names(self) -> Iterator[str]:
-        """Every image name with at least one tag directory, sorted."""
-        return iter([name for name, _ in self._tag_dirs()])
+    def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
+        """Every image name with at least one tag directory, sorted; with ``globs``, at least those that match one."""
+        return iter([name for name, _ in self.tag_dirs(globs)])
+
+    def prefetch_tags(self, names: Sequence[str]) -> None:
+        """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
+        if not self.snapshot.fetches:
+            return
+        dirs = [layout.tags_dir(n) for n in names]
+        self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
+        self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
+
+    def prefetch_summaries(self, names: Sequence[str]) -> None:
+        """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
+        if not self.snapshot.fetches:
+            return  # a local repository: nothing to fetch, and the reads below would be done twice
+        try:
+            self.prefetch_tags(names)
+            self.prefetch_images([d for n in names for _, d in self.tag_entries(n) if isinstance(d, Digest)])
+        except LfsregError as exc:
+            log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
+
+    def prefetch_pull(self, digests: Sequence[Digest]) -> None:
+        """Fetch what a pull of ``digests`` reads from a partial mirror, an exchange per level: about seven in all.
+
+        Manifests (and an index's children), then their configs with the layers' pointers, then
+        the ``diffids/`` records of the configs' layers. What cannot be read is left to the reads.
+        """
+        if not self.snapshot.fetches:
+            return
+        todo, paths = list(dict.fromkeys(digests)), [f"{kind}/sha256" for kind in ("layers", "diffids")]
+        try:
+            for _ in range(MAX_INDEX_DEPTH + 3):
+                if not todo and not paths:
+                    return
+                self.snapshot.prefetch([*(layout.blob_path(d) for d in todo), *paths])
+                below: list[Digest] = []
+                paths = []
+                for digest in todo:
+                    data = self.snapshot.read(layout.blob_path(digest))
+                    if data is None:
+                        continue
+                    try:
+                        parsed = parse_manifest(data, str(digest))
+                    except LfsregError:
+                        paths += [layout.diffid_path(d) for d in _diff_ids(data)]  # a config, or damaged
+                        continue
+                    if isinstance(parsed, Index):
+                        below += [c.digest for c in parsed.manifests]
+                    else:
+                        below.append(parsed.config.digest)
+                        paths += [layout.layer_path(layer.digest) for layer in parsed.layers]
+                todo = list(dict.fromkeys(below))
+        except LfsregError as exc:
+            log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
+
+    def prefetch_images(self, digests: Sequence[Digest]) -> None:
+        """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""
+        if not self.snapshot.fetches:
+            return
+        todo = list(dict.fromkeys(digests))
+        for _ in range(MAX_INDEX_DEPTH + 2):
+            if not todo:
+                return
+            self.snapshot.prefetch([layout.blob_path(d) for d in todo])
+            below: list[Digest] = []
+            for digest in todo:
+                data = self.snapshot.read(layout.blob_path(digest))
+                try:
+                    parsed = parse_manifest(data, str(digest)) if data is not None else None
+                except LfsregError:
+                    continue  # not a manifest (a config), or damaged: the reader says so
+                if isinstance(parsed, Index):
+                    below += [c.digest for c in parsed.manifests]
+                elif parsed is not None:
+                    below.append(parsed.config.digest)
+            todo = list(dict.fromkeys(below))
 
     def tags(self, name: str) -> list[tuple[str, Digest]]:
         """``(tag, digest)`` pairs of an image name, sorted by tag (unparsable tag files are left out).
@@ -203,15 +313,21 @@ class RegistryView:
         A name that is not valid, or whose tag directory cannot be read, comes with that error
         instead of its tags. Tag files with the same content (tags of one image) are read once.
         """
+        return iter(self.tags_in(self.tag_dirs()))
+
+    def tags_in(self, dirs: list[tuple[str, bytes]]) -> list[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]]:
+        """:meth:`all_tag_entries` of some of :meth:`tag_dirs`, in their order: it reads, and changes nothing."""
         read: dict[bytes, Digest | LfsregError] = {}
-        for name, sha in self._tag_dirs():
+        out: list[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]] = []
+        for name, sha in dirs:
             try:
                 validate_name(name)
                 entries = self.snapshot.tree_entries(sha)
             except LfsregError as exc:
-                yield name, exc
+                out.append((name, exc))
                 continue
-            yield name, self._tag_files(name, entries, read)
+            out.append((name, self._tag_files(name, entries, read)))
+        return out
 
     def _tag_files(
         self, name: str, entries: list[tuple[str, bool, bytes]], read: dict[bytes, Digest | LfsregError]

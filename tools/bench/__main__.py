@@ -9,7 +9,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import compressor, cost, engine, https, local, maintain, report, retention, scale, serve, ssh
+from tools.bench import compressor, cost, engine, https, local, maintain, partial, report, retention, scale, serve, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
@@ -24,7 +24,8 @@ SCENARIOS: dict[str, ModuleType] = {
     "serve": serve,
 }
 SCENARIOS["verify"] = maintain
-SCENARIOS["zstd"] = compressor
+SCENARIOS["partial"] = partial  # issue 13: partial fetch of a big registry over HTTP
+SCENARIOS["zstd"] = compressor  # issue 13: push and pull beside zstd and a sha256 pass
 
 
 def _size_mib(text: str) -> int:
