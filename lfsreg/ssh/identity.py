@@ -66,7 +66,12 @@ def load_private_key(text: str, passphrase: str | None, source: str) -> paramiko
             key = loader(data, None)
     except ValueError as exc:
         reason = str(exc).lower()
-        if password is not None and any(w in reason for w in ("checksum", "password", "decrypt")):
+        # A wrong passphrase on an encrypted PEM key fails cryptography's padding check only
+        # 255 times in 256; otherwise the garbage it decrypted fails to parse, with a message
+        # about the format. An encrypted key given a passphrase that does not open it is a
+        # wrong passphrase either way.
+        encrypted = b"ENCRYPTED" in data
+        if password is not None and (encrypted or any(w in reason for w in ("checksum", "password", "decrypt"))):
             raise AuthenticationError(f"{source}: wrong passphrase", hint="check LFSREG_SSH_PASSPHRASE") from None
         raise UsageError(f"{source} is not a private key in OpenSSH or PEM format") from None
     except LfsregError:
