@@ -276,6 +276,8 @@ class ObjectFetcher:
         self.requests += 1
         level, found, packed = list(ids), [], False
         for depth in range(below + 1):
+            if not level:
+                break  # below=None asks for 2**30 levels: stop at the tree's bottom
             under: list[bytes] = []
             for sha in level:
                 try:
