@@ -55,7 +55,17 @@ def test_local_and_scale_beside_another_revision(tmp_path):
 
 @pytest.mark.interop
 @pytest.mark.slow
-def test_server_scenarios(tmp_path):
-    steps = bench("https", "ssh", "engine", "--compression", "none", workdir=tmp_path)["steps"]
-    for key in ("https.git.push", "https.none.warm@work", "ssh.none.ssh.pull@work", "eng.eng.push@work", "eng.load@work"):
+# One bench run per scenario, so that xdist spreads them: together they were the suite's longest
+# test (21 s on a quiet machine), often the last one a run waited for.
+@pytest.mark.parametrize(
+    ("scenario", "keys"),
+    [
+        ("https", ("https.git.push", "https.none.warm@work")),
+        ("ssh", ("ssh.none.ssh.pull@work",)),
+        ("engine", ("eng.eng.push@work", "eng.load@work")),
+    ],
+)
+def test_server_scenarios(tmp_path, scenario, keys):
+    steps = bench(scenario, "--compression", "none", workdir=tmp_path)["steps"]
+    for key in keys:
         assert steps[key]["median_seconds"] is not None, key

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 from conftest import assert_ok, fixture, run_cli
 from gitenv import cli_env
+from test_transfer_limit import _lfs_bytes, _object_gets  # the same counting as the pull tests
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))  # acme/app:1.0: three layers, ~6.7 kB of LFS objects
-
-
-def _lfs_bytes(root) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and len(p.name) == 64)
-
-
-def _object_gets(server, start: int) -> list[str]:
-    with open(server.access_log, "rb") as f:
-        f.seek(start)
-        return [line for line in f.read().decode().splitlines() if "GET " in line and "/objects/storage/" in line]
 
 
 def test_a_copy_from_a_remote_over_the_limit_is_refused_before_it_downloads(git_http_server, git_http_repo, tmp_path):

@@ -55,6 +55,9 @@ def test_short_lists_and_unsafe_processes_are_not_split(monkeypatch):
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     monkeypatch.setattr(halves.threading, "active_count", lambda: 1)
     assert halves.can_fork()  # a free core, one thread
+    monkeypatch.setenv("LFSREG_FORK", "0")
+    assert not halves.can_fork()  # an embedding program said no
+    monkeypatch.delenv("LFSREG_FORK")
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (1.5, 0.5, 0.5))
     assert halves.can_fork()  # this command run again and again: about one of the load
     monkeypatch.setattr(halves.os, "getloadavg", lambda: (2.5, 0.5, 0.5))

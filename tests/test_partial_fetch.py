@@ -16,6 +16,7 @@ import pytest
 from clirun import run_cli
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import FIXTURES
+from peers.nginx import log_lines
 
 IMAGES = {
     "acme/app:1.0": f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -240,7 +241,8 @@ def test_concurrent_pushers_with_partial_mirrors_lose_nothing(served, git_http_s
 
 
 def _upload_pack_posts(server, repo) -> int:
-    return sum(1 for line in server.access_log.read_text().splitlines() if f"POST /{repo.name}.git/git-upload-pack" in line)
+    # settled: the last request of the command before may not be logged yet when it exits
+    return sum(1 for line in log_lines(server.access_log) if f"POST /{repo.name}.git/git-upload-pack" in line)
 
 
 @pytest.mark.interop

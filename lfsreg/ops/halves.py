@@ -36,11 +36,15 @@ def _cores() -> int:
 def can_fork() -> bool:
     """True where a child can take half the work: ``fork`` exists, no other thread to copy mid-way, and a core is free.
 
+    Never when the environment has ``LFSREG_FORK=0``.
+
     Free: the load average of the last minute below the cores this process may use (as
     ``make -l``; a command run again and again counts about one itself). On a busy machine a
     second process only adds the fork's and the pipe's cost to the same CPU time.
     """
-    if not hasattr(os, "fork") or threading.active_count() != 1:
+    # LFSREG_FORK=0: a program embedding lfsreg that must not fork (it holds locks or
+    # connections a child would copy, or counts its processes) turns the split off.
+    if os.environ.get("LFSREG_FORK", "1") == "0" or not hasattr(os, "fork") or threading.active_count() != 1:
         return False
     try:
         load = os.getloadavg()[0]

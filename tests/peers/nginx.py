@@ -113,3 +113,25 @@ def nginx_starter(workdir: Path, config: Callable[[int], str]) -> Callable[[int]
         return [Proc([nginx, "-p", str(workdir), "-e", str(log), "-c", str(conf)], log, cwd=workdir)], log
 
     return start
+
+
+def log_lines(path: Path, *, until: Callable[[list[str]], bool] | None = None, timeout: float = 5.0) -> list[str]:
+    """The lines of an nginx access log once it has settled (or, with ``until``, once that holds).
+
+    nginx writes a request's line when it finalises the request, which can be just after the
+    client has read the whole answer: a log read right after a client exits may lack its last
+    request, and a count taken then is charged to the next command. Reads until two reads
+    50 ms apart agree (and ``until`` holds), for at most ``timeout`` seconds; then returns what
+    it has, and the caller's assertion says what is missing.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    lines = path.read_text().splitlines() if path.exists() else []
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        again = path.read_text().splitlines() if path.exists() else []
+        if again == lines and (until is None or until(again)):
+            return again
+        lines = again
+    return lines
