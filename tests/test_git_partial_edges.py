@@ -256,3 +256,13 @@ def test_fetch_everything_brings_the_whole_tree_without_haves(served, tmp_path: 
     count, objects = partial.pack_data(mirror, None, commit)
     assert count == 1 + 1 + 3 * (1 + 1 + 3) and len(list(objects)) == count
     source.close()
+
+
+def test_a_commit_onto_itself_sends_only_the_commit_and_a_blob_tip_counts_as_filtered(tmp_path: Path) -> None:
+    source, commit = _registry(tmp_path / "src.git")
+    count, objects = partial.pack_data(source, commit, commit)
+    assert count == 1 and [o.sha().hex() for o in objects] == [commit]
+    blob = _tree(source, commit, "d0/e/f0")
+    assert partial.came_filtered(source, blob)  # nothing below a blob tells otherwise
+    assert not partial.came_filtered(source, commit.encode())  # the whole tree is here
+    source.close()
