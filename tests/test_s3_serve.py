@@ -353,6 +353,7 @@ def test_serve_processes_behind_one_address(serves, tmp_path):
             [skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:1", f"docker://{ip}/lb/ip:1"],
             free_env(tmp_path),
         )
-        lines = [line.split() for line in ip_log.read_text().splitlines()]
+        logged = log_lines(ip_log, until=lambda lines: any("/v2/lb/ip/manifests/1" in line for line in lines))
+        lines = [line.split() for line in logged]
         assert len({line[3] for line in lines if "/blobs/uploads/" in line[1]}) == 1
         assert ["PUT", "/v2/lb/ip/manifests/1", "201"] in [line[:3] for line in lines]
