@@ -40,7 +40,11 @@ def _layer_tar(size: int, seed: str) -> bytes:
 
 def big_archive(path: Path, sizes: list[int], ref: str = REF) -> list[str]:
     """A docker-archive of one image whose plain layers hold ``sizes`` random bytes; returns the diff_ids."""
-    layers = [_layer_tar(size, f"{path.name}:{i}") for i, size in enumerate(sizes)]
+    return archive_of(path, [_layer_tar(size, f"{path.name}:{i}") for i, size in enumerate(sizes)], ref)
+
+
+def archive_of(path: Path, layers: list[bytes], ref: str) -> list[str]:
+    """A docker-archive at ``path`` of one image ``ref`` with these layer tars; returns the diff_ids."""
     diff_ids = ["sha256:" + hashlib.sha256(x).hexdigest() for x in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     config_name = hashlib.sha256(config).hexdigest() + ".json"

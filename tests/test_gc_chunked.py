@@ -11,16 +11,14 @@ registry clean.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import assert_ok, commit_count, lfs_objects, run_cli, tree_files
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import verify_docker_archive
-from test_chunked_layers import _layer_tar
+from test_chunked_layers import _layer_tar, archive_of
 
 import lfsreg
 
@@ -30,18 +28,7 @@ LIVE, DEAD = "acme/live:1", "acme/dead:1"
 
 def _archive(path: Path, ref: str, layers: list[tuple[str, int]]) -> list[str]:
     """A docker-archive of ``ref`` whose layers are random payloads named by seed (one seed, the same layer)."""
-    tars = [_layer_tar(size, seed) for seed, size in layers]
-    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    names = [f"{d[7:]}/layer.tar" for d in diff_ids]
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [ref], "Layers": names}]).encode()
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
-        for name, data in [(config_name, config), *zip(names, tars, strict=True), ("manifest.json", manifest)]:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 0
-            tf.addfile(info, io.BytesIO(data))
-    return diff_ids
+    return archive_of(path, [_layer_tar(size, seed) for seed, size in layers], ref)
 
 
 def _layer_objects(repo: Path, ref: str) -> dict[str, list[str]]:
