@@ -19,6 +19,8 @@ import posixpath
 import subprocess
 import sys
 import tarfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -411,6 +413,28 @@ def python_only_path(tmp_path: Path) -> Path:
 
 def describe(proc: subprocess.CompletedProcess) -> str:
     return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def concurrently(work: Callable[[int], object], count: int, timeout: float | None = None) -> list[BaseException]:
+    """Runs ``work(0)`` ... ``work(count - 1)`` on as many threads at once; returns what they raised.
+
+    A thread's exception (an ``assert`` too) is kept for the main thread to report, which a
+    thread cannot do itself.
+    """
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return errors
 
 
 def assert_ok(proc: subprocess.CompletedProcess) -> None:

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import concurrently
 
 from lfsreg.errors import BlobNotFound, CorruptContentError, LocalStorageError
 from lfsreg.formats.lfs_pointer import LfsObject
@@ -160,7 +161,6 @@ def test_two_writers_of_one_object_both_succeed(tmp_path: Path, remote: Path) ->
     obj = _obj()
     barrier = threading.Barrier(2, timeout=30)
     saw_missing: list[bool] = []
-    errors: list[BaseException] = []
 
     def writer(i: int) -> None:
         remote_store = FileRemote(str(remote), f"writer{i}")
@@ -173,19 +173,11 @@ def test_two_writers_of_one_object_both_succeed(tmp_path: Path, remote: Path) ->
             return found
 
         remote_store._remote.missing = missing_then_wait  # type: ignore[method-assign]
-        try:
-            remote_store.upload([(obj, _staged(tmp_path / f"w{i}", DATA))])
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        remote_store.upload([(obj, _staged(tmp_path / f"w{i}", DATA))])
 
     for i in range(2):
         (tmp_path / f"w{i}").mkdir()
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert concurrently(writer, 2, timeout=60) == []
     assert saw_missing == [True, True]  # the race really happened: both copied
     assert _remote_file(remote, obj).read_bytes() == DATA
     assert _files(remote / "lfs" / "tmp") == []

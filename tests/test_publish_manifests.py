@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import commit_count, main_ref, read_docker_archive, tree_files
+from conftest import commit_count, concurrently, main_ref, read_docker_archive, tree_files
 from serveput_images import OCI_INDEX, OCI_MANIFEST, dumps, image, index_of, sha
 
 from lfsreg.api import Registry
@@ -165,21 +164,12 @@ def test_concurrent_puts_of_different_tags_both_land(tmp_path: Path) -> None:
     images = [image(f"c{i}") for i in range(6)]
     with Registry(location) as r:
         upload(r, {d: b for im in images for d, b in im.blobs.items()})
-    errors: list[BaseException] = []
 
     def one(i: int) -> None:
-        try:
-            with Registry(location) as r:
-                put_manifest(r._publisher(), r._lfs(), "app/web", images[i].manifest, OCI_MANIFEST, tags=(f"t{i}",))
-        except BaseException as exc:
-            errors.append(exc)
+        with Registry(location) as r:
+            put_manifest(r._publisher(), r._lfs(), "app/web", images[i].manifest, OCI_MANIFEST, tags=(f"t{i}",))
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(images))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not concurrently(one, len(images))
     with Registry(location) as r:
         assert [t.tag for t in r.tags("app/web")] == [f"t{i}" for i in range(len(images))]
     subprocess.run(["git", "--git-dir", location, "fsck", "--strict"], check=True, capture_output=True)

@@ -9,11 +9,11 @@ one server took, a fresh lfsreg with an empty cache pulls from the host.
 from __future__ import annotations
 
 import subprocess
-import threading
 from pathlib import Path
 
 import bcrypt
 import pytest
+from conftest import concurrently
 from gitenv import require_tool, use_cli_env
 from servehelp import free_env, serving
 from serveput_images import OCI_MANIFEST, image, sha
@@ -64,25 +64,16 @@ def test_skopeo_pushes_through_serve_to_the_host_and_a_fresh_lfsreg_pulls_it(rem
 def test_two_servers_on_one_host_registry_take_pushes_of_different_tags_at_once(remote, tmp_path, monkeypatch):
     htpasswd = _htpasswd(tmp_path)
     ims = [image(f"server {i}") for i in range(2)]
-    errors: list[BaseException] = []
     with serving(remote.url, htpasswd=htpasswd, refresh=0.2) as one, serving(remote.url, htpasswd=htpasswd, refresh=0.2) as two:
         clients = [Client(one.url), Client(two.url)]
 
         def push(i: int) -> None:
-            try:
-                for data in ims[i].blobs.values():
-                    clients[i].push_blob("app/web", data)
-                status, _, body = clients[i]("PUT", f"/v2/app/web/manifests/t{i}", ims[i].manifest, Content_Type=OCI_MANIFEST)
-                assert status == 201, body
-            except BaseException as exc:
-                errors.append(exc)
+            for data in ims[i].blobs.values():
+                clients[i].push_blob("app/web", data)
+            status, _, body = clients[i]("PUT", f"/v2/app/web/manifests/t{i}", ims[i].manifest, Content_Type=OCI_MANIFEST)
+            assert status == 201, body
 
-        threads = [threading.Thread(target=push, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        assert not concurrently(push, 2)
         # each server serves the other's push (within --refresh)
         for c in clients:
             for i in range(2):

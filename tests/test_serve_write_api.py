@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
-from conftest import commit_count, main_ref
+from conftest import commit_count, concurrently, main_ref
 from serveput_images import OCI_INDEX, OCI_MANIFEST, image, index_of, sha
 
 from lfsreg.api import Registry
@@ -234,23 +233,14 @@ def test_read_only_server_denies_writes(tmp_path: Path) -> None:
 def test_two_pushes_of_different_tags_at_once_both_land(served) -> None:
     c, reg, _ = served
     images = [image(f"concurrent {i}") for i in range(4)]
-    errors: list[BaseException] = []
 
     def push(i: int) -> None:
-        try:
-            for data in images[i].blobs.values():
-                c.push_blob("app/web", data)
-            status, _, body = c("PUT", f"/v2/app/web/manifests/t{i}", images[i].manifest, Content_Type=OCI_MANIFEST)
-            assert status == 201, body
-        except BaseException as exc:
-            errors.append(exc)
+        for data in images[i].blobs.values():
+            c.push_blob("app/web", data)
+        status, _, body = c("PUT", f"/v2/app/web/manifests/t{i}", images[i].manifest, Content_Type=OCI_MANIFEST)
+        assert status == 201, body
 
-    threads = [threading.Thread(target=push, args=(i,)) for i in range(len(images))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not concurrently(push, len(images))
     assert json.loads(c("GET", "/v2/app/web/tags/list")[2])["tags"] == [f"t{i}" for i in range(len(images))]
     with Registry(reg.location) as fresh:
         assert [t.tag for t in fresh.tags("app/web")] == [f"t{i}" for i in range(len(images))]
