@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from .errors import UsageError
+from .zstd_frames import FrameReader
 
 ALGORITHMS = ("zstd", "gzip", "none")
 DEFAULT = "zstd"
@@ -176,9 +177,12 @@ def compress_threads() -> int:
 
 
 def decompressing_reader(algorithm: str, src: BinaryIO) -> Reader:
-    """Return a reader of the decompressed bytes of ``src`` (``src`` itself for ``none``)."""
+    """Return a reader of the decompressed bytes of ``src`` (``src`` itself for ``none``).
+
+    zstd frames are decoded on :func:`compress_threads` workers (:class:`lfsreg.zstd_frames.FrameReader`).
+    """
     if algorithm == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True, closefd=False)
+        return FrameReader(src, compress_threads())
     if algorithm == "gzip":
         return gzip.GzipFile(mode="rb", fileobj=src)
     return src
