@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from .errors import UsageError
-from .zstd_frames import FrameReader
+from .zstd_frames import FrameReader, settle_allocator
 
 ALGORITHMS = ("zstd", "gzip", "none")
 DEFAULT = "zstd"
@@ -104,6 +104,7 @@ class _FramedZstd:
     """
 
     def __init__(self, out: Writer, level: int, threads: int) -> None:
+        settle_allocator()  # frames are allocated on one thread and freed on others
         self._out = out
         self._level = level
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="lfsreg-zstd")
