@@ -71,6 +71,9 @@ class _Gzip:
         self._gzip.write(data)
         return len(data)
 
+    def end_input(self) -> None:
+        """Nothing runs in the background: :meth:`finish` does the rest."""
+
     def finish(self) -> None:
         self._gzip.close()
 
@@ -133,11 +136,15 @@ class _FramedZstd:
             del self._buf[:ZSTD_FRAME]
         return len(data)
 
-    def finish(self) -> None:
-        """Compress the rest (an empty input still makes one, empty, frame) and write every frame."""
+    def end_input(self) -> None:
+        """No more writes: the rest goes to the pool (an empty input still makes one, empty, frame)."""
         if self._buf or not self._frames:
             self._submit(bytes(self._buf))
             self._buf = bytearray()
+
+    def finish(self) -> None:
+        """:meth:`end_input`, then write every frame."""
+        self.end_input()
         try:
             self._drain(0)
         finally:
