@@ -38,8 +38,9 @@ import zstandard
 MAX_POOLED = 8 << 20
 #: ... if they are at most this long compressed (a frame of stored blocks is a little longer than its content).
 MAX_POOLED_IN = MAX_POOLED + (1 << 20)
-#: Blocks fed at once to the streaming decoder of a frame not pooled: at most 4 MiB out per feed.
+#: Blocks fed at once to the streaming decoder of a frame not pooled: at most 4 MiB in or out per feed.
 _SEQ_BLOCKS = 32
+_MAX_BLOCK = 128 << 10  # a block's size (or an RLE block's output) is at most this (RFC 8878, Block_Maximum_Size)
 _READ = 1 << 20
 #: The size of the decoded pieces handed on (a pull's reads of plain layers are this size: lfsreg.digest.CHUNK).
 PIECE = 1 << 20
@@ -211,8 +212,8 @@ class _Input:
         self.need(p + 3, "a block header")
         head = int.from_bytes(self.peek(p, 3), "little")
         kind, size = (head >> 1) & 3, head >> 3
-        if kind == 3:
-            raise zstandard.ZstdError("corrupt zstd block (reserved type)")
+        if kind == 3 or size > _MAX_BLOCK:
+            raise zstandard.ZstdError(f"corrupt zstd block ({'reserved type' if kind == 3 else f'{size} bytes'})")
         return p + 3 + (1 if kind == 1 else size), bool(head & 1)
 
     def walk_pooled(self, header: int, checksum: bool) -> int | None:
