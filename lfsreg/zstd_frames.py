@@ -115,6 +115,14 @@ def _decode(frame: list[bytes | memoryview], size: int) -> list[bytes]:
     return pieces
 
 
+def _next_block(head: int, p: int) -> tuple[int, bool]:
+    """Where the block after the one whose 3-byte header ``head`` is at ``p`` starts, and whether that was the last."""
+    kind, size = (head >> 1) & 3, head >> 3
+    if kind == 3 or size > _MAX_BLOCK:
+        raise zstandard.ZstdError(f"corrupt zstd block ({'reserved type' if kind == 3 else f'{size} bytes'})")
+    return p + 3 + (1 if kind == 1 else size), bool(head & 1)
+
+
 class _Input:
     """The compressed stream's unused bytes, as the chunks read, and the walk over its frames.
 
@@ -210,19 +218,38 @@ class _Input:
     def block(self, p: int) -> tuple[int, bool]:
         """The block whose header is at ``p``: where the next one starts, and whether it was the last."""
         self.need(p + 3, "a block header")
-        head = int.from_bytes(self.peek(p, 3), "little")
-        kind, size = (head >> 1) & 3, head >> 3
-        if kind == 3 or size > _MAX_BLOCK:
-            raise zstandard.ZstdError(f"corrupt zstd block ({'reserved type' if kind == 3 else f'{size} bytes'})")
-        return p + 3 + (1 if kind == 1 else size), bool(head & 1)
+        return _next_block(int.from_bytes(self.peek(p, 3), "little"), p)
+
+    def _at(self, pos: int) -> tuple[bytes, int]:
+        """The chunk holding the byte at ``pos`` (held already), and where in it that byte is."""
+        pos += self._first
+        for chunk in self._chunks:
+            if pos < len(chunk):
+                return chunk, pos
+            pos -= len(chunk)
+        raise AssertionError("not held")  # callers need() first
 
     def walk_pooled(self, header: int, checksum: bool) -> int | None:
-        """The end of the frame at the front, if it fits :data:`MAX_POOLED_IN`; else None (bytes kept)."""
+        """The end of the frame at the front, if it fits :data:`MAX_POOLED_IN`; else None (bytes kept).
+
+        The walk reads the block headers inside each chunk in a tight loop (a frame of lfsreg
+        has ~32 blocks); a header across two chunks goes through :meth:`block`.
+        """
         p, last = header, False
         while not last:
             if p + 3 > MAX_POOLED_IN:
                 return None
-            p, last = self.block(p)
+            self.need(p + 3, "a block header")
+            chunk, at = self._at(p)
+            if at + 3 > len(chunk):
+                p, last = self.block(p)
+                continue
+            while at + 3 <= len(chunk) and p + 3 <= MAX_POOLED_IN:
+                nxt, last = _next_block(chunk[at] | chunk[at + 1] << 8 | chunk[at + 2] << 16, p)
+                at += nxt - p
+                p = nxt
+                if last:
+                    break
         end = p + (4 if checksum else 0)
         if end > MAX_POOLED_IN:
             return None
