@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -266,8 +267,18 @@ class RegistryView:
         For a write (a push's change set): the trees it rebuilds and the files it compares, the
         shard directories with the first level that asks for anything. Absent files cost nothing.
         """
-        if self.snapshot.fetches:
-            self.snapshot.prefetch(more=[*((s, 0) for s in SHARDS), *((p, 0) for p in paths)])
+        if not self.snapshot.fetches:
+            return
+        paths = list(paths)
+        self.snapshot.prefetch(more=[*((s, 0) for s in SHARDS), *((p, 0) for p in paths)])
+        # a diffids record counts only with the pointer it names (stored_layer): those too, two more levels
+        pointers = []
+        for path in paths:
+            if path.startswith("diffids/sha256/") and (data := self.snapshot.read(path)) is not None:  # in reach now, or absent
+                with contextlib.suppress(LfsregError):
+                    digest = Digest("sha256", path.rsplit("/", 1)[1])
+                    pointers.append(layout.layer_path(layout.parse_diffid(data, digest, path).desc.digest))
+        self.snapshot.prefetch(pointers)
 
     def _prefetch_images(self, todo: list[Digest]) -> None:
         paths: list[str] = []
