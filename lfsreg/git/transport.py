@@ -193,13 +193,13 @@ class HttpClient(Urllib3HttpGitClient):
         if not self.refs_in_v0 or service != b"git-upload-pack" or protocol_version not in (None, 2):
             return super()._discover_references(service, base_url, protocol_version, ref_prefix)
         refs, caps, url, symrefs, peeled = super()._discover_references(service, base_url, 0, ref_prefix)
+        if self.protocol_version == 0 and b"HEAD" not in refs:
+            # an unborn HEAD (an empty repository): only v2 names the branch it will be
+            return super()._discover_references(service, base_url, protocol_version, ref_prefix)
         if self.protocol_version != 0 or b"filter" not in caps or not any(c.startswith(b"agent=git/") for c in caps):
             # no filter: the whole tree, fetched with v0 as git would; not git's upload-pack (dulwich's
             # server advertises filter): it may not speak v2, ask it as before
             return refs, caps, url, symrefs, peeled
-        if b"HEAD" not in refs:
-            # an unborn HEAD (an empty repository): only v2 names the branch it will be
-            return super()._discover_references(service, base_url, protocol_version, ref_prefix)
         self.v0_refs = True
         self.protocol_version = 2  # the fetch that follows: v2's command, with the filter and depth v0 advertised
         fetch = b"fetch=" + b" ".join(c for c in (b"shallow", b"filter") if c in caps)
