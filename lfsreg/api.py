@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from .ops.copy import CopyResult
     from .ops.gc import GcResult
     from .ops.history import RollbackResult, TagHistory
-    from .ops.listing import Listing
     from .ops.limits import PRESETS
+    from .ops.listing import Listing
     from .ops.prune import PrunePolicy, PruneResult
     from .ops.push import PushResult
     from .ops.traffic import Traffic
@@ -319,8 +319,11 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         view = self.view()
         if not name:  # the whole registry: through the listing memo (ops/listing.py)
             listing = self._listing(view)
-            found = [TagInfo(n, tag, digest) for n, tag, digest in listing.tags(tag_globs)]
-            listing.save(walked=("names", "tags"))
+            try:
+                found = [TagInfo(n, tag, digest) for n, tag, digest in listing.tags(tag_globs)]
+                listing.save(walked=("names", "tags"))
+            finally:
+                listing.close()
             return found
         names = [validate_name(name)]
         view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
@@ -349,8 +352,11 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         damaged image does not hide the others.
         """
         listing = self._listing(self.view())
-        found = listing.images(image_globs, tag_globs, unreadable=unreadable)
-        listing.save(walked=() if image_globs else ("names", "tags") if tag_globs else ("names", "tags", "images"))
+        try:
+            found = listing.images(image_globs, tag_globs, unreadable=unreadable)
+            listing.save(walked=() if image_globs else ("names", "tags") if tag_globs else ("names", "tags", "images"))
+        finally:
+            listing.close()
         return found
 
     def inspect(self, image: str) -> dict[str, object]:

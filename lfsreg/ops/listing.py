@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from ..describe import ImageSummary, UnreadableImage, summarize
 from ..digest import Digest
 from ..errors import LfsregError, NotARegistryError
+from ..git.bulk import RawSnapshot
 from ..reference import validate_name
 from ..registry import layout
 from ..registry.view import RegistryView
@@ -45,9 +46,14 @@ class Listing:
     """Reads names, tags and summaries of one :class:`RegistryView` through a :class:`Memo` at ``path`` (``None``: no memo)."""
 
     def __init__(self, view: RegistryView, path: str | None) -> None:
-        self.view = view
+        self.snapshot = RawSnapshot(view.snapshot)  # what the memo does not know is read about 10x faster
+        self.view = RegistryView(self.snapshot, view.label)
         self.memo = Memo(path, KINDS)
         self._digests: dict[str, Digest] = {}
+
+    def close(self) -> None:
+        """Release the packs' maps."""
+        self.snapshot.close()
 
     def save(self, walked: Sequence[str] = ()) -> None:
         """Write the memo (a failure only costs the next listing time).
