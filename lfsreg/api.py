@@ -337,10 +337,10 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         return out
 
     def _listing(self, view: RegistryView) -> Listing:
-        from .ops.listing import Listing, memo_path
+        from .ops.listing import Listing
         from .ops.usage import memo_file
 
-        return Listing(view, memo_path(memo_file(self.options.cache_dir, self._open()[0].git)))
+        return Listing(view, memo_file(self.options.cache_dir, self._open()[0].git))
 
     def images(
         self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = (), *, unreadable: list[UnreadableImage] | None = None

@@ -109,7 +109,7 @@ def test_a_listing_from_the_memo_is_the_listing_read_in_full(pristine: Path, tmp
     env = cli_env(tmp_path)
     memo = Path(env["LFSREG_CACHE"]) / "du"
     cold = _run_all(repo, env)
-    assert list(memo.glob("*.listing.json")), "no memo written"
+    assert sorted(p.name.split(".")[-2] for p in memo.glob("*.listing-*.json")) == ["listing-images", "listing-tags"]
     warm = _run_all(repo, env)
     assert warm == cold
     if kind == "sound":
@@ -147,7 +147,11 @@ def test_a_warm_listing_reads_the_memo_and_a_damaged_memo_is_ignored(pristine: P
     repo = _copy(pristine, tmp_path)
     env = cli_env(tmp_path)
     first = _run_all(repo, env)
-    (memo,) = (Path(env["LFSREG_CACHE"]) / "du").glob("*.listing.json")
+    (memo,) = (Path(env["LFSREG_CACHE"]) / "du").glob("*.listing-tags.json")
+    (summaries,) = (Path(env["LFSREG_CACHE"]) / "du").glob("*.listing-images.json")
+    for junk in (b"[]", summaries.read_bytes().replace(b"sha256:", b"sha256:z"), summaries.read_bytes().replace(b"[", b'["x",')):
+        summaries.write_bytes(junk)
+        assert _run_all(repo, env) == first  # read again
     # What the memo vouches for is not read again: the tag files' objects can go (as verify, not images, would notice).
     for tag in ("1.0", "1.1"):
         _loose(repo, tag_path("acme/app", tag)).unlink(missing_ok=True)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..describe import ImageSummary, UnreadableImage, summarize
 from ..digest import Digest
@@ -31,41 +32,64 @@ from ..registry.view import RegistryView
 from .walk import Memo, paused_gc
 
 log = logging.getLogger(__name__)
-KINDS = ("names", "tags", "images")
+#: the memo's files (``BASE.listing-PART.json``) and the kinds each holds: ``tags`` need not load the summaries
+PARTS = {"tags": ("names", "tags"), "images": ("images",)}
 
 #: a name's tags: ``(tag, digest)``, or why that tag file cannot be read; or why the name's directory cannot be
 TagEntries = list[tuple[str, Digest | LfsregError]] | LfsregError
 
 
-def memo_path(base: str | None) -> str | None:
-    """The listing memo's file for ``du``'s memo base name (:func:`lfsreg.ops.usage.memo_file`); ``None``: none."""
-    return f"{base}.listing.json" if base else None
-
-
 class Listing:
-    """Reads names, tags and summaries of one :class:`RegistryView` through a :class:`Memo` at ``path`` (``None``: no memo)."""
+    """Reads names, tags and summaries of one :class:`RegistryView` through the memo files at ``base`` (``None``: no memo).
 
-    def __init__(self, view: RegistryView, path: str | None) -> None:
+    ``base`` is ``du``'s memo base name for the repository (:func:`lfsreg.ops.usage.memo_file`).
+    """
+
+    def __init__(self, view: RegistryView, base: str | None) -> None:
         self.snapshot = RawSnapshot(view.snapshot)  # what the memo does not know is read about 10x faster
         self.view = RegistryView(self.snapshot, view.label)
-        self.memo = Memo(path, KINDS)
+        self._base = base
+        self._memos: dict[str, Memo] = {}
         self._digests: dict[str, Digest] = {}
+        self._summaries: Callable[[str], Any] | None = None
 
     def close(self) -> None:
         """Release the packs' maps."""
         self.snapshot.close()
 
+    def _memo(self, part: str) -> Memo:
+        memo = self._memos.get(part)
+        if memo is None:
+            memo = self._memos[part] = Memo(f"{self._base}.listing-{part}.json" if self._base else None, PARTS[part])
+        return memo
+
+    def _getter(self, part: str, kind: str) -> Callable[[str], Any]:
+        """:meth:`Memo.get` of one kind, for look-ups by the ten thousand."""
+        memo = self._memo(part)
+        new, old = memo.new[kind], memo.old[kind]
+
+        def get(key: str) -> Any:
+            value = new.get(key)
+            if value is None:
+                value = old.get(key)
+                if value is not None:
+                    new[key] = value
+            return value
+
+        return get
+
     def save(self, walked: Sequence[str] = ()) -> None:
-        """Write the memo (a failure only costs the next listing time).
+        """Write the memo files this listing loaded (a failure only costs the next listing time).
 
         ``walked``: the kinds this listing looked up in full (a listing of everything), of which
-        only what it used is kept, so the file stays the size of the registry; of the others,
+        only what it used is kept, so a file stays the size of the registry; of the others,
         what it learned is added to what was there.
         """
-        for kind in KINDS:
-            if kind not in walked:
-                self.memo.new[kind] = {**self.memo.old[kind], **self.memo.new[kind]}
-        self.memo.save()
+        for memo in self._memos.values():
+            for kind in memo.KINDS:
+                if kind not in walked:
+                    memo.new[kind] = {**memo.old[kind], **memo.new[kind]}
+            memo.save()
 
     def _digest(self, text: object) -> Digest:
         found = self._digests.get(text)  # type: ignore[arg-type]
@@ -88,59 +112,75 @@ class Listing:
 
     def tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
         """:meth:`RegistryView.tag_dirs`: from the memo when it knows the ``repositories`` tree (then every name)."""
+        return self._tag_dirs(globs)[0]
+
+    def _tag_dirs(self, globs: Sequence[str]) -> tuple[list[tuple[str, bytes]], bool]:
+        """:meth:`tag_dirs`, and whether every name is known to be valid (the memo keeps only valid names)."""
         key = self._repositories()
         if key is not None:
-            known = self.memo.get("names", key)
+            known = self._getter("tags", "names")(key)
             try:
                 names, shas = known  # the names a line each, and their _tags ids one after the other
                 listed = names.split("\n") if names else []
                 if len(shas) == 40 * len(listed):
-                    return [(name, shas[40 * i : 40 * i + 40].encode()) for i, name in enumerate(listed)]
+                    return [(name, shas[40 * i : 40 * i + 40].encode()) for i, name in enumerate(listed)], True
             except (TypeError, ValueError, AttributeError):
                 pass
             if known is not None:
                 log.debug("ignoring a damaged listing memo entry for %s", key)
         dirs = self.view.tag_dirs(globs)
-        if key is not None and not globs and not any("\n" in name for name, _ in dirs):
-            self.memo.put("names", key, ["\n".join(name for name, _ in dirs), b"".join(sha for _, sha in dirs).decode()])
-        return dirs
+        if key is None or globs:
+            return dirs, False
+        try:
+            for name, _ in dirs:
+                validate_name(name)  # no newline either
+        except LfsregError:
+            return dirs, False
+        self._memo("tags").put("names", key, ["\n".join(name for name, _ in dirs), b"".join(sha for _, sha in dirs).decode()])
+        return dirs, True
 
     # -- tags -------------------------------------------------------------------------------
-    def _known_tags(self, sha: bytes) -> list[tuple[str, Digest | LfsregError]] | None:
-        known = self.memo.get("tags", sha.decode())
-        if known is None:
-            return None
+    def _decode_tags(self, known: Any, sha: bytes) -> list[tuple[str, Digest | LfsregError]] | None:
+        """A ``tags`` memo entry, ``"TAG DIGEST TAG DIGEST ..."`` (tags with a space are not memoised); ``None``: damaged."""
         try:
-            parts = known.split(" ")  # "TAG DIGEST TAG DIGEST ...": tags with a space are not memoised
+            parts = known.split(" ")
             if len(parts) % 2 == 0:
-                return [(parts[i], self._digest(parts[i + 1])) for i in range(0, len(parts), 2)]
+                digest = self._digest
+                return [(parts[i], digest(parts[i + 1])) for i in range(0, len(parts), 2)]
         except (AttributeError, ValueError, LfsregError):
             pass
         log.debug("ignoring a damaged listing memo entry for %s", sha.decode())
         return None
 
-    def tag_entries(self, dirs: Sequence[tuple[str, bytes]]) -> list[tuple[str, TagEntries]]:
-        """:meth:`RegistryView.tags_in` of ``dirs``: what the memo knows, and the rest read (and remembered if all parsed)."""
+    def tag_entries(self, dirs: Sequence[tuple[str, bytes]], *, valid: bool = False) -> list[tuple[str, TagEntries]]:
+        """:meth:`RegistryView.tags_in` of ``dirs``: what the memo knows, and the rest read (and remembered if all parsed).
+
+        ``valid``: the names are known to be valid (they came from the memo).
+        """
         out: dict[str, TagEntries] = {}
         todo: list[tuple[str, bytes]] = []
+        get = self._getter("tags", "tags")
         for name, sha in dirs:
-            known = self._known_tags(sha)
-            if known is None:
+            known = get(sha.decode())
+            entries = self._decode_tags(known, sha) if known is not None else None
+            if entries is None:
                 todo.append((name, sha))
                 continue
-            try:
-                validate_name(name)  # a name's directory is not a name because the memo knew it
-            except LfsregError as exc:
-                out[name] = exc
-                continue
-            out[name] = known
+            if not valid:
+                try:
+                    validate_name(name)  # a name's directory is not a name because the memo knew its tags
+                except LfsregError as exc:
+                    out[name] = exc
+                    continue
+            out[name] = entries
         if todo:
             self.view.prefetch_tags([name for name, _ in todo])  # a partial mirror: what is not known, in two exchanges
             shas = dict(todo)
+            memo = self._memo("tags")
             for name, found in self.view.tags_in(todo):
                 out[name] = found
                 if not isinstance(found, LfsregError) and all(isinstance(d, Digest) and tag and " " not in tag for tag, d in found):
-                    self.memo.put("tags", shas[name].decode(), " ".join(f"{tag} {d}" for tag, d in found))
+                    memo.put("tags", shas[name].decode(), " ".join(f"{tag} {d}" for tag, d in found))
         return [(name, out[name]) for name, _ in dirs]
 
     def tags(self, tag_globs: Sequence[str] = ()) -> list[tuple[str, str, Digest]]:
@@ -151,7 +191,8 @@ class Listing:
         """
         out = []
         with paused_gc():
-            for name, found in self.tag_entries(self.tag_dirs()):
+            dirs, valid = self._tag_dirs(())
+            for name, found in self.tag_entries(dirs, valid=valid):
                 if isinstance(found, LfsregError):
                     raise found
                 for tag, digest in found:
@@ -164,8 +205,13 @@ class Listing:
         return out
 
     # -- images -----------------------------------------------------------------------------
+    def _get_summary(self, key: str) -> Any:
+        if self._summaries is None:
+            self._summaries = self._getter("images", "images")
+        return self._summaries(key)
+
     def _known_summary(self, digest: Digest, key: str) -> ImageSummary | None:
-        known = self.memo.get("images", key)
+        known = self._get_summary(key)
         if known is None:
             return None
         try:
@@ -186,7 +232,7 @@ class Listing:
             return known
         found = summarize(self.view, digest)
         image_id = None if found.image_id is None else str(found.image_id)
-        self.memo.put("images", key, [image_id, found.created, found.size, list(found.platforms)])
+        self._memo("images").put("images", key, [image_id, found.created, found.size, list(found.platforms)])
         return found
 
     def images(
@@ -202,10 +248,10 @@ class Listing:
             unreadable.append(UnreadableImage(name, tag, digest, error))
 
         with paused_gc():
-            dirs = [
-                (n, sha) for n, sha in self.tag_dirs(image_globs) if not image_globs or any(fnmatch.fnmatchcase(n, g) for g in image_globs)
-            ]
-            listed = self.tag_entries(dirs)
+            dirs, valid = self._tag_dirs(image_globs)
+            if image_globs:
+                dirs = [(n, sha) for n, sha in dirs if any(fnmatch.fnmatchcase(n, g) for g in image_globs)]
+            listed = self.tag_entries(dirs, valid=valid)
             self._prefetch(listed)
             for name, entries in listed:
                 if isinstance(entries, LfsregError):  # the name's tag directory itself cannot be read
@@ -236,7 +282,7 @@ class Listing:
         todo: dict[Digest, None] = {}
         for _, entries in listed:
             if not isinstance(entries, LfsregError):
-                todo.update((d, None) for _, d in entries if isinstance(d, Digest) and self.memo.get("images", str(d)) is None)
+                todo.update((d, None) for _, d in entries if isinstance(d, Digest) and self._get_summary(str(d)) is None)
         if todo:
             try:
                 self.view.prefetch_images(list(todo))
