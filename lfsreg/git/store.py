@@ -387,11 +387,7 @@ class GitStore:
         return self.objects.add(commit).decode()
 
     def close(self) -> None:
-        """Release pack files (dulwich keeps them mapped until closed).
-
-        A map still viewed (a read's error kept for a report holds its frames) is released when
-        the view goes instead: at exit at the latest.
-        """
+        """Release pack files (dulwich keeps them mapped until closed; one an error's frames still view, when they go)."""
         with contextlib.suppress(BufferError):
             self._repo.close()
 
