@@ -91,8 +91,9 @@ class Listing:
                     memo.new[kind] = {**memo.old[kind], **memo.new[kind]}
             memo.save()
 
-    def _digest(self, text: object) -> Digest:
-        found = self._digests.get(text)  # type: ignore[arg-type]
+    def _digest(self, text: str) -> Digest:
+        """``Digest.parse`` of a memo's text, once per text (tags of one image share it); raises what it raises."""
+        found = self._digests.get(text)
         if found is None:
             if not isinstance(text, str):
                 raise ValueError("not a digest")
