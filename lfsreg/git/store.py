@@ -14,6 +14,7 @@ machine whose git defaults to ``master`` gives ``master``), else ``main``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -138,7 +139,7 @@ class Snapshot:
             return self._objects.get(sha)
         except KeyError:
             raise BlobNotFound(f"{what} is missing", hint="run `git fsck` in the repository") from None
-        except (ChecksumMismatch, ObjectFormatException, zlib.error) as exc:
+        except (ChecksumMismatch, ObjectFormatException, zlib.error, OverflowError) as exc:  # Overflow: a damaged delta's size
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
 
@@ -379,8 +380,9 @@ class GitStore:
         return self.objects.add(commit).decode()
 
     def close(self) -> None:
-        """Release pack files (dulwich keeps them mapped until closed)."""
-        self._repo.close()
+        """Release pack files (dulwich keeps them mapped until closed; one an error's frames still view, when they go)."""
+        with contextlib.suppress(BufferError):
+            self._repo.close()
 
     def maybe_pack(self, threshold: int = _PACK_THRESHOLD) -> int:
         """Pack loose objects once there are about ``threshold`` of them, as ``git gc --auto`` does.
