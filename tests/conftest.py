@@ -34,7 +34,8 @@ from tracefix import install as _retry_trace_installs
 
 _retry_trace_installs()  # before any test starts a thread: see tests/tracefix.py
 
-pytest_plugins = ["peers", "fuzztrace"]  # real servers on 127.0.0.1 (tests/peers/); Hypothesis untraced (tests/fuzztrace.py)
+# real servers on 127.0.0.1 (tests/peers/); Hypothesis untraced (tests/fuzztrace.py); long modules first (tests/longest_first.py)
+pytest_plugins = ["peers", "fuzztrace", "longest_first"]
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS.parent / "fixtures"

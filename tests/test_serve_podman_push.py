@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
+import uuid
 from pathlib import Path
 
 import bcrypt
@@ -28,8 +28,11 @@ def test_podman_push_then_pull_and_run(tmp_path: Path) -> None:
     path = tmp_path / "reg.git"
     with lfsreg.Registry(str(path)) as reg:
         reg.init()
-    # podman names an image pulled from oci:PATH after PATH, which must be lowercase (the test's tmp may not be)
-    lower = Path(tempfile.mkdtemp(prefix="lfsreg-sp-", dir="/tmp"))
+    # podman names an image pulled from oci:PATH after PATH, which must be a valid reference: lowercase (the
+    # test's tmp may not be) and no component ending in "_" (mkdtemp's random part may: failed once as
+    # 'invalid reference format' for /tmp/lfsreg-sp-fletowk_), so the name is hex digits
+    lower = Path("/tmp") / f"lfsreg-sp-{uuid.uuid4().hex[:12]}"
+    lower.mkdir()
     layout = busybox_oci(lower / "busybox.oci")
     env = free_env(tmp_path)
     stores = []

@@ -270,8 +270,8 @@ def archive_images(
     Blobs are read (and verified) only when a writer consumes the returned images.
     """
     reader = _Reader(view, lfs, progress, trust_records)
+    view.prefetch_pull(refs)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
-    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = [_archive_image(reader, d, r, platform) for r, d in resolved]
     reader.prefetch()
     return resolved, images
@@ -291,8 +291,8 @@ def layout_images(
     has already: their layers are not fetched.
     """
     reader = _Reader(view, lfs, progress)
+    view.prefetch_pull(refs)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
-    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = []
     for ref, digest in resolved:
         data = view.blob(digest)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
@@ -319,6 +319,14 @@ class _Push:
         return Descriptor(str(obj["mediaType"]), digest, len(data), node.desc.raw)
 
 
+def _paths(layers: list[tuple[Descriptor, Digest | None]], blobs: Iterable[Digest], tags: Iterable[tuple[str, str]]) -> list[str]:
+    """What a push reads and writes, to prefetch: layer pointers and diffids records, manifests and configs, tag files."""
+    out = [layout.blob_path(d) for d in blobs] + [layout.tag_path(n, t) for n, t in tags]
+    for desc, diff_id in layers:
+        out += [layout.layer_path(desc.digest), *([layout.diffid_path(diff_id)] if diff_id is not None else [])]
+    return out
+
+
 def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: RegistryView) -> dict[str, bytes | None]:
     changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in push.blobs.items()}
     for layer in push.layers.values():
@@ -366,6 +374,8 @@ def push_images(publisher: Publisher, view: RegistryView, lfs: LfsStore, items: 
     check_algorithm(options.compression)
     push = _Push(view, lfs, options)
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
+    # a remote fetched in part: the trees the reuse checks read and the commit rebuilds, a level an exchange
+    view.prefetch_files(_paths([(desc, diff_id) for _, desc, diff_id in push.jobs.values()], (), [t for i in items for t in i.targets]))
     push.store_layers()
     try:
         return _publish(push, publisher, lfs, items, nodes, options)
@@ -407,6 +417,7 @@ def _publish(
     extra = options.extra
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
+        view.prefetch_files(_paths([(layer.desc, layer.diff_id) for layer in push.layers.values()], push.blobs, tags))
         return {**_changes(push, tags, view), **(extra(view, tags) if extra is not None else {})}
 
     result.commit = publisher.publish(build, f"push {names}\n\n{body}\n")
