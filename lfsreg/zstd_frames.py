@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -102,7 +102,7 @@ def _decode(frame: list[bytes | memoryview], size: int) -> list[bytes]:
     dctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
     if dctx is None:
         dctx = _local.dctx = zstandard.ZstdDecompressor()
-    reader = dctx.stream_reader(_Parts(frame), read_size=_READ, read_across_frames=False)
+    reader = dctx.stream_reader(_Parts(frame), read_size=_READ, read_across_frames=False)  # type: ignore[arg-type]  # any reader
     pieces = []
     got = 0
     while piece := reader.read(PIECE):
@@ -275,7 +275,7 @@ class _Input:
             raise zstandard.ZstdError("zstd frame did not end where its last block did")
 
 
-def _decoded(stream: _Input, threads: int) -> Iterator[bytes]:
+def _decoded(stream: _Input, threads: int) -> Generator[bytes, None, None]:
     """The decoded pieces of ``stream``'s frames in order; pooled frames decoded ``threads + 2`` at most at once.
 
     A function, not a method of :class:`FrameReader`: the reader holds it and nothing holds the
