@@ -39,7 +39,8 @@ def small_frames(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _pool_gone() -> None:
     deadline = time.monotonic() + 5
-    while (left := [t.name for t in threading.enumerate() if t.name.startswith("lfsreg-")]) and time.monotonic() < deadline:
+    ours = ("lfsreg-unzstd", "lfsreg-read", "lfsreg-decompress", "lfsreg-zstd")  # a pull's and a push's pipeline
+    while (left := [t.name for t in threading.enumerate() if t.name.startswith(ours)]) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not left, f"threads still running: {left}"
 
