@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .ops.gc import GcResult
     from .ops.history import RollbackResult, TagHistory
     from .ops.limits import PRESETS
+    from .ops.listing import Listing
     from .ops.prune import PrunePolicy, PruneResult
     from .ops.push import PushResult
     from .ops.traffic import Traffic
@@ -316,7 +317,15 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             ImageNotFound: no image of that name.
         """
         view = self.view()
-        names = [validate_name(name)] if name else list(view.names())
+        if not name:  # the whole registry: through the listing memo (ops/listing.py)
+            listing = self._listing(view)
+            try:
+                found = [TagInfo(n, tag, digest) for n, tag, digest in listing.tags(tag_globs)]
+                listing.save(walked=("names", "tags"))
+            finally:
+                listing.close()
+            return found
+        names = [validate_name(name)]
         view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
         out = []
         for n in names:
@@ -327,6 +336,12 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             raise ImageNotFound(f"{self.label}: no image named {name}")
         return out
 
+    def _listing(self, view: RegistryView) -> Listing:
+        from .ops.listing import Listing
+        from .ops.usage import memo_file
+
+        return Listing(view, memo_file(self.options.cache_dir, self._open()[0].git))
+
     def images(
         self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = (), *, unreadable: list[UnreadableImage] | None = None
     ) -> list[ImageSummary]:
@@ -336,42 +351,13 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         ``unreadable`` is given: then it is appended there and the listing goes on, so one
         damaged image does not hide the others.
         """
-        from .describe import ImageSummary, UnreadableImage, summarize
-
-        view = self.view()
-        cache: dict[Digest, ImageSummary | LfsregError] = {}
-        out = []
-
-        def failed(name: str, tag: str | None, digest: Digest | None, error: LfsregError) -> None:
-            if unreadable is None:
-                raise error
-            unreadable.append(UnreadableImage(name, tag, digest, error))
-
-        names = [n for n in view.names(image_globs) if not image_globs or any(fnmatch.fnmatchcase(n, g) for g in image_globs)]
-        view.prefetch_summaries(names)  # a remote read in part: what the summaries read, an exchange per level
-        for name in names:
-            try:
-                entries = view.tag_entries(name)
-            except LfsregError as exc:  # the name's tag directory itself cannot be read
-                failed(name, None, None, exc)
-                continue
-            for tag, found in entries:
-                if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
-                    continue
-                if not isinstance(found, Digest):
-                    failed(name, tag, None, found)
-                    continue
-                if found not in cache:
-                    try:
-                        cache[found] = summarize(view, found)
-                    except LfsregError as exc:
-                        cache[found] = exc
-                base = cache[found]
-                if isinstance(base, LfsregError):
-                    failed(name, tag, found, base)
-                    continue
-                out.append(ImageSummary(name, tag, found, base.image_id, base.created, base.size, base.platforms))
-        return out
+        listing = self._listing(self.view())
+        try:
+            found = listing.images(image_globs, tag_globs, unreadable=unreadable)
+            listing.save(walked=() if image_globs else ("names", "tags") if tag_globs else ("names", "tags", "images"))
+        finally:
+            listing.close()
+        return found
 
     def inspect(self, image: str) -> dict[str, object]:
         """Manifest, platforms, config summary and layers of one image, as a JSON-ready dict.

@@ -81,6 +81,7 @@ LAYERS = [
     # lfsreg.pipeline: a stream read on a thread of its own (a layer's stages on several cores)
     (
         "lfsreg.compression",
+        "lfsreg.zstd_frames",  # decoding independent zstd frames on a pool (compression's reader of zstd)
         "lfsreg.integrity",
         "lfsreg.pipeline",
         "lfsreg.staging",

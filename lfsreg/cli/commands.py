@@ -195,9 +195,10 @@ def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], 
         failed = [{"name": u.name, "tag": u.tag, "digest": str(u.digest) if u.digest else None, "error": str(u.error)} for u in unreadable]
         emit_json(listed + failed)
     else:
+        sizes = {size: human_size(size) for size in {r.size for r in rows}}  # tags of one image share its size: formatted once
         table(
             ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-            [[r.name, r.tag, r.image_id.short if r.image_id else "", _when(r.created), human_size(r.size)] for r in rows],
+            [[r.name, r.tag, r.image_id.short if r.image_id else "", _when(r.created), sizes[r.size]] for r in rows],
         )
     for u in unreadable:
         click.echo(f"lfsreg: error: {u.message}", err=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from hashlib import sha1
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
-from dulwich.objects import RawObjectID, parse_tree, sha_to_hex
+from dulwich.objects import RawObjectID, parse_tree, sha_to_hex, sorted_tree_items
 
 from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundError
 from .objects import ObjectFiles
@@ -251,6 +251,47 @@ class BulkSnapshot(Snapshot):
         return self._raw.raw(sha, _BLOB, path, check=False)
 
 
+class RawSnapshot(Snapshot):
+    """:class:`Snapshot` of the same commit, cached the same way, its objects read through :class:`RawObjects` (checked).
+
+    For listings of a whole registry (``tags``, ``images``): the same answers, read about 10x
+    faster. What :class:`RawObjects` cannot read (missing, damaged, of another type) is read
+    the :class:`Snapshot` way, so it is named exactly as there; a partial mirror fetches what
+    it lacks when read, as the snapshot would, and nothing more.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__(snapshot.objects, None)
+        self.commit, self.root = snapshot.commit, snapshot.root
+        self._raw = RawObjects(snapshot.objects, check=True)
+
+    def close(self) -> None:
+        """Release the packs' maps."""
+        self._raw.close()
+
+    def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
+        try:
+            parsed = {name: (mode, s) for name, mode, s in self._raw.entries(sha)}  # as dulwich's Tree: the last of a name
+            return {bytes(e.path): (e.mode, bytes(e.sha)) for e in sorted_tree_items(parsed, False)}  # type: ignore[arg-type]
+        except (LfsregError, ValueError, TypeError):
+            return super()._read_tree(sha)
+
+    def _read_blob(self, sha: bytes, path: str | None) -> bytes:
+        try:
+            return self._raw.blob(sha, path or "")
+        except LfsregError:
+            return super()._read_blob(sha, path)
+
+    def blob(self, sha: bytes, path: str | None = None) -> bytes:
+        """As :meth:`Snapshot.blob`, uncached: a read is cheap here, and a whole registry's documents would all stay."""
+        return self._read_blob(sha, path)
+
+    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
+        """As :meth:`Snapshot.tree_entries`; a tree not read by path is not kept (a listing lists each name's trees once)."""
+        tree = self._trees.get(sha)
+        return [(name.decode(), mode == DIR_MODE, s) for name, (mode, s) in (tree if tree is not None else self._read_tree(sha)).items()]
+
+
 def directory_bytes(path: str) -> int:
     """Bytes of the files under ``path`` (apparent sizes; 0 if it does not exist)."""
     total = 0
@@ -263,4 +304,4 @@ def directory_bytes(path: str) -> int:
     return total
 
 
-__all__ = ["BulkSnapshot", "RawObjects", "directory_bytes"]
+__all__ = ["BulkSnapshot", "RawObjects", "RawSnapshot", "directory_bytes"]

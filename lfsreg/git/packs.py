@@ -129,7 +129,7 @@ class PackReader:
                     data = self._inflate(pos, size)
                 if len(data) == size:
                     return kind, data
-        except (IndexError, zlib.error):
+        except (IndexError, zlib.error, OverflowError):  # Overflow: a damaged header's size
             pass
         return self.read(offset, lookup)  # a delta, or damage: named there
 
@@ -153,7 +153,7 @@ class PackReader:
             if not 0 < kind < 5:
                 return None
             return kind, zlib.decompressobj().decompress(m[pos : pos + min(size, limit) + 5 * (limit >> 14) + 4096], limit)
-        except (IndexError, zlib.error):
+        except (IndexError, zlib.error, OverflowError):
             return None
 
     def _inflate(self, pos: int, size: int) -> bytes:
@@ -190,7 +190,7 @@ class PackReader:
                     raise CorruptContentError(f"{self.path}: the object at offset {offset} has a bad header (type {kind}, {size} bytes)")
                 return kind, data
             return self._delta(offset, kind, size, pos, lookup)
-        except (IndexError, zlib.error) as exc:
+        except (IndexError, zlib.error, OverflowError) as exc:
             raise CorruptContentError(f"{self.path}: the object at offset {offset} is damaged: {exc}") from None
 
     def _delta(self, offset: int, kind: int, size: int, pos: int, lookup: Lookup) -> tuple[int, bytes]:

@@ -14,6 +14,7 @@ machine whose git defaults to ``master`` gives ``master``), else ``main``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -32,6 +33,7 @@ from .. import interrupts
 from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
 from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
+from .levels import Wanted, prefetch_levels
 from .objects import ObjectFiles
 from .reffiles import ANY, abandon_git_files, swap_ref
 
@@ -138,7 +140,7 @@ class Snapshot:
             return self._objects.get(sha)
         except KeyError:
             raise BlobNotFound(f"{what} is missing", hint="run `git fsck` in the repository") from None
-        except (ChecksumMismatch, ObjectFormatException, zlib.error) as exc:
+        except (ChecksumMismatch, ObjectFormatException, zlib.error, OverflowError) as exc:  # Overflow: a damaged delta's size
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
 
@@ -210,21 +212,13 @@ class Snapshot:
         """Whether reads may fetch from a remote (a mirror): :meth:`prefetch` is worth preparing for."""
         return self._objects.fetch_missing is not None
 
-    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
-        """Fetch what reading ``paths`` (a directory: its tree, ``below`` levels deep) and ``ids`` needs, a level an exchange."""
-        if self._objects.fetch_missing is None or self.root is None:
-            return
-        split = [p.strip("/").split("/") for p in paths if p.strip("/")]
-        for depth in range(1, max((len(parts) for parts in split), default=0) + 1):
-            level: tuple[dict[bytes, None], dict[bytes, None]] = ({}, {})  # on the way, and named by a path
-            for parts in (parts for parts in split if len(parts) >= depth):
-                above = self._dir("/".join(parts[: depth - 1]))
-                entry = above.get(parts[depth - 1].encode()) if above is not None else None
-                if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
-                    level[depth == len(parts)][entry[1]] = None
-            self._objects.prefetch(level[0])
-            self._objects.prefetch(level[1], below)
-        self._objects.prefetch(dict.fromkeys(ids))
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0, more: Iterable[Wanted] = ()) -> None:
+        """Fetch what reading ``paths``, ``more`` and ``ids`` needs, a depth of the paths an exchange (:mod:`lfsreg.git.levels`).
+
+        A directory in ``paths`` comes with ``below`` levels under it; ``more`` pairs a path with its own.
+        """
+        if self._objects.fetch_missing is not None and self.root is not None:
+            prefetch_levels(self._dir, self._objects.has, self._objects.fetch_missing, [*((p, below) for p in paths), *more], ids)
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -389,8 +383,9 @@ class GitStore:
         return self.objects.add(commit).decode()
 
     def close(self) -> None:
-        """Release pack files (dulwich keeps them mapped until closed)."""
-        self._repo.close()
+        """Release pack files (dulwich keeps them mapped until closed; one an error's frames still view, when they go)."""
+        with contextlib.suppress(BufferError):
+            self._repo.close()
 
     def maybe_pack(self, threshold: int = _PACK_THRESHOLD) -> int:
         """Pack loose objects once there are about ``threshold`` of them, as ``git gc --auto`` does.

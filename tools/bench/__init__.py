@@ -12,6 +12,7 @@ usage: python -m tools.bench SCENARIO... [--size 1GiB] [--reps N] [--lfsreg-rev 
   serve   skopeo copy out of / into lfsreg serve vs docker-registry (warm, cold HTTP), 8 clients, TTFB on 30,000 tags
   retention  prune + gc of a local registry of 1,000 images down to 100 live ones (time, bytes freed, du)
   zstd    push/pull beside zstd -T0, zstd -d and a sha256 pass on the same archive (best of --reps; use 2)
+  listing tags/images of the partial scenario's registry (--partial-images), cold and warm, local and over HTTP
 
   python -m tools.bench local --size 64MiB                 # smoke run (seconds)
   python -m tools.bench local scale https ssh --reps 3     # medians of 3

@@ -9,7 +9,7 @@ import shlex
 import sys
 from types import ModuleType
 
-from tools.bench import compressor, cost, engine, https, local, maintain, partial, report, retention, scale, serve, ssh
+from tools.bench import compressor, cost, engine, https, listing, local, maintain, partial, report, retention, scale, serve, ssh
 from tools.bench.runner import rmtree
 from tools.bench.session import Session
 
@@ -26,6 +26,7 @@ SCENARIOS: dict[str, ModuleType] = {
 SCENARIOS["verify"] = maintain
 SCENARIOS["partial"] = partial  # issue 13: partial fetch of a big registry over HTTP
 SCENARIOS["zstd"] = compressor  # issue 13: push and pull beside zstd and a sha256 pass
+SCENARIOS["listing"] = listing  # issue 13: tags and images of a big registry, cold and warm
 
 
 def _size_mib(text: str) -> int:
