@@ -76,6 +76,7 @@ LAYERS = [
         "lfsreg.progress",
         "lfsreg.credentials",
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
+        "lfsreg.interrupts",  # sections a SIGTERM is deferred past (git opens repositories in one; the CLI defers)
     ),
     # lfsreg.pipeline: a stream read on a thread of its own (a layer's stages on several cores)
     (

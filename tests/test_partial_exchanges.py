@@ -58,15 +58,21 @@ class _Requests:
         return [line for line in log_lines(self.log) if f" /{self.name}.git/" in line]
 
     def count(self) -> dict[str, int]:
-        out = {"refs": 0, "upload-pack": 0, "receive-pack": 0}
+        out = {"refs": 0, "upload-pack": 0, "receive-pack": 0, "lfs": 0}
         for line in self._lines()[self.start :]:
-            if re.search(r'"GET [^ ]*/info/refs\?service=git-upload-pack ', line):
+            if "/info/lfs/" in line:
+                out["lfs"] += 1
+            elif re.search(r'"GET [^ ]*/info/refs\?service=git-upload-pack ', line):
                 out["refs"] += 1
             elif '"POST ' in line and "/git-upload-pack " in line:
                 out["upload-pack"] += 1
             elif "git-receive-pack " in line:
                 out["receive-pack"] += 1
         return out
+
+    def git(self) -> dict[str, int]:
+        """:meth:`count` without the LFS requests."""
+        return {k: v for k, v in self.count().items() if k != "lfs"}
 
 
 @pytest.mark.interop
@@ -81,12 +87,12 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     # refs: one GET (v0's advertisement, no ls-refs); the tip; the name's level (acme) with the shard
     # directories; the name's directory with its _tags and tag files; two levels each for the manifest,
     # the config with the layers' pointers, the diffids records (before: 3 + 11 for the same pull)
-    assert seen.count() == {"refs": 1, "upload-pack": 9, "receive-pack": 0}
+    assert seen.git() == {"refs": 1, "upload-pack": 9, "receive-pack": 0}
 
     seen = _Requests(git_http_server, repo)
     warm = run_cli("pull", repo.url, PULL, "-o", f"docker-archive:{tmp_path / 'warm.tar'}", env=env)
     assert warm.returncode == 0, warm.stderr
-    assert seen.count() == {"refs": 1, "upload-pack": 0, "receive-pack": 0}  # one ref query, nothing else
+    assert seen.count() == {"refs": 1, "upload-pack": 0, "receive-pack": 0, "lfs": 0}  # one ref query, nothing else
     assert (tmp_path / "warm.tar").read_bytes() == out.read_bytes()
 
     seen = _Requests(git_http_server, repo)
@@ -94,14 +100,14 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     assert push.returncode == 0, push.stderr
     # the tip; the shard directories with the names' level; the reuse checks' shard directories (pointer,
     # record) with the name's; the pointer and record found; the change set is in reach then
-    assert seen.count() == {"refs": 1, "upload-pack": 4, "receive-pack": 2}
+    assert seen.git() == {"refs": 1, "upload-pack": 4, "receive-pack": 2}
 
     seen = _Requests(git_http_server, repo)
     push = run_cli("push", repo.url, ZSTD[1], "--tag", ZSTD[0], env=cli_env(tmp_path / "zstd", git_http_server))
     assert push.returncode == 0, push.stderr
     # as above, then the pointers the records name (two levels); after the upload, the change set's
     # shard directories and the config it compares (before: 3 + 11)
-    assert seen.count() == {"refs": 1, "upload-pack": 8, "receive-pack": 2}
+    assert seen.git() == {"refs": 1, "upload-pack": 8, "receive-pack": 2}
 
 
 @pytest.mark.interop
@@ -116,18 +122,21 @@ def test_without_filters_a_pull_is_one_fetch_and_the_same_image(registry, git_ht
         proc = run_cli("-v", "pull", repo.url, PULL, "-o", f"docker-archive:{whole}", env=cli_env(tmp_path / "b", git_http_server))
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.count("does not filter") == 1, proc.stderr
-        assert seen.count() == {"refs": 1, "upload-pack": 1, "receive-pack": 0}  # protocol v0: refs, then everything
+        assert seen.git() == {"refs": 1, "upload-pack": 1, "receive-pack": 0}  # protocol v0: refs, then everything
         assert whole.read_bytes() == filtered.read_bytes()
     finally:
         _filters(repo.path, True)
 
 
-class _NoV2Proxy:
-    """An HTTP relay that drops ``Git-Protocol`` request headers: a server that never speaks protocol v2
-    (git http-backend behind a front that does not pass ``GIT_PROTOCOL`` on), with ``uploadpack.allowFilter``."""
+class _Relay:
+    """A TCP relay to the HTTP server that counts the connections made through it; with ``strip_v2`` it drops
+    ``Git-Protocol`` request headers: a server that never speaks protocol v2 (git http-backend behind a front
+    that does not pass ``GIT_PROTOCOL`` on), with ``uploadpack.allowFilter``."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, strip_v2: bool = False) -> None:
         self.target = port
+        self.strip_v2 = strip_v2
+        self.connections = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -138,15 +147,16 @@ class _NoV2Proxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            self.connections += 1
             server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._relay, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client, server, self.strip_v2), daemon=True).start()
             threading.Thread(target=self._relay, args=(server, client, False), daemon=True).start()
 
     @staticmethod
-    def _relay(src: socket.socket, dst: socket.socket, up: bool) -> None:
+    def _relay(src: socket.socket, dst: socket.socket, strip: bool) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(re.sub(rb"(?i)\r\nGit-Protocol: [^\r]*", b"", data) if up else data)
+                dst.sendall(re.sub(rb"(?i)\r\nGit-Protocol: [^\r]*", b"", data) if strip else data)
         except OSError:
             pass
         finally:
@@ -162,7 +172,7 @@ class _NoV2Proxy:
 def test_a_server_that_refuses_protocol_v2_gets_the_old_exchanges(registry, git_http_server, tmp_path: Path) -> None:
     """Refs from v0, then a v2 fetch the server cannot answer: asked again as before, said once, same image."""
     repo = registry
-    proxy = _NoV2Proxy(git_http_server.port)
+    proxy = _Relay(git_http_server.port, strip_v2=True)
     try:
         url = repo.url.replace(f":{git_http_server.port}/", f":{proxy.port}/")
         out = tmp_path / "app.tar"
@@ -176,3 +186,23 @@ def test_a_server_that_refuses_protocol_v2_gets_the_old_exchanges(registry, git_
         assert out.read_bytes() == direct.read_bytes()
     finally:
         proxy.close()
+
+
+@pytest.mark.interop
+def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(registry, git_http_server, tmp_path: Path) -> None:
+    """The exchanges after the tip reuse one connection (one TLS handshake on a real host, not one each);
+    a pull into an OCI layout keeps layers as stored: it reads no diffids/ record, two exchanges fewer."""
+    repo = registry
+    relay = _Relay(git_http_server.port)
+    try:
+        url = repo.url.replace(f":{git_http_server.port}/", f":{relay.port}/")
+        seen = _Requests(git_http_server, repo)
+        proc = run_cli("pull", url, PULL, "-o", f"oci:{tmp_path / 'layout'}:1.0", env=cli_env(tmp_path, git_http_server))
+        assert proc.returncode == 0, proc.stderr
+        # the tip; acme with blobs/ and layers/ shards; app with _tags; the manifest; config and pointers
+        counts = seen.count()
+        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 7, "receive-pack": 0}
+        # refs and the tip (dulwich closes its connections), the fetches by id (one for all), LFS (at most one each)
+        assert relay.connections <= 3 + counts["lfs"], relay.connections
+    finally:
+        relay.close()

@@ -139,8 +139,14 @@ def _read_pack(proto: Protocol) -> bytes:
 def _fetch_http(client: Any, path: str, body: bytes) -> bytes:
     url = client._get_url(path)
     client.protocol_version = 2  # dulwich sends Git-Protocol: version=2 with it
-    _resp, read = client._smart_request("git-upload-pack", url, body)
-    return _read_pack(Protocol(read, lambda data: None))
+    resp, read = client._smart_request("git-upload-pack", url, body)
+    data = _read_pack(Protocol(read, lambda data: None))
+    # the body's end (chunked: its last chunk) read, urllib3 puts the connection back in its pool: the next
+    # exchange skips a connection (and a TLS handshake); anything more is no answer to reuse it after
+    with contextlib.suppress(GitProtocolError, OSError):
+        if read(1):
+            resp.close()
+    return data
 
 
 def _fetch_stream(client: GitClient, path: str, body: bytes) -> bytes:

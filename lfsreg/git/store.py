@@ -29,6 +29,7 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from .. import interrupts
 from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
 from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
@@ -267,7 +268,8 @@ class GitStore:
         if not os.path.isdir(path):
             raise NotFoundError(f"{path}: no such registry", hint=f"create it with: lfsreg init {path}")
         try:
-            repo = _Repo(path)
+            with interrupts.deferred():  # a SIGTERM inside dulwich's constructors left half a store (its __del__ failed)
+                repo = _Repo(path)
         except NotGitRepository as exc:
             raise NotARegistryError(f"{path}: not a git repository") from exc
         if not repo.bare:
@@ -286,7 +288,8 @@ class GitStore:
         with writing(path):
             tmp = tempfile.mkdtemp(prefix=".lfsreg-init-", dir=parent)
         try:
-            Repo.init_bare(tmp, default_branch=b"main").close()
+            with interrupts.deferred():
+                Repo.init_bare(tmp, default_branch=b"main").close()
             os.chmod(tmp, 0o755)
             os.rename(tmp, path)
         except OSError as exc:

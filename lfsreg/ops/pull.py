@@ -291,7 +291,7 @@ def layout_images(
     has already: their layers are not fetched.
     """
     reader = _Reader(view, lfs, progress)
-    view.prefetch_pull(refs)  # a remote fetched in part: what follows reads, a level an exchange
+    view.prefetch_pull(refs, records=False)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
     images = []
     for ref, digest in resolved:

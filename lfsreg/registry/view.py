@@ -237,27 +237,29 @@ class RegistryView:
         except LfsregError as exc:
             log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
 
-    def prefetch_pull(self, refs: Sequence[ImageRef | Digest]) -> None:
+    def prefetch_pull(self, refs: Sequence[ImageRef | Digest], *, records: bool = True) -> None:
         """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about eight in all.
 
         The tags' directories (a name's with its ``_tags`` and their files) together with the
         shard directories every pull reads below; then manifests (and an index's children),
         their configs with the layers' pointers, the ``diffids/`` records of the configs' layers:
-        two levels each. What cannot be read is left to the reads.
+        two levels each. ``records=False``: no ``diffids/`` (a pull that keeps layers as stored reads none).
+        What cannot be read is left to the reads.
         """
         if not self.snapshot.fetches:
             return
         tagged = [r for r in refs if isinstance(r, ImageRef) and r.digest is None]
         todo = [d for r in refs if (d := r if isinstance(r, Digest) else r.digest) is not None]
         try:
-            self.snapshot.prefetch(more=[*(_name_dir(r.name) for r in tagged), *((s, 0) for s in SHARDS)])
+            shards = SHARDS if records else SHARDS[:2]
+            self.snapshot.prefetch(more=[*(_name_dir(r.name) for r in tagged), *((s, 0) for s in shards)])
             for ref in tagged:
                 assert ref.tag is not None
                 data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
                 digest = layout.parse_tag(data) if data is not None else None
                 if digest is not None:
                     todo.append(digest)
-            self._prefetch_images(list(dict.fromkeys(todo)))
+            self._prefetch_images(list(dict.fromkeys(todo)), records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
 
@@ -280,7 +282,7 @@ class RegistryView:
                     pointers.append(layout.layer_path(layout.parse_diffid(data, digest, path).desc.digest))
         self.snapshot.prefetch(pointers)
 
-    def _prefetch_images(self, todo: list[Digest]) -> None:
+    def _prefetch_images(self, todo: list[Digest], records: bool) -> None:
         paths: list[str] = []
         for _ in range(MAX_INDEX_DEPTH + 3):
             if not todo and not paths:
@@ -295,7 +297,7 @@ class RegistryView:
                 try:
                     parsed = parse_manifest(data, str(digest))
                 except LfsregError:
-                    paths += [layout.diffid_path(d) for d in _diff_ids(data)]  # a config, or damaged
+                    paths += [layout.diffid_path(d) for d in _diff_ids(data) if records]  # a config, or damaged
                     continue
                 if isinstance(parsed, Index):
                     below += [c.digest for c in parsed.manifests]
