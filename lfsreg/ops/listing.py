@@ -54,8 +54,9 @@ class Listing:
         self._summaries: Callable[[str], Any] | None = None
 
     def close(self) -> None:
-        """Release the packs' maps."""
+        """Release the packs' maps and what was read (:meth:`save` needs only the memo)."""
         self.snapshot.close()
+        self.snapshot = self.view = None  # type: ignore[assignment]
 
     def _memo(self, part: str) -> Memo:
         memo = self._memos.get(part)
