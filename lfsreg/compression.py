@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from .errors import UsageError
+from .zstd_frames import FrameReader, settle_allocator
 
 ALGORITHMS = ("zstd", "gzip", "none")
 DEFAULT = "zstd"
@@ -70,6 +71,9 @@ class _Gzip:
         self._gzip.write(data)
         return len(data)
 
+    def end_input(self) -> None:
+        """Nothing runs in the background: :meth:`finish` does the rest."""
+
     def finish(self) -> None:
         self._gzip.close()
 
@@ -103,6 +107,7 @@ class _FramedZstd:
     """
 
     def __init__(self, out: Writer, level: int, threads: int) -> None:
+        settle_allocator()  # frames are allocated on one thread and freed on others
         self._out = out
         self._level = level
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="lfsreg-zstd")
@@ -131,11 +136,15 @@ class _FramedZstd:
             del self._buf[:ZSTD_FRAME]
         return len(data)
 
-    def finish(self) -> None:
-        """Compress the rest (an empty input still makes one, empty, frame) and write every frame."""
+    def end_input(self) -> None:
+        """No more writes: the rest goes to the pool (an empty input still makes one, empty, frame)."""
         if self._buf or not self._frames:
             self._submit(bytes(self._buf))
             self._buf = bytearray()
+
+    def finish(self) -> None:
+        """:meth:`end_input`, then write every frame."""
+        self.end_input()
         try:
             self._drain(0)
         finally:
@@ -176,9 +185,12 @@ def compress_threads() -> int:
 
 
 def decompressing_reader(algorithm: str, src: BinaryIO) -> Reader:
-    """Return a reader of the decompressed bytes of ``src`` (``src`` itself for ``none``)."""
+    """Return a reader of the decompressed bytes of ``src`` (``src`` itself for ``none``).
+
+    zstd frames are decoded on :func:`compress_threads` workers (:class:`lfsreg.zstd_frames.FrameReader`).
+    """
     if algorithm == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True, closefd=False)
+        return FrameReader(src, compress_threads())
     if algorithm == "gzip":
         return gzip.GzipFile(mode="rb", fileobj=src)
     return src

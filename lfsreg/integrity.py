@@ -50,7 +50,7 @@ class VerifiedReader:
         expected: Digest,
         size: int | None,
         what: str,
-        inner: VerifiedReader | None = None,
+        inner: Verifying | None = None,
         tap: DiffIdCheck | None = None,
     ) -> None:
         self._hashing = HashingReader(source, limit=None)  # type: ignore[arg-type]

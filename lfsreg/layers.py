@@ -102,12 +102,17 @@ def _pump(src: Reader, write: Callable[[bytes], object], progress: LayerProgress
         progress.step(len(data))
 
 
+def _nothing() -> None:
+    pass
+
+
 def stage_plain(
     src: HashedReader,
     finish: Callable[[], Digest],
     compression: Compression,
     staging: Staging,
     bar: LayerProgress,
+    read_done: Callable[[], None] = _nothing,
 ) -> tuple[Descriptor, Digest, str]:
     """Stage a plain layer tar read from ``src``, compressed as asked.
 
@@ -118,6 +123,8 @@ def stage_plain(
     ``src`` is read (and so hashed) on a thread of its own, a few chunks ahead of this one,
     which compresses (zstd: on a pool of ``compression.threads``), hashes and writes: a layer's
     stages run on all cores (:mod:`lfsreg.pipeline`, docs/format.md *Compression*).
+    ``read_done`` is called once the source is read and verified and its last frames are with
+    the pool: another layer may start then, while they are compressed and written.
     """
     chunk = ZSTD_FRAME if compression.algorithm == "zstd" else CHUNK
     ahead = ReadAhead(src, chunk=chunk, name="lfsreg-read")
@@ -134,6 +141,8 @@ def stage_plain(
                 try:
                     _pump(ahead, comp.write, bar, chunk)
                     diff_id = finish()
+                    comp.end_input()
+                    read_done()
                     comp.finish()
                 except BaseException:
                     comp.abort()
@@ -146,9 +155,15 @@ def stage_plain(
 
 
 def store_uncompressed(
-    raw: BinaryIO, desc: Descriptor, compression: Compression, staging: Staging, progress: ProgressCallback, what: str
+    raw: BinaryIO,
+    desc: Descriptor,
+    compression: Compression,
+    staging: Staging,
+    progress: ProgressCallback,
+    what: str,
+    read_done: Callable[[], None] = _nothing,
 ) -> PreparedLayer:
-    """Store an uncompressed layer (digest == diff_id), compressed as asked (or not)."""
+    """Store an uncompressed layer (digest == diff_id), compressed as asked (or not); ``read_done``: see :func:`stage_plain`."""
     bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what)
 
@@ -156,7 +171,7 @@ def store_uncompressed(
         src.finish()
         return desc.digest
 
-    stored, diff_id, path = stage_plain(src, finish, compression, staging, bar)
+    stored, diff_id, path = stage_plain(src, finish, compression, staging, bar, read_done)
     bar.done()
     return PreparedLayer(stored, diff_id, desc.size, path)
 

@@ -135,3 +135,30 @@ class ReadAhead:
 
     def __del__(self) -> None:
         self._stop.set()
+
+
+class Turn:
+    """Holds ``lock`` (if any) from entering the block until :meth:`over` or the block's end.
+
+    For work taking turns on the cores (one layer compressed at a time), whose tail need not
+    wait: the next one starts when this one calls :meth:`over`. Idempotent.
+    """
+
+    def __init__(self, lock: threading.Lock | None) -> None:
+        self._lock = lock
+        self._held = False
+
+    def __enter__(self) -> Turn:
+        if self._lock is not None:
+            self._lock.acquire()
+            self._held = True
+        return self
+
+    def over(self) -> None:
+        """Let the next one in (once)."""
+        if self._held and self._lock is not None:
+            self._held = False
+            self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.over()

@@ -76,10 +76,12 @@ LAYERS = [
         "lfsreg.progress",
         "lfsreg.credentials",
         "lfsreg.watchdog",  # the one thread that fires request deadlines (git and LFS clients)
+        "lfsreg.interrupts",  # sections a SIGTERM is deferred past (git opens repositories in one; the CLI defers)
     ),
     # lfsreg.pipeline: a stream read on a thread of its own (a layer's stages on several cores)
     (
         "lfsreg.compression",
+        "lfsreg.zstd_frames",  # decoding independent zstd frames on a pool (compression's reader of zstd)
         "lfsreg.integrity",
         "lfsreg.pipeline",
         "lfsreg.staging",

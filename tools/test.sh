@@ -40,6 +40,7 @@ phase() {  # phase NAME COMMAND...: run it, note its wall and CPU time; its exit
 # matter: the real run collects again and reports any error.
 warm() {
   python3 -m pytest --collect-only -q -p no:xdist -p no:cacheprovider >/dev/null 2>&1 || true
+  python3 -m compileall -q tools >/dev/null 2>&1 || true # the benchmarks the tests run (python -m tools.bench)
 }
 
 phase deps tools/install-test-deps.sh

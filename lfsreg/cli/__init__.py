@@ -101,7 +101,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
     discard = getattr(sys.modules.get("lfsreg.api"), "discard_own_staging", None)
     if discard is not None:
         discard()
-    raise _Terminated
+    # Inside a section that must not be cut (a repository being opened: lfsreg.interrupts), the
+    # exception is raised as the section ends. No sections before that module is imported.
+    defer = getattr(sys.modules.get("lfsreg.interrupts"), "defer", None)
+    if defer is None or not defer(_Terminated()):
+        raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> None:

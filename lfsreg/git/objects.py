@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ObjectID, ShaFile
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
 _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
-_SAMPLE = 64  # ids looked up before a prefetch of many checks them all (each look-up costs tens of µs)
 
 
 class ObjectFiles:
@@ -47,17 +46,6 @@ class ObjectFiles:
         #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
         #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids`` (``None``: all).
         self.fetch_missing: Callable[[Sequence[bytes], int | None], bool] | None = None
-
-    def prefetch(self, ids: Iterable[bytes], below: int = 0) -> None:
-        """Fetch those of ``ids`` this repository lacks in one exchange (with ``below`` levels under trees), if it is a partial mirror."""
-        if self.fetch_missing is None:
-            return
-        ids = list(ids)
-        if len(ids) > _SAMPLE * 4 and all(self.has(i) for i in ids[:: len(ids) // _SAMPLE]):
-            return  # a mirror that read these before: the few that may lack are fetched when read
-        wanted = [i for i in ids if not self.has(i)]
-        if wanted:
-            self.fetch_missing(wanted, below)
 
     def prefetch_whole(self, tree: bytes) -> None:
         """Fetch ``tree`` with everything under it in one exchange, if this is a partial mirror that lacks some of it."""

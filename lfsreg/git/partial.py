@@ -35,6 +35,7 @@ from dulwich.protocol import Protocol, pkt_line
 from ..errors import ProtocolError
 from .objects import storage_error
 from .store import DIR_MODE, PARTIAL_MARKER, GitStore
+from .transport import HttpClient, HttpStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ WHOLE_KEPT = 64
 MAX_ANSWER = 1 << 30
 _GITLINK = 0o160000
 
-__all__ = ["MARKER", "ObjectFetcher", "fetch_everything", "fetch_filtered", "is_partial", "new_objects", "pack_data", "set_partial"]
+__all__ = [
+    "MARKER", "ObjectFetcher", "TipFetch", "fetch_everything", "fetch_filtered", "is_partial", "new_objects", "pack_data", "set_partial",
+]  # fmt: skip
 
 
 def is_partial(mirror: GitStore) -> bool:
@@ -136,8 +139,14 @@ def _read_pack(proto: Protocol) -> bytes:
 def _fetch_http(client: Any, path: str, body: bytes) -> bytes:
     url = client._get_url(path)
     client.protocol_version = 2  # dulwich sends Git-Protocol: version=2 with it
-    _resp, read = client._smart_request("git-upload-pack", url, body)
-    return _read_pack(Protocol(read, lambda data: None))
+    resp, read = client._smart_request("git-upload-pack", url, body)
+    data = _read_pack(Protocol(read, lambda data: None))
+    # the body's end (chunked: its last chunk) read, urllib3 puts the connection back in its pool: the next
+    # exchange skips a connection (and a TLS handshake); anything more is no answer to reuse it after
+    with contextlib.suppress(GitProtocolError, OSError):
+        if read(1):
+            resp.close()
+    return data
 
 
 def _fetch_stream(client: GitClient, path: str, body: bytes) -> bytes:
@@ -322,9 +331,32 @@ class _NoHaves:
         """Nothing to note."""
 
 
-def fetch_filtered(client: GitClient, path: str, repo: Any, wants: Callable[..., list[ObjectID]], depth: int | None) -> Any:
-    """Fetch into ``repo`` (dulwich's fetch) with :data:`TIP_FILTER`, quiet about a server that ignores it (the caller says it)."""
+class TipFetch:
+    """How this command fetches a tip over HTTP: refs from one v0 GET, then a v2 fetch, until a server refuses that."""
+
+    quick = True
+
+
+def fetch_filtered(client: GitClient, path: str, repo: Any, wants: Callable[..., list[ObjectID]], depth: int | None, how: TipFetch) -> Any:
+    """Fetch into ``repo`` (dulwich's fetch) with :data:`TIP_FILTER`, quiet about a server that ignores it (the caller says it).
+
+    Over HTTP, with ``how.quick``: two requests (:attr:`lfsreg.git.transport.HttpClient.refs_in_v0`).
+    A server that then refuses protocol v2 (``GIT_PROTOCOL`` not passed to ``git upload-pack``)
+    is asked again in its own way, and so for the rest of the command (said once under ``-v``).
+    """
     client._warn_filter_objects = lambda: None  # type: ignore[method-assign]
+    if not (how.quick and isinstance(client, HttpClient)):
+        return client.fetch(path, repo, determine_wants=wants, depth=depth, filter_spec=TIP_FILTER)
+    client.refs_in_v0 = True
+    try:
+        return client.fetch(path, repo, determine_wants=wants, depth=depth, filter_spec=TIP_FILTER)
+    except (GitProtocolError, HangupException, HttpStatus) as exc:  # e.g. empty (git) or 500 (dulwich's server)
+        if not client.v0_refs:
+            raise
+        how.quick = False
+        log.info("%s: the server did not answer a protocol v2 fetch (%s): reading its refs with ls-refs", path, exc)
+    finally:
+        client.refs_in_v0 = False
     return client.fetch(path, repo, determine_wants=wants, depth=depth, filter_spec=TIP_FILTER)
 
 

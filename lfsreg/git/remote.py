@@ -119,6 +119,7 @@ class GitRemote:
         self._local = client_factory is None and urlparse(url).scheme == "file"
         self._fetcher = partial.ObjectFetcher(self.mirror, self._call, local_git_dir(url) if self._local else None)
         self._told = False  # whether the server was said not to filter (once per command)
+        self._how = partial.TipFetch()
         self._filled = False  # whether the whole tree was fetched after a fetch by id failed
         self.mirror.objects.fetch_missing = self._fetch_missing
 
@@ -243,7 +244,7 @@ class GitRemote:
 
         def fetch(client: GitClient, path: str) -> Any:
             with mirror.objects.pack_writes():
-                return partial.fetch_filtered(client, path, mirror.repo, wants, depth=1 if first else None)
+                return partial.fetch_filtered(client, path, mirror.repo, wants, 1 if first else None, self._how)
 
         result = self._call(fetch, retry=retry)
         born = {bytes(name): bytes(sha) for name, sha in (result.refs or {}).items() if sha and sha != ZERO_SHA}
@@ -254,9 +255,8 @@ class GitRemote:
             # HEAD named another branch than the one it points at (or moved between calls).
             def fetch_tip(client: GitClient, path: str) -> Any:
                 with mirror.objects.pack_writes():
-                    return partial.fetch_filtered(
-                        client, path, mirror.repo, lambda refs, depth=None: [ObjectID(tip)], depth=1 if first else None
-                    )
+                    wanted = lambda refs, depth=None: [ObjectID(tip)]  # noqa: E731
+                    return partial.fetch_filtered(client, path, mirror.repo, wanted, 1 if first else None, self._how)
 
             asked[:] = [ObjectID(tip)]
             self._call(fetch_tip, retry=retry)

@@ -29,9 +29,11 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from .. import interrupts
 from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
 from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
+from .levels import Wanted, prefetch_levels
 from .objects import ObjectFiles
 from .reffiles import ANY, abandon_git_files, swap_ref
 
@@ -210,21 +212,13 @@ class Snapshot:
         """Whether reads may fetch from a remote (a mirror): :meth:`prefetch` is worth preparing for."""
         return self._objects.fetch_missing is not None
 
-    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
-        """Fetch what reading ``paths`` (a directory: its tree, ``below`` levels deep) and ``ids`` needs, a level an exchange."""
-        if self._objects.fetch_missing is None or self.root is None:
-            return
-        split = [p.strip("/").split("/") for p in paths if p.strip("/")]
-        for depth in range(1, max((len(parts) for parts in split), default=0) + 1):
-            level: tuple[dict[bytes, None], dict[bytes, None]] = ({}, {})  # on the way, and named by a path
-            for parts in (parts for parts in split if len(parts) >= depth):
-                above = self._dir("/".join(parts[: depth - 1]))
-                entry = above.get(parts[depth - 1].encode()) if above is not None else None
-                if entry is not None and (entry[0] == DIR_MODE or depth == len(parts)):
-                    level[depth == len(parts)][entry[1]] = None
-            self._objects.prefetch(level[0])
-            self._objects.prefetch(level[1], below)
-        self._objects.prefetch(dict.fromkeys(ids))
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0, more: Iterable[Wanted] = ()) -> None:
+        """Fetch what reading ``paths``, ``more`` and ``ids`` needs, a depth of the paths an exchange (:mod:`lfsreg.git.levels`).
+
+        A directory in ``paths`` comes with ``below`` levels under it; ``more`` pairs a path with its own.
+        """
+        if self._objects.fetch_missing is not None and self.root is not None:
+            prefetch_levels(self._dir, self._objects.has, self._objects.fetch_missing, [*((p, below) for p in paths), *more], ids)
 
     def exists(self, path: str) -> bool:
         """True if a file or directory exists at ``path``."""
@@ -274,7 +268,8 @@ class GitStore:
         if not os.path.isdir(path):
             raise NotFoundError(f"{path}: no such registry", hint=f"create it with: lfsreg init {path}")
         try:
-            repo = _Repo(path)
+            with interrupts.deferred():  # a SIGTERM inside dulwich's constructors left half a store (its __del__ failed)
+                repo = _Repo(path)
         except NotGitRepository as exc:
             raise NotARegistryError(f"{path}: not a git repository") from exc
         if not repo.bare:
@@ -293,7 +288,8 @@ class GitStore:
         with writing(path):
             tmp = tempfile.mkdtemp(prefix=".lfsreg-init-", dir=parent)
         try:
-            Repo.init_bare(tmp, default_branch=b"main").close()
+            with interrupts.deferred():
+                Repo.init_bare(tmp, default_branch=b"main").close()
             os.chmod(tmp, 0o755)
             os.rename(tmp, path)
         except OSError as exc:

@@ -182,6 +182,28 @@ class HttpClient(Urllib3HttpGitClient):
     stage = "the request"
     deadline = DEFAULT_DEADLINE
     _exchange: Exchange | None = None
+    #: Read the refs from protocol v0's advertisement (one GET) and fetch with v2 (one POST): set
+    #: for a fetch of the tip (:func:`lfsreg.git.partial.fetch_filtered`). v2's own way is three
+    #: requests (capabilities, ``ls-refs``, ``fetch``), each a ``git upload-pack`` on the server.
+    refs_in_v0 = False
+    v0_refs = False  # whether the last discovery did so (a failed fetch after it: the server refused v2)
+
+    def _discover_references(self, service: bytes, base_url: str, protocol_version: int | None = None, ref_prefix: Any = None) -> Any:
+        self.v0_refs = False
+        if not self.refs_in_v0 or service != b"git-upload-pack" or protocol_version not in (None, 2):
+            return super()._discover_references(service, base_url, protocol_version, ref_prefix)
+        refs, caps, url, symrefs, peeled = super()._discover_references(service, base_url, 0, ref_prefix)
+        if self.protocol_version == 0 and b"HEAD" not in refs:
+            # an unborn HEAD (an empty repository): only v2 names the branch it will be
+            return super()._discover_references(service, base_url, protocol_version, ref_prefix)
+        if self.protocol_version != 0 or b"filter" not in caps or not any(c.startswith(b"agent=git/") for c in caps):
+            # no filter: the whole tree, fetched with v0 as git would; not git's upload-pack (dulwich's
+            # server advertises filter): it may not speak v2, ask it as before
+            return refs, caps, url, symrefs, peeled
+        self.v0_refs = True
+        self.protocol_version = 2  # the fetch that follows: v2's command, with the filter and depth v0 advertised
+        fetch = b"fetch=" + b" ".join(c for c in (b"shallow", b"filter") if c in caps)
+        return refs, {fetch, *(c for c in caps if c.startswith((b"agent=", b"object-format=")))}, url, symrefs, peeled
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # no auth callbacks: dulwich makes a plain PoolManager or ProxyManager

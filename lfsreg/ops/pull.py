@@ -109,14 +109,16 @@ class _Reader:
             return Blob(Descriptor(mt.OCI_LAYER, diff_id, desc.size), lambda: ReadAhead(self._layer_stream(desc)))
         size, recorded = self._uncompressed_size(desc, diff_id, compression)
 
-        def opener() -> VerifiedReader:
-            # One thread reads, hashes and decompresses the stored blob; the writer's hashes the
-            # plain bytes (against the diff_id) as it writes them (docs/format.md, *Reading*).
-            inner = self._layer_stream(desc)
+        def opener() -> Verifying:
+            # Every stage on a thread of its own, so a layer spreads over the cores (docs/format.md,
+            # *Reading*): one reads and hashes the stored blob, a pool decodes its zstd frames, one
+            # hashes the plain bytes in order (against the diff_id), and the writer only writes.
+            # finish() verifies both digests before the writer's output can be published.
+            inner = ReadAhead(self._layer_stream(desc), name="lfsreg-read")
             plain = decompressing_reader(compression, inner)  # type: ignore[arg-type]
             if recorded:
                 plain = _RecordedSize(plain, size, f"layer {diff_id}")
-            return VerifiedReader(ReadAhead(plain, name="lfsreg-decompress"), diff_id, size, f"layer {diff_id}", inner)
+            return ReadAhead(VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner), name="lfsreg-decompress")
 
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
 
@@ -268,8 +270,8 @@ def archive_images(
     Blobs are read (and verified) only when a writer consumes the returned images.
     """
     reader = _Reader(view, lfs, progress, trust_records)
+    view.prefetch_pull(refs)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
-    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = [_archive_image(reader, d, r, platform) for r, d in resolved]
     reader.prefetch()
     return resolved, images
@@ -289,8 +291,8 @@ def layout_images(
     has already: their layers are not fetched.
     """
     reader = _Reader(view, lfs, progress)
+    view.prefetch_pull(refs, records=False)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
-    view.prefetch_pull([d for _, d in resolved])  # a remote fetched in part: what follows reads, a level an exchange
     images = []
     for ref, digest in resolved:
         data = view.blob(digest)

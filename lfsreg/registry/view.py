@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
@@ -27,6 +28,15 @@ def _diff_ids(config: bytes) -> list[Digest]:
         return [Digest.parse(d) for d in ids if isinstance(d, str)] if isinstance(ids, list) else []
     except (ValueError, AttributeError, RecursionError, LfsregError):
         return []
+
+
+#: The shard directories under which a pull or push reads (the tip's fetch brings their parents).
+SHARDS = [f"{kind}/sha256" for kind in ("blobs", "layers", "diffids")]
+
+
+def _name_dir(name: str) -> tuple[str, int]:
+    """An image name's directory with two levels under it: its ``_tags`` with their files (and the names below it, alone)."""
+    return f"{layout.REPOSITORIES}/{name}", 2
 
 
 def _may_match(prefix: str, globs: Sequence[str]) -> bool:
@@ -80,9 +90,8 @@ class RegistryView:
                 raise ImageNotFound(f"{self.label}: no manifest {ref.digest} for {ref.name}")
             return ref.digest
         assert ref.tag is not None
-        if self.snapshot.fetches:  # a partial mirror: the tag's directories a level an exchange, its _tags with the files
-            self.snapshot.prefetch([f"{layout.REPOSITORIES}/{ref.name}"])
-            self.snapshot.prefetch([layout.tags_dir(ref.name)], below=1)
+        # a partial mirror: the tag's directories a level an exchange, the name's with its _tags and their files
+        self.snapshot.prefetch(more=[_name_dir(ref.name)])
         data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
@@ -228,39 +237,74 @@ class RegistryView:
         except LfsregError as exc:
             log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
 
-    def prefetch_pull(self, digests: Sequence[Digest]) -> None:
-        """Fetch what a pull of ``digests`` reads from a partial mirror, an exchange per level: about seven in all.
+    def prefetch_pull(self, refs: Sequence[ImageRef | Digest], *, records: bool = True) -> None:
+        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about eight in all.
 
-        Manifests (and an index's children), then their configs with the layers' pointers, then
-        the ``diffids/`` records of the configs' layers. What cannot be read is left to the reads.
+        The tags' directories (a name's with its ``_tags`` and their files) together with the
+        shard directories every pull reads below; then manifests (and an index's children),
+        their configs with the layers' pointers, the ``diffids/`` records of the configs' layers:
+        two levels each. ``records=False``: no ``diffids/`` (a pull that keeps layers as stored reads none).
+        What cannot be read is left to the reads.
         """
         if not self.snapshot.fetches:
             return
-        todo, paths = list(dict.fromkeys(digests)), [f"{kind}/sha256" for kind in ("layers", "diffids")]
+        tagged = [r for r in refs if isinstance(r, ImageRef) and r.digest is None]
+        todo = [d for r in refs if (d := r if isinstance(r, Digest) else r.digest) is not None]
         try:
-            for _ in range(MAX_INDEX_DEPTH + 3):
-                if not todo and not paths:
-                    return
-                self.snapshot.prefetch([*(layout.blob_path(d) for d in todo), *paths])
-                below: list[Digest] = []
-                paths = []
-                for digest in todo:
-                    data = self.snapshot.read(layout.blob_path(digest))
-                    if data is None:
-                        continue
-                    try:
-                        parsed = parse_manifest(data, str(digest))
-                    except LfsregError:
-                        paths += [layout.diffid_path(d) for d in _diff_ids(data)]  # a config, or damaged
-                        continue
-                    if isinstance(parsed, Index):
-                        below += [c.digest for c in parsed.manifests]
-                    else:
-                        below.append(parsed.config.digest)
-                        paths += [layout.layer_path(layer.digest) for layer in parsed.layers]
-                todo = list(dict.fromkeys(below))
+            shards = SHARDS if records else SHARDS[:2]
+            self.snapshot.prefetch(more=[*(_name_dir(r.name) for r in tagged), *((s, 0) for s in shards)])
+            for ref in tagged:
+                assert ref.tag is not None
+                data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
+                digest = layout.parse_tag(data) if data is not None else None
+                if digest is not None:
+                    todo.append(digest)
+            self._prefetch_images(list(dict.fromkeys(todo)), records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
+
+    def prefetch_files(self, paths: Iterable[str]) -> None:
+        """Fetch the files ``paths`` and the trees along them from a partial mirror, a level an exchange.
+
+        For a write (a push's change set): the trees it rebuilds and the files it compares, the
+        shard directories with the first level that asks for anything. Absent files cost nothing.
+        """
+        if not self.snapshot.fetches:
+            return
+        paths = list(paths)
+        self.snapshot.prefetch(more=[*((s, 0) for s in SHARDS), *((p, 0) for p in paths)])
+        # a diffids record counts only with the pointer it names (stored_layer): those too, two more levels
+        pointers = []
+        for path in paths:
+            if path.startswith("diffids/sha256/") and (data := self.snapshot.read(path)) is not None:  # in reach now, or absent
+                with contextlib.suppress(LfsregError):
+                    digest = Digest("sha256", path.rsplit("/", 1)[1])
+                    pointers.append(layout.layer_path(layout.parse_diffid(data, digest, path).desc.digest))
+        self.snapshot.prefetch(pointers)
+
+    def _prefetch_images(self, todo: list[Digest], records: bool) -> None:
+        paths: list[str] = []
+        for _ in range(MAX_INDEX_DEPTH + 3):
+            if not todo and not paths:
+                return
+            self.snapshot.prefetch([*(layout.blob_path(d) for d in todo), *paths])
+            below: list[Digest] = []
+            paths = []
+            for digest in todo:
+                data = self.snapshot.read(layout.blob_path(digest))
+                if data is None:
+                    continue
+                try:
+                    parsed = parse_manifest(data, str(digest))
+                except LfsregError:
+                    paths += [layout.diffid_path(d) for d in _diff_ids(data) if records]  # a config, or damaged
+                    continue
+                if isinstance(parsed, Index):
+                    below += [c.digest for c in parsed.manifests]
+                else:
+                    below.append(parsed.config.digest)
+                    paths += [layout.layer_path(layer.digest) for layer in parsed.layers]
+            todo = list(dict.fromkeys(below))
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:
         """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""

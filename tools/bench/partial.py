@@ -9,7 +9,7 @@ nginx served for the step (git and LFS).
 
 * cold pull of ``bench/small:1`` from each, and of one ``scale/`` image (whose name sits in the
   big ``repositories/scale`` directory) from the big registry and from one holding only it;
-* warm pull of the same tag (the pull's cache): one ref query (refs advertisement + ``ls-refs``);
+* warm pull of the same tag (the pull's cache): one ref query (protocol v0's refs advertisement, one GET);
 * cold push of a new small image into each (a fresh copy of each registry per repetition);
 * ``tags`` and ``images`` of the whole registry, warm; ``tags REPO NAME`` cold.
 
@@ -35,7 +35,7 @@ from tools.bench.session import Session
 
 BYTES_X, TIME_X, LIST_S, TAGS_NAME_S = 2.0, 1.5, 1.0, 0.3
 SMALL = "bench/small:1"
-REF_QUERY = 2  # git requests of a warm pull: the refs advertisement and ls-refs
+REF_QUERY = 1  # git requests of a warm pull: the refs advertisement (v0: no ls-refs)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
