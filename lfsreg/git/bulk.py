@@ -22,6 +22,7 @@ from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import RawObjectID, parse_tree, sha_to_hex, sorted_tree_items
 
 from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundError
+from .levels import Wanted
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
 from .store import Snapshot
@@ -231,12 +232,6 @@ class BulkSnapshot(Snapshot):
         """Release the packs' maps."""
         self._raw.close()
 
-    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
-        """As :meth:`Snapshot.prefetch`; the packs a partial mirror fetched are read as fast as the others."""
-        if self.fetches:
-            super().prefetch(paths, ids, below=below)
-            self._raw.reopen()
-
     def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
         return {name: (mode, s) for name, mode, s in self._raw.entries(sha)}
 
@@ -282,10 +277,10 @@ class RawSnapshot(Snapshot):
         """Release the packs' maps."""
         self._raw.close()
 
-    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0) -> None:
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0, more: Iterable[Wanted] = ()) -> None:
         """As :meth:`Snapshot.prefetch`; the packs a partial mirror fetched are read as fast as the others."""
         if self.fetches:
-            super().prefetch(paths, ids, below=below)
+            super().prefetch(paths, ids, below=below, more=more)
             self._raw.reopen()
 
     def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
