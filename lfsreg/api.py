@@ -321,9 +321,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             listing = self._listing(view)
             try:
                 found = [TagInfo(n, tag, digest) for n, tag, digest in listing.tags(tag_globs)]
-                listing.save(walked=("names", "tags"))
             finally:
                 listing.close()
+            listing.save(walked=("names", "tags"))
             return found
         names = [validate_name(name)]
         view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
@@ -354,9 +354,9 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         listing = self._listing(self.view())
         try:
             found = listing.images(image_globs, tag_globs, unreadable=unreadable)
-            listing.save(walked=() if image_globs else ("names", "tags") if tag_globs else ("names", "tags", "images"))
         finally:
             listing.close()
+        listing.save(walked=() if image_globs else ("names", "tags") if tag_globs else ("names", "tags", "images"))
         return found
 
     def inspect(self, image: str) -> dict[str, object]:

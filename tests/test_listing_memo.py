@@ -152,9 +152,11 @@ def test_a_warm_listing_reads_the_memo_and_a_damaged_memo_is_ignored(pristine: P
     for junk in (b"[]", summaries.read_bytes().replace(b"sha256:", b"sha256:z"), summaries.read_bytes().replace(b"[", b'["x",')):
         summaries.write_bytes(junk)
         assert _run_all(repo, env) == first  # read again
-    # What the memo vouches for is not read again: the tag files' objects can go (as verify, not images, would notice).
+    # What the memo vouches for is not read again: the tag files' and manifest's objects can go (as verify, not images, would notice).
+    manifest = _loose(repo, blob_path(_digest(repo, "acme/app", "1.0")))
     for tag in ("1.0", "1.1"):
         _loose(repo, tag_path("acme/app", tag)).unlink(missing_ok=True)
+    manifest.unlink()
     assert _run_all(repo, env) == first
     for junk in (b"not json", b'{"version": 1, "names": [], "tags": {"x": 1}}', memo.read_bytes().replace(b"sha256:", b"sha256:z")):
         memo.write_bytes(junk)

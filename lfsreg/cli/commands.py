@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, cast
 
@@ -188,6 +191,11 @@ def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], 
     on stderr, one line each, after the listing of the others; the exit code is then 1. With
     --format json it is also an entry of the list, with an "error" field.
     """
+    with _no_cycle_collection():
+        _images(repo, image_globs, tag_globs, fmt)
+
+
+def _images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], fmt: str) -> None:
     unreadable: list[UnreadableImage] = []
     rows = _registry(repo).images(image_globs, tag_globs, unreadable=unreadable)
     if fmt == "json":
@@ -206,6 +214,25 @@ def images(repo: str, image_globs: tuple[str, ...], tag_globs: tuple[str, ...], 
         sys.exit(1)
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """No cycle collection while a listing is read and printed.
+
+    A listing of 90,000 tags is a million objects and makes no reference cycles: the first
+    collection after it scanned them all (a fifth of a second, for nothing). They are moved to
+    the oldest generation instead, which only a full collection scans.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.freeze()
+            gc.enable()
+            gc.unfreeze()
+
+
 def _when(created: str | None) -> str:
     return (created or "")[:19].replace("T", " ")
 
@@ -217,11 +244,12 @@ def _when(created: str | None) -> str:
 @FORMAT
 def tags(repo: str, name: str | None, tag_globs: tuple[str, ...], fmt: str) -> None:
     """List tags (of NAME, or of every image)."""
-    rows = _registry(repo).tags(name, tag_globs)
-    if fmt == "json":
-        emit_json([{"name": r.name, "tag": r.tag, "digest": str(r.digest)} for r in rows])
-        return
-    table(["REPOSITORY", "TAG", "DIGEST"], [[r.name, r.tag, str(r.digest)] for r in rows])
+    with _no_cycle_collection():
+        rows = _registry(repo).tags(name, tag_globs)
+        if fmt == "json":
+            emit_json([{"name": r.name, "tag": r.tag, "digest": str(r.digest)} for r in rows])
+            return
+        table(["REPOSITORY", "TAG", "DIGEST"], [[r.name, r.tag, str(r.digest)] for r in rows])
 
 
 @click.command()

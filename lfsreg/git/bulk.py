@@ -15,13 +15,14 @@ import os
 import re
 import zlib
 from binascii import unhexlify
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from hashlib import sha1
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import RawObjectID, parse_tree, sha_to_hex, sorted_tree_items
 
 from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundError
+from .levels import Wanted
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
 from .store import Snapshot
@@ -45,17 +46,19 @@ class RawObjects:
     the rest (loose objects, packs written since) through dulwich. ``check``: hash every
     object read against its id, as
     dulwich's reads of whole objects do (a walk that vouches for the registry, ``verify``,
-    wants it; ``du`` does not).
+    wants it; ``du`` does not). ``table=False``: look ids up by searching each pack's index,
+    never building its table (about 1.5x the time a look-up; 30 MB less for 200,000 objects).
     """
 
-    def __init__(self, objects: ObjectFiles, *, check: bool = False) -> None:
+    def __init__(self, objects: ObjectFiles, *, check: bool = False, table: bool = True) -> None:
         self._objects = objects
         self._packs: list[PackReader] = []
         self._check = check
+        self._searches = {} if table else {"searches": 1 << 62}
         self._opened = False
 
     def _open_packs(self) -> None:
-        self._packs = open_packs(self._objects.path)
+        self._packs = open_packs(self._objects.path, **self._searches)
         self._opened = True
 
     def close(self) -> None:
@@ -63,6 +66,11 @@ class RawObjects:
         for pack in self._packs:
             pack.close()
         self._packs = []
+
+    def reopen(self) -> None:
+        """Read the packs there are now (from the next read on): a fetch may have added some."""
+        self.close()
+        self._opened = False
 
     def _lookup(self, binary: bytes) -> tuple[int, bytes] | None:
         """A delta's base, wherever it is."""
@@ -263,11 +271,17 @@ class RawSnapshot(Snapshot):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__(snapshot.objects, None)
         self.commit, self.root = snapshot.commit, snapshot.root
-        self._raw = RawObjects(snapshot.objects, check=True)
+        self._raw = RawObjects(snapshot.objects, check=True, table=False)  # under 200 MB on 30,000 images
 
     def close(self) -> None:
         """Release the packs' maps."""
         self._raw.close()
+
+    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0, more: Iterable[Wanted] = ()) -> None:
+        """As :meth:`Snapshot.prefetch`; the packs a partial mirror fetched are read as fast as the others."""
+        if self.fetches:
+            super().prefetch(paths, ids, below=below, more=more)
+            self._raw.reopen()
 
     def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
         try:

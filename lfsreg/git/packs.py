@@ -43,7 +43,7 @@ Lookup = Callable[[bytes], "tuple[int, bytes] | None"]
 class PackReader:
     """One pack (``pack-*.pack`` + its ``.idx``), read through a map of the file."""
 
-    def __init__(self, idx_path: str, pack_path: str) -> None:
+    def __init__(self, idx_path: str, pack_path: str, *, searches: int = _SEARCHES) -> None:
         with open(idx_path, "rb") as f:
             idx = f.read()
         if idx[:8] != _IDX_MAGIC + b"\0\0\0\2" or len(idx) < 8 + 1024 + 40:
@@ -65,7 +65,7 @@ class PackReader:
         self._ids, self._where = ids, where
         self._fanout = (0, *struct.unpack_from(">256I", idx, 8))  # objects whose first byte is below b: _fanout[b]
         self._offsets: dict[bytes, int] | None = None  # built on the (_SEARCHES + 1)th look-up
-        self._searches = _SEARCHES
+        self._searches = searches  # how many look-ups search before the table is built
         with open(pack_path, "rb") as f:
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         if self._map[:4] != b"PACK" or len(self._map) < 32:
@@ -230,8 +230,11 @@ class PackReader:
         return out
 
 
-def open_packs(objects_dir: str) -> list[PackReader]:
-    """A reader for every readable pack of the ``objects`` directory, newest first (as git looks them up)."""
+def open_packs(objects_dir: str, *, searches: int = _SEARCHES) -> list[PackReader]:
+    """A reader for every readable pack of the ``objects`` directory, newest first (as git looks them up).
+
+    ``searches``: look-ups answered by searching the index before a pack's table is built.
+    """
     pack_dir = os.path.join(objects_dir, "pack")
     try:
         names = [n for n in os.listdir(pack_dir) if n.startswith("pack-") and n.endswith(".idx")]
@@ -241,7 +244,7 @@ def open_packs(objects_dir: str) -> list[PackReader]:
     for name in names:
         base = os.path.join(pack_dir, name[: -len(".idx")])
         try:
-            found.append((os.stat(base + ".pack").st_mtime, PackReader(base + ".idx", base + ".pack")))
+            found.append((os.stat(base + ".pack").st_mtime, PackReader(base + ".idx", base + ".pack", searches=searches)))
         except (OSError, ValueError, struct.error):
             continue  # gone since the listing, half-written, or a format this reader leaves to dulwich
     return [reader for _, reader in sorted(found, key=lambda f: -f[0])]

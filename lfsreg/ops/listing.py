@@ -54,8 +54,9 @@ class Listing:
         self._summaries: Callable[[str], Any] | None = None
 
     def close(self) -> None:
-        """Release the packs' maps."""
+        """Release the packs' maps and what was read (:meth:`save` needs only the memo)."""
         self.snapshot.close()
+        self.snapshot = self.view = None  # type: ignore[assignment]
 
     def _memo(self, part: str) -> Memo:
         memo = self._memos.get(part)
@@ -225,12 +226,8 @@ class Listing:
         log.debug("ignoring a damaged listing memo entry for %s", key)
         return None
 
-    def summary(self, digest: Digest) -> ImageSummary:
-        """:func:`lfsreg.describe.summarize` of ``digest``, from the memo when it knows it; raises what reading it raises."""
-        key = str(digest)
-        known = self._known_summary(digest, key)
-        if known is not None:
-            return known
+    def _read_summary(self, digest: Digest, key: str) -> ImageSummary:
+        """:func:`lfsreg.describe.summarize` of ``digest``, remembered; raises what reading it raises."""
         found = summarize(self.view, digest)
         image_id = None if found.image_id is None else str(found.image_id)
         self._memo("images").put("images", key, [image_id, found.created, found.size, list(found.platforms)])
@@ -240,7 +237,6 @@ class Listing:
         self, image_globs: Sequence[str] = (), tag_globs: Sequence[str] = (), *, unreadable: list[UnreadableImage] | None = None
     ) -> list[ImageSummary]:
         """``Registry.images``: one summary per tag; what cannot be read raises, or goes to ``unreadable`` if given."""
-        cache: dict[Digest, ImageSummary | LfsregError] = {}
         out = []
 
         def failed(name: str, tag: str | None, digest: Digest | None, error: LfsregError) -> None:
@@ -253,7 +249,7 @@ class Listing:
             if image_globs:
                 dirs = [(n, sha) for n, sha in dirs if any(fnmatch.fnmatchcase(n, g) for g in image_globs)]
             listed = self.tag_entries(dirs, valid=valid)
-            self._prefetch(listed)
+            summaries = self._summaries_of(listed, tag_globs)
             for name, entries in listed:
                 if isinstance(entries, LfsregError):  # the name's tag directory itself cannot be read
                     failed(name, None, None, entries)
@@ -264,28 +260,37 @@ class Listing:
                     if not isinstance(found, Digest):
                         failed(name, tag, None, found)
                         continue
-                    base = cache.get(found)
-                    if base is None:
-                        try:
-                            base = cache[found] = self.summary(found)
-                        except LfsregError as exc:
-                            base = cache[found] = exc
+                    base = summaries[found]
                     if isinstance(base, LfsregError):
                         failed(name, tag, found, base)
                         continue
                     out.append(ImageSummary(name, tag, found, base.image_id, base.created, base.size, base.platforms))
         return out
 
-    def _prefetch(self, listed: list[tuple[str, TagEntries]]) -> None:
-        """A partial mirror: fetch the manifests and configs the memo does not know, an exchange per level."""
-        if not self.view.snapshot.fetches:
-            return
-        todo: dict[Digest, None] = {}
+    def _summaries_of(self, listed: list[tuple[str, TagEntries]], tag_globs: Sequence[str]) -> dict[Digest, ImageSummary | LfsregError]:
+        """The summary (or why it cannot be read) of every image a tag of ``listed`` that matches ``tag_globs`` names.
+
+        From the memo where it knows them; the rest read (a partial mirror fetches their
+        manifests and configs first, an exchange per level).
+        """
+        found: dict[Digest, ImageSummary | LfsregError | None] = {}
         for _, entries in listed:
-            if not isinstance(entries, LfsregError):
-                todo.update((d, None) for _, d in entries if isinstance(d, Digest) and self._get_summary(str(d)) is None)
-        if todo:
+            if isinstance(entries, LfsregError):
+                continue
+            for tag, digest in entries:
+                if not isinstance(digest, Digest) or digest in found:
+                    continue
+                if not tag_globs or any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                    found[digest] = self._known_summary(digest, str(digest))
+        missing = [digest for digest, summary in found.items() if summary is None]
+        if missing and self.view.snapshot.fetches:
             try:
-                self.view.prefetch_images(list(todo))
+                self.view.prefetch_images(missing)
             except LfsregError as exc:
                 log.debug("%s: prefetching the listing stopped: %s", self.view.label, exc)
+        for digest in missing:
+            try:
+                found[digest] = self._read_summary(digest, str(digest))
+            except LfsregError as exc:
+                found[digest] = exc
+        return found  # type: ignore[return-value]  # no None is left

@@ -279,11 +279,11 @@ def _http(location: str, options: RemoteOptions, sources: CredentialSources) -> 
         deadline=options.deadline or DEFAULT_DEADLINE,  # HttpSettings' own default too
         policy=options.policy,
     )
-    settings = _http_settings(options)
 
     def choose(operation: str) -> Remote:
         home = ([remote.credential] if remote.credential else []) + creds  # the one the git server accepted first
         content = None if options.lfs_url else backend.lfsconfig()
+        settings = _http_settings(options)  # here: requests is imported only once LFS is used (not by tags, images)
         return http_remote(clean, home, options.lfs_url, content, sources, settings, ref=backend.branch())
 
     backend = RemoteBackend(remote, clean, CachedLfsStore(DeferredRemote(choose, clean), _cache(options), clean))

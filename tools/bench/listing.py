@@ -78,13 +78,22 @@ def checks(s: Session) -> list[Check]:
             return f"listing.{name}@{rev}"
 
         out.append(at_most(s, f"{p} tags REPO NAME over HTTP, cold", k("tags_name"), TAGS_NAME_S))
+        out.append(_cpu(s, f"{p} tags REPO NAME over HTTP, cold, CPU", k("tags_name")))
         for where in ("local", "http"):
             for kind in ("tags", "images"):
                 out.append(at_most(s, f"{p} {kind} of the whole registry, {where}, warm", k(f"{where}_{kind}_warm"), LIST_S))
+                out.append(_cpu(s, f"{p} {kind} of the whole registry, {where}, warm, CPU", k(f"{where}_{kind}_warm")))
                 out.append(at_most(s, f"{p} {kind} of the whole registry, {where}, cold", k(f"{where}_{kind}_cold"), None))
         for kind in ("tags", "images"):
             out.append(at_most(s, f"{p} {kind} of the whole registry, http, after a push", k(f"http_{kind}_changed"), None))
     return out
+
+
+def _cpu(s: Session, name: str, key: str) -> Check:
+    """The CPU time (user + system) of a step, for reading its wall time on a loaded machine."""
+    step = s.r.steps.get(key)
+    cpu = step.cpu_seconds if step is not None else None
+    return Check(name, "-" if cpu is None else f"{cpu:.3f} s", "info", None)
 
 
 def report(s: Session) -> list[str]:

@@ -41,13 +41,14 @@ except OSError as e:
     print(f"bench wrapper: cannot run {cmd[0]!r}: {e}", file=sys.stderr)
     rc = 127
 dt = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 if use_gt:
     try:
         rss = int(open(rssf).read().split()[-1])
     except (OSError, ValueError, IndexError):
         pass
-json.dump({"rc": rc, "seconds": dt, "maxrss_kb": rss}, open(out, "w"))
+json.dump({"rc": rc, "seconds": dt, "maxrss_kb": rss, "cpu_seconds": cpu}, open(out, "w"))
 """
 
 
@@ -59,6 +60,7 @@ class Run:
     maxrss_kb: int | None = None
     error: str | None = None
     log: str = ""
+    cpu_seconds: float | None = None  # user + system of the command's processes: what a loaded machine's wall time hides
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,12 @@ class Step:
     def seconds(self) -> float | None:
         """Median over the successful runs, None if the step failed."""
         vals = [r.seconds for r in self.runs if r.ok and r.seconds is not None]
+        return statistics.median(vals) if vals and self.ok else None
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """Median CPU time (user + system) over the successful runs that have it."""
+        vals = [r.cpu_seconds for r in self.runs if r.ok and r.cpu_seconds is not None]
         return statistics.median(vals) if vals and self.ok else None
 
     @property
@@ -186,7 +194,8 @@ class Runner:
                 run = self._wait(p, res_p, err_p)
         step.runs.append(run)
         if run.ok:
-            self.log(f"    ok {run.seconds:.2f} s, peak RSS {(run.maxrss_kb or 0) / 1024:.0f} MiB")
+            cpu = f", cpu {run.cpu_seconds:.2f} s" if run.cpu_seconds is not None else ""
+            self.log(f"    ok {run.seconds:.2f} s{cpu}, peak RSS {(run.maxrss_kb or 0) / 1024:.0f} MiB")
         else:
             detail = tail(err_p)
             self.log(f"    FAILED: {run.error}\n" + "\n".join("      | " + x for x in detail.splitlines()))
@@ -207,7 +216,8 @@ class Runner:
             r = json.loads(res_p.read_text())
         except (OSError, ValueError) as e:
             return Run(None, error=f"wrapper failed (rc {p.returncode}): {e}", log=str(err_p))
-        return Run(float(r["seconds"]), int(r["maxrss_kb"]), None if r["rc"] == 0 else f"exit status {r['rc']}", str(err_p))
+        err = None if r["rc"] == 0 else f"exit status {r['rc']}"
+        return Run(float(r["seconds"]), int(r["maxrss_kb"]), err, str(err_p), cpu_seconds=r.get("cpu_seconds"))
 
     def fail(self, step: Step, error: str, detail: str = "") -> None:
         """Record a failure that is no command's exit status (a verification, a setup step)."""
