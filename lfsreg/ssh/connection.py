@@ -106,6 +106,10 @@ class SshConnection:
         port = url.port or 22
         try:
             sock = socket.create_connection((url.host, port), timeout=settings.timeout)
+        except (BrokenPipeError, ConnectionResetError):
+            # the server (or a proxy in front of it) took the connection and dropped it at once:
+            # Linux may report that from connect() itself (seen with a proxy that cut at byte 0)
+            raise self._closed("the SSH handshake") from None
         except OSError as exc:
             raise SshError(
                 f"{url.host}:{port}: cannot connect: {exc.strerror or exc}", hint="check the host and port in the URL, and the network"
