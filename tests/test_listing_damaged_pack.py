@@ -15,19 +15,14 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from gitenv import cli_env
-from imageverify import FIXTURES
+from test_listing_raw_reads import packed_registry
 
 from lfsreg.git.store import GitStore
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("packed") / "reg.git"
-    env = cli_env(repo.parent)
-    for ref, source in (("acme/app:1.0", "app.oci:1.0"), ("acme/tool:2.0", "tool.oci:2.0")):
-        assert run_cli("push", repo, f"oci:{FIXTURES / source}", "--tag", ref, env=env).returncode == 0
-    subprocess.run(["git", "-C", str(repo), "repack", "-adq"], check=True)
-    return repo
+    return packed_registry(tmp_path_factory.mktemp("packed") / "reg.git")
 
 
 def _blobs(repo: Path) -> list[tuple[str, bytes]]:

@@ -24,14 +24,18 @@ from lfsreg.git.bulk import RawSnapshot
 from lfsreg.git.store import GitStore, Snapshot
 
 
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("raw") / "reg.git"
+def packed_registry(repo: Path) -> Path:
+    """A registry of two images at ``repo``, its objects in one pack."""
     env = cli_env(repo.parent)
     for ref, source in (("acme/app:1.0", "app.oci:1.0"), ("acme/tool:2.0", "tool.oci:2.0")):
         assert run_cli("push", repo, f"oci:{FIXTURES / source}", "--tag", ref, env=env).returncode == 0
     subprocess.run(["git", "-C", str(repo), "repack", "-adq"], check=True)
     return repo
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return packed_registry(tmp_path_factory.mktemp("raw") / "reg.git")
 
 
 def _objects(snap: Snapshot) -> tuple[list[bytes], list[tuple[str, bytes]]]:
