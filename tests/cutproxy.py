@@ -27,12 +27,13 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from untraced import untraced
 
-__all__ = ["BATCH", "RECEIVE_PACK", "REFS", "STORAGE_GET", "STORAGE_PUT", "UPLOAD_PACK", "VERIFY", "Cut", "CutProxy"]
+__all__ = ["BATCH", "RECEIVE_PACK", "REFS", "STORAGE_GET", "STORAGE_PUT", "UPLOAD_PACK", "VERIFY", "Cut", "CutProxy", "pipe"]
 
 # The requests of a git + LFS exchange over HTTP (giftless behind nginx), as ``Cut.request`` patterns.
 BATCH = rb"POST [^ ]*/info/lfs/objects/batch "
@@ -42,6 +43,22 @@ VERIFY = rb"POST [^ ]*/objects/storage/verify "
 REFS = rb"GET [^ ]*/info/refs\?service=git-"
 UPLOAD_PACK = rb"POST [^ ]*/git-upload-pack "
 RECEIVE_PACK = rb"POST [^ ]*/git-receive-pack "
+
+
+def pipe(src: socket.socket, dst: socket.socket, rewrite: Callable[[bytes], bytes] | None = None) -> None:
+    """Relay ``src``'s bytes to ``dst`` (each read through ``rewrite``) until either side ends; then end both.
+
+    The whole of a plain relay, for the tests' small proxies that need no cut rule.
+    """
+    try:
+        while data := src.recv(65536):
+            dst.sendall(rewrite(data) if rewrite else data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)

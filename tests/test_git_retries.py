@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fixture
-from cutproxy import RECEIVE_PACK, REFS, UPLOAD_PACK, Cut, CutProxy
+from cutproxy import RECEIVE_PACK, REFS, UPLOAD_PACK, Cut, CutProxy, pipe
 from dulwich.repo import Repo
 from gitenv import use_cli_env
 from imageverify import verify_docker_archive
@@ -202,20 +202,8 @@ class _Relay:
                 return
             server = socket.create_connection(self.target)
             self.conns += [client, server]
-            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            threading.Thread(target=pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client), daemon=True).start()
 
 
 def test_a_refused_connection_is_retried_once_the_server_has_answered(git_http_server, git_http_repo, isolated):

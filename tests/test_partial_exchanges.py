@@ -8,7 +8,6 @@ small, but the levels a pull or push goes through are the same as in a big one.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from clirun import run_cli
+from cutproxy import pipe
 from gitenv import cli_env
 from imageverify import FIXTURES
 from peers.nginx import log_lines
@@ -128,6 +128,10 @@ def test_without_filters_a_pull_is_one_fetch_and_the_same_image(registry, git_ht
         _filters(repo.path, True)
 
 
+def _strip_git_protocol(data: bytes) -> bytes:
+    return re.sub(rb"(?i)\r\nGit-Protocol: [^\r]*", b"", data)
+
+
 class _Relay:
     """A TCP relay to the HTTP server that counts the connections made through it; with ``strip_v2`` it drops
     ``Git-Protocol`` request headers: a server that never speaks protocol v2 (git http-backend behind a front
@@ -149,20 +153,9 @@ class _Relay:
                 return
             self.connections += 1
             server = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._relay, args=(client, server, self.strip_v2), daemon=True).start()
-            threading.Thread(target=self._relay, args=(server, client, False), daemon=True).start()
-
-    @staticmethod
-    def _relay(src: socket.socket, dst: socket.socket, strip: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(re.sub(rb"(?i)\r\nGit-Protocol: [^\r]*", b"", data) if strip else data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            strip = _strip_git_protocol if self.strip_v2 else None
+            threading.Thread(target=pipe, args=(client, server, strip), daemon=True).start()
+            threading.Thread(target=pipe, args=(server, client), daemon=True).start()
 
     def close(self) -> None:
         self.sock.close()
