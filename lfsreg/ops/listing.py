@@ -17,7 +17,6 @@ ignored. Results and errors are exactly those of reading everything.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from ..git.bulk import RawSnapshot
 from ..reference import validate_name
 from ..registry import layout
 from ..registry.view import RegistryView
-from .walk import Memo, paused_gc
+from .walk import Memo, matches, paused_gc
 
 log = logging.getLogger(__name__)
 #: the memo's files (``BASE.listing-PART.json``) and the kinds each holds: ``tags`` need not load the summaries
@@ -202,7 +201,7 @@ class Listing:
                         if not isinstance(digest, NotARegistryError):  # unreadable, not merely unparsable
                             raise digest
                         continue
-                    if not tag_globs or any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                    if matches(tag, tag_globs):
                         out.append((name, tag, digest))
         return out
 
@@ -247,7 +246,7 @@ class Listing:
         with paused_gc():
             dirs, valid = self._tag_dirs(image_globs)
             if image_globs:
-                dirs = [(n, sha) for n, sha in dirs if any(fnmatch.fnmatchcase(n, g) for g in image_globs)]
+                dirs = [(n, sha) for n, sha in dirs if matches(n, image_globs)]
             listed = self.tag_entries(dirs, valid=valid)
             summaries = self._summaries_of(listed, tag_globs)
             for name, entries in listed:
@@ -255,7 +254,7 @@ class Listing:
                     failed(name, None, None, entries)
                     continue
                 for tag, found in entries:
-                    if tag_globs and not any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                    if not matches(tag, tag_globs):
                         continue
                     if not isinstance(found, Digest):
                         failed(name, tag, None, found)
@@ -280,7 +279,7 @@ class Listing:
             for tag, digest in entries:
                 if not isinstance(digest, Digest) or digest in found:
                     continue
-                if not tag_globs or any(fnmatch.fnmatchcase(tag, g) for g in tag_globs):
+                if matches(tag, tag_globs):
                     found[digest] = self._known_summary(digest, str(digest))
         missing = [digest for digest, summary in found.items() if summary is None]
         if missing and self.view.snapshot.fetches:

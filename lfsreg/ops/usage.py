@@ -13,7 +13,6 @@ not in the LFS numbers.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 from collections import Counter
@@ -25,7 +24,7 @@ from ..git.bulk import directory_bytes
 from ..git.store import GitStore
 from ..registry.location import Backend
 from ..registry.view import RegistryView
-from .walk import RegistryWalk, paused_gc
+from .walk import RegistryWalk, matches, paused_gc
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +81,6 @@ class RegistryUsage:
     unreadable: list[UnreadableTag] = field(default_factory=list)
 
 
-def _matches(value: str, globs: Sequence[str]) -> bool:
-    return not globs or any(fnmatch.fnmatchcase(value, g) for g in globs)
-
-
 def disk_usage(
     git: GitStore,
     commit: str | None,
@@ -124,7 +119,7 @@ def disk_usage(
     counts: Counter[str] = Counter(name for name, _ in tags)
     sizes: dict[int, tuple[int, int]] = {}  # by the id of an image's dict, shared by its tags
     for (name, tag), (digest, objs) in sorted(tags.items()):
-        if (image_globs and not _matches(name, image_globs)) or (tag_globs and not _matches(tag, tag_globs)):
+        if (image_globs and not matches(name, image_globs)) or (tag_globs and not matches(tag, tag_globs)):
             continue
         known = sizes.get(id(objs))
         if known is None:
@@ -133,7 +128,7 @@ def disk_usage(
         out.tags.append(TagUsage(name, tag, digest, size, unique, size - unique, len(objs)))
     shown = {t.name for t in out.tags}
     for name, oids in sorted(by_name.items()):
-        if not _matches(name, image_globs) or (tag_globs and name not in shown):
+        if not matches(name, image_globs) or (tag_globs and name not in shown):
             continue
         size = sum(live[o] for o in oids)
         unique = sum(live[o] for o in oids if names_of[o] == 1)

@@ -13,12 +13,13 @@ registry, not of its history. Damaged objects are never memoised.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import gc
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import mediatypes as mt
@@ -84,6 +85,11 @@ class Memo:
             log.debug("could not write the du memo %s: %s", self.path, exc)
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(tmp)
+
+
+def matches(value: str, globs: Sequence[str]) -> bool:
+    """Whether ``value`` (a name or a tag) matches one of the shell patterns ``globs``; any value when there are none."""
+    return not globs or any(fnmatch.fnmatchcase(value, g) for g in globs)
 
 
 @contextlib.contextmanager
@@ -371,4 +377,4 @@ class RegistryWalk:
         return sizes, len(roots), complete
 
 
-__all__ = ["LiveTags", "Memo", "RegistryWalk", "paused_gc"]
+__all__ = ["LiveTags", "Memo", "RegistryWalk", "matches", "paused_gc"]
