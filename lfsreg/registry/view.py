@@ -259,7 +259,7 @@ class RegistryView:
                 digest = layout.parse_tag(data) if data is not None else None
                 if digest is not None:
                     todo.append(digest)
-            self._prefetch_images(list(dict.fromkeys(todo)), records)
+            self._prefetch_images(todo, layers=True, records=records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
 
@@ -282,7 +282,13 @@ class RegistryView:
                     pointers.append(layout.layer_path(layout.parse_diffid(data, digest, path).desc.digest))
         self.snapshot.prefetch(pointers)
 
-    def _prefetch_images(self, todo: list[Digest], records: bool) -> None:
+    def _prefetch_images(self, digests: Sequence[Digest], *, layers: bool, records: bool) -> None:
+        """Fetch the manifests and configs of ``digests`` (an index's children too), an exchange per level.
+
+        ``layers``: the layers' pointers too, with the configs; ``records``: then the
+        ``diffids/`` records of the configs' layers.
+        """
+        todo = list(dict.fromkeys(digests))
         paths: list[str] = []
         for _ in range(MAX_INDEX_DEPTH + 3):
             if not todo and not paths:
@@ -303,30 +309,13 @@ class RegistryView:
                     below += [c.digest for c in parsed.manifests]
                 else:
                     below.append(parsed.config.digest)
-                    paths += [layout.layer_path(layer.digest) for layer in parsed.layers]
+                    paths += [layout.layer_path(layer.digest) for layer in parsed.layers if layers]
             todo = list(dict.fromkeys(below))
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:
         """Fetch the manifests and configs of ``digests`` (and of an index's children), an exchange per level."""
-        if not self.snapshot.fetches:
-            return
-        todo = list(dict.fromkeys(digests))
-        for _ in range(MAX_INDEX_DEPTH + 2):
-            if not todo:
-                return
-            self.snapshot.prefetch([layout.blob_path(d) for d in todo])
-            below: list[Digest] = []
-            for digest in todo:
-                data = self.snapshot.read(layout.blob_path(digest))
-                try:
-                    parsed = parse_manifest(data, str(digest)) if data is not None else None
-                except LfsregError:
-                    continue  # not a manifest (a config), or damaged: the reader says so
-                if isinstance(parsed, Index):
-                    below += [c.digest for c in parsed.manifests]
-                elif parsed is not None:
-                    below.append(parsed.config.digest)
-            todo = list(dict.fromkeys(below))
+        if self.snapshot.fetches:
+            self._prefetch_images(digests, layers=False, records=False)
 
     def tags(self, name: str) -> list[tuple[str, Digest]]:
         """``(tag, digest)`` pairs of an image name, sorted by tag (unparsable tag files are left out).
