@@ -175,6 +175,11 @@ class Handler(BaseHTTPRequestHandler):
     """Turns each HTTP request into a :class:`Request` for ``server.dispatch``, and its answer back."""
 
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY on each connection: a response goes out as two writes (headers, then body), and
+    # with Nagle's algorithm the body waited for the client's delayed ACK of the headers: ~40 ms
+    # for every small response (measured 44 ms per manifest GET on a keep-alive connection, 0.7 ms
+    # without; the OCI conformance suite ran 14 s instead of 1.3 s).
+    disable_nagle_algorithm = True
     server: Server
     server_version = "lfsreg"
 

@@ -22,6 +22,7 @@ class Plumbing(BaseHTTPRequestHandler):
     """Reads request bodies in pieces (a cut can come mid-body), records what was sent, closes on purpose."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as lfsreg serve's: no ~40 ms delayed-ACK wait before each response body
     server_version = "FaultLfs/1.0"
     timeout = 30  # idle keep-alive connections give up eventually
 
