@@ -240,6 +240,7 @@ def test_concurrent_pushers_with_partial_mirrors_lose_nothing(served, git_http_s
     git_env = isolated_git_env(tmp_path)
     check_history(repo.path, git_env, before + PUSHERS)
     fsck_clean(repo.path, git_env)
+    assert json.loads(_git(repo.path, "show", "main:lfsreg.json"))["version"] == layout.NEW_VERSION  # a version 3 registry
 
 
 def _upload_pack_posts(server, repo) -> int:
