@@ -37,7 +37,17 @@ def start(tmp_path, *args: str) -> tuple[subprocess.Popen[str], str]:
     argv = [sys.executable, "-m", "lfsreg", *args, "--listen", "127.0.0.1:0", "--format", "json"]
     # PYTHONFAULTHANDLER: a process that hangs is sent SIGABRT (stopped()), and prints every thread's stack
     env = {**cli_env(tmp_path), "PYTHONFAULTHANDLER": "1"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT as a terminal gives it: a suite started as a background job of a script ignores SIGINT in
+    # every process below it, and a Python started so installs no KeyboardInterrupt handler at all
+    # (the SIGINT case then waited 30 s for an exit that could not come).
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         proc.kill()
