@@ -333,7 +333,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             listing.save(walked=("names", "tags"))
             return found
         names = [validate_name(name)]
-        view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
+        view.prefetch_name(name)  # a remote read in part: the name's directory with its tag files, an exchange a level
         out = []
         for n in names:
             for tag, digest in view.tags(n):

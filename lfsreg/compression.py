@@ -7,16 +7,17 @@ holds a whole layer in memory.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import threading
 import zlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 import zstandard
 
-from .errors import UsageError
+from .digest import CHUNK
+from .errors import CorruptContentError, UsageError
+from .pipeline import Fed, Ordered
 from .zstd_frames import FrameReader, settle_allocator
 
 ALGORITHMS = ("zstd", "gzip", "none")
@@ -111,21 +112,14 @@ class _FramedZstd:
         settle_allocator()  # frames are allocated on one thread and freed on others
         self._out = out
         self._level = level
-        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="lfsreg-zstd")
-        self._window = max(1, threads) + 1
-        self._pending: deque[Future[bytes]] = deque()
+        self._frames_out: Ordered[bytes] = Ordered(threads, max(1, threads) + 1, "lfsreg-zstd")
         self._buf = bytearray()
         self._frames = 0
 
     def _submit(self, data: bytes) -> None:
-        self._pending.append(self._pool.submit(_compress_frame, data, self._level))
         self._frames += 1
-        self._drain(self._window)
-
-    def _drain(self, keep: int) -> None:
-        """Write finished frames in order; wait for the oldest while more than ``keep`` are in flight."""
-        while self._pending and (len(self._pending) > keep or self._pending[0].done()):
-            self._out.write(self._pending.popleft().result())
+        for frame in self._frames_out.submit(_compress_frame, data, self._level):
+            self._out.write(frame)
 
     def write(self, data: bytes) -> int:
         if not self._buf and len(data) == ZSTD_FRAME:
@@ -147,16 +141,14 @@ class _FramedZstd:
         """:meth:`end_input`, then write every frame."""
         self.end_input()
         try:
-            self._drain(0)
+            for frame in self._frames_out.drain():
+                self._out.write(frame)
         finally:
-            self._pool.shutdown(wait=False)
+            self._frames_out.close()
 
     def abort(self) -> None:
         """Drop the frames not written: queued ones are cancelled, running ones end unread."""
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._frames_out.close()
 
 
 Compressor = _Gzip | _FramedZstd
@@ -208,36 +200,72 @@ def decompressing_reader(algorithm: str, src: BinaryIO) -> Reader:
     return src
 
 
-class FeedDecompressor:
-    """Push-style decompression: ``feed()`` compressed chunks, get decompressed ones back.
+def _hash_decoded(algorithm: str, src: Reader) -> tuple[str, int]:
+    """The sha256 (hex) and size of the decompressed bytes of ``src``, read in bounded pieces."""
+    reader = decompressing_reader(algorithm, src)  # type: ignore[arg-type]  # read() is all they use
+    plain = hashlib.sha256()
+    size = 0
+    try:
+        while data := reader.read(CHUNK):
+            plain.update(data)
+            size += len(data)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()  # a FrameReader stops its pool
+    return plain.hexdigest(), size
 
-    Handles multi-member gzip and multi-frame zstd streams, as ``docker load`` does.
+
+#: What a decoder raises on corrupt or truncated input (gzip: EOFError; BadGzipFile is an OSError).
+DECODE_ERRORS = (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError)
+
+
+class FeedDecompressor:
+    """Push-style decompression: ``feed()`` compressed chunks, ``finish()`` gives the plain bytes' sha256 and size.
+
+    For compressed bytes passed on unchanged (stored as they came, copied to an OCI layout)
+    whose plain content must still be checked. They are decoded on a thread of their own
+    (``lfsreg-decompress``; zstd frames on a pool too, as a pull does: :class:`FrameReader`)
+    while the caller goes on reading and writing, at most a few chunks behind, and always in
+    bounded pieces: a small input that expands to gigabytes (a decompression bomb) is hashed a
+    piece at a time, never held at once. Multi-member gzip and multi-frame zstd are read, as
+    ``docker load`` does. A corrupt or truncated stream raises :class:`CorruptContentError`
+    naming ``what``, from ``feed`` or ``finish``. ``none`` is hashed as fed.
     """
 
-    def __init__(self, algorithm: str) -> None:
+    def __init__(self, algorithm: str, what: str) -> None:
         self.algorithm = algorithm
-        self._obj = self._new()
+        self.what = what
+        self._fed: Fed[tuple[str, int]] | None = None
+        self._plain = hashlib.sha256()
+        self._size = 0
+        if algorithm != "none":
+            self._fed = Fed(lambda src: _hash_decoded(algorithm, src), name="lfsreg-decompress")
 
-    def _new(self) -> Any:
-        if self.algorithm == "zstd":
-            return zstandard.ZstdDecompressor().decompressobj()
-        if self.algorithm == "gzip":
-            return zlib.decompressobj(wbits=31)
-        return None
+    def _corrupt(self, exc: BaseException) -> CorruptContentError:
+        return CorruptContentError(f"{self.what}: corrupt {self.algorithm} data ({exc})")
 
-    def feed(self, data: bytes) -> bytes:
-        """Decompress the next chunk (``none`` passes it through)."""
-        if self._obj is None:
-            return data
-        out = []
-        while data:
-            out.append(self._obj.decompress(data))
-            data = b""
-            if self._obj.eof and self._obj.unused_data:
-                data = self._obj.unused_data
-                self._obj = self._new()
-        return b"".join(out)
+    def feed(self, data: bytes) -> None:
+        """Take the next compressed chunk; raise if what came before was corrupt."""
+        if self._fed is None:
+            self._plain.update(data)
+            self._size += len(data)
+            return
+        try:
+            self._fed.feed(data)
+        except DECODE_ERRORS as exc:
+            raise self._corrupt(exc) from exc
 
-    def complete(self) -> bool:
-        """True if the stream ended at a member/frame boundary."""
-        return self._obj is None or bool(self._obj.eof)
+    def finish(self) -> tuple[str, int]:
+        """The end of the stream: the sha256 (hex) and size of its plain bytes."""
+        if self._fed is None:
+            return self._plain.hexdigest(), self._size
+        try:
+            return self._fed.close()
+        except DECODE_ERRORS as exc:
+            raise self._corrupt(exc) from exc
+
+    def abandon(self) -> None:
+        """Stop decoding (also done when this object is collected)."""
+        if self._fed is not None:
+            self._fed.abandon()

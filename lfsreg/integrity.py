@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import zlib
@@ -92,9 +91,16 @@ class VerifiedReader:
         """Drain the rest and verify; raise :class:`DigestMismatchError` on any mismatch."""
         while self.read(CHUNK):
             pass
-        self._hashing.verify(self.expected, self.size, self.what)
-        if self._inner is not None:
-            self._inner.finish()
+        try:
+            if self._tap is not None:
+                self._tap.end()  # a corrupt stream first, as when it was decoded while read
+            self._hashing.verify(self.expected, self.size, self.what)
+            if self._inner is not None:
+                self._inner.finish()
+        except BaseException:
+            if self._tap is not None:
+                self._tap.abandon()
+            raise
         if self._tap is not None:
             self._tap.verify()
 
@@ -103,32 +109,37 @@ class DiffIdCheck:
     """Decompresses bytes fed to it on the side and checks the result against a diff_id.
 
     Used where compressed bytes are passed on unchanged (stored as they came, or copied to an
-    OCI layout) but the uncompressed content must still match the image config.
+    OCI layout) but the uncompressed content must still match the image config. The decoding
+    runs on threads of its own, a few chunks behind (:class:`lfsreg.compression.FeedDecompressor`),
+    in bounded pieces whatever the stream expands to; ``size`` is known after :meth:`verify`.
     """
 
     def __init__(self, algorithm: str, diff_id: Digest, what: str) -> None:
-        self._feed = FeedDecompressor(algorithm)
-        self._hash = hashlib.sha256()
+        self._feed = FeedDecompressor(algorithm, what)
         self.diff_id = diff_id
         self.what = what
         self.size = 0
+        self._plain: str | None = None  # the sha256 (hex) of the plain bytes, once ended
 
     def feed(self, data: bytes) -> None:
-        """Account for the next compressed chunk."""
-        try:
-            plain = self._feed.feed(data)
-        except (zlib.error, zstandard.ZstdError) as exc:
-            raise DigestMismatchError(f"{self.what}: corrupt {self._feed.algorithm} data ({exc})") from exc
-        self._hash.update(plain)
-        self.size += len(plain)
+        """Account for the next compressed chunk (raises if what came before was corrupt)."""
+        self._feed.feed(data)
+
+    def end(self) -> None:
+        """The end of the compressed stream: wait for its decoding; raise if it was corrupt or truncated."""
+        if self._plain is None:
+            self._plain, self.size = self._feed.finish()
 
     def verify(self) -> None:
         """Raise :class:`DigestMismatchError` unless the stream ended cleanly with the right digest."""
-        if not self._feed.complete():
-            raise DigestMismatchError(f"{self.what}: {self._feed.algorithm} stream is truncated")
-        got = Digest("sha256", self._hash.hexdigest())
+        self.end()
+        got = Digest("sha256", self._plain or "")
         if got != self.diff_id:
             raise DigestMismatchError(f"{self.what}: uncompressed content is {got}, the config says {self.diff_id}")
+
+    def abandon(self) -> None:
+        """Stop decoding without a verdict (also done when this object is collected)."""
+        self._feed.abandon()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ that wrote it ends).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -243,19 +242,19 @@ def _stage_compressed(
     reader: BinaryIO, key: str, size: int, algorithm: str, staging: Staging, bar: LayerProgress, claimed: Digest | None
 ) -> PreparedLayer:
     """Keep a compressed layer's bytes (checked against ``size`` and ``claimed``); compute its diff_id."""
-    feed = FeedDecompressor(algorithm)
-    plain = hashlib.sha256()
-    usize = 0
-    with staging() as (out, path):
-        out.expect(claimed.hex if claimed is not None else None, size, what=key)
-        while data := reader.read(min(CHUNK, size - out.count + 1)):
-            out.write(data)
-            chunk = feed.feed(data)
-            plain.update(chunk)
-            usize += len(chunk)
-            bar.step(len(data))
+    feed = FeedDecompressor(algorithm, key)
+    try:
+        with staging() as (out, path):
+            out.expect(claimed.hex if claimed is not None else None, size, what=key)
+            while data := reader.read(min(CHUNK, size - out.count + 1)):
+                out.write(data)
+                feed.feed(data)
+                bar.step(len(data))
+            plain, usize = feed.finish()
+    finally:
+        feed.abandon()
     desc = Descriptor(mt.OCI_LAYER_FOR[algorithm], Digest("sha256", out.digest), out.count)
-    return PreparedLayer(desc, Digest("sha256", plain.hexdigest()), usize, path)
+    return PreparedLayer(desc, Digest("sha256", plain), usize, path)
 
 
 class _Prefixed(io.RawIOBase):

@@ -29,10 +29,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import zstandard
+
+from .pipeline import Ordered
 
 #: Frames declaring at most this many decompressed bytes are decoded on the pool (2x lfsreg's own).
 MAX_POOLED = 8 << 20
@@ -276,33 +277,28 @@ class _Input:
 
 
 def _decoded(stream: _Input, threads: int) -> Generator[bytes, None, None]:
-    """The decoded pieces of ``stream``'s frames in order; pooled frames decoded ``threads + 2`` at most at once.
+    """The decoded pieces of ``stream``'s frames in order; at most ``threads + 2`` pooled frames in flight.
 
     A function, not a method of :class:`FrameReader`: the reader holds it and nothing holds the
     reader, so dropping the reader closes this generator at once, which stops the pool.
     """
     settle_allocator()
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="lfsreg-unzstd")
-    pending: deque[Future[list[bytes]]] = deque()
-    window = threads + 2
+    frames: Ordered[list[bytes]] = Ordered(threads, threads + 1, "lfsreg-unzstd")
     try:
         while (found := stream.header()) is not None:
             header, size, checksum = found
             end = stream.walk_pooled(header, checksum) if size != _UNKNOWN and size <= MAX_POOLED else None
             if end is not None:
-                pending.append(pool.submit(_decode, stream.take(end), size))
-                while pending and (len(pending) >= window or pending[0].done()):
-                    yield from pending.popleft().result()
+                for pieces in frames.submit(_decode, stream.take(end), size):
+                    yield from pieces
                 continue
-            while pending:  # what came before, then this frame in order
-                yield from pending.popleft().result()
+            for pieces in frames.drain():  # what came before, then this frame in order
+                yield from pieces
             yield from stream.sequential(header, checksum)
-        while pending:
-            yield from pending.popleft().result()
+        for pieces in frames.drain():
+            yield from pieces
     finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        frames.close()
 
 
 class FrameReader:

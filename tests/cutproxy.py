@@ -139,11 +139,14 @@ class _Conn:
                     data = self._apply(rule, data[free:], direction, dst)
                 if data is None:
                     return
+                # Counted before they are sent: the answer to these bytes can reach the other
+                # side (and a test read the count) before this thread runs again after sendall.
+                self.proxy._relayed(direction, len(data))
                 try:
                     dst.sendall(data)
                 except OSError:
+                    self.proxy._relayed(direction, -len(data))
                     break
-                self.proxy._relayed(direction, len(data))
         finally:
             if direction == "down" or self.closed.is_set():
                 self.close(reset=False)

@@ -35,12 +35,34 @@ def repo(tmp_path):
 def start(tmp_path, *args: str) -> tuple[subprocess.Popen[str], str]:
     """``lfsreg [-v] serve ... --format json`` in a new process; its URL once it listens."""
     argv = [sys.executable, "-m", "lfsreg", *args, "--listen", "127.0.0.1:0", "--format", "json"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path))
+    # PYTHONFAULTHANDLER: a process that hangs is sent SIGABRT (stopped()), and prints every thread's stack
+    env = {**cli_env(tmp_path), "PYTHONFAULTHANDLER": "1"}
+    # SIGINT as a terminal gives it: a suite started as a background job of a script ignores SIGINT in
+    # every process below it, and a Python started so installs no KeyboardInterrupt handler at all
+    # (the SIGINT case then waited 30 s for an exit that could not come).
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line:
         proc.kill()
         raise AssertionError(f"lfsreg serve did not start: {proc.communicate(timeout=30)[1]}")
     return proc, json.loads(line)["url"]
+
+
+def stopped(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """``proc``'s output once it exits; if it hangs, fail with the stacks of its threads (faulthandler)."""
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"lfsreg serve did not stop within 30 s; its threads:\n{err[-6000:]}") from None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -52,7 +74,7 @@ def test_serve_command_announces_logs_requests_and_stops_cleanly(tmp_path, repo,
             idle.get(f"{url}/v2/", timeout=30)
             started = time.monotonic()
             proc.send_signal(sig)
-            out, err = proc.communicate(timeout=30)
+            out, err = stopped(proc)
         assert time.monotonic() - started < 5
     finally:
         if proc.poll() is None:

@@ -236,6 +236,13 @@ class RegistryView:
         self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
         self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
 
+    def prefetch_name(self, name: str) -> None:
+        """Fetch the tag files of one name from a partial mirror: its directory with its ``_tags`` and their files, a level an exchange.
+
+        ``repositories/scale/img1``: ``scale``, then ``img1`` with two levels under it (two exchanges; :meth:`prefetch_tags` takes three).
+        """
+        self.snapshot.prefetch(more=[_name_dir(name)])
+
     def prefetch_summaries(self, names: Sequence[str]) -> None:
         """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
         if not self.snapshot.fetches:

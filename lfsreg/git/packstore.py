@@ -1,0 +1,276 @@
+"""Keeping a pack a git server sent as a pack of the mirror, indexed here in one pass.
+
+dulwich's ``add_thin_pack`` builds an object per entry to learn its id (a tree is parsed to be
+hashed): about 50 µs an entry, seconds for the tens of thousands of trees and tag files of a
+whole-registry listing, and parsing a 30,000-entry tree three times for ``tags REPO NAME``.
+:func:`store_pack` inflates each entry once, hashes it, and writes the pack's index (``.idx``
+version 2) itself: a few µs an entry. Ids are computed from the content, so whatever the server
+sent can only be stored under its own ids; the pack's checksum, its object count and every
+entry's header are checked, and a pack that does not hold together is refused
+(:class:`ProtocolError`). A delta against an object the pack lacks (a thin pack, which the
+fetches here do not ask for) is left to dulwich: :func:`store_pack` returns ``False``.
+
+Files appear whole or not at all: the pack is renamed into place first, then its index (a
+reader looks for indexes), so a process killed half-way leaves a temporary file only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import itertools
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from dulwich.pack import apply_delta
+
+from ..errors import ProtocolError
+from .objects import storage_error
+
+__all__ = ["ANSWER_PREFIX", "answer_file", "store_pack"]
+
+ANSWER_PREFIX = "tmp_pack_answer_"  # an answer being received (dulwich's and git's tmp_pack_ prefix: git gc knows it)
+
+_HEADS = {1: b"commit ", 2: b"tree ", 3: b"blob ", 4: b"tag "}
+_OFS_DELTA, _REF_DELTA = 6, 7
+_KEPT = 512  # inflated objects kept as possible delta bases (a server's chains are short)
+_KEPT_BYTES = 1 << 20
+
+
+class _Unresolved(Exception):
+    """A delta's base is not in the pack."""
+
+
+class _Entries:
+    """The entries of one pack: where each starts, its kind and size, where its data starts, its delta base."""
+
+    def __init__(self, data: mmap.mmap, what: str) -> None:
+        self.data, self.what = data, what
+        self.end = len(data) - 20
+        self.at: dict[int, tuple[int, int, int, int | bytes | None]] = {}  # offset -> kind, size, data pos, base
+        self.ids: dict[bytes, int] = {}  # binary id -> offset, of the entries hashed so far (once a delta names a base by id)
+        self._kept: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+
+    def bad(self, offset: int, why: str) -> ProtocolError:
+        return ProtocolError(f"{self.what}: the git server sent a damaged pack (the entry at offset {offset} {why})")
+
+    def header(self, offset: int) -> tuple[int, int, int, int | bytes | None]:
+        m, pos = self.data, offset + 1
+        c = m[offset]
+        kind, size, shift = (c >> 4) & 7, c & 15, 4
+        while c & 0x80:
+            c = m[pos]
+            pos += 1
+            size |= (c & 0x7F) << shift
+            shift += 7
+        base: int | bytes | None = None
+        if kind == _OFS_DELTA:
+            c = m[pos]
+            pos += 1
+            back = c & 0x7F
+            while c & 0x80:
+                c = m[pos]
+                pos += 1
+                back = ((back + 1) << 7) | (c & 0x7F)
+            base = offset - back
+            if base not in self.at:
+                raise self.bad(offset, "is a delta against no entry before it")
+        elif kind == _REF_DELTA:
+            base = bytes(m[pos : pos + 20])
+            pos += 20
+        elif kind not in _HEADS:
+            raise self.bad(offset, f"has type {kind}")
+        return kind, size, pos, base
+
+    def inflate(self, offset: int, pos: int, size: int) -> tuple[bytes, int]:
+        """The ``size`` bytes the zlib stream at ``pos`` inflates to, and where the stream ends."""
+        stop = min(pos + size + 5 * (size >> 14) + 64, self.end)  # zlib's worst case but for odd writers: then on in steps
+        inflater = zlib.decompressobj()
+        try:
+            body = inflater.decompress(self.data[pos:stop], size + 1)
+            while not inflater.eof and not inflater.unconsumed_tail and len(body) <= size and stop < self.end:
+                step = min(stop + (1 << 16), self.end)
+                body += inflater.decompress(self.data[stop:step], size + 1 - len(body))
+                stop = step
+        except zlib.error as exc:
+            raise self.bad(offset, f"does not inflate: {exc}") from None
+        if not inflater.eof or len(body) != size:
+            raise self.bad(offset, f"inflates to {len(body)} bytes, its header says {size}")
+        return body, stop - len(inflater.unused_data)
+
+    def content(self, offset: int) -> tuple[int, bytes]:
+        """``(kind, content)`` of the entry at ``offset``, deltas applied."""
+        kept = self._kept.get(offset)
+        if kept is not None:
+            return kept
+        kind, size, pos, base = self.at[offset]
+        body = self.inflate(offset, pos, size)[0]
+        if base is not None:
+            if isinstance(base, bytes):
+                found = self.ids.get(base)
+                if found is None:
+                    raise _Unresolved
+                base = found
+            kind, source = self.content(base)
+            try:
+                body = b"".join(apply_delta(source, body))
+            except (ValueError, AssertionError, IndexError, TypeError) as exc:
+                raise self.bad(offset, f"is a delta that does not apply: {exc}") from None
+        if len(body) <= _KEPT_BYTES:  # it may be the base of the next delta of its chain
+            self._kept[offset] = kind, body
+            if len(self._kept) > _KEPT:
+                self._kept.popitem(last=False)
+        return kind, body
+
+
+def _object_id(kind: int, body: bytes) -> bytes:
+    return hashlib.sha1(_HEADS[kind] + b"%d\0" % len(body) + body).digest()
+
+
+def _index(m: mmap.mmap, what: str) -> tuple[list[tuple[bytes, int, int]], bytes]:
+    """``(binary id, crc32, offset)`` of every entry of the pack mapped at ``m``, and its checksum."""
+    if len(m) < 32 or m[:4] != b"PACK" or struct.unpack_from(">I", m, 4)[0] not in (2, 3):
+        raise ProtocolError(f"{what}: the git server sent no pack")
+    checksum = bytes(m[-20:])
+    with memoryview(m) as view:
+        whole = hashlib.sha1(view[:-20]).digest()
+    if whole != checksum:
+        raise ProtocolError(f"{what}: the git server sent a damaged pack (its checksum does not match)")
+    count = struct.unpack_from(">I", m, 8)[0]
+    entries = _Entries(m, what)
+    found: list[tuple[bytes, int, int]] = []
+    later: list[tuple[int, int]] = []  # deltas whose base comes later in the pack: (offset, crc32)
+    offset = 12
+    by_id = False  # a delta names its base by id: ids are looked up from then on (git sends offsets)
+    try:
+        for _ in range(count):
+            kind, size, pos, base = header = entries.header(offset)
+            entries.at[offset] = header
+            body, end = entries.inflate(offset, pos, size)
+            crc = zlib.crc32(m[offset:end])
+            if base is None:
+                sha = _object_id(kind, body)
+            else:
+                if kind == _REF_DELTA and not by_id:
+                    by_id = True
+                    for known, _, at in found:
+                        entries.ids.setdefault(known, at)
+                try:
+                    sha = _object_id(*entries.content(offset))
+                except _Unresolved:
+                    later.append((offset, crc))
+                    offset = end
+                    continue
+            if by_id:
+                entries.ids.setdefault(sha, offset)
+            found.append((sha, crc, offset))
+            offset = end
+    except IndexError:
+        raise entries.bad(offset, "is cut short") from None
+    if offset != entries.end:
+        raise ProtocolError(f"{what}: the git server sent a damaged pack ({entries.end - offset} bytes after its {count} entries)")
+    while later:  # each round resolves the deltas whose bases are now known; none resolved: a thin pack
+        left = []
+        for offset, crc in later:
+            try:
+                sha = _object_id(*entries.content(offset))
+            except _Unresolved:
+                left.append((offset, crc))
+                continue
+            entries.ids.setdefault(sha, offset)
+            found.append((sha, crc, offset))
+        if len(left) == len(later):
+            raise _Unresolved
+        later = left
+    return found, checksum
+
+
+def _idx_bytes(found: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
+    """A pack index, version 2, of ``found`` (sorted here; a repeated id is kept once)."""
+    found.sort()
+    if any(a[0] == b[0] for a, b in itertools.pairwise(found)):  # the same object twice (same content): one entry
+        found = sorted({entry[0]: entry for entry in found}.values())
+    ids = b"".join(sha for sha, _, _ in found)
+    firsts = ids[::20]
+    fanout = array("I", [bisect.bisect_right(firsts, b) for b in range(256)])
+    crcs = array("I", [crc for _, crc, _ in found])
+    small = array("I")
+    large = array("Q")
+    for _, _, offset in found:
+        if offset < 0x80000000:
+            small.append(offset)
+        else:
+            small.append(0x80000000 | len(large))
+            large.append(offset)
+    if struct.pack("=I", 1) != struct.pack(">I", 1):
+        for table in (fanout, crcs, small, large):
+            table.byteswap()
+    body = b"".join(
+        [
+            b"\377tOc\0\0\0\2",
+            fanout.tobytes(),
+            b"".join(sha for sha, _, _ in found),
+            crcs.tobytes(),
+            small.tobytes(),
+            large.tobytes(),
+            checksum,
+        ]
+    )
+    return body + hashlib.sha1(body).digest()
+
+
+@contextlib.contextmanager
+def answer_file(pack_dir: str) -> Iterator[tuple[BinaryIO, str]]:
+    """A temporary file in ``pack_dir`` for one answer, and its path: :func:`store_pack` moves it into place, or it is removed."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=ANSWER_PREFIX, dir=pack_dir)
+    except OSError as exc:
+        raise storage_error(exc, pack_dir) from None
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f, name
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def store_pack(pack_dir: str, path: str, what: str) -> bool:
+    """Index the pack at ``path`` (a temporary file in ``pack_dir``) and move it into ``pack_dir``.
+
+    ``what`` names the repository in errors. ``False``: a thin pack, left where it is for the
+    caller (dulwich resolves its deltas against the repository). Raises :class:`ProtocolError`
+    for a damaged pack, ``OSError`` for the disk.
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ProtocolError(f"{what}: the git server sent no pack")
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        try:
+            found, checksum = _index(m, what)
+        except _Unresolved:
+            return False
+    finally:
+        with contextlib.suppress(BufferError):
+            m.close()
+    base = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+    if os.path.exists(base + ".idx"):
+        os.unlink(path)  # the same pack, fetched before
+        return True
+    idx = _idx_bytes(found, checksum)
+    tmp = f"{path}.idx"
+    with open(tmp, "wb") as f:
+        f.write(idx)
+    os.chmod(path, 0o444)
+    os.chmod(tmp, 0o444)
+    os.replace(path, base + ".pack")
+    os.replace(tmp, base + ".idx")
+    return True
