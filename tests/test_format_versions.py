@@ -20,6 +20,7 @@ from conftest import assert_error, assert_ok, tree_files
 from gitenv import cli_env
 from imageverify import FIXTURES
 from test_chunked_layers import MIB, big_archive
+from test_partial_exchanges import IMAGES, NEW, PULL, _filters, _Requests
 
 from lfsreg.digest import Digest
 from lfsreg.registry import layout
@@ -62,6 +63,8 @@ def test_each_version_has_its_paths() -> None:
     assert layout.NEW.chunk_path(digest, 1) == f"layers/sha256/4/3/a/{HEX}/000001"
     assert layout.NEW.diffid_path(digest) == f"diffids/sha256/4/3/a/{HEX}"
     assert layout.NEW.shard_dirs("blobs", HEX) == ["blobs/sha256", "blobs/sha256/4", "blobs/sha256/4/3", "blobs/sha256/4/3/a"]
+    for lay in (layout.NEW, layout.V1, layout.layout_of(2)):
+        assert lay.shard_dir("diffids", HEX) == "/".join(["diffids", "sha256", *lay.shards(HEX)])
     for version in (1, 2):
         lay = layout.layout_of(version)
         assert lay.blob_path(digest) == f"blobs/sha256/43/{HEX}"
@@ -174,3 +177,28 @@ def test_concurrent_pushers_into_a_version_3_registry_lose_nothing(tmp_path: Pat
     assert _version(repo) == 3
     _all_in(repo, layout.NEW)
     assert_ok(run_cli("verify", repo, env=env))
+
+
+@pytest.mark.interop
+def test_a_version_1_registry_over_http_keeps_its_paths_and_exchanges(git_http_server, tmp_path: Path) -> None:
+    """Partial fetch reads a version 1 registry level by level as before: a cold pull 9 upload-pack POSTs
+    (version 3: 15, tests/test_partial_exchanges.py), a push whose layer is stored 4 (version 3: 7)."""
+    repo = git_http_server.create_repo(f"versions/v1-{tmp_path.name}")
+    env = cli_env(tmp_path, git_http_server)
+    assert_ok(run_cli("init", repo.url, "--format-version", "1", env=env))
+    for tag, source in IMAGES.items():
+        assert_ok(run_cli("push", repo.url, source, "--tag", tag, env=env))
+    _filters(repo.path, True)
+    seen = _Requests(git_http_server, repo)
+    out = tmp_path / "pulled.tar"
+    assert_ok(run_cli("pull", repo.url, PULL, "-o", f"docker-archive:{out}", env=cli_env(tmp_path / "pull", git_http_server)))
+    assert seen.git() == {"refs": 1, "upload-pack": 9, "receive-pack": 0}
+    seen = _Requests(git_http_server, repo)
+    assert_ok(run_cli("push", repo.url, NEW[1], "--tag", NEW[0], env=cli_env(tmp_path / "push", git_http_server)))
+    assert seen.git() == {"refs": 1, "upload-pack": 4, "receive-pack": 2}
+    assert _version(repo.path) == 1
+    _all_in(repo.path, layout.V1)
+    local = tmp_path / "local.git"  # the same image from a version 3 registry: the same archive
+    assert_ok(run_cli("copy", repo.url, local, PULL, env=env))
+    assert _version(local) == 3
+    assert _pulled(local, PULL, tmp_path / "local.tar", env) == out.read_bytes()
