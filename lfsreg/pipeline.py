@@ -204,12 +204,12 @@ class Ordered(Generic[T]):
         """Every result left, in order."""
         return self.ready(0)
 
-    def close(self) -> None:
-        """Drop what is not taken: queued pieces are cancelled, running ones end unread."""
+    def close(self, *, wait: bool = False) -> None:
+        """Drop what is not taken: queued pieces are cancelled, running ones end unread (waited for if ``wait``)."""
         for future in self._pending:
             future.cancel()
         self._pending.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class _Abandoned(Exception):
