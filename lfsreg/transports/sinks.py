@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
+from ..compression import compress_threads
 from ..digest import CHUNK, HashingReader
 from ..errors import InvalidImageError, UsageError
 from ..formats.oci_layout import blob_path
@@ -125,6 +126,8 @@ class TarStreamSink:
 
 #: Blobs at least this large go into a tar file on lanes of their own (:class:`TarSink`).
 LANE_MIN = 4 << 20
+#: Layers copied at once (one per core, at most this many: each lane holds a layer's pipeline, ~30 MB for zstd).
+MAX_LANES = 2
 
 
 def _copy_at(fd: int, at: int, size: int, reader: Verifying, stop: threading.Event) -> None:
@@ -148,16 +151,20 @@ def _copy_at(fd: int, at: int, size: int, reader: Verifying, stop: threading.Eve
 class TarSink(TarStreamSink):
     """Writes a tar archive to a temporary file and renames it over ``path`` on commit.
 
-    Blobs of at least :data:`LANE_MIN` bytes (layers) are copied on ``lanes`` threads, several
-    at once, each into the place its header reserved in the file (the archive is byte for byte
-    the one written in order). A layer's reading and hashing is one chain of work on one core
-    (sha256 does not split); two layers at once use two (docs/format.md, *Reading*). A lane's
-    failure is raised by the next ``put`` or by ``commit``; ``abort`` stops the lanes at their
-    next chunk and waits for them before the file goes.
+    Blobs of at least :data:`LANE_MIN` bytes (layers) are copied on ``lanes`` threads (default:
+    one per core, at most :data:`MAX_LANES`), several at once, each into the place its header
+    reserved in the file (the archive is byte for byte the one written in order). A layer's
+    reading and hashing (and gzip decoding) is one chain of work on one core: sha256 does not
+    split, so two layers at once use two cores (docs/format.md, *Reading*). A reader whose work
+    already spreads over the cores (``spread``: a zstd layer's decode pool) is copied in order:
+    two of those at once cost more CPU and memory and were slower (measured). A lane's failure
+    is raised by the next ``put`` or by ``commit``; ``abort`` stops the lanes at their next chunk
+    and waits for them before the file goes.
     """
 
-    def __init__(self, path: str, lanes: int = 2) -> None:
+    def __init__(self, path: str, lanes: int | None = None) -> None:
         self.path = path
+        lanes = min(MAX_LANES, compress_threads()) if lanes is None else lanes
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory; give the archive a file name")
         self._created = make_parents(path)
@@ -170,7 +177,7 @@ class TarSink(TarStreamSink):
 
     def put(self, path: str, size: int, reader: Verifying) -> None:
         """Add a member of ``size`` bytes from ``reader``: its header now, its bytes on a lane if it is large."""
-        if self._lanes is None or size < LANE_MIN:
+        if self._lanes is None or size < LANE_MIN or getattr(reader, "spread", False):
             super().put(path, size, reader)
             return
         info = _member(path, size)
