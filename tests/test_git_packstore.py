@@ -115,3 +115,29 @@ def test_a_damaged_pack_is_refused_and_nothing_kept(source: Path, tmp_path: Path
     with pytest.raises(ProtocolError, match="test/repo: the git server sent"):
         _stored(tmp_path, data)
     assert [p.name for p in (tmp_path / "pack").iterdir()] == ["tmp_pack_answer_test"]
+
+
+def test_what_it_inflated_is_handed_over_by_id_within_its_budget(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lfsreg.git import packstore
+
+    data = _pack(source, "--delta-base-offset", revs=b"HEAD\nHEAD~1\n")
+    fresh: dict[bytes, tuple[int, bytes]] = {}
+    pack_dir = tmp_path / "pack"
+    pack_dir.mkdir()
+    (pack_dir / "tmp_pack_answer_a").write_bytes(data)
+    assert store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_a"), "test/repo", fresh)
+    (idx,) = pack_dir.glob("pack-*.idx")
+    listed = [line.split() for line in _git(tmp_path, "verify-pack", "-v", str(idx)).decode().splitlines() if line[:40].isalnum()]
+    assert {bytes.fromhex(row[0]) for row in listed if len(row[0]) == 40} == set(fresh)  # deltas resolved too
+    names = {1: "commit", 2: "tree", 3: "blob"}
+    for sha, (kind, body) in fresh.items():
+        assert _git(source, "cat-file", names[kind], sha.hex()) == body
+    monkeypatch.setattr(packstore, "FRESH_BYTES", 600)
+    small: dict[bytes, tuple[int, bytes]] = {}
+    (pack_dir / "tmp_pack_answer_b").write_bytes(data)
+    assert store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_b"), "test/repo", small)
+    assert small and sum(len(body) for _, body in small.values()) < 600 and set(small) < set(fresh)
+    thin: dict[bytes, tuple[int, bytes]] = {}
+    (pack_dir / "tmp_pack_answer_c").write_bytes(_pack(source, "--thin", revs=b"HEAD\n^HEAD~1\n"))
+    assert not store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_c"), "test/repo", thin)
+    assert not thin  # nothing kept: nothing of it is in the repository
