@@ -83,7 +83,7 @@ def set_partial(mirror: GitStore, partial: bool) -> None:
 def came_filtered(mirror: GitStore, tip: bytes) -> bool:
     """After a fetch of ``tip`` with :data:`TIP_FILTER`: ``False`` if the server sent the whole tree.
 
-    The fetch brings two levels: a tree three levels down (``blobs/sha256/<hh>``) shows whether
+    The fetch brings two levels: a tree three levels down (``blobs/sha256``) shows whether
     more came. A tree too small to tell counts as filtered (every later read still works).
     """
     level = [tip]

@@ -292,7 +292,7 @@ class Listing:
         missing = [digest for digest, summary in found.items() if summary is None]
         if missing and self.view.snapshot.fetches:
             try:
-                if not (every and self.snapshot.prefetch_whole(layout.blob_path(missing[0]).split("/", 1)[0])):
+                if not (every and self.snapshot.prefetch_whole(self.view.layout.blob_path(missing[0]).split("/", 1)[0])):
                     self.view.prefetch_images(missing)
             except LfsregError as exc:
                 log.debug("%s: prefetching the listing stopped: %s", self.view.label, exc)
