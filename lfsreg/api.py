@@ -136,16 +136,23 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         return publisher.view()
 
     # -- commands -------------------------------------------------------------------------
-    def init(self) -> str:
+    def init(self, *, format_version: int | None = None) -> str:
         """Create an empty registry (a bare repository whose first commit has the format marker).
 
+        ``format_version``: one of ``layout.CREATABLE_VERSIONS`` (default: the newest; 1 keeps
+        the layout lfsreg before version 3 reads, docs/format.md).
+
         Raises:
-            UsageError: the location is a registry already.
+            UsageError: the location is a registry already, or the version is not one lfsreg creates.
         """
+        if format_version is not None and format_version not in layout.CREATABLE_VERSIONS:
+            shown = ", ".join(map(str, layout.CREATABLE_VERSIONS))
+            raise UsageError(f"registry format version {format_version} cannot be created (choose {shown})")
         publisher = self._publisher(create=True)
         if not publisher.view().empty:
             raise UsageError(f"{self.label}: already a registry")
-        commit = publisher.publish(lambda view: {}, "init lfsreg registry")
+        marker = {} if format_version is None else {layout.MARKER: layout.marker_bytes(format_version)}
+        commit = publisher.publish(lambda view: marker, "init lfsreg registry")
         return commit or ""
 
     def push(
@@ -326,7 +333,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
             listing.save(walked=("names", "tags"))
             return found
         names = [validate_name(name)]
-        view.prefetch_tags(names)  # a remote read in part: its tag files in two exchanges
+        view.prefetch_name(name)  # a remote read in part: the name's directory with its tag files, an exchange a level
         out = []
         for n in names:
             for tag, digest in view.tags(n):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from conftest import FIXTURES
 
+from lfsreg.registry import layout
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 APP = FIXTURES / "app.oci"
@@ -94,7 +96,7 @@ def edit_registry(repo: Path, files: dict[str, bytes | None], tmp: Path) -> None
 def blob_path(digest: str) -> str:
     """Where the registry format keeps a manifest, index or config (docs/format.md)."""
     hexpart = digest.split(":")[1]
-    return f"blobs/sha256/{hexpart[:2]}/{hexpart}"
+    return layout.NEW.hex_path("blobs", hexpart)
 
 
 def tag_path(name: str, tag: str) -> str:

@@ -32,7 +32,7 @@ def sig_manifest(repo: Path, name: str, digest: lfsreg.Digest) -> tuple[dict, di
     """The ``.sig`` manifest of ``digest`` (parsed) and every file of the tree."""
     files = tree_files(repo, "")
     tag = files[layout.tag_path(name, cosign.signature_tag(digest))].decode().strip()
-    return json.loads(files[layout.blob_path(lfsreg.Digest.parse(tag))]), files
+    return json.loads(files[layout.NEW.blob_path(lfsreg.Digest.parse(tag))]), files
 
 
 def stored_signatures(repo: Path, name: str, digest: lfsreg.Digest) -> list[tuple[bytes, bytes]]:
@@ -42,7 +42,7 @@ def stored_signatures(repo: Path, name: str, digest: lfsreg.Digest) -> list[tupl
     manifest, files = sig_manifest(repo, name, digest)
     out = []
     for layer in manifest["layers"]:
-        payload = files[layout.blob_path(lfsreg.Digest.parse(layer["digest"]))]
+        payload = files[layout.NEW.blob_path(lfsreg.Digest.parse(layer["digest"]))]
         out.append((payload, base64.b64decode(layer["annotations"][cosign.SIGNATURE_ANNOTATION])))
     return out
 
@@ -62,10 +62,10 @@ def put_signature_image(repo: Path, name: str, digest: lfsreg.Digest, layers: li
         raw = {"mediaType": cosign.mt.COSIGN_SIMPLESIGNING, "size": len(data), "digest": str(d)}
         raw["annotations"] = {cosign.SIGNATURE_ANNOTATION: signature}
         descs.append(cosign.Descriptor(cosign.mt.COSIGN_SIMPLESIGNING, d, len(data), raw))
-        changes[layout.blob_path(d)] = data
+        changes[layout.NEW.blob_path(d)] = data
     manifest, config = cosign.signature_image(descs)
-    changes[layout.blob_path(lfsreg.Digest.of_bytes(config))] = config
-    changes[layout.blob_path(lfsreg.Digest.of_bytes(manifest))] = manifest
+    changes[layout.NEW.blob_path(lfsreg.Digest.of_bytes(config))] = config
+    changes[layout.NEW.blob_path(lfsreg.Digest.of_bytes(manifest))] = manifest
     changes[layout.tag_path(name, cosign.signature_tag(digest))] = layout.tag_content(lfsreg.Digest.of_bytes(manifest))
     publish(repo, changes)
     return changes

@@ -53,11 +53,11 @@ def test_the_closure_of_a_chunked_image_names_each_chunk(tmp_path):
     git = GitStore.open(str(repo))
     try:
         snap = git.snapshot(git.head())
-        needs = Closure(str(repo)).of(digest, snap.read)
+        needs = Closure(str(repo), layout.NEW).of(digest, snap.read)
     finally:
         git.close()
     ((hexd, names),) = _chunk_dirs(repo).items()
-    chunk_paths = {f"{layout.layer_path(lfsreg.Digest('sha256', hexd))}/{n}" for n in names}
+    chunk_paths = {f"{layout.NEW.layer_path(lfsreg.Digest('sha256', hexd))}/{n}" for n in names}
     assert chunk_paths <= set(needs.layers)
     objects = {p.name: p.stat().st_size for p in (repo / "lfs" / "objects").rglob("*") if p.is_file()}
     assert {o.oid: o.size for o in needs.layers.values()} == objects  # every stored object, chunks included

@@ -67,8 +67,8 @@ def _chunk_dirs(repo: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for path in tree_files(repo, "layers/"):
         parts = path.split("/")
-        if len(parts) == 5:
-            out.setdefault(parts[3], []).append(parts[4])
+        if len(parts[-1]) == layout.CHUNK_DIGITS:  # layers/sha256/<shards>/<layer hex>/<nnnnnn>, whatever the layout
+            out.setdefault(parts[-2], []).append(parts[-1])
     return out
 
 
@@ -99,9 +99,9 @@ def test_a_layer_over_the_limit_round_trips_as_chunks(archive, tmp_path):
     assert names == ["000000", "000001", "000002"]
     sizes = [o.stat().st_size for o in lfs_objects(repo)]
     assert max(sizes) <= MIB and len(sizes) == 4
-    assert json.loads(tree_files(repo, layout.MARKER)[layout.MARKER]) == {"format": "lfsreg", "version": 2}
+    assert json.loads(tree_files(repo, layout.MARKER)[layout.MARKER]) == {"format": "lfsreg", "version": 3}  # chunks change no v3 marker
     # the chunks, in order, are the layer the manifest names
-    pointers = [tree_files(repo, f"layers/sha256/{layer_hex[:2]}/{layer_hex}/{n}") for n in names]
+    pointers = [tree_files(repo, f"{layout.NEW.hex_path('layers', layer_hex)}/{n}") for n in names]
     oids = [next(iter(p.values())).decode().split("oid sha256:")[1].split("\n")[0] for p in pointers]
     joined = b"".join((repo / "lfs" / "objects" / o[:2] / o[2:4] / o).read_bytes() for o in oids)
     assert hashlib.sha256(joined).hexdigest() == layer_hex
@@ -158,24 +158,28 @@ def test_exact_multiples_and_a_limit_too_small(tmp_path):
     assert not (tmp_path / "none.git").exists()
 
 
-def test_a_registry_without_chunked_layers_is_unchanged(archive, tmp_path):
-    """The same push without a limit, and with a limit no layer exceeds: the same tree, version 1."""
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_registry_without_chunked_layers_is_unchanged(archive, tmp_path, version):
+    """The same push without a limit, and with a limit no layer exceeds: the same tree, the version it was created with."""
     path, _ = archive
     trees = []
     for name, limit in (("nolimit.git", None), ("biglimit.git", 64 * MIB)):
         repo = tmp_path / name
         with lfsreg.Registry(str(repo)) as reg:
+            reg.init(format_version=version)
             reg.push([f"docker-archive:{path}"], object_limit=limit)
         trees.append({**tree_files(repo, "")})
-        assert tree_files(repo, layout.MARKER)[layout.MARKER] == b'{\n  "format": "lfsreg",\n  "version": 1\n}\n'
+        assert tree_files(repo, layout.MARKER)[layout.MARKER] == f'{{\n  "format": "lfsreg",\n  "version": {version}\n}}\n'.encode()
     assert trees[0] == trees[1]
-    assert not [p for p in trees[0] if p.startswith("layers/") and p.count("/") != 3]
+    depth = 3 + len(layout.layout_of(version).widths)  # layers/sha256/<shards>/<hex>
+    assert not [p for p in trees[0] if p.startswith("layers/") and p.count("/") != depth - 1]
 
 
 def test_a_reader_of_version_1_refuses_a_chunked_registry(archive, tmp_path, monkeypatch):
     path, _ = archive
     repo = tmp_path / "reg.git"
     with lfsreg.Registry(str(repo)) as reg:
+        reg.init(format_version=1)  # a version 1 registry (a version 3 one is refused by such a reader anyway)
         reg.push([f"docker-archive:{path}"], object_limit=MIB)
     monkeypatch.setattr(layout, "KNOWN_VERSION", 1)  # what every lfsreg before chunked layers knows
     proc = run_cli("images", str(repo), env=_env(tmp_path))
@@ -196,7 +200,7 @@ def test_stock_git_and_git_lfs_clone_a_chunked_registry_clean(archive, tmp_path)
     assert run_git(["status", "--porcelain"], cwd=work, env=env).stdout == b""
     run_git(["lfs", "fsck"], cwd=work, env=env)
     ((layer_hex, names),) = _chunk_dirs(repo).items()
-    chunk_dir = work / "layers" / "sha256" / layer_hex[:2] / layer_hex
+    chunk_dir = work / layout.NEW.hex_path("layers", layer_hex)
     joined = b"".join((chunk_dir / n).read_bytes() for n in names)  # smudged: the chunks' bytes
     assert hashlib.sha256(joined).hexdigest() == layer_hex
     listed = run_git(["lfs", "ls-files", "--name-only"], cwd=work, env=env).stdout.decode().split()
@@ -221,14 +225,14 @@ def test_chunks_through_giftless_and_a_stock_clone_over_http(archive, git_http_s
     work = tmp_path / "work"
     assert run_git(["status", "--porcelain"], cwd=work, env=env).stdout == b""
     ((layer_hex, names),) = _chunk_dirs(git_http_repo.path).items()
-    joined = b"".join((work / "layers" / "sha256" / layer_hex[:2] / layer_hex / n).read_bytes() for n in names)
+    joined = b"".join((work / layout.NEW.hex_path("layers", layer_hex) / n).read_bytes() for n in names)
     assert hashlib.sha256(joined).hexdigest() == layer_hex
     # a copy to a local registry keeps the chunks and the format version
     local = tmp_path / "copy.git"
     proc = run_cli("copy", git_http_repo.url, str(local), env=fresh)
     assert proc.returncode == 0, proc.stderr
     assert _chunk_dirs(local) == _chunk_dirs(git_http_repo.path)
-    assert json.loads(tree_files(local, layout.MARKER)[layout.MARKER])["version"] == 2
+    assert json.loads(tree_files(local, layout.MARKER)[layout.MARKER])["version"] == 3
     _pulled_matches(local, tmp_path, diff_ids, fresh)
 
 
@@ -243,7 +247,7 @@ def test_copy_cuts_whole_layers_to_the_destinations_limit(archive, tmp_path):
     assert max(p.stat().st_size for p in lfs_objects(dst)) <= MIB
     assert first.objects_copied == 4 and first.bytes_copied == sum(p.stat().st_size for p in lfs_objects(dst))
     assert again.objects_copied == 0 and again.commit is None  # the destination holds it (as chunks): nothing moves
-    assert json.loads(tree_files(dst, layout.MARKER)[layout.MARKER])["version"] == 2
+    assert json.loads(tree_files(dst, layout.MARKER)[layout.MARKER])["version"] == 3
     env = _env(tmp_path)
     _pulled_matches(dst, tmp_path, diff_ids, env)
     assert run_cli("verify", str(dst), "--deep", env=env).returncode == 0

@@ -16,6 +16,8 @@ from conftest import commit_count, lfs_objects, run_cli, snapshot, tree_files
 from gitenv import cli_env
 from imageverify import FIXTURES, source_image, verify_docker_archive
 
+from lfsreg.registry import layout
+
 APP, TOOL, MULTI = "acme/app:1.0", "acme/tool:2.0", "acme/multi:1.0"
 SOURCES = {
     APP: f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -178,7 +180,7 @@ def test_copy_https_to_local_and_https_to_https(source, git_http_server, tmp_pat
 def _manifest_oids(repo: Path, ref: str) -> set[str]:
     name, tag = ref.split(":")
     digest = tree_files(repo, f"repositories/{name}/_tags/{tag}")[f"repositories/{name}/_tags/{tag}"].decode().strip()
-    path = f"blobs/sha256/{digest[7:9]}/{digest[7:]}"
+    path = layout.NEW.hex_path("blobs", digest[7:])
     manifest = json.loads(tree_files(repo, path)[path])
     return {layer["digest"].split(":")[1] for layer in manifest["layers"]}
 

@@ -19,6 +19,7 @@ from imageverify import FIXTURES
 
 import lfsreg
 from lfsreg.errors import CorruptContentError
+from lfsreg.registry import layout
 
 APP = "acme/app:1.0"
 
@@ -128,7 +129,7 @@ def test_a_damaged_layer_record_in_the_destination_is_replaced(src, tmp_path):
     env = _env(tmp_path)
     assert run_cli("copy", str(src), str(dst), env=env).returncode == 0
     layer = json.loads(app_manifest()[1])["layers"][0]["digest"].split(":")[1]
-    pointer = f"layers/sha256/{layer[:2]}/{layer}"
+    pointer = layout.NEW.hex_path("layers", layer)
     good = tree_files(dst, pointer)[pointer]
     edit_registry(dst, {pointer: b"version https://git-lfs.github.com/spec/v1\noid sha256:nothex\nsize 1\n"}, tmp_path)
     assert run_cli("verify", str(dst), env=env).returncode == 1
@@ -171,7 +172,7 @@ def test_a_layer_an_exact_multiple_of_the_limit_has_no_empty_last_chunk(src, tmp
     dst = tmp_path / "dst.git"
     with lfsreg.Registry(str(src)) as reg:
         result = reg.copy(str(dst), object_limit=2473)
-    chunks = sorted(p.rsplit("/", 1)[-1] for p in tree_files(dst, f"layers/sha256/{even[:2]}/{even}/"))
+    chunks = sorted(p.rsplit("/", 1)[-1] for p in tree_files(dst, f"{layout.NEW.hex_path('layers', even)}/"))
     assert chunks == ["000000", "000001"]
     assert hashlib.sha256(b"").hexdigest() not in {p.name for p in lfs_objects(dst)}
     assert result.objects_copied == len(lfs_objects(dst)) == 2 + 3 + 1  # 4946 in 2, 6481 in 3, 352 whole

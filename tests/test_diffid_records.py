@@ -20,11 +20,13 @@ import pytest
 from conftest import assert_error, assert_ok, check_docker_archive_output, run_cli, snapshot, tree_files, verify_layout
 from hostile import APP, FIXTURES, descriptor, dumps, edit_registry
 
+from lfsreg.registry import layout
+
 L1_DIFF = "sha256:6f1e0606c7d325b8b9e4ac70648f1a4358ea4cf4afb0a7bf3822c468b08ec586"
 L3_DIFF = "sha256:1d0199967b5afc041d42dc6440680146534036f0d8b6b1938f6e46cc378e3e2f"
 L2_BLOB = "sha256:c2ad038f461f58cfaf3423eafe6ab53e3ce1b039cbcdf592ab60209390603283"
 L3_BLOB = "sha256:6d6f4da393be422328bebd4a6560f372cafa0e27c77db1d8aba3ce67c98fe953"
-L3_RECORD = f"diffids/sha256/{L3_DIFF[7:9]}/{L3_DIFF[7:]}"
+L3_RECORD = layout.NEW.hex_path("diffids", L3_DIFF[7:])
 GOOD = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": L3_BLOB, "size": 352, "uncompressedSize": 6144}
 
 

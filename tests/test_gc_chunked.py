@@ -21,6 +21,7 @@ from imageverify import verify_docker_archive
 from test_chunked_layers import _layer_tar, archive_of
 
 import lfsreg
+from lfsreg.registry import layout
 
 MIB = 1 << 20
 LIVE, DEAD = "acme/live:1", "acme/dead:1"
@@ -37,7 +38,7 @@ def _layer_objects(repo: Path, ref: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for layer in info["layers"]:
         hexd = layer["digest"].split(":")[1]
-        files = tree_files(repo, f"layers/sha256/{hexd[:2]}/{hexd}")
+        files = tree_files(repo, layout.NEW.hex_path("layers", hexd))
         out[hexd] = [content.decode().split("oid sha256:")[1].split("\n")[0] for _, content in sorted(files.items())]
     return out
 
@@ -85,7 +86,7 @@ def test_gc_keeps_every_chunk_of_live_layers_and_frees_the_dead_ones(tmp_path: P
     assert run_git(["status", "--porcelain"], cwd=work, env=git_env).stdout == b""
     run_git(["lfs", "fsck"], cwd=work, env=git_env)
     for layer, oids in live.items():
-        chunk_dir = work / "layers" / "sha256" / layer[:2] / layer
+        chunk_dir = work / layout.NEW.hex_path("layers", layer)
         joined = b"".join((chunk_dir / f"{i:06d}").read_bytes() for i in range(len(oids)))  # smudged: the chunks' bytes
         assert hashlib.sha256(joined).hexdigest() == layer
 

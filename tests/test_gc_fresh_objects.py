@@ -24,6 +24,7 @@ from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.git.store import GitStore
 from lfsreg.lfs.store import LocalLfsStore
 from lfsreg.ops import gc as gc_module
+from lfsreg.registry import layout
 
 HOURS_AGO = time.time() - 2 * 3600
 
@@ -77,7 +78,7 @@ def test_gc_keeps_a_packed_git_object_a_running_push_found_stored(tmp_path: Path
     _push(repo, tmp_path, "acme/a:1", "a")
     _push(repo, tmp_path, "acme/b:1", "b")
     digest = json.loads(run_cli("tags", repo, "acme/a", "--format", "json").stdout)[0]["digest"]
-    manifest = tree_files(repo, f"blobs/sha256/{digest[7:9]}/{digest[7:]}")[f"blobs/sha256/{digest[7:9]}/{digest[7:]}"]
+    manifest = tree_files(repo, path := layout.NEW.hex_path("blobs", digest[7:]))[path]
     assert_ok(run_cli("gc", repo, "--grace", "0"))  # everything in one pack
     assert_ok(run_cli("rm", repo, "acme/a:1"))
     packs = list((repo / "objects" / "pack").glob("*.pack"))

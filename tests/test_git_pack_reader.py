@@ -107,7 +107,7 @@ def test_a_damaged_packed_object_is_named_by_verify(tmp_path, monkeypatch):
     git = GitStore.open(str(repo))
     snap = git.snapshot(git.head())
     digest = layout.parse_tag(snap.read(layout.tag_path("acme/app", "1.0")))
-    sha = snap._entry(f"blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}")[1]
+    sha = snap._entry(layout.NEW.path("blobs", digest))[1]
     (idx,) = (repo / "objects" / "pack").glob("*.idx")
     listing = subprocess.run(["git", "verify-pack", "-v", str(idx)], check=True, capture_output=True, text=True).stdout
     offset, packed = next((int(f[4]), int(f[3])) for f in (line.split() for line in listing.splitlines()) if f and f[0] == sha.decode())

@@ -22,7 +22,7 @@ from imageverify import FIXTURES
 
 import lfsreg
 from lfsreg.git.store import GitStore
-from lfsreg.registry import location
+from lfsreg.registry import layout, location
 
 APP = f"oci:{FIXTURES / 'app.oci'}:1.0"
 TOOL = f"oci:{FIXTURES / 'tool.oci'}:2.0"
@@ -161,7 +161,7 @@ def _drop_from_tree(repo: Path, prefixes: tuple[str, ...]) -> None:
             p = stack.pop()
             for name, is_dir, _ in snap.listdir(p):
                 (stack if is_dir else paths).append(f"{p}/{name}")
-        keep = {"blobs/sha256/" + _tag(str(repo), "acme/x", "1")[7:9] + "/" + _tag(str(repo), "acme/x", "1")[7:]}
+        keep = {layout.NEW.hex_path("blobs", _tag(str(repo), "acme/x", "1")[7:])}
         commit = git.make_commit(tip, {p: None for p in paths if p not in keep}, "drop")
         assert git.compare_and_swap(tip, commit)
     finally:

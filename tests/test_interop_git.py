@@ -35,6 +35,7 @@ from imageverify import (
 
 from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.lfs.store import LocalLfsStore
+from lfsreg.registry import layout
 
 pytestmark = pytest.mark.interop
 
@@ -76,7 +77,7 @@ def check_checkout(repo: Path, work: Path, env: dict[str, str]) -> None:
     for rel in layer_paths:
         data = (work / rel).read_bytes()
         name = Path(rel).name
-        assert rel == f"layers/sha256/{name[:2]}/{name}"
+        assert rel == layout.NEW.hex_path("layers", name)
         assert sha256_hex(data) == name, f"{rel} is not the real layer (a pointer left unsmudged?)"
         # the same bytes as the object lfsreg stored
         assert (repo / "lfs" / "objects" / name[:2] / name[2:4] / name).read_bytes() == data
@@ -101,16 +102,16 @@ def check_checkout(repo: Path, work: Path, env: dict[str, str]) -> None:
     for rel in tracked(work, env, "diffids"):
         record = json.loads((work / rel).read_text())
         hexd = record["digest"].removeprefix("sha256:")
-        assert f"layers/sha256/{hexd[:2]}/{hexd}" in layer_paths
-        assert record["size"] == (work / "layers" / "sha256" / hexd[:2] / hexd).stat().st_size
+        assert layout.NEW.hex_path("layers", hexd) in layer_paths
+        assert record["size"] == (work / layout.NEW.hex_path("layers", hexd)).stat().st_size
     # tags name stored manifests
     for rel in tracked(work, env, "repositories"):
         text = (work / rel).read_text()
         assert text.endswith("\n") and text.startswith("sha256:"), rel
         hexd = text.strip().removeprefix("sha256:")
-        assert f"blobs/sha256/{hexd[:2]}/{hexd}" in blob_paths
+        assert layout.NEW.hex_path("blobs", hexd) in blob_paths
     assert (work / ".gitattributes").read_bytes() == b"layers/** filter=lfs diff=lfs merge=lfs -text\n"
-    assert json.loads((work / "lfsreg.json").read_text()) == {"format": "lfsreg", "version": 1}
+    assert json.loads((work / "lfsreg.json").read_text()) == {"format": "lfsreg", "version": 3}  # a new registry
 
 
 # -- a. lfsreg writes, git + git-lfs read -------------------------------------------------------
@@ -138,8 +139,8 @@ def test_git_clone_of_lfsreg_registry(tmp_path: Path, mode: str) -> None:
 
     # L1 (gzip, from shared.oci) is one file although three images use it
     l1 = "1aad48f277db4877fdee4593524fc67123d63b9ca4c6e63dc9b7dc06a876c8a0"
-    assert (work / "layers" / "sha256" / l1[:2] / l1).is_file()
-    users = [t for t, d in tags.items() if l1 in (work / "blobs" / "sha256" / d[7:9] / d[7:]).read_text()]
+    assert (work / layout.NEW.hex_path("layers", l1)).is_file()
+    users = [t for t, d in tags.items() if l1 in (work / layout.NEW.hex_path("blobs", d[7:])).read_text()]
     assert sorted(users) == ["acme/app:1.0", "acme/base:1.0", "acme/tool:2.0"]
     # the checkout's files are the objects of lfsreg's commit
     assert git_out(["rev-parse", "HEAD"], work, env) == git_out(["rev-parse", "main"], repo, env)
@@ -201,7 +202,7 @@ def write_image_with_git(work: Path, archive: Path, name: str, tag: str) -> tupl
 
     def put(kind: str, data: bytes) -> dict[str, object]:
         hexd = sha256_hex(data)
-        path = work / kind / "sha256" / hexd[:2] / hexd
+        path = work / layout.NEW.hex_path(kind, hexd)  # the layout the registry's marker names (version 3)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         return {"digest": f"sha256:{hexd}", "size": len(data)}
@@ -231,7 +232,7 @@ def test_image_written_with_git_lfs_is_pulled_by_lfsreg(tmp_path: Path) -> None:
     run_git(["add", "-A"], cwd=work, env=env)
     # the clean filter stored pointers, not the tars
     for oid, size in layers:
-        staged = run_git(["cat-file", "-p", f":layers/sha256/{oid[:2]}/{oid}"], cwd=work, env=env).stdout
+        staged = run_git(["cat-file", "-p", f":{layout.NEW.hex_path('layers', oid)}"], cwd=work, env=env).stdout
         assert staged == canonical_pointer(oid, size)
     head = commit_and_push(work, env, "add gitmade/app:1.0 with git")
     assert git_out(["rev-parse", "main"], repo, env).strip() == head
@@ -292,11 +293,11 @@ def test_lfsreg_pushes_on_top_of_git_and_clone_pulls_it(tmp_path: Path) -> None:
     assert result["layers_reused"] == len(layers)
     lfsreg_digest = result["images"][0]["digest"]
     hexd = lfsreg_digest.removeprefix("sha256:")
-    manifest = json.loads(git_out(["show", f"main:blobs/sha256/{hexd[:2]}/{hexd}"], repo, env))
+    manifest = json.loads(git_out(["show", f"main:{layout.NEW.hex_path('blobs', hexd)}"], repo, env))
     expected = []
     for oid, size in layers:
         # L1 has lfsreg's diffid record from the base push (its zstd blob); L2/L3 are git's plain tars
-        record = run_git(["show", f"main:diffids/sha256/{oid[:2]}/{oid}"], cwd=repo, env=env, check=False)
+        record = run_git(["show", f"main:{layout.NEW.hex_path('diffids', oid)}"], cwd=repo, env=env, check=False)
         if record.returncode == 0:
             stored = json.loads(record.stdout)
             expected.append((stored["mediaType"], stored["digest"], stored["size"]))

@@ -85,9 +85,10 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     assert proc.returncode == 0, proc.stderr
     assert "does not filter" not in proc.stderr and "protocol v2" not in proc.stderr
     # refs: one GET (v0's advertisement, no ls-refs); the tip; the name's level (acme) with the shard
-    # directories; the name's directory with its _tags and tag files; two levels each for the manifest,
-    # the config with the layers' pointers, the diffids records (before: 3 + 11 for the same pull)
-    assert seen.git() == {"refs": 1, "upload-pack": 9, "receive-pack": 0}
+    # directories; the name's directory with its _tags and tag files; four levels each (format version 3:
+    # three shard levels, then the file) for the manifest, the config with the layers' pointers, the diffids
+    # records (a version 1 registry, one shard level: two each, 9 in all; before partial fetch: 3 + 11)
+    assert seen.git() == {"refs": 1, "upload-pack": 15, "receive-pack": 0}
 
     seen = _Requests(git_http_server, repo)
     warm = run_cli("pull", repo.url, PULL, "-o", f"docker-archive:{tmp_path / 'warm.tar'}", env=env)
@@ -98,16 +99,17 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     seen = _Requests(git_http_server, repo)
     push = run_cli("push", repo.url, NEW[1], "--tag", NEW[0], env=cli_env(tmp_path / "push", git_http_server))
     assert push.returncode == 0, push.stderr
-    # the tip; the shard directories with the names' level; the reuse checks' shard directories (pointer,
-    # record) with the name's; the pointer and record found; the change set is in reach then
-    assert seen.git() == {"refs": 1, "upload-pack": 4, "receive-pack": 2}
+    # the tip; the shard directories with the names' level; the reuse checks' three shard levels (pointer,
+    # record) with the name's; the pointer and record found; the manifest's and config's shard levels
+    # (a version 1 registry: 4)
+    assert seen.git() == {"refs": 1, "upload-pack": 7, "receive-pack": 2}
 
     seen = _Requests(git_http_server, repo)
     push = run_cli("push", repo.url, ZSTD[1], "--tag", ZSTD[0], env=cli_env(tmp_path / "zstd", git_http_server))
     assert push.returncode == 0, push.stderr
-    # as above, then the pointers the records name (two levels); after the upload, the change set's
-    # shard directories and the config it compares (before: 3 + 11)
-    assert seen.git() == {"refs": 1, "upload-pack": 8, "receive-pack": 2}
+    # as above, then the pointers the records name (four levels); after the upload, the change set's
+    # shard levels and the config it compares (a version 1 registry: 8; before partial fetch: 3 + 11)
+    assert seen.git() == {"refs": 1, "upload-pack": 14, "receive-pack": 2}
 
 
 @pytest.mark.interop
@@ -184,7 +186,7 @@ def test_a_server_that_refuses_protocol_v2_gets_the_old_exchanges(registry, git_
 @pytest.mark.interop
 def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(registry, git_http_server, tmp_path: Path) -> None:
     """The exchanges after the tip reuse one connection (one TLS handshake on a real host, not one each);
-    a pull into an OCI layout keeps layers as stored: it reads no diffids/ record, two exchanges fewer."""
+    a pull into an OCI layout keeps layers as stored: it reads no diffids/ record, four exchanges fewer."""
     repo = registry
     relay = _Relay(git_http_server.port)
     try:
@@ -192,9 +194,10 @@ def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(r
         seen = _Requests(git_http_server, repo)
         proc = run_cli("pull", url, PULL, "-o", f"oci:{tmp_path / 'layout'}:1.0", env=cli_env(tmp_path, git_http_server))
         assert proc.returncode == 0, proc.stderr
-        # the tip; acme with blobs/ and layers/ shards; app with _tags; the manifest; config and pointers
+        # the tip; acme with blobs/ and layers/ shards; app with _tags; the manifest, then config and pointers:
+        # four levels each (version 3's three shard levels and the file; a version 1 registry: 7 in all)
         counts = seen.count()
-        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 7, "receive-pack": 0}
+        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 11, "receive-pack": 0}
         # refs and the tip (dulwich closes its connections), the fetches by id (one for all), LFS (at most one each)
         assert relay.connections <= 3 + counts["lfs"], relay.connections
     finally:

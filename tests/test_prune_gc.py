@@ -23,7 +23,7 @@ from retention_images import image_archive, shared_layer
 
 import lfsreg
 from lfsreg.git import store as git_store
-from lfsreg.registry import location
+from lfsreg.registry import layout, location
 
 DAY = 86400.0
 MIB = 1024 * 1024
@@ -73,7 +73,7 @@ def _layer_sizes(repo: Path, digests: list[str]) -> dict[str, int]:
     out = {}
     for digest in digests:
         hexd = digest[7:]
-        _, sha = tree_lookup_path(r.object_store.__getitem__, tree, f"blobs/sha256/{hexd[:2]}/{hexd}".encode())
+        _, sha = tree_lookup_path(r.object_store.__getitem__, tree, layout.NEW.hex_path("blobs", hexd).encode())
         for layer in json.loads(r[sha].as_raw_string())["layers"]:
             out[layer["digest"][7:]] = layer["size"]
     return out

@@ -15,6 +15,7 @@ from lfsreg.digest import Digest
 from lfsreg.errors import BlobNotFound, CorruptContentError, ImageNotFound, InvalidImageError, InvalidReference, PermissionDeniedError
 from lfsreg.ops.delete import delete_blob, delete_manifest, delete_tag
 from lfsreg.ops.publish import put_manifest
+from lfsreg.registry import layout
 from lfsreg.serve.uploads import Uploads
 
 
@@ -46,11 +47,11 @@ def test_put_by_tag_is_one_commit_that_pull_reads(reg: Registry, tmp_path: Path)
     assert commit_count(Path(reg.location)) == before + 1
     files = tree_files(Path(reg.location), "")
     assert files["repositories/app/web/_tags/v1"] == f"{im.digest}\n".encode()
-    assert files[f"blobs/sha256/{im.digest[7:9]}/{im.digest[7:]}"] == im.manifest  # exact bytes
+    assert files[layout.NEW.hex_path("blobs", im.digest[7:])] == im.manifest  # exact bytes
     config = sha(im.config)
-    assert files[f"blobs/sha256/{config[7:9]}/{config[7:]}"] == im.config
+    assert files[layout.NEW.hex_path("blobs", config[7:])] == im.config
     layer = sha(im.layer)
-    assert f"oid {layer}\nsize {len(im.layer)}\n".encode() in files[f"layers/sha256/{layer[7:9]}/{layer[7:]}"]
+    assert f"oid {layer}\nsize {len(im.layer)}\n".encode() in files[layout.NEW.hex_path("layers", layer[7:])]
     out = tmp_path / "out.tar"
     reg.pull(["app/web:v1"], f"docker-archive:{out}")
     (entry,) = read_docker_archive(out)

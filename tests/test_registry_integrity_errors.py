@@ -66,7 +66,7 @@ def _head(reg: Path) -> str:
 
 
 def _manifest(reg: Path) -> dict:
-    return json.loads((_checkout(reg) / layout.blob_path(_manifest_digest(reg))).read_bytes())
+    return json.loads((_checkout(reg) / layout.NEW.blob_path(_manifest_digest(reg))).read_bytes())
 
 
 def _pull_fails(reg: Path, tmp_path: Path, image: str, code: int, *needles: str) -> str:
@@ -83,7 +83,7 @@ def _pull_fails(reg: Path, tmp_path: Path, image: str, code: int, *needles: str)
     ("marker", "needle"),
     [
         (None, "not an lfsreg registry"),
-        (b'{"format": "lfsreg", "version": 3}\n', "format version 3 is not supported"),
+        (b'{"format": "lfsreg", "version": 4}\n', "format version 4 is not supported"),
         (b'{"format": "lfsreg", "version": "1"}\n', "format version '1' is not supported"),
         (b"[1]\n", "format version None"),
         (b"not json at all\n", "format version None"),
@@ -123,13 +123,13 @@ def test_a_corrupt_tag_file_is_named(reg, tmp_path):
 
 def test_a_deleted_manifest_is_a_missing_blob(reg, tmp_path):
     digest = _manifest_digest(reg)
-    _damage(reg, {layout.blob_path(digest): None})
+    _damage(reg, {layout.NEW.blob_path(digest): None})
     _pull_fails(reg, tmp_path, f"{NAME}:{TAG}", 1, f"{digest}")
 
 
 def test_a_tampered_manifest_does_not_match_its_digest(reg, tmp_path):
     digest = _manifest_digest(reg)
-    path = layout.blob_path(digest)
+    path = layout.NEW.blob_path(digest)
     data = (_checkout(reg) / path).read_bytes()
     _damage(reg, {path: data.replace(b"{", b"{ ", 1)})
     _pull_fails(reg, tmp_path, f"{NAME}:{TAG}", 1, f"stored blob {digest} does not match its digest")
@@ -138,14 +138,14 @@ def test_a_tampered_manifest_does_not_match_its_digest(reg, tmp_path):
 # -- layers -------------------------------------------------------------------------------------------
 def test_a_layer_without_its_pointer_is_named(reg, tmp_path):
     layer = Digest.parse(_manifest(reg)["layers"][0]["digest"])
-    _damage(reg, {layout.layer_path(layer): None})
+    _damage(reg, {layout.NEW.layer_path(layer): None})
     _pull_fails(reg, tmp_path, f"{NAME}:{TAG}", 1, f"layer {layer} has no pointer in the registry")
 
 
 @pytest.mark.parametrize("damage", ["size", "oid", "not-a-pointer"])
 def test_a_pointer_that_disagrees_with_the_manifest_is_named(reg, tmp_path, damage):
     layer = Digest.parse(_manifest(reg)["layers"][0]["digest"])
-    path = layout.layer_path(layer)
+    path = layout.NEW.layer_path(layer)
     text = (_checkout(reg) / path).read_text()
     size = text.split("size ")[1].strip()
     new = {

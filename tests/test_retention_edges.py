@@ -20,7 +20,7 @@ from imageverify import FIXTURES
 import lfsreg
 from lfsreg.errors import UsageError
 from lfsreg.ops.prune import PrunePolicy
-from lfsreg.registry import location
+from lfsreg.registry import layout, location
 
 APP = "acme/app:1.0"
 DIGEST = app_manifest()[0]["digest"]
@@ -135,7 +135,7 @@ def test_gc_reads_past_junk_and_duplicate_pointers_under_layers(repo, tmp_path):
     """Another tool left a non-pointer and a second copy of a pointer under layers/: gc keeps every object."""
     env = _env(tmp_path)
     layer = json.loads(app_manifest()[1])["layers"][0]["digest"].split(":")[1]
-    pointer = f"layers/sha256/{layer[:2]}/{layer}"
+    pointer = layout.NEW.hex_path("layers", layer)
     data = tree_files(repo, pointer)[pointer]
     edit_registry(repo, {"layers/sha256/zz/junk": b"not a pointer\n", "layers/sha256/zz/copy": data}, tmp_path)
     objects = sorted(p.name for p in lfs_objects(repo))

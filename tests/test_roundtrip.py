@@ -43,6 +43,7 @@ from conftest import (
 from gitenv import require_tool
 
 import lfsreg
+from lfsreg.registry import layout as registry_layout
 
 
 @dataclass(frozen=True)
@@ -270,10 +271,10 @@ def test_index_is_stored_as_index(tmp_path, registry, layout_name):
     files = tree_files(registry, "")
     assert files["repositories/acme/multi/_tags/1.0"] == f"{digest}\n".encode()
     hexdigest = digest.split(":")[1]
-    assert files[f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"] == src.blob(digest)
+    assert files[registry_layout.NEW.hex_path("blobs", hexdigest)] == src.blob(digest)
     for child in src.json_blob(digest)["manifests"]:
         h = child["digest"].split(":")[1]
-        assert files[f"blobs/sha256/{h[:2]}/{h}"] == src.blob(child["digest"])
+        assert files[registry_layout.NEW.hex_path("blobs", h)] == src.blob(child["digest"])
     # pulled to oci: the full index, same digest, every platform's blobs
     dest = tmp_path / "out"
     lfsreg.Registry(str(registry)).pull(["acme/multi:1.0"], f"oci:{dest}")
@@ -312,15 +313,15 @@ def test_registry_layout(registry):
     reg = lfsreg.Registry(str(registry))
     result = reg.push([f"docker-archive:{sample('fixtures', 'app.docker.tar')}"], compression="zstd")
     files = tree_files(registry, "")
-    assert json.loads(files["lfsreg.json"]) == {"format": "lfsreg", "version": 1}
+    assert json.loads(files["lfsreg.json"]) == {"format": "lfsreg", "version": 3}  # a new registry
     assert "layers/** filter=lfs" in files[".gitattributes"].decode()
     (image,) = result.images
     assert files["repositories/acme/app/_tags/1.0"] == f"{image.digest}\n".encode()
     pointers = {p: c for p, c in files.items() if p.startswith("layers/")}
     assert len(pointers) == 3
     for path, content in pointers.items():
-        _, algorithm, shard, hexdigest = path.split("/")
-        assert algorithm == "sha256" and shard == hexdigest[:2]
+        _, algorithm, *shards, hexdigest = path.split("/")
+        assert algorithm == "sha256" and shards == [hexdigest[0], hexdigest[1], hexdigest[2]]  # version 3: three one-digit levels
         lines = content.decode().splitlines()
         assert lines[0] == "version https://git-lfs.github.com/spec/v1"
         assert f"oid sha256:{hexdigest}" in lines

@@ -23,6 +23,7 @@ from peers.goclients import go_tool
 from serveput_images import OCI_INDEX, dumps, image, index_of, sha
 
 from lfsreg.api import Registry
+from lfsreg.registry import layout
 from lfsreg.serve import RegistryServer, ServeOptions
 
 USER, PASSWORD = "pusher", "secret"
@@ -116,7 +117,7 @@ def test_skopeo_pushes_an_index_crane_and_lfsreg_and_git_read_it(served: Served,
     run("git", "-C", str(clone), "lfs", "pull")
     for im in images:
         digest = sha(im.layer)[7:]
-        assert (clone / "layers" / "sha256" / digest[:2] / digest).read_bytes() == im.layer
+        assert (clone / layout.NEW.hex_path("layers", digest)).read_bytes() == im.layer
     assert (clone / "repositories" / "app" / "multi" / "_tags" / "v1").read_text() == f"{sha(index)}\n"
     assert run("git", "-C", str(clone), "status", "--porcelain") == ""
 

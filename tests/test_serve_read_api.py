@@ -217,7 +217,7 @@ def test_referrers_listed_from_records_filtered_by_artifact_type(tmp_path):
         }
         data = dump_json(doc)
         digest = lfsreg.Digest.of_bytes(data)
-        blobs[layout.blob_path(digest)] = data
+        blobs[layout.NEW.blob_path(digest)] = data
         desc = {"mediaType": OCI_MANIFEST, "digest": str(digest), "size": len(data), "artifactType": kind}
         records[layout.referrer_path("acme/app", subject, digest)] = dump_json(desc)
     # a record whose manifest is not stored is not listed
@@ -262,8 +262,8 @@ def test_a_layer_pointer_naming_another_object_is_a_server_error_not_its_bytes(t
     reg.push([f"oci:{FIXTURES / 'app.oci'}:1.0"], tags=["acme/app:1.0"])
     with serving(reg_path) as srv:
         first, second = (lfsreg.Digest.parse(d["digest"]) for d in get(srv, "/v2/acme/app/manifests/1.0").json()["layers"][:2])
-    pointer = reg.view().snapshot.read(layout.layer_path(second))
-    reg.publisher().publish(lambda view: {layout.layer_path(first): pointer}, "a pointer naming another layer")
+    pointer = reg.view().snapshot.read(layout.NEW.layer_path(second))
+    reg.publisher().publish(lambda view: {layout.NEW.layer_path(first): pointer}, "a pointer naming another layer")
     reg.close()
     with serving(reg_path) as srv:
         for method in ("GET", "HEAD"):

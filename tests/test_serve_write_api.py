@@ -15,6 +15,7 @@ from serveput_images import OCI_INDEX, OCI_MANIFEST, image, index_of, sha
 
 from lfsreg.api import Registry
 from lfsreg.digest import Digest
+from lfsreg.registry import layout
 from lfsreg.serve import RegistryServer, ServeOptions
 from lfsreg.serve.uploads import Uploads
 
@@ -297,9 +298,9 @@ def test_a_blob_over_limits_object_is_stored_in_chunks(served, tmp_path: Path) -
     assert status == 201
     with Registry(reg.location) as fresh:
         view = fresh.view()
-        chunks = view.snapshot.listdir(f"layers/sha256/{layer[7:9]}/{layer[7:]}")
+        chunks = view.snapshot.listdir(layout.NEW.hex_path("layers", layer[7:]))
         assert [n for n, _, _ in chunks] == ["000000", "000001", "000002"]
-        assert json.loads(view.snapshot.read("lfsreg.json"))["version"] == 2
+        assert json.loads(view.snapshot.read("lfsreg.json"))["version"] == 3  # a new registry: chunks change nothing
     status, _, body = c("GET", f"/v2/app/web/blobs/{layer}")
     assert (status, body) == (200, im.layer)
     assert c("PUT", "/v2/app/web/manifests/big", im.manifest, Content_Type=OCI_MANIFEST)[0] == 201

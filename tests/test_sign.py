@@ -16,6 +16,7 @@ import pytest
 from conftest import FIXTURES, assert_error, assert_ok, commit_count, lfs_objects, run_cli, snapshot, tree_files
 
 import lfsreg
+from lfsreg.registry import layout
 from lfsreg.signing import cosign
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -52,7 +53,7 @@ def _sig_manifest(repo, name, digest):
     files = tree_files(repo, "")
     tag = files[f"repositories/{name}/_tags/{cosign.signature_tag(digest)}"].decode().strip()
     hexdigest = tag.split(":")[1]
-    return json.loads(files[f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"]), files
+    return json.loads(files[layout.NEW.hex_path("blobs", hexdigest)]), files
 
 
 def test_keygen_sign_writes_pkcs8_and_public_pem(keys, tmp_path):
@@ -75,8 +76,8 @@ def test_sign_stores_cosign_signature_as_git_files(signed, keys):
     [layer] = manifest["layers"]
     assert layer["mediaType"] == SIMPLESIGNING
     hexdigest = layer["digest"].split(":")[1]
-    payload = files[f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"]  # a git file ...
-    assert not any(p.startswith(f"layers/sha256/{hexdigest[:2]}/{hexdigest}") for p in files)  # ... not an LFS pointer
+    payload = files[layout.NEW.hex_path("blobs", hexdigest)]  # a git file ...
+    assert not any(p.startswith(layout.NEW.hex_path("layers", hexdigest)) for p in files)  # ... not an LFS pointer
     doc = json.loads(payload)
     assert doc == {
         "critical": {
@@ -110,7 +111,7 @@ def test_one_commit_for_the_whole_command_and_recursive(signed, keys):
     assert_ok(proc)
     assert commit_count(signed) == before + 1
     doc = json.loads(proc.stdout)
-    index = json.loads(tree_files(signed, "blobs/")[f"blobs/sha256/{doc['signed'][0]['digest'][7:9]}/{doc['signed'][0]['digest'][7:]}"])
+    index = json.loads(tree_files(signed, "blobs/")[layout.NEW.hex_path("blobs", doc["signed"][0]["digest"][7:])])
     children = {m["digest"] for m in index["manifests"]}
     assert {s["digest"] for s in doc["signed"]} == {doc["signed"][0]["digest"], *children, str(_digest(signed, "acme/app:1.0"))}
     child = next(iter(children))
@@ -185,7 +186,7 @@ def test_signatures_survive_verify_copy_and_listing(signed, keys, tmp_path):
     digest = _digest(dst, "acme/app:1.0")
     manifest, files = _sig_manifest(dst, "acme/app", digest)
     payload = manifest["layers"][0]["digest"].split(":")[1]
-    assert payload not in objects and f"blobs/sha256/{payload[:2]}/{payload}" in files
+    assert payload not in objects and layout.NEW.hex_path("blobs", payload) in files
     assert_ok(run_cli("verify", dst))
     assert_ok(run_cli("pull", dst, "acme/app:1.0", "--verify-key", keys / "p256.pub", "-o", f"oci:{tmp_path / 'o'}"))
     assert_ok(run_cli("gc", dst, "--grace", "0"))  # the rewritten branch keeps the payloads (git files the .sig tags need)

@@ -75,7 +75,7 @@ def test_signature_by_an_untrusted_key(repo, keys, tmp_path):
 def test_payload_blob_whose_digest_is_wrong(repo, keys, tmp_path):
     app = digest_of(repo, "acme/app:1.0")
     manifest, _ = sig_manifest(repo, "acme/app", app)
-    path = layout.blob_path(cosign.Digest.parse(manifest["layers"][0]["digest"]))
+    path = layout.NEW.blob_path(cosign.Digest.parse(manifest["layers"][0]["digest"]))
     publish(repo, {path: cosign.payload("acme/app", app, {"edited": "in place"})})  # other bytes under the signed payload's name
     _refused(repo, keys, tmp_path, "does not match its digest")
 

@@ -24,6 +24,7 @@ from peers.goclients import go_tool
 from signing_help import digest_of, sig_manifest, signed_registry
 
 from lfsreg.api import Registry
+from lfsreg.registry import layout
 from lfsreg.serve import RegistryServer, ServeOptions
 
 USER, PASSWORD, KEY_PASSWORD = "signer", "secret", "cosign-pw"
@@ -80,9 +81,7 @@ def test_cosign_sign_then_lfsreg_pull_verify_key(cosign, tmp_path):
     manifest, files = sig_manifest(cosign.repo, "acme/tool", digest)
     [layer] = manifest["layers"]
     payload = layer["digest"].split(":")[1]
-    assert f"blobs/sha256/{payload[:2]}/{payload}" in files and not any(
-        p.startswith(f"layers/sha256/{payload[:2]}/{payload}") for p in files
-    )
+    assert layout.NEW.hex_path("blobs", payload) in files and not any(p.startswith(layout.NEW.hex_path("layers", payload)) for p in files)
     pub = cosign.base / "cosign.pub"
     assert_ok(run_cli("pull", cosign.repo, "acme/tool:2.0", "--verify-key", pub, "-o", f"oci:{tmp_path / 'out'}"))
     assert_ok(run_cli("verify", cosign.repo))

@@ -17,6 +17,8 @@ from gitenv import cli_env
 from hostile import blob_path, edit_registry
 from imageverify import FIXTURES
 
+from lfsreg.registry import layout
+
 APP, APP2, TOOL, MULTI = "acme/app:1.0", "acme/app:1.1", "acme/tool:2.0", "acme/multi:1.0"
 SOURCES = {
     APP: f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -126,7 +128,7 @@ def test_damaged_tree_entries_are_named(repo, tmp_path):
         repo,
         {
             blob_path(child): None,
-            f"layers/sha256/{layer[:2]}/{layer}": b"version https://git-lfs.github.com/spec/v1\noid sha256:nothex\nsize 1\n",
+            layout.NEW.hex_path("layers", layer): b"version https://git-lfs.github.com/spec/v1\noid sha256:nothex\nsize 1\n",
             "repositories/acme/app/_tags/1.1": b"not a digest\n",
         },
         tmp_path,

@@ -24,6 +24,7 @@ from hostile import edit_registry
 
 import lfsreg
 from lfsreg.ops import verify_walk
+from lfsreg.registry import layout
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -69,27 +70,25 @@ class _Image:
             oid = _sha(data)
             (lfs / oid[:2] / oid[2:4]).mkdir(parents=True, exist_ok=True)
             (lfs / oid[:2] / oid[2:4] / oid).write_bytes(data)
-            out[f"layers/sha256/{oid[:2]}/{oid}"] = self.pointers[oid]
+            out[layout.NEW.hex_path("layers", oid)] = self.pointers[oid]
         config = self.config_bytes if self.config_bytes is not None else _dumps(self.config)
         if self.store_config:  # tampered: other bytes under the digest
-            out[f"blobs/sha256/{_sha(config)[:2]}/{_sha(config)}"] = config.replace(
-                b"amd64", b"AMD64" if "config" in self.tampered else b"amd64"
-            )
+            out[layout.NEW.hex_path("blobs", _sha(config))] = config.replace(b"amd64", b"AMD64" if "config" in self.tampered else b"amd64")
         manifest = dict(self.manifest)
         manifest["config"] = {"mediaType": self.config_type, "digest": f"sha256:{_sha(config)}", "size": len(config)}
         manifest["layers"] = [{"mediaType": LAYER, "digest": f"sha256:{_sha(d)}", "size": len(d)} for d in self.layers]
         if self.payload is not None:
             manifest["layers"].append({"mediaType": SIGNATURE_PAYLOAD, "digest": f"sha256:{_sha(self.payload)}", "size": len(self.payload)})
             if self.store_payload:
-                out[f"blobs/sha256/{_sha(self.payload)[:2]}/{_sha(self.payload)}"] = self.payload
+                out[layout.NEW.hex_path("blobs", _sha(self.payload))] = self.payload
         self.edit(manifest)
         data = _dumps(manifest)
-        out[f"blobs/sha256/{_sha(data)[:2]}/{_sha(data)}"] = data + b" " * ("manifest" in self.tampered)
+        out[layout.NEW.hex_path("blobs", _sha(data))] = data + b" " * ("manifest" in self.tampered)
         if self.index is not None:  # the tag names an index of this manifest instead
             child = {"mediaType": OCI_MANIFEST, "digest": f"sha256:{_sha(data)}", "size": len(data)}
             self.index(child)
             data = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]})
-            out[f"blobs/sha256/{_sha(data)[:2]}/{_sha(data)}"] = data
+            out[layout.NEW.hex_path("blobs", _sha(data))] = data
         out[f"repositories/{self.name}/_tags/1"] = f"sha256:{_sha(data)}\n".encode()
         return out
 

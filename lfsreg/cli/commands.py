@@ -33,9 +33,15 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 
 @click.command()
 @click.argument("repo")
-def init(repo: str) -> None:
+@click.option(
+    "--format-version",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Registry format version (default 3); 1 for teams with lfsreg older than version 3 (docs/format.md).",
+)
+def init(repo: str, format_version: str | None) -> None:
     """Create an empty registry at REPO."""
-    commit = _registry(repo).init()
+    commit = _registry(repo).init(format_version=int(format_version) if format_version else None)
     click.echo(f"initialised lfsreg registry in {repo} ({commit[:12]})")
 
 

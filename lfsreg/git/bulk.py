@@ -26,6 +26,7 @@ from .levels import Wanted
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
 from .store import Snapshot
+from .trees import git_order
 
 DIR_MODE = 0o040000
 _COMMIT, _TREE, _BLOB = 1, 2, 3
@@ -90,6 +91,11 @@ class RawObjects:
         """
         try:
             binary = unhexlify(sha)
+            fresh = self._objects.fresh.pop(binary, None) if self._objects.fresh else None
+            if fresh is not None:  # hashed to its id as it was fetched
+                if fresh[0] != kind:
+                    raise NotFoundError(f"{_name(sha, what)} is not a {_KINDS[kind]}")
+                return fresh[1]
             if not self._opened:
                 self._open_packs()
             for pack in self._packs:
@@ -121,10 +127,15 @@ class RawObjects:
         found: list[tuple[int, int, int, bytes]] = []  # (pack, offset, index in shas, binary id)
         out: list[bytes | None] = [None] * len(shas)
         rest: list[int] = []
+        fresh = self._objects.fresh
         for i, sha in enumerate(shas):
             try:
                 binary = unhexlify(sha)
             except (ValueError, binascii.Error):
+                continue
+            known = fresh.pop(binary, None) if fresh else None
+            if known is not None:  # hashed to its id as it was fetched
+                out[i] = known[1] if known[0] == kind else None
                 continue
             for p, pack in enumerate(self._packs):
                 offset = pack.offset(binary)
@@ -283,9 +294,29 @@ class RawSnapshot(Snapshot):
             super().prefetch(paths, ids, below=below, more=more)
             self._raw.reopen()
 
+    def prefetch_whole(self, path: str) -> bool:
+        """Fetch the directory ``path`` with everything under it, in one exchange, if this is a partial mirror's snapshot.
+
+        For a listing of the whole registry: ``repositories`` (every name, ``_tags`` and tag
+        file), ``blobs`` (every manifest and config). ``False``: nothing fetched (a local
+        repository, no such directory); reads then fetch what they lack as before.
+        """
+        if not self.fetches or self.root is None:
+            return False
+        entry = self._entry(path)
+        if entry is None or entry[0] != DIR_MODE:
+            return False
+        self.objects.prefetch_whole(entry[1])
+        self._raw.reopen()
+        return True
+
     def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
         try:
-            parsed = {name: (mode, s) for name, mode, s in self._raw.entries(sha)}  # as dulwich's Tree: the last of a name
+            entries = self._raw.entries(sha)
+            found = git_order(entries)
+            if found is not None:
+                return found
+            parsed = {name: (mode, s) for name, mode, s in entries}  # as dulwich's Tree: the last of a name
             return {bytes(e.path): (e.mode, bytes(e.sha)) for e in sorted_tree_items(parsed, False)}  # type: ignore[arg-type]
         except (LfsregError, ValueError, TypeError):
             return super()._read_tree(sha)

@@ -21,9 +21,8 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from dulwich.client import GitClient, LocalGitClient
 from dulwich.errors import GitProtocolError, HangupException
@@ -34,6 +33,7 @@ from dulwich.protocol import Protocol, pkt_line
 
 from ..errors import ProtocolError
 from .objects import storage_error
+from .packstore import answer_file, store_pack
 from .store import DIR_MODE, PARTIAL_MARKER, GitStore
 from .transport import HttpClient, HttpStatus
 
@@ -83,7 +83,7 @@ def set_partial(mirror: GitStore, partial: bool) -> None:
 def came_filtered(mirror: GitStore, tip: bytes) -> bool:
     """After a fetch of ``tip`` with :data:`TIP_FILTER`: ``False`` if the server sent the whole tree.
 
-    The fetch brings two levels: a tree three levels down (``blobs/sha256/<hh>``) shows whether
+    The fetch brings two levels: a tree three levels down (``blobs/sha256``) shows whether
     more came. A tree too small to tell counts as filtered (every later read still works).
     """
     level = [tip]
@@ -103,18 +103,23 @@ class _Unsupported(Exception):
     """The server cannot send objects by id (protocol v0/v1 without allowAnySHA1InWant, or an old server)."""
 
 
-def _request(ids: Sequence[bytes], below: int | None) -> bytes:
-    """A protocol v2 ``fetch`` command for ``ids`` and, under those that are trees, ``below`` levels (``None``: all)."""
+def _request(ids: Sequence[bytes], below: int | None, haves: Sequence[bytes] = ()) -> bytes:
+    """A protocol v2 ``fetch`` command for ``ids`` and, under those that are trees, ``below`` levels (``None``: all).
+
+    ``haves``: trees the mirror holds with everything under them; the server leaves out what
+    is under them too (git passes them to ``pack-objects`` as ``--not``; one it lacks is ignored).
+    """
     parts = [pkt_line(b"command=fetch\n"), b"0001", pkt_line(b"ofs-delta\n"), pkt_line(b"no-progress\n")]
     if below is not None:
         parts.append(pkt_line(b"filter tree:%d\n" % below))
     parts += [pkt_line(b"want " + i + b"\n") for i in ids]
+    parts += [pkt_line(b"have " + i + b"\n") for i in haves]
     parts += [pkt_line(b"done\n"), b"0000"]
     return b"".join(parts)
 
 
-def _read_pack(proto: Protocol) -> bytes:
-    """The pack of a v2 ``fetch`` answer (its ``packfile`` section, side-band demultiplexed)."""
+def _read_pack(proto: Protocol, out: BinaryIO | None = None) -> bytes:
+    """The pack of a v2 ``fetch`` answer (its ``packfile`` section, side-band demultiplexed); written to ``out`` if given."""
     while True:
         pkt = proto.read_pkt_line()
         if pkt is None:
@@ -124,32 +129,33 @@ def _read_pack(proto: Protocol) -> bytes:
         if pkt.rstrip(b"\n") == b"packfile":
             break
         # shallow-info, wanted-refs, acknowledgments: not asked for, skipped to their end
-    out = io.BytesIO()
+    sink = io.BytesIO() if out is None else out
+    size = 0
     for pkt in proto.read_pkt_seq():
         channel, data = pkt[0], pkt[1:]
         if channel == 1:
-            out.write(data)
-            if out.tell() > MAX_ANSWER:  # trees and small files: a server sending more is not answering the request
+            sink.write(data)
+            size += len(data)
+            if size > MAX_ANSWER:  # trees and small files: a server sending more is not answering the request
                 raise ProtocolError(f"the git server sent more than {MAX_ANSWER >> 20} MiB for a fetch of objects by id")
         elif channel == 3:
             raise GitProtocolError(data.decode("utf-8", "replace").strip())
-    return out.getvalue()
+    return sink.getvalue() if isinstance(sink, io.BytesIO) else b""
 
 
-def _fetch_http(client: Any, path: str, body: bytes) -> bytes:
+def _fetch_http(client: Any, path: str, body: bytes, out: BinaryIO) -> None:
     url = client._get_url(path)
     client.protocol_version = 2  # dulwich sends Git-Protocol: version=2 with it
     resp, read = client._smart_request("git-upload-pack", url, body)
-    data = _read_pack(Protocol(read, lambda data: None))
+    _read_pack(Protocol(read, lambda data: None), out)
     # the body's end (chunked: its last chunk) read, urllib3 puts the connection back in its pool: the next
     # exchange skips a connection (and a TLS handshake); anything more is no answer to reuse it after
     with contextlib.suppress(GitProtocolError, OSError):
         if read(1):
             resp.close()
-    return data
 
 
-def _fetch_stream(client: GitClient, path: str, body: bytes) -> bytes:
+def _fetch_stream(client: GitClient, path: str, body: bytes, out: BinaryIO) -> None:
     """Over SSH (or any client that runs ``git-upload-pack``): one channel, its capabilities, one command."""
     from dulwich.client import negotiate_protocol_version, read_server_capabilities
 
@@ -161,20 +167,16 @@ def _fetch_stream(client: GitClient, path: str, body: bytes) -> bytes:
         if not any(c.startswith(b"fetch") and b"filter" in c for c in caps):
             raise _Unsupported("the server does not filter (uploadpack.allowFilter)")
         proto.write(body)
-        data = _read_pack(proto)
+        _read_pack(proto, out)
         proto.write_pkt_line(None)
-        return data
 
 
-def _inflate(data: bytes) -> Iterator[Any]:
-    with tempfile.NamedTemporaryFile(suffix=".pack") as f:
-        f.write(data)
-        f.flush()
-        pack = PackData(f.name, DEFAULT_OBJECT_FORMAT)
-        try:
-            yield from PackInflater.for_pack_data(pack)
-        finally:
-            pack.close()
+def _inflate(path: str) -> Iterator[Any]:
+    pack = PackData(path, DEFAULT_OBJECT_FORMAT)
+    try:
+        yield from PackInflater.for_pack_data(pack)
+    finally:
+        pack.close()
 
 
 class ObjectFetcher:
@@ -203,14 +205,17 @@ class ObjectFetcher:
     def fetch(self, ids: Iterable[bytes], below: int | None = 0) -> bool:
         """Fetch the objects ``ids`` that the mirror lacks, with ``below`` levels under trees.
 
-        ``below=None``: trees with everything under them, once per tree (noted in :data:`WHOLE`).
-        ``False`` if the server cannot send objects by id.
+        ``below=None``: trees with everything under them, once per tree (noted in :data:`WHOLE`);
+        the server leaves out what the trees noted before hold (an earlier listing's ``repositories``:
+        a listing after a push fetches what the push changed). ``False`` if the server cannot send
+        objects by id.
         """
         objects = self.mirror.objects
         whole = self._whole() if below is None else set()
         wanted = [i for i in dict.fromkeys(ids) if (i not in whole if below is None else not objects.has(i))]
         if not wanted or not self.working:
             return self.working
+        haves = [t for t in whole if objects.has(t)]
         if self._source_dir is not None:
             self._copy_local(wanted, 1 << 30 if below is None else below)
             if below is None:
@@ -218,18 +223,22 @@ class ObjectFetcher:
             return True
         for start in range(0, len(wanted), BATCH):
             batch = wanted[start : start + BATCH]
+            with answer_file(os.path.join(self.mirror.objects.path, "pack")) as (answer, answer_path):
 
-            def exchange(client: GitClient, path: str, ids: Sequence[bytes] = batch) -> bytes:
-                return self._exchange(client, path, _request(ids, below))
+                def exchange(client: GitClient, path: str, ids: Sequence[bytes] = batch) -> None:
+                    answer.seek(0)
+                    answer.truncate()  # a retried exchange starts again
+                    self._exchange(client, path, _request(ids, below, haves), answer)
+                    answer.flush()
 
-            try:
-                data = self._call(exchange)
-            except _Unsupported as exc:
-                log.info("%s: the server cannot send objects by id (%s): fetching the whole tree", self.mirror.path, exc)
-                self.working = False
-                return False
-            self.requests += 1
-            self._store(data)
+                try:
+                    self._call(exchange)
+                except _Unsupported as exc:
+                    log.info("%s: the server cannot send objects by id (%s): fetching the whole tree", self.mirror.path, exc)
+                    self.working = False
+                    return False
+                self.requests += 1
+                self._store(answer_path)
         missing = [i for i in wanted if not objects.has(i)]
         if missing:
             raise ProtocolError(f"the git server did not send object {missing[0].decode()} when asked for it")
@@ -255,28 +264,37 @@ class ObjectFetcher:
         except OSError as exc:
             log.debug("%s: cannot note whole trees: %s", self.mirror.path, exc)
 
-    def _exchange(self, client: GitClient, path: str, body: bytes) -> bytes:
+    def _exchange(self, client: GitClient, path: str, body: bytes, out: BinaryIO) -> None:
         if isinstance(client, LocalGitClient):
             raise _Unsupported("a local client")
         if hasattr(client, "_smart_request"):
             try:
-                return _fetch_http(client, path, body)
+                return _fetch_http(client, path, body, out)
             except (GitProtocolError, HangupException) as exc:
                 if "not our ref" in str(exc) or "filter" in str(exc):
                     raise _Unsupported(str(exc)) from None
                 raise
-        return _fetch_stream(client, path, body)
+        return _fetch_stream(client, path, body, out)
 
-    def _store(self, data: bytes) -> None:
-        if not data:
+    def _store(self, path: str) -> None:
+        """Keep the answer in the file ``path``: small ones as loose objects, larger ones as a pack (:mod:`.packstore`)."""
+        size = os.path.getsize(path)
+        if not size:
             return
         objects = self.mirror.objects
-        if len(data) > LOOSE_BYTES:
-            store: Any = self.mirror.repo.object_store
+        if size > LOOSE_BYTES:
+            objects.fresh.clear()  # the last answer's only: a long-lived process (serve) keeps no more
             with objects.pack_writes():
-                store.add_thin_pack(io.BytesIO(data).read, None)
+                try:
+                    if store_pack(os.path.dirname(path), path, self.mirror.path, objects.fresh):
+                        return
+                except OSError as exc:
+                    raise storage_error(exc, path) from None
+                store: Any = self.mirror.repo.object_store  # a thin pack: dulwich resolves it against the mirror
+                with open(path, "rb") as f:
+                    store.add_thin_pack(f.read, None)
             return
-        for obj in _inflate(data):
+        for obj in _inflate(path):
             objects.add(obj)
 
     def _copy_local(self, ids: Sequence[bytes], below: int) -> None:

@@ -36,6 +36,7 @@ from . import locks
 from .levels import Wanted, prefetch_levels
 from .objects import ObjectFiles
 from .reffiles import ANY, abandon_git_files, swap_ref
+from .trees import quick_tree
 
 DEFAULT_BRANCH = b"refs/heads/main"
 BRANCH = DEFAULT_BRANCH  # the name of earlier releases
@@ -152,6 +153,9 @@ class Snapshot:
 
     def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
         """The entries of tree ``sha``, in the tree's order: ``{name: (mode, id)}``."""
+        found = quick_tree(self._objects, sha)
+        if found is not None:
+            return found
         obj = self._get(sha)
         if not isinstance(obj, Tree):
             raise NotFoundError(f"git object {sha.decode()} is not a tree")

@@ -60,8 +60,8 @@ class CopyResult:
 class _Layer:
     desc: Descriptor
     objects: list[LfsObject]
-    pointers: dict[str, bytes]  # path -> pointer file, as the source stores them
-    record: tuple[str, bytes] | None  # the source's diffids/ record for it, if any
+    pointers: dict[str, bytes]  # pointer files as the source stores them: "" (whole) or each chunk's name -> content
+    record: tuple[Digest, bytes] | None  # the source's diffids/ record for it (diff_id, content), if any
 
 
 class _Collect:
@@ -109,7 +109,7 @@ class _Collect:
         if diff_id is not None:
             stored = self.view.stored_layer(diff_id)
             if stored is not None and stored.desc.digest == desc.digest:
-                record = (layout.diffid_path(diff_id), layout.diffid_content(stored))
+                record = (diff_id, layout.diffid_content(stored))
         self.layers[desc.digest] = _Layer(desc, objects, pointers, record)
 
 
@@ -219,7 +219,7 @@ def _rechunk(
     result.objects_copied += len(lacking)
     result.bytes_copied += sum(o.size for o, _ in parts if o.oid in lacking)
     objects = [o for o, _ in parts]
-    return objects, {layout.chunk_path(layer.desc.digest, i): lfs_pointer.encode(o) for i, o in enumerate(objects)}
+    return objects, dict(zip(layout.chunk_names(len(objects)), map(lfs_pointer.encode, objects), strict=True))
 
 
 def copy_images(
@@ -279,22 +279,23 @@ def copy_images(
     kept_pointers = {d: _pointers(dst_view, collect.layers[d].desc) for d in keep}
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in collect.blobs.items()}
+        lay = view.layout  # the destination's: its paths, whatever the source's layout
+        changes: dict[str, bytes | None] = {lay.blob_path(d): data for d, data in collect.blobs.items()}
         chunked = False
         for digest, layer in collect.layers.items():
             if digest in keep:
                 if not view.has_layer(digest):  # gone since (a concurrent gc): put back what was there
-                    changes.update(kept_pointers[digest])
+                    changes.update(_placed(lay, digest, kept_pointers[digest]))
                 continue
-            changes.update(dict.fromkeys(_pointers(view, layer.desc)))  # whatever is there now goes
-            changes.update(layer.pointers)
-            chunked = chunked or layout.layer_path(digest) not in layer.pointers
-            if layer.record is not None and view.snapshot.read(layer.record[0]) is None:
-                changes[layer.record[0]] = layer.record[1]
+            changes.update(dict.fromkeys(_placed(lay, digest, _pointers(view, layer.desc))))  # whatever is there now goes
+            changes.update(_placed(lay, digest, layer.pointers))
+            chunked = chunked or "" not in layer.pointers
+            if layer.record is not None and view.snapshot.read(path := lay.diffid_path(layer.record[0])) is None:
+                changes[path] = layer.record[1]
         for name, tag, digest in tags:
             changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
         if chunked:
-            changes[layout.MARKER] = layout.marker_bytes(layout.CHUNKED_VERSION)
+            changes.update(lay.chunked_marker())
         return changes
 
     names = ", ".join(f"{n}:{t}" for n, t, _ in tags[:20]) + (f" and {len(tags) - 20} more" if len(tags) > 20 else "")
@@ -326,9 +327,15 @@ def _held(view: RegistryView, desc: Descriptor) -> list[LfsObject] | None:
 
 
 def _pointers(view: RegistryView, desc: Descriptor) -> dict[str, bytes]:
-    """The pointer files of a layer in ``view`` (path -> content): its one pointer, or its chunks."""
-    path = layout.layer_path(desc.digest)
+    """The pointer files of a layer in ``view``: its one pointer (name ``""``), or its chunks (by name) -> content."""
+    path = view.layout.layer_path(desc.digest)
     data = view.snapshot.read(path)
     if data is not None:
-        return {path: data}
-    return {f"{path}/{name}": view.snapshot.blob(sha, f"{path}/{name}") for name, is_dir, sha in view.snapshot.listdir(path) if not is_dir}
+        return {"": data}
+    return {name: view.snapshot.blob(sha, f"{path}/{name}") for name, is_dir, sha in view.snapshot.listdir(path) if not is_dir}
+
+
+def _placed(lay: layout.Layout, digest: Digest, pointers: dict[str, bytes]) -> dict[str, bytes]:
+    """:func:`_pointers` of layer ``digest`` at their paths in a registry of layout ``lay``."""
+    path = lay.layer_path(digest)
+    return {f"{path}/{name}" if name else path: data for name, data in pointers.items()}

@@ -29,7 +29,7 @@ def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], 
     ``referrer_of``: the name whose ``_referrers`` records are not counted; those of every other
     name keep the manifest at ``path`` too (a referrer is untagged: its record is what names it).
     """
-    closure = Closure(view.label)
+    closure = Closure(view.label, view.layout)
     for name in view.names():
         if referrer_of is not None and name != referrer_of and _has_referrer_record(view, name, path.rsplit("/", 1)[-1]):
             return f"{name} (a referrer)"
@@ -74,7 +74,7 @@ def delete_manifest(publisher: Publisher, name: str, digest: Digest, *, guard: A
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
         changes: dict[str, bytes | None] = {layout.tag_path(name, t): None for t, d in view.tags(name) if d == digest}
-        path = layout.blob_path(digest)
+        path = view.layout.blob_path(digest)
         data = view.snapshot.read(path)
         doc: Manifest | Index | None = None
         if data is not None:
@@ -108,10 +108,10 @@ def delete_blob(publisher: Publisher, name: str, digest: Digest, *, guard: Abstr
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
         changes: dict[str, bytes | None] = {}
-        blob = layout.blob_path(digest)
+        blob = view.layout.blob_path(digest)
         if view.snapshot.exists(blob):
             changes[blob] = None
-        layer = layout.layer_path(digest)
+        layer = view.layout.layer_path(digest)
         if view.snapshot.read(layer) is not None:
             changes[layer] = None
         else:

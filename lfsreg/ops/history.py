@@ -184,7 +184,7 @@ def rollback(backend: Backend, publisher: Publisher, image: str, *, to: str | No
     def read(p: str) -> bytes | None:
         return trees.read(source_tree, p)
 
-    closure = Closure(publisher.label)
+    closure = Closure(publisher.label, layout.of_marker(read(layout.MARKER)))  # the registry's: a marker names it from its first commit
     needs = closure.of(target, read)
     contents: dict[str, bytes | None] = {}
     for p in needs.paths():

@@ -51,6 +51,7 @@ class Listing:
         self._memos: dict[str, Memo] = {}
         self._digests: dict[str, Digest] = {}
         self._summaries: Callable[[str], Any] | None = None
+        self._whole_names = False  # every name's directory, _tags and tag files are in the mirror
 
     def close(self) -> None:
         """Release the packs' maps and what was read (:meth:`save` needs only the memo)."""
@@ -129,6 +130,8 @@ class Listing:
                 pass
             if known is not None:
                 log.debug("ignoring a damaged listing memo entry for %s", key)
+        if not globs:  # a partial mirror: everything under repositories/ in one exchange, not one a level and 10,000 ids
+            self._whole_names = self.snapshot.prefetch_whole(layout.REPOSITORIES)
         dirs = self.view.tag_dirs(globs)
         if key is None or globs:
             return dirs, False
@@ -175,7 +178,8 @@ class Listing:
                     continue
             out[name] = entries
         if todo:
-            self.view.prefetch_tags([name for name, _ in todo])  # a partial mirror: what is not known, in two exchanges
+            if not self._whole_names:
+                self.view.prefetch_tags([name for name, _ in todo])  # a partial mirror: what is not known, in two exchanges
             shas = dict(todo)
             memo = self._memo("tags")
             for name, found in self.view.tags_in(todo):
@@ -248,7 +252,7 @@ class Listing:
             if image_globs:
                 dirs = [(n, sha) for n, sha in dirs if matches(n, image_globs)]
             listed = self.tag_entries(dirs, valid=valid)
-            summaries = self._summaries_of(listed, tag_globs)
+            summaries = self._summaries_of(listed, tag_globs, every=not image_globs)
             for name, entries in listed:
                 if isinstance(entries, LfsregError):  # the name's tag directory itself cannot be read
                     failed(name, None, None, entries)
@@ -266,11 +270,15 @@ class Listing:
                     out.append(ImageSummary(name, tag, found, base.image_id, base.created, base.size, base.platforms))
         return out
 
-    def _summaries_of(self, listed: list[tuple[str, TagEntries]], tag_globs: Sequence[str]) -> dict[Digest, ImageSummary | LfsregError]:
+    def _summaries_of(
+        self, listed: list[tuple[str, TagEntries]], tag_globs: Sequence[str], *, every: bool = False
+    ) -> dict[Digest, ImageSummary | LfsregError]:
         """The summary (or why it cannot be read) of every image a tag of ``listed`` that matches ``tag_globs`` names.
 
-        From the memo where it knows them; the rest read (a partial mirror fetches their
-        manifests and configs first, an exchange per level).
+        From the memo where it knows them; the rest read. A partial mirror fetches their
+        manifests and configs first: with ``every`` (``listed`` is every name), the whole
+        ``blobs/`` directory in one exchange (less what an earlier listing fetched), else an
+        exchange per level.
         """
         found: dict[Digest, ImageSummary | LfsregError | None] = {}
         for _, entries in listed:
@@ -284,7 +292,8 @@ class Listing:
         missing = [digest for digest, summary in found.items() if summary is None]
         if missing and self.view.snapshot.fetches:
             try:
-                self.view.prefetch_images(missing)
+                if not (every and self.snapshot.prefetch_whole(self.view.layout.blob_path(missing[0]).split("/", 1)[0])):
+                    self.view.prefetch_images(missing)
             except LfsregError as exc:
                 log.debug("%s: prefetching the listing stopped: %s", self.view.label, exc)
         for digest in missing:

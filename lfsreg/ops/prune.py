@@ -125,7 +125,7 @@ def _signatures_of(
     out = []
     for name, tag in tags:
         signed = signed_digest(tag)
-        if signed is not None and name in names and layout.blob_path(signed) in gone and layout.blob_path(signed) not in stays:
+        if signed is not None and name in names and (path := liveness.layout(root).blob_path(signed)) in gone and path not in stays:
             out.append((name, tag))
     return out
 

@@ -76,10 +76,10 @@ class _Documents:
         out: dict[str, bytes | None] = {}
         for digest, data in self.blobs.items():
             if not view.has_blob(digest):
-                out[layout.blob_path(digest)] = data
+                out[view.layout.blob_path(digest)] = data
         for digest, obj in self.layers.items():
             if not view.has_layer(digest):  # a pointer, or chunks (a directory): either holds the layer
-                out[layout.layer_path(digest)] = lfs_pointer.encode(obj)
+                out[view.layout.layer_path(digest)] = lfs_pointer.encode(obj)
         return out
 
 
@@ -339,7 +339,7 @@ def store_upload(
 
     A blob larger than ``limit``, the registry's ``limits.object`` (docs/format.md, "Chunked layers"), is
     cut into chunks, which are uploaded, and their pointers are committed at once (one commit,
-    format version 2 if not yet): a host refuses objects over its limit, and the chunks' ids
+    a version 1 registry becomes 2): a host refuses objects over its limit, and the chunks' ids
     are known only here, so the commit is what lets any process (another ``serve`` behind the
     same address) find the blob. The staged file is consumed either way.
     """
@@ -357,12 +357,13 @@ def store_upload(
         for _, part in parts:
             forget(part, remove=True)
         raise
-    pointers = {layout.chunk_path(digest, i): lfs_pointer.encode(chunk) for i, (chunk, _) in enumerate(parts)}
+    pointers = [lfs_pointer.encode(chunk) for chunk, _ in parts]
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
         if view.has_layer(digest):
             return {}  # stored already (by a concurrent upload), whole or in chunks
-        return {**pointers, layout.MARKER: layout.marker_bytes(layout.CHUNKED_VERSION)}
+        lay = view.layout
+        return {**{lay.chunk_path(digest, i): p for i, p in enumerate(pointers)}, **lay.chunked_marker()}
 
     with guard or nullcontext():
         publisher.publish(build, f"store blob {digest} in {len(parts)} chunks\n")

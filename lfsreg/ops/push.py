@@ -319,29 +319,32 @@ class _Push:
         return Descriptor(str(obj["mediaType"]), digest, len(data), node.desc.raw)
 
 
-def _paths(layers: list[tuple[Descriptor, Digest | None]], blobs: Iterable[Digest], tags: Iterable[tuple[str, str]]) -> list[str]:
+def _paths(
+    lay: layout.Layout, layers: list[tuple[Descriptor, Digest | None]], blobs: Iterable[Digest], tags: Iterable[tuple[str, str]]
+) -> list[str]:
     """What a push reads and writes, to prefetch: layer pointers and diffids records, manifests and configs, tag files."""
-    out = [layout.blob_path(d) for d in blobs] + [layout.tag_path(n, t) for n, t in tags]
+    out = [lay.blob_path(d) for d in blobs] + [layout.tag_path(n, t) for n, t in tags]
     for desc, diff_id in layers:
-        out += [layout.layer_path(desc.digest), *([layout.diffid_path(diff_id)] if diff_id is not None else [])]
+        out += [lay.layer_path(desc.digest), *([lay.diffid_path(diff_id)] if diff_id is not None else [])]
     return out
 
 
 def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: RegistryView) -> dict[str, bytes | None]:
-    changes: dict[str, bytes | None] = {layout.blob_path(d): data for d, data in push.blobs.items()}
+    lay = view.layout
+    changes: dict[str, bytes | None] = {lay.blob_path(d): data for d, data in push.blobs.items()}
     for layer in push.layers.values():
         digest = layer.desc.digest
-        if view.has_layer(digest) and view.snapshot.read(layout.layer_path(digest)) is None:
+        if view.has_layer(digest) and view.snapshot.read(lay.layer_path(digest)) is None:
             continue  # stored as chunks already (by us, or by a concurrent push): keep them
         chunks = push.chunks.get(digest)
         if chunks is None:
-            changes[layout.layer_path(digest)] = lfs_pointer.encode(layer.lfs_object)
+            changes[lay.layer_path(digest)] = lfs_pointer.encode(layer.lfs_object)
         elif not view.has_layer(digest):
-            changes.update({layout.chunk_path(digest, i): lfs_pointer.encode(c) for i, c in enumerate(chunks)})
-            changes[layout.MARKER] = layout.marker_bytes(layout.CHUNKED_VERSION)
+            changes.update({lay.chunk_path(digest, i): lfs_pointer.encode(c) for i, c in enumerate(chunks)})
+            changes.update(lay.chunked_marker())
         if layer.staged is not None and layer.diff_id is not None and view.stored_layer(layer.diff_id) is None:
             record = layout.DiffIdRecord(layer.desc, layer.uncompressed_size)
-            changes[layout.diffid_path(layer.diff_id)] = layout.diffid_content(record)
+            changes[lay.diffid_path(layer.diff_id)] = layout.diffid_content(record)
     for (name, tag), digest in tags.items():
         changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
     return changes
@@ -375,7 +378,9 @@ def push_images(publisher: Publisher, view: RegistryView, lfs: LfsStore, items: 
     push = _Push(view, lfs, options)
     nodes = [(item, push.walk(item.source, item.root)) for item in items]
     # a remote fetched in part: the trees the reuse checks read and the commit rebuilds, a level an exchange
-    view.prefetch_files(_paths([(desc, diff_id) for _, desc, diff_id in push.jobs.values()], (), [t for i in items for t in i.targets]))
+    view.prefetch_files(
+        _paths(view.layout, [(desc, diff_id) for _, desc, diff_id in push.jobs.values()], (), [t for i in items for t in i.targets])
+    )
     push.store_layers()
     try:
         return _publish(push, publisher, lfs, items, nodes, options)
@@ -417,7 +422,7 @@ def _publish(
     extra = options.extra
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
-        view.prefetch_files(_paths([(layer.desc, layer.diff_id) for layer in push.layers.values()], push.blobs, tags))
+        view.prefetch_files(_paths(view.layout, [(layer.desc, layer.diff_id) for layer in push.layers.values()], push.blobs, tags))
         return {**_changes(push, tags, view), **(extra(view, tags) if extra is not None else {})}
 
     result.commit = publisher.publish(build, f"push {names}\n\n{body}\n")

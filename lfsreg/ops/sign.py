@@ -141,9 +141,9 @@ def signature_changes(
             continue
         layers.append(cosign.signed_layer(key, data, annotations))
         manifest, config = cosign.signature_image(layers)
-        changes[layout.blob_path(Digest.of_bytes(data))] = data
-        changes[layout.blob_path(Digest.of_bytes(config))] = config
-        changes[layout.blob_path(Digest.of_bytes(manifest))] = manifest
+        changes[tip.layout.blob_path(Digest.of_bytes(data))] = data
+        changes[tip.layout.blob_path(Digest.of_bytes(config))] = config
+        changes[tip.layout.blob_path(Digest.of_bytes(manifest))] = manifest
         changes[layout.tag_path(name, tag)] = layout.tag_content(Digest.of_bytes(manifest))
         signed.append(Signed(name, digest, tag, True))
     return changes, signed

@@ -95,7 +95,7 @@ class Walk:
         self.seen: set[str] = set()  # hex digests of the manifests, indexes and configs checked already
         self.layers: dict[str, CheckedLayer] = {}  # by hex digest
         self.objects: dict[str, tuple[LfsObject, str]] = {}  # oid -> (object, first tag that needs it)
-        self._shards: dict[str, Mapping[bytes, tuple[int, bytes]]] = {}  # blobs/<algorithm>/<hh> (and layers/) -> entries
+        self._shards: dict[str, Mapping[bytes, tuple[int, bytes]]] = {}  # blobs/<algorithm>/<shards> (and layers/) -> entries
         # What prepare() read for quick(), by hex digest; each taken once (None: unreadable or wrong).
         self._ready_manifests: dict[str, tuple[int, PlainManifest] | None] = {}
         self._ready_configs: dict[str, tuple[int, list[str] | None] | None] = {}
@@ -106,8 +106,8 @@ class Walk:
         self.report.problems.append(Problem(where, message))
 
     def _find(self, top: str, digest: Digest) -> tuple[str, tuple[int, bytes] | None]:
-        """The path of ``top/<algorithm>/<hh>/<hex>`` and its tree entry ``(mode, id)`` (``None``: absent)."""
-        shard_path = f"{top}/{digest.algorithm}/{digest.hex[:2]}"
+        """The path of ``top/<algorithm>/<shards>/<hex>`` and its tree entry ``(mode, id)`` (``None``: absent)."""
+        shard_path = self.view.layout.shard_dir(top, digest.hex, digest.algorithm)
         shard = self._shards.get(shard_path)
         if shard is None:  # a damaged shard is read (and reported) again for each file in it
             shard = self._shards[shard_path] = self.snapshot.directory(shard_path)
@@ -129,10 +129,11 @@ class Walk:
 
     # -- the fast path ------------------------------------------------------------------------
     def _read_many(self, top: str, hexparts: list[str], *, check: bool) -> dict[str, bytes | None]:
-        """The files ``top/sha256/<hh>/<hex>`` of these hex digests (``None``: absent, a directory, or unreadable)."""
+        """The files ``top/sha256/<shards>/<hex>`` of these hex digests (``None``: absent, a directory, or unreadable)."""
         wanted: list[tuple[str, bytes]] = []
+        shard_dir = self.view.layout.shard_dir
         for hexpart in hexparts:  # _find's look-up, without a Digest and two paths for each of 90,000 files
-            shard_path = f"{top}/sha256/{hexpart[:2]}"
+            shard_path = shard_dir(top, hexpart)
             shard = self._shards.get(shard_path)
             if shard is None:
                 try:

@@ -119,6 +119,7 @@ class RegistryWalk:
         self._base = memo_base
         self._memos: dict[str, Memo] = {}
         self._blob_shards: dict[tuple[bytes, str], dict[str, bytes]] = {}
+        self._layouts: dict[bytes, layout.Layout] = {}  # by root tree id
         self._images: dict[str, dict[str, int]] = {}  # this walk's answers, shared by tags of one image
         self._digests: dict[str, Digest] = {}
 
@@ -203,14 +204,23 @@ class RegistryWalk:
         blob = self._blob_id(root, digest)
         if blob is None:
             raise BlobNotFound(f"{self.label}: blob {digest} is missing")
-        return self.objects.blob(blob, layout.blob_path(digest))
+        return self.objects.blob(blob, self._layout(root).blob_path(digest))
+
+    def _layout(self, root: bytes) -> layout.Layout:
+        """The layout of the root tree ``root``, as its format marker names it."""
+        found = self._layouts.get(root)
+        if found is None:
+            marker = next((sha for name, is_dir, sha in self.objects.tree(root) if name == layout.MARKER and not is_dir), None)
+            data = self.objects.blob(marker, layout.MARKER) if marker is not None else None
+            found = self._layouts[root] = layout.of_marker(data)
+        return found
 
     def _blob_id(self, root: bytes, digest: Digest) -> bytes | None:
         """The git id of the manifest, index or config ``digest`` at ``root`` (``None``: none)."""
-        shard = digest.hex[:2]
+        shard = self._layout(root).shard_dir("blobs", digest.hex, digest.algorithm)
         entries = self._blob_shards.get((root, shard))
         if entries is None:
-            sha = self.objects.child(root, f"blobs/{digest.algorithm}/{shard}")
+            sha = self.objects.child(root, shard)
             entries = {n: s for n, d, s in self.objects.tree(sha)} if sha is not None else {}
             self._blob_shards[(root, shard)] = entries
         return entries.get(digest.hex)

@@ -46,10 +46,11 @@ class Needs:
 
 
 class Closure:
-    """Computes (and caches) the needs of images; ``read`` reads the tree they are read from."""
+    """Computes (and caches) the needs of images in trees of layout ``lay``; ``read`` reads the tree they are read from."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, lay: layout.Layout) -> None:
         self.label = label
+        self.layout = lay
         self._cache: dict[Digest, Needs] = {}
 
     def of(self, digest: Digest, read: Reader, depth: int = 0) -> Needs:
@@ -60,7 +61,7 @@ class Closure:
         if depth > MAX_INDEX_DEPTH:
             raise InvalidImageError(f"{self.label}: indexes nested more than {MAX_INDEX_DEPTH} deep at {digest}")
         needs = Needs()
-        path = layout.blob_path(digest)
+        path = self.layout.blob_path(digest)
         data = read(path)
         if data is None:
             raise BlobNotFound(f"{self.label}: manifest {digest} is missing")
@@ -70,7 +71,7 @@ class Closure:
             for child in doc.manifests:
                 needs.add(self.of(child.digest, read, depth + 1))
         else:
-            config_path = layout.blob_path(doc.config.digest)
+            config_path = self.layout.blob_path(doc.config.digest)
             config = read(config_path)
             if config is None:
                 raise BlobNotFound(f"{self.label}: config {doc.config.digest} of {digest} is missing")
@@ -79,12 +80,12 @@ class Closure:
                 needs.diff_ids.update(parse_config(config, f"{self.label}: {doc.config.digest}").diff_ids)
             for desc in doc.layers:
                 if mt.stored_in_git(desc.media_type):  # a signature's payload: a git file (docs/format.md)
-                    payload_path = layout.blob_path(desc.digest)
+                    payload_path = self.layout.blob_path(desc.digest)
                     if read(payload_path) is None:
                         raise BlobNotFound(f"{self.label}: payload {desc.digest} of {digest} is missing")
                     needs.files[payload_path] = desc.size
                     continue
-                needs.layers.update(layer_pointers(desc, read))
+                needs.layers.update(layer_pointers(self.layout, desc, read))
         self._cache[digest] = needs
         return needs
 
@@ -92,7 +93,7 @@ class Closure:
         """The ``diffids/`` records (path -> content) of layers in ``needs`` that the tree holds."""
         out: dict[str, bytes] = {}
         for diff_id in needs.diff_ids:
-            path = layout.diffid_path(diff_id)
+            path = self.layout.diffid_path(diff_id)
             data = read(path)
             if data is None:
                 continue
@@ -101,12 +102,12 @@ class Closure:
             except LfsregError:
                 continue  # a damaged record is only a lost shortcut
             digest = record.desc.digest
-            if layout.layer_path(digest) in needs.layers or layout.chunk_path(digest, 0) in needs.layers:
+            if self.layout.layer_path(digest) in needs.layers or self.layout.chunk_path(digest, 0) in needs.layers:
                 out[path] = data
         return out
 
 
-def layer_pointers(desc: Descriptor, read: Reader) -> dict[str, LfsObject]:
+def layer_pointers(lay: layout.Layout, desc: Descriptor, read: Reader) -> dict[str, LfsObject]:
     """Pointer path -> LFS object of a layer: its one pointer, or each of its chunks (docs/format.md).
 
     A layer stored whole is named by its descriptor (its pointer is not read); a chunked one's
@@ -114,12 +115,12 @@ def layer_pointers(desc: Descriptor, read: Reader) -> dict[str, LfsObject]:
     """
     chunks: dict[str, LfsObject] = {}
     for i in itertools.count():
-        path = layout.chunk_path(desc.digest, i)
+        path = lay.chunk_path(desc.digest, i)
         data = read(path)
         if data is None:
             break
         chunks[path] = pointer_object(data, path)
-    return chunks or {layout.layer_path(desc.digest): LfsObject.of(desc.digest, desc.size)}
+    return chunks or {lay.layer_path(desc.digest): LfsObject.of(desc.digest, desc.size)}
 
 
 def pointer_object(data: bytes, path: str) -> LfsObject:

@@ -1,14 +1,17 @@
-r"""Paths and small files of the registry format, version 1 (docs/format.md). No I/O.
+r"""Paths and small files of the registry format, versions 1 to 3 (docs/format.md). No I/O.
 
-The one place that knows how tag files and ``diffids/`` records are encoded and decoded.
+The one place that computes the paths of digest-addressed files (:class:`Layout`, one per
+format version: every other module asks the registry's layout) and that knows how tag files and
+``diffids/`` records are encoded and decoded.
 
 ::
 
-    lfsreg.json                           format marker {"format": "lfsreg", "version": 1}
+    lfsreg.json                           format marker {"format": "lfsreg", "version": 3}
     .gitattributes                        layers/** filter=lfs diff=lfs merge=lfs -text
-    blobs/sha256/<hh>/<hex>               manifests, indexes, configs: exact bytes
-    layers/sha256/<hh>/<hex>              one LFS pointer per layer blob (oid == digest hex)
-    diffids/sha256/<hh>/<hex>             the stored layer blob whose uncompressed digest is <hex>
+    blobs/sha256/<shards>/<hex>           manifests, indexes, configs: exact bytes
+    layers/sha256/<shards>/<hex>          one LFS pointer per layer blob (oid == digest hex)
+    diffids/sha256/<shards>/<hex>         the stored layer blob whose uncompressed digest is <hex>
+    <shards>                              version 3: <hex[0]>/<hex[1]>/<hex[2]>; versions 1 and 2: <hex[0:2]>
     repositories/<name>/_tags/<tag>       "sha256:<hex>\n" of a manifest or index
     repositories/<name>/_referrers/sha256/<subject hex>/<hex>
                                           descriptor (JSON) of a manifest whose subject is <subject>
@@ -26,12 +29,18 @@ from ..errors import InvalidImageError, InvalidReference
 from ..manifest import Descriptor, json_int, load_json
 
 MARKER = "lfsreg.json"
-#: The version a registry is written with until it holds a chunked layer (then :data:`CHUNKED_VERSION`).
+#: The version a registry written by lfsreg before version 3 has until it holds a chunked layer (then :data:`CHUNKED_VERSION`).
 FORMAT_VERSION = 1
 #: The first version with chunked layers (docs/format.md): older readers refuse it.
 CHUNKED_VERSION = 2
+#: The first version whose digest paths are sharded three levels deep, one hex digit each (docs/format.md).
+DEEP_VERSION = 3
+#: The version every registry created now gets (``lfsreg init``, the first push into an empty repository).
+NEW_VERSION = DEEP_VERSION
 #: The newest version this lfsreg reads.
-KNOWN_VERSION = CHUNKED_VERSION
+KNOWN_VERSION = DEEP_VERSION
+#: The versions ``lfsreg init --format-version`` creates: 1 for teams whose lfsreg predates version 3.
+CREATABLE_VERSIONS = (FORMAT_VERSION, NEW_VERSION)
 
 
 def marker_bytes(version: int) -> bytes:
@@ -39,45 +48,141 @@ def marker_bytes(version: int) -> bytes:
     return (json.dumps({"format": "lfsreg", "version": version}, indent=2) + "\n").encode()
 
 
-MARKER_BYTES = marker_bytes(FORMAT_VERSION)
+def marker_version(data: bytes) -> int | None:
+    """The version a format marker names (``None``: not an integer, or not JSON)."""
+    try:
+        version = json.loads(data).get("version")
+    except (ValueError, AttributeError, RecursionError):  # the marker is content too
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 GITATTRIBUTES = ".gitattributes"
 GITATTRIBUTES_BYTES = b"layers/** filter=lfs diff=lfs merge=lfs -text\n"
 REPOSITORIES = "repositories"
 TAGS_DIR = "_tags"
 REFERRERS_DIR = "_referrers"
-
-
-def _sharded(kind: str, digest: Digest) -> str:
-    return f"{kind}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
-
-
-def blob_path(digest: Digest) -> str:
-    """Where a manifest, index or config lives."""
-    return _sharded("blobs", digest)
-
-
-def layer_path(digest: Digest) -> str:
-    """Where a layer's LFS pointer lives."""
-    return _sharded("layers", digest)
-
-
-#: Digits of a chunk pointer's name: ``layers/sha256/<hh>/<hex>/000000`` and on.
+#: The directories that hold digest-addressed files, each as ``<kind>/sha256/<shards>/<hex>``.
+KINDS = ("blobs", "layers", "diffids")
+#: Digits of a chunk pointer's name: ``layers/sha256/<shards>/<hex>/000000`` and on.
 CHUNK_DIGITS = 6
 
 
-def chunk_path(digest: Digest, index: int) -> str:
-    """Where the pointer of chunk ``index`` (from 0) of a chunked layer lives."""
-    return f"{layer_path(digest)}/{index:0{CHUNK_DIGITS}d}"
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a registry of one format version keeps its digest-addressed files: the one place that computes those paths.
+
+    ``widths``: the hex digits of each shard directory between ``<kind>/sha256`` and the file,
+    ``(2,)`` for versions 1 and 2 (``blobs/sha256/ab/<hex>``), ``(1, 1, 1)`` from version 3
+    (``blobs/sha256/a/b/c/<hex>``). A registry keeps its layout for ever; only version 1
+    becomes 2 (the same paths) with its first chunked layer.
+    """
+
+    version: int
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The hex digits of each shard level, from the top."""
+        return (2,) if self.version < DEEP_VERSION else (1, 1, 1)
+
+    @property
+    def marker(self) -> bytes:
+        """The content of this version's format marker."""
+        return marker_bytes(self.version)
+
+    def chunked(self) -> Layout:
+        """The layout once a chunked layer is written: version 1 becomes 2 (same paths), any later stays."""
+        return self if self.version >= CHUNKED_VERSION else Layout(CHUNKED_VERSION)
+
+    def chunked_marker(self) -> dict[str, bytes]:
+        """The marker change of a commit that writes a chunked layer: none, or version 1's raised to 2."""
+        after = self.chunked()
+        return {} if after == self else {MARKER: after.marker}
+
+    def shards(self, hexpart: str) -> list[str]:
+        """The shard directory names of a hex digest, from the top (``["ab"]``, or ``["a", "b", "c"]``)."""
+        out, at = [], 0
+        for width in self.widths:
+            out.append(hexpart[at : at + width])
+            at += width
+        return out
+
+    def shard_dir(self, kind: str, hexpart: str, algorithm: str = "sha256") -> str:
+        """The directory holding ``<kind>``'s file of a hex digest (``blobs/sha256/a/b/c``)."""
+        return "/".join([kind, algorithm, *self.shards(hexpart)])
+
+    def shard_dirs(self, kind: str, hexpart: str, algorithm: str = "sha256") -> list[str]:
+        """Every directory from ``<kind>/<algorithm>`` down to :meth:`shard_dir`, top first."""
+        out = [f"{kind}/{algorithm}"]
+        for shard in self.shards(hexpart):
+            out.append(f"{out[-1]}/{shard}")
+        return out
+
+    def path(self, kind: str, digest: Digest) -> str:
+        """The file of ``digest`` under ``kind`` (one of :data:`KINDS`)."""
+        return f"{self.shard_dir(kind, digest.hex, digest.algorithm)}/{digest.hex}"
+
+    def hex_path(self, kind: str, hexpart: str) -> str:
+        """:meth:`path` of a sha256 digest given by its hex."""
+        return f"{self.shard_dir(kind, hexpart)}/{hexpart}"
+
+    def blob_path(self, digest: Digest) -> str:
+        """Where a manifest, index or config lives."""
+        return self.path("blobs", digest)
+
+    def layer_path(self, digest: Digest) -> str:
+        """Where a layer's LFS pointer lives (or, for a chunked layer, the directory of its chunks' pointers)."""
+        return self.path("layers", digest)
+
+    def chunk_path(self, digest: Digest, index: int) -> str:
+        """Where the pointer of chunk ``index`` (from 0) of a chunked layer lives."""
+        return f"{self.layer_path(digest)}/{index:0{CHUNK_DIGITS}d}"
+
+    def diffid_path(self, diff_id: Digest) -> str:
+        """Where the record of a stored layer with this uncompressed digest lives."""
+        return self.path("diffids", diff_id)
+
+    def digest_file(self, path: str) -> tuple[str, Digest] | None:
+        """``(kind, digest)`` of a path this layout gives a digest-addressed file (a chunk: its layer), else ``None``."""
+        parts = path.split("/")
+        depth = 2 + len(self.widths)
+        if len(parts) not in (depth + 1, depth + 2) or parts[0] not in KINDS or parts[1] != "sha256":
+            return None
+        hexpart = parts[depth]
+        if not _HEX.fullmatch(hexpart) or parts[2:depth] != self.shards(hexpart):
+            return None
+        if len(parts) == depth + 2 and (parts[0] != "layers" or not _CHUNK.fullmatch(parts[-1])):
+            return None
+        return parts[0], Digest("sha256", hexpart)
+
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+_CHUNK = re.compile(rf"[0-9]{{{CHUNK_DIGITS}}}")
+
+#: The layout of every registry created now.
+NEW = Layout(NEW_VERSION)
+#: The layout of a version 1 registry (lfsreg before version 3; 2 has the same paths).
+V1 = Layout(FORMAT_VERSION)
+
+
+def layout_of(version: int) -> Layout:
+    """The layout of a registry whose marker names ``version`` (at most :data:`KNOWN_VERSION`)."""
+    return NEW if version == NEW_VERSION else Layout(version)
+
+
+def of_marker(data: bytes | None) -> Layout:
+    """The layout of a tree whose format marker is ``data``, for walks of history (the branch's tip is checked by its view).
+
+    A tree without a readable marker (not a registry's, or damaged) is read as version 1: every
+    registry of a later version has its marker from its first commit on.
+    """
+    version = marker_version(data) if data is not None else None
+    return layout_of(version) if version is not None and FORMAT_VERSION <= version <= KNOWN_VERSION else V1
 
 
 def chunk_names(count: int) -> list[str]:
     """The names of the chunk pointers of a layer in ``count`` chunks, in order."""
     return [f"{i:0{CHUNK_DIGITS}d}" for i in range(count)]
-
-
-def diffid_path(diff_id: Digest) -> str:
-    """Where the record of a stored layer with this uncompressed digest lives."""
-    return _sharded("diffids", diff_id)
 
 
 def tags_dir(name: str) -> str:

@@ -17,7 +17,7 @@ from . import layout
 from .closure import Closure, Needs
 
 #: The directories whose files exist only because a tag needs them.
-CONTENT_DIRS = ("blobs", "layers", "diffids")
+CONTENT_DIRS = layout.KINDS
 
 
 class Liveness:
@@ -26,7 +26,8 @@ class Liveness:
     def __init__(self, trees: Trees, label: str) -> None:
         self.trees = trees
         self.label = label
-        self.closure = Closure(label)
+        self._closures: dict[layout.Layout, Closure] = {}
+        self._layouts: dict[bytes, layout.Layout] = {}
         self._tag_dirs: dict[bytes, dict[str, bytes]] = {}
         self._names: dict[tuple[bytes, str], dict[tuple[str, str], bytes]] = {}
         self._rebuilt: dict[tuple[bytes, frozenset[str]], bytes | None] = {}
@@ -93,6 +94,13 @@ class Liveness:
         return out
 
     # -- needs -------------------------------------------------------------------------------
+    def layout(self, tree: bytes) -> layout.Layout:
+        """The layout of the root tree ``tree``, as its format marker names it."""
+        found = self._layouts.get(tree)
+        if found is None:
+            found = self._layouts[tree] = layout.of_marker(self.trees.read(tree, layout.MARKER))
+        return found
+
     def needs(self, tree: bytes, digests: Iterable[Digest]) -> Needs:
         """What the images ``digests`` need, read from ``tree`` (records of needed layers included)."""
         total = Needs()
@@ -100,9 +108,13 @@ class Liveness:
         def read(path: str) -> bytes | None:
             return self.trees.read(tree, path)
 
+        lay = self.layout(tree)
+        closure = self._closures.get(lay)
+        if closure is None:
+            closure = self._closures[lay] = Closure(self.label, lay)
         for digest in sorted(set(digests)):
-            total.add(self.closure.of(digest, read))
-        for path, data in self.closure.records(total, read).items():
+            total.add(closure.of(digest, read))
+        for path, data in closure.records(total, read).items():
             total.files[path] = len(data)
         return total
 

@@ -90,7 +90,7 @@ class Publisher:
             view = RegistryView(git.snapshot(head), self.label)
             changes = dict(build(view))
             if view.empty or view.snapshot.read(layout.GITATTRIBUTES) is None:
-                changes.setdefault(layout.MARKER, layout.MARKER_BYTES)
+                changes.setdefault(layout.MARKER, view.layout.marker)  # a new registry's, or the one it has
                 changes.setdefault(layout.GITATTRIBUTES, layout.GITATTRIBUTES_BYTES)
             changes = {p: c for p, c in changes.items() if c is None or view.snapshot.read(p) != c}
             changes = {p: c for p, c in changes.items() if c is not None or view.snapshot.exists(p)}

@@ -30,8 +30,16 @@ def _diff_ids(config: bytes) -> list[Digest]:
         return []
 
 
+def _shown_version(marker: bytes) -> object:
+    """What a marker names as its version, however wrong, for the one line that refuses it."""
+    try:
+        return json.loads(marker).get("version")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+
+
 #: The shard directories under which a pull or push reads (the tip's fetch brings their parents).
-SHARDS = [f"{kind}/sha256" for kind in ("blobs", "layers", "diffids")]
+SHARDS = [f"{kind}/sha256" for kind in layout.KINDS]
 
 
 def _name_dir(name: str) -> tuple[str, int]:
@@ -61,6 +69,8 @@ class RegistryView:
         self.snapshot = snapshot
         self.label = label
         self._records: dict[Digest, DiffIdRecord | None] = {}  # diffids records read so far
+        #: Where this registry keeps its digest-addressed files: its marker's version's (a new registry's: the newest).
+        self.layout = layout.NEW
         if snapshot.commit is not None:
             marker = snapshot.read(layout.MARKER)
             if marker is None:
@@ -68,15 +78,14 @@ class RegistryView:
                     f"{label}: not an lfsreg registry (no {layout.MARKER} in its main branch)",
                     hint="use an empty repository or one created by `lfsreg init`",
                 )
-            try:
-                version = json.loads(marker).get("version")
-            except (ValueError, AttributeError, RecursionError):  # the marker is content too
-                version = None
-            if not isinstance(version, int) or isinstance(version, bool) or version > layout.KNOWN_VERSION:
+            version = layout.marker_version(marker)
+            if version is None or version > layout.KNOWN_VERSION:
+                shown = version if version is not None else _shown_version(marker)
                 raise NotARegistryError(
-                    f"{label}: registry format version {version!r} is not supported by this lfsreg",
+                    f"{label}: registry format version {shown!r} is not supported by this lfsreg",
                     hint="upgrade lfsreg",
                 )
+            self.layout = layout.layout_of(version)
 
     @property
     def empty(self) -> bool:
@@ -106,11 +115,11 @@ class RegistryView:
 
     def has_blob(self, digest: Digest) -> bool:
         """True if a manifest, index or config with this digest is stored."""
-        return self.snapshot.exists(layout.blob_path(digest))
+        return self.snapshot.exists(self.layout.blob_path(digest))
 
     def blob(self, digest: Digest) -> bytes:
         """The verified bytes of a manifest, index or config."""
-        data = self.snapshot.read(layout.blob_path(digest))
+        data = self.snapshot.read(self.layout.blob_path(digest))
         if data is None:
             raise BlobNotFound(f"{self.label}: blob {digest} is missing")
         if Digest.of_bytes(data) != digest:
@@ -119,7 +128,7 @@ class RegistryView:
 
     def has_layer(self, digest: Digest) -> bool:
         """True if a pointer for this layer blob is in the tree."""
-        return self.snapshot.exists(layout.layer_path(digest))
+        return self.snapshot.exists(self.layout.layer_path(digest))
 
     def layer_object(self, desc: Descriptor) -> LfsObject:
         """The LFS object of a layer stored whole, checked against its pointer file in the tree.
@@ -145,7 +154,7 @@ class RegistryView:
         return self._objects(digest, None)
 
     def _objects(self, digest: Digest, size: int | None) -> list[LfsObject]:
-        path = layout.layer_path(digest)
+        path = self.layout.layer_path(digest)
         data = self.snapshot.read(path)
         if data is not None:
             obj = lfs_pointer.decode(data)
@@ -178,7 +187,7 @@ class RegistryView:
         """
         if diff_id in self._records:
             return self._records[diff_id]
-        path = layout.diffid_path(diff_id)
+        path = self.layout.diffid_path(diff_id)
         data = self.snapshot.read(path)
         record = None
         if data is not None:
@@ -227,6 +236,13 @@ class RegistryView:
         self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
         self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
 
+    def prefetch_name(self, name: str) -> None:
+        """Fetch the tag files of one name from a partial mirror: its directory with its ``_tags`` and their files, a level an exchange.
+
+        ``repositories/scale/img1``: ``scale``, then ``img1`` with two levels under it (two exchanges; :meth:`prefetch_tags` takes three).
+        """
+        self.snapshot.prefetch(more=[_name_dir(name)])
+
     def prefetch_summaries(self, names: Sequence[str]) -> None:
         """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
         if not self.snapshot.fetches:
@@ -238,12 +254,13 @@ class RegistryView:
             log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
 
     def prefetch_pull(self, refs: Sequence[ImageRef | Digest], *, records: bool = True) -> None:
-        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about eight in all.
+        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about fourteen in all.
 
         The tags' directories (a name's with its ``_tags`` and their files) together with the
         shard directories every pull reads below; then manifests (and an index's children),
         their configs with the layers' pointers, the ``diffids/`` records of the configs' layers:
-        two levels each. ``records=False``: no ``diffids/`` (a pull that keeps layers as stored reads none).
+        the shard levels and the file each (format version 3: four; 1 and 2: two).
+        ``records=False``: no ``diffids/`` (a pull that keeps layers as stored reads none).
         What cannot be read is left to the reads.
         """
         if not self.snapshot.fetches:
@@ -276,10 +293,10 @@ class RegistryView:
         # a diffids record counts only with the pointer it names (stored_layer): those too, two more levels
         pointers = []
         for path in paths:
-            if path.startswith("diffids/sha256/") and (data := self.snapshot.read(path)) is not None:  # in reach now, or absent
+            found = self.layout.digest_file(path)
+            if found is not None and found[0] == "diffids" and (data := self.snapshot.read(path)) is not None:  # in reach now, or absent
                 with contextlib.suppress(LfsregError):
-                    digest = Digest("sha256", path.rsplit("/", 1)[1])
-                    pointers.append(layout.layer_path(layout.parse_diffid(data, digest, path).desc.digest))
+                    pointers.append(self.layout.layer_path(layout.parse_diffid(data, found[1], path).desc.digest))
         self.snapshot.prefetch(pointers)
 
     def _prefetch_images(self, digests: Sequence[Digest], *, layers: bool, records: bool) -> None:
@@ -293,23 +310,23 @@ class RegistryView:
         for _ in range(MAX_INDEX_DEPTH + 3):
             if not todo and not paths:
                 return
-            self.snapshot.prefetch([*(layout.blob_path(d) for d in todo), *paths])
+            self.snapshot.prefetch([*(self.layout.blob_path(d) for d in todo), *paths])
             below: list[Digest] = []
             paths = []
             for digest in todo:
-                data = self.snapshot.read(layout.blob_path(digest))
+                data = self.snapshot.read(self.layout.blob_path(digest))
                 if data is None:
                     continue
                 try:
                     parsed = parse_manifest(data, str(digest))
                 except LfsregError:
-                    paths += [layout.diffid_path(d) for d in _diff_ids(data) if records]  # a config, or damaged
+                    paths += [self.layout.diffid_path(d) for d in _diff_ids(data) if records]  # a config, or damaged
                     continue
                 if isinstance(parsed, Index):
                     below += [c.digest for c in parsed.manifests]
                 else:
                     below.append(parsed.config.digest)
-                    paths += [layout.layer_path(layer.digest) for layer in parsed.layers if layers]
+                    paths += [self.layout.layer_path(layer.digest) for layer in parsed.layers if layers]
             todo = list(dict.fromkeys(below))
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:

@@ -24,7 +24,6 @@ from ..digest import Digest
 from ..errors import BlobNotFound, LfsregError
 from ..formats.lfs_pointer import LfsObject
 from ..lfs.store import CachedLfsStore, LocalLfsStore
-from ..registry import layout
 from ..registry.view import RegistryView
 from .errors import ApiError
 from .http import FileBody, Request, Response
@@ -51,7 +50,7 @@ def find_blob(view: RegistryView, digest: Digest) -> StoredBlob | None:
 
     Damaged pointers raise :class:`CorruptContentError` (the router answers 500 ``UNKNOWN``).
     """
-    if view.snapshot.exists(layout.blob_path(digest)):
+    if view.has_blob(digest):
         data = view.blob(digest)  # manifests and configs are small
         return StoredBlob(digest, len(data), data=data)
     try:

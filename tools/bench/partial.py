@@ -21,6 +21,7 @@ listings under 1 s warm; ``tags REPO NAME`` under 0.3 s cold.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -50,6 +51,16 @@ def _lfsreg(lr: Lfsreg, s: Session, cmd: list[str], **kw: Any) -> None:
         raise RuntimeError(f"lfsreg {' '.join(cmd[:2])}: {proc.stderr.strip()[-500:]}")
 
 
+def _created_version(s: Session, lr: Lfsreg, pdir: Path) -> int:
+    """The registry format version ``lr`` gives a new registry (its ``lfsreg.json`` after ``init``)."""
+    probe = pdir / f"probe-{lr.name}.git"
+    rmtree(probe)
+    _lfsreg(lr, s, ["init", str(probe)])
+    marker = subprocess.run(["git", "-C", str(probe), "show", "HEAD:lfsreg.json"], capture_output=True, text=True, check=True)
+    rmtree(probe)
+    return int(json.loads(marker.stdout)["version"])
+
+
 def _build(s: Session, lr: Lfsreg) -> dict[str, Path]:
     """The local registries (kept in the work directory across runs): big, only-small, only-one-scale-image."""
     a = s.a
@@ -60,7 +71,11 @@ def _build(s: Session, lr: Lfsreg) -> dict[str, Path]:
         image.scale_archive(arch, a.partial_images, a.partial_tags)
     if not small.exists():
         image.scale_archive(small, 1, 1, prefix="bench/small", salt="partial", payload=a.partial_kib * 1024)
-    regs = {"big": pdir / "big.git", "small": pdir / "small.git", "one": pdir / "one.git"}
+    # per registry format version (the one this lfsreg creates): a revision before version 3 cannot read a version 3 registry,
+    # and the one-image registries must have the big one's layout (the same trees on a path cost what that layout costs)
+    vdir = pdir / f"format-{_created_version(s, lr, pdir)}"
+    regs = {"big": vdir / "big.git", "small": vdir / "small.git", "one": vdir / "one.git"}
+    vdir.mkdir(exist_ok=True)
     one = f"scale/img{a.partial_images // 2:0{max(4, len(str(a.partial_images - 1)))}d}:t0"
     if not (regs["big"] / "refs" / "heads" / "main").exists():
         rmtree(regs["big"])
@@ -72,6 +87,7 @@ def _build(s: Session, lr: Lfsreg) -> dict[str, Path]:
     if not (regs["one"] / "refs" / "heads" / "main").exists():
         _lfsreg(lr, s, ["copy", str(regs["big"]), str(regs["one"]), one])
     s.data.setdefault("partial", {})["one"] = one
+    s.data["partial"].setdefault("format", {})[lr.name] = vdir.name
     return regs
 
 
@@ -198,5 +214,6 @@ def report(s: Session) -> list[str]:
         return []
     a = s.a
     lines = [f"partial: {a.partial_images} images x {a.partial_tags} tags + {SMALL} ({a.partial_kib} KiB); scale/ image {info['one']}"]
+    lines += [f"partial: registries of {rev}: {fmt}" for rev, fmt in info.get("format", {}).items()]
     lines += https.traffic_table(s)
     return lines

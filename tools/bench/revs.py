@@ -36,7 +36,9 @@ class Lfsreg:
         return [*self.argv, *args]
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
-        return {**base, "PYTHONPATH": str(self.source)}
+        # PYTHONSAFEPATH: `python -m` would put the current directory first on sys.path, and a command run from the
+        # project's root (every call without a cwd) would import the working tree's lfsreg whatever PYTHONPATH says
+        return {**base, "PYTHONPATH": str(self.source), "PYTHONSAFEPATH": "1"}
 
 
 def prepare(lfsreg_cmd: str, revs: list[str], tmp: Path) -> list[Lfsreg]:
