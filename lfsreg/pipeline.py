@@ -73,12 +73,15 @@ class ReadAhead:
     buffers without copying them. ``finish()`` reads to the end and then calls
     ``source.finish()`` if it has one (a :class:`lfsreg.integrity.VerifiedReader`: it verifies),
     so a ``ReadAhead`` stands in for the verifying reader it wraps; ``what`` is the source's.
-    ``close()`` stops the producer early (also done when the reader is collected).
+    ``close()`` stops the producer early (also done when the reader is collected). ``spread``
+    says that the stages below already spread over the cores (a zstd decode pool), so that a
+    writer does not run two such readers at once (:class:`lfsreg.transports.sinks.TarSink`).
     """
 
-    def __init__(self, source: Source, *, chunk: int = CHUNK, depth: int = 2, name: str = "lfsreg-readahead") -> None:
+    def __init__(self, source: Source, *, chunk: int = CHUNK, depth: int = 2, name: str = "lfsreg-readahead", spread: bool = False) -> None:
         self._source = source
         self.what: str = getattr(source, "what", "stream")
+        self.spread = spread
         self._queue: queue.Queue[tuple[bytes, BaseException | None]] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=_produce, args=(source, chunk, self._queue, self._stop), name=name, daemon=True)
@@ -204,12 +207,12 @@ class Ordered(Generic[T]):
         """Every result left, in order."""
         return self.ready(0)
 
-    def close(self) -> None:
-        """Drop what is not taken: queued pieces are cancelled, running ones end unread."""
+    def close(self, *, wait: bool = False) -> None:
+        """Drop what is not taken: queued pieces are cancelled, running ones end unread (waited for if ``wait``)."""
         for future in self._pending:
             future.cancel()
         self._pending.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 class _Abandoned(Exception):

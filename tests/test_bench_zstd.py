@@ -14,9 +14,10 @@ def test_the_compressor_scenario_reports_every_ratio(tmp_path):
     stdout, data = run_bench("zstd", "--size", "1MiB", "--reps", "1", workdir=tmp_path, env=without_coverage())
     assert "no failures" in stdout
     yardsticks = ("zstd.cli", "zstd.cli.d", "zstd.sha", "zstd.git.push")
-    for key in (*yardsticks, "zstd.push.zstd@work", "zstd.pull.zstd@work", "zstd.push.none@work", "zstd.pull.none@work"):
+    lfsreg_steps = ("zstd.push.zstd@work", "zstd.pull.zstd@work", "zstd.pull-oci.zstd@work", "zstd.push.none@work", "zstd.pull.none@work")
+    for key in (*yardsticks, *lfsreg_steps):
         assert data["steps"][key]["median_seconds"] is not None, key
     assert data["steps"]["zstd.verify.zstd@work"]["runs"]  # the pull was checked against the pushed image
     ratios = [c for c in data["checks"] if c["name"].startswith("[work] best of 1:")]
-    assert len(ratios) == 5 and all(c["value"] != "-" for c in ratios), ratios
+    assert len(ratios) == 6 and all(c["value"] != "-" for c in ratios), ratios
     assert data["scenarios"]["zstd"]["load average at each repetition"]

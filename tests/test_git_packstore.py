@@ -45,7 +45,7 @@ def _pack(source: Path, *args: str, revs: bytes = b"HEAD\n") -> bytes:
 
 def _stored(tmp_path: Path, data: bytes) -> tuple[bool, Path]:
     pack_dir = tmp_path / "pack"
-    pack_dir.mkdir(exist_ok=True)
+    pack_dir.mkdir(parents=True, exist_ok=True)
     answer = pack_dir / "tmp_pack_answer_test"
     answer.write_bytes(data)
     return store_pack(str(pack_dir), str(answer), "test/repo"), pack_dir
@@ -115,3 +115,136 @@ def test_a_damaged_pack_is_refused_and_nothing_kept(source: Path, tmp_path: Path
     with pytest.raises(ProtocolError, match="test/repo: the git server sent"):
         _stored(tmp_path, data)
     assert [p.name for p in (tmp_path / "pack").iterdir()] == ["tmp_pack_answer_test"]
+
+
+def test_what_it_inflated_is_handed_over_by_id_within_its_budget(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lfsreg.git import packstore
+
+    data = _pack(source, "--delta-base-offset", revs=b"HEAD\nHEAD~1\n")
+    fresh: dict[bytes, tuple[int, bytes]] = {}
+    pack_dir = tmp_path / "pack"
+    pack_dir.mkdir()
+    (pack_dir / "tmp_pack_answer_a").write_bytes(data)
+    assert store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_a"), "test/repo", fresh)
+    (idx,) = pack_dir.glob("pack-*.idx")
+    listed = [line.split() for line in _git(tmp_path, "verify-pack", "-v", str(idx)).decode().splitlines() if line[:40].isalnum()]
+    assert {bytes.fromhex(row[0]) for row in listed if len(row[0]) == 40} == set(fresh)  # deltas resolved too
+    names = {1: "commit", 2: "tree", 3: "blob"}
+    for sha, (kind, body) in fresh.items():
+        assert _git(source, "cat-file", names[kind], sha.hex()) == body
+    monkeypatch.setattr(packstore, "FRESH_BYTES", 600)
+    small: dict[bytes, tuple[int, bytes]] = {}
+    (pack_dir / "tmp_pack_answer_b").write_bytes(data)
+    assert store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_b"), "test/repo", small)
+    assert small and sum(len(body) for _, body in small.values()) < 600 and set(small) < set(fresh)
+    thin: dict[bytes, tuple[int, bytes]] = {}
+    (pack_dir / "tmp_pack_answer_c").write_bytes(_pack(source, "--thin", revs=b"HEAD\n^HEAD~1\n"))
+    assert not store_pack(str(pack_dir), str(pack_dir / "tmp_pack_answer_c"), "test/repo", thin)
+    assert not thin  # nothing kept: nothing of it is in the repository
+
+
+# -- packs written here, in orders git does not write (a server may) -------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _entry(kind: int, size: int, payload: bytes, prefix: bytes = b"") -> bytes:
+    head = bytearray([(kind << 4) | (size & 15) | (0x80 if size > 15 else 0)])
+    size >>= 4
+    while size:
+        head.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+        size >>= 7
+    return bytes(head) + prefix + zlib.compress(payload)
+
+
+def _ofs(back: int) -> bytes:
+    out = [back & 0x7F]
+    back >>= 7
+    while back:
+        back -= 1
+        out.append(0x80 | (back & 0x7F))
+        back >>= 7
+    return bytes(reversed(out))
+
+
+def _delta(source: bytes, target: bytes) -> bytes:
+    """A delta that copies nothing: inserts the whole target, 127 bytes at a time."""
+    out = _varint(len(source)) + _varint(len(target))
+    for i in range(0, len(target), 127):
+        piece = target[i : i + 127]
+        out += bytes([len(piece)]) + piece
+    return out
+
+
+def _blob_id(data: bytes) -> bytes:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).digest()
+
+
+def _packed(entries: list[bytes]) -> bytes:
+    body = b"PACK" + struct.pack(">II", 2, len(entries)) + b"".join(entries)
+    return body + hashlib.sha1(body).digest()
+
+
+def _agrees_with_git(tmp_path: Path, data: bytes) -> None:
+    ok, pack_dir = _stored(tmp_path, data)
+    assert ok
+    (idx,) = pack_dir.glob("pack-*.idx")
+    theirs = tmp_path / "theirs.pack"
+    theirs.write_bytes(data)
+    _git(tmp_path, "index-pack", str(theirs))
+    assert idx.read_bytes() == theirs.with_suffix(".idx").read_bytes()
+
+
+def test_deltas_before_their_bases_by_id(tmp_path: Path) -> None:
+    """A delta naming its base by id may come before it; so may the delta its own base is (a chain resolved backwards)."""
+    base, one, two = b"base content\n" * 20, b"first version\n" * 20, b"second version\n" * 20
+    data = _packed(
+        [
+            _entry(7, len(_delta(one, two)), _delta(one, two), _blob_id(one)),  # two, against one (later)
+            _entry(7, len(_delta(base, one)), _delta(base, one), _blob_id(base)),  # one, against base (later)
+            _entry(3, len(base), base),
+        ]
+    )
+    _agrees_with_git(tmp_path, data)
+
+
+def test_a_chain_of_deltas_deeper_than_python_recurses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bases too big to keep (here: none kept) are resolved down the chain and back, not by recursion (a hostile chain of thousands)."""
+    import sys
+
+    from lfsreg.git import packstore
+
+    monkeypatch.setattr(packstore, "_KEPT_BYTES", 0)
+    entries, offsets = [_entry(3, 4, b"v0\n\n")], [12]
+    for i in range(1, 300):
+        previous, current = f"v{i - 1}\n\n".encode(), f"v{i}\n\n".encode()
+        offset = offsets[-1] + len(entries[-1])
+        entries.append(_entry(6, len(_delta(previous, current)), _delta(previous, current), _ofs(offset - offsets[-1])))
+        offsets.append(offset)
+    data = _packed(entries)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)
+    try:
+        ok, _ = _stored(tmp_path, data)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert ok
+    _agrees_with_git(tmp_path / "again", data)
+
+
+def test_deltas_that_wait_for_each_other_are_a_thin_pack(tmp_path: Path) -> None:
+    one, two = b"one\n" * 10, b"two\n" * 10
+    data = _packed(
+        [
+            _entry(7, len(_delta(two, one)), _delta(two, one), _blob_id(two)),
+            _entry(7, len(_delta(one, two)), _delta(one, two), _blob_id(one)),
+        ]
+    )
+    assert not _stored(tmp_path, data)[0]

@@ -192,3 +192,19 @@ def test_answers_kept_as_packs_list_the_same(registry, git_http_server, tmp_path
     assert _mirror_objects(tmp_path / "cache") == held
     for idx in (mirror / "objects" / "pack").glob("pack-*.idx"):
         _git(mirror, "verify-pack", str(idx))  # stock git reads them (the mirror lacks layers/: no fsck)
+
+
+@pytest.mark.interop
+def test_over_ssh_the_whole_fetches_are_the_same(registry, sshd_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One channel per exchange over SSH (git-upload-pack run by sshd): the same objects, the same listing, packs indexed here."""
+    from lfsreg.git import partial
+
+    monkeypatch.setattr(partial, "LOOSE_BYTES", 0)
+    repo = registry
+    tip = repo.main()
+    assert tip is not None
+    env = cli_env(tmp_path, sshd=sshd_server, key=sshd_server.add_key(repo))
+    listed = _listing(["images", sshd_server.url(repo)], env)
+    assert listed == _listing(["images", str(repo.path)], cli_env(tmp_path / "local"))
+    held = _tip_objects(repo.path, tip) | _under(repo.path, tip, "repositories") | _under(repo.path, tip, "blobs")
+    assert _mirror_objects(tmp_path / "cache") == held

@@ -91,6 +91,11 @@ class RawObjects:
         """
         try:
             binary = unhexlify(sha)
+            fresh = self._objects.fresh.pop(binary, None) if self._objects.fresh else None
+            if fresh is not None:  # hashed to its id as it was fetched
+                if fresh[0] != kind:
+                    raise NotFoundError(f"{_name(sha, what)} is not a {_KINDS[kind]}")
+                return fresh[1]
             if not self._opened:
                 self._open_packs()
             for pack in self._packs:
@@ -122,10 +127,15 @@ class RawObjects:
         found: list[tuple[int, int, int, bytes]] = []  # (pack, offset, index in shas, binary id)
         out: list[bytes | None] = [None] * len(shas)
         rest: list[int] = []
+        fresh = self._objects.fresh
         for i, sha in enumerate(shas):
             try:
                 binary = unhexlify(sha)
             except (ValueError, binascii.Error):
+                continue
+            known = fresh.pop(binary, None) if fresh else None
+            if known is not None:  # hashed to its id as it was fetched
+                out[i] = known[1] if known[0] == kind else None
                 continue
             for p, pack in enumerate(self._packs):
                 offset = pack.offset(binary)

@@ -46,6 +46,9 @@ class ObjectFiles:
         #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
         #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids`` (``None``: all).
         self.fetch_missing: Callable[[Sequence[bytes], int | None], bool] | None = None
+        #: What a fetch just stored and hashed (lfsreg.git.packstore): ``binary id -> (type, content)``,
+        #: taken by the first read, which then neither inflates nor checks it again.
+        self.fresh: dict[bytes, tuple[int, bytes]] = {}
 
     def prefetch_whole(self, tree: bytes) -> None:
         """Fetch ``tree`` with everything under it in one exchange, if this is a partial mirror that lacks some of it."""
@@ -77,6 +80,11 @@ class ObjectFiles:
 
     def get_raw(self, hexsha: bytes) -> tuple[int, bytes]:
         """``(type, content)`` of the object ``hexsha``, unchecked; :class:`KeyError` if absent (retried as :meth:`get`)."""
+        if self.fresh:
+            with contextlib.suppress(ValueError):
+                found = self.fresh.pop(bytes.fromhex(hexsha.decode("ascii")), None)
+                if found is not None:
+                    return found
         attempt = 1
         while True:
             try:

@@ -283,9 +283,10 @@ class ObjectFetcher:
             return
         objects = self.mirror.objects
         if size > LOOSE_BYTES:
+            objects.fresh.clear()  # the last answer's only: a long-lived process (serve) keeps no more
             with objects.pack_writes():
                 try:
-                    if store_pack(os.path.dirname(path), path, self.mirror.path):
+                    if store_pack(os.path.dirname(path), path, self.mirror.path, objects.fresh):
                         return
                 except OSError as exc:
                     raise storage_error(exc, path) from None

@@ -95,7 +95,8 @@ class _Reader:
             return Blob(desc, lambda: ReadAhead(self._layer_stream(desc)))
 
         def opener() -> Verifying:  # read, hashed and decompressed to check the diff_id ahead of the writer
-            return ReadAhead(self._layer_stream(desc, DiffIdCheck(compression, diff_id, f"layer {desc.digest}")))
+            check = DiffIdCheck(compression, diff_id, f"layer {desc.digest}")
+            return ReadAhead(self._layer_stream(desc, check), spread=compression == "zstd")
 
         return Blob(desc, opener)
 
@@ -118,7 +119,8 @@ class _Reader:
             plain = decompressing_reader(compression, inner)  # type: ignore[arg-type]
             if recorded:
                 plain = _RecordedSize(plain, size, f"layer {diff_id}")
-            return ReadAhead(VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner), name="lfsreg-decompress")
+            verified = VerifiedReader(plain, diff_id, size, f"layer {diff_id}", inner)
+            return ReadAhead(verified, name="lfsreg-decompress", spread=compression == "zstd")
 
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
 

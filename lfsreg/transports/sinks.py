@@ -14,15 +14,18 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
+from ..compression import compress_threads
 from ..digest import CHUNK, HashingReader
 from ..errors import InvalidImageError, UsageError
 from ..formats.oci_layout import blob_path
 from ..image import Blob
 from ..integrity import Verifying, atomic_output
 from ..manifest import Descriptor
+from ..pipeline import Ordered
 from ..staging import writing
 
 
@@ -121,11 +124,47 @@ class TarStreamSink:
             self._tar.fileobj.closed = True  # a stream-mode tarfile would flush its buffer when collected
 
 
-class TarSink(TarStreamSink):
-    """Writes a tar archive to a temporary file and renames it over ``path`` on commit."""
+#: Blobs at least this large go into a tar file on lanes of their own (:class:`TarSink`).
+LANE_MIN = 4 << 20
+#: Layers copied at once (one per core, at most this many: each lane holds a layer's pipeline, ~30 MB for zstd).
+MAX_LANES = 2
 
-    def __init__(self, path: str) -> None:
+
+def _copy_at(fd: int, at: int, size: int, reader: Verifying, stop: threading.Event) -> None:
+    """Copy exactly ``size`` bytes of ``reader`` into ``fd`` at offset ``at`` (and the tar padding), then verify."""
+    done = 0
+    while done < size:
+        if stop.is_set():
+            return  # the archive is being discarded
+        data = reader.read(min(CHUNK, size - done))
+        if not data:
+            raise InvalidImageError(f"{reader.what}: shorter than the declared {size} bytes")
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, at + done)
+            view, done = view[n:], done + n
+    if size % tarfile.BLOCKSIZE:
+        os.pwrite(fd, bytes(tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE), at + size)
+    reader.finish()
+
+
+class TarSink(TarStreamSink):
+    """Writes a tar archive to a temporary file and renames it over ``path`` on commit.
+
+    Blobs of at least :data:`LANE_MIN` bytes (layers) are copied on ``lanes`` threads (default:
+    one per core, at most :data:`MAX_LANES`), several at once, each into the place its header
+    reserved in the file (the archive is byte for byte the one written in order). A layer's
+    reading and hashing (and gzip decoding) is one chain of work on one core: sha256 does not
+    split, so two layers at once use two cores (docs/format.md, *Reading*). A reader whose work
+    already spreads over the cores (``spread``: a zstd layer's decode pool) is copied in order:
+    two of those at once cost more CPU and memory and were slower (measured). A lane's failure
+    is raised by the next ``put`` or by ``commit``; ``abort`` stops the lanes at their next chunk
+    and waits for them before the file goes.
+    """
+
+    def __init__(self, path: str, lanes: int | None = None) -> None:
         self.path = path
+        lanes = min(MAX_LANES, compress_threads()) if lanes is None else lanes
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory; give the archive a file name")
         self._created = make_parents(path)
@@ -133,16 +172,41 @@ class TarSink(TarStreamSink):
         fd, self._tmp = tempfile.mkstemp(prefix=".lfsreg-", suffix=".tar.tmp", dir=directory)
         self._file = os.fdopen(fd, "wb")
         super().__init__(self._file, mode="w", copy_size=CHUNK)  # layers come in CHUNKs (ReadAhead): no re-slicing
+        self._lanes: Ordered[None] | None = Ordered(lanes, lanes, "lfsreg-lane") if lanes > 1 else None
+        self._stop = threading.Event()
+
+    def put(self, path: str, size: int, reader: Verifying) -> None:
+        """Add a member of ``size`` bytes from ``reader``: its header now, its bytes on a lane if it is large."""
+        if self._lanes is None or size < LANE_MIN or getattr(reader, "spread", False):
+            super().put(path, size, reader)
+            return
+        info = _member(path, size)
+        header = info.tobuf(self._tar.format, self._tar.encoding, self._tar.errors)  # as tarfile.addfile does
+        self._file.write(header)
+        at = self._tar.offset + len(header)
+        self._tar.offset = at + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        self._tar.members.append(info)
+        self._file.seek(self._tar.offset)  # what follows goes after the reserved place
+        self._written.add(path)
+        for _ in self._lanes.submit(_copy_at, self._file.fileno(), at, size, reader, self._stop):
+            pass  # raises a finished lane's failure; waits while every lane is busy
 
     def commit(self) -> None:
-        """Finish the archive and rename it into place."""
+        """Wait for the lanes, finish the archive and rename it into place."""
+        if self._lanes is not None:
+            for _ in self._lanes.drain():
+                pass
+            self._lanes.close()
         super().commit()
         self._file.close()
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        """Discard the partial archive."""
+        """Discard the partial archive (the lanes stopped first: none writes to it after this)."""
+        self._stop.set()
+        if self._lanes is not None:
+            self._lanes.close(wait=True)
         super().abort()
         with contextlib.suppress(OSError):  # the buffered tail that a full disk refused
             self._file.close()

@@ -3,7 +3,9 @@
 Per repetition, in turn on the same warm docker-archive (the big image, ``--size``):
 
 * ``zstd -L -T0`` compressing the archive (L: lfsreg's default level), then ``lfsreg push`` (zstd);
-* ``zstd -d`` of the layers that push stored (its LFS objects, into one file), then ``lfsreg pull``;
+* ``zstd -d`` of the layers that push stored (its LFS objects, into one file), then ``lfsreg pull``
+  (``-o docker-archive:``: plain layers), then ``lfsreg pull -o oci:`` (layers as stored, their
+  diff_ids checked by decoding them on the side; a ratio for information);
 * one Python sha256 pass over the archive, then ``lfsreg push --compression none`` and its pull;
 * the git + git-lfs do-it-yourself push and pull (as in ``local``).
 
@@ -35,6 +37,7 @@ TARGETS = {  # (lfsreg step, yardstick step, at most)
     "pull (zstd) / zstd -d of the stored layers": ("zstd.pull.zstd", "zstd.cli.d", 1.3),
     "push (none) / python sha256 pass": ("zstd.push.none", "zstd.sha", 1.1),
     "pull (none) / python sha256 pass": ("zstd.pull.none", "zstd.sha", 1.3),
+    "pull -o oci: (zstd) / zstd -d of the stored layers": ("zstd.pull-oci.zstd", "zstd.cli.d", None),
 }
 
 
@@ -62,6 +65,7 @@ def _lfsreg(s: Session, lr: Lfsreg, comp: str, base: Path, yardstick: tuple[Step
     push = s.lfsreg_step(f"zstd.push.{comp}", f"lfsreg push --compression {comp}", group, lr, nbytes=nb)
     pull = s.lfsreg_step(f"zstd.pull.{comp}", "lfsreg pull -o docker-archive:FILE", group, lr, nbytes=nb)
     verify = s.lfsreg_step(f"zstd.verify.{comp}", "verify the pulled archive (untimed)", group, lr, lfsreg=False, indent=True)
+    pull_oci = s.lfsreg_step(f"zstd.pull-oci.{comp}", "lfsreg pull -o oci:DIR", group, lr, nbytes=nb) if comp == "zstd" else None
     repo, out, env = base / f"registry-{comp}-{lr.name}.git", base / f"pulled-{comp}.tar", lr.env(s.env)
     s.r.run(init, lr.cmd("init", str(repo)), cwd=base, env=env)
     if not s.r.run(push, lr.cmd("push", str(repo), f"docker-archive:{img}", "--compression", comp), cwd=base, env=env).ok:
@@ -74,6 +78,9 @@ def _lfsreg(s: Session, lr: Lfsreg, comp: str, base: Path, yardstick: tuple[Step
     if s.r.run(pull, lr.cmd("pull", str(repo), s.a.ref, "-o", f"docker-archive:{out}"), cwd=base, env=env).ok:
         s.verify(verify, out)
     rmtree(out)
+    if pull_oci is not None:
+        s.r.run(pull_oci, lr.cmd("pull", str(repo), s.a.ref, "-o", f"oci:{base / 'pulled-oci'}"), cwd=base, env=env)
+        rmtree(base / "pulled-oci")
     rmtree(repo)
 
 
