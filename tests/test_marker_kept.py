@@ -1,0 +1,36 @@
+"""A write that restores a missing ``.gitattributes`` keeps the registry's format marker (docs/format.md, "Versioning").
+
+Before, it wrote version 1's marker with it: a version 2 registry (chunked layers) whose
+``.gitattributes`` a stock-git user removed became "version 1" on the next push, and an lfsreg
+that knows only version 1 then read its chunk directories as missing layers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clirun import run_cli
+from conftest import assert_ok, tree_files
+from gitenv import cli_env
+from hostile import edit_registry
+from imageverify import FIXTURES
+from test_chunked_layers import MIB, big_archive
+
+from lfsreg.registry import layout
+
+
+def test_restoring_gitattributes_keeps_the_format_version(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    repo = tmp_path / "reg.git"
+    big = tmp_path / "big.docker.tar"
+    big_archive(big, [int(1.5 * MIB)], "acme/big:1")
+    assert_ok(run_cli("init", repo, "--format-version", "1", env=env))
+    assert_ok(run_cli("config", repo, "limits.object", str(MIB), env=env))
+    assert_ok(run_cli("push", repo, f"docker-archive:{big}", env=env))  # a chunked layer: version 2
+    assert json.loads(tree_files(repo, layout.MARKER)[layout.MARKER])["version"] == 2
+    edit_registry(repo, {layout.GITATTRIBUTES: None}, tmp_path)
+    assert_ok(run_cli("push", repo, f"docker-archive:{FIXTURES / 'app.docker.tar'}", env=env))
+    files = tree_files(repo, "")
+    assert files[layout.GITATTRIBUTES] == layout.GITATTRIBUTES_BYTES  # restored ...
+    assert json.loads(files[layout.MARKER])["version"] == 2  # ... and the marker kept
