@@ -18,19 +18,11 @@ started returns before it is stopped again.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-
-def _c_tracer() -> Any | None:
-    """The current thread's coverage C tracer, or None."""
-    tracer = sys.gettrace()
-    if type(tracer).__name__ == "CTracer" and hasattr(tracer, "start") and hasattr(tracer, "stop"):
-        return tracer
-    return None
+from untraced import c_tracer
 
 
 def _traced(tracer: Any, test: Callable[..., Any]) -> Callable[..., Any]:
@@ -48,7 +40,7 @@ def _traced(tracer: Any, test: Callable[..., Any]) -> Callable[..., Any]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     hypothesis = getattr(getattr(item, "obj", None), "hypothesis", None)
-    tracer = _c_tracer()
+    tracer = c_tracer()
     if hypothesis is None or tracer is None or not hasattr(hypothesis, "inner_test"):
         yield
         return

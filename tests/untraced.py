@@ -33,3 +33,11 @@ class UntracedThreadingHTTPServer(ThreadingHTTPServer):
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         sys.settrace(None)
         super().process_request_thread(request, client_address)
+
+
+def c_tracer() -> Any | None:
+    """The current thread's coverage C tracer, or None."""
+    tracer = sys.gettrace()
+    if type(tracer).__name__ == "CTracer" and hasattr(tracer, "start") and hasattr(tracer, "stop"):
+        return tracer
+    return None
