@@ -20,7 +20,7 @@ import pytest
 from clirun import run_cli
 from gitenv import cli_env
 from imageverify import FIXTURES
-from peers.nginx import log_lines
+from peers.nginx import RepoLog
 
 IMAGES = {
     "acme/app:1.0": f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -51,21 +51,13 @@ def registry(git_http_server, tmp_path_factory) -> object:
     return repo
 
 
-class _Requests:
+class _Requests(RepoLog):
     """The git requests nginx logged for one repository from when this was made: counts and body bytes."""
-
-    def __init__(self, server: object, repo: object) -> None:
-        self.log: Path = server.access_log  # type: ignore[attr-defined]
-        self.name: str = repo.name  # type: ignore[attr-defined]
-        self.start = len(self._lines())
-
-    def _lines(self) -> list[str]:
-        return [line for line in log_lines(self.log) if f" /{self.name}.git/" in line]
 
     def seen(self) -> tuple[dict[str, int], int]:
         counts = {"refs": 0, "upload-pack": 0, "other": 0}
         sent = 0
-        for line in self._lines()[self.start :]:
+        for line in self.new_lines():
             if re.search(r'"GET [^ ]*/info/refs\?service=git-upload-pack ', line):
                 counts["refs"] += 1
             elif '"POST ' in line and "/git-upload-pack " in line:
@@ -174,37 +166,28 @@ def test_after_a_push_a_listing_fetches_what_the_push_changed(git_http_server, t
 
 
 @pytest.mark.interop
-def test_answers_kept_as_packs_list_the_same(registry, git_http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every answer indexed by lfsreg.git.packstore (at 30,000 images they all are): the same listing, the same objects."""
+@pytest.mark.parametrize("transport", ["http", "ssh"])
+def test_answers_kept_as_packs_list_the_same(registry, git_http_server, sshd_server, tmp_path: Path, monkeypatch, transport) -> None:
+    """Every answer indexed by lfsreg.git.packstore (at 30,000 images they all are): the same listing, the same objects.
+
+    Over HTTP (git http-backend) and over SSH (one channel per exchange, git-upload-pack run by sshd).
+    """
     from lfsreg.git import partial
 
     monkeypatch.setattr(partial, "LOOSE_BYTES", 0)
     repo = registry
     tip = repo.main()
     assert tip is not None
-    env = cli_env(tmp_path, git_http_server)
-    listed = _listing(["images", repo.url], env)
+    if transport == "http":
+        url, env = repo.url, cli_env(tmp_path, git_http_server)
+    else:
+        url, env = sshd_server.url(repo), cli_env(tmp_path, sshd=sshd_server, key=sshd_server.add_key(repo))
+    listed = _listing(["images", url], env)
     assert listed == _listing(["images", str(repo.path)], cli_env(tmp_path / "local"))
-    (mirror,) = (tmp_path / "cache" / "mirrors").glob("*.git")
-    assert len(list((mirror / "objects" / "pack").glob("pack-*.idx"))) >= 3  # the tip (dulwich's), repositories/, blobs/
-    assert not list((mirror / "objects" / "pack").glob("tmp_*"))
     held = _tip_objects(repo.path, tip) | _under(repo.path, tip, "repositories") | _under(repo.path, tip, "blobs")
     assert _mirror_objects(tmp_path / "cache") == held
+    (mirror,) = (tmp_path / "cache" / "mirrors").glob("*.git")
+    assert len(list((mirror / "objects" / "pack").glob("pack-*.idx"))) >= 3  # the tip, repositories/, blobs/
+    assert not list((mirror / "objects" / "pack").glob("tmp_*"))
     for idx in (mirror / "objects" / "pack").glob("pack-*.idx"):
         _git(mirror, "verify-pack", str(idx))  # stock git reads them (the mirror lacks layers/: no fsck)
-
-
-@pytest.mark.interop
-def test_over_ssh_the_whole_fetches_are_the_same(registry, sshd_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One channel per exchange over SSH (git-upload-pack run by sshd): the same objects, the same listing, packs indexed here."""
-    from lfsreg.git import partial
-
-    monkeypatch.setattr(partial, "LOOSE_BYTES", 0)
-    repo = registry
-    tip = repo.main()
-    assert tip is not None
-    env = cli_env(tmp_path, sshd=sshd_server, key=sshd_server.add_key(repo))
-    listed = _listing(["images", sshd_server.url(repo)], env)
-    assert listed == _listing(["images", str(repo.path)], cli_env(tmp_path / "local"))
-    held = _tip_objects(repo.path, tip) | _under(repo.path, tip, "repositories") | _under(repo.path, tip, "blobs")
-    assert _mirror_objects(tmp_path / "cache") == held

@@ -18,7 +18,7 @@ from clirun import run_cli
 from cutproxy import pipe
 from gitenv import cli_env
 from imageverify import FIXTURES
-from peers.nginx import log_lines
+from peers.nginx import RepoLog
 
 IMAGES = {"acme/app:1.0": f"oci:{FIXTURES / 'app.oci'}:1.0", "other/base:1": f"docker-archive:{FIXTURES / 'base.docker.tar'}"}
 NEW = ("acme/tool:2.0", f"oci:{FIXTURES / 'tool.oci'}:2.0")  # its layer is in the registry already
@@ -46,20 +46,12 @@ def registry(git_http_server, tmp_path_factory) -> object:
     return repo
 
 
-class _Requests:
+class _Requests(RepoLog):
     """The git requests nginx logs for one repository, counted by kind, from when this was made."""
-
-    def __init__(self, server: object, repo: object) -> None:
-        self.log: Path = server.access_log  # type: ignore[attr-defined]
-        self.name: str = repo.name  # type: ignore[attr-defined]
-        self.start = len(self._lines())
-
-    def _lines(self) -> list[str]:
-        return [line for line in log_lines(self.log) if f" /{self.name}.git/" in line]
 
     def count(self) -> dict[str, int]:
         out = {"refs": 0, "upload-pack": 0, "receive-pack": 0, "lfs": 0}
-        for line in self._lines()[self.start :]:
+        for line in self.new_lines():
             if "/info/lfs/" in line:
                 out["lfs"] += 1
             elif re.search(r'"GET [^ ]*/info/refs\?service=git-upload-pack ', line):

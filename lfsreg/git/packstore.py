@@ -34,6 +34,7 @@ from dulwich.pack import apply_delta
 
 from ..errors import ProtocolError
 from .objects import storage_error
+from .packs import entry_header, ofs_distance
 
 __all__ = ["ANSWER_PREFIX", "answer_file", "store_pack"]
 
@@ -67,23 +68,11 @@ class _Entries:
         return ProtocolError(f"{self.what}: the git server sent a damaged pack (the entry at offset {offset} {why})")
 
     def header(self, offset: int) -> tuple[int, int, int, int | bytes | None]:
-        m, pos = self.data, offset + 1
-        c = m[offset]
-        kind, size, shift = (c >> 4) & 7, c & 15, 4
-        while c & 0x80:
-            c = m[pos]
-            pos += 1
-            size |= (c & 0x7F) << shift
-            shift += 7
+        m = self.data
+        kind, size, pos = entry_header(m, offset)
         base: int | bytes | None = None
         if kind == _OFS_DELTA:
-            c = m[pos]
-            pos += 1
-            back = c & 0x7F
-            while c & 0x80:
-                c = m[pos]
-                pos += 1
-                back = ((back + 1) << 7) | (c & 0x7F)
+            back, pos = ofs_distance(m, pos)
             base = offset - back
             if base not in self.at:
                 raise self.bad(offset, "is a delta against no entry before it")

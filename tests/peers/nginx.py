@@ -135,3 +135,19 @@ def log_lines(path: Path, *, until: Callable[[list[str]], bool] | None = None, t
             return again
         lines = again
     return lines
+
+
+class RepoLog:
+    """The lines nginx logged for one repository of ``server`` (a git http-backend peer) from when this was made."""
+
+    def __init__(self, server: object, repo: object) -> None:
+        self.log: Path = server.access_log  # type: ignore[attr-defined]
+        self.name: str = repo.name  # type: ignore[attr-defined]
+        self.start = len(self._lines())
+
+    def _lines(self) -> list[str]:
+        return [line for line in log_lines(self.log) if f" /{self.name}.git/" in line]
+
+    def new_lines(self) -> list[str]:
+        """The repository's lines logged since this was made (once the log has settled: :func:`log_lines`)."""
+        return self._lines()[self.start :]
