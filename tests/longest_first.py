@@ -13,7 +13,7 @@ computes the same order (xdist checks that they agree). Nothing changes without 
 with another ``--dist``.
 
 ``SECONDS``: wall seconds of each module's tests summed, from a full run's per-test times
-(tools/test.sh, 5 workers, quiet machine: relative sizes are what matter), those of 2.5 s or more
+(tools/test.sh with LFSREG_COVERAGE=0, 5 workers: relative sizes are what matter), those of 2.5 s or more
 whose tests take 0.15 s or more on average (modules of many short tests balance well where
 they are). A module missing here stays in place; a renamed one is simply not moved. Refresh it when a module becomes one of
 the long ones: ``pytest --durations=0`` and sum per file.
