@@ -60,26 +60,28 @@ def _answer(*pkts: bytes | None) -> Protocol:
 
 def test_answer_sections_before_the_pack_are_skipped_and_progress_is_not_data() -> None:
     proto = _answer(b"acknowledgments\n", b"NAK\n", None, b"packfile\n", b"\x02counting\n", b"\x01PACK", b"\x01rest", b"")
-    assert partial._read_pack(proto) == b"PACKrest"
+    out = io.BytesIO()
+    partial._read_pack(proto, out)
+    assert out.getvalue() == b"PACKrest"
 
 
 def test_answer_err_line_means_unsupported_and_side_band_error_is_a_protocol_error() -> None:
     with pytest.raises(partial._Unsupported, match="upload-pack: not our ref"):
-        partial._read_pack(_answer(b"ERR upload-pack: not our ref\n"))
+        partial._read_pack(_answer(b"ERR upload-pack: not our ref\n"), io.BytesIO())
     with pytest.raises(GitProtocolError, match="pack-objects died"):
-        partial._read_pack(_answer(b"packfile\n", b"\x01PACK", b"\x03pack-objects died\n", b""))
+        partial._read_pack(_answer(b"packfile\n", b"\x01PACK", b"\x03pack-objects died\n", b""), io.BytesIO())
 
 
 def test_answer_cut_short_is_a_hangup() -> None:
     with pytest.raises(HangupException):
-        partial._read_pack(_answer(b"packfile\n", b"\x01PACK"))
+        partial._read_pack(_answer(b"packfile\n", b"\x01PACK"), io.BytesIO())
 
 
 def test_answer_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(partial, "MAX_ANSWER", 8)
     proto = _answer(b"packfile\n", b"\x01" + b"x" * 8, b"\x01" + b"y", b"")
     with pytest.raises(ProtocolError, match="more than 0 MiB for a fetch of objects by id"):
-        partial._read_pack(proto)
+        partial._read_pack(proto, io.BytesIO())
 
 
 # -- fetch by id in-process: a lacking answer, a local client, storage choices ---------------

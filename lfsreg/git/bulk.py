@@ -22,13 +22,12 @@ from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import RawObjectID, parse_tree, sha_to_hex, sorted_tree_items
 
 from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundError
-from .levels import Wanted
+from .levels import DIR_MODE, Wanted
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
 from .store import Snapshot
 from .trees import git_order
 
-DIR_MODE = 0o040000
 _COMMIT, _TREE, _BLOB = 1, 2, 3
 _KINDS = {_COMMIT: "commit", _TREE: "tree", _BLOB: "blob"}
 _HEX40 = re.compile(rb"[0-9a-f]{40}")

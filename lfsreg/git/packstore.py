@@ -235,7 +235,7 @@ def _idx_bytes(found: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
         [
             b"\377tOc\0\0\0\2",
             fanout.tobytes(),
-            b"".join(sha for sha, _, _ in found),
+            ids,
             crcs.tobytes(),
             small.tobytes(),
             large.tobytes(),

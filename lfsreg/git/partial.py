@@ -18,7 +18,6 @@ leave thousands of packs in a long-lived cache); large ones as a pack.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -118,8 +117,8 @@ def _request(ids: Sequence[bytes], below: int | None, haves: Sequence[bytes] = (
     return b"".join(parts)
 
 
-def _read_pack(proto: Protocol, out: BinaryIO | None = None) -> bytes:
-    """The pack of a v2 ``fetch`` answer (its ``packfile`` section, side-band demultiplexed); written to ``out`` if given."""
+def _read_pack(proto: Protocol, out: BinaryIO) -> None:
+    """Write the pack of a v2 ``fetch`` answer (its ``packfile`` section, side-band demultiplexed) to ``out``."""
     while True:
         pkt = proto.read_pkt_line()
         if pkt is None:
@@ -129,18 +128,16 @@ def _read_pack(proto: Protocol, out: BinaryIO | None = None) -> bytes:
         if pkt.rstrip(b"\n") == b"packfile":
             break
         # shallow-info, wanted-refs, acknowledgments: not asked for, skipped to their end
-    sink = io.BytesIO() if out is None else out
     size = 0
     for pkt in proto.read_pkt_seq():
         channel, data = pkt[0], pkt[1:]
         if channel == 1:
-            sink.write(data)
+            out.write(data)
             size += len(data)
             if size > MAX_ANSWER:  # trees and small files: a server sending more is not answering the request
                 raise ProtocolError(f"the git server sent more than {MAX_ANSWER >> 20} MiB for a fetch of objects by id")
         elif channel == 3:
             raise GitProtocolError(data.decode("utf-8", "replace").strip())
-    return sink.getvalue() if isinstance(sink, io.BytesIO) else b""
 
 
 def _fetch_http(client: Any, path: str, body: bytes, out: BinaryIO) -> None:

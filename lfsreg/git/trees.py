@@ -15,9 +15,9 @@ from hashlib import sha1
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import parse_tree
 
+from .levels import DIR_MODE
 from .objects import ObjectFiles
 
-DIR_MODE = 0o040000
 _TREE = 2
 
 __all__ = ["git_order", "quick_tree"]

@@ -21,7 +21,8 @@ from ..digest import Digest
 from ..errors import LfsregError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
-from ..git.bulk import DIR_MODE, BulkSnapshot
+from ..git.bulk import BulkSnapshot
+from ..git.levels import DIR_MODE
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, PlainManifest, parse_config, parse_manifest, plain_diff_ids, plain_manifest
 from ..registry.view import RegistryView
 from .halves import in_halves
