@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol
 
 import zstandard
 
-from .digest import CHUNK
+from .digest import HashingReader
 from .errors import CorruptContentError, UsageError
 from .pipeline import Fed, Ordered
 from .zstd_frames import FrameReader, settle_allocator
@@ -203,17 +203,14 @@ def decompressing_reader(algorithm: str, src: BinaryIO) -> Reader:
 def _hash_decoded(algorithm: str, src: Reader) -> tuple[str, int]:
     """The sha256 (hex) and size of the decompressed bytes of ``src``, read in bounded pieces."""
     reader = decompressing_reader(algorithm, src)  # type: ignore[arg-type]  # read() is all they use
-    plain = hashlib.sha256()
-    size = 0
+    plain = HashingReader(reader)  # type: ignore[arg-type]  # read() is all it uses
     try:
-        while data := reader.read(CHUNK):
-            plain.update(data)
-            size += len(data)
+        plain.drain()
     finally:
         close = getattr(reader, "close", None)
         if close is not None:
             close()  # a FrameReader stops its pool
-    return plain.hexdigest(), size
+    return plain.digest.hex, plain.count
 
 
 #: What a decoder raises on corrupt or truncated input (gzip: EOFError; BadGzipFile is an OSError).
