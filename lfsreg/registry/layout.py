@@ -48,12 +48,17 @@ def marker_bytes(version: int) -> bytes:
     return (json.dumps({"format": "lfsreg", "version": version}, indent=2) + "\n").encode()
 
 
-def marker_version(data: bytes) -> int | None:
-    """The version a format marker names (``None``: not an integer, or not JSON)."""
+def marker_field(data: bytes) -> object:
+    """What a format marker names as its version, whatever it is (``None``: no JSON object)."""
     try:
-        version = json.loads(data).get("version")
+        return json.loads(data).get("version")
     except (ValueError, AttributeError, RecursionError):  # the marker is content too
         return None
+
+
+def marker_version(data: bytes) -> int | None:
+    """The version a format marker names (``None``: not an integer, or not JSON)."""
+    version = marker_field(data)
     return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 

@@ -30,14 +30,6 @@ def _diff_ids(config: bytes) -> list[Digest]:
         return []
 
 
-def _shown_version(marker: bytes) -> object:
-    """What a marker names as its version, however wrong, for the one line that refuses it."""
-    try:
-        return json.loads(marker).get("version")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-
-
 #: The shard directories under which a pull or push reads (the tip's fetch brings their parents).
 SHARDS = [f"{kind}/sha256" for kind in layout.KINDS]
 
@@ -80,7 +72,7 @@ class RegistryView:
                 )
             version = layout.marker_version(marker)
             if version is None or version > layout.KNOWN_VERSION:
-                shown = version if version is not None else _shown_version(marker)
+                shown = version if version is not None else layout.marker_field(marker)  # however wrong, for the one line
                 raise NotARegistryError(
                     f"{label}: registry format version {shown!r} is not supported by this lfsreg",
                     hint="upgrade lfsreg",
