@@ -139,8 +139,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
     def init(self, *, format_version: int | None = None) -> str:
         """Create an empty registry (a bare repository whose first commit has the format marker).
 
-        ``format_version``: one of ``layout.CREATABLE_VERSIONS`` (default: the newest; 1 keeps
-        the layout lfsreg before version 3 reads, docs/format.md).
+        ``format_version``: one of ``layout.CREATABLE_VERSIONS`` (default: the newest; 1 and 3
+        keep the layouts lfsreg before version 3 and 4 read, docs/format.md).
 
         Raises:
             UsageError: the location is a registry already, or the version is not one lfsreg creates.
@@ -395,8 +395,8 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
         view = publisher.view()
         for ref in refs:
             view.resolve(ref)  # raises ImageNotFound before anything is written
-        paths = [layout.tag_path(r.name, validate_tag(r.tag or "")) for r in refs]
-        publisher.publish(lambda v: dict.fromkeys(paths), "rm " + ", ".join(map(str, refs)))
+        pairs = [(r.name, validate_tag(r.tag or "")) for r in refs]
+        publisher.publish(lambda v: dict.fromkeys(v.layout.tag_path(n, t) for n, t in pairs), "rm " + ", ".join(map(str, refs)))
         return [str(r) for r in refs]
 
 

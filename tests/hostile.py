@@ -100,7 +100,7 @@ def blob_path(digest: str) -> str:
 
 
 def tag_path(name: str, tag: str) -> str:
-    return f"repositories/{name}/_tags/{tag}"
+    return f"{layout.NEW.tags_dir(name)}/{tag}"
 
 
 def docker_archive_with(src: Path, dest: Path, replace: dict[str, bytes]) -> Path:

@@ -31,7 +31,7 @@ def digest_of(repo: Path, image: str) -> lfsreg.Digest:
 def sig_manifest(repo: Path, name: str, digest: lfsreg.Digest) -> tuple[dict, dict[str, bytes]]:
     """The ``.sig`` manifest of ``digest`` (parsed) and every file of the tree."""
     files = tree_files(repo, "")
-    tag = files[layout.tag_path(name, cosign.signature_tag(digest))].decode().strip()
+    tag = files[layout.NEW.tag_path(name, cosign.signature_tag(digest))].decode().strip()
     return json.loads(files[layout.NEW.blob_path(lfsreg.Digest.parse(tag))]), files
 
 
@@ -66,7 +66,7 @@ def put_signature_image(repo: Path, name: str, digest: lfsreg.Digest, layers: li
     manifest, config = cosign.signature_image(descs)
     changes[layout.NEW.blob_path(lfsreg.Digest.of_bytes(config))] = config
     changes[layout.NEW.blob_path(lfsreg.Digest.of_bytes(manifest))] = manifest
-    changes[layout.tag_path(name, cosign.signature_tag(digest))] = layout.tag_content(lfsreg.Digest.of_bytes(manifest))
+    changes[layout.NEW.tag_path(name, cosign.signature_tag(digest))] = layout.tag_content(lfsreg.Digest.of_bytes(manifest))
     publish(repo, changes)
     return changes
 

@@ -99,7 +99,10 @@ def test_a_layer_over_the_limit_round_trips_as_chunks(archive, tmp_path):
     assert names == ["000000", "000001", "000002"]
     sizes = [o.stat().st_size for o in lfs_objects(repo)]
     assert max(sizes) <= MIB and len(sizes) == 4
-    assert json.loads(tree_files(repo, layout.MARKER)[layout.MARKER]) == {"format": "lfsreg", "version": 3}  # chunks change no v3 marker
+    assert json.loads(tree_files(repo, layout.MARKER)[layout.MARKER]) == {
+        "format": "lfsreg",
+        "version": layout.NEW_VERSION,
+    }  # chunks change no v3 or v4 marker
     # the chunks, in order, are the layer the manifest names
     pointers = [tree_files(repo, f"{layout.NEW.hex_path('layers', layer_hex)}/{n}") for n in names]
     oids = [next(iter(p.values())).decode().split("oid sha256:")[1].split("\n")[0] for p in pointers]
@@ -232,7 +235,7 @@ def test_chunks_through_giftless_and_a_stock_clone_over_http(archive, git_http_s
     proc = run_cli("copy", git_http_repo.url, str(local), env=fresh)
     assert proc.returncode == 0, proc.stderr
     assert _chunk_dirs(local) == _chunk_dirs(git_http_repo.path)
-    assert json.loads(tree_files(local, layout.MARKER)[layout.MARKER])["version"] == 3
+    assert json.loads(tree_files(local, layout.MARKER)[layout.MARKER])["version"] == layout.NEW_VERSION
     _pulled_matches(local, tmp_path, diff_ids, fresh)
 
 
@@ -247,7 +250,7 @@ def test_copy_cuts_whole_layers_to_the_destinations_limit(archive, tmp_path):
     assert max(p.stat().st_size for p in lfs_objects(dst)) <= MIB
     assert first.objects_copied == 4 and first.bytes_copied == sum(p.stat().st_size for p in lfs_objects(dst))
     assert again.objects_copied == 0 and again.commit is None  # the destination holds it (as chunks): nothing moves
-    assert json.loads(tree_files(dst, layout.MARKER)[layout.MARKER])["version"] == 3
+    assert json.loads(tree_files(dst, layout.MARKER)[layout.MARKER])["version"] == layout.NEW_VERSION
     env = _env(tmp_path)
     _pulled_matches(dst, tmp_path, diff_ids, env)
     assert run_cli("verify", str(dst), "--deep", env=env).returncode == 0

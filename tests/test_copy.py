@@ -93,7 +93,7 @@ def test_copy_names_a_whole_image_and_text_output(source, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"{TOOL}: sha256:")
     assert lines[-1].startswith("1 tag(s) copied; ")
-    assert set(tree_files(dst, "repositories/")) == {"repositories/acme/tool/_tags/2.0"}
+    assert set(tree_files(dst, "repositories/")) == {f"{layout.NEW.tags_dir('acme/tool')}/2.0"}
 
 
 def test_copy_refuses_bad_input_and_writes_nothing(source, tmp_path):
@@ -179,7 +179,7 @@ def test_copy_https_to_local_and_https_to_https(source, git_http_server, tmp_pat
 
 def _manifest_oids(repo: Path, ref: str) -> set[str]:
     name, tag = ref.split(":")
-    digest = tree_files(repo, f"repositories/{name}/_tags/{tag}")[f"repositories/{name}/_tags/{tag}"].decode().strip()
+    digest = tree_files(repo, f"{layout.NEW.tags_dir(name)}/{tag}")[f"{layout.NEW.tags_dir(name)}/{tag}"].decode().strip()
     path = layout.NEW.hex_path("blobs", digest[7:])
     manifest = json.loads(tree_files(repo, path)[path])
     return {layer["digest"].split(":")[1] for layer in manifest["layers"]}

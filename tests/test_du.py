@@ -15,6 +15,7 @@ from conftest import assert_ok, fixture, run_cli
 from dulwich.repo import Repo
 
 import lfsreg
+from lfsreg.registry import layout
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))  # acme/app:1.0, shares its base layer with tool
 TOOL = "docker-archive:" + str(fixture("tool.docker.tar"))  # acme/tool:2.0
@@ -170,7 +171,7 @@ def test_a_damaged_tag_is_named_and_the_rest_counted(registry, cache):
     git = GitStore.open(str(registry))
     head = git.head()
     blob = git.write_blob(b"sha256:" + b"0" * 64 + b"\n")
-    commit = git.make_commit(head, {"repositories/acme/tool/_tags/2.0": blob}, "damage")
+    commit = git.make_commit(head, {f"{layout.NEW.tags_dir('acme/tool')}/2.0": blob}, "damage")
     assert git.compare_and_swap(head, commit)
     git.close()
     repo.close()

@@ -16,6 +16,8 @@ from gitenv import cli_env
 from hostile import _git, app_manifest, blob_path, digest_of, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
+from lfsreg.registry import layout
+
 APP_BYTES = sum(layer["size"] for layer in json.loads(app_manifest()[1])["layers"])
 
 
@@ -43,9 +45,9 @@ def test_damaged_names_are_listed_and_the_rest_is_counted(repo, tmp_path):
         repo,
         {
             "repositories/README": b"a file among the names\n",  # not a name: ignored
-            "repositories/acme/app/_tags/old/x": b"a directory among the tags\n",  # not a tag: ignored
+            f"{layout.NEW.tags_dir('acme/app')}/old/x": b"a directory among the tags\n",  # not a tag: ignored
             "layers/sha256/zz/notapointer": b"hello\n",  # not a pointer: not counted
-            "repositories/acme/bad/_tags/1": b"garbage\n",
+            f"{layout.NEW.tags_dir('acme/bad')}/1": b"garbage\n",
             tag_path("acme/deep", "1"): (root["digest"] + "\n").encode(),
             **{blob_path(digest_of(d)): d for d in docs},
         },
@@ -67,7 +69,7 @@ def test_a_merge_commit_counts_each_commit_once(repo, tmp_path):
     """History with a merge (another tool's): the commit both parents reach is read once."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     before = _du(repo, _env(tmp_path))
-    edit_registry(repo, {"repositories/acme/app/_tags/1.1": (app_manifest()[0]["digest"] + "\n").encode()}, tmp_path)
+    edit_registry(repo, {f"{layout.NEW.tags_dir('acme/app')}/1.1": (app_manifest()[0]["digest"] + "\n").encode()}, tmp_path)
     merge = _git(repo, "commit-tree", "main^{tree}", "-p", "main", "-p", "main~1", "-m", "merge", env=env)
     _git(repo, "update-ref", "refs/heads/main", merge, env=env)
     out = _du(repo, _env(tmp_path))

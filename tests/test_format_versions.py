@@ -57,7 +57,7 @@ def _pulled(repo: Path | str, ref: str, out: Path, env: dict[str, str]) -> bytes
 
 def test_each_version_has_its_paths() -> None:
     digest = Digest("sha256", HEX)
-    assert layout.NEW.version == layout.NEW_VERSION == layout.KNOWN_VERSION == 3
+    assert layout.NEW.version == layout.NEW_VERSION == layout.KNOWN_VERSION == 4
     assert layout.NEW.blob_path(digest) == f"blobs/sha256/4/3/a/{HEX}"
     assert layout.NEW.layer_path(digest) == f"layers/sha256/4/3/a/{HEX}"
     assert layout.NEW.chunk_path(digest, 1) == f"layers/sha256/4/3/a/{HEX}/000001"
@@ -78,7 +78,7 @@ def test_each_version_has_its_paths() -> None:
     assert layout.NEW.digest_file(f"layers/sha256/4/3/a/{HEX}/000002") == ("layers", digest)
     assert layout.NEW.digest_file(f"blobs/sha256/4/3/a/{HEX}/000002") is None
     # history's trees: the marker names the layout; none, or a damaged one: version 1's
-    assert layout.of_marker(layout.marker_bytes(3)) == layout.NEW
+    assert layout.of_marker(layout.marker_bytes(3)) == layout.V3 and layout.of_marker(layout.marker_bytes(4)) == layout.NEW
     assert layout.of_marker(layout.marker_bytes(2)).widths == (2,)
     assert layout.of_marker(None) == layout.of_marker(b"junk") == layout.V1
 
@@ -88,13 +88,13 @@ def test_a_new_registry_is_version_3_and_a_version_1_registry_stays_version_1(tm
     new, old = tmp_path / "new.git", tmp_path / "old.git"
     assert_ok(run_cli("push", new, APP, env=env))  # the first push into nothing creates the registry
     assert_ok(run_cli("init", old, "--format-version", "1", env=env))
-    assert _version(new) == 3 and _version(old) == 1
+    assert _version(new) == layout.NEW_VERSION and _version(old) == 1
     for repo in (new, old):
         for source in (APP, TOOL, BASE):
             assert_ok(run_cli("push", repo, source, env=env))
         assert_ok(run_cli("rm", repo, "acme/tool:2.0", env=env))
         assert_ok(run_cli("gc", repo, "--grace", "0", env=env))
-    assert _version(new) == 3 and _version(old) == 1
+    assert _version(new) == layout.NEW_VERSION and _version(old) == 1
     _all_in(new, layout.NEW)
     _all_in(old, layout.V1)
     # the same images, the same files: only their paths differ
@@ -107,7 +107,7 @@ def test_a_new_registry_is_version_3_and_a_version_1_registry_stays_version_1(tm
     for repo in (new, old):
         assert_ok(run_cli("config", repo, "limits.object", str(MIB), env=env))
         assert_ok(run_cli("push", repo, f"docker-archive:{big}", env=env))
-    assert _version(new) == 3 and _version(old) == 2
+    assert _version(new) == layout.NEW_VERSION and _version(old) == 2
     _all_in(new, layout.NEW)
     _all_in(old, layout.V1)
     assert any(p.endswith("/000001") for p in _digest_paths(old))
@@ -125,7 +125,7 @@ def test_copy_writes_the_destinations_layout(tmp_path: Path) -> None:
     assert_ok(run_cli("copy", old, new, env=env))  # into nothing: a new registry, version 3
     assert_ok(run_cli("init", back, "--format-version", "1", env=env))
     assert_ok(run_cli("copy", new, back, env=env))
-    assert (_version(old), _version(new), _version(back)) == (1, 3, 1)
+    assert (_version(old), _version(new), _version(back)) == (1, layout.NEW_VERSION, 1)
     _all_in(new, layout.NEW)
     _all_in(back, layout.V1)
     assert tree_files(back, "") == tree_files(old, "")  # there and back: the very same tree
@@ -142,7 +142,10 @@ def test_a_reader_that_knows_version_2_refuses_version_3(tmp_path: Path, monkeyp
     for argv in (["images", repo], ["pull", repo, "acme/app:1.0", "-o", f"docker-archive:{tmp_path / 'x.tar'}"], ["push", repo, TOOL]):
         proc = run_cli(*argv, env=env)
         assert proc.returncode == 1
-        assert proc.stderr.splitlines()[0] == f"lfsreg: error: {repo}: registry format version 3 is not supported by this lfsreg"
+        assert (
+            proc.stderr.splitlines()[0]
+            == f"lfsreg: error: {repo}: registry format version {layout.NEW_VERSION} is not supported by this lfsreg"
+        )
     assert subprocess.run(["git", "-C", str(repo), "rev-parse", "main"], capture_output=True, text=True, check=True).stdout == head
     assert not (tmp_path / "x.tar").exists()
 
@@ -152,7 +155,7 @@ def test_init_creates_only_versions_it_writes(tmp_path: Path) -> None:
     assert_error(run_cli("init", tmp_path / "a.git", "--format-version", "2", env=env), 2, "--format-version")
     assert not (tmp_path / "a.git").exists()
     assert_ok(run_cli("init", tmp_path / "b.git", env=env))
-    assert _version(tmp_path / "b.git") == 3
+    assert _version(tmp_path / "b.git") == layout.NEW_VERSION
 
 
 def test_concurrent_pushers_into_a_version_3_registry_lose_nothing(tmp_path: Path) -> None:
@@ -174,7 +177,7 @@ def test_concurrent_pushers_into_a_version_3_registry_lose_nothing(tmp_path: Pat
         assert_ok(proc)  # type: ignore[arg-type]
     tags = json.loads(run_cli("tags", repo, "--format", "json", env=env).stdout)
     assert {f"{t['name']}:{t['tag']}" for t in tags} == {f"jobs/push:{i}" for i in range(len(sources))}
-    assert _version(repo) == 3
+    assert _version(repo) == layout.NEW_VERSION
     _all_in(repo, layout.NEW)
     assert_ok(run_cli("verify", repo, env=env))
 
@@ -198,7 +201,7 @@ def test_a_version_1_registry_over_http_keeps_its_paths_and_exchanges(git_http_s
     assert seen.git() == {"refs": 1, "upload-pack": 4, "receive-pack": 2}
     assert _version(repo.path) == 1
     _all_in(repo.path, layout.V1)
-    local = tmp_path / "local.git"  # the same image from a version 3 registry: the same archive
+    local = tmp_path / "local.git"  # the same image from a new (version 4) registry: the same archive
     assert_ok(run_cli("copy", repo.url, local, PULL, env=env))
-    assert _version(local) == 3
+    assert _version(local) == layout.NEW_VERSION
     assert _pulled(local, PULL, tmp_path / "local.tar", env) == out.read_bytes()

@@ -106,7 +106,7 @@ def test_a_damaged_packed_object_is_named_by_verify(tmp_path, monkeypatch):
     subprocess.run(["git", "-C", str(repo), "repack", "-adf", "--depth=0"], check=True, capture_output=True)  # whole objects
     git = GitStore.open(str(repo))
     snap = git.snapshot(git.head())
-    digest = layout.parse_tag(snap.read(layout.tag_path("acme/app", "1.0")))
+    digest = layout.parse_tag(snap.read(layout.NEW.tag_path("acme/app", "1.0")))
     sha = snap._entry(layout.NEW.path("blobs", digest))[1]
     (idx,) = (repo / "objects" / "pack").glob("*.idx")
     listing = subprocess.run(["git", "verify-pack", "-v", str(idx)], check=True, capture_output=True, text=True).stdout

@@ -20,6 +20,7 @@ from gitenv import isolated_git_env, run_git
 import lfsreg
 from lfsreg.errors import NotFoundError
 from lfsreg.git.store import GitStore
+from lfsreg.registry import layout
 
 IMAGE = "docker-archive:" + str(fixture("base.docker.tar"))
 OTHER = "docker-archive:" + str(fixture("app.docker.tar"))
@@ -88,8 +89,8 @@ def _pull_fails(reg: Path, tmp_path: Path, *needles: str) -> None:
 def test_a_missing_git_object_is_named_not_an_internal_error(reg, tmp_path, what):
     path = {
         "manifest": next(p for p in _git(reg, "ls-tree", "-r", "--name-only", "main").splitlines() if p.startswith("blobs/")),
-        "tag-file": f"repositories/{NAME}/_tags/{TAG}",
-        "tags-tree": f"repositories/{NAME}/_tags",
+        "tag-file": f"{layout.NEW.tags_dir(NAME)}/{TAG}",
+        "tags-tree": f"{layout.NEW.tags_dir(NAME)}",
     }[what]
     sha = _git(reg, "rev-parse", f"main:{path}")
     (reg / "objects" / sha[:2] / sha[2:]).unlink()
@@ -164,7 +165,7 @@ def test_a_detached_head_keeps_the_registry_on_main(reg, tmp_path):
     assert_ok(run_cli("push", reg, OTHER, "--tag", "acme/app:1"))
     assert _main(reg) != tip
     assert (reg / "HEAD").read_text().strip() == tip  # HEAD left as it was
-    assert _git(reg, "cat-file", "-t", "main:repositories/acme/app/_tags/1") == "blob"
+    assert _git(reg, "cat-file", "-t", f"main:{layout.NEW.tag_path('acme/app', '1')}") == "blob"
 
 
 def test_a_working_tree_is_not_a_registry(tmp_path):

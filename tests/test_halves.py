@@ -17,6 +17,7 @@ from hostile import edit_registry
 
 import lfsreg
 from lfsreg.ops import halves
+from lfsreg.registry import layout
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_verify_with_a_child_reports_what_it_reports_alone(tmp_path: Path, monke
         assert proc.returncode == 0, proc.stderr
     gone = next(p for p in (repo / "lfs" / "objects").rglob("*") if p.is_file())
     gone.unlink()  # one problem for the probe after the walk...
-    edit_registry(repo, {"repositories/acme/tool/_tags/junk": b"not a digest\n"}, tmp_path)  # ...one in the child's half of the tags
+    edit_registry(repo, {f"{layout.NEW.tags_dir('acme/tool')}/junk": b"not a digest\n"}, tmp_path)  # ...one in the child's half of the tags
 
     def report() -> tuple[list[str], int, int]:
         reg = lfsreg.Registry(str(repo))
@@ -96,7 +97,7 @@ def test_du_with_a_child_counts_what_it_counts_alone(tmp_path: Path, monkeypatch
     env = cli_env(tmp_path)
     for image in ("app.docker.tar", "tool.docker.tar"):
         assert run_cli("push", repo, "docker-archive:" + str(fixture(image)), env=env).returncode == 0
-    edit_registry(repo, {"repositories/acme/tool/_tags/junk": b"not a digest\n"}, tmp_path)  # in the child's half
+    edit_registry(repo, {f"{layout.NEW.tags_dir('acme/tool')}/junk": b"not a digest\n"}, tmp_path)  # in the child's half
 
     def usage(cache: str) -> tuple:
         monkeypatch.setenv("LFSREG_CACHE", str(tmp_path / cache))  # a cold walk each time: no memo

@@ -17,6 +17,8 @@ from gitenv import cli_env, isolated_git_env, require_tool, run_git
 from imageverify import skopeo_inspect, source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 from peers import use_credential_store
 
+from lfsreg.registry import layout
+
 pytestmark = pytest.mark.interop
 
 
@@ -104,8 +106,8 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_and_back(git_http_server, git_ht
     for p in layers:
         assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name
     # stock git adds a tag; lfsreg sees it over HTTPS and pulls it, verified
-    digest = (clone / "repositories/acme/app/_tags/1.0").read_text()
-    (clone / "repositories/acme/app/_tags/from-git").write_text(digest)
+    digest = (clone / f"{layout.NEW.tags_dir('acme/app')}/1.0").read_text()
+    (clone / f"{layout.NEW.tags_dir('acme/app')}/from-git").write_text(digest)
     run_git(["add", "-A"], cwd=clone, env=genv)
     run_git(["commit", "-qm", "tag from git"], cwd=clone, env=genv)
     run_git(["push", "-q", "origin", "main"], cwd=clone, env=genv)
@@ -115,7 +117,7 @@ def test_stock_git_lfs_reads_what_lfsreg_pushed_and_back(git_http_server, git_ht
     # and lfsreg pushes on top of git's commit
     assert_ok(run_cli("push", git_http_repo.url, "docker-archive:" + str(fixture("base.docker.tar")), env=env))
     run_git(["pull", "-q", "--ff-only"], cwd=clone, env=genv)
-    assert (clone / "repositories/acme/base/_tags/1.0").exists()
+    assert (clone / f"{layout.NEW.tags_dir('acme/base')}/1.0").exists()
 
 
 def test_credentials_from_netrc_and_git_credentials(git_http_server, git_http_repo, tmp_path):

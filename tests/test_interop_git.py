@@ -111,7 +111,7 @@ def check_checkout(repo: Path, work: Path, env: dict[str, str]) -> None:
         hexd = text.strip().removeprefix("sha256:")
         assert layout.NEW.hex_path("blobs", hexd) in blob_paths
     assert (work / ".gitattributes").read_bytes() == b"layers/** filter=lfs diff=lfs merge=lfs -text\n"
-    assert json.loads((work / "lfsreg.json").read_text()) == {"format": "lfsreg", "version": 3}  # a new registry
+    assert json.loads((work / "lfsreg.json").read_text()) == {"format": "lfsreg", "version": 4}  # a new registry
 
 
 # -- a. lfsreg writes, git + git-lfs read -------------------------------------------------------
@@ -169,7 +169,7 @@ def test_git_pushed_tag_is_seen_and_pulled_by_lfsreg(tmp_path: Path) -> None:
     digest = tags_of(repo)["acme/app:1.0"]
 
     work = clone(tmp_path, repo, env)
-    tag_file = work / "repositories" / "acme" / "app" / "_tags" / "from-git"
+    tag_file = work / layout.NEW.tag_path("acme/app", "from-git")
     tag_file.write_text(f"{digest}\n")
     head = commit_and_push(work, env, "tag acme/app:from-git")
     assert git_out(["rev-parse", "main"], repo, env).strip() == head
@@ -202,7 +202,7 @@ def write_image_with_git(work: Path, archive: Path, name: str, tag: str) -> tupl
 
     def put(kind: str, data: bytes) -> dict[str, object]:
         hexd = sha256_hex(data)
-        path = work / layout.NEW.hex_path(kind, hexd)  # the layout the registry's marker names (version 3)
+        path = work / layout.NEW.hex_path(kind, hexd)  # the layout the registry's marker names (version 4: version 3's shards)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         return {"digest": f"sha256:{hexd}", "size": len(data)}
@@ -215,7 +215,7 @@ def write_image_with_git(work: Path, archive: Path, name: str, tag: str) -> tupl
     }
     manifest_bytes = json.dumps(manifest, indent=2).encode() + b"\n"
     digest = str(put("blobs", manifest_bytes)["digest"])
-    tag_file = work / "repositories" / name / "_tags" / tag
+    tag_file = work / layout.NEW.tag_path(name, tag)
     tag_file.parent.mkdir(parents=True, exist_ok=True)
     tag_file.write_text(f"{digest}\n")
     return digest, [(sha256_hex(b), len(b)) for b in layers]
@@ -277,7 +277,7 @@ def test_lfsreg_pushes_on_top_of_git_and_clone_pulls_it(tmp_path: Path) -> None:
 
     work = clone(tmp_path, repo, env)
     git_digest, layers = write_image_with_git(work, FIXTURES / "app.docker.tar", "gitmade/app", "1.0")
-    (work / "repositories" / "acme" / "base" / "_tags" / "from-git").write_text(tags_of(repo)["acme/base:1.0"] + "\n")
+    (work / layout.NEW.tag_path("acme/base", "from-git")).write_text(tags_of(repo)["acme/base:1.0"] + "\n")
     git_head = commit_and_push(work, env, "git commit")
 
     # lfsreg sees git's tip and commits on top of it (no lost update, no merge)
@@ -315,7 +315,7 @@ def test_lfsreg_pushes_on_top_of_git_and_clone_pulls_it(tmp_path: Path) -> None:
     lfsreg("push", repo, f"oci:{FIXTURES / 'tool.oci'}:2.0", "--tag", "acme/tool:2.0")
     run_git(["pull", "--quiet", "--ff-only"], cwd=work, env=env)
     assert git_out(["rev-parse", "HEAD"], work, env) == git_out(["rev-parse", "main"], repo, env)
-    assert (work / "repositories" / "acme" / "tool" / "_tags" / "2.0").is_file()
+    assert (work / layout.NEW.tag_path("acme/tool", "2.0")).is_file()
     check_checkout(repo, work, env)
 
     lfsreg("pull", repo, "acme/tool:2.0", "-o", f"oci:{tmp_path / 'tool.oci'}")

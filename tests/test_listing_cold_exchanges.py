@@ -22,6 +22,8 @@ from gitenv import cli_env
 from imageverify import FIXTURES
 from peers.nginx import RepoLog
 
+from lfsreg.registry import layout
+
 IMAGES = {
     "acme/app:1.0": f"oci:{FIXTURES / 'app.oci'}:1.0",
     "acme/app:latest": f"oci:{FIXTURES / 'app.oci'}:1.0",
@@ -94,7 +96,7 @@ def _listing(command: list[str], env: dict[str, str]) -> str:
 
 
 @pytest.mark.interop
-def test_tags_of_one_name_cold_is_three_fetches_of_its_path(registry, git_http_server, tmp_path: Path) -> None:
+def test_tags_of_one_name_cold_fetches_only_its_path(registry, git_http_server, tmp_path: Path) -> None:
     repo = registry
     tip = repo.main()
     assert tip is not None
@@ -102,12 +104,15 @@ def test_tags_of_one_name_cold_is_three_fetches_of_its_path(registry, git_http_s
     seen = _Requests(git_http_server, repo)
     cold = _listing(["tags", repo.url, "acme/app"], env)
     counts, sent = seen.seen()
-    # the refs (v0's advertisement); the tip with the root's trees; acme; app with its _tags and their files
-    # (before: one more, _tags with its files after app)
-    assert counts == {"refs": 1, "upload-pack": 3, "other": 0}, counts
+    # the refs (v0's advertisement); the tip with the root's trees; the name's two upper fan-out levels; its
+    # bucket with the trees down to app (format version 4); app's _tags with their files (version 3: acme, then
+    # app with its _tags and their files)
+    assert counts == {"refs": 1, "upload-pack": 5, "other": 0}, counts
     assert sent < 6000, sent  # a few small trees and two tag files: about 2.5 kB here
-    assert _mirror_objects(tmp_path / "cache") == _tip_objects(repo.path, tip) | _under(repo.path, tip, "repositories/acme/app") | {
-        _git(repo.path, "rev-parse", f"{tip}:repositories/acme").strip()
+    bucket = layout.NEW.name_bucket("acme/app")
+    above = [bucket.rsplit("/", i)[0] for i in (2, 1, 0)] + [f"{bucket}/acme", layout.NEW.name_dir("acme/app")]
+    assert _mirror_objects(tmp_path / "cache") == _tip_objects(repo.path, tip) | _under(repo.path, tip, layout.NEW.tags_dir("acme/app")) | {
+        _git(repo.path, "rev-parse", f"{tip}:{path}").strip() for path in above
     }
     assert [(r["name"], r["tag"]) for r in json.loads(cold)] == [("acme/app", "1.0"), ("acme/app", "latest")]
     seen = _Requests(git_http_server, repo)

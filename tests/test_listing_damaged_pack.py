@@ -18,6 +18,7 @@ from gitenv import cli_env
 from test_listing_raw_reads import packed_registry
 
 from lfsreg.git.store import GitStore
+from lfsreg.registry import layout
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_a_listing_names_packed_objects_whose_size_is_damaged(packed: Path, tmp_
     index = subprocess.run(["git", "show-index"], stdin=idx.open("rb"), capture_output=True, check=True).stdout.decode()
     offsets = {sha.encode(): int(offset) for offset, sha, *_ in (line.split() for line in index.splitlines())}
     git = GitStore.open(str(packed))
-    tool = git.snapshot(git.head()).read("repositories/acme/tool/_tags/2.0").decode().strip().split(":")[1]  # type: ignore[union-attr]
+    tool = git.snapshot(git.head()).read(f"{layout.NEW.tags_dir('acme/tool')}/2.0").decode().strip().split(":")[1]  # type: ignore[union-attr]
     git.close()
     damaged = [sha for path, sha in blobs if path.endswith((f"/{tool}", "acme/app/_tags/1.0"))]
     assert len(damaged) == 2

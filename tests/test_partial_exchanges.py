@@ -76,11 +76,13 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     proc = run_cli("-v", "pull", repo.url, PULL, "-o", f"docker-archive:{out}", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "does not filter" not in proc.stderr and "protocol v2" not in proc.stderr
-    # refs: one GET (v0's advertisement, no ls-refs); the tip; the name's level (acme) with the shard
-    # directories; the name's directory with its _tags and tag files; four levels each (format version 3:
-    # three shard levels, then the file) for the manifest, the config with the layers' pointers, the diffids
-    # records (a version 1 registry, one shard level: two each, 9 in all; before partial fetch: 3 + 11)
-    assert seen.git() == {"refs": 1, "upload-pack": 15, "receive-pack": 0}
+    # refs: one GET (v0's advertisement, no ls-refs); the tip; the name's first fan-out level with the shard
+    # directories; its second; its bucket with the trees down to the name's directory; the name's _tags
+    # with the tag files (format version 3: acme with the shards, then app with _tags and files: two fewer);
+    # four levels each (three shard levels, then the file) for the manifest, the config with the layers'
+    # pointers, the diffids records (a version 1 registry, one shard level: two each, 9 in all; before
+    # partial fetch: 3 + 11)
+    assert seen.git() == {"refs": 1, "upload-pack": 17, "receive-pack": 0}
 
     seen = _Requests(git_http_server, repo)
     warm = run_cli("pull", repo.url, PULL, "-o", f"docker-archive:{tmp_path / 'warm.tar'}", env=env)
@@ -186,10 +188,11 @@ def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(r
         seen = _Requests(git_http_server, repo)
         proc = run_cli("pull", url, PULL, "-o", f"oci:{tmp_path / 'layout'}:1.0", env=cli_env(tmp_path, git_http_server))
         assert proc.returncode == 0, proc.stderr
-        # the tip; acme with blobs/ and layers/ shards; app with _tags; the manifest, then config and pointers:
-        # four levels each (version 3's three shard levels and the file; a version 1 registry: 7 in all)
+        # the tip; the name's fan-out levels (the first with blobs/ and layers/ shards), its bucket, its _tags;
+        # the manifest, then config and pointers: four levels each (three shard levels and the file; version 3:
+        # 11 in all, a version 1 registry: 7)
         counts = seen.count()
-        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 11, "receive-pack": 0}
+        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 13, "receive-pack": 0}
         # refs and the tip (dulwich closes its connections), the fetches by id (one for all), LFS (at most one each)
         assert relay.connections <= 3 + counts["lfs"], relay.connections
     finally:

@@ -66,8 +66,8 @@ def _path_objects(repo: Path, commit: str, paths: list[str]) -> set[str]:
 
 def _image_paths(repo: Path, commit: str, name: str, tag: str) -> list[str]:
     """The paths a pull of ``name:tag`` may read: tag file, manifest, config, layer pointers, their diffids records, root files."""
-    digest = _git(repo, "show", f"{commit}:repositories/{name}/_tags/{tag}").strip().split(":")[1]
-    paths = [f"repositories/{name}/_tags/{tag}", "lfsreg.json", ".gitattributes", ".lfsconfig", "lfsreg-config.json"]
+    digest = _git(repo, "show", f"{commit}:{layout.NEW.tag_path(name, tag)}").strip().split(":")[1]
+    paths = [f"{layout.NEW.tags_dir(name)}/{tag}", "lfsreg.json", ".gitattributes", ".lfsconfig", "lfsreg-config.json"]
     manifest = json.loads(_git(repo, "show", f"{commit}:{layout.NEW.hex_path('blobs', digest)}"))
     paths.append(layout.NEW.hex_path("blobs", digest))
     for desc in [manifest["config"], *manifest["layers"]]:
@@ -113,7 +113,7 @@ def test_cold_pull_fetches_only_the_paths_it_reads(served, git_http_server, tmp_
         assert "does not filter" not in proc.stderr
         # the tip (refs: one GET); acme with the shards' directories; app with _tags and its file; then two
         # levels each: the manifest, the config with the pointers, the records (tests/test_partial_exchanges.py)
-        assert posts <= 15, posts  # format version 3: four levels (three shard levels, the file) per step
+        assert posts <= 17, posts  # four levels (three shard levels, the file) per step; version 4: two for the name's fan-out
     else:
         tree = _git(repo.path, "ls-tree", "-r", "-t", "--format=%(objectname)", tip).split()
         everything = {tip, _git(repo.path, "rev-parse", f"{tip}^{{tree}}").strip(), *tree}
@@ -240,7 +240,7 @@ def test_concurrent_pushers_with_partial_mirrors_lose_nothing(served, git_http_s
     git_env = isolated_git_env(tmp_path)
     check_history(repo.path, git_env, before + PUSHERS)
     fsck_clean(repo.path, git_env)
-    assert json.loads(_git(repo.path, "show", "main:lfsreg.json"))["version"] == layout.NEW_VERSION  # a version 3 registry
+    assert json.loads(_git(repo.path, "show", "main:lfsreg.json"))["version"] == layout.NEW_VERSION  # a version 4 registry
 
 
 def _upload_pack_posts(server, repo) -> int:
@@ -264,7 +264,7 @@ def test_listings_read_only_the_subtrees_they_need(served, git_http_server, tmp_
     assert proc.returncode == 0, proc.stderr
     assert [r["tag"] for r in json.loads(proc.stdout)] == ["1.0"]
     got = _mirror_objects(tmp_path / "one" / "cache")
-    allowed = _path_objects(repo.path, tip, ["repositories/acme/app/_tags/1.0", *root_files])
+    allowed = _path_objects(repo.path, tip, [f"{layout.NEW.tags_dir('acme/app')}/1.0", *root_files])
     assert got <= allowed, sorted(got - allowed)
     # ls-refs, the tip (with the root and its trees), then one exchange per level: acme, app, _tags with its files
     assert _upload_pack_posts(git_http_server, repo) - before <= 5
@@ -275,7 +275,9 @@ def test_listings_read_only_the_subtrees_they_need(served, git_http_server, tmp_
     assert [r["name"] for r in json.loads(proc.stdout)] == ["acme/tool"]
     got = _mirror_objects(tmp_path / "glob" / "cache")
     image = [p for p in _image_paths(repo.path, tip, "acme/tool", "2.0") if not p.startswith(("layers/", "diffids/"))]
-    allowed = _path_objects(repo.path, tip, [*image, "repositories/acme/app"])  # acme/app's directory, not below
+    # a glob with wildcards reads every name's bucket (format version 4) and the directories above the names it may match
+    name_dirs = {p.split("/_tags/")[0] for p in _git(repo.path, "ls-tree", "-r", "--name-only", tip, "repositories").split()}
+    allowed = _path_objects(repo.path, tip, [*image, *name_dirs])
     assert got <= allowed, sorted(got - allowed)
 
     env = cli_env(tmp_path / "all", git_http_server)

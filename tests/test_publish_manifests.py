@@ -46,7 +46,7 @@ def test_put_by_tag_is_one_commit_that_pull_reads(reg: Registry, tmp_path: Path)
     assert str(result.digest) == im.digest and result.commit is not None and result.subject is None
     assert commit_count(Path(reg.location)) == before + 1
     files = tree_files(Path(reg.location), "")
-    assert files["repositories/app/web/_tags/v1"] == f"{im.digest}\n".encode()
+    assert files[f"{layout.NEW.tags_dir('app/web')}/v1"] == f"{im.digest}\n".encode()
     assert files[layout.NEW.hex_path("blobs", im.digest[7:])] == im.manifest  # exact bytes
     config = sha(im.config)
     assert files[layout.NEW.hex_path("blobs", config[7:])] == im.config

@@ -34,7 +34,7 @@ def reg(tmp_path: Path) -> Path:
 
 
 def _manifest_digest(reg: Path) -> Digest:
-    return Digest.parse((_checkout(reg) / layout.tag_path(NAME, TAG)).read_text().strip())
+    return Digest.parse((_checkout(reg) / layout.NEW.tag_path(NAME, TAG)).read_text().strip())
 
 
 def _checkout(reg: Path) -> Path:
@@ -83,7 +83,7 @@ def _pull_fails(reg: Path, tmp_path: Path, image: str, code: int, *needles: str)
     ("marker", "needle"),
     [
         (None, "not an lfsreg registry"),
-        (b'{"format": "lfsreg", "version": 4}\n', "format version 4 is not supported"),
+        (b'{"format": "lfsreg", "version": 5}\n', "format version 5 is not supported"),
         (b'{"format": "lfsreg", "version": "1"}\n', "format version '1' is not supported"),
         (b"[1]\n", "format version None"),
         (b"not json at all\n", "format version None"),
@@ -117,7 +117,7 @@ def test_a_digest_that_is_not_stored_is_not_found(reg, tmp_path):
 
 
 def test_a_corrupt_tag_file_is_named(reg, tmp_path):
-    _damage(reg, {layout.tag_path(NAME, TAG): b"sha256:not-a-digest\n"})
+    _damage(reg, {layout.NEW.tag_path(NAME, TAG): b"sha256:not-a-digest\n"})
     _pull_fails(reg, tmp_path, f"{NAME}:{TAG}", 1, f"tag file for {NAME}:{TAG} is corrupt")
 
 
@@ -193,7 +193,7 @@ def test_stray_entries_beside_images_and_tags_are_passed_over(reg, tmp_path):
         reg,
         {
             "repositories/README": b"not an image\n",
-            f"repositories/{NAME}/_tags/old/note": b"a directory among the tags\n",
+            f"{layout.NEW.tags_dir(NAME)}/old/note": b"a directory among the tags\n",
         },
     )
     proc = run_cli("images", "--format", "json", reg)

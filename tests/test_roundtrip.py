@@ -269,7 +269,7 @@ def test_index_is_stored_as_index(tmp_path, registry, layout_name):
     digest = src.entry("1.0")["digest"]
     lfsreg.Registry(str(registry)).push([f"oci:{src.path}:1.0"], tags=["acme/multi:1.0"])
     files = tree_files(registry, "")
-    assert files["repositories/acme/multi/_tags/1.0"] == f"{digest}\n".encode()
+    assert files[f"{registry_layout.NEW.tags_dir('acme/multi')}/1.0"] == f"{digest}\n".encode()
     hexdigest = digest.split(":")[1]
     assert files[registry_layout.NEW.hex_path("blobs", hexdigest)] == src.blob(digest)
     for child in src.json_blob(digest)["manifests"]:
@@ -313,15 +313,16 @@ def test_registry_layout(registry):
     reg = lfsreg.Registry(str(registry))
     result = reg.push([f"docker-archive:{sample('fixtures', 'app.docker.tar')}"], compression="zstd")
     files = tree_files(registry, "")
-    assert json.loads(files["lfsreg.json"]) == {"format": "lfsreg", "version": 3}  # a new registry
+    assert json.loads(files["lfsreg.json"]) == {"format": "lfsreg", "version": 4}  # a new registry
     assert "layers/** filter=lfs" in files[".gitattributes"].decode()
     (image,) = result.images
-    assert files["repositories/acme/app/_tags/1.0"] == f"{image.digest}\n".encode()
+    # version 4: the name under three levels of its sha256's hex (sha256("acme/app") = 5f8...), readable below them
+    assert files["repositories/5/f/8/acme/app/_tags/1.0"] == f"{image.digest}\n".encode()
     pointers = {p: c for p, c in files.items() if p.startswith("layers/")}
     assert len(pointers) == 3
     for path, content in pointers.items():
         _, algorithm, *shards, hexdigest = path.split("/")
-        assert algorithm == "sha256" and shards == [hexdigest[0], hexdigest[1], hexdigest[2]]  # version 3: three one-digit levels
+        assert algorithm == "sha256" and shards == [hexdigest[0], hexdigest[1], hexdigest[2]]  # versions 3 and 4: three one-digit levels
         lines = content.decode().splitlines()
         assert lines[0] == "version https://git-lfs.github.com/spec/v1"
         assert f"oid sha256:{hexdigest}" in lines

@@ -118,7 +118,7 @@ def test_skopeo_pushes_an_index_crane_and_lfsreg_and_git_read_it(served: Served,
     for im in images:
         digest = sha(im.layer)[7:]
         assert (clone / layout.NEW.hex_path("layers", digest)).read_bytes() == im.layer
-    assert (clone / "repositories" / "app" / "multi" / "_tags" / "v1").read_text() == f"{sha(index)}\n"
+    assert (clone / layout.NEW.tag_path("app/multi", "v1")).read_text() == f"{sha(index)}\n"
     assert run("git", "-C", str(clone), "status", "--porcelain") == ""
 
 

@@ -219,10 +219,10 @@ def test_referrers_listed_from_records_filtered_by_artifact_type(tmp_path):
         digest = lfsreg.Digest.of_bytes(data)
         blobs[layout.NEW.blob_path(digest)] = data
         desc = {"mediaType": OCI_MANIFEST, "digest": str(digest), "size": len(data), "artifactType": kind}
-        records[layout.referrer_path("acme/app", subject, digest)] = dump_json(desc)
+        records[layout.NEW.referrer_path("acme/app", subject, digest)] = dump_json(desc)
     # a record whose manifest is not stored is not listed
     ghost = lfsreg.Digest.of_bytes(b"ghost")
-    records[layout.referrer_path("acme/app", subject, ghost)] = dump_json({"mediaType": OCI_MANIFEST, "digest": str(ghost), "size": 5})
+    records[layout.NEW.referrer_path("acme/app", subject, ghost)] = dump_json({"mediaType": OCI_MANIFEST, "digest": str(ghost), "size": 5})
     reg.publisher().publish(lambda view: {**blobs, **records}, "referrers")
     reg.close()
     with serving(reg_path) as srv:

@@ -51,7 +51,7 @@ def _digest(repo, image):
 
 def _sig_manifest(repo, name, digest):
     files = tree_files(repo, "")
-    tag = files[f"repositories/{name}/_tags/{cosign.signature_tag(digest)}"].decode().strip()
+    tag = files[f"{layout.NEW.tags_dir(name)}/{cosign.signature_tag(digest)}"].decode().strip()
     hexdigest = tag.split(":")[1]
     return json.loads(files[layout.NEW.hex_path("blobs", hexdigest)]), files
 

@@ -51,7 +51,10 @@ def test_untampered_passes(repo, keys, tmp_path):
 def test_signature_of_another_digest_moved_onto_this_tag(repo, keys, tmp_path):
     app, tool = digest_of(repo, "acme/app:1.0"), digest_of(repo, "acme/tool:2.0")
     _, files = sig_manifest(repo, "acme/tool", tool)  # the tool's .sig manifest tagged as the app's: a valid signature, of another image
-    publish(repo, {layout.tag_path("acme/app", cosign.signature_tag(app)): files[layout.tag_path("acme/tool", cosign.signature_tag(tool))]})
+    publish(
+        repo,
+        {layout.NEW.tag_path("acme/app", cosign.signature_tag(app)): files[layout.NEW.tag_path("acme/tool", cosign.signature_tag(tool))]},
+    )
     _refused(repo, keys, tmp_path, f"names {tool}")
 
 

@@ -21,6 +21,8 @@ from conftest import NO_SPAWN, assert_error, assert_ok, fixture, python_only_pat
 from gitenv import cli_env, require_tool, run_git
 from imageverify import source_image, verify_docker_archive, verify_oci_archive, verify_oci_layout
 
+from lfsreg.registry import layout
+
 pytestmark = pytest.mark.interop
 
 APP = "docker-archive:" + str(fixture("app.docker.tar"))
@@ -331,8 +333,8 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
     assert len(layers) == 3
     for p in layers:
         assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name  # real content, fetched by git-lfs over SSH
-    digest = (clone / "repositories/acme/app/_tags/1.0").read_text()
-    (clone / "repositories/acme/app/_tags/from-git").write_text(digest)
+    digest = (clone / f"{layout.NEW.tags_dir('acme/app')}/1.0").read_text()
+    (clone / f"{layout.NEW.tags_dir('acme/app')}/from-git").write_text(digest)
     run_git(["add", "-A"], cwd=clone, env=genv)
     run_git(["commit", "-qm", "tag from git"], cwd=clone, env=genv)
     run_git(["push", "-q", "origin", "main"], cwd=clone, env=genv)
@@ -342,7 +344,7 @@ def test_stock_git_lfs_over_ssh_reads_what_lfsreg_pushed_and_back(sshd_server, g
     assert_ok(run_cli("push", url, BASE, env=env))  # lfsreg on top of git's commit, then git sees it
     run_git(["pull", "-q", "--ff-only"], cwd=clone, env=genv)
     run_git(["lfs", "pull"], cwd=clone, env=genv)
-    assert (clone / "repositories/acme/base/_tags/1.0").exists()
+    assert (clone / f"{layout.NEW.tags_dir('acme/base')}/1.0").exists()
     assert run_git(["lfs", "fsck"], cwd=clone, env=genv).returncode == 0
 
 

@@ -51,7 +51,7 @@ def repo(pristine: Path, tmp_path: Path) -> Path:
 
 def _manifest_of(repo: Path, ref: str) -> str:
     name, tag = ref.split(":")
-    return tree_files(repo, f"repositories/{name}/_tags/{tag}")[f"repositories/{name}/_tags/{tag}"].decode().strip()
+    return tree_files(repo, f"{layout.NEW.tags_dir(name)}/{tag}")[f"{layout.NEW.tags_dir(name)}/{tag}"].decode().strip()
 
 
 def _layers(repo: Path, ref: str) -> list[dict]:
@@ -129,7 +129,7 @@ def test_damaged_tree_entries_are_named(repo, tmp_path):
         {
             blob_path(child): None,
             layout.NEW.hex_path("layers", layer): b"version https://git-lfs.github.com/spec/v1\noid sha256:nothex\nsize 1\n",
-            "repositories/acme/app/_tags/1.1": b"not a digest\n",
+            f"{layout.NEW.tags_dir('acme/app')}/1.1": b"not a digest\n",
         },
         tmp_path,
     )

@@ -18,6 +18,8 @@ from gitenv import cli_env
 from hostile import app_manifest, blob_path, descriptor, digest_of, dumps, edit_registry, nested_indexes, tag_path
 from imageverify import FIXTURES
 
+from lfsreg.registry import layout
+
 APP = "acme/app:1.0"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
@@ -118,7 +120,7 @@ def test_a_config_with_fewer_diff_ids_than_layers(repo, tmp_path):
 def test_a_name_that_is_not_valid_is_one_line(repo, tmp_path):
     """A tag directory under a name lfsreg would never write (upper case): named, the rest still checked."""
     desc, _ = app_manifest()
-    edit_registry(repo, {"repositories/ACME/_tags/1": (desc["digest"] + "\n").encode()}, tmp_path)
+    edit_registry(repo, {f"{layout.NEW.tags_dir('ACME')}/1": (desc["digest"] + "\n").encode()}, tmp_path)
     (line,) = _problems(repo, tmp_path)
     assert line.startswith("ACME: "), line
     proc = run_cli("verify", str(repo), "--format", "json", env=_env(tmp_path))

@@ -89,7 +89,7 @@ class _Image:
             self.index(child)
             data = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]})
             out[layout.NEW.hex_path("blobs", _sha(data))] = data
-        out[f"repositories/{self.name}/_tags/1"] = f"sha256:{_sha(data)}\n".encode()
+        out[f"{layout.NEW.tags_dir(self.name)}/1"] = f"sha256:{_sha(data)}\n".encode()
         return out
 
 
@@ -213,7 +213,7 @@ def test_a_copy_of_the_registry_without_the_damaged_images_verifies(registry, tm
     shutil.copytree(registry, repo, symlinks=True)
     gone = _sha(b"only c\n")
     (repo / "lfs" / "objects" / gone[:2] / gone[2:4] / gone).write_bytes(b"only c\n")
-    edit_registry(repo, {f"repositories/{image.name}/_tags/1": None for image, bad in _cases() if bad}, tmp_path)
+    edit_registry(repo, {f"{layout.NEW.tags_dir(image.name)}/1": None for image, bad in _cases() if bad}, tmp_path)
     problems, counts = _report(repo)
     assert problems == []
     assert counts[0] == 1 + sum(1 for _, bad in _cases() if not bad)

@@ -35,9 +35,9 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 @click.argument("repo")
 @click.option(
     "--format-version",
-    type=click.Choice(["1", "3"]),
+    type=click.Choice(["1", "3", "4"]),
     default=None,
-    help="Registry format version (default 3); 1 for teams with lfsreg older than version 3 (docs/format.md).",
+    help="Registry format version (default 4); 1 or 3 for teams with lfsreg older than version 3 or 4 (docs/format.md).",
 )
 def init(repo: str, format_version: str | None) -> None:
     """Create an empty registry at REPO."""

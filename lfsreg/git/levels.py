@@ -54,7 +54,7 @@ def prefetch_levels(
     split = [(parts, below) for path, below in wanted if (parts := path.strip("/").split("/")) != [""]]
     first = lacking(has, dict.fromkeys(ids))
     for depth in range(1, max((len(parts) for parts, _ in split), default=0) + 1):
-        groups: dict[int, dict[bytes, None]] = {0: {}}
+        deepest: dict[bytes, int] = {}  # a tree two paths ask for: with the most levels either asks (once, not twice)
         files: dict[bytes, None] = {}
         for parts, below in split:
             if len(parts) < depth:
@@ -67,7 +67,11 @@ def prefetch_levels(
                 if depth == len(parts):
                     files[entry[1]] = None
                 continue
-            groups.setdefault(below if depth == len(parts) else 0, {})[entry[1]] = None
+            levels = below if depth == len(parts) else 0
+            deepest[entry[1]] = max(levels, deepest.get(entry[1], 0))
+        groups: dict[int, dict[bytes, None]] = {0: {}}
+        for sha, levels in deepest.items():
+            groups.setdefault(levels, {})[sha] = None
         asks = {below: found for below, level in groups.items() if (found := lacking(has, level))}
         extra = [*lacking(has, files), *first]  # files come whatever the filter; ids known up front ride along
         if not asks and not extra:

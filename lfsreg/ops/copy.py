@@ -149,7 +149,7 @@ def with_signatures(view: RegistryView, tags: list[tuple[str, str, Digest]]) -> 
         tag = signature_tag(digest)
         if (name, tag) in have:
             continue
-        found = view.snapshot.read(layout.tag_path(name, tag))
+        found = view.snapshot.read(view.layout.tag_path(name, tag))
         signed = layout.parse_tag(found) if found is not None else None
         if signed is not None:
             out.append((name, tag, signed))
@@ -293,7 +293,7 @@ def copy_images(
             if layer.record is not None and view.snapshot.read(path := lay.diffid_path(layer.record[0])) is None:
                 changes[path] = layer.record[1]
         for name, tag, digest in tags:
-            changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
+            changes[lay.tag_path(name, tag)] = layout.tag_content(digest)
         if chunked:
             changes.update(lay.chunked_marker())
         return changes

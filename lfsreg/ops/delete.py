@@ -17,7 +17,6 @@ from ..digest import Digest
 from ..errors import BlobNotFound, ImageNotFound, InvalidImageError, LfsregError, PermissionDeniedError
 from ..manifest import Descriptor, Index, Manifest, parse_manifest
 from ..reference import validate_name, validate_tag
-from ..registry import layout
 from ..registry.closure import Closure
 from ..registry.transaction import Publisher
 from ..registry.view import RegistryView
@@ -43,7 +42,7 @@ def _needed_by_others(view: RegistryView, path: str, skip: Callable[[str, str], 
 
 
 def _has_referrer_record(view: RegistryView, name: str, hex_digest: str) -> bool:
-    base = f"{layout.REPOSITORIES}/{name}/{layout.REFERRERS_DIR}/sha256"
+    base = view.layout.referrers_base(name)
     return any(view.snapshot.exists(f"{base}/{subject}/{hex_digest}") for subject, is_dir, _ in view.snapshot.listdir(base) if is_dir)
 
 
@@ -53,7 +52,7 @@ def delete_tag(publisher: Publisher, name: str, tag: str, *, guard: AbstractCont
     validate_tag(tag)
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
-        path = layout.tag_path(name, tag)
+        path = view.layout.tag_path(name, tag)
         if not view.snapshot.exists(path):
             raise ImageNotFound(f"{view.label}: no tag {name}:{tag}")
         return {path: None}
@@ -73,7 +72,7 @@ def delete_manifest(publisher: Publisher, name: str, digest: Digest, *, guard: A
     validate_name(name)
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
-        changes: dict[str, bytes | None] = {layout.tag_path(name, t): None for t, d in view.tags(name) if d == digest}
+        changes: dict[str, bytes | None] = {view.layout.tag_path(name, t): None for t, d in view.tags(name) if d == digest}
         path = view.layout.blob_path(digest)
         data = view.snapshot.read(path)
         doc: Manifest | Index | None = None
@@ -86,10 +85,10 @@ def delete_manifest(publisher: Publisher, name: str, digest: Digest, *, guard: A
             return changes
         subject = doc.obj.get("subject")
         with contextlib.suppress(InvalidImageError):
-            record = layout.referrer_path(name, Descriptor.from_json(subject, str(digest)).digest, digest)
+            record = view.layout.referrer_path(name, Descriptor.from_json(subject, str(digest)).digest, digest)
             if view.snapshot.exists(record):
                 changes[record] = None
-        if _needed_by_others(view, path, lambda n, t: n == name and layout.tag_path(n, t) in changes, name) is None:
+        if _needed_by_others(view, path, lambda n, t: n == name and view.layout.tag_path(n, t) in changes, name) is None:
             changes[path] = None
         return changes
 

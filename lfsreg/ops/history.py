@@ -99,11 +99,12 @@ def tag_history(git: GitStore, tip: str | None, name: str, tag: str | None = Non
     if tag is not None:
         validate_tag(tag)
     trees, walk = Trees(git), Walk(git)
-    directory = layout.tags_dir(name)
     commits = list(walk.commits(tip))
     out: list[TagChange] = []
     for i, commit in enumerate(commits):
         parent: CommitInfo | None = commits[i + 1] if i + 1 < len(commits) else None
+        # the registry's layout (its marker names it from the first commit; only 1 -> 2 changes it, not its paths)
+        directory = layout.of_marker(trees.read(commit.tree, layout.MARKER)).tags_dir(name)
         now = trees.subtree(commit.tree, directory)
         before = trees.subtree(parent.tree, directory) if parent is not None else None
         if now == before:
@@ -172,8 +173,9 @@ def rollback(backend: Backend, publisher: Publisher, image: str, *, to: str | No
     if not history.changes:
         raise ImageNotFound(f"{publisher.label}: {ref} has no history", hint=f"tags of {name}: lfsreg tags {publisher.label} {name}")
     trees = Trees(git)
-    path = layout.tag_path(name, tag)
-    current_data = trees.read(Walk(git).commit(tip).tree, path) if tip else None
+    tip_tree = Walk(git).commit(tip).tree if tip else None
+    path = layout.of_marker(trees.read(tip_tree, layout.MARKER) if tip_tree else None).tag_path(name, tag)
+    current_data = trees.read(tip_tree, path) if tip_tree else None
     current = layout.parse_tag(current_data) if current_data is not None else None
     target = _target(history, current, target_digest, steps, ref)
     if target == current:

@@ -119,6 +119,8 @@ class Listing:
     def _tag_dirs(self, globs: Sequence[str]) -> tuple[list[tuple[str, bytes]], bool]:
         """:meth:`tag_dirs`, and whether every name is known to be valid (the memo keeps only valid names)."""
         key = self._repositories()
+        if key is not None and self.view.layout.name_levels:
+            key = f"{key}/v{self.view.layout.version}"  # the same tree names other names in a fanned-out layout
         if key is not None:
             known = self._getter("tags", "names")(key)
             try:

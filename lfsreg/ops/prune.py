@@ -174,7 +174,7 @@ def prune_tags(
     result.metadata_bytes_freed = sum(size for p, size in gone.files.items() if p not in stays.files)
     if dry_run or not doomed:
         return result
-    named = {layout.tag_path(n, t): layout.tag_content(tags[(n, t)]) for n, t in doomed}
+    named = {liveness.layout(root).tag_path(n, t): layout.tag_content(tags[(n, t)]) for n, t in doomed}
 
     def build(view: RegistryView) -> dict[str, bytes | None]:
         # a tag pushed again since it was read is no longer the one the policy chose: it stays

@@ -288,9 +288,9 @@ def put_manifest(
     def build(view: RegistryView) -> dict[str, bytes | None]:
         changes = check.docs.changes(view)
         for tag in tags:
-            changes[layout.tag_path(name, tag)] = layout.tag_content(actual)
+            changes[view.layout.tag_path(name, tag)] = layout.tag_content(actual)
         if subject is not None and record is not None:
-            changes[layout.referrer_path(name, subject, actual)] = record
+            changes[view.layout.referrer_path(name, subject, actual)] = record
         return changes
 
     targets = ", ".join(f"{name}:{t}" for t in tags) or f"{name}@{actual}"

@@ -323,7 +323,7 @@ def _paths(
     lay: layout.Layout, layers: list[tuple[Descriptor, Digest | None]], blobs: Iterable[Digest], tags: Iterable[tuple[str, str]]
 ) -> list[str]:
     """What a push reads and writes, to prefetch: layer pointers and diffids records, manifests and configs, tag files."""
-    out = [lay.blob_path(d) for d in blobs] + [layout.tag_path(n, t) for n, t in tags]
+    out = [lay.blob_path(d) for d in blobs] + [lay.tag_path(n, t) for n, t in tags]
     for desc, diff_id in layers:
         out += [lay.layer_path(desc.digest), *([lay.diffid_path(diff_id)] if diff_id is not None else [])]
     return out
@@ -346,7 +346,7 @@ def _changes(push: _Push, tags: Mapping[tuple[str, str], Digest], view: Registry
             record = layout.DiffIdRecord(layer.desc, layer.uncompressed_size)
             changes[lay.diffid_path(layer.diff_id)] = layout.diffid_content(record)
     for (name, tag), digest in tags.items():
-        changes[layout.tag_path(name, tag)] = layout.tag_content(digest)
+        changes[lay.tag_path(name, tag)] = layout.tag_content(digest)
     return changes
 
 

@@ -68,7 +68,7 @@ def targets(view: RegistryView, refs: Sequence[ImageRef], recursive: bool) -> li
 
 def _existing(view: RegistryView, name: str, digest: Digest) -> list[Descriptor]:
     """The layers of the ``.sig`` manifest of ``digest`` in ``name`` (none if there is none)."""
-    tag_file = view.snapshot.read(layout.tag_path(name, cosign.signature_tag(digest)))
+    tag_file = view.snapshot.read(view.layout.tag_path(name, cosign.signature_tag(digest)))
     if tag_file is None:
         return []
     manifest = _signature_manifest(view, name, tag_file)
@@ -144,7 +144,7 @@ def signature_changes(
         changes[tip.layout.blob_path(Digest.of_bytes(data))] = data
         changes[tip.layout.blob_path(Digest.of_bytes(config))] = config
         changes[tip.layout.blob_path(Digest.of_bytes(manifest))] = manifest
-        changes[layout.tag_path(name, tag)] = layout.tag_content(Digest.of_bytes(manifest))
+        changes[tip.layout.tag_path(name, tag)] = layout.tag_content(Digest.of_bytes(manifest))
         signed.append(Signed(name, digest, tag, True))
     return changes, signed
 
@@ -162,7 +162,7 @@ def signatures(view: RegistryView, name: str, digest: Digest, keys: Iterable[Pub
 
     A ``.sig`` manifest that cannot be read (damaged, an index, too large) raises its error.
     """
-    tag_file = view.snapshot.read(layout.tag_path(name, cosign.signature_tag(digest)))
+    tag_file = view.snapshot.read(view.layout.tag_path(name, cosign.signature_tag(digest)))
     if tag_file is None:
         return []
     manifest = _signature_manifest(view, name, tag_file)

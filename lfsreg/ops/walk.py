@@ -120,6 +120,7 @@ class RegistryWalk:
         self._memos: dict[str, Memo] = {}
         self._blob_shards: dict[tuple[bytes, str], dict[str, bytes]] = {}
         self._layouts: dict[bytes, layout.Layout] = {}  # by root tree id
+        self._names_layout = layout.V1  # the layout of the tree whose names :meth:`tags` walks
         self._images: dict[str, dict[str, int]] = {}  # this walk's answers, shared by tags of one image
         self._digests: dict[str, Digest] = {}
 
@@ -156,12 +157,13 @@ class RegistryWalk:
                 subdirs.append([entry, child.decode()])
                 continue
             tags = []
-            for tag, tag_is_dir, blob in self.objects.tree(child, layout.tags_dir(prefix)):
+            for tag, tag_is_dir, blob in self.objects.tree(child, f"{layout.REPOSITORIES}/{prefix}/{layout.TAGS_DIR}"):
                 if tag_is_dir:
                     continue
-                digest = layout.parse_tag(self.objects.blob(blob, f"{prefix}:{tag}"))
+                name = self._names_layout.name_of(prefix) or prefix  # below the fan-out (version 4): the name
+                digest = layout.parse_tag(self.objects.blob(blob, f"{name}:{tag}"))
                 if digest is None:
-                    raise NotARegistryError(f"{self.label}: tag file for {prefix}:{tag} is corrupt")
+                    raise NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt")
                 tags.append([tag, str(digest)])
         return [tags, subdirs]
 
@@ -181,6 +183,7 @@ class RegistryWalk:
         """
         start = self.objects.child(root, layout.REPOSITORIES) if root is not None else None
         level = [("", start)] if start is not None else []
+        lay = self._names_layout = self._layout(root) if start is not None and root is not None else layout.V1
         found: list[tuple[str, list[list[str]] | LfsregError]] = []
         while level:
             unseen = [(prefix, sha) for prefix, sha in level if self._memo("live").get("dirs", sha.decode()) is None]
@@ -192,10 +195,11 @@ class RegistryWalk:
                 try:
                     tags, subdirs = self._dir(sha, prefix)
                 except LfsregError as exc:
-                    found.append((prefix, exc))
+                    found.append((lay.name_of(prefix) or prefix, exc))  # a fan-out directory: by its path below repositories/
                     continue
-                if tags is not None:
-                    found.append((prefix, tags))
+                name = lay.name_of(prefix)  # a name's directory is below its fan-out (version 4), where its hash puts it
+                if tags is not None and name is not None:
+                    found.append((name, tags))
                 below.extend((f"{prefix}/{entry}" if prefix else entry, child.encode()) for entry, child in subdirs)
             level = below
         return iter(sorted(found, key=lambda f: f[0]))

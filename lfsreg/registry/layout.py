@@ -1,24 +1,27 @@
-r"""Paths and small files of the registry format, versions 1 to 3 (docs/format.md). No I/O.
+r"""Paths and small files of the registry format, versions 1 to 4 (docs/format.md). No I/O.
 
-The one place that computes the paths of digest-addressed files (:class:`Layout`, one per
-format version: every other module asks the registry's layout) and that knows how tag files and
-``diffids/`` records are encoded and decoded.
+The one place that computes the paths of digest-addressed files and of image names' directories
+(:class:`Layout`, one per format version: every other module asks the registry's layout) and that
+knows how tag files and ``diffids/`` records are encoded and decoded.
 
 ::
 
-    lfsreg.json                           format marker {"format": "lfsreg", "version": 3}
+    lfsreg.json                           format marker {"format": "lfsreg", "version": 4}
     .gitattributes                        layers/** filter=lfs diff=lfs merge=lfs -text
     blobs/sha256/<shards>/<hex>           manifests, indexes, configs: exact bytes
     layers/sha256/<shards>/<hex>          one LFS pointer per layer blob (oid == digest hex)
     diffids/sha256/<shards>/<hex>         the stored layer blob whose uncompressed digest is <hex>
     <shards>                              version 3: <hex[0]>/<hex[1]>/<hex[2]>; versions 1 and 2: <hex[0:2]>
-    repositories/<name>/_tags/<tag>       "sha256:<hex>\n" of a manifest or index
-    repositories/<name>/_referrers/sha256/<subject hex>/<hex>
+    repositories/<fan>/<name>/_tags/<tag> "sha256:<hex>\n" of a manifest or index
+    repositories/<fan>/<name>/_referrers/sha256/<subject hex>/<hex>
                                           descriptor (JSON) of a manifest whose subject is <subject>
+    <fan>                                 version 4: <h[0]>/<h[1]>/<h[2]> of h = sha256 hex of the name (UTF-8);
+                                          versions 1 to 3: nothing (repositories/<name>/...)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -35,12 +38,14 @@ FORMAT_VERSION = 1
 CHUNKED_VERSION = 2
 #: The first version whose digest paths are sharded three levels deep, one hex digit each (docs/format.md).
 DEEP_VERSION = 3
+#: The first version whose image names sit under a fan-out of their hash, three levels of one hex digit (docs/format.md).
+NAMES_VERSION = 4
 #: The version every registry created now gets (``lfsreg init``, the first push into an empty repository).
-NEW_VERSION = DEEP_VERSION
+NEW_VERSION = NAMES_VERSION
 #: The newest version this lfsreg reads.
-KNOWN_VERSION = DEEP_VERSION
-#: The versions ``lfsreg init --format-version`` creates: 1 for teams whose lfsreg predates version 3.
-CREATABLE_VERSIONS = (FORMAT_VERSION, NEW_VERSION)
+KNOWN_VERSION = NAMES_VERSION
+#: The versions ``lfsreg init --format-version`` creates: 1 and 3 for teams whose lfsreg predates version 3 or 4.
+CREATABLE_VERSIONS = (FORMAT_VERSION, DEEP_VERSION, NEW_VERSION)
 
 
 def marker_bytes(version: int) -> bytes:
@@ -79,8 +84,10 @@ class Layout:
 
     ``widths``: the hex digits of each shard directory between ``<kind>/sha256`` and the file,
     ``(2,)`` for versions 1 and 2 (``blobs/sha256/ab/<hex>``), ``(1, 1, 1)`` from version 3
-    (``blobs/sha256/a/b/c/<hex>``). A registry keeps its layout for ever; only version 1
-    becomes 2 (the same paths) with its first chunked layer.
+    (``blobs/sha256/a/b/c/<hex>``). From version 4 an image name's directory sits under three
+    levels of one hex digit of the sha256 of the name (``repositories/7/3/e/scale/img1``;
+    :meth:`name_dir`); before, directly under ``repositories``. A registry keeps its layout for
+    ever; only version 1 becomes 2 (the same paths) with its first chunked layer.
     """
 
     version: int
@@ -152,6 +159,69 @@ class Layout:
         """Where the record of a stored layer with this uncompressed digest lives."""
         return self.path("diffids", diff_id)
 
+    @property
+    def fanned(self) -> bool:
+        """Whether image names sit under a fan-out of their hash (version 4 on)."""
+        return self.version >= NAMES_VERSION
+
+    @property
+    def name_levels(self) -> int:
+        """The fan-out directories between ``repositories`` and a name's first component (3, or 0 before version 4)."""
+        return NAME_LEVELS if self.version >= NAMES_VERSION else 0
+
+    def name_fan(self, name: str) -> str:
+        """The fan-out directories of an image name, ``"7/3/e"`` (``""`` before version 4)."""
+        if self.version < NAMES_VERSION:
+            return ""
+        h = hashlib.sha256(name.encode()).hexdigest()
+        return f"{h[0]}/{h[1]}/{h[2]}"
+
+    def name_bucket(self, name: str) -> str:
+        """The directory holding a name's first component: ``repositories/7/3/e`` (``repositories`` before version 4)."""
+        fan = self.name_fan(name)
+        return f"{REPOSITORIES}/{fan}" if fan else REPOSITORIES
+
+    def name_dir(self, name: str) -> str:
+        """The directory of an image name (``name`` must be validated): ``repositories/<fan>/<name>``."""
+        return f"{self.name_bucket(name)}/{name}"
+
+    def tags_dir(self, name: str) -> str:
+        """The directory of an image name's tags (``name`` must be validated)."""
+        return f"{self.name_dir(name)}/{TAGS_DIR}"
+
+    def tag_path(self, name: str, tag: str) -> str:
+        """The file holding the digest a tag points at (``name``/``tag`` must be validated)."""
+        return f"{self.tags_dir(name)}/{tag}"
+
+    def referrers_base(self, name: str) -> str:
+        """The directory of every referrer record of ``name``: ``<name dir>/_referrers/sha256``."""
+        return f"{self.name_dir(name)}/{REFERRERS_DIR}/sha256"
+
+    def referrers_dir(self, name: str, subject: Digest) -> str:
+        """The directory of the records of manifests in ``name`` whose ``subject`` is ``subject``."""
+        return f"{self.name_dir(name)}/{REFERRERS_DIR}/{subject.algorithm}/{subject.hex}"
+
+    def referrer_path(self, name: str, subject: Digest, referrer: Digest) -> str:
+        """The record of manifest ``referrer`` (its descriptor, JSON, as the referrers API lists it) under ``subject``."""
+        return f"{self.referrers_dir(name, subject)}/{referrer.hex}"
+
+    def name_of(self, below: str) -> str | None:
+        """The image name whose directory is ``repositories/<below>`` (``None``: none is kept there).
+
+        Before version 4, ``below`` itself; from version 4, ``below`` without its fan-out, when
+        that fan-out is the name's own (a name elsewhere is not found by its path, so it is not one).
+        """
+        if self.version < NAMES_VERSION:
+            return below
+        name = below[6:]
+        if len(below) < 7 or below[5] != "/" or self.name_fan(name) != below[:5]:
+            return None
+        return name
+
+    def fan_entry(self, entry: str) -> bool:
+        """Whether ``entry`` can be one fan-out directory of a name (one lower-case hex digit)."""
+        return len(entry) == 1 and entry in _HEXDIGITS
+
     def digest_file(self, path: str) -> tuple[str, Digest] | None:
         """``(kind, digest)`` of a path this layout gives a digest-addressed file (a chunk: its layer), else ``None``."""
         parts = path.split("/")
@@ -167,12 +237,17 @@ class Layout:
 
 
 _HEX = re.compile(r"[0-9a-f]{64}")
+_HEXDIGITS = frozenset("0123456789abcdef")
+#: Fan-out levels of image names from version 4 (one hex digit each: 4,096 directories, docs/format.md).
+NAME_LEVELS = 3
 _CHUNK = re.compile(rf"[0-9]{{{CHUNK_DIGITS}}}")
 
 #: The layout of every registry created now.
 NEW = Layout(NEW_VERSION)
 #: The layout of a version 1 registry (lfsreg before version 3; 2 has the same paths).
 V1 = Layout(FORMAT_VERSION)
+#: The layout of a version 3 registry (lfsreg before version 4).
+V3 = Layout(DEEP_VERSION)
 
 
 def layout_of(version: int) -> Layout:
@@ -193,26 +268,6 @@ def of_marker(data: bytes | None) -> Layout:
 def chunk_names(count: int) -> list[str]:
     """The names of the chunk pointers of a layer in ``count`` chunks, in order."""
     return [f"{i:0{CHUNK_DIGITS}d}" for i in range(count)]
-
-
-def tags_dir(name: str) -> str:
-    """The directory of an image name's tags (``name`` must be validated)."""
-    return f"{REPOSITORIES}/{name}/{TAGS_DIR}"
-
-
-def tag_path(name: str, tag: str) -> str:
-    """The file holding the digest a tag points at (``name``/``tag`` must be validated)."""
-    return f"{tags_dir(name)}/{tag}"
-
-
-def referrers_dir(name: str, subject: Digest) -> str:
-    """The directory of the records of manifests in ``name`` whose ``subject`` is ``subject``."""
-    return f"{REPOSITORIES}/{name}/{REFERRERS_DIR}/{subject.algorithm}/{subject.hex}"
-
-
-def referrer_path(name: str, subject: Digest, referrer: Digest) -> str:
-    """The record of manifest ``referrer`` (its descriptor, JSON, as the referrers API lists it) under ``subject``."""
-    return f"{referrers_dir(name, subject)}/{referrer.hex}"
 
 
 def tag_content(digest: Digest) -> bytes:

@@ -36,7 +36,22 @@ class Liveness:
     def tag_files(self, tree: bytes) -> dict[tuple[str, str], bytes]:
         """``(name, tag) -> blob id`` of every tag file in the root tree ``tree``."""
         sub = self.trees.subtree(tree, layout.REPOSITORIES)
-        return {} if sub is None else self._under(sub, "")
+        return {} if sub is None else self._named(tree, self._under(sub, ""))
+
+    def _named(self, tree: bytes, found: dict[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+        """``found`` keyed by ``(path below repositories/, tag)`` re-keyed by image name (``tree``'s layout: version 4's fan-out).
+
+        A directory that its layout does not give a name (in another name's fan-out) holds no tags of the registry.
+        """
+        lay = self.layout(tree)
+        if not lay.name_levels:
+            return found
+        out = {}
+        for (below, tag), value in found.items():
+            name = lay.name_of(below)
+            if name is not None:
+                out[(name, tag)] = value
+        return out
 
     def _under(self, sha: bytes, prefix: str) -> dict[tuple[str, str], bytes]:
         key = (sha, prefix)
@@ -58,7 +73,9 @@ class Liveness:
         """The tags whose files differ between two root trees (only differing subtrees are read)."""
         a = self.trees.subtree(new, layout.REPOSITORIES) if new is not None else None
         b = self.trees.subtree(old, layout.REPOSITORIES) if old is not None else None
-        return self._diff(a, b, "")
+        found = self._diff(a, b, "")
+        either = new if new is not None else old
+        return set(self._named(either, dict.fromkeys(found))) if either is not None else found
 
     def _diff(self, a: bytes | None, b: bytes | None, prefix: str) -> set[tuple[str, str]]:
         if a == b:
@@ -87,7 +104,7 @@ class Liveness:
         """``(name, tag) -> digest`` of every tag in ``tree``; :class:`NotARegistryError` for a damaged tag file."""
         out = {}
         for (name, tag), blob in self.tag_files(tree).items():
-            digest = layout.parse_tag(self.trees.blob(blob, layout.tag_path(name, tag)))
+            digest = layout.parse_tag(self.trees.blob(blob, self.layout(tree).tag_path(name, tag)))
             if digest is None:
                 raise NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt", hint="fix or remove it first")
             out[(name, tag)] = digest

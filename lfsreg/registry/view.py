@@ -32,11 +32,20 @@ def _diff_ids(config: bytes) -> list[Digest]:
 
 #: The shard directories under which a pull or push reads (the tip's fetch brings their parents).
 SHARDS = [f"{kind}/sha256" for kind in layout.KINDS]
+_MAGIC = re.compile(r"[*?\[]")  # a glob's wildcards (fnmatch)
 
 
-def _name_dir(name: str) -> tuple[str, int]:
-    """An image name's directory with two levels under it: its ``_tags`` with their files (and the names below it, alone)."""
-    return f"{layout.REPOSITORIES}/{name}", 2
+def _name_dir(lay: layout.Layout, name: str) -> list[tuple[str, int]]:
+    """What reading an image name's tags fetches: its directory with two levels under it (its ``_tags`` with their files).
+
+    From format version 4 the name's fan-out bucket comes with the trees down to the name's
+    directory (``repositories/7/3/e`` with ``scale``, ``scale/img1`` and the few neighbours in
+    that bucket: about 7 at 30,000 names, 32 bytes each), then its ``_tags`` with their files:
+    two exchanges below the bucket instead of one a level of the name.
+    """
+    if not lay.name_levels:
+        return [(lay.name_dir(name), 2)]
+    return [(lay.name_bucket(name), name.count("/") + 1), (lay.tags_dir(name), 1)]
 
 
 def _may_match(prefix: str, globs: Sequence[str]) -> bool:
@@ -92,8 +101,8 @@ class RegistryView:
             return ref.digest
         assert ref.tag is not None
         # a partial mirror: the tag's directories a level an exchange, the name's with its _tags and their files
-        self.snapshot.prefetch(more=[_name_dir(ref.name)])
-        data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
+        self.snapshot.prefetch(more=_name_dir(self.layout, ref.name))
+        data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
             hint = (
@@ -199,21 +208,34 @@ class RegistryView:
         (one fetch per level from a partial mirror), and with ``globs`` only those under which a
         matching name can be.
         """
+        lay = self.layout
+        fans = lay.name_levels
+        # names without wildcards are found in their own buckets (format version 4): the other buckets are not read
+        buckets = {lay.name_fan(g) for g in globs} if globs and not any(_MAGIC.search(g) for g in globs) else None
         found: list[tuple[str, bytes]] = []
         level: list[tuple[str, bytes | None]] = [("", None)]
+        depth = 0
         while level:
             self.snapshot.prefetch(ids=[sha for _, sha in level if sha is not None])
             below: list[tuple[str, bytes | None]] = []
             for prefix, sha in level:
                 entries = self.snapshot.listdir(layout.REPOSITORIES) if sha is None else self.snapshot.tree_entries(sha)
                 for entry, is_dir, child in entries:
+                    path = f"{prefix}/{entry}" if prefix else entry
+                    if depth < fans:  # the fan-out of the names' hashes: one hex digit a level
+                        if is_dir and lay.fan_entry(entry) and (buckets is None or any(b.startswith(path) for b in buckets)):
+                            below.append((path, child))
+                        continue
                     if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
                         continue  # files, and records beside _tags (_referrers): no name component starts with "_"
                     if entry == layout.TAGS_DIR:
-                        found.append((prefix, child))
-                    elif _may_match(name := f"{prefix}/{entry}" if prefix else entry, globs):
-                        below.append((name, child))
+                        name = lay.name_of(prefix)
+                        if name is not None:  # else in another name's bucket: not found by its path, so not a name
+                            found.append((name, child))
+                    elif _may_match(path[fans * 2 :], globs):
+                        below.append((path, child))
             level = below
+            depth += 1
         return sorted(found)
 
     def names(self, globs: Sequence[str] = ()) -> Iterator[str]:
@@ -224,7 +246,7 @@ class RegistryView:
         """Fetch the tag files of ``names`` in two exchanges, if the snapshot is a partial mirror's."""
         if not self.snapshot.fetches:
             return
-        dirs = [layout.tags_dir(n) for n in names]
+        dirs = [self.layout.tags_dir(n) for n in names]
         self.snapshot.prefetch(dirs, below=1)  # each _tags tree with its files
         self.snapshot.prefetch(ids=[sha for d in dirs for _, is_dir, sha in self.snapshot.listdir(d) if not is_dir])
 
@@ -232,8 +254,9 @@ class RegistryView:
         """Fetch the tag files of one name from a partial mirror: its directory with its ``_tags`` and their files, a level an exchange.
 
         ``repositories/scale/img1``: ``scale``, then ``img1`` with two levels under it (two exchanges; :meth:`prefetch_tags` takes three).
+        From format version 4: the fan-out levels, the bucket with the names in it, then the name's (see :func:`_name_dir`).
         """
-        self.snapshot.prefetch(more=[_name_dir(name)])
+        self.snapshot.prefetch(more=_name_dir(self.layout, name))
 
     def prefetch_summaries(self, names: Sequence[str]) -> None:
         """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
@@ -261,10 +284,10 @@ class RegistryView:
         todo = [d for r in refs if (d := r if isinstance(r, Digest) else r.digest) is not None]
         try:
             shards = SHARDS if records else SHARDS[:2]
-            self.snapshot.prefetch(more=[*(_name_dir(r.name) for r in tagged), *((s, 0) for s in shards)])
+            self.snapshot.prefetch(more=[*(w for r in tagged for w in _name_dir(self.layout, r.name)), *((s, 0) for s in shards)])
             for ref in tagged:
                 assert ref.tag is not None
-                data = self.snapshot.read(layout.tag_path(ref.name, ref.tag))
+                data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
                 digest = layout.parse_tag(data) if data is not None else None
                 if digest is not None:
                     todo.append(digest)
@@ -347,7 +370,7 @@ class RegistryView:
         tag does not hide the others.
         """
         validate_name(name)
-        return self._tag_files(name, self.snapshot.listdir(layout.tags_dir(name)), {})
+        return self._tag_files(name, self.snapshot.listdir(self.layout.tags_dir(name)), {})
 
     def all_tag_entries(self) -> Iterator[tuple[str, list[tuple[str, Digest | LfsregError]] | LfsregError]]:
         """:meth:`tag_entries` of every name :meth:`names` lists, in that order, from one walk of the tree.
@@ -381,7 +404,7 @@ class RegistryView:
             found = read.get(sha)
             if found is None:
                 try:
-                    digest = layout.parse_tag(self.snapshot.blob(sha, f"{layout.tags_dir(name)}/{tag}"))
+                    digest = layout.parse_tag(self.snapshot.blob(sha, self.layout.tag_path(name, tag)))
                 except LfsregError as exc:
                     out.append((tag, exc))  # named by its path: not shared with other tags
                     continue

@@ -19,7 +19,6 @@ from ..digest import Digest
 from ..errors import InvalidReference, LfsregError
 from ..manifest import dump_json, load_json, parse_manifest, sniff_media_type
 from ..reference import ImageRef, validate_tag
-from ..registry import layout
 from ..registry.view import RegistryView
 from .blobs import BlobReader
 from .errors import ApiError
@@ -179,7 +178,7 @@ def referrers_of(view: RegistryView, name: str, subject: Digest) -> list[dict[st
     subject) whose manifest is still stored. A damaged record is skipped: records are an index.
     """
     out: dict[str, dict[str, Any]] = {}
-    directory = layout.referrers_dir(name, subject)
+    directory = view.layout.referrers_dir(name, subject)
     for entry, is_dir, sha in view.snapshot.listdir(directory):
         if is_dir:
             continue

@@ -10,7 +10,9 @@ nginx served for the step (git and LFS).
 * cold pull of ``bench/small:1`` from each, and of one ``scale/`` image (whose name sits in the
   big ``repositories/scale`` directory) from the big registry and from one holding only it;
 * warm pull of the same tag (the pull's cache): one ref query (protocol v0's refs advertisement, one GET);
-* cold push of a new small image into each (a fresh copy of each registry per repetition);
+* cold push of a new small image into each (a fresh copy of each registry per repetition), under a
+  new name of its own (``bench/fresh``) and under a new name in the big ``scale/`` namespace (into the
+  big registry and into the one holding only one ``scale/`` image);
 * ``tags`` and ``images`` of the whole registry, warm; ``tags REPO NAME`` cold.
 
 Targets (issue 13): cold pull and push from/into the big registry at most 2x the bytes and
@@ -36,6 +38,7 @@ from tools.bench.session import Session
 
 BYTES_X, TIME_X, LIST_S, TAGS_NAME_S = 2.0, 1.5, 1.0, 0.3
 SMALL = "bench/small:1"
+SCALE_NEW = "scale/fresh:1"  # a new name in the big namespace
 REF_QUERY = 1  # git requests of a warm pull: the refs advertisement (v0: no ls-refs)
 
 
@@ -153,6 +156,11 @@ def run(s: Session) -> None:
             for key, where in pushes if rep % 2 == 0 else pushes[::-1]:
                 step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image into {where}", g, lr)
                 s.r.run(step, lr.cmd("push", served[where].url, f"docker-archive:{path}"), env=_env(s, lr, server, base / key))
+            pushes1 = [("push1.filter", "filter"), ("push1.one", "one")]  # a new name in the scale/ namespace
+            for key, where in pushes1 if rep % 2 == 0 else pushes1[::-1]:
+                step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image as {SCALE_NEW} into {where}", g, lr)
+                cmd = lr.cmd("push", served[where].url, f"docker-archive:{path}", "--tag", SCALE_NEW)
+                s.r.run(step, cmd, env=_env(s, lr, server, base / key))
             name = one.split(":")[0]
             tags_one = s.lfsreg_step("partial.tags_name", f"tags REPO {name}, cold", g, lr)
             s.r.run(tags_one, lr.cmd("tags", served["filter"].url, name), env=_env(s, lr, server, base / "tags-name"))
@@ -184,7 +192,8 @@ def _bytes(s: Session, name: str, num: str, den: str) -> Check:
 def checks(s: Session) -> list[Check]:
     out: list[Check] = []
     pairs = [("pull of the small image", "pull.filter", "pull.small"), ("pull of a scale/ image", "pull1.filter", "pull1.one"),
-             ("push of a new image", "push.filter", "push.small")]  # fmt: skip
+             ("push of a new image", "push.filter", "push.small"),
+             ("push of a new image into scale/", "push1.filter", "push1.one")]  # fmt: skip
     for lr in s.lfsregs:
         p = f"[{lr.name}] partial:"
 
