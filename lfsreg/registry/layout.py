@@ -205,6 +205,19 @@ class Layout:
         """The record of manifest ``referrer`` (its descriptor, JSON, as the referrers API lists it) under ``subject``."""
         return f"{self.referrers_dir(name, subject)}/{referrer.hex}"
 
+    def name_reads(self, name: str) -> list[tuple[str, int]]:
+        """What reading an image name's tags fetches from a partial mirror: ``(path, levels under it)``, in order.
+
+        Before version 4: the name's directory with two levels under it (its ``_tags`` with their
+        files). From version 4: the name's bucket with the trees down to the name's directory
+        (``repositories/7/3/e`` with ``scale`` and ``scale/img1``, and the few neighbours in that
+        bucket: about 7 at 30,000 names, a tree entry each), then its ``_tags`` with their files:
+        two exchanges below the fan-out levels instead of one a component of the name.
+        """
+        if self.version < NAMES_VERSION:
+            return [(self.name_dir(name), 2)]
+        return [(self.name_bucket(name), name.count("/") + 1), (self.tags_dir(name), 1)]
+
     def name_of(self, below: str) -> str | None:
         """The image name whose directory is ``repositories/<below>`` (``None``: none is kept there).
 

@@ -35,19 +35,6 @@ SHARDS = [f"{kind}/sha256" for kind in layout.KINDS]
 _MAGIC = re.compile(r"[*?\[]")  # a glob's wildcards (fnmatch)
 
 
-def _name_dir(lay: layout.Layout, name: str) -> list[tuple[str, int]]:
-    """What reading an image name's tags fetches: its directory with two levels under it (its ``_tags`` with their files).
-
-    From format version 4 the name's fan-out bucket comes with the trees down to the name's
-    directory (``repositories/7/3/e`` with ``scale``, ``scale/img1`` and the few neighbours in
-    that bucket: about 7 at 30,000 names, 32 bytes each), then its ``_tags`` with their files:
-    two exchanges below the bucket instead of one a level of the name.
-    """
-    if not lay.name_levels:
-        return [(lay.name_dir(name), 2)]
-    return [(lay.name_bucket(name), name.count("/") + 1), (lay.tags_dir(name), 1)]
-
-
 def _may_match(prefix: str, globs: Sequence[str]) -> bool:
     """Whether a name at or below the directory ``prefix`` can match one of ``globs`` (all when there are none).
 
@@ -101,7 +88,7 @@ class RegistryView:
             return ref.digest
         assert ref.tag is not None
         # a partial mirror: the tag's directories a level an exchange, the name's with its _tags and their files
-        self.snapshot.prefetch(more=_name_dir(self.layout, ref.name))
+        self.snapshot.prefetch(more=self.layout.name_reads(ref.name))
         data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
@@ -254,9 +241,9 @@ class RegistryView:
         """Fetch the tag files of one name from a partial mirror: its directory with its ``_tags`` and their files, a level an exchange.
 
         ``repositories/scale/img1``: ``scale``, then ``img1`` with two levels under it (two exchanges; :meth:`prefetch_tags` takes three).
-        From format version 4: the fan-out levels, the bucket with the names in it, then the name's (see :func:`_name_dir`).
+        From format version 4: the fan-out levels, the bucket with the names in it, then the name's (see :meth:`layout.Layout.name_reads`).
         """
-        self.snapshot.prefetch(more=_name_dir(self.layout, name))
+        self.snapshot.prefetch(more=self.layout.name_reads(name))
 
     def prefetch_summaries(self, names: Sequence[str]) -> None:
         """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
@@ -269,9 +256,10 @@ class RegistryView:
             log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
 
     def prefetch_pull(self, refs: Sequence[ImageRef | Digest], *, records: bool = True) -> None:
-        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about fourteen in all.
+        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about sixteen in all.
 
-        The tags' directories (a name's with its ``_tags`` and their files) together with the
+        The tags' directories (a name's with its ``_tags`` and their files; from format version 4
+        its fan-out levels and bucket first, see :meth:`layout.Layout.name_reads`) together with the
         shard directories every pull reads below; then manifests (and an index's children),
         their configs with the layers' pointers, the ``diffids/`` records of the configs' layers:
         the shard levels and the file each (format version 3: four; 1 and 2: two).
@@ -284,7 +272,7 @@ class RegistryView:
         todo = [d for r in refs if (d := r if isinstance(r, Digest) else r.digest) is not None]
         try:
             shards = SHARDS if records else SHARDS[:2]
-            self.snapshot.prefetch(more=[*(w for r in tagged for w in _name_dir(self.layout, r.name)), *((s, 0) for s in shards)])
+            self.snapshot.prefetch(more=[*(w for r in tagged for w in self.layout.name_reads(r.name)), *((s, 0) for s in shards)])
             for ref in tagged:
                 assert ref.tag is not None
                 data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
