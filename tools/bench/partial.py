@@ -122,59 +122,67 @@ def run(s: Session) -> None:
     a = s.a
     fresh = s.work / "partial" / f"fresh-{a.partial_kib}k"
     fresh.mkdir(parents=True, exist_ok=True)
-    for lr in s.lfsregs:
-        regs = _build(s, lr)
-        one = s.data["partial"]["one"]
-        g = f"partial {a.partial_images}x{a.partial_tags}"
-        base = s.run_dir / f"partial-{lr.name}"
-        for rep in range(a.reps):
-            rmtree(base)
-            base.mkdir(parents=True)
-            served = {
-                "filter": _serve(server, regs["big"], f"big-filter-{lr.name}", filters=True),
-                "nofilter": _serve(server, regs["big"], f"big-nofilter-{lr.name}", filters=False),
-                # the one-image registries without filters: one fetch of their whole (tiny) tree is their cheapest read
-                "small": _serve(server, regs["small"], f"small-{lr.name}", filters=False),
-                "one": _serve(server, regs["one"], f"one-{lr.name}", filters=False),
-            }
-            pulls = [("pull.filter", "filter", SMALL), ("pull.nofilter", "nofilter", SMALL), ("pull.small", "small", SMALL),
-                     ("pull1.filter", "filter", one), ("pull1.one", "one", one)]  # fmt: skip
-            for key, where, ref in pulls if rep % 2 == 0 else pulls[::-1]:
-                label = f"cold pull {ref} from {where}" + (" (big registry)" if where in ("filter", "nofilter") else " (only that image)")
-                step = s.lfsreg_step(f"partial.{key}", label, g, lr)
-                out = base / f"{key}.tar"
-                s.r.run(step, lr.cmd("pull", served[where].url, ref, "-o", f"docker-archive:{out}"), env=_env(s, lr, server, base / key))
-                rmtree(out)
-            warm = s.lfsreg_step("partial.warm", f"warm pull {SMALL} from filter (the cold pull's cache)", g, lr)
-            out, env = base / "warm.tar", _env(s, lr, server, base / "pull.filter")
-            s.r.run(warm, lr.cmd("pull", served["filter"].url, SMALL, "-o", f"docker-archive:{out}"), env=env)
-            rmtree(out)
-            path = fresh / f"fresh-{rep}.docker.tar"
-            if not path.exists():
-                image.scale_archive(path, 1, 1, prefix="bench/fresh", salt=f"fresh-{rep}", payload=a.partial_kib * 1024)
-            pushes = [("push.filter", "filter"), ("push.nofilter", "nofilter"), ("push.small", "small")]
-            for key, where in pushes if rep % 2 == 0 else pushes[::-1]:
-                step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image into {where}", g, lr)
-                s.r.run(step, lr.cmd("push", served[where].url, f"docker-archive:{path}"), env=_env(s, lr, server, base / key))
-            pushes1 = [("push1.filter", "filter"), ("push1.one", "one")]  # a new name in the scale/ namespace
-            for key, where in pushes1 if rep % 2 == 0 else pushes1[::-1]:
-                step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image as {SCALE_NEW} into {where}", g, lr)
-                cmd = lr.cmd("push", served[where].url, f"docker-archive:{path}", "--tag", SCALE_NEW)
-                s.r.run(step, cmd, env=_env(s, lr, server, base / key))
-            name = one.split(":")[0]
-            tags_one = s.lfsreg_step("partial.tags_name", f"tags REPO {name}, cold", g, lr)
-            s.r.run(tags_one, lr.cmd("tags", served["filter"].url, name), env=_env(s, lr, server, base / "tags-name"))
-            for kind in ("tags", "images"):
-                listing = s.lfsreg_step(f"partial.{kind}_warm", f"{kind} of the whole registry, warm", g, lr)
-                env = _env(s, lr, server, base / "listing")
-                subprocess.run(lr.cmd(kind, served["filter"].url), env=env, capture_output=True, check=False)  # warms the cache
-                s.r.run(listing, lr.cmd(kind, served["filter"].url), env=env, stdout=base / f"{kind}.out")
-            if not a.keep:
-                for repo in served.values():
-                    rmtree(repo.path)
-                    rmtree(repo.lfs_storage)
-        if not a.keep:
-            rmtree(base)
+    built = {lr.name: _build(s, lr) for lr in s.lfsregs}
+    for rep in range(a.reps):
+        # revisions take turns within each repetition (first, then last): side by side under the same load
+        for lr in s.lfsregs if rep % 2 == 0 else s.lfsregs[::-1]:
+            _repetition(s, server, lr, built[lr.name], rep, fresh)
+    if not a.keep:
+        for lr in s.lfsregs:
+            rmtree(s.run_dir / f"partial-{lr.name}")
+
+
+def _repetition(s: Session, server: Any, lr: Lfsreg, regs: dict[str, Path], rep: int, fresh: Path) -> None:
+    """One repetition of every step for one revision, against fresh copies of its registries on the server."""
+    a = s.a
+    one = s.data["partial"]["one"]
+    g = f"partial {a.partial_images}x{a.partial_tags}"
+    base = s.run_dir / f"partial-{lr.name}"
+    rmtree(base)
+    base.mkdir(parents=True)
+    served = {
+        "filter": _serve(server, regs["big"], f"big-filter-{lr.name}", filters=True),
+        "nofilter": _serve(server, regs["big"], f"big-nofilter-{lr.name}", filters=False),
+        # the one-image registries without filters: one fetch of their whole (tiny) tree is their cheapest read
+        "small": _serve(server, regs["small"], f"small-{lr.name}", filters=False),
+        "one": _serve(server, regs["one"], f"one-{lr.name}", filters=False),
+    }
+    pulls = [("pull.filter", "filter", SMALL), ("pull.nofilter", "nofilter", SMALL), ("pull.small", "small", SMALL),
+             ("pull1.filter", "filter", one), ("pull1.one", "one", one)]  # fmt: skip
+    for key, where, ref in pulls if rep % 2 == 0 else pulls[::-1]:
+        label = f"cold pull {ref} from {where}" + (" (big registry)" if where in ("filter", "nofilter") else " (only that image)")
+        step = s.lfsreg_step(f"partial.{key}", label, g, lr)
+        out = base / f"{key}.tar"
+        s.r.run(step, lr.cmd("pull", served[where].url, ref, "-o", f"docker-archive:{out}"), env=_env(s, lr, server, base / key))
+        rmtree(out)
+    warm = s.lfsreg_step("partial.warm", f"warm pull {SMALL} from filter (the cold pull's cache)", g, lr)
+    out, env = base / "warm.tar", _env(s, lr, server, base / "pull.filter")
+    s.r.run(warm, lr.cmd("pull", served["filter"].url, SMALL, "-o", f"docker-archive:{out}"), env=env)
+    rmtree(out)
+    path = fresh / f"fresh-{rep}.docker.tar"
+    if not path.exists():
+        image.scale_archive(path, 1, 1, prefix="bench/fresh", salt=f"fresh-{rep}", payload=a.partial_kib * 1024)
+    pushes = [("push.filter", "filter"), ("push.nofilter", "nofilter"), ("push.small", "small")]
+    for key, where in pushes if rep % 2 == 0 else pushes[::-1]:
+        step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image into {where}", g, lr)
+        s.r.run(step, lr.cmd("push", served[where].url, f"docker-archive:{path}"), env=_env(s, lr, server, base / key))
+    pushes1 = [("push1.filter", "filter"), ("push1.one", "one")]  # a new name in the scale/ namespace
+    for key, where in pushes1 if rep % 2 == 0 else pushes1[::-1]:
+        step = s.lfsreg_step(f"partial.{key}", f"cold push of a new small image as {SCALE_NEW} into {where}", g, lr)
+        cmd = lr.cmd("push", served[where].url, f"docker-archive:{path}", "--tag", SCALE_NEW)
+        s.r.run(step, cmd, env=_env(s, lr, server, base / key))
+    name = one.split(":")[0]
+    tags_one = s.lfsreg_step("partial.tags_name", f"tags REPO {name}, cold", g, lr)
+    s.r.run(tags_one, lr.cmd("tags", served["filter"].url, name), env=_env(s, lr, server, base / "tags-name"))
+    for kind in ("tags", "images"):
+        listing = s.lfsreg_step(f"partial.{kind}_warm", f"{kind} of the whole registry, warm", g, lr)
+        env = _env(s, lr, server, base / "listing")
+        subprocess.run(lr.cmd(kind, served["filter"].url), env=env, capture_output=True, check=False)  # warms the cache
+        s.r.run(listing, lr.cmd(kind, served["filter"].url), env=env, stdout=base / f"{kind}.out")
+    if not a.keep:
+        for repo in served.values():
+            rmtree(repo.path)
+            rmtree(repo.lfs_storage)
 
 
 def _traffic(s: Session, key: str, what: str) -> float | None:
