@@ -185,8 +185,21 @@ def store_compressed(
     what: str,
 ) -> PreparedLayer:
     """Store a compressed layer byte for byte, checking its digest and its diff_id."""
-    bar = LayerProgress(progress, str(desc.digest), desc.size)
     check = DiffIdCheck(algorithm, diff_id, what)
+    path = _store_as_is(raw, desc, staging, progress, what, check)
+    return PreparedLayer(desc, diff_id, check.size, path)
+
+
+def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> PreparedLayer:
+    """Store an artifact blob byte for byte, checking its digest and size."""
+    return PreparedLayer(desc, None, None, _store_as_is(raw, desc, staging, progress, what, None))
+
+
+def _store_as_is(
+    raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str, check: DiffIdCheck | None
+) -> str:
+    """Stage ``raw`` byte for byte (digest and size checked, and ``check`` fed what it reads); return the staged path."""
+    bar = LayerProgress(progress, str(desc.digest), desc.size)
     src = VerifiedReader(raw, desc.digest, desc.size, what, tap=check)
     with staging() as (out, path):
         out.expect(desc.digest.hex, desc.size)
@@ -194,20 +207,7 @@ def store_compressed(
         _pump(src, out.write, bar)
         src.finish()
     bar.done()
-    return PreparedLayer(desc, diff_id, check.size, path)
-
-
-def store_verbatim(raw: BinaryIO, desc: Descriptor, staging: Staging, progress: ProgressCallback, what: str) -> PreparedLayer:
-    """Store an artifact blob byte for byte, checking its digest and size."""
-    bar = LayerProgress(progress, str(desc.digest), desc.size)
-    src = VerifiedReader(raw, desc.digest, desc.size, what)
-    with staging() as (out, path):
-        out.expect(desc.digest.hex, desc.size)
-        out.hashed_by(src)
-        _pump(src, out.write, bar)
-        src.finish()
-    bar.done()
-    return PreparedLayer(desc, None, None, path)
+    return path
 
 
 def stage_sniffed(reader: BinaryIO, key: str, size: int, how: LayerStaging, claimed: Digest | None = None) -> tuple[PreparedLayer, bool]:

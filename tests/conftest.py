@@ -539,18 +539,3 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     frozen too (the suite imports each of them anyway; ~0.4 s per worker)."""
     gc.collect()
     gc.freeze()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """The xdist controller runs untraced: under coverage (tools/test.sh) it runs no test and no
-    lfsreg command, only pytest's and xdist's own Python (dealing tests out, reading the workers'
-    reports, the terminal), which coverage does not measure and which a trace function makes ~3x
-    slower on Python 3.11. The workers and every process they start are measured as before."""
-    if getattr(config, "workerinput", None) is not None or not config.getoption("numprocesses", None):
-        return
-    import coverage
-
-    cov = coverage.Coverage.current()
-    if cov is not None:
-        cov.stop()

@@ -64,7 +64,26 @@ def safe_path(path: str, label: str, *, allow_dotdot: bool = False) -> str:
     return norm
 
 
-class DirFiles:
+class _SmallReads:
+    """``read_small`` for a :class:`Files` that has ``label``, ``size`` and ``open``."""
+
+    label: str
+
+    def size(self, path: str) -> int:
+        raise NotImplementedError
+
+    def open(self, path: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read_small(self, path: str) -> bytes:
+        """Read a metadata file whole (refusing absurd sizes)."""
+        if self.size(path) > MAX_SMALL:
+            raise InvalidImageError(f"{self.label}: {path} is too large for a metadata file")
+        with self.open(path) as f:
+            return f.read()
+
+
+class DirFiles(_SmallReads):
     """Files in a directory: regular files only, and links may not leave it.
 
     A FIFO, device or socket would block a reader forever or yield endless bytes, and a
@@ -121,13 +140,6 @@ class DirFiles:
             raise InvalidImageError(f"{self.label}: {path} is not a regular file")
         return os.fdopen(fd, "rb")
 
-    def read_small(self, path: str) -> bytes:
-        """Read a metadata file whole (refusing absurd sizes)."""
-        if self.size(path) > MAX_SMALL:
-            raise InvalidImageError(f"{self.label}: {path} is too large for a metadata file")
-        with self.open(path) as f:
-            return f.read()
-
     def close(self) -> None:
         """Nothing to release."""
 
@@ -166,7 +178,7 @@ class _Region:
         self.close()
 
 
-class TarFiles:
+class TarFiles(_SmallReads):
     """Files inside a tar archive (plain, gzip or zstd; compressed ones are spooled to disk).
 
     Every member name is checked: an absolute path or one with ``..`` makes the whole archive
@@ -251,13 +263,6 @@ class TarFiles:
         if member is None:
             raise BlobNotFound(f"{self.label}: missing {path}")
         return _Region(self._path, member)  # type: ignore[return-value]
-
-    def read_small(self, path: str) -> bytes:
-        """Read a metadata member whole (refusing absurd sizes)."""
-        if self.size(path) > MAX_SMALL:
-            raise InvalidImageError(f"{self.label}: {path} is too large for a metadata file")
-        with self.open(path) as f:
-            return f.read()
 
     def close(self) -> None:
         """Remove the spooled copy of a compressed archive."""
