@@ -2,9 +2,10 @@
 
 dulwich builds an object, a dictionary and a sorted list of entry tuples per tree: about 55 ms
 for the 30,000 names of one registry namespace (``repositories/scale`` of a format version 1
-to 3 registry), read by every ``tags REPO NAME`` and pull under it, and by every whole listing. A tree git wrote is already in git's order with no name
-twice, so one parse (dulwich's C ``parse_tree``) and one check of the order give the same
-entries; anything else (out of order, a repeated name, damage) is left to dulwich.
+to 3 registry), read by every ``tags REPO NAME`` and pull under it, and by every whole
+listing. A tree git wrote is already in git's order with no name twice, so one parse
+(dulwich's C ``parse_tree``) and one check of the order give the same entries; anything else
+(out of order, a repeated name, damage) is left to dulwich.
 """
 
 from __future__ import annotations
