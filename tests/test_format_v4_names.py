@@ -294,3 +294,17 @@ def test_a_cold_push_and_tags_of_a_name_among_2000_read_little(namespaces, git_h
         assert _git(repo.path, "show", f"main:{lay.tag_path('big/new', '1')}").startswith("sha256:")
     assert sent[4][0] * 4 < sent[3][0], sent  # the push: without the namespace tree
     assert sent[4][1] * 4 < sent[3][1], sent  # tags REPO NAME: likewise
+
+
+@pytest.mark.interop
+def test_a_cold_glob_listing_reads_every_bucket_in_as_many_exchanges_as_version_3(namespaces, git_http_server, tmp_path: Path) -> None:
+    """A glob with wildcards cannot be pruned by a hash: the fan-out levels and the namespaces' directories of
+    every bucket come in one exchange (one a level: three more than version 3), the same listing either way."""
+    posts, listed = {}, {}
+    for version, repo in namespaces.items():
+        seen = _Sent(git_http_server, repo)
+        listed[version] = _json("images", repo.url, "--image", "big/n100*", env=cli_env(tmp_path / f"v{version}", git_http_server))
+        posts[version] = seen.git()[0]
+    assert [r["name"] for r in listed[4]] == [f"big/n{i:04d}" for i in range(1000, 1010)]
+    assert listed[3] == listed[4]
+    assert posts[4] == posts[3], posts

@@ -199,6 +199,9 @@ class RegistryView:
         fans = lay.name_levels
         # names without wildcards are found in their own buckets (format version 4): the other buckets are not read
         buckets = {lay.name_fan(g) for g in globs} if globs and not any(_MAGIC.search(g) for g in globs) else None
+        if fans and buckets is None and self.snapshot.fetches:  # every bucket: the fan-out and the namespaces in one exchange
+            tops = [e for e, is_dir, _ in self.snapshot.listdir(layout.REPOSITORIES) if is_dir and lay.fan_entry(e)]
+            self.snapshot.prefetch(more=[(f"{layout.REPOSITORIES}/{e}", fans) for e in tops])
         found: list[tuple[str, bytes]] = []
         level: list[tuple[str, bytes | None]] = [("", None)]
         depth = 0
