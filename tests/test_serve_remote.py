@@ -14,6 +14,7 @@ import time
 
 import pytest
 import requests
+from peers.nginx import log_lines as settled_log_lines
 
 import lfsreg
 from tests.clirun import run_cli
@@ -34,7 +35,7 @@ def remote(git_http_server, git_http_repo, tmp_path, monkeypatch):
 
 
 def log_lines(server) -> list[str]:
-    return server.access_log.read_text().splitlines()
+    return settled_log_lines(server.access_log)  # settled: nginx logs a request as it finalises it
 
 
 @pytest.mark.parametrize("redirect", [False, True])

@@ -22,6 +22,7 @@ from conftest import assert_error, assert_ok, describe, fixture, run_cli
 from gitenv import cli_env, isolated_git_env, run_git
 from imageverify import source_image, verify_oci_layout
 from peers import start_tls_front
+from peers.nginx import log_lines
 
 from lfsreg.errors import LfsregError
 from lfsreg.formats.lfs_pointer import LfsObject
@@ -52,7 +53,7 @@ def _assert_untouched(repo) -> None:
 def _storage_gets(front, status: int) -> int:
     """How many LFS object downloads the front answered with ``status``."""
     pattern = re.compile(rf'"GET /\S+\.git/info/lfs/objects/storage/\S+ HTTP/1\.1" {status} ')
-    return len(pattern.findall(front.access_log.read_text()))
+    return len(pattern.findall("\n".join(log_lines(front.access_log))))
 
 
 def _failed_handshakes(front) -> int:
@@ -82,7 +83,7 @@ def _push_and_pull(front, repo, tmp_path: Path, env: dict[str, str], *args: str)
 def test_push_and_pull_with_ca_bundle_option(git_http_server, git_http_repo, tls_front, tls_certs, tmp_path):
     env = _env(tmp_path, git_http_server)
     _push_and_pull(tls_front, git_http_repo, tmp_path, env, "--ca-bundle", str(tls_certs.ca))
-    log = tls_front.access_log.read_text()
+    log = "\n".join(log_lines(tls_front.access_log))
     assert 'git-receive-pack HTTP/1.1" 200' in log and 'git-upload-pack HTTP/1.1" 200' in log
 
 
@@ -116,7 +117,7 @@ def test_redirected_repository(git_http_server, git_http_repo, tls_front, tls_ce
     fresh = {**env, "LFSREG_CACHE": str(tmp_path / "cache-pull")}
     assert_ok(run_cli("pull", moved, "acme/app:1.0", "-o", f"oci:{tmp_path / 'out.oci'}", env=fresh))
     verify_oci_layout(tmp_path / "out.oci")
-    log = tls_front.access_log.read_text()
+    log = "\n".join(log_lines(tls_front.access_log))
     assert re.search(r'"GET /moved/\S+/info/refs\?service=git-upload-pack HTTP/1\.1" 307 ', log)
     assert re.search(r'"POST /moved/\S+/info/lfs/objects/batch HTTP/1\.1" 307 ', log)
 
@@ -294,4 +295,4 @@ def test_ssh_remote_whose_lfs_server_speaks_https(sshd_server, git_http_server, 
     assert_ok(run_cli("pull", url, "acme/app:1.0", "-o", f"oci:{out}", env=env("pull", REQUESTS_CA_BUNDLE=str(tls_certs.ca))))
     (image,) = verify_oci_layout(out)
     assert image.diff_ids == source_image(APP).diff_ids
-    assert re.search(r'"POST /\S+\.git/info/lfs/objects/batch HTTP/1\.1" 200 ', tls_front.access_log.read_text())
+    assert re.search(r'"POST /\S+\.git/info/lfs/objects/batch HTTP/1\.1" 200 ', "\n".join(log_lines(tls_front.access_log)))
