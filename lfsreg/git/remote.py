@@ -357,13 +357,12 @@ class GitRemote:
         def generate(
             have: Set[ObjectID], want: Set[ObjectID], *, ofs_delta: bool = True, progress: Callable[[bytes], None] | None = None
         ) -> Any:
-            store = self.mirror.repo.object_store
-            if partial.is_partial(self.mirror):
-                # the commit's new trees and blobs, found along the changed paths (no walk of the whole tree)
-                return partial.pack_data(self.mirror, old, new)
-            # A shallow mirror lacks history below its boundary: stop the walk there.
-            shallow = self.mirror.repo.get_shallow()
-            return store.generate_pack_data([h for h in have if h in self.mirror], want, shallow=shallow, ofs_delta=ofs_delta)
+            # The commit and the trees and blobs it changed, found along the changed paths: the
+            # server has ``old`` (the update is refused otherwise), so it has everything else.
+            # Whole mirrors too: dulwich's generic search walked the remote's whole tree and every
+            # entry of the mirror's pack (at 30,000 images over a server without filters: ~60 MB
+            # more peak memory and seconds per push), for the same few objects.
+            return partial.pack_data(self.mirror, old, new)
 
         said: list[bytes] = []  # receive-pack's messages (why a ref update failed, e.g. "cannot lock ref")
 
