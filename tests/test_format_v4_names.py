@@ -25,6 +25,7 @@ from hostile import edit_registry
 from imageverify import FIXTURES
 from peers.nginx import RepoLog
 from test_chunked_layers import MIB, big_archive
+from test_partial_fetch import _path_objects  # the tip's fetch and every tree and file along paths
 
 from lfsreg.digest import Digest
 from lfsreg.registry import layout
@@ -211,19 +212,6 @@ def _objects(cache: Path) -> set[str]:
     return out
 
 
-def _trees_at(repo: Path, tip: str, paths: list[str]) -> set[str]:
-    """The ids of ``paths`` (and of every directory above them) at ``tip``, and the root's entries (the tip's fetch)."""
-    out = {tip, _git(repo, "rev-parse", f"{tip}^{{tree}}").strip(), *_git(repo, "ls-tree", "--format=%(objectname)", tip).split()}
-    for path in paths:
-        parts = path.split("/")
-        for i in range(1, len(parts) + 1):
-            spec = f"{tip}:{'/'.join(parts[:i])}"
-            found = subprocess.run(["git", "-C", str(repo), "rev-parse", "-q", "--verify", spec], capture_output=True, text=True)
-            if found.returncode == 0:
-                out.add(found.stdout.strip())
-    return out
-
-
 @pytest.mark.interop
 def test_a_cold_pull_of_one_name_among_2000_fetches_its_path_and_bucket_only(namespaces, git_http_server, tmp_path: Path) -> None:
     sent, posts, pulled = {}, {}, {}
@@ -249,7 +237,7 @@ def test_a_cold_pull_of_one_name_among_2000_fetches_its_path_and_bucket_only(nam
         bucket = lay.name_bucket(PICK)
         below = _git(repo.path, "ls-tree", "-r", "-d", "--name-only", f"{tip}:{bucket}").split()
         in_bucket = [f"{bucket}/{p}" for p in below if p.count("/") <= 1]
-        allowed = _trees_at(repo.path, tip, [*image, lay.tag_path(PICK, PICK_TAG), *in_bucket])
+        allowed = _path_objects(repo.path, tip, [*image, lay.tag_path(PICK, PICK_TAG), *in_bucket])
         got = _objects(cache / "cache")
         assert got <= allowed, sorted(got - allowed)
         assert _git(repo.path, "rev-parse", f"{tip}:{lay.name_dir(PICK)}").strip() in got
