@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Protocol
 
 import zstandard
@@ -337,3 +337,52 @@ class FrameReader:
     def close(self) -> None:
         """Stop: the pool drops frames not started (also done when the reader is collected)."""
         self._outputs.close()
+
+
+#: :func:`declared_size` gives up past this many frames or blocks per declared byte and this many more.
+_WALK_SLACK = 1024
+
+
+def declared_size(read_at: Callable[[int, int], bytes], length: int) -> int | None:
+    """The decompressed size the frames of a zstd stream of ``length`` bytes declare, or None.
+
+    ``read_at(pos, n)``: the stream's ``n`` bytes at ``pos`` (fewer at its end).
+
+    Reads only the frames' and blocks' headers (a few bytes each, by position). None when a
+    frame declares no content size, or when the walk would take more steps than real frames
+    need (:data:`_WALK_SLACK` beyond one frame per 64 KiB and one block per 16 KiB declared):
+    the caller measures another way. Nothing here is trusted: decoding checks each frame
+    against its declared size. Raises :class:`zstandard.ZstdError` if the headers do not walk
+    to exactly ``length`` bytes.
+    """
+
+    def at(pos: int, n: int, what: str) -> bytes:
+        data = read_at(pos, n)
+        if len(data) < n:
+            raise zstandard.ZstdError(f"zstd stream truncated inside {what}")
+        return data
+
+    pos = total = frames = blocks = 0
+    while pos < length:
+        start = at(pos, max(5, min(18, length - pos)), "a frame header")  # a header is 5 to 18 bytes
+        if len(start) >= 8 and int.from_bytes(start[:4], "little") & 0xFFFFFFF0 == _SKIPPABLE:
+            pos += 8 + int.from_bytes(start[4:8], "little")
+            continue
+        if start[:4] != _MAGIC:
+            raise zstandard.ZstdError("not a zstd frame where one should start (trailing data?)")
+        header = zstandard.frame_header_size(start)
+        params = zstandard.get_frame_parameters(start[:header])
+        frames += 1
+        if params.content_size == _UNKNOWN or frames > total // (64 << 10) + _WALK_SLACK:
+            return None
+        total += params.content_size
+        p, last = pos + header, False
+        while not last:
+            blocks += 1
+            if blocks > total // (16 << 10) + _WALK_SLACK:
+                return None
+            p, last = _next_block(int.from_bytes(at(p, 3, "a block header"), "little"), p)
+        pos = p + (4 if params.has_checksum else 0)
+    if pos != length:
+        raise zstandard.ZstdError("zstd stream truncated inside a frame")
+    return total

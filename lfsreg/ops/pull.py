@@ -7,7 +7,10 @@ output appears only when everything checked out (written under a temporary name,
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import io
+import itertools
 import logging
 import platform as _platform
 import zlib
@@ -18,7 +21,7 @@ import zstandard
 from .. import mediatypes as mt
 from ..compression import decompressing_reader
 from ..digest import CHUNK, Digest
-from ..errors import DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
+from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, InvalidImageError, UsageError
 from ..formats.lfs_pointer import LfsObject
 from ..image import ArchiveDestination, ArchiveImage, Blob, HeldBlobs, ImageDestination, LayoutImage
 from ..integrity import DiffIdCheck, VerifiedReader, Verifying
@@ -28,6 +31,7 @@ from ..pipeline import ReadAhead
 from ..progress import PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..reference import ImageRef
 from ..registry.view import RegistryView
+from ..zstd_frames import declared_size
 from .chunking import JoinedObjects
 
 log = logging.getLogger(__name__)
@@ -70,7 +74,8 @@ class _Reader:
         data = self.view.blob(desc.digest)
         return Blob(desc, lambda: VerifiedReader(io.BytesIO(data), desc.digest, desc.size, f"blob {desc.digest}"))
 
-    def _want(self, desc: Descriptor) -> None:
+    def want(self, desc: Descriptor) -> None:
+        """Note ``desc``'s objects as ones the output reads (:meth:`prefetch` fetches them)."""
         objects = self.view.layer_objects(desc)
         for obj in objects:
             self.objects[obj.oid] = obj
@@ -84,7 +89,7 @@ class _Reader:
 
     def stored_layer(self, desc: Descriptor, diff_id: Digest | None) -> Blob:
         """The layer as stored; its diff_id (if any) is checked too, by decompressing alongside."""
-        self._want(desc)
+        self.want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
         if diff_id is None:
             return Blob(desc, lambda: ReadAhead(self._layer_stream(desc)))
@@ -101,8 +106,11 @@ class _Reader:
         return Blob(desc, opener)
 
     def plain_layer(self, desc: Descriptor, diff_id: Digest) -> Blob:
-        """The layer decompressed to a plain tar (digest == diff_id), for ``docker load``."""
-        self._want(desc)
+        """The layer decompressed to a plain tar (digest == diff_id), for ``docker load``.
+
+        Its objects are fetched already (:meth:`want`, then :meth:`prefetch`): its size may be read from them.
+        """
+        self.want(desc)
         compression = mt.layer_compression(desc.media_type) or "none"
         if compression == "none":
             if desc.digest != diff_id:
@@ -125,12 +133,18 @@ class _Reader:
         return Blob(Descriptor(mt.OCI_LAYER, diff_id, size), opener)
 
     def _uncompressed_size(self, desc: Descriptor, diff_id: Digest, compression: str) -> tuple[int, bool]:
-        """The layer's size decompressed, and whether it is a ``diffids/`` record's word for it."""
+        """The layer's size decompressed, and whether it is a ``diffids/`` record's word for it.
+
+        A zstd layer whose frames declare their sizes (lfsreg writes them so) is sized from its
+        frame headers, in its fetched object: no record is read, so a pull from a remote fetched
+        in part reads no ``diffids/`` path for it (:meth:`RegistryView.prefetch_pull`).
+        """
+        if compression == "zstd" and (declared := self._declared_size(desc)) is not None:
+            return declared, False
         stored = self.view.stored_layer(diff_id) if self.trust_records else None
         if stored is not None and stored.uncompressed_size is not None and stored.desc.digest == desc.digest:
             return stored.uncompressed_size, True
-        # Layers pushed by other tools carry no record: measure by decompressing once.
-        self.lfs.fetch(self.view.layer_objects(desc), self.progress)
+        # Layers pushed by other tools carry no record: measure by decompressing once (fetched: :meth:`prefetch`).
         reader = decompressing_reader(compression, self._layer_stream(desc))  # type: ignore[arg-type]
         total = 0
         try:
@@ -139,6 +153,29 @@ class _Reader:
         except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError) as exc:
             raise DigestMismatchError(f"layer {desc.digest}: corrupt {compression} data ({exc})") from exc
         return total, False
+
+    def _declared_size(self, desc: Descriptor) -> int | None:
+        """The size a zstd layer's frames declare (read from their headers, across its chunks), or None."""
+        objects = self.view.layer_objects(desc)
+        starts = list(itertools.accumulate((o.size for o in objects), initial=0))  # chunks: the stream's pieces, in order
+        with contextlib.ExitStack() as stack:
+            try:
+                files = [stack.enter_context(self.lfs.open(o)) for o in objects]
+
+                def read_at(pos: int, n: int) -> bytes:
+                    out, i = [], bisect.bisect_right(starts, pos) - 1
+                    while n > 0 and i < len(files):
+                        files[i].seek(pos - starts[i])
+                        piece = files[i].read(min(n, starts[i + 1] - pos))
+                        if not piece:
+                            break
+                        out.append(piece)
+                        pos, n, i = pos + len(piece), n - len(piece), i + 1
+                    return b"".join(out)
+
+                return declared_size(read_at, starts[-1])
+            except (zstandard.ZstdError, BlobNotFound, OSError):
+                return None  # measured by decompressing, which names what is wrong
 
 
 class _RecordSizeWrong(DigestMismatchError):
@@ -239,7 +276,10 @@ def _collect_new(reader: _Reader, desc: Descriptor, out: list[Blob], what: str, 
     return height
 
 
-def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str | None) -> ArchiveImage:
+def _archive_image(
+    reader: _Reader, digest: Digest, ref: ImageRef, platform: str | None
+) -> tuple[Manifest, tuple[tuple[Descriptor, Digest], ...], tuple[tuple[str, str], ...]]:
+    """The manifest of ``ref`` for this platform, its layers with their diff_ids, and the names to give it."""
     what = str(ref)
     parsed = parse_manifest(reader.view.blob(digest), what)
     if isinstance(parsed, Index):
@@ -253,9 +293,8 @@ def _archive_image(reader: _Reader, digest: Digest, ref: ImageRef, platform: str
     config = parse_config(reader.view.blob(parsed.config.digest), what)
     if len(config.diff_ids) != len(parsed.layers):
         raise InvalidImageError(f"{what}: manifest and config disagree on the number of layers")
-    layers = tuple(reader.plain_layer(layer, d) for layer, d in zip(parsed.layers, config.diff_ids, strict=True))
     names = ((ref.name, ref.tag),) if ref.tag else ()
-    return ArchiveImage(reader.metadata(parsed.config), layers, names)
+    return parsed, tuple(zip(parsed.layers, config.diff_ids, strict=True)), names
 
 
 def archive_images(
@@ -274,8 +313,15 @@ def archive_images(
     reader = _Reader(view, lfs, progress, trust_records)
     view.prefetch_pull(refs)  # a remote fetched in part: what follows reads, a level an exchange
     resolved = [(ref, view.resolve(ref)) for ref in refs]
-    images = [_archive_image(reader, d, r, platform) for r, d in resolved]
-    reader.prefetch()
+    planned = [_archive_image(reader, d, r, platform) for r, d in resolved]
+    for _, layers, _ in planned:
+        for layer, _ in layers:
+            reader.want(layer)
+    reader.prefetch()  # all layers at once, before any is sized (a zstd layer's size is in its frames)
+    images = [
+        ArchiveImage(reader.metadata(manifest.config), tuple(reader.plain_layer(layer, d) for layer, d in layers), names)
+        for manifest, layers, names in planned
+    ]
     return resolved, images
 
 

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
+from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
@@ -309,10 +310,12 @@ class RegistryView:
         """Fetch the manifests and configs of ``digests`` (an index's children too), an exchange per level.
 
         ``layers``: the layers' pointers too, with the configs; ``records``: then the
-        ``diffids/`` records of the configs' layers.
+        ``diffids/`` records of the configs' layers, unless every layer is zstd (a pull sizes those
+        from their frames) or uncompressed: a record is read later only for a layer that needs it.
         """
         todo = list(dict.fromkeys(digests))
         paths: list[str] = []
+        sized: set[Digest] = set()  # configs whose layers need no record: zstd (sized by its frames) or plain
         for _ in range(MAX_INDEX_DEPTH + 3):
             if not todo and not paths:
                 return
@@ -326,13 +329,16 @@ class RegistryView:
                 try:
                     parsed = parse_manifest(data, str(digest))
                 except LfsregError:
-                    paths += [self.layout.diffid_path(d) for d in _diff_ids(data) if records]  # a config, or damaged
+                    if records and digest not in sized:  # a config, or damaged
+                        paths += [self.layout.diffid_path(d) for d in _diff_ids(data)]
                     continue
                 if isinstance(parsed, Index):
                     below += [c.digest for c in parsed.manifests]
                 else:
                     below.append(parsed.config.digest)
                     paths += [self.layout.layer_path(layer.digest) for layer in parsed.layers if layers]
+                    if all(mt.layer_compression(layer.media_type) in (None, "none", "zstd") for layer in parsed.layers):
+                        sized.add(parsed.config.digest)
             todo = list(dict.fromkeys(below))
 
     def prefetch_images(self, digests: Sequence[Digest]) -> None:
