@@ -116,6 +116,11 @@ def _decode(frame: list[bytes | memoryview], size: int) -> list[bytes]:
     return pieces
 
 
+def _skippable(start: bytes) -> bool:
+    """Whether the frame starting with these bytes (4 at least) is a skippable one."""
+    return int.from_bytes(start[:4], "little") & 0xFFFFFFF0 == _SKIPPABLE
+
+
 def _next_block(head: int, p: int) -> tuple[int, bool]:
     """Where the block after the one whose 3-byte header ``head`` is at ``p`` starts, and whether that was the last."""
     kind, size = (head >> 1) & 3, head >> 3
@@ -204,7 +209,7 @@ class _Input:
         while src.fill(1):
             src.need(5, "a frame header")
             start = src.peek(0, 5)
-            if int.from_bytes(start[:4], "little") & 0xFFFFFFF0 == _SKIPPABLE:
+            if _skippable(start):
                 src.need(8, "a skippable frame")
                 src.drop(8 + int.from_bytes(src.peek(4, 4), "little"))
                 continue
@@ -365,15 +370,17 @@ def declared_size(read_at: Callable[[int, int], bytes], length: int) -> int | No
     pos = total = frames = blocks = 0
     while pos < length:
         start = at(pos, max(5, min(18, length - pos)), "a frame header")  # a header is 5 to 18 bytes
-        if len(start) >= 8 and int.from_bytes(start[:4], "little") & 0xFFFFFFF0 == _SKIPPABLE:
+        frames += 1  # skippable ones too: a stream of empty ones is no more walked to its end
+        if frames > total // (64 << 10) + _WALK_SLACK:
+            return None
+        if len(start) >= 8 and _skippable(start):
             pos += 8 + int.from_bytes(start[4:8], "little")
             continue
         if start[:4] != _MAGIC:
             raise zstandard.ZstdError("not a zstd frame where one should start (trailing data?)")
         header = zstandard.frame_header_size(start)
         params = zstandard.get_frame_parameters(start[:header])
-        frames += 1
-        if params.content_size == _UNKNOWN or frames > total // (64 << 10) + _WALK_SLACK:
+        if params.content_size == _UNKNOWN:
             return None
         total += params.content_size
         p, last = pos + header, False

@@ -80,3 +80,5 @@ def test_declared_size_of_lfsreg_frames_and_what_it_refuses() -> None:
     empty_raw_block = (0).to_bytes(3, "little")  # raw, size 0, not last
     hostile = header + empty_raw_block * 1_000_000 + (1).to_bytes(3, "little")
     assert _sized(hostile) is None
+    # nor a million empty skippable frames
+    assert _sized(((0x184D2A50).to_bytes(4, "little") + bytes(4)) * 1_000_000) is None
