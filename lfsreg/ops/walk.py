@@ -157,10 +157,10 @@ class RegistryWalk:
                 subdirs.append([entry, child.decode()])
                 continue
             tags = []
+            name = self._names_layout.name_of(prefix) or prefix  # below the fan-out (version 4): the name
             for tag, tag_is_dir, blob in self.objects.tree(child, f"{layout.REPOSITORIES}/{prefix}/{layout.TAGS_DIR}"):
                 if tag_is_dir:
                     continue
-                name = self._names_layout.name_of(prefix) or prefix  # below the fan-out (version 4): the name
                 digest = layout.parse_tag(self.objects.blob(blob, f"{name}:{tag}"))
                 if digest is None:
                     raise NotARegistryError(f"{self.label}: tag file for {name}:{tag} is corrupt")

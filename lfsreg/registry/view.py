@@ -89,7 +89,7 @@ class RegistryView:
             return ref.digest
         assert ref.tag is not None
         # a partial mirror: the tag's directories a level an exchange, the name's with its _tags and their files
-        self.snapshot.prefetch(more=self.layout.name_reads(ref.name))
+        self.prefetch_name(ref.name)
         data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
         if data is None:
             known = self.tags(ref.name)
