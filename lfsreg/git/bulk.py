@@ -90,7 +90,7 @@ class RawObjects:
         """
         try:
             binary = unhexlify(sha)
-            fresh = self._objects.fresh.pop(binary, None) if self._objects.fresh else None
+            fresh = self._objects.take_fresh(binary)
             if fresh is not None:  # hashed to its id as it was fetched
                 if fresh[0] != kind:
                     raise NotFoundError(f"{_name(sha, what)} is not a {_KINDS[kind]}")
@@ -126,13 +126,12 @@ class RawObjects:
         found: list[tuple[int, int, int, bytes]] = []  # (pack, offset, index in shas, binary id)
         out: list[bytes | None] = [None] * len(shas)
         rest: list[int] = []
-        fresh = self._objects.fresh
         for i, sha in enumerate(shas):
             try:
                 binary = unhexlify(sha)
             except (ValueError, binascii.Error):
                 continue
-            known = fresh.pop(binary, None) if fresh else None
+            known = self._objects.take_fresh(binary)
             if known is not None:  # hashed to its id as it was fetched
                 out[i] = known[1] if known[0] == kind else None
                 continue

@@ -78,11 +78,15 @@ class ObjectFiles:
                     raise
                 attempt += 1
 
+    def take_fresh(self, binary: bytes) -> tuple[int, bytes] | None:
+        """``(type, content)`` of the object with binary id ``binary`` if a fetch just stored and hashed it (taken once), else ``None``."""
+        return self.fresh.pop(binary, None) if self.fresh else None
+
     def get_raw(self, hexsha: bytes) -> tuple[int, bytes]:
         """``(type, content)`` of the object ``hexsha``, unchecked; :class:`KeyError` if absent (retried as :meth:`get`)."""
         if self.fresh:
             with contextlib.suppress(ValueError):
-                found = self.fresh.pop(bytes.fromhex(hexsha.decode("ascii")), None)
+                found = self.take_fresh(bytes.fromhex(hexsha.decode("ascii")))
                 if found is not None:
                     return found
         attempt = 1
