@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import random
 import signal
 import tarfile
@@ -34,6 +35,7 @@ KILLS = 12
 # beside other tests (pytest-xdist) on a shared machine, and one measured in a quiet moment can
 # take twice as long a moment later; over 1x only, every kill could then land before the commit.
 SPREAD = 2.0
+SETTLE_CHECKS = 6  # 50 ms apart: see _settled
 BIG_LAYER = 12 << 20  # random bytes: compressing and storing them takes a while, so kills land in staging
 
 
@@ -76,6 +78,37 @@ def _timed_push(location: str, source: str, tag: str, env: dict[str, str]) -> fl
 def _branch_tip(repo: Path, env: dict[str, str]) -> str | None:
     proc = run_git(["rev-parse", "--verify", "--quiet", "refs/heads/main"], cwd=repo, env=env, check=False)
     return proc.stdout.decode().strip() or None
+
+
+def _working_in(repo: Path) -> bool:
+    """A process works in ``repo`` (its directory is in it) or a push's quarantined objects are there."""
+    top = os.path.realpath(repo)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:  # gone, or not ours to read
+            continue
+        if cwd == top or cwd.startswith(top + os.sep):
+            return True
+    return any((repo / "objects").glob("tmp_objdir-*"))
+
+
+def _settled(repo: Path) -> None:
+    """Return once no server process works in ``repo``, seen quiet on SETTLE_CHECKS checks in a row.
+
+    A killed client's last request may be whole at the server already: git http-backend's
+    receive-pack then goes on after the kill, moves the pack's objects in from its quarantine one
+    file at a time and moves the ref. A ``git fsck`` or a read of the branch meanwhile sees a state
+    half-way (trees whose subtrees are not moved in yet: "missing tree", seen once in a full run),
+    which is the server at work, not what the kill left. The checks in a row cover a request the
+    web server has but whose git has not started yet.
+    """
+    deadline = time.monotonic() + 60
+    quiet = 0
+    while quiet < SETTLE_CHECKS:
+        assert time.monotonic() < deadline, f"a process still works in {repo} a minute after the push was killed"
+        quiet = 0 if _working_in(repo) else quiet + 1
+        time.sleep(0.05)
 
 
 def _parent(repo: Path, commit: str, env: dict[str, str]) -> str | None:
@@ -133,6 +166,7 @@ def _kill_many(tmp_path: Path, location: str, repo: Path, env: dict[str, str], h
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
         check_no_crash_text(err, out)
+        _settled(repo)
         after = _branch_tip(repo, git_env)
         moved = after != before
         outcomes.append((sig.name, proc.returncode, moved))
