@@ -118,6 +118,15 @@ def test_versions_3_and_4_read_and_write_alike(tmp_path: Path) -> None:
     edit_registry(new, {layout.V3.tag_path("acme/lost", "1"): tree_files(new, solo)[solo]}, tmp_path)
     assert "acme/lost" not in {r["name"] for r in _json("tags", new, env=env)}
     assert [r["name"] for r in _json("images", new, "--image", "acme/*", env=env)] == ["acme/app", "acme/base", "acme/tool"]
+    # ... nor one in another name's bucket; verify names both places, where the listings say nothing
+    misfiled = f"{layout.NEW.name_bucket('solo')}/acme/misfiled/{layout.TAGS_DIR}"
+    assert layout.NEW.name_bucket("acme/misfiled") != layout.NEW.name_bucket("solo")
+    edit_registry(new, {f"{misfiled}/1": tree_files(new, solo)[solo]}, tmp_path)
+    assert "acme/misfiled" not in {r["name"] for r in _json("tags", new, env=env)}
+    checked = run_cli("verify", new, env=env)
+    assert checked.returncode == 1, checked.stderr
+    strays = [line for line in checked.stdout.splitlines() + checked.stderr.splitlines() if "no pull or listing sees it" in line]
+    assert len(strays) == 2 and "repositories/acme:" in strays[0] and f"{misfiled}:" in strays[1], checked
 
 
 def test_copy_writes_version_4_paths_from_version_3_and_back(tmp_path: Path) -> None:

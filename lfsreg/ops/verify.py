@@ -58,7 +58,11 @@ def verify_registry(view: RegistryView, lfs: LfsStore, *, deep: bool = False, pr
 def _verify(view: RegistryView, snapshot: BulkSnapshot, lfs: LfsStore, deep: bool, progress: ProgressCallback) -> VerifyReport:
     report = VerifyReport(deep=deep)
     walk = Walk(view, snapshot, report)
-    names = [entry for part in in_halves(view.tags_in, view.tag_dirs()) for entry in part]  # all_tag_entries, maybe on two cores
+    strays: list[str] = []
+    dirs = view.tag_dirs(strays=strays)
+    names = [entry for part in in_halves(view.tags_in, dirs) for entry in part]  # all_tag_entries, maybe on two cores
+    for path in strays:  # written by hand or by a tool that does not know the format version
+        walk.problem(path, f"outside every image name's place in format version {view.layout.version}: no pull or listing sees it")
     walk.prepare(found for _, entries in names if not isinstance(entries, LfsregError) for _, found in entries if isinstance(found, Digest))
     for name, entries in names:
         if isinstance(entries, LfsregError):

@@ -189,12 +189,14 @@ class RegistryView:
         self._records[diff_id] = record
         return record
 
-    def tag_dirs(self, globs: Sequence[str] = ()) -> list[tuple[str, bytes]]:
+    def tag_dirs(self, globs: Sequence[str] = (), *, strays: list[str] | None = None) -> list[tuple[str, bytes]]:
         """``(name, id of its _tags directory)`` of every image name, sorted by name (see :meth:`tags_in`).
 
         With ``globs``, at least the names that match one. Directories are read a level at a time
         (one fetch per level from a partial mirror), and with ``globs`` only those under which a
-        matching name can be.
+        matching name can be. ``strays`` gets the path of each directory found where no read looks
+        (format version 4: one that is not a fan-out directory among them, a ``_tags`` outside
+        its name's bucket): what is in it is no image name's, for ``verify`` to say so.
         """
         lay = self.layout
         fans = lay.name_levels
@@ -216,6 +218,8 @@ class RegistryView:
                     if depth < fans:  # the fan-out of the names' hashes: one hex digit a level
                         if is_dir and lay.fan_entry(entry) and (buckets is None or any(b.startswith(path) for b in buckets)):
                             below.append((path, child))
+                        elif is_dir and strays is not None and not lay.fan_entry(entry):
+                            strays.append(f"{layout.REPOSITORIES}/{path}")
                         continue
                     if not is_dir or (entry.startswith("_") and entry != layout.TAGS_DIR):
                         continue  # files, and records beside _tags (_referrers): no name component starts with "_"
@@ -223,6 +227,8 @@ class RegistryView:
                         name = lay.name_of(prefix)
                         if name is not None:  # else in another name's bucket: not found by its path, so not a name
                             found.append((name, child))
+                        elif strays is not None:
+                            strays.append(f"{layout.REPOSITORIES}/{path}")
                     elif _may_match(path[fans * 2 :], globs):
                         below.append((path, child))
             level = below
