@@ -105,6 +105,16 @@ def test_history_lists_every_digest_with_its_commit(tmp_path: Path) -> None:
     assert len(text.stdout.splitlines()) == 4 and third in text.stdout
 
 
+def test_a_push_of_many_tags_names_twenty_in_its_subject_and_every_one_in_its_body(tmp_path: Path) -> None:
+    repo = tmp_path / "reg.git"
+    tags = [f"acme/m:t{i:02d}" for i in range(25)]
+    assert_ok(run_cli("push", str(repo), APP, *(arg for tag in tags for arg in ("--tag", tag))))
+    subject, _, body = Repo(str(repo))[main_ref(repo)].message.decode().partition("\n\n")
+    assert subject == f"push {', '.join(tags[:20])} and 5 more"
+    assert body.split() == [word for tag in tags for word in (tag, APP_DIGEST)]
+    assert _history(str(repo), "acme/m:t24")["changes"][0]["message"] == subject
+
+
 def test_rollback_by_steps_and_to_digest(tmp_path: Path) -> None:
     repo = tmp_path / "reg.git"
     first, second, third = _three_versions(str(repo))

@@ -32,7 +32,7 @@ from ..reference import ImageRef
 from ..registry import layout
 from ..registry.config import object_limit as configured_object_limit
 from ..registry.config import read_limits
-from ..registry.transaction import Publisher
+from ..registry.transaction import Publisher, subject_refs
 from ..registry.view import RegistryView
 from ..signing.cosign import signature_tag
 from ..staging import forget
@@ -298,7 +298,7 @@ def copy_images(
             changes.update(lay.chunked_marker())
         return changes
 
-    names = ", ".join(f"{n}:{t}" for n, t, _ in tags[:20]) + (f" and {len(tags) - 20} more" if len(tags) > 20 else "")
+    names = subject_refs([f"{n}:{t}" for n, t, _ in tags])
     body = "\n".join(f"{n}:{t} {d}" for n, t, d in tags)
     result.commit = dst.publish(build, f"copy {names} from {src_view.label}\n\n{body}\n")
     return result

@@ -25,7 +25,7 @@ from ..git.store import GitStore
 from ..registry import layout
 from ..registry.location import Backend
 from ..registry.retention import Liveness
-from ..registry.transaction import Publisher
+from ..registry.transaction import Publisher, subject_refs
 from ..registry.view import RegistryView
 from ..signing.cosign import signed_digest
 from .history import history_tip
@@ -180,7 +180,7 @@ def prune_tags(
         # a tag pushed again since it was read is no longer the one the policy chose: it stays
         return {path: None for path, content in named.items() if view.snapshot.read(path) == content}
 
-    listed = ", ".join(f"{n}:{t}" for n, t in doomed[:20]) + (f" and {len(doomed) - 20} more" if len(doomed) > 20 else "")
+    listed = subject_refs([f"{n}:{t}" for n, t in doomed])
     body = "\n".join(f"{n}:{t} {tags[(n, t)]}" for n, t in doomed)
     result.commit = publisher.publish(build, f"prune {len(doomed)} tag(s): {listed}\n\n{body}\n")
     log.debug("pruned %d tag(s) in %s", len(doomed), result.commit)

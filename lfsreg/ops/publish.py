@@ -37,7 +37,7 @@ from ..manifest import Descriptor, Index, Manifest, dump_json, load_json, parse_
 from ..reference import validate_name, validate_tag
 from ..registry import layout
 from ..registry.config import Limits
-from ..registry.transaction import Publisher
+from ..registry.transaction import Publisher, subject_refs
 from ..registry.view import RegistryView
 from ..staging import forget
 from .chunking import check_limit, split_reader
@@ -293,7 +293,7 @@ def put_manifest(
             changes[view.layout.referrer_path(name, subject, actual)] = record
         return changes
 
-    targets = ", ".join(f"{name}:{t}" for t in tags) or f"{name}@{actual}"
+    targets = subject_refs([f"{name}:{t}" for t in tags]) or f"{name}@{actual}"
     body = "\n".join(f"{name}:{t} {actual}" for t in tags) or f"{name} {actual}"
     with guard or nullcontext():
         commit = publisher.publish(build, f"push {targets}\n\n{body}\n")

@@ -30,7 +30,7 @@ from ..pipeline import Turn
 from ..progress import DONE, ESTIMATE, PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
 from ..registry import layout
 from ..registry.config import Limits
-from ..registry.transaction import Publisher
+from ..registry.transaction import Publisher, subject_refs
 from ..registry.view import RegistryView
 from .chunking import check_limit, split_staged
 from .limits import Estimate, check_storage, estimate
@@ -417,7 +417,7 @@ def _publish(
     result.bytes_uploaded = sum(obj.size for obj, _ in staged)
     result.layers_reused = len(push.layers) - uploaded
     result.bytes_to_host = result.estimate.bytes
-    names = ", ".join(f"{n}:{t}" for n, t in tags)
+    names = subject_refs([f"{n}:{t}" for n, t in tags])
     body = "\n".join(f"{n}:{t} {d}" for (n, t), d in tags.items())
     extra = options.extra
 

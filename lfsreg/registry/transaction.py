@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from ..errors import ConcurrentUpdateError
@@ -15,6 +15,19 @@ from .view import RegistryView
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 50
+SUBJECT_REFS = 20  # the references a commit's subject line names; its body lists every one
+
+
+def subject_refs(refs: Sequence[str]) -> str:
+    """``refs`` for a commit's subject line: the first :data:`SUBJECT_REFS`, then how many more.
+
+    The body of the commit names them all; a subject naming every tag of one push of 30,000
+    images x 3 tags was one line of 1.7 MB, which ``git log --oneline`` and ``lfsreg history``
+    print whole.
+    """
+    shown = ", ".join(refs[:SUBJECT_REFS])
+    return shown + (f" and {len(refs) - SUBJECT_REFS} more" if len(refs) > SUBJECT_REFS else "")
+
 
 # Given the view at the current tip, return the path changes to apply (bytes = write, None = delete).
 ChangeBuilder = Callable[[RegistryView], Mapping[str, bytes | None]]
