@@ -112,7 +112,8 @@ if [ -n "$TEST_TMP" ]; then  # a passed run's files go (RAM); a failed run's sta
 fi
 if [ "${LFSREG_COVERAGE:-1}" != 0 ]; then
   report() {  # one chain: set -e does not apply inside a function called from `phase`
-    python3 -m coverage combine -q &&
+    python3 tools/coverage_torn.py "$COVERAGE_DIR" &&
+      python3 -m coverage combine -q &&
       # only this checkout's lfsreg: tools/bench runs other revisions from temporary copies
       python3 -m coverage json -q --include="$PWD/lfsreg/*" -o "$COVERAGE_DIR/coverage.json" &&
       python3 tools/coverage_summary.py "$COVERAGE_DIR/coverage.json"
