@@ -24,7 +24,6 @@ from gitenv import cli_env
 from hostile import edit_registry
 from imageverify import FIXTURES
 from peers.nginx import RepoLog
-from test_chunked_layers import MIB, big_archive
 from test_partial_fetch import _path_objects  # the tip's fetch and every tree and file along paths
 
 from lfsreg.digest import Digest
@@ -159,23 +158,6 @@ def test_a_reader_that_knows_version_3_refuses_version_4(tmp_path: Path, monkeyp
         assert proc.stderr.splitlines()[0] == f"lfsreg: error: {repo}: registry format version 4 is not supported by this lfsreg"
     assert _git(repo, "rev-parse", "main") == head
     assert not (tmp_path / "x.tar").exists()
-
-
-def test_version_4_stays_4_through_chunks_and_a_restored_gitattributes(tmp_path: Path) -> None:
-    env = cli_env(tmp_path)
-    repo = tmp_path / "reg.git"
-    big = tmp_path / "big.docker.tar"
-    big_archive(big, [int(1.5 * MIB)], "acme/big:1")
-    assert_ok(run_cli("init", repo, "--format-version", "4", env=env))
-    assert_ok(run_cli("config", repo, "limits.object", str(MIB), env=env))
-    assert_ok(run_cli("push", repo, f"docker-archive:{big}", env=env))  # a chunked layer
-    assert _version(repo) == 4
-    edit_registry(repo, {layout.GITATTRIBUTES: None}, tmp_path)
-    assert_ok(run_cli("push", repo, APP, env=env))
-    files = tree_files(repo, "")
-    assert files[layout.GITATTRIBUTES] == layout.GITATTRIBUTES_BYTES
-    assert json.loads(files[layout.MARKER])["version"] == 4
-    assert layout.NEW.tag_path("acme/big", "1") in files and layout.NEW.tag_path("acme/app", "1.0") in files
 
 
 # -- over HTTP: one name among 2,000 ------------------------------------------------------------
