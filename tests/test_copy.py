@@ -93,7 +93,7 @@ def test_copy_names_a_whole_image_and_text_output(source, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"{TOOL}: sha256:")
     assert lines[-1].startswith("1 tag(s) copied; ")
-    assert set(tree_files(dst, "repositories/")) == {f"{layout.NEW.tags_dir('acme/tool')}/2.0"}
+    assert set(tree_files(dst, "repositories/")) == {f"{layout.NEW.tags_dir('acme/tool')}/2.0", f"{layout.NEW.name_dir('acme/tool')}/_pull"}
 
 
 def test_copy_refuses_bad_input_and_writes_nothing(source, tmp_path):

@@ -53,7 +53,7 @@ def _json(*argv: object, env: dict[str, str]) -> list[dict[str, object]]:
 
 
 def _tag_files(repo: Path) -> set[str]:
-    return set(tree_files(repo, f"{layout.REPOSITORIES}/"))
+    return {p for p in tree_files(repo, f"{layout.REPOSITORIES}/") if f"/{layout.TAGS_DIR}/" in p}  # not the names' hints
 
 
 def test_name_paths_of_each_version() -> None:

@@ -35,7 +35,7 @@ from imageverify import (
 
 from lfsreg.formats.lfs_pointer import LfsObject
 from lfsreg.lfs.store import LocalLfsStore
-from lfsreg.registry import layout
+from lfsreg.registry import hints, layout
 
 pytestmark = pytest.mark.interop
 
@@ -104,8 +104,13 @@ def check_checkout(repo: Path, work: Path, env: dict[str, str]) -> None:
         hexd = record["digest"].removeprefix("sha256:")
         assert layout.NEW.hex_path("layers", hexd) in layer_paths
         assert record["size"] == (work / layout.NEW.hex_path("layers", hexd)).stat().st_size
-    # tags name stored manifests
+    # tags name stored manifests; the names' pull hints name files of the checkout, by their git ids
     for rel in tracked(work, env, "repositories"):
+        if rel.endswith(f"/{hints.FILE}"):
+            for files in hints.parse((work / rel).read_bytes()).values():
+                for entry, sha in files.items():
+                    assert git_out(["rev-parse", f"HEAD:{hints.file_of(layout.NEW, entry)}"], work, env).strip() == sha.decode(), rel
+            continue
         text = (work / rel).read_text()
         assert text.endswith("\n") and text.startswith("sha256:"), rel
         hexd = text.strip().removeprefix("sha256:")

@@ -21,7 +21,8 @@ from gitenv import cli_env
 from imageverify import FIXTURES
 
 from lfsreg.git.bulk import RawSnapshot
-from lfsreg.git.store import GitStore, Snapshot
+from lfsreg.git.snapshot import Snapshot
+from lfsreg.git.store import GitStore
 
 
 def packed_registry(repo: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -26,9 +27,13 @@ ZSTD = ("acme/zstd:1.0", f"oci:{FIXTURES / 'app-zstd.oci'}:1.0")  # new layers w
 PULL = "acme/app:1.0"
 
 
-def _filters(repo: Path, on: bool) -> None:
-    import subprocess
+def _records(repo: Path) -> list[str]:
+    """The git ids of the diffids/ records in ``repo``'s tip."""
+    tree = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "main", "diffids"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[2] for line in tree.splitlines()]
 
+
+def _filters(repo: Path, on: bool) -> None:
     args = ["config", "uploadpack.allowFilter", "true"] if on else ["config", "--unset", "uploadpack.allowFilter"]
     subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=on)
 
@@ -78,11 +83,11 @@ def test_cold_pull_and_push_count_their_exchanges(registry, git_http_server, tmp
     assert "does not filter" not in proc.stderr and "protocol v2" not in proc.stderr
     # refs: one GET (v0's advertisement, no ls-refs); the tip; the name's first fan-out level with the shard
     # directories; its second; its bucket with the trees down to the name's directory; the name's _tags
-    # with the tag files (format version 3: acme with the shards, then app with _tags and files: two fewer);
-    # four levels each (three shard levels, then the file) for the manifest, the config with the layers'
-    # pointers, the diffids records (a version 1 registry, one shard level: two each, 9 in all; before
-    # partial fetch: 3 + 11)
-    assert seen.git() == {"refs": 1, "upload-pack": 17, "receive-pack": 0}
+    # with the tag files and its hints file (format version 3: acme with the shards, then app with _tags and
+    # files: two fewer); the hinted files (manifest, config, pointers, diffids records) in one. Without
+    # hints, four levels each (three shard levels, then the file) for the manifest, the config with the
+    # layers' pointers, the records: 17 (test_a_pull_without_hints_walks_the_shards)
+    assert seen.git() == {"refs": 1, "upload-pack": 6, "receive-pack": 0}
 
     seen = _Requests(git_http_server, repo)
     warm = run_cli("pull", repo.url, PULL, "-o", f"docker-archive:{tmp_path / 'warm.tar'}", env=env)
@@ -180,7 +185,7 @@ def test_a_server_that_refuses_protocol_v2_gets_the_old_exchanges(registry, git_
 @pytest.mark.interop
 def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(registry, git_http_server, tmp_path: Path) -> None:
     """The exchanges after the tip reuse one connection (one TLS handshake on a real host, not one each);
-    a pull into an OCI layout keeps layers as stored: it reads no diffids/ record, four exchanges fewer."""
+    a pull into an OCI layout keeps layers as stored: it fetches no diffids/ record (its hints name them)."""
     repo = registry
     relay = _Relay(git_http_server.port)
     try:
@@ -188,11 +193,18 @@ def test_fetches_by_id_share_one_connection_and_a_layout_pull_reads_no_records(r
         seen = _Requests(git_http_server, repo)
         proc = run_cli("pull", url, PULL, "-o", f"oci:{tmp_path / 'layout'}:1.0", env=cli_env(tmp_path, git_http_server))
         assert proc.returncode == 0, proc.stderr
-        # the tip; the name's fan-out levels (the first with blobs/ and layers/ shards), its bucket, its _tags;
-        # the manifest, then config and pointers: four levels each (three shard levels and the file; version 3:
-        # 11 in all, a version 1 registry: 7)
+        # the tip; the name's fan-out levels (the first with blobs/ and layers/ shards), its bucket, its _tags
+        # with its hints; the hinted manifest, config and pointers (without hints: 13, test_a_pull_without_hints_walks_the_shards)
         counts = seen.count()
-        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 13, "receive-pack": 0}
+        assert {k: v for k, v in counts.items() if k != "lfs"} == {"refs": 1, "upload-pack": 6, "receive-pack": 0}
+        records = _records(repo.path)
+        assert records, "the registry has diffids records (acme/app's layers are gzip)"
+        mirrors = list((tmp_path / "cache" / "mirrors").glob("*.git"))
+        held = subprocess.run(
+            ["git", "-C", str(mirrors[0]), "cat-file", "--batch-check=%(objectname)"], input="\n".join(records) + "\n",
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert [line.split()[-1] for line in held.splitlines()] == ["missing"] * len(records), held
         # refs and the tip (dulwich closes its connections), the fetches by id (one for all), LFS (at most one each)
         assert relay.connections <= 3 + counts["lfs"], relay.connections
     finally:

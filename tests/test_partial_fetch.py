@@ -65,9 +65,10 @@ def _path_objects(repo: Path, commit: str, paths: list[str]) -> set[str]:
 
 
 def _image_paths(repo: Path, commit: str, name: str, tag: str) -> list[str]:
-    """The paths a pull of ``name:tag`` may read: tag file, manifest, config, layer pointers, their diffids records, root files."""
+    """The paths a pull of ``name:tag`` may read: tag file, hints, manifest, config, layer pointers, their diffids records, root files."""
     digest = _git(repo, "show", f"{commit}:{layout.NEW.tag_path(name, tag)}").strip().split(":")[1]
     paths = [f"{layout.NEW.tags_dir(name)}/{tag}", "lfsreg.json", ".gitattributes", ".lfsconfig", "lfsreg-config.json"]
+    paths.append(f"{layout.NEW.name_dir(name)}/_pull")  # the name's pull hints (lfsreg/registry/hints.py)
     manifest = json.loads(_git(repo, "show", f"{commit}:{layout.NEW.hex_path('blobs', digest)}"))
     paths.append(layout.NEW.hex_path("blobs", digest))
     for desc in [manifest["config"], *manifest["layers"]]:

@@ -2,7 +2,7 @@
 
 :class:`RawObjects` reads objects straight from the packs (:mod:`lfsreg.git.packs`; then
 loose files), without building dulwich objects: about 10x faster per object than
-:class:`lfsreg.git.store.Snapshot`, which matters for tens of thousands of tags and every
+:class:`lfsreg.git.snapshot.Snapshot`, which matters for tens of thousands of tags and every
 tree of a long history. Nothing is
 cached: the caller keeps what it needs (:mod:`lfsreg.ops.walk` keeps a memo).
 """
@@ -25,7 +25,7 @@ from ..errors import BlobNotFound, CorruptContentError, LfsregError, NotFoundErr
 from .levels import DIR_MODE, Wanted
 from .objects import ObjectFiles
 from .packs import PackReader, open_packs
-from .store import Snapshot
+from .snapshot import Snapshot
 from .trees import git_order
 
 _COMMIT, _TREE, _BLOB = 1, 2, 3

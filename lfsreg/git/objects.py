@@ -14,6 +14,7 @@ by the kernel if the process dies), and packing never fails the command that tri
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
@@ -28,12 +29,17 @@ from ..errors import ConcurrentUpdateError
 from ..staging import storage_error
 from . import locks
 
-__all__ = ["ObjectFiles", "storage_error"]
+__all__ = ["ObjectFiles", "blob_id", "storage_error"]
 
 log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
 _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
+
+
+def blob_id(data: bytes) -> bytes:
+    """The git object id (hex) of a blob holding ``data``: what a tree entry of that file names."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode()
 
 
 class ObjectFiles:
@@ -46,6 +52,10 @@ class ObjectFiles:
         #: from the remote, ``False`` if it cannot. A read of a missing object asks it once.
         #: ``fetch_missing(ids, below)`` also fetches ``below`` levels under each tree in ``ids`` (``None``: all).
         self.fetch_missing: Callable[[Sequence[bytes], int | None], bool] | None = None
+        #: Set with :attr:`fetch_missing`: fetches objects by id that may not exist on the remote (hints,
+        #: lfsreg.registry.hints). ``False`` if the server did not send them all; it never falls back to a
+        #: fetch of everything, and a server that refuses it keeps answering :attr:`fetch_missing`.
+        self.fetch_optional: Callable[[Sequence[bytes]], bool] | None = None
         #: What a fetch just stored and hashed (lfsreg.git.packstore): ``binary id -> (type, content)``,
         #: taken by the first read, which then neither inflates nor checks it again.
         self.fresh: dict[bytes, tuple[int, bytes]] = {}

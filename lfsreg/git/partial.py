@@ -199,13 +199,15 @@ class ObjectFetcher:
             self._source.close()
             self._source = None
 
-    def fetch(self, ids: Iterable[bytes], below: int | None = 0) -> bool:
+    def fetch(self, ids: Iterable[bytes], below: int | None = 0, *, optional: bool = False) -> bool:
         """Fetch the objects ``ids`` that the mirror lacks, with ``below`` levels under trees.
 
         ``below=None``: trees with everything under them, once per tree (noted in :data:`WHOLE`);
         the server leaves out what the trees noted before hold (an earlier listing's ``repositories``:
         a listing after a push fetches what the push changed). ``False`` if the server cannot send
-        objects by id.
+        objects by id. ``optional``: ids that may not exist (hints read from the registry's tree):
+        ``False`` if the server refused them or left one out, and :attr:`working` stays as it was
+        (a server says "not our ref" for an id it lacks as for one it will not send).
         """
         objects = self.mirror.objects
         whole = self._whole() if below is None else set()
@@ -231,12 +233,17 @@ class ObjectFetcher:
                 try:
                     self._call(exchange)
                 except _Unsupported as exc:
+                    if optional:
+                        log.debug("%s: the server did not send hinted objects (%s)", self.mirror.path, exc)
+                        return False
                     log.info("%s: the server cannot send objects by id (%s): fetching the whole tree", self.mirror.path, exc)
                     self.working = False
                     return False
                 self.requests += 1
                 self._store(answer_path)
         missing = [i for i in wanted if not objects.has(i)]
+        if missing and optional:
+            return False
         if missing:
             raise ProtocolError(f"the git server did not send object {missing[0].decode()} when asked for it")
         if below is None:

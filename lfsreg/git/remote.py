@@ -122,6 +122,7 @@ class GitRemote:
         self._how = partial.TipFetch()
         self._filled = False  # whether the whole tree was fetched after a fetch by id failed
         self.mirror.objects.fetch_missing = self._fetch_missing
+        self.mirror.objects.fetch_optional = lambda ids: self._fetcher.fetch(ids, 0, optional=True)
 
     @property
     def credential(self) -> Credential | None:

@@ -20,30 +20,27 @@ import os
 import shutil
 import tempfile
 import time
-import zlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 
-from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
+from dulwich.errors import NotGitRepository
 from dulwich.file import FileLocked, GitFile
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from .. import interrupts
-from ..errors import BlobNotFound, CorruptContentError, NotARegistryError, NotFoundError
+from ..errors import NotARegistryError, NotFoundError
 from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
-from .levels import Wanted, prefetch_levels
 from .objects import ObjectFiles
 from .reffiles import ANY, abandon_git_files, swap_ref
-from .trees import quick_tree
+from .snapshot import DIR_MODE as DIR_MODE
+from .snapshot import Snapshot
 
 DEFAULT_BRANCH = b"refs/heads/main"
 BRANCH = DEFAULT_BRANCH  # the name of earlier releases
 FILE_MODE = 0o100644
-DIR_MODE = 0o040000
 _PACK_THRESHOLD = 6700  # git's gc.auto
-_UNSEEN = object()
 PARTIAL_MARKER = "partial"  # in a mirror fetched in part (lfsreg.git.partial), beside git's own "shallow"
 
 
@@ -110,144 +107,6 @@ class _Repo(Repo):
         except BaseException as exc:
             abandon_git_files(exc)
             raise
-
-
-class Snapshot:
-    """The registry tree at one commit (or the empty tree when ``commit`` is ``None``).
-
-    Trees are cached per snapshot, so repeated lookups under the same directories are cheap.
-    Objects are read through dulwich one at a time; :class:`lfsreg.git.bulk.BulkSnapshot` is
-    the same view for reads of a whole registry.
-    """
-
-    def __init__(self, objects: ObjectFiles, commit: str | None, *, root: bytes | None = None) -> None:
-        self.objects = objects
-        self._objects = objects
-        self.commit = commit
-        self._trees: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}  # tree id -> {name: (mode, id)}
-        self._dirs: dict[str, object] = {}  # directory path -> its entries, or None
-        self._blobs: dict[bytes, bytes] = {}
-        self.root: bytes | None = root  # the commit's tree, when the caller knows it already
-        if commit is not None and root is None:
-            obj = self._get(commit.encode())
-            if not isinstance(obj, Commit):
-                raise NotFoundError(f"git object {commit} is not a commit")
-            self.root = bytes(obj.tree)
-
-    def _get(self, sha: bytes, path: str | None = None) -> ShaFile:
-        """The object ``sha`` (the file ``path``); a missing or damaged one is named, as ``git fsck`` would."""
-        what = f"git object {sha.decode()}" + (f" ({path})" if path else "")
-        try:
-            return self._objects.get(sha)
-        except KeyError:
-            raise BlobNotFound(f"{what} is missing", hint="run `git fsck` in the repository") from None
-        except (ChecksumMismatch, ObjectFormatException, zlib.error, OverflowError) as exc:  # Overflow: a damaged delta's size
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise CorruptContentError(f"{what} is damaged: {text}", hint="run `git fsck` in the repository") from None
-
-    def _tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
-        tree = self._trees.get(sha)
-        if tree is None:
-            tree = self._trees[sha] = self._read_tree(sha)
-        return tree
-
-    def _read_tree(self, sha: bytes) -> dict[bytes, tuple[int, bytes]]:
-        """The entries of tree ``sha``, in the tree's order: ``{name: (mode, id)}``."""
-        found = quick_tree(self._objects, sha)
-        if found is not None:
-            return found
-        obj = self._get(sha)
-        if not isinstance(obj, Tree):
-            raise NotFoundError(f"git object {sha.decode()} is not a tree")
-        return {bytes(e.path): (e.mode, bytes(e.sha)) for e in obj.iteritems()}
-
-    def _dir(self, path: str) -> dict[bytes, tuple[int, bytes]] | None:
-        """The entries of the directory ``path`` (no leading or trailing ``/``), or ``None`` if there is none."""
-        found = self._dirs.get(path, _UNSEEN)
-        if found is _UNSEEN:
-            assert self.root is not None
-            if not path:
-                found = self._tree(self.root)
-            else:
-                parent, _, name = path.rpartition("/")
-                above = self._dir(parent)
-                entry = above.get(name.encode()) if above is not None else None
-                found = self._tree(entry[1]) if entry is not None and entry[0] == DIR_MODE else None
-            self._dirs[path] = found
-        return found  # type: ignore[return-value]
-
-    def _entry(self, path: str) -> tuple[int, bytes] | None:
-        if self.root is None:
-            return None
-        path = path.strip("/")
-        if not path:
-            return DIR_MODE, self.root
-        parent, _, name = path.rpartition("/")
-        above = self._dir(parent)  # directories are looked up once per snapshot
-        return above.get(name.encode()) if above is not None else None
-
-    def read(self, path: str) -> bytes | None:
-        """The content of the file at ``path``, or ``None`` if there is none."""
-        entry = self._entry(path)
-        if entry is None or entry[0] == DIR_MODE:
-            return None
-        return self.blob(entry[1], path)
-
-    def blob(self, sha: bytes, path: str | None = None) -> bytes:
-        """The content of a blob by its git object id (small ones are cached: many tag files share one).
-
-        ``path`` names the file in errors: :class:`BlobNotFound` (missing), :class:`CorruptContentError` (damaged).
-        """
-        data = self._blobs.get(sha)
-        if data is None:
-            data = self._read_blob(sha, path)
-            if len(data) <= 4096:
-                self._blobs[sha] = data
-        return data
-
-    def _read_blob(self, sha: bytes, path: str | None) -> bytes:
-        obj = self._get(sha, path)
-        if not isinstance(obj, Blob):
-            raise NotFoundError(f"git object {sha.decode()} is not a blob")
-        return obj.as_raw_string()
-
-    @property
-    def fetches(self) -> bool:
-        """Whether reads may fetch from a remote (a mirror): :meth:`prefetch` is worth preparing for."""
-        return self._objects.fetch_missing is not None
-
-    def prefetch(self, paths: Iterable[str] = (), ids: Iterable[bytes] = (), *, below: int = 0, more: Iterable[Wanted] = ()) -> None:
-        """Fetch what reading ``paths``, ``more`` and ``ids`` needs, a depth of the paths an exchange (:mod:`lfsreg.git.levels`).
-
-        A directory in ``paths`` comes with ``below`` levels under it; ``more`` pairs a path with its own.
-        """
-        if self._objects.fetch_missing is not None and self.root is not None:
-            prefetch_levels(self._dir, self._objects.has, self._objects.fetch_missing, [*((p, below) for p in paths), *more], ids)
-
-    def exists(self, path: str) -> bool:
-        """True if a file or directory exists at ``path``."""
-        return self._entry(path) is not None
-
-    def listdir(self, path: str) -> list[tuple[str, bool, bytes]]:
-        """Entries of the directory at ``path``: ``(name, is_dir, sha)``; empty if absent."""
-        entry = self._entry(path)
-        if entry is None or entry[0] != DIR_MODE:
-            return []
-        return self.tree_entries(entry[1])
-
-    def directory(self, path: str) -> Mapping[bytes, tuple[int, bytes]]:
-        """The directory at ``path`` as git stores it, ``{name: (mode, id)}`` (empty if there is none); do not modify.
-
-        For many look-ups in one directory (a shard of ``blobs/``): one dictionary look-up each.
-        """
-        return self._dir(path.strip("/")) or {}
-
-    def tree_entries(self, sha: bytes) -> list[tuple[str, bool, bytes]]:
-        """Entries of the tree ``sha`` (a directory's id from :meth:`listdir`): ``(name, is_dir, sha)``.
-
-        For walks that go down a tree by ids instead of looking each path up from the root.
-        """
-        return [(name.decode(), mode == DIR_MODE, s) for name, (mode, s) in self._tree(sha).items()]
 
 
 class GitStore:

@@ -28,7 +28,7 @@ from ..lfs.store import LfsStore
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, Manifest, dump_json, parse_config, parse_manifest
 from ..pipeline import Turn
 from ..progress import DONE, ESTIMATE, PRESENT, WAITING, ProgressCallback, ProgressEvent, no_progress
-from ..registry import layout
+from ..registry import hints, layout
 from ..registry.config import Limits
 from ..registry.transaction import Publisher, subject_refs
 from ..registry.view import RegistryView
@@ -323,7 +323,7 @@ def _paths(
     lay: layout.Layout, layers: list[tuple[Descriptor, Digest | None]], blobs: Iterable[Digest], tags: Iterable[tuple[str, str]]
 ) -> list[str]:
     """What a push reads and writes, to prefetch: layer pointers and diffids records, manifests and configs, tag files."""
-    out = [lay.blob_path(d) for d in blobs] + [lay.tag_path(n, t) for n, t in tags]
+    out = [lay.blob_path(d) for d in blobs] + [p for n, t in tags for p in (lay.tag_path(n, t), hints.path(lay, n))]
     for desc, diff_id in layers:
         out += [lay.layer_path(desc.digest), *([lay.diffid_path(diff_id)] if diff_id is not None else [])]
     return out

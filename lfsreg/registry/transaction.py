@@ -10,7 +10,7 @@ from typing import Protocol
 
 from ..errors import ConcurrentUpdateError
 from ..git.store import GitStore
-from . import layout
+from . import hints, layout
 from .view import RegistryView
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class Publisher:
             head = seen[0] if seen is not None and attempt == 0 else self.backend.tip()
             view = RegistryView(git.snapshot(head), self.label)
             changes = dict(build(view))
+            changes.update(hints.following(view.snapshot, view.layout, self.label, changes))  # names whose tags change
             if view.empty or view.snapshot.read(layout.GITATTRIBUTES) is None:
                 changes.setdefault(layout.MARKER, view.layout.marker)  # a new registry's, or the one it has
                 changes.setdefault(layout.GITATTRIBUTES, layout.GITATTRIBUTES_BYTES)

@@ -13,10 +13,10 @@ from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
 from ..formats.lfs_pointer import LfsObject
-from ..git.store import Snapshot
+from ..git.snapshot import Snapshot
 from ..manifest import MAX_INDEX_DEPTH, Descriptor, Index, parse_manifest
 from ..reference import ImageRef, validate_name
-from . import layout
+from . import hints, layout
 from .layout import DiffIdRecord
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RegistryView:
         self.snapshot = snapshot
         self.label = label
         self._records: dict[Digest, DiffIdRecord | None] = {}  # diffids records read so far
+        self._hints: hints.Hints | None = None  # what a pull's prefetch found in the names' hints files
         #: Where this registry keeps its digest-addressed files: its marker's version's (a new registry's: the newest).
         self.layout = layout.NEW
         if snapshot.commit is not None:
@@ -106,9 +107,13 @@ class RegistryView:
         """True if a manifest, index or config with this digest is stored."""
         return self.snapshot.exists(self.layout.blob_path(digest))
 
+    def _read(self, path: str) -> bytes | None:
+        """The file at ``path``: hinted content (see :mod:`.hints`) once a pull's prefetch took some, else the tree's."""
+        return self.snapshot.read(path) if self._hints is None else self._hints.read(self.snapshot, path)
+
     def blob(self, digest: Digest) -> bytes:
         """The verified bytes of a manifest, index or config."""
-        data = self.snapshot.read(self.layout.blob_path(digest))
+        data = self._read(self.layout.blob_path(digest))
         if data is None:
             raise BlobNotFound(f"{self.label}: blob {digest} is missing")
         if Digest.of_bytes(data) != digest:
@@ -144,7 +149,7 @@ class RegistryView:
 
     def _objects(self, digest: Digest, size: int | None) -> list[LfsObject]:
         path = self.layout.layer_path(digest)
-        data = self.snapshot.read(path)
+        data = self._read(path)
         if data is not None:
             obj = lfs_pointer.decode(data)
             if obj is None or obj.oid != digest.hex or (size is not None and obj.size != size):
@@ -177,7 +182,7 @@ class RegistryView:
         if diff_id in self._records:
             return self._records[diff_id]
         path = self.layout.diffid_path(diff_id)
-        data = self.snapshot.read(path)
+        data = self._read(path)
         record = None
         if data is not None:
             try:
@@ -282,13 +287,20 @@ class RegistryView:
         todo = [d for r in refs if (d := r if isinstance(r, Digest) else r.digest) is not None]
         try:
             shards = SHARDS if records else SHARDS[:2]
-            self.snapshot.prefetch(more=[*(w for r in tagged for w in self.layout.name_reads(r.name)), *((s, 0) for s in shards)])
+            names = [*(w for r in tagged for w in self.layout.name_reads(r.name)), *((hints.path(self.layout, r.name), 0) for r in tagged)]
+            self.snapshot.prefetch(more=[*names, *((s, 0) for s in shards)])
+            found = self._hints = hints.Hints(self.layout)
+            hinted: list[bytes] = []
             for ref in tagged:
                 assert ref.tag is not None
                 data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
                 digest = layout.parse_tag(data) if data is not None else None
                 if digest is not None:
                     todo.append(digest)
+                    hinted += found.learn(self.snapshot, ref.name, digest, records=records)
+            if hinted and not self.snapshot.fetch_optional(hinted):
+                log.debug("%s: the server did not send every hinted file: reading the tree for the rest", self.label)
+            found.check(self.snapshot)
             self._prefetch_images(todo, layers=True, records=records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
@@ -325,11 +337,12 @@ class RegistryView:
         for _ in range(MAX_INDEX_DEPTH + 3):
             if not todo and not paths:
                 return
-            self.snapshot.prefetch([*(self.layout.blob_path(d) for d in todo), *paths])
+            wanted = [*(self.layout.blob_path(d) for d in todo), *paths]
+            self.snapshot.prefetch([p for p in wanted if self._hints is None or not self._hints.held(self.snapshot, p)])
             below: list[Digest] = []
             paths = []
             for digest in todo:
-                data = self.snapshot.read(self.layout.blob_path(digest))
+                data = self._read(self.layout.blob_path(digest))
                 if data is None:
                     continue
                 try:
@@ -369,7 +382,7 @@ class RegistryView:
         """Every tag file of an image name, sorted by tag: its digest, or why it cannot be read.
 
         A tag file that does not parse gives :class:`NotARegistryError`; one whose git object
-        is missing or damaged, what :class:`lfsreg.git.store.Snapshot` raised. So one damaged
+        is missing or damaged, what :class:`lfsreg.git.snapshot.Snapshot` raised. So one damaged
         tag does not hide the others.
         """
         validate_name(name)

@@ -1,0 +1,268 @@
+"""Pull hints: the git ids of the files a pull of a tagged image reads, kept beside the name's tags.
+
+A remote registry read in part (:mod:`lfsreg.git.partial`) learns the id of a file only from its
+directory, so a cold pull walks the shard trees of the image's manifest, then of its config and
+layer pointers: an exchange a level (docs/format.md). A name's hints file,
+``repositories/<fan>/<name>/_pull``, lists for the images last pushed to the name the id of every
+file a pull of the image reads. It comes in the exchange that brings the name's tag files; the ids
+in it come in one more, and the shard trees are not read.
+
+Hints are only a shortcut, written by whoever can push like everything else in the tree: a reader
+takes a hinted file only when its content is what its path must hold (:func:`genuine`: a blob whose
+sha256 is the digest in its path, a pointer naming that layer, a ``diffids/`` record that parses)
+and reads the tree otherwise. A stale, damaged or hostile hints file costs the exchanges it would
+have saved, nothing else; every byte is still checked against the digests above it.
+
+The file is text, newest image first, at most :data:`MAX_IMAGES` lines::
+
+    sha256:<image hex> <k><hex>:<git id> <k><hex>:<git id> ...
+
+``<k>`` is ``b`` (``blobs/``), ``l`` (``layers/``) or ``d`` (``diffids/``). A chunked layer's
+pointers are not listed (a pull lists their directory). Readers before this file skip it: files
+in a name's directory are no tag and no name (lfsreg since its first format version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from .. import mediatypes as mt
+from ..digest import Digest
+from ..errors import LfsregError
+from ..formats import lfs_pointer
+from ..git.objects import blob_id
+from ..git.snapshot import Snapshot
+from ..manifest import Index, parse_manifest
+from . import layout
+from .closure import Closure, Needs, Reader
+
+log = logging.getLogger(__name__)
+
+FILE = "_pull"
+#: Images a hints file keeps (the latest pushed): a pull of an older tag of a name reads the tree.
+MAX_IMAGES = 16
+#: Files listed for one image at most (an index of many platforms: its pull reads the tree).
+MAX_ENTRIES = 256
+#: A hints file larger than this is not read (MAX_IMAGES x MAX_ENTRIES lines of ~110 bytes fit).
+MAX_BYTES = 512 * 1024
+#: What an entry's letter names: ``r`` is the pointer a ``diffids/`` record names (read only with the record).
+_KINDS = {"b": "blobs", "l": "layers", "d": "diffids", "r": "layers"}
+_RECORDS = "dr"
+_LINE = re.compile(r"sha256:([0-9a-f]{64})((?: [bldr][0-9a-f]{64}:[0-9a-f]{40})*)")
+
+#: ``image digest -> {entry: git id}``, newest image first; an entry is ``<k><hex>`` (see the module docstring).
+Images = dict[Digest, dict[str, bytes]]
+
+
+def file_of(lay: layout.Layout, entry: str) -> str:
+    """The path an entry names."""
+    return lay.path(_KINDS[entry[0]], Digest("sha256", entry[1:]))
+
+
+def path(lay: layout.Layout, name: str) -> str:
+    """The hints file of an image name (``name`` must be validated)."""
+    return f"{lay.name_dir(name)}/{FILE}"
+
+
+def parse(data: bytes) -> Images:
+    """The images of a hints file; lines that are not as :func:`encode` writes them are left out."""
+    out: Images = {}
+    if len(data) > MAX_BYTES:
+        return out
+    for line in data.decode("ascii", "replace").splitlines()[:MAX_IMAGES]:
+        found = _LINE.fullmatch(line)
+        if found is None:
+            continue
+        entries = found.group(2).split()[:MAX_ENTRIES]
+        out.setdefault(Digest("sha256", found.group(1)), {e[:65]: e[66:].encode() for e in entries})
+    return out
+
+
+def encode(images: Images) -> bytes:
+    """The hints file listing ``images`` (the first :data:`MAX_IMAGES`)."""
+    kept = list(images.items())[:MAX_IMAGES]
+    lines = [f"{digest}{''.join(f' {e}:{sha.decode()}' for e, sha in files.items())}\n" for digest, files in kept]
+    return "".join(lines).encode()
+
+
+def genuine(lay: layout.Layout, file: str, data: bytes) -> bool:
+    """Whether ``data`` is content the file ``file`` can hold (see the module docstring)."""
+    found = lay.digest_file(file)
+    if found is None or file != lay.path(*found):
+        return False
+    kind, digest = found
+    if kind == "blobs":
+        return Digest.of_bytes(data) == digest
+    if kind == "layers":
+        obj = lfs_pointer.decode(data)
+        return obj is not None and obj.oid == digest.hex
+    try:
+        layout.parse_diffid(data, digest, file)
+    except LfsregError:
+        return False
+    return True
+
+
+class Hints:
+    """The hinted files of one view of a registry: what a pull found in its names' hints files."""
+
+    def __init__(self, lay: layout.Layout) -> None:
+        self.layout = lay
+        self.ids: dict[str, bytes] = {}
+
+    def learn(self, snapshot: Snapshot, name: str, digest: Digest, *, records: bool) -> list[bytes]:
+        """Take the hints of image ``digest`` from ``name``'s hints file (read from ``snapshot``); their ids.
+
+        ``records=False``: not the ``diffids/`` records and the pointers they name (a pull that reads none).
+        """
+        try:
+            data = snapshot.read(path(self.layout, name))
+        except LfsregError as exc:
+            log.debug("%s: hints not read: %s", name, exc)
+            return []
+        entries = parse(data).get(digest, {}) if data is not None else {}
+        files = {file_of(self.layout, e): sha for e, sha in entries.items() if records or e[0] not in _RECORDS}
+        self.ids.update(files)
+        return list(files.values())
+
+    def check(self, snapshot: Snapshot) -> None:
+        """Drop the hints whose content the mirror lacks or that is not :func:`genuine`: the tree is read for those."""
+        for file in list(self.ids):
+            if not self._genuine(snapshot, file):
+                log.debug("a hinted %s is absent or not what its path holds: reading the tree", file)
+                del self.ids[file]
+
+    def _genuine(self, snapshot: Snapshot, file: str) -> bool:
+        if not self.held(snapshot, file):
+            return False
+        try:
+            return genuine(self.layout, file, snapshot.blob(self.ids[file], file))
+        except LfsregError:
+            return False
+
+    def held(self, snapshot: Snapshot, file: str) -> bool:
+        """Whether the hinted content of ``file`` is in the mirror (a read of it fetches nothing)."""
+        sha = self.ids.get(file)
+        return sha is not None and snapshot.holds(sha)
+
+    def read(self, snapshot: Snapshot, file: str) -> bytes | None:
+        """The content of ``file``: its hinted content if the mirror holds it and it is :func:`genuine`, else the tree's."""
+        if self.held(snapshot, file):
+            try:
+                data = snapshot.blob(self.ids[file], file)
+                if genuine(self.layout, file, data):
+                    return data
+            except LfsregError:
+                pass
+            del self.ids[file]
+        return snapshot.read(file)
+
+
+def _entries(lay: layout.Layout, needs: Needs, read: Reader, id_of: Callable[[str], bytes | None]) -> dict[str, bytes]:
+    """The entries of an image that ``needs`` those files: what a pull of it reads (``view.RegistryView.prefetch_pull``).
+
+    The ``diffids/`` records of its layers, with the pointers they name, only when a manifest has
+    a layer neither zstd nor uncompressed: a pull sizes those from their frames or their pointers.
+    """
+    found: dict[str, str] = {}  # entry -> path
+    for file in needs.files:
+        found["b" + file.rsplit("/", 1)[1]] = file
+    for file in needs.layers:
+        parsed = lay.digest_file(file)
+        if parsed is not None and file == lay.layer_path(parsed[1]):  # a chunk's pointer: its directory is listed
+            found["l" + parsed[1].hex] = file
+    if any(_needs_records(read(file)) for file in needs.files):
+        for diff_id in needs.diff_ids:
+            file = lay.diffid_path(diff_id)
+            data = read(file)
+            if data is None:
+                continue
+            found["d" + diff_id.hex] = file
+            with contextlib.suppress(LfsregError):  # a damaged record: the pull reads it and leaves it (view.stored_layer)
+                stored = layout.parse_diffid(data, diff_id, file).desc.digest
+                if "l" + stored.hex not in found:
+                    found["r" + stored.hex] = lay.layer_path(stored)
+    return {entry: sha for entry, file in found.items() if (sha := id_of(file)) is not None}
+
+
+def _needs_records(data: bytes | None) -> bool:
+    """Whether ``data`` is a manifest with a layer a pull sizes from its ``diffids/`` record."""
+    try:
+        doc = parse_manifest(data or b"", "hints")
+    except LfsregError:
+        return False  # a config, a payload
+    return not isinstance(doc, Index) and not all(mt.layer_compression(d.media_type) in (None, "none", "zstd") for d in doc.layers)
+
+
+def written(
+    snapshot: Snapshot, lay: layout.Layout, label: str, tags: Iterable[tuple[str, Digest]], changes: Mapping[str, bytes | None]
+) -> dict[str, bytes]:
+    """The hints files of a commit that makes ``changes`` to ``snapshot``'s tree and tags each ``(name, digest)``.
+
+    Each name's file gets a line for each image (newest first), before the lines it had for others.
+    An image with a part missing gets none; a file without an id (a chunked layer's) is left out.
+    """
+
+    def read(file: str) -> bytes | None:
+        return changes[file] if file in changes else snapshot.read(file)
+
+    def id_of(file: str) -> bytes | None:
+        if file in changes:
+            data = changes[file]
+            return blob_id(data) if data is not None else None
+        return snapshot.file_id(file)
+
+    closure = Closure(label, lay)
+    names: dict[str, dict[Digest, None]] = {}
+    for name, digest in tags:
+        names.setdefault(name, {})[digest] = None
+    out: dict[str, bytes] = {}
+    for name, digests in names.items():
+        new: Images = {}
+        for digest in reversed(digests):  # the last tagged first
+            try:
+                entries = _entries(lay, closure.of(digest, read), read, id_of)
+            except LfsregError as exc:
+                log.debug("%s: no hints for %s: %s", label, digest, exc)
+                continue
+            if len(entries) <= MAX_ENTRIES:
+                new[digest] = entries
+        file = path(lay, name)
+        old = read(file)
+        kept = parse(old) if old is not None else {}
+        out[file] = encode({**new, **{d: f for d, f in kept.items() if d not in new}})
+    return out
+
+
+def following(snapshot: Snapshot, lay: layout.Layout, label: str, changes: Mapping[str, bytes | None]) -> dict[str, bytes | None]:
+    """What the hints files need after ``changes`` to ``snapshot``'s tree, whoever wrote them (push, copy, a registry's PUT).
+
+    A name whose tag files are written gets its hints (:func:`written`); one whose last tag goes
+    loses its hints file, which would keep its directory alive.
+    """
+    gone: dict[str, set[str]] = {}  # a _tags directory -> its tags removed
+    added: set[str] = set()  # _tags directories that get a tag
+    tagged: list[tuple[str, Digest]] = []
+    prefix = f"{layout.REPOSITORIES}/"
+    for file, content in changes.items():
+        above, _, tag = file.rpartition("/")
+        if not above.endswith(f"/{layout.TAGS_DIR}") or not above.startswith(prefix):
+            continue
+        if content is None:
+            gone.setdefault(above, set()).add(tag)
+            continue
+        added.add(above)
+        name = lay.name_of(above[len(prefix) : -len(layout.TAGS_DIR) - 1])
+        digest = layout.parse_tag(content)
+        if name is not None and digest is not None:
+            tagged.append((name, digest))
+    out: dict[str, bytes | None] = {**written(snapshot, lay, label, tagged, changes)}
+    for tags_dir, removed in gone.items():
+        file = f"{tags_dir.rpartition('/')[0]}/{FILE}"
+        left = tags_dir in added or bool({e for e, is_dir, _ in snapshot.listdir(tags_dir) if not is_dir} - removed)
+        if not left and snapshot.exists(file):
+            out[file] = None
+    return out
