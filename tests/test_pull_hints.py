@@ -179,3 +179,17 @@ def test_every_tag_writer_keeps_hints_and_the_last_tag_takes_them_away(tmp_path:
         listed = _git(reg, "ls-tree", "-r", "--name-only", "main").splitlines()
         assert (HINTS in listed) == (ref == PULL), listed  # gone with the name's last tag: no directory is left behind
     assert not [p for p in listed if p.startswith("repositories/")], listed
+
+
+@pytest.mark.interop
+def test_copy_from_a_remote_reads_the_hinted_files_at_once(registry, git_http_server, tmp_path: Path) -> None:
+    repo = registry
+    env = cli_env(tmp_path, git_http_server)
+    seen = _Requests(git_http_server, repo)
+    proc = run_cli("copy", repo.url, str(tmp_path / "local.git"), PULL, env=env)
+    assert proc.returncode == 0, proc.stderr
+    # as a pull: the tip, the name's levels with its tag files and hints, the hinted files
+    assert seen.git() == {"refs": 1, "upload-pack": 6, "receive-pack": 0}
+    pulled = tmp_path / "copied.tar"
+    assert run_cli("pull", str(tmp_path / "local.git"), PULL, "-o", f"docker-archive:{pulled}", env=env).returncode == 0
+    assert pulled.read_bytes() == _pull(repo, git_http_server, tmp_path / "direct")[0]

@@ -15,6 +15,7 @@ layer the destination already holds in either form is not written again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,6 +139,17 @@ def selected_tags(view: RegistryView, images: list[str]) -> list[tuple[str, str,
     return [(name, tag, digest) for (name, tag), digest in out.items()]
 
 
+def _tag_refs(images: list[str]) -> list[ImageRef]:
+    """The ``NAME:TAG`` references among ``images`` (what is not one is left to :func:`selected_tags` to refuse or expand)."""
+    out = []
+    for image in images:
+        with contextlib.suppress(LfsregError):
+            ref = ImageRef.parse(image)
+            if ref.tag is not None:
+                out.append(ref)
+    return out
+
+
 def with_signatures(view: RegistryView, tags: list[tuple[str, str, Digest]]) -> list[tuple[str, str, Digest]]:
     """``tags`` and the signature tags (``NAME:sha256-<hex>.sig``, docs/format.md) the source holds for their digests.
 
@@ -243,7 +255,10 @@ def copy_images(
         BlobNotFound, CorruptContentError: a source blob or object missing or damaged (nothing published).
         ConcurrentUpdateError: the destination kept moving under the commit.
     """
+    # a remote source read in part: its tags, then what their pull hints name at once, the rest a level an exchange
+    src_view.prefetch_pull(_tag_refs(images))
     tags = with_signatures(src_view, selected_tags(src_view, images))  # before the destination is read: bad names write nothing
+    src_view.prefetch_pull([ImageRef(name, tag) for name, tag, _ in tags])  # every tag of a NAME, signatures: fetched only now
     dst_view = dst.view()
     if object_limit is None:
         object_limit = check_limit(configured_object_limit(dst_view))
@@ -329,7 +344,7 @@ def _held(view: RegistryView, desc: Descriptor) -> list[LfsObject] | None:
 def _pointers(view: RegistryView, desc: Descriptor) -> dict[str, bytes]:
     """The pointer files of a layer in ``view``: its one pointer (name ``""``), or its chunks (by name) -> content."""
     path = view.layout.layer_path(desc.digest)
-    data = view.snapshot.read(path)
+    data = view.read(path)
     if data is not None:
         return {"": data}
     return {name: view.snapshot.blob(sha, f"{path}/{name}") for name, is_dir, sha in view.snapshot.listdir(path) if not is_dir}

@@ -107,13 +107,17 @@ class RegistryView:
         """True if a manifest, index or config with this digest is stored."""
         return self.snapshot.exists(self.layout.blob_path(digest))
 
-    def _read(self, path: str) -> bytes | None:
-        """The file at ``path``: hinted content (see :mod:`.hints`) once a pull's prefetch took some, else the tree's."""
+    def read(self, path: str) -> bytes | None:
+        """The file at ``path`` (``None``: none), as the tree holds it.
+
+        Once :meth:`prefetch_pull` took a pull hint for it: the content the hint names, when that is
+        what the path must hold (:mod:`.hints`).
+        """
         return self.snapshot.read(path) if self._hints is None else self._hints.read(self.snapshot, path)
 
     def blob(self, digest: Digest) -> bytes:
         """The verified bytes of a manifest, index or config."""
-        data = self._read(self.layout.blob_path(digest))
+        data = self.read(self.layout.blob_path(digest))
         if data is None:
             raise BlobNotFound(f"{self.label}: blob {digest} is missing")
         if Digest.of_bytes(data) != digest:
@@ -149,7 +153,7 @@ class RegistryView:
 
     def _objects(self, digest: Digest, size: int | None) -> list[LfsObject]:
         path = self.layout.layer_path(digest)
-        data = self._read(path)
+        data = self.read(path)
         if data is not None:
             obj = lfs_pointer.decode(data)
             if obj is None or obj.oid != digest.hex or (size is not None and obj.size != size):
@@ -182,7 +186,7 @@ class RegistryView:
         if diff_id in self._records:
             return self._records[diff_id]
         path = self.layout.diffid_path(diff_id)
-        data = self._read(path)
+        data = self.read(path)
         record = None
         if data is not None:
             try:
@@ -342,7 +346,7 @@ class RegistryView:
             below: list[Digest] = []
             paths = []
             for digest in todo:
-                data = self._read(self.layout.blob_path(digest))
+                data = self.read(self.layout.blob_path(digest))
                 if data is None:
                     continue
                 try:
