@@ -113,8 +113,8 @@ class Hints:
         self.layout = lay
         self.ids: dict[str, bytes] = {}
 
-    def learn(self, snapshot: Snapshot, name: str, digest: Digest, *, records: bool) -> list[bytes]:
-        """Take the hints of image ``digest`` from ``name``'s hints file (read from ``snapshot``); their ids.
+    def learn(self, snapshot: Snapshot, name: str, digest: Digest, *, records: bool) -> None:
+        """Take the hints of image ``digest`` from ``name``'s hints file (read from ``snapshot``).
 
         ``records=False``: not the ``diffids/`` records and the pointers they name (a pull that reads none).
         """
@@ -122,11 +122,15 @@ class Hints:
             data = snapshot.read(path(self.layout, name))
         except LfsregError as exc:
             log.debug("%s: hints not read: %s", name, exc)
-            return []
+            return
         entries = parse(data).get(digest, {}) if data is not None else {}
-        files = {file_of(self.layout, e): sha for e, sha in entries.items() if records or e[0] not in _RECORDS}
-        self.ids.update(files)
-        return list(files.values())
+        self.ids.update({file_of(self.layout, e): sha for e, sha in entries.items() if records or e[0] not in _RECORDS})
+
+    def fetch(self, snapshot: Snapshot) -> None:
+        """Fetch the hinted files the mirror lacks in one exchange, then keep only those :func:`genuine` (:meth:`check`)."""
+        if self.ids and not snapshot.fetch_optional(self.ids.values()):
+            log.debug("the server did not send every hinted file: reading the tree for the rest")
+        self.check(snapshot)
 
     def check(self, snapshot: Snapshot) -> None:
         """Drop the hints whose content the mirror lacks or that is not :func:`genuine`: the tree is read for those."""

@@ -264,24 +264,16 @@ class RegistryView:
         """
         self.snapshot.prefetch(more=self.layout.name_reads(name))
 
-    def prefetch_summaries(self, names: Sequence[str]) -> None:
-        """:meth:`prefetch_tags` and :meth:`prefetch_images` of every tag of ``names``; what cannot be read is left to the reads."""
-        if not self.snapshot.fetches:
-            return  # a local repository: nothing to fetch, and the reads below would be done twice
-        try:
-            self.prefetch_tags(names)
-            self.prefetch_images([d for n in names for _, d in self.tag_entries(n) if isinstance(d, Digest)])
-        except LfsregError as exc:
-            log.debug("%s: prefetching the listing stopped: %s", self.label, exc)
-
     def prefetch_pull(self, refs: Sequence[ImageRef | Digest], *, records: bool = True) -> None:
-        """Fetch what a pull of ``refs`` reads from a partial mirror, an exchange per level: about sixteen in all.
+        """Fetch what a pull of ``refs`` reads from a partial mirror: about five exchanges, sixteen without pull hints.
 
-        The tags' directories (a name's with its ``_tags`` and their files; from format version 4
-        its fan-out levels and bucket first, see :meth:`layout.Layout.name_reads`) together with the
-        shard directories every pull reads below; then manifests (and an index's children),
-        their configs with the layers' pointers, the ``diffids/`` records of the configs' layers:
-        the shard levels and the file each (format version 3: four; 1 and 2: two).
+        The tags' directories (a name's with its ``_tags`` and their files, and its hints file; from
+        format version 4 its fan-out levels and bucket first, see :meth:`layout.Layout.name_reads`)
+        together with the shard directories every pull reads below; then, in one exchange, the files
+        the hints name for the tags' images (:mod:`.hints`; those that are not what their paths hold
+        are dropped). What no hint names is read an exchange per level: manifests (and an index's
+        children), their configs with the layers' pointers, the ``diffids/`` records of the configs'
+        layers: the shard levels and the file each (format version 3: four; 1 and 2: two).
         ``records=False``: no ``diffids/`` (a pull that keeps layers as stored reads none).
         What cannot be read is left to the reads.
         """
@@ -294,17 +286,14 @@ class RegistryView:
             names = [*(w for r in tagged for w in self.layout.name_reads(r.name)), *((hints.path(self.layout, r.name), 0) for r in tagged)]
             self.snapshot.prefetch(more=[*names, *((s, 0) for s in shards)])
             found = self._hints = hints.Hints(self.layout)
-            hinted: list[bytes] = []
             for ref in tagged:
                 assert ref.tag is not None
                 data = self.snapshot.read(self.layout.tag_path(ref.name, ref.tag))
                 digest = layout.parse_tag(data) if data is not None else None
                 if digest is not None:
                     todo.append(digest)
-                    hinted += found.learn(self.snapshot, ref.name, digest, records=records)
-            if hinted and not self.snapshot.fetch_optional(hinted):
-                log.debug("%s: the server did not send every hinted file: reading the tree for the rest", self.label)
-            found.check(self.snapshot)
+                    found.learn(self.snapshot, ref.name, digest, records=records)
+            found.fetch(self.snapshot)  # in one exchange; what is not what its path holds is dropped
             self._prefetch_images(todo, layers=True, records=records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
