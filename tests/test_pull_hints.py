@@ -193,3 +193,22 @@ def test_copy_from_a_remote_reads_the_hinted_files_at_once(registry, git_http_se
     pulled = tmp_path / "copied.tar"
     assert run_cli("pull", str(tmp_path / "local.git"), PULL, "-o", f"docker-archive:{pulled}", env=env).returncode == 0
     assert pulled.read_bytes() == _pull(repo, git_http_server, tmp_path / "direct")[0]
+
+
+@pytest.mark.interop
+def test_a_pull_of_an_index_takes_its_children_from_the_hints(git_http_server, tmp_path: Path) -> None:
+    repo = git_http_server.create_repo(f"hints/multi-{tmp_path.name}")
+    env = cli_env(tmp_path, git_http_server)
+    proc = run_cli("push", repo.url, f"oci:{FIXTURES / 'multi.oci'}:1.0", "--tag", "acme/multi:1.0", env=env)
+    assert proc.returncode == 0, proc.stderr
+    _git(repo.path, "config", "uploadpack.allowFilter", "true")
+    hinted = hints.parse(_git(repo.path, "show", f"main:{layout.NEW.name_dir('acme/multi')}/{hints.FILE}").encode())
+    (entries,) = hinted.values()
+    blobs = [e for e in entries if e[0] == "b"]
+    assert len(blobs) >= 5, entries  # the index, its manifests and their configs
+    seen = _Requests(git_http_server, repo)
+    out = tmp_path / "layout"
+    proc = run_cli("pull", repo.url, "acme/multi:1.0", "-o", f"oci:{out}:1.0", env=cli_env(tmp_path / "pull", git_http_server))
+    assert proc.returncode == 0, proc.stderr
+    assert seen.git() == {"refs": 1, "upload-pack": 6, "receive-pack": 0}  # as for one manifest: the children come with the index
+    assert len(list((out / "blobs" / "sha256").iterdir())) >= len(blobs)
