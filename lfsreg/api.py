@@ -378,6 +378,7 @@ class Registry(CostMethods, RetentionMethods, MaintainMethods, ServeMethods, Sig
 
         ref = ImageRef.parse(image)
         view = self.view()
+        view.prefetch_pull([ref])  # a remote read in part: the image's files (records too: sizes) by its pull hints, at once
         return inspect_image(view, ref, view.resolve(ref))
 
     def remove(self, images: Sequence[str]) -> list[str]:

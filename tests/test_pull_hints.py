@@ -212,3 +212,14 @@ def test_a_pull_of_an_index_takes_its_children_from_the_hints(git_http_server, t
     assert proc.returncode == 0, proc.stderr
     assert seen.git() == {"refs": 1, "upload-pack": 6, "receive-pack": 0}  # as for one manifest: the children come with the index
     assert len(list((out / "blobs" / "sha256").iterdir())) >= len(blobs)
+
+
+@pytest.mark.interop
+def test_inspect_of_a_remote_image_reads_the_hinted_files_at_once(registry, git_http_server, tmp_path: Path) -> None:
+    repo = registry
+    seen = _Requests(git_http_server, repo)
+    proc = run_cli("inspect", repo.url, PULL, "--format", "json", env=cli_env(tmp_path, git_http_server))
+    assert proc.returncode == 0, proc.stderr
+    assert seen.git() == {"refs": 1, "upload-pack": 6, "receive-pack": 0}  # as a pull
+    digest = _git(repo.path, "show", f"main:{layout.NEW.tag_path(NAME, '1.0')}")
+    assert digest in proc.stdout
