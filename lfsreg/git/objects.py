@@ -29,7 +29,7 @@ from ..errors import ConcurrentUpdateError
 from ..staging import storage_error
 from . import locks
 
-__all__ = ["ObjectFiles", "blob_id", "storage_error"]
+__all__ = ["OBJECT_HEADS", "ObjectFiles", "blob_id", "object_id", "storage_error"]
 
 log = logging.getLogger(__name__)
 TMP_PREFIX = "tmp_obj_"  # git's own prefix: ``git fsck`` and ``git gc`` know these files
@@ -37,9 +37,19 @@ _READ_ATTEMPTS = 3
 _SWEEP_AFTER = 3600.0  # git gc prunes temporary object files after the same delay
 
 
+#: git's object types by their number in a pack, with the header their ids hash before the content.
+OBJECT_HEADS = {1: b"commit ", 2: b"tree ", 3: b"blob ", 4: b"tag "}
+_BLOB = 3
+
+
+def object_id(kind: int, body: bytes) -> bytes:
+    """The binary git object id of an object of type ``kind`` (:data:`OBJECT_HEADS`) holding ``body``."""
+    return hashlib.sha1(OBJECT_HEADS[kind] + b"%d\0" % len(body) + body).digest()
+
+
 def blob_id(data: bytes) -> bytes:
     """The git object id (hex) of a blob holding ``data``: what a tree entry of that file names."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode()
+    return object_id(_BLOB, data).hex().encode()
 
 
 class ObjectFiles:

@@ -33,14 +33,13 @@ from typing import BinaryIO
 from dulwich.pack import apply_delta
 
 from ..errors import ProtocolError
-from .objects import storage_error
+from .objects import OBJECT_HEADS, object_id, storage_error
 from .packs import entry_header, ofs_distance
 
 __all__ = ["ANSWER_PREFIX", "answer_file", "store_pack"]
 
 ANSWER_PREFIX = "tmp_pack_answer_"  # an answer being received (dulwich's and git's tmp_pack_ prefix: git gc knows it)
 
-_HEADS = {1: b"commit ", 2: b"tree ", 3: b"blob ", 4: b"tag "}
 _OFS_DELTA, _REF_DELTA = 6, 7
 _KEPT = 256  # inflated objects kept as delta bases (a server's chains are short): 16 MiB at most
 _KEPT_BYTES = 1 << 16
@@ -79,7 +78,7 @@ class _Entries:
         elif kind == _REF_DELTA:
             base = bytes(m[pos : pos + 20])
             pos += 20
-        elif kind not in _HEADS:
+        elif kind not in OBJECT_HEADS:
             raise self.bad(offset, f"has type {kind}")
         return kind, size, pos, base
 
@@ -137,10 +136,6 @@ class _Entries:
         return kind, body
 
 
-def _object_id(kind: int, body: bytes) -> bytes:
-    return hashlib.sha1(_HEADS[kind] + b"%d\0" % len(body) + body).digest()
-
-
 def _index(m: mmap.mmap, what: str, fresh: dict[bytes, tuple[int, bytes]] | None = None) -> tuple[list[tuple[bytes, int, int]], bytes]:
     """``(binary id, crc32, offset)`` of every entry of the pack mapped at ``m``, and its checksum.
 
@@ -178,7 +173,7 @@ def _index(m: mmap.mmap, what: str, fresh: dict[bytes, tuple[int, bytes]] | None
             except _Unresolved as exc:  # another base further down its chain
                 waiting.setdefault(exc.args[0], []).append((at, crc))
                 continue
-            sha = _object_id(kind, body)
+            sha = object_id(kind, body)
             found.append((sha, crc, at))
             entries.ids.setdefault(sha, at)
             ready += waiting.pop(sha, [])
@@ -200,7 +195,7 @@ def _index(m: mmap.mmap, what: str, fresh: dict[bytes, tuple[int, bytes]] | None
                     waiting.setdefault(exc.args[0], []).append((offset, crc))
                     offset = end
                     continue
-            known(_object_id(kind, body), crc, offset, kind, body)
+            known(object_id(kind, body), crc, offset, kind, body)
             offset = end
     except IndexError:
         raise entries.bad(offset, "is cut short") from None

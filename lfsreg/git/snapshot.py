@@ -9,11 +9,10 @@ from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import Blob, Commit, ShaFile, Tree
 
 from ..errors import BlobNotFound, CorruptContentError, NotFoundError
-from .levels import Wanted, prefetch_levels
+from .levels import DIR_MODE, Wanted, prefetch_levels
 from .objects import ObjectFiles
 from .trees import quick_tree
 
-DIR_MODE = 0o040000
 _UNSEEN = object()
 
 

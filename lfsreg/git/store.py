@@ -32,9 +32,9 @@ from .. import interrupts
 from ..errors import NotARegistryError, NotFoundError
 from ..staging import DISK_ERRORS, storage_error, writing
 from . import locks
+from .levels import DIR_MODE as DIR_MODE
 from .objects import ObjectFiles
 from .reffiles import ANY, abandon_git_files, swap_ref
-from .snapshot import DIR_MODE as DIR_MODE
 from .snapshot import Snapshot
 
 DEFAULT_BRANCH = b"refs/heads/main"
