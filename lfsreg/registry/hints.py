@@ -35,7 +35,7 @@ from ..errors import LfsregError
 from ..formats import lfs_pointer
 from ..git.objects import blob_id
 from ..git.snapshot import Snapshot
-from ..manifest import Index, parse_manifest
+from ..manifest import Index, Manifest, parse_manifest
 from . import layout
 from .closure import Closure, Needs, Reader
 
@@ -107,14 +107,15 @@ def genuine(lay: layout.Layout, file: str, data: bytes) -> bool:
 
 
 class Hints:
-    """The hinted files of one view of a registry: what a pull found in its names' hints files."""
+    """The hinted files of one view of a registry: what a pull found in its names' hints files, checked."""
 
     def __init__(self, lay: layout.Layout) -> None:
         self.layout = lay
-        self.ids: dict[str, bytes] = {}
+        self.ids: dict[str, bytes] = {}  # path -> id of content the mirror holds and that is genuine
+        self._learned: dict[str, bytes] = {}  # taken from hints files, not yet fetched and checked
 
     def learn(self, snapshot: Snapshot, name: str, digest: Digest, *, records: bool) -> None:
-        """Take the hints of image ``digest`` from ``name``'s hints file (read from ``snapshot``).
+        """Take the hints of image ``digest`` from ``name``'s hints file (read from ``snapshot``), for :meth:`fetch`.
 
         ``records=False``: not the ``diffids/`` records and the pointers they name (a pull that reads none).
         """
@@ -124,45 +125,36 @@ class Hints:
             log.debug("%s: hints not read: %s", name, exc)
             return
         entries = parse(data).get(digest, {}) if data is not None else {}
-        self.ids.update({file_of(self.layout, e): sha for e, sha in entries.items() if records or e[0] not in _RECORDS})
+        self._learned.update({file_of(self.layout, e): sha for e, sha in entries.items() if records or e[0] not in _RECORDS})
 
     def fetch(self, snapshot: Snapshot) -> None:
-        """Fetch the hinted files the mirror lacks in one exchange, then keep only those :func:`genuine` (:meth:`check`)."""
-        if self.ids and not snapshot.fetch_optional(self.ids.values()):
+        """Fetch the files learned that the mirror lacks, in one exchange; keep those it then holds that are :func:`genuine`.
+
+        The others are dropped: the tree is read for them.
+        """
+        learned, self._learned = self._learned, {}
+        if learned and not snapshot.fetch_optional(learned.values()):
             log.debug("the server did not send every hinted file: reading the tree for the rest")
-        self.check(snapshot)
-
-    def check(self, snapshot: Snapshot) -> None:
-        """Drop the hints whose content the mirror lacks or that is not :func:`genuine`: the tree is read for those."""
-        for file in list(self.ids):
-            if not self._genuine(snapshot, file):
+        for file, sha in learned.items():
+            if snapshot.holds(sha) and self._genuine(snapshot, file, sha):
+                self.ids[file] = sha
+            else:
                 log.debug("a hinted %s is absent or not what its path holds: reading the tree", file)
-                del self.ids[file]
 
-    def _genuine(self, snapshot: Snapshot, file: str) -> bool:
-        if not self.held(snapshot, file):
-            return False
+    def _genuine(self, snapshot: Snapshot, file: str, sha: bytes) -> bool:
         try:
-            return genuine(self.layout, file, snapshot.blob(self.ids[file], file))
-        except LfsregError:
+            return genuine(self.layout, file, snapshot.blob(sha, file))
+        except LfsregError:  # a damaged object
             return False
 
-    def held(self, snapshot: Snapshot, file: str) -> bool:
-        """Whether the hinted content of ``file`` is in the mirror (a read of it fetches nothing)."""
-        sha = self.ids.get(file)
-        return sha is not None and snapshot.holds(sha)
+    def has(self, file: str) -> bool:
+        """Whether ``file`` has checked hinted content (a read of it fetches nothing)."""
+        return file in self.ids
 
     def read(self, snapshot: Snapshot, file: str) -> bytes | None:
-        """The content of ``file``: its hinted content if the mirror holds it and it is :func:`genuine`, else the tree's."""
-        if self.held(snapshot, file):
-            try:
-                data = snapshot.blob(self.ids[file], file)
-                if genuine(self.layout, file, data):
-                    return data
-            except LfsregError:
-                pass
-            del self.ids[file]
-        return snapshot.read(file)
+        """The content of ``file``: its checked hinted content, else the tree's."""
+        sha = self.ids.get(file)
+        return snapshot.blob(sha, file) if sha is not None else snapshot.read(file)
 
 
 def _entries(lay: layout.Layout, needs: Needs, read: Reader, id_of: Callable[[str], bytes | None]) -> dict[str, bytes]:
@@ -192,13 +184,21 @@ def _entries(lay: layout.Layout, needs: Needs, read: Reader, id_of: Callable[[st
     return {entry: sha for entry, file in found.items() if (sha := id_of(file)) is not None}
 
 
+def needs_records(manifest: Manifest) -> bool:
+    """Whether a pull reads the ``diffids/`` records of ``manifest``'s layers: one is neither zstd nor uncompressed.
+
+    A zstd layer is sized from its frames, an uncompressed one by its pointer; any other from its record.
+    """
+    return not all(mt.layer_compression(d.media_type) in (None, "none", "zstd") for d in manifest.layers)
+
+
 def _needs_records(data: bytes | None) -> bool:
-    """Whether ``data`` is a manifest with a layer a pull sizes from its ``diffids/`` record."""
+    """Whether ``data`` is a manifest that :func:`needs_records`."""
     try:
         doc = parse_manifest(data or b"", "hints")
     except LfsregError:
         return False  # a config, a payload
-    return not isinstance(doc, Index) and not all(mt.layer_compression(d.media_type) in (None, "none", "zstd") for d in doc.layers)
+    return not isinstance(doc, Index) and needs_records(doc)
 
 
 def written(

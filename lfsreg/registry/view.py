@@ -8,7 +8,6 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import BlobNotFound, DigestMismatchError, ImageNotFound, LfsregError, NotARegistryError
 from ..formats import lfs_pointer
@@ -293,7 +292,7 @@ class RegistryView:
                 if digest is not None:
                     todo.append(digest)
                     found.learn(self.snapshot, ref.name, digest, records=records)
-            found.fetch(self.snapshot)  # in one exchange; what is not what its path holds is dropped
+            found.fetch(self.snapshot)  # in one exchange; what is absent or not what its path holds is dropped
             self._prefetch_images(todo, layers=True, records=records)
         except LfsregError as exc:
             log.debug("%s: prefetching the pull stopped: %s", self.label, exc)
@@ -331,7 +330,7 @@ class RegistryView:
             if not todo and not paths:
                 return
             wanted = [*(self.layout.blob_path(d) for d in todo), *paths]
-            self.snapshot.prefetch([p for p in wanted if self._hints is None or not self._hints.held(self.snapshot, p)])
+            self.snapshot.prefetch([p for p in wanted if self._hints is None or not self._hints.has(p)])
             below: list[Digest] = []
             paths = []
             for digest in todo:
@@ -349,7 +348,7 @@ class RegistryView:
                 else:
                     below.append(parsed.config.digest)
                     paths += [self.layout.layer_path(layer.digest) for layer in parsed.layers if layers]
-                    if all(mt.layer_compression(layer.media_type) in (None, "none", "zstd") for layer in parsed.layers):
+                    if not hints.needs_records(parsed):
                         sized.add(parsed.config.digest)
             todo = list(dict.fromkeys(below))
 
